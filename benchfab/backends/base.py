@@ -1,0 +1,36 @@
+"""What every backend provides to the sweep loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..planner import PlannedTest
+
+RecordCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TestOutcome:
+    """What happened to one test: its records and how it ended."""
+
+    test_id: str
+    status: str  # ok | failed | timeout | interrupted
+    reason: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
+    log_tail: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+
+
+class Backend(Protocol):
+    name: str
+
+    def inventory(self) -> dict[str, Any]:
+        """Snapshot of what the tests can run on (hosts, devices), for run.json."""
+        ...
+
+    def run_test(self, test: PlannedTest, log_dir: str, on_record: RecordCallback) -> TestOutcome:
+        """Run one test to completion, failure or timeout; never leaves a rank behind."""
+        ...

@@ -1,0 +1,259 @@
+"""The embedded default: each rank is a local ``python -m benchfab.worker`` process.
+
+Ranks rendezvous over loopback. A watchdog thread-free poll loop reads rank 0's
+records as they are printed (so a test that times out keeps the sizes it
+finished), notices a rank that died, and enforces the per-test timeout: a hung
+rank, like the classic NCCL hang at the first all-reduce, is killed and the
+test is recorded as ``timeout`` with the last log lines of every rank.
+
+Every rank runs in its own session (so a terminal's Ctrl-C reaches only the
+controller, which then kills the ranks in order) and asks the kernel to kill it
+if the controller dies (PR_SET_PDEATHSIG in the worker).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from ..planner import PlannedTest
+from ..task import parse_record
+from .base import RecordCallback, TestOutcome
+
+POLL_S = 0.05
+GRACE_S = 5.0  # after one rank fails, how long the others get to report their own error
+LOG_TAIL_LINES = 8
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    out = [ln for ln in data.splitlines() if ln.strip() and parse_record(ln) is None]
+    return out[-lines:]
+
+
+class LogFollower:
+    """Reads complete new lines from a log file another process is writing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+        self._partial = b""
+
+    def lines(self) -> list[str]:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                return []
+        chunk = self._file.read()
+        if not chunk:
+            return []
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        return [c.decode("utf-8", "replace") for c in complete]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, python: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+        self.python = python or sys.executable
+        self.extra_env = dict(extra_env or {})
+
+    def inventory(self) -> dict[str, Any]:
+        gpus = sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*")) if Path("/proc/driver/nvidia/gpus").exists() else []
+        return {
+            "backend": "local",
+            "nodes": [{
+                "name": socket.gethostname(),
+                "cpus": os.cpu_count(),
+                "cpu_model": _cpu_model(),
+                "memory_bytes": _memory_bytes(),
+                "gpus": len(gpus),
+                "gpu_pci": gpus,
+                "kernel": platform.release(),
+                "fabric": "loopback",
+            }],
+        }
+
+    def _env(self, rank: int, world: int, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env.update({
+            "BENCHFAB_PARENT_PID": str(os.getpid()),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "LOCAL_WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+        })
+        # Loopback rendezvous must not depend on this host's name resolving.
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        # Ranks share this host's cores; without a cap each would start a
+        # thread per core and they would fight over them.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
+        return env
+
+    def run_test(self, test: PlannedTest, log_dir: str, on_record: RecordCallback) -> TestOutcome:
+        for attempt in range(3):
+            outcome = self._run_once(test, Path(log_dir), on_record)
+            # Another program can take the port between free_port() and bind:
+            # retry only that, and only while nothing was measured.
+            if outcome.status == "failed" and not outcome.results and "address already in use" in outcome.reason.lower():
+                continue
+            return outcome
+        return outcome
+
+    def _run_once(self, test: PlannedTest, log_dir: Path, on_record: RecordCallback) -> TestOutcome:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        world = test.spec.ranks
+        port = free_port()
+        task_json = test.task().to_json()
+        logs = [log_dir / f"{test.test_id}.rank{r}.log" for r in range(world)]
+        outcome = TestOutcome(test.test_id, "failed", started=time.time())
+        procs: list[subprocess.Popen[Any]] = []
+        followers = [LogFollower(p) for p in logs]
+        errors: dict[int, str] = {}
+        done = False
+
+        def drain() -> None:
+            nonlocal done
+            for rank, follower in enumerate(followers):
+                for line in follower.lines():
+                    rec = parse_record(line)
+                    if rec is None:
+                        continue
+                    kind = rec.get("type")
+                    if kind == "env":
+                        outcome.env.append(rec)
+                    elif kind == "error":
+                        errors.setdefault(rank, str(rec.get("message", "")))
+                    elif kind == "result" and rank == 0:
+                        outcome.results.append(rec)
+                        on_record(rec)
+                    elif kind == "done" and rank == 0:
+                        done = True
+
+        try:
+            for rank in range(world):
+                with open(logs[rank], "wb") as log:
+                    procs.append(subprocess.Popen(
+                        [self.python, "-m", "benchfab.worker", "--task", task_json],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=self._env(rank, world, port),
+                        start_new_session=True,
+                    ))
+            deadline = outcome.started + test.timeout_s
+            first_failure: float | None = None
+            while True:
+                drain()
+                codes = [p.poll() for p in procs]
+                now = time.time()
+                if all(c is not None for c in codes):
+                    break
+                if first_failure is None and any(c not in (None, 0) for c in codes):
+                    first_failure = now
+                if first_failure is not None and now - first_failure > GRACE_S:
+                    break
+                if now > deadline:
+                    outcome.status = "timeout"
+                    break
+                time.sleep(POLL_S)
+            drain()
+            codes = [p.poll() for p in procs]
+            if outcome.status == "timeout":
+                stuck = [r for r, c in enumerate(codes) if c is None]
+                last = outcome.results[-1]["size_bytes"] if outcome.results else None
+                progress = f"last finished size {last} B" if last is not None else "no size finished"
+                outcome.reason = f"timed out after {test.timeout_s:.0f}s; ranks {stuck} still running; {progress}"
+            elif all(c == 0 for c in codes) and done:
+                outcome.status = "ok"
+            else:
+                outcome.status = "failed"
+                if errors:
+                    rank = min(errors)
+                    outcome.reason = f"rank {rank}: {errors[rank]}"
+                else:
+                    bad = [(r, c) for r, c in enumerate(codes) if c not in (0,)]
+                    outcome.reason = "; ".join(f"rank {r} {_exit_text(c)}" for r, c in bad) or "rank 0 ended without finishing"
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    kill_group(p, signal.SIGKILL)
+            for p in procs:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            for f in followers:
+                f.close()
+            outcome.ended = time.time()
+        outcome.log_tail = "\n".join(
+            f"[rank {r}] {line}" for r, path in enumerate(logs) for line in tail(path)
+        ) if outcome.status != "ok" else ""
+        return outcome
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running (killed)"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None

@@ -1,0 +1,197 @@
+"""The ``benchfab`` command.
+
+    benchfab validate SPEC          check a spec; one line per problem, exit 2
+    benchfab plan SPEC              the tests and rounds a sweep would run, with a time estimate
+    benchfab sweep SPEC             run it; results/<run_id>/ (tables on stdout, progress on stderr)
+    benchfab sweep --resume RUN_ID  finish an interrupted run, skipping tests already ok
+    benchfab runs                   list stored runs
+    benchfab show RUN               print a stored run's tables again
+    benchfab report RUN             PNG curves + markdown summary into results/<run_id>/report/
+
+Errors are one line (what, where, how to fix); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import BenchfabError, UsageError
+from .units import format_duration, format_size
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM (kubectl delete, systemd, CI cancel) takes the same clean-up
+    # path as Ctrl-C: ranks killed, partial results stored, run marked.
+    raise KeyboardInterrupt
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    tests = spec.resolved_tests()
+    print(f"{args.spec}: ok ({len(tests)} test entries, backend {spec.backend})")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+    from .sweep import make_plan
+
+    spec = load_spec(args.spec)
+    plan = make_plan(spec)
+    print(f"# plan for {args.spec}: {len(plan.tests)} test(s) in {len(plan.rounds)} round(s), "
+          f"estimated {format_duration(plan.estimate_s)} on backend {spec.backend}")
+    for note in plan.notes:
+        print(f"# note: {note}")
+    print(f"{'round':>5}  {'test id':<40} {'workload':<15} {'ranks':>5} {'sizes':<22} {'iters':>8} "
+          f"{'in-place':<9} {'estimate':>9} {'timeout':>8}")
+    for rnd in plan.rounds:
+        for t in rnd.tests:
+            s = t.spec
+            sizes = f"{format_size(min(s.sizes))}..{format_size(max(s.sizes))} ({len(s.sizes)})"
+            iters = f"{s.duration:g}s" if s.duration is not None else str(s.iterations)
+            place = "/".join("in" if p else "out" for p in s.in_place)
+            print(f"{rnd.index:>5}  {t.test_id:<40} {s.workload:<15} {s.ranks:>5} {sizes:<22} {iters:>8} "
+                  f"{place:<9} {format_duration(t.estimate_s):>9} {format_duration(t.timeout_s):>8}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+    from .sweep import load_resume, run_sweep
+
+    if args.resume:
+        results = Path(args.results or "results")
+        spec, text = load_resume(results, args.resume)
+        if args.spec:
+            given = Path(args.spec).read_text(encoding="utf-8") if Path(args.spec).exists() else None
+            if given != text:
+                raise UsageError(f"{args.spec} differs from the spec run {args.resume!r} was started with",
+                                 hint="resume without SPEC to use the stored spec, or start a new run")
+        result = run_sweep(spec, text, results_dir=str(results), run_id=args.resume, resume=True,
+                           progress=not args.no_progress)
+    else:
+        if not args.spec:
+            raise UsageError("benchfab sweep needs a SPEC or --resume RUN_ID", hint="e.g. benchfab sweep jobs/local.yaml")
+        spec = load_spec(args.spec)
+        text = Path(args.spec).read_text(encoding="utf-8")
+        result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
+    print(f"# run {result.run_id}: {counts}. Results: {result.path}")
+    print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
+    bad = sum(n for s, n in result.counts.items() if s != "ok")
+    return 1 if bad and args.strict else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .store import list_runs, read_meta_quiet
+
+    runs = list_runs(args.results)
+    if not runs:
+        print(f"no runs in {args.results}/")
+        return 0
+    print(f"{'run id':<48} {'status':<12} {'started':<21} tests")
+    for path in runs:
+        meta = read_meta_quiet(path)
+        counts = meta.get("counts") or {}
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or f"{len(meta.get('planned_tests', []))} planned"
+        print(f"{path.name:<48} {meta.get('status', '?'):<12} {meta.get('started', ''):<21} {summary}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .store import load_run
+    from .tables import format_table
+
+    run = load_run(args.run, args.results)
+    for test_id, rows in run.summary.groupby("test_id", sort=True):
+        first = rows.iloc[0]
+        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
+        print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), rows.to_dict("records")))
+        print()
+    bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
+    for _, t in bad.iterrows():
+        print(f"# {t['test_id']}: {t['status']}: {t['reason']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .store import load_run
+
+    run = load_run(args.run, args.results)
+    for path in write_report(run, Path(args.out) if args.out else None):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.")
+    p.add_argument("--version", action="version", version=f"benchfab {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check a sweep spec")
+    v.add_argument("spec")
+    v.set_defaults(func=cmd_validate)
+
+    pl = sub.add_parser("plan", help="show the tests a sweep would run and its time estimate")
+    pl.add_argument("spec")
+    pl.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("sweep", help="run a sweep spec")
+    s.add_argument("spec", nargs="?")
+    s.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run; tests already ok are skipped")
+    s.add_argument("--results", metavar="DIR", help="results directory (default: the spec's results_dir)")
+    s.add_argument("--run-id", help="name the run (default: UTC time + spec name)")
+    s.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any test failed or timed out")
+    s.set_defaults(func=cmd_sweep)
+
+    r = sub.add_parser("runs", help="list stored runs")
+    r.add_argument("--results", default="results", metavar="DIR")
+    r.set_defaults(func=cmd_runs)
+
+    sh = sub.add_parser("show", help="print a stored run's tables")
+    sh.add_argument("run", help="run id, unique prefix, directory or 'latest'")
+    sh.add_argument("--results", default="results", metavar="DIR")
+    sh.set_defaults(func=cmd_show)
+
+    rp = sub.add_parser("report", help="write PNG curves and a markdown summary of a run")
+    rp.add_argument("run", help="run id, unique prefix, directory or 'latest'")
+    rp.add_argument("--results", default="results", metavar="DIR")
+    rp.add_argument("--out", metavar="DIR", help="where to write (default: <run>/report)")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return int(args.func(args))
+    except BenchfabError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"benchfab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print("\nbenchfab: interrupted; every rank was stopped and the results so far are stored "
+              "(benchfab runs; resume with benchfab sweep --resume RUN_ID)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Results store: results/<run_id>/ with run.json and Parquet tables.
+
+Layout (schema version 1):
+
+    results/<run_id>/run.json                 metadata: resolved spec, inventory, versions,
+                                              host, git revision, timestamps, run status
+    results/<run_id>/tests/<test_id>.parquet  one row per test: status, reason, what it used
+    results/<run_id>/summary/<test_id>.parquet  one row per test x size x in-place flag
+    results/<run_id>/raw/<test_id>.parquet    per-iteration times (max over ranks)
+    results/<run_id>/logs/<test_id>.rank<r>.log
+
+Every file is written to a temporary name and renamed into place, so a crash
+or Ctrl-C never leaves a half-written table; one file per test keeps writes
+append-only (nothing already stored is rewritten when a test finishes), and
+``--resume`` simply skips tests whose tests/ row says ``ok``.
+
+Schema history:
+    1  first version (2026-11).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+SUMMARY_COLUMNS = [
+    "schema_version", "run_id", "test_id", "test_name", "workload", "collective", "engine", "backend",
+    "transport", "fabric", "mode", "memory", "nodes", "ranks", "size_bytes", "count", "dtype", "redop",
+    "root", "in_place", "method", "iterations", "time_s", "algbw_Bps", "busbw_Bps", "wrong", "status", "reason",
+]
+RAW_COLUMNS = ["run_id", "test_id", "size_bytes", "in_place", "iteration", "time_s"]
+TEST_COLUMNS = [
+    "run_id", "test_id", "test_name", "workload", "profile", "fabric", "mode", "ranks", "nodes", "dtype",
+    "redop", "status", "reason", "log_tail", "started", "ended", "duration_s", "used",
+]
+
+
+def new_run_id(spec_name: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{spec_name}"[:120]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class RunStore:
+    """Writes one run directory."""
+
+    def __init__(self, root: Path, run_id: str) -> None:
+        if not RUN_ID_RE.match(run_id):
+            raise StoreError(f"invalid run id {run_id!r}", hint="use letters, digits, '-', '_' and '.'")
+        self.run_id = run_id
+        self.path = Path(root) / run_id
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path / "logs"
+
+    def exists(self) -> bool:
+        return (self.path / "run.json").exists()
+
+    def read_meta(self) -> dict[str, Any]:
+        return read_meta(self.path)
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **meta}
+        atomic_write_bytes(self.path / "run.json", (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def write_test(self, test_row: dict[str, Any], summary_rows: list[dict[str, Any]], raw_rows: list[dict[str, Any]]) -> None:
+        """Store one finished (or interrupted) test. Summary and raw go first, the
+        tests/ row last: a test counts as stored only once its row exists."""
+        tid = test_row["test_id"]
+        atomic_write_parquet(self.path / "summary" / f"{tid}.parquet", _frame(summary_rows, SUMMARY_COLUMNS))
+        atomic_write_parquet(self.path / "raw" / f"{tid}.parquet", _frame(raw_rows, RAW_COLUMNS))
+        atomic_write_parquet(self.path / "tests" / f"{tid}.parquet", _frame([test_row], TEST_COLUMNS))
+
+    def finished_tests(self) -> set[str]:
+        """Test ids already measured successfully (skipped by --resume)."""
+        tests = _read_parts(self.path / "tests", TEST_COLUMNS)
+        if tests.empty:
+            return set()
+        return set(tests.loc[tests["status"] == "ok", "test_id"])
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    # Columns that are all-None would be stored as a null type; give them a
+    # real one so parts concatenate cleanly.
+    for col in columns:
+        if frame[col].isna().all() and col.endswith(("_s", "_Bps")):
+            frame[col] = frame[col].astype("float64")
+    return frame
+
+
+def _read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
+    parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    frames = [pd.read_parquet(p) for p in parts]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    meta_path = Path(path) / "run.json"
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{path}: not a benchfab run (no run.json)", hint="list runs with `benchfab runs`") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{meta_path}: unreadable: {exc}") from None
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise StoreError(f"{meta_path}: schema version {version!r}, this benchfab reads {SCHEMA_VERSION}",
+                         hint="read it with the benchfab version that wrote it")
+    return meta
+
+
+@dataclass
+class Run:
+    """A stored run, loaded into pandas."""
+
+    path: Path
+    meta: dict[str, Any]
+    summary: pd.DataFrame
+    raw: pd.DataFrame
+    tests: pd.DataFrame
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta["run_id"])
+
+
+def resolve_run_path(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = "results") -> Path:
+    """A run given as a directory, or as a run id under ``results_dir`` (prefix allowed if unique)."""
+    candidate = Path(run)
+    if (candidate / "run.json").exists():
+        return candidate
+    root = Path(results_dir)
+    if (root / str(run) / "run.json").exists():
+        return root / str(run)
+    matches = sorted(p.parent for p in root.glob(f"{run}*/run.json")) if root.exists() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise StoreError(f"run id {str(run)!r} is ambiguous: {', '.join(m.name for m in matches[:5])}",
+                         hint="give more of the id")
+    if str(run) == "latest":
+        runs = list_runs(root)
+        if runs:
+            return runs[-1]
+    raise StoreError(f"no run {str(run)!r} in {root}/", hint="list runs with `benchfab runs`")
+
+
+def list_runs(results_dir: str | os.PathLike[str] = "results") -> list[Path]:
+    root = Path(results_dir)
+    if not root.exists():
+        return []
+    runs = [p.parent for p in root.glob("*/run.json")]
+    return sorted(runs, key=lambda p: (read_meta_quiet(p).get("started", ""), p.name))
+
+
+def read_meta_quiet(path: Path) -> dict[str, Any]:
+    try:
+        return read_meta(path)
+    except StoreError:
+        return {}
+
+
+def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = "results") -> Run:
+    """Load one run (a directory, or a run id under ``results_dir``) into pandas.
+
+    >>> run = benchfab.load_run("results/20261127-081500-local")
+    >>> run.summary.query("workload == 'allreduce'")[["size_bytes", "busbw_Bps"]]
+    """
+    path = resolve_run_path(run, results_dir)
+    meta = read_meta(path)
+    return Run(
+        path=path,
+        meta=meta,
+        summary=_read_parts(path / "summary", SUMMARY_COLUMNS),
+        raw=_read_parts(path / "raw", RAW_COLUMNS),
+        tests=_read_parts(path / "tests", TEST_COLUMNS),
+    )
+
+
+def load_runs(results_dir: str | os.PathLike[str] = "results") -> pd.DataFrame:
+    """Every run's summary rows in one DataFrame, with run start time, host and git revision added."""
+    frames = []
+    for path in list_runs(results_dir):
+        run = load_run(path)
+        frame = run.summary.copy()
+        frame["run_started"] = run.meta.get("started")
+        frame["run_host"] = run.meta.get("host")
+        frame["git_revision"] = (run.meta.get("git") or {}).get("revision")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS + ["run_started", "run_host", "git_revision"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,237 @@
+"""The sweep loop: plan -> backend -> store, with progress and tables.
+
+``run_sweep`` is what ``benchfab sweep`` calls. It writes run.json first (so an
+interrupted run is still a run), stores every test as soon as it ends, and on
+Ctrl-C / SIGTERM stores what the interrupted test had measured, marks the run
+``interrupted`` and re-raises so the CLI can exit 130. The backend's own
+``finally`` has already killed the ranks by then.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import metadata
+from .backends.base import Backend, TestOutcome
+from .backends.local import LocalBackend
+from .errors import BackendError, SpecError, UsageError
+from .planner import Plan, PlannedTest, plan_local
+from .progress import Progress
+from .spec import SweepSpec, load_spec_text, spec_to_dict
+from .store import SCHEMA_VERSION, RunStore, new_run_id
+from .tables import format_table
+from .workloads.catalog import COLLECTIVES
+
+
+@dataclass
+class SweepResult:
+    run_id: str
+    path: Path
+    counts: dict[str, int]
+    interrupted: bool = False
+
+
+def make_backend(spec: SweepSpec) -> Backend:
+    if spec.backend == "local":
+        return LocalBackend()
+    raise BackendError(
+        f"backend {spec.backend!r} is not available in this version of benchfab",
+        hint="use backend: local (the Kubernetes backend is tracked as issue #4)",
+    )
+
+
+def make_plan(spec: SweepSpec) -> Plan:
+    return plan_local(spec)
+
+
+def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:
+    env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
+    device = str(env0.get("device", ""))
+    rows = []
+    for rec in outcome.results:
+        rows.append({
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "test_id": test.test_id,
+            "test_name": test.spec.name,
+            "workload": test.spec.workload,
+            "collective": COLLECTIVES[test.spec.workload].nccl_name,
+            "engine": "torch",
+            "backend": "local",
+            "transport": env0.get("transport"),
+            "fabric": test.profile.fabric,
+            "mode": test.profile.mode,
+            "memory": "cuda" if device.startswith("cuda") else "host",
+            "nodes": len(test.hosts),
+            "ranks": test.spec.ranks,
+            "size_bytes": rec["size_bytes"],
+            "count": rec["count"],
+            "dtype": test.dtype,
+            "redop": test.op,
+            "root": test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1,
+            "in_place": rec["in_place"],
+            "method": rec.get("method"),
+            "iterations": rec["iterations"],
+            "time_s": rec.get("time_s"),
+            "algbw_Bps": rec.get("algbw_Bps"),
+            "busbw_Bps": rec.get("busbw_Bps"),
+            "wrong": rec.get("wrong"),
+            "status": rec.get("status", "ok"),
+            "reason": rec.get("reason", ""),
+        })
+    return rows
+
+
+def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:
+    return [
+        {"run_id": run_id, "test_id": test.test_id, "size_bytes": rec["size_bytes"], "in_place": rec["in_place"],
+         "iteration": i, "time_s": t}
+        for rec in outcome.results
+        for i, t in enumerate(rec.get("per_iter_s") or [])
+    ]
+
+
+def test_row(run_id: str, test: PlannedTest, outcome: TestOutcome) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "test_id": test.test_id,
+        "test_name": test.spec.name,
+        "workload": test.spec.workload,
+        "profile": test.profile_name,
+        "fabric": test.profile.fabric,
+        "mode": test.profile.mode,
+        "ranks": test.spec.ranks,
+        "nodes": len(test.hosts),
+        "dtype": test.dtype,
+        "redop": test.op,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "log_tail": outcome.log_tail,
+        "started": outcome.started,
+        "ended": outcome.ended,
+        "duration_s": outcome.ended - outcome.started,
+        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
+    }
+
+
+def test_title(test: PlannedTest, outcome: TestOutcome) -> str:
+    env0 = outcome.env[0] if outcome.env else {}
+    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}"
+    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
+            f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
+
+
+def run_sweep(
+    spec: SweepSpec,
+    spec_text: str,
+    *,
+    results_dir: str | None = None,
+    run_id: str | None = None,
+    resume: bool = False,
+    out: TextIO | None = None,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> SweepResult:
+    out = out or sys.stdout
+    root = Path(results_dir or spec.results_dir)
+    run_id = run_id or new_run_id(spec.name)
+    store = RunStore(root, run_id)
+    if store.exists() and not resume:
+        raise UsageError(f"run {run_id!r} already exists in {root}/", hint=f"resume it with --resume {run_id}")
+    backend = backend or make_backend(spec)
+    plan = make_plan(spec)
+    done = store.finished_tests() if resume else set()
+    todo = [t for t in plan.tests if t.test_id not in done]
+
+    meta: dict[str, Any] = store.read_meta() if resume else {}
+    meta.update({
+        "spec": spec_to_dict(spec),
+        "spec_text": spec_text,
+        "spec_path": spec.source,
+        "inventory": backend.inventory(),
+        "versions": metadata.versions(),
+        "host": metadata.host(),
+        "git": metadata.git_revision(),
+        "status": "running",
+        "planned_tests": [t.test_id for t in plan.tests],
+        "estimate_s": plan.estimate_s,
+    })
+    meta.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if resume:
+        meta.setdefault("resumes", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    store.write_meta(meta)
+
+    print(f"# benchfab run {run_id}: {len(todo)} test(s) to run"
+          + (f", {len(done)} already done" if done else "")
+          + f"; results in {store.path}", file=out, flush=True)
+    for note in plan.notes:
+        print(f"# note: {note}", file=out)
+    bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
+    counts: dict[str, int] = {}
+    current: PlannedTest | None = None
+    partial = TestOutcome("", "interrupted")
+    try:
+        for test in todo:
+            current = test
+            partial = TestOutcome(test.test_id, "interrupted", started=time.time())
+            bar.start_test(test.test_id, test.estimate_s, test.units)
+
+            def on_record(rec: dict[str, Any], _p: TestOutcome = partial) -> None:
+                _p.results.append(rec)
+                bar.unit_done()
+
+            outcome = backend.run_test(test, str(store.log_dir), on_record)
+            current = None
+            store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome), raw_rows(run_id, test, outcome))
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            bar.end_test(outcome.status, outcome.ended - outcome.started)
+            bar.clear()
+            _print_outcome(test, outcome, out)
+    except KeyboardInterrupt:
+        bar.clear()
+        if current is not None:
+            partial.ended = time.time()
+            partial.reason = "interrupted by the user; rerun with --resume"
+            store.write_test(test_row(run_id, current, partial), summary_rows(run_id, current, partial), raw_rows(run_id, current, partial))
+        meta.update({"status": "interrupted", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        store.write_meta(meta)
+        raise
+    bar.clear()
+    meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})
+    store.write_meta(meta)
+    return SweepResult(run_id, store.path, counts)
+
+
+def _print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:
+    title = test_title(test, outcome)
+    root = test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1
+    if outcome.results:
+        print(format_table(title, test.dtype, test.op, root, outcome.results), file=out)
+    else:
+        print(f"# {title}", file=out)
+    if outcome.status != "ok":
+        print(f"# {outcome.status.upper()}: {outcome.reason}", file=out)
+        for line in outcome.log_tail.splitlines():
+            print(f"#   {line}", file=out)
+    oks = [r for r in outcome.results if r.get("status") == "ok" and r.get("busbw_Bps") is not None]
+    if oks:
+        avg = sum(r["busbw_Bps"] for r in oks) / len(oks) / 1e9
+        wrong = sum(int(r["wrong"] or 0) for r in oks)
+        print(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}", file=out)
+        print(f"# Avg bus bandwidth    : {avg:.4g} GB/s", file=out)
+    print(file=out, flush=True)
+
+
+def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:
+    """The spec a run was started with, re-validated from the text stored in its run.json."""
+    store = RunStore(results_dir, run_id)
+    meta = store.read_meta()
+    text = meta.get("spec_text")
+    if not isinstance(text, str):
+        raise SpecError("run.json holds no spec text", source=str(store.path / "run.json"))
+    return load_spec_text(text, source=str(meta.get("spec_path") or "run.json")), text

@@ -1,0 +1,170 @@
+"""``python -m benchfab.worker``: one rank of one test.
+
+The same entry point runs as a local subprocess (the embedded default) and in a
+Kubernetes pod. It joins the test's process group (rank 0 hosts the rendezvous
+store), runs the workload and prints records as prefixed JSON lines on stdout
+(see ``benchfab.task``). Only rank 0 prints results; every rank prints an
+``env`` record saying what it really used, and an ``error`` record if it fails.
+Exit codes: 0 ok, 1 workload failure, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from .task import Task, format_record
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(format_record(record), flush=True)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us if the controller dies, so no rank is ever orphaned."""
+    if sys.platform != "linux" or "BENCHFAB_PARENT_PID" not in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        return
+    # The parent may have died between fork and prctl.
+    if os.getppid() != int(os.environ["BENCHFAB_PARENT_PID"]):
+        os._exit(1)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ
+    p = argparse.ArgumentParser(prog="python -m benchfab.worker", description=__doc__)
+    p.add_argument("--task", required=True, help="the test as JSON (benchfab.task.Task)")
+    p.add_argument("--rank", type=int, default=int(env.get("RANK", "0")))
+    p.add_argument("--world-size", type=int, default=int(env.get("WORLD_SIZE", "1")))
+    p.add_argument("--local-rank", type=int, default=int(env.get("LOCAL_RANK", "0")))
+    p.add_argument("--local-world-size", type=int, default=int(env.get("LOCAL_WORLD_SIZE", "1")))
+    p.add_argument("--master-addr", default=env.get("MASTER_ADDR", "127.0.0.1"))
+    p.add_argument("--master-port", type=int, default=int(env.get("MASTER_PORT", "29500")))
+    return p.parse_args(argv)
+
+
+def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
+    """(torch.device, process-group backend) for this rank."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if requested == "cuda" and gpus < local_world:
+        from .errors import WorkloadError
+
+        raise WorkloadError(
+            f"device: cuda asked for {local_world} GPU(s) on this host, {gpus} visible",
+            hint="use device: auto or cpu, or fewer ranks per host (two NCCL ranks cannot share one GPU)",
+        )
+    if requested in ("cuda", "auto") and gpus >= local_world and gpus > 0:
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank), "nccl"
+    return torch.device("cpu"), "gloo"
+
+
+def describe_env(device: Any, backend: str) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pg_backend": backend,
+        "device": str(device),
+        "transport": backend,
+    }
+    if device.type == "cuda":
+        info["gpu_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        try:
+            info["nccl"] = ".".join(str(x) for x in torch.cuda.nccl.version())
+        except Exception:  # nccl missing from this torch build: recorded, not fatal
+            info["nccl"] = None
+    for key in ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "NCCL_IB_GID_INDEX", "GLOO_SOCKET_IFNAME", "NCCL_ALGO", "NCCL_PROTO"):
+        if key in os.environ:
+            info.setdefault("env", {})[key] = os.environ[key]
+    return info
+
+
+def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, addr: str, port: int) -> None:
+    import torch.distributed as dist
+
+    from .workloads.catalog import COLLECTIVES
+    from .workloads.collectives import CollectiveRunner
+
+    device, backend = pick_device(task.device, local_rank, local_world)
+    env = describe_env(device, backend)
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://{addr}:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=task.rendezvous_timeout),
+    )
+    try:
+        emit({"type": "env", "rank": rank, **env})
+        hang = os.environ.get("BENCHFAB_TEST_HANG_RANK")
+        if hang is not None and int(hang) == rank:
+            # Test hook: simulate the classic rank that never reaches its first collective.
+            time.sleep(10_000)
+        runner = CollectiveRunner(task, rank, world, device)
+        collective = COLLECTIVES[task.workload]
+        for res in runner.run():
+            if rank != 0:
+                continue
+            algbw = res.size_bytes / res.time_s if res.status == "ok" and res.time_s > 0 else None
+            emit({
+                "type": "result",
+                "test_id": task.test_id,
+                "size_bytes": res.size_bytes,
+                "count": res.count,
+                "in_place": res.in_place,
+                "iterations": res.iterations,
+                "time_s": res.time_s if res.status == "ok" else None,
+                "algbw_Bps": algbw,
+                "busbw_Bps": collective.busbw(algbw, world) if algbw is not None else None,
+                "wrong": res.wrong,
+                "method": res.method,
+                "status": res.status,
+                "reason": res.reason,
+                "per_iter_s": res.per_iter_s,
+            })
+        if rank == 0:
+            emit({"type": "done", "test_id": task.test_id})
+    finally:
+        dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    _die_with_parent()
+    args = _args(argv)
+    try:
+        task = Task.from_json(args.task)
+    except (ValueError, TypeError) as exc:
+        print(f"benchfab.worker: bad --task: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run(task, args.rank, args.world_size, args.local_rank, args.local_world_size, args.master_addr, args.master_port)
+    except Exception as exc:  # any failure becomes one record the controller can show
+        emit({"type": "error", "rank": args.rank, "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]})
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Workloads a worker can run. ``catalog`` is pure data; ``collectives`` needs torch."""

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up benchfab in ./.venv: system packages (when root on Debian), torch, and
+# benchfab itself in editable mode with its test extras. Safe to rerun: steps
+# that are already done are quick.
+#
+#   BENCHFAB_VENV=DIR        where the virtual environment goes (default .venv)
+#   BENCHFAB_TORCH=SPEC      the torch to install when none is importable
+#                            (default torch==2.13.0; on a GPU host, e.g. an
+#                            existing CUDA build is kept as it is)
+#   BENCHFAB_SKIP_APT=1      do not touch system packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${BENCHFAB_VENV:-.venv}
+torch_spec=${BENCHFAB_TORCH:-torch==2.13.0}
+
+apt_install() {
+  # Only what is missing, only as root on a Debian-like system.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "${BENCHFAB_SKIP_APT:-}" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "setup: missing system packages: ${missing[*]} (install them with apt-get as root)" >&2
+    return 0
+  fi
+  echo "setup: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if command -v dpkg >/dev/null; then
+  # python3-venv: a fresh Debian python cannot make venvs without it.
+  # libibverbs-dev: headers for the native RDMA hot path (benchfab._native).
+  apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv with $($python --version)" >&2
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+
+if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+  echo "setup: pip install $torch_spec" >&2
+  "${pip[@]}" install "$torch_spec"
+fi
+echo "setup: pip install -e .[test]" >&2
+"${pip[@]}" install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+"$venv/bin/python" -c "import benchfab, torch; print(f'setup: benchfab {benchfab.__version__}, torch {torch.__version__}', flush=True)" >&2

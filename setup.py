@@ -1,0 +1,51 @@
+"""Build of benchfab's optional native hot path (benchfab._native, from native/).
+
+The extension needs the verbs headers (Debian: libibverbs-dev). Where they are
+missing benchfab installs as pure Python and ``benchfab.native`` says why.
+Environment switches:
+    BENCHFAB_REQUIRE_NATIVE=1   fail the install if the extension cannot be built
+    BENCHFAB_NO_NATIVE=1        do not try to build it
+    BENCHFAB_VERBS_INCLUDE=DIR  where infiniband/verbs.h lives (default /usr/include)
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+REQUIRE = os.environ.get("BENCHFAB_REQUIRE_NATIVE", "") not in ("", "0")
+INCLUDE = os.environ.get("BENCHFAB_VERBS_INCLUDE", "/usr/include")
+SOURCE = os.path.join("native", "_native.pyx")
+
+
+def native_extensions():
+    if os.environ.get("BENCHFAB_NO_NATIVE", "") not in ("", "0"):
+        return []
+    have_headers = os.path.exists(os.path.join(INCLUDE, "infiniband", "verbs.h"))
+    if not have_headers or not os.path.exists(SOURCE):
+        if REQUIRE:
+            raise SystemExit(
+                f"BENCHFAB_REQUIRE_NATIVE is set but {INCLUDE}/infiniband/verbs.h or {SOURCE} is missing "
+                "(install libibverbs-dev)"
+            )
+        return []
+    from Cython.Build import cythonize
+
+    ext = Extension(
+        "benchfab._native",
+        sources=[SOURCE],
+        include_dirs=["native", INCLUDE],
+        libraries=["ibverbs"],
+        extra_compile_args=["-O3"],
+        optional=not REQUIRE,
+    )
+    exts = cythonize(
+        [ext],
+        compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False, "embedsignature": True},
+    )
+    # cythonize() builds new Extension objects and drops `optional`: restore it.
+    for e in exts:
+        e.optional = not REQUIRE
+    return exts
+
+
+setup(ext_modules=native_extensions())

@@ -9,7 +9,6 @@ the file, the line and the field path, plus a hint. See docs/SPEC.md.
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -40,7 +39,14 @@ def _one_or_many(value: object) -> object:
 def _in_place(value: object) -> object:
     if value == "both":
         return [False, True]
+    if isinstance(value, str):
+        raise ValueError(f"expected true, false or both, got {value!r}")
     return _one_or_many(value)
+
+
+def _sizes(value: object) -> object:
+    # "sizes: 1M" means one size.
+    return [value] if isinstance(value, (int, str)) and not isinstance(value, bool) else value
 
 
 Size = Annotated[int, BeforeValidator(_size)]
@@ -120,7 +126,7 @@ class TestFields(_Model):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     workload: Workload | None = None
     ranks: int | None = Field(default=None, ge=1, le=4096)
-    sizes: Union[SizeRange, list[Size], None] = None
+    sizes: Annotated[Union[SizeRange, list[Size], None], BeforeValidator(_sizes)] = None
     dtypes: Annotated[list[DType] | None, BeforeValidator(_one_or_many)] = None
     ops: Annotated[list[RedOp] | None, BeforeValidator(_one_or_many)] = None
     iterations: int | None = Field(default=None, ge=1, le=10_000_000)
@@ -241,8 +247,15 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
                 merged[key] = value
     sizes = merged["sizes"]
     size_list = sizes.expand() if isinstance(sizes, SizeRange) else sorted(set(sizes))
-    if merged.get("duration") is not None and "iterations" not in _set_fields(spec, test):
-        merged["iterations"] = None
+    # iterations and duration are two ways of saying how long to time a size:
+    # the most specific layer that says either wins.
+    for layer in (test, spec.defaults):
+        if layer.duration is not None:
+            merged["iterations"] = None
+            break
+        if layer.iterations is not None:
+            merged["duration"] = None
+            break
     name = merged.get("name") or f"{merged['workload']}-{index}"
     if test.name is None:
         name = f"{merged['workload']}-{index}"
@@ -270,10 +283,6 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
     )
 
 
-def _set_fields(spec: SweepSpec, test: TestFields) -> set[str]:
-    return {k for layer in (spec.defaults, test) for k in layer.model_fields_set if getattr(layer, k) is not None}
-
-
 # ---------------------------------------------------------------------------
 # Loading and error translation
 
@@ -295,7 +304,8 @@ def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
     try:
         raw, lines = load_with_lines(text)
     except YamlPositionError as exc:
-        raise SpecError(str(exc), source=source, line=exc.line, hint="fix the YAML syntax") from None
+        hint = "keep only one of them" if "duplicate key" in str(exc) else "fix the YAML syntax"
+        raise SpecError(str(exc), source=source, line=exc.line, hint=hint) from None
     except RecursionError:
         raise SpecError("YAML nested too deeply", source=source) from None
     if not isinstance(raw, dict):
@@ -334,8 +344,7 @@ def _check_semantics(spec: SweepSpec, raw: dict[str, Any], lines: dict[YPath, in
 
     names: dict[str, int] = {}
     for i, fields in enumerate(spec.tests):
-        set_fields = _set_fields(spec, fields)
-        if "iterations" in set_fields and "duration" in set_fields:
+        if fields.iterations is not None and fields.duration is not None:
             fail(i, "duration", "iterations and duration both given", "keep one: fixed iterations or a time budget")
         test = _resolve(spec, i, fields)
         if test.name in names:
@@ -364,9 +373,6 @@ def _line_for(path: YPath, lines: dict[YPath, int]) -> int | None:
         if path[:cut] in lines:
             return lines[path[:cut]]
     return None
-
-
-_ALLOWED: dict[str, list[str]] = {}
 
 
 def _allowed_keys(model: type[BaseModel]) -> list[str]:
@@ -465,6 +471,8 @@ _MISSING = object()
 def _get(raw: Any, loc: tuple[Any, ...]) -> Any:
     cur = raw
     for part in loc:
+        if not isinstance(cur, (dict, list)):
+            return _MISSING
         try:
             cur = cur[part]
         except (KeyError, IndexError, TypeError):
@@ -477,7 +485,3 @@ def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     data = spec.model_dump(mode="json", exclude={"tests", "defaults"})
     data["tests"] = [t.model_dump(mode="json") for t in spec.resolved_tests()]
     return data
-
-
-def _finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))

@@ -29,6 +29,11 @@ def emit(record: dict[str, Any]) -> None:
     print(format_record(record), flush=True)
 
 
+def log(rank: int, message: str) -> None:
+    """A human line in the rank's log: the watchdog shows the last ones when a test hangs."""
+    print(f"{time.strftime('%H:%M:%S')} rank {rank}: {message}", file=sys.stderr, flush=True)
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL us if the controller dies, so no rank is ever orphaned."""
     if sys.platform != "linux" or "BENCHFAB_PARENT_PID" not in os.environ:
@@ -108,6 +113,7 @@ def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, ad
 
     device, backend = pick_device(task.device, local_rank, local_world)
     env = describe_env(device, backend)
+    log(rank, f"joining {backend} process group of {world} at {addr}:{port} ({device})")
     dist.init_process_group(
         backend,
         init_method=f"tcp://{addr}:{port}",
@@ -117,13 +123,14 @@ def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, ad
     )
     try:
         emit({"type": "env", "rank": rank, **env})
-        hang = os.environ.get("BENCHFAB_TEST_HANG_RANK")
-        if hang is not None and int(hang) == rank:
-            # Test hook: simulate the classic rank that never reaches its first collective.
+        log(rank, f"joined; running {task.workload} {task.dtype} {task.op} on {len(task.sizes)} size(s)")
+        if os.environ.get("BENCHFAB_TEST_HANG") == f"{task.test_id}:{rank}":
+            # Test hook: this rank never reaches its first collective, like the
+            # classic NCCL hang; the others block in it until the watchdog acts.
             time.sleep(10_000)
         runner = CollectiveRunner(task, rank, world, device)
         collective = COLLECTIVES[task.workload]
-        for res in runner.run():
+        for res in runner.run(lambda msg: log(rank, msg)):
             if rank != 0:
                 continue
             algbw = res.size_bytes / res.time_s if res.status == "ok" and res.time_s > 0 else None

@@ -26,7 +26,10 @@ class YamlPositionError(ValueError):
 
 def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
     """Parse one YAML document; return (value, {path: 1-based line})."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters up front
+        raise YamlPositionError(f"YAML error: {exc}".splitlines()[0], 1) from exc
     try:
         try:
             node = loader.get_single_node()
@@ -36,7 +39,9 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
             problem = exc.problem or exc.context or "malformed YAML"
             raise YamlPositionError(f"YAML syntax error: {problem}", line) from exc
         except yaml.YAMLError as exc:
-            raise YamlPositionError(f"YAML error: {exc}", None) from exc
+            mark = getattr(exc, "position", None)
+            line = text.count("\n", 0, mark) + 1 if isinstance(mark, int) else None
+            raise YamlPositionError(f"YAML error: {exc}".splitlines()[0], line) from exc
         if node is None:
             return None, {}
         lines: dict[Path, int] = {}

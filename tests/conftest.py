@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -40,19 +40,3 @@ def write_spec(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
-
-
-def worker_pids_of(parent_marker: str) -> list[int]:
-    """Worker processes whose environment carries ``parent_marker`` (BENCHFAB_PARENT_PID=...)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"benchfab.worker" in cmdline and parent_marker.encode() in environ:
-            found.append(int(proc.name))
-    return found

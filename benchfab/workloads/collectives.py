@@ -332,7 +332,7 @@ class CollectiveRunner:
         wrong = self.check(buf, op) if self.task.check else None
         return SizeResult(size, buf.count, in_place, iters, mean, per_iter_max, wrong, method)
 
-    def run(self) -> Iterator[SizeResult]:
+    def run(self, log: Callable[[str], None] = lambda msg: None) -> Iterator[SizeResult]:
         """Out-of-place first, then in-place, size by size (the nccl-tests row order)."""
         seen: set[int] = set()
         for size in self.task.sizes:
@@ -341,4 +341,5 @@ class CollectiveRunner:
                 continue
             seen.add(count)
             for in_place in sorted(self.task.in_place):
+                log(f"size {size} B {'in-place' if in_place else 'out-of-place'}: start")
                 yield self.run_size(size, in_place)

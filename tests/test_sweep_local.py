@@ -1,0 +1,198 @@
+"""End to end: benchfab sweep on the local backend with real gloo ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import benchfab
+from benchfab.workloads.catalog import busbw_factor
+
+from helpers import ROOT, worker_pids_of
+
+pytestmark = pytest.mark.slow
+
+ALLREDUCE_SPEC = """\
+name: e2e
+defaults: {iterations: 5, warmup: 1, timeout: 120s}
+tests:
+  - name: ar2
+    workload: allreduce
+    ranks: 2
+    sizes: [8, 4K, 256K]
+  - name: ar3
+    workload: allreduce
+    ranks: 3
+    sizes: [8, 4K, 256K]
+    dtypes: [float32, int32]
+"""
+
+
+def _sweep(cli, spec: Path, results: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return cli("sweep", str(spec), "--results", str(results), "--no-progress", *extra, env=env)
+
+
+def test_allreduce_sweep_two_and_three_ranks(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(ALLREDUCE_SPEC)
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "r1")
+    assert proc.returncode == 0, proc.stderr
+    assert "out-of-place" in proc.stdout and "#wrong" in proc.stdout and "(GB/s)" in proc.stdout
+    run = benchfab.load_run("r1", tmp_path / "res")
+    s = run.summary
+    assert sorted(run.tests["test_id"]) == ["000-ar2", "001-ar3-float32", "001-ar3-int32"]
+    assert set(run.tests["status"]) == {"ok"}
+    assert len(s) == 3 * 3 * 2  # tests x sizes x in-place flags
+    assert (s["status"] == "ok").all() and (s["wrong"] == 0).all()
+    for _, row in s.iterrows():
+        n = int(row["ranks"])
+        assert row["time_s"] > 0
+        assert row["algbw_Bps"] == pytest.approx(row["size_bytes"] / row["time_s"], rel=1e-9)
+        assert row["busbw_Bps"] == pytest.approx(row["algbw_Bps"] * 2 * (n - 1) / n, rel=1e-9)
+    assert set(s.loc[s["test_id"] == "001-ar3-int32", "dtype"]) == {"int32"}
+    # raw: one row per timed iteration, max over ranks
+    assert len(run.raw) == len(s) * 5
+    per_size = run.raw.groupby(["test_id", "size_bytes", "in_place"])["time_s"].mean()
+    assert (per_size > 0).all()
+    meta = run.meta
+    assert meta["status"] == "complete" and meta["schema_version"] == 1
+    assert meta["versions"]["torch"] and meta["versions"]["benchfab"] == benchfab.__version__
+    assert meta["inventory"]["nodes"][0]["cpus"] >= 1
+    assert meta["spec"]["tests"][1]["ranks"] == 3
+    used = json.loads(run.tests.set_index("test_id").loc["001-ar3-int32", "used"])
+    assert {r["rank"] for r in used["ranks"]} == {0, 1, 2}
+    assert all(r["pg_backend"] in ("gloo", "nccl") for r in used["ranks"])
+    # load_runs sees it too
+    allruns = benchfab.load_runs(tmp_path / "res")
+    assert len(allruns) == len(s) and "git_revision" in allruns
+
+
+def test_other_collectives_use_their_busbw_factors(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec("""\
+name: coll
+defaults: {iterations: 3, warmup: 1, ranks: 3, sizes: [3K, 96K]}
+tests:
+  - {workload: all_gather}
+  - {workload: reduce_scatter, ops: [sum, max]}
+  - {workload: broadcast, root: 2}
+  - {workload: all_to_all}
+""")
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "c1")
+    assert proc.returncode == 0, proc.stderr
+    run = benchfab.load_run("c1", tmp_path / "res")
+    assert set(run.tests["status"]) == {"ok"}, run.tests[["test_id", "reason"]]
+    ok = run.summary[run.summary["status"] == "ok"]
+    assert set(ok["workload"]) == {"all_gather", "reduce_scatter", "broadcast", "all_to_all"}
+    assert (ok["wrong"] == 0).all()
+    for _, row in ok.iterrows():
+        assert row["busbw_Bps"] == pytest.approx(row["algbw_Bps"] * busbw_factor(row["workload"], 3), rel=1e-9)
+        if row["workload"] in ("all_gather", "reduce_scatter", "all_to_all"):
+            assert row["size_bytes"] == row["count"] * 4 * 3  # total size, as nccl-tests prints it
+    skipped = run.summary[run.summary["status"] == "skipped"]
+    assert set(skipped["workload"]) == {"all_to_all"} and skipped["in_place"].all()
+
+
+def test_hung_rank_is_killed_and_sweep_goes_on(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec("""\
+name: hang
+defaults: {iterations: 3, warmup: 1, sizes: [1K]}
+tests:
+  - {name: stuck, timeout: 6s}
+  - {name: fine}
+""")
+    started = time.monotonic()
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "h1", env={"BENCHFAB_TEST_HANG": "000-stuck:1"})
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 60
+    run = benchfab.load_run("h1", tmp_path / "res")
+    tests = run.tests.set_index("test_id")
+    assert tests.loc["000-stuck", "status"] == "timeout"
+    assert "timed out after 6s" in tests.loc["000-stuck", "reason"]
+    assert "[rank" in tests.loc["000-stuck", "log_tail"]
+    assert tests.loc["001-fine", "status"] == "ok"
+    assert "TIMEOUT" in proc.stdout
+    assert worker_pids_of("BENCHFAB_TEST_HANG=000-stuck:1") == []
+
+
+def test_failing_rank_is_recorded_with_its_reason(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU; the failure below needs one that does not")
+    spec = write_spec("name: f\ntests:\n  - {name: needs-gpu, device: cuda, sizes: [1K], iterations: 2}\n  - {name: ok, sizes: [1K], iterations: 2}\n")
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "f1")
+    assert proc.returncode == 0
+    tests = benchfab.load_run("f1", tmp_path / "res").tests.set_index("test_id")
+    assert tests.loc["000-needs-gpu", "status"] == "failed"
+    assert "device: cuda asked for 2 GPU(s)" in tests.loc["000-needs-gpu", "reason"]
+    assert tests.loc["001-ok", "status"] == "ok"
+    strict = _sweep(cli, spec, tmp_path / "res", "--run-id", "f2", "--strict")
+    assert strict.returncode == 1
+
+
+SLOW_SPEC = """\
+name: slow
+defaults: {warmup: 1, sizes: [1K]}
+tests:
+  - {name: first, iterations: 3}
+  - {name: long, duration: 3s, sizes: [1K, 2K, 4K], in_place: false}
+  - {name: last, iterations: 3}
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_kills_every_rank_keeps_results_and_resumes(write_spec, tmp_path: Path, cli, sig: int) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(SLOW_SPEC)
+    results = tmp_path / "res"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(results), "--run-id", "i1", "--no-progress"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    marker = f"BENCHFAB_PARENT_PID={proc.pid}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if (results / "i1" / "tests" / "000-first.parquet").exists() and len(worker_pids_of(marker)) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the long test's ranks never started")
+    time.sleep(2.5)  # let the long test measure its first size
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume" in err
+    time.sleep(0.5)
+    assert worker_pids_of(marker) == []
+    run = benchfab.load_run("i1", results)
+    assert run.meta["status"] == "interrupted"
+    tests = run.tests.set_index("test_id")
+    assert tests.loc["000-first", "status"] == "ok"
+    assert tests.loc["001-long", "status"] == "interrupted"
+    first_ended = tests.loc["000-first", "ended"]
+
+    resumed = cli("sweep", "--resume", "i1", "--results", str(results), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 already done" in resumed.stdout
+    run = benchfab.load_run("i1", results)
+    tests = run.tests.set_index("test_id")
+    assert set(tests["status"]) == {"ok"}
+    assert tests.loc["000-first", "ended"] == first_ended  # not rerun
+    assert run.meta["status"] == "complete" and len(run.meta["resumes"]) == 1
+    assert sorted(run.summary["test_id"].unique()) == ["000-first", "001-long", "002-last"]
+
+
+def test_resume_refuses_a_different_spec(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec("name: r\ntests:\n  - {sizes: [8], iterations: 1, warmup: 0}\n")
+    assert _sweep(cli, spec, tmp_path / "res", "--run-id", "r1").returncode == 0
+    other = write_spec("name: r\ntests:\n  - {sizes: [16], iterations: 1}\n", name="other.yaml")
+    proc = cli("sweep", str(other), "--resume", "r1", "--results", str(tmp_path / "res"))
+    assert proc.returncode == 2 and "differs from the spec" in proc.stderr
+    again = _sweep(cli, spec, tmp_path / "res", "--run-id", "r1")
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -1,0 +1,78 @@
+"""Planner: expansion of spec entries into tests, ids, rounds and estimates."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchfab.errors import PlacementError
+from benchfab.planner import estimate_op_seconds, plan_local
+from benchfab.spec import load_spec_text
+
+SPEC = """\
+name: p
+profiles:
+  lo-a: {fabric: loopback}
+  lo-b: {fabric: tcp}
+defaults: {iterations: 10, warmup: 2}
+tests:
+  - name: ar
+    sizes: {min: 1K, max: 1M, factor: 32}
+    dtypes: [float32, bfloat16]
+    ops: [sum, max]
+  - name: bc
+    workload: broadcast
+    profiles: lo-a
+    sizes: [8]
+    repeat: 2
+    duration: 1s
+"""
+
+
+def test_expansion_ids_and_rounds() -> None:
+    plan = plan_local(load_spec_text(SPEC), cores=2)
+    ids = [t.test_id for t in plan.tests]
+    assert ids[:4] == ["000-ar-lo-a-float32-sum", "000-ar-lo-a-float32-max", "000-ar-lo-a-bfloat16-sum", "000-ar-lo-a-bfloat16-max"]
+    assert len(ids) == 2 * 2 * 2 + 2 and len(set(ids)) == len(ids)
+    assert ids[-2:] == ["001-bc-rep0", "001-bc-rep1"]
+    # local backend: one test per round, in spec order
+    assert [len(r.tests) for r in plan.rounds] == [1] * len(ids)
+    assert [r.index for r in plan.rounds] == list(range(len(ids)))
+    ar = plan.tests[0]
+    assert ar.spec.sizes == [1024, 32768, 1048576] and ar.units == 6
+    assert ar.task().labels == {"profile": "lo-a", "fabric": "loopback", "mode": "none"}
+    assert {t.profile.fabric for t in plan.tests} == {"loopback", "tcp"}
+
+
+def test_ids_are_stable_between_plans() -> None:
+    a = [t.test_id for t in plan_local(load_spec_text(SPEC), cores=2).tests]
+    b = [t.test_id for t in plan_local(load_spec_text(SPEC), cores=8).tests]
+    assert a == b
+
+
+def test_estimate_grows_with_work_and_sets_timeout() -> None:
+    small = plan_local(load_spec_text("tests:\n  - {sizes: [8], iterations: 10}\n"), cores=2)
+    big = plan_local(load_spec_text("tests:\n  - {sizes: [8, 64M], iterations: 100}\n"), cores=2)
+    assert big.estimate_s > small.estimate_s > 0
+    t = small.tests[0]
+    assert t.timeout_s == pytest.approx(60 + 4 * t.estimate_s)
+    fixed = plan_local(load_spec_text("tests:\n  - {sizes: [8], timeout: 7s}\n"), cores=2)
+    assert fixed.tests[0].timeout_s == 7.0
+    timed = plan_local(load_spec_text("tests:\n  - {sizes: [8, 16], duration: 2s}\n"), cores=2)
+    assert timed.estimate_s >= 2 * 2 * 2.0  # sizes x in-place x duration
+
+
+def test_op_estimate_accounts_for_oversubscription() -> None:
+    assert estimate_op_seconds("allreduce", 1 << 20, 8, 2) > estimate_op_seconds("allreduce", 1 << 20, 2, 2)
+
+
+def test_plan_local_refuses_other_backends() -> None:
+    spec = load_spec_text("backend: kubernetes\nimage: x/y:1\ntests:\n  - {ranks: 2}\n")
+    with pytest.raises(PlacementError):
+        plan_local(spec)
+
+
+def test_cli_plan_prints_tests_and_estimate(cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("plan", str(write_spec(SPEC)))
+    assert proc.returncode == 0, proc.stderr
+    assert "10 test(s) in 10 round(s), estimated" in proc.stdout
+    assert "000-ar-lo-a-float32-sum" in proc.stdout and "1K..1M (3)" in proc.stdout

@@ -114,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
         title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
-        print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), rows.to_dict("records")))
+        print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]))
         print()
     bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
     for _, t in bad.iterrows():

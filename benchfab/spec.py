@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import SpecError
 from .units import parse_duration, parse_size
-from .workloads.catalog import COLLECTIVES, DTYPES, REDOPS
+from .workloads.catalog import COLLECTIVES
 from .yamlpos import Path as YPath
 from .yamlpos import YamlPositionError, load_with_lines
 
@@ -52,8 +52,9 @@ def _sizes(value: object) -> object:
 Size = Annotated[int, BeforeValidator(_size)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
 Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"]
-DType = Literal[tuple(DTYPES)]  # type: ignore[valid-type]
-RedOp = Literal[tuple(REDOPS)]  # type: ignore[valid-type]
+# Spelled out for type checkers; tests check they match workloads.catalog.
+DType = Literal["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]
 Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -382,7 +383,7 @@ def _allowed_keys(model: type[BaseModel]) -> list[str]:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """Which model a location's parent mapping is validated by (for 'unknown key' hints)."""
     model: type[BaseModel] | None = SweepSpec
-    nested = {
+    nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
         (SweepSpec, "defaults"): TestFields,
         (SweepSpec, "nodes"): NodeSelection,
         (TestFields, "placement"): Placement,

@@ -200,6 +200,8 @@ def run_sweep(
             store.write_test(test_row(run_id, current, partial), summary_rows(run_id, current, partial), raw_rows(run_id, current, partial))
         meta.update({"status": "interrupted", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         store.write_meta(meta)
+        print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {root}",
+              file=out, flush=True)
         raise
     bar.clear()
     meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})

@@ -163,3 +163,13 @@ def test_junk_tests_never_traceback(doc: dict) -> None:  # type: ignore[type-arg
 @given(st.text(max_size=200))
 def test_junk_text_never_tracebacks(text: str) -> None:
     _check_outcome(text)
+
+
+def test_spec_literals_match_the_catalog() -> None:
+    import typing
+
+    from benchfab.spec import DType, RedOp
+    from benchfab.workloads.catalog import DTYPES, REDOPS
+
+    assert set(typing.get_args(DType)) == set(DTYPES)
+    assert set(typing.get_args(RedOp)) == set(REDOPS)

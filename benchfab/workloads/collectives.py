@@ -166,16 +166,18 @@ class CollectiveRunner:
         kind = self.task.workload
         send_len = n * w if kind in ("reduce_scatter", "all_to_all") else n
         recv_len = n * w if kind in ("all_gather", "all_to_all") else n
-        opts = {"dtype": self.dtype, "device": self.device}
+        def zeros(length: int) -> torch.Tensor:
+            return torch.zeros(length, dtype=self.dtype, device=self.device)
+
         if not in_place:
-            return Buffers(torch.zeros(send_len, **opts), torch.zeros(recv_len, **opts), count)
+            return Buffers(zeros(send_len), zeros(recv_len), count)
         if kind == "all_gather":
-            recv = torch.zeros(recv_len, **opts)
+            recv = zeros(recv_len)
             return Buffers(recv[self.rank * n:(self.rank + 1) * n], recv, count)
         if kind == "reduce_scatter":
-            send = torch.zeros(send_len, **opts)
+            send = zeros(send_len)
             return Buffers(send, send[self.rank * n:(self.rank + 1) * n], count)
-        buf = torch.zeros(max(send_len, recv_len), **opts)
+        buf = zeros(max(send_len, recv_len))
         return Buffers(buf, buf, count)
 
     def method(self, in_place: bool) -> str:
@@ -256,7 +258,7 @@ class CollectiveRunner:
         stream = torch.cuda.current_stream(self.device)
         if self.task.cuda_graph:
             graph = torch.cuda.CUDAGraph()
-            side = torch.cuda.Stream(self.device)
+            side = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
             side.wait_stream(stream)
             with torch.cuda.stream(side):
                 op()  # NCCL wants one eager op on the capture stream before capture
@@ -266,7 +268,7 @@ class CollectiveRunner:
                     op()
             torch.cuda.synchronize(self.device)
             replays = self.task.cuda_graph
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(replays + 1)]
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(replays + 1)]  # type: ignore[no-untyped-call]
             events[0].record(stream)
             for r in range(replays):
                 graph.replay()
@@ -274,7 +276,7 @@ class CollectiveRunner:
             torch.cuda.synchronize(self.device)
             per_replay = [events[r].elapsed_time(events[r + 1]) * 1e-3 / iters for r in range(replays)]
             return per_replay  # one sample per replay: mean op time inside that replay
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]  # type: ignore[no-untyped-call]
         events[0].record(stream)
         for i in range(iters):
             op()

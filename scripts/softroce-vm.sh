@@ -20,8 +20,13 @@
 # ~30-60 s to boot and RDMA rates of a few hundred Mb/s. Correctness and same-VM ratios only.
 set -euo pipefail
 
+# virtme-ng lives in its own venv: Debian's python refuses system-wide pip installs
+# (PEP 668), and the tool must not depend on the project's venv.
+vm_venv=${BENCHFAB_VM_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv-vm}
+vng="$vm_venv/bin/vng"
+
 APT_PACKAGES=(linux-image-amd64 qemu-system-x86 iproute2 rdma-core ibverbs-providers
-              ibverbs-utils perftest libibverbs-dev busybox-static)
+              ibverbs-utils perftest libibverbs-dev busybox-static python3-venv)
 
 setup() {
   local missing=() p
@@ -34,8 +39,9 @@ setup() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  if ! command -v vng >/dev/null; then
-    python3 -m pip install -q virtme-ng
+  if [ ! -x "$vng" ]; then
+    python3 -m venv "$vm_venv"
+    "$vm_venv/bin/python" -m pip install -q --disable-pip-version-check virtme-ng
   fi
   echo "softroce-vm: setup complete"
 }
@@ -58,7 +64,7 @@ done
 
 kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$kernel" ] || { echo "softroce-vm: no kernel in /boot: run '$0 setup' first" >&2; exit 2; }
-command -v vng >/dev/null || { echo "softroce-vm: virtme-ng (vng) missing: run '$0 setup' first" >&2; exit 2; }
+[ -x "$vng" ] || { echo "softroce-vm: virtme-ng missing ($vng): run '$0 setup' first" >&2; exit 2; }
 
 # Private state folder: holds the guest script and the guest's exit status.
 state=$(mktemp -d /tmp/softroce-vm.XXXXXX)
@@ -81,7 +87,7 @@ inner="$state/inner.sh"
 chmod +x "$inner"
 
 set +e
-vng --run "$kernel" --user root --disable-kvm --memory "$mem" --cpus "$cpus" \
+"$vng" --run "$kernel" --user root --disable-kvm --memory "$mem" --cpus "$cpus" \
   --rwdir "$state" "${rw[@]}" --exec "bash $inner"
 vng_rc=$?
 set -e

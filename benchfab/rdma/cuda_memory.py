@@ -1,0 +1,96 @@
+"""GPU buffers for GPUDirect RDMA, allocated with cuda-python's driver API.
+
+The native endpoint only needs integers: a device pointer, a length and (for the dma-buf
+path) a file descriptor from ``cuMemGetHandleForAddressRange``. Allocating here, in
+Python, keeps CUDA out of the compiled module (no cuda.h at build time, no libcuda link).
+``cuda-bindings`` is an optional dependency; asking for GPU memory without it is an error
+that says so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from benchfab.errors import WorkloadError
+
+# perftest rounds GPU allocations up to 64 KiB; dma-buf export needs page alignment.
+_ALIGN = 64 * 1024
+
+
+def _driver() -> Any:
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        try:
+            from cuda import cuda as driver  # type: ignore[no-redef, unused-ignore]
+        except ImportError as exc:
+            raise WorkloadError("GPU memory was requested but cuda-bindings is not installed",
+                                hint="pip install cuda-bindings (the 'cuda' extra)") from exc
+    return driver
+
+
+def _check(drv: Any, result: Any, what: str) -> Any:
+    """cuda-python returns (CUresult, value...) tuples; raise on anything but success."""
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if int(err) != int(drv.CUresult.CUDA_SUCCESS):
+        name = drv.cuGetErrorName(err)
+        label = name[1].decode() if isinstance(name, tuple) and len(name) > 1 and name[1] else str(err)
+        raise WorkloadError(f"{what} failed: {label}")
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+@dataclass
+class CudaBuffer:
+    """Device memory plus, when exported, its dma-buf fd. ``close()`` frees both."""
+
+    addr: int
+    length: int
+    device: int
+    dmabuf_fd: int = -1
+    _drv: Any = None
+
+    def close(self) -> None:
+        if self.dmabuf_fd >= 0:
+            os.close(self.dmabuf_fd)
+            self.dmabuf_fd = -1
+        if self.addr and self._drv is not None:
+            self._drv.cuMemFree(self.addr)
+            self.addr = 0
+
+    def __del__(self) -> None:  # the endpoint keeps us alive while its MR exists
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def allocate(nbytes: int, device: int = 0, dmabuf: bool = True) -> CudaBuffer:
+    """cuMemAlloc ``nbytes`` (rounded up to 64 KiB) on GPU ``device`` in its primary
+    context; with ``dmabuf`` also export a dma-buf fd for ibv_reg_dmabuf_mr."""
+    drv = _driver()
+    length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+    _check(drv, drv.cuInit(0), "cuInit")
+    dev = _check(drv, drv.cuDeviceGet(device), f"cuDeviceGet({device})")
+    ctx = _check(drv, drv.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+    _check(drv, drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    ptr = _check(drv, drv.cuMemAlloc(length), f"cuMemAlloc({length})")
+    buf = CudaBuffer(addr=int(ptr), length=length, device=device, _drv=drv)
+    if not dmabuf:
+        return buf
+    try:
+        # GPUDirect needs synchronous memory operations on the range (as perftest sets).
+        attr = drv.CUpointer_attribute.CU_POINTER_ATTRIBUTE_SYNC_MEMOPS
+        _check(drv, drv.cuPointerSetAttribute(1, attr, ptr), "cuPointerSetAttribute(SYNC_MEMOPS)")
+        htype = drv.CUmemRangeHandleType.CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD
+        fd = _check(drv, drv.cuMemGetHandleForAddressRange(ptr, length, htype, 0),
+                    "cuMemGetHandleForAddressRange(DMA_BUF_FD)")
+    except WorkloadError as exc:
+        buf.close()
+        raise WorkloadError(f"cannot export GPU memory as dma-buf: {exc.message}",
+                            hint="needs NVIDIA open kernel modules >= 515 and CUDA >= 11.7") from exc
+    buf.dmabuf_fd = int(fd)
+    return buf

@@ -1,0 +1,172 @@
+"""Parameters of one RDMA/TCP point-to-point test and the records it produces.
+
+Defaults follow perftest so that a benchfab number and an ib_write_bw / ib_write_lat
+number mean the same thing: write_bw 5000 iterations, tx_depth 128, cq_mod 100 (capped
+at tx_depth, 1 above 8 KiB unless given); write_lat 1000 iterations, 1 outstanding,
+inline up to 220 B.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from benchfab.errors import WorkloadError
+
+Test = Literal["write_bw", "write_lat"]
+Transport = Literal["verbs", "tcp"]
+Engine = Literal["native", "perftest", "python"]
+Memory = Literal["host", "cuda", "cuda-dmabuf", "cuda-peermem"]
+
+# perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
+# MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
+BW_ITERS = 5000
+LAT_ITERS = 1000
+BW_TX_DEPTH = 128
+CQ_MOD = 100
+CQ_MOD_SIZE_LIMIT = 8192
+LAT_INLINE = 220
+
+_WORKLOAD_ALIASES = {"rdma_write_bw": "write_bw", "rdma_write_lat": "write_lat",
+                     "write_bw": "write_bw", "write_lat": "write_lat",
+                     "tcp_write_bw": "write_bw", "tcp_write_lat": "write_lat"}
+
+
+@dataclass(frozen=True)
+class RdmaParams:
+    """Everything both sides of one test must agree on (plus where to find the peer)."""
+
+    test: Test = "write_bw"
+    sizes: tuple[int, ...] = (65536,)
+    iterations: int | None = None     # None: perftest's default for the test
+    warmup: int = 0
+    tx_depth: int | None = None       # None: 128 for bw, 1 for lat
+    cq_mod: int | None = None         # None: perftest's rule (see effective_cq_mod)
+    post_list: int = 1
+    duration_s: float = 0.0           # > 0: bw runs for this long (iterations = capacity)
+    transport: Transport = "verbs"
+    engine: Engine = "native"
+    memory: Memory = "host"
+    device: str | None = None         # None: first device with an ACTIVE port
+    port: int = 1
+    gid_index: int | None = None      # None: RoCE v2 IPv4 GID on Ethernet, none on IB
+    mtu: int = 0                      # 0: the port's active MTU
+    max_inline: int | None = None     # None: 220 for lat, 0 for bw (perftest)
+    timeout_s: float = 30.0
+    peer_host: str | None = None      # tcp / perftest: the server's address (client side)
+    listen_host: str = "0.0.0.0"      # tcp server bind address
+    tcp_port: int = 0                 # tcp server port (0: ephemeral, sent via exchange)
+    perftest_port: int = 18515
+    perftest_bin_dir: str | None = None
+    cuda_device: int = 0
+    verify: bool = True               # bw, host memory: check the bytes that arrived
+    keep_raw: bool = False            # attach per-iteration timestamps to records
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> RdmaParams:
+        """Build from the worker's dict; accepts ``workload`` (rdma_write_bw...) for
+        ``test`` and ``size`` for a one-element ``sizes``. Unknown keys go to ``extra``."""
+        known = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in params.items():
+            if key == "workload":
+                if value not in _WORKLOAD_ALIASES:
+                    raise WorkloadError(f"unknown rdma workload {value!r}",
+                                        hint=f"one of {sorted(_WORKLOAD_ALIASES)}")
+                kw["test"] = _WORKLOAD_ALIASES[value]
+                if str(value).startswith("tcp_"):
+                    kw.setdefault("transport", "tcp")
+            elif key == "size":
+                kw["sizes"] = (int(value),)
+            elif key == "sizes":
+                kw["sizes"] = tuple(int(s) for s in value)
+            elif key in known:
+                kw[key] = value
+            else:
+                extra[key] = value
+        kw["extra"] = extra
+        p = cls(**kw)
+        p.validate()
+        return p
+
+    def validate(self) -> None:
+        if self.test not in ("write_bw", "write_lat"):
+            raise WorkloadError(f"rdma test {self.test!r} is not write_bw or write_lat")
+        if self.transport not in ("verbs", "tcp"):
+            raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
+        if self.engine not in ("native", "perftest", "python"):
+            raise WorkloadError(f"engine {self.engine!r} is not native, perftest or python")
+        if self.memory not in ("host", "cuda", "cuda-dmabuf", "cuda-peermem"):
+            raise WorkloadError(f"memory {self.memory!r} is not host, cuda, cuda-dmabuf "
+                                "or cuda-peermem")
+        if not self.sizes or any(s < 1 for s in self.sizes):
+            raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
+        if self.iterations is not None and self.iterations < 5:
+            raise WorkloadError("iterations must be >= 5 (perftest's minimum)")
+        if self.test == "write_lat" and self.memory != "host" and self.transport == "verbs":
+            raise WorkloadError("write_lat polls the receive buffer with the CPU: it needs "
+                                "host memory", hint="use memory: host for latency tests")
+        if self.transport == "tcp" and self.memory != "host":
+            raise WorkloadError("the tcp transport sends from host memory only")
+
+    def iters(self) -> int:
+        if self.iterations is not None:
+            return int(self.iterations)
+        return BW_ITERS if self.test == "write_bw" else LAT_ITERS
+
+    def effective_tx_depth(self) -> int:
+        if self.test == "write_lat":
+            return 1
+        return int(self.tx_depth or BW_TX_DEPTH)
+
+    def effective_cq_mod(self, size: int) -> int:
+        """perftest: 100 unless given; forced to 1 above 8 KiB when not given; capped at
+        tx_depth. With post_list > 1 and no -Q, cq_mod = post_list."""
+        depth = self.effective_tx_depth()
+        if self.cq_mod is not None:
+            return max(1, min(int(self.cq_mod), depth))
+        if self.post_list > 1:
+            return min(self.post_list, depth)
+        if size > CQ_MOD_SIZE_LIMIT:
+            return 1
+        return min(CQ_MOD, depth)
+
+    def effective_max_inline(self) -> int:
+        if self.max_inline is not None:
+            return int(self.max_inline)
+        return LAT_INLINE if self.test == "write_lat" else 0
+
+
+RECORD_KEYS = (
+    "workload", "transport", "engine", "memory", "device", "port", "gid_index",
+    "link_layer", "mtu", "size_bytes", "iterations", "warmup", "tx_depth", "cq_mod",
+    "post_list", "elapsed_s", "bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps",
+    "lat_min_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s",
+    "lat_p999_s", "lat_max_s", "wrong_bytes", "role",
+)
+
+
+def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> dict[str, Any]:
+    """One tidy row: every key of RECORD_KEYS present (NaN where it does not apply)."""
+    rec: dict[str, Any] = {k: math.nan for k in RECORD_KEYS}
+    rec.update({
+        "workload": f"{'tcp' if p.transport == 'tcp' else 'rdma'}_{p.test}",
+        "transport": p.transport, "engine": p.engine, "memory": p.memory,
+        "device": p.device, "port": p.port, "gid_index": p.gid_index,
+        "link_layer": None, "mtu": p.mtu or None, "warmup": p.warmup,
+        "tx_depth": p.effective_tx_depth(), "post_list": p.post_list,
+        "wrong_bytes": None, "role": "client",
+    })
+    rec.update(context)
+    for k, v in figures.items():
+        if k in RECORD_KEYS:
+            rec[k] = v
+    if p.keep_raw:
+        for k in ("tposted_ns", "tcompleted_ns"):
+            if k in figures:
+                rec[f"raw_{k}"] = figures[k]
+    return rec

@@ -1,0 +1,231 @@
+"""Adapter for perftest's ib_write_bw / ib_write_lat: build the command line, run it
+(subprocess, argument list, no shell), parse its report into the keys the native loops
+produce, so records from both engines sit in one table.
+
+Units: perftest prints bandwidth in MiB/s (2^20 B/s; builds before 2024-03 label the
+same unit "MB/sec") or Gb/s with --report_gbits (1e9 bit/s), latency in microseconds;
+we convert to bytes/s and seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchfab.errors import WorkloadError
+
+from .discovery import select_port
+from .oob import Exchange
+from .params import RdmaParams, make_record
+
+BINARIES = {"write_bw": "ib_write_bw", "write_lat": "ib_write_lat"}
+_BW_UNITS = {"MiB/sec": float(1 << 20), "MB/sec": float(1 << 20), "Gb/sec": 125e6}
+
+
+def find_binary(test: str, bin_dir: str | None = None) -> str:
+    name = BINARIES[test]
+    if bin_dir:
+        path = Path(bin_dir) / name
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise WorkloadError(f"{name} not found", hint="install perftest (apt install perftest)")
+    return found
+
+
+def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int,
+               size: int, iters: int, server_host: str | None, tcp_port: int = 18515,
+               tx_depth: int | None = None, cq_mod: int | None = None, post_list: int = 1,
+               duration_s: float = 0.0, mtu: int = 0,
+               extra: Sequence[str] = ()) -> list[str]:
+    """perftest command line; ``server_host`` None makes the server side."""
+    args = [binary, "-d", device, "-i", str(port), "-s", str(size), "-p", str(tcp_port), "-F"]
+    if gid_index >= 0:
+        args += ["-x", str(gid_index)]
+    if mtu:
+        args += ["-m", str(mtu)]
+    if duration_s > 0:
+        args += ["-D", f"{duration_s:g}"]
+    else:
+        args += ["-n", str(iters)]
+    if test == "write_bw":
+        if tx_depth:
+            args += ["-t", str(tx_depth)]
+        if cq_mod:
+            args += ["-Q", str(cq_mod)]
+        if post_list > 1:
+            args += ["-l", str(post_list)]
+    args += list(extra)
+    if server_host:
+        args.append(server_host)
+    return args
+
+
+def _numbers(line: str) -> list[float] | None:
+    parts = line.split()
+    try:
+        return [float(x) for x in parts]
+    except ValueError:
+        return None
+
+
+def parse_bw(text: str) -> list[dict[str, Any]]:
+    """Rows of an ib_write_bw report: size_bytes, iterations, bw_peak_Bps, bw_avg_Bps,
+    msg_rate_pps (one row per size; several with -a)."""
+    rows: list[dict[str, Any]] = []
+    factor: float | None = None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#bytes") and "BW average" in s:
+            unit = re.search(r"BW average\[([^\]]+)\]", s)
+            if not unit or unit.group(1) not in _BW_UNITS:
+                raise WorkloadError(f"perftest: unknown bandwidth unit in {s!r}")
+            factor = _BW_UNITS[unit.group(1)]
+            continue
+        if factor is None:
+            continue
+        nums = _numbers(s)
+        if nums and len(nums) >= 5:
+            size, iters, peak, avg, rate = nums[:5]
+            rows.append({"size_bytes": int(size), "iterations": int(iters),
+                         "bw_peak_Bps": peak * factor if peak > 0 else math.nan,
+                         "bw_avg_Bps": avg * factor, "msg_rate_pps": rate * 1e6})
+    return rows
+
+
+def parse_lat(text: str) -> list[dict[str, Any]]:
+    """Rows of an ib_write_lat report (iterations mode): t_min, t_max, t_typical
+    (the median), t_avg, t_stdev, 99% and 99.9% in seconds, one-way (half round trip)."""
+    rows: list[dict[str, Any]] = []
+    in_table = False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#bytes") and "t_typical" in s:
+            if "usec" not in s:
+                raise WorkloadError("perftest: latency not reported in usec (was -C given?)")
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        nums = _numbers(s)
+        if nums and len(nums) >= 9:
+            us = [v * 1e-6 for v in nums[2:9]]
+            rows.append({"size_bytes": int(nums[0]), "iterations": int(nums[1]),
+                         "lat_min_s": us[0], "lat_max_s": us[1], "lat_median_s": us[2],
+                         "lat_mean_s": us[3], "lat_stdev_s": us[4], "lat_p99_s": us[5],
+                         "lat_p999_s": us[6]})
+    return rows
+
+
+def parse_header(text: str) -> dict[str, Any]:
+    """What perftest says it used: link type, MTU, GID index, device."""
+    info: dict[str, Any] = {}
+    pats = {"device": r"Device\s*:\s*(\S+)", "link_type": r"Link type\s*:\s*(\S+)",
+            "mtu": r"Mtu\s*:\s*(\d+)", "gid_index": r"GID index\s*:\s*(\d+)",
+            "tx_depth": r"TX depth\s*:\s*(\d+)", "cq_mod": r"CQ Moderation\s*:\s*(\d+)"}
+    for key, pat in pats.items():
+        m = re.search(pat, text)
+        if m:
+            info[key] = int(m.group(1)) if m.group(1).isdigit() else m.group(1)
+    return info
+
+
+def run(args: Sequence[str], timeout_s: float) -> str:
+    """Run one perftest process to completion; its stdout, or WorkloadError with the tail
+    of its output when it fails or overruns (then it is killed)."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise WorkloadError(f"{Path(args[0]).name} did not finish within {timeout_s:g} s",
+                            hint="peer not running or fabric path broken") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+        raise WorkloadError(f"{Path(args[0]).name} exited {proc.returncode}: {' | '.join(tail)}")
+    return proc.stdout
+
+
+def wait_listening(tcp_port: int, timeout_s: float) -> bool:
+    """Poll /proc/net/tcp{,6} until something listens on ``tcp_port`` (connecting to
+    test it would use up perftest's single accept)."""
+    deadline = time.monotonic() + timeout_s
+    needle = f":{tcp_port:04X} "
+    while time.monotonic() < deadline:
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(name) as fh:
+                    next(fh)
+                    for line in fh:
+                        cols = line.split()
+                        if len(cols) > 3 and (cols[1] + " ").endswith(needle) and cols[3] == "0A":
+                            return True
+            except OSError:
+                continue
+        time.sleep(0.05)
+    return False
+
+
+def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:
+    """perftest between two processes, one size per perftest run (so any size list
+    works); the client returns the records."""
+    choice = select_port(p.device, p.port if p.device else None, p.gid_index)
+    binary = find_binary(p.test, p.perftest_bin_dir)
+    records: list[dict[str, Any]] = []
+    for size in p.sizes:
+        cq_mod = p.effective_cq_mod(size) if p.test == "write_bw" else None
+        tx = p.effective_tx_depth() if p.test == "write_bw" else None
+        if role == "server":
+            args = build_args(p.test, binary=binary, device=choice.device, port=choice.port,
+                              gid_index=choice.gid_index, size=size, iters=p.iters(),
+                              server_host=None, tcp_port=p.perftest_port, tx_depth=tx,
+                              cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
+                              mtu=p.mtu)
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            try:
+                if not wait_listening(p.perftest_port, 10.0):
+                    raise WorkloadError(f"{Path(binary).name} server did not listen on "
+                                        f"port {p.perftest_port}")
+                exchange(f"perftest-{size}", {"ready": True})
+                _, err = proc.communicate(timeout=p.timeout_s + p.duration_s)
+                if proc.returncode != 0:
+                    raise WorkloadError(f"{Path(binary).name} server exited "
+                                        f"{proc.returncode}: {err.strip()[-300:]}")
+            except subprocess.TimeoutExpired as exc:
+                raise WorkloadError(f"{Path(binary).name} server did not finish within "
+                                    f"{p.timeout_s:g} s") from exc
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            exchange(f"perftest-done-{size}", {})
+            continue
+        if not p.peer_host:
+            raise WorkloadError("perftest engine: the client needs peer_host (the server's IP)")
+        exchange(f"perftest-{size}", {})
+        args = build_args(p.test, binary=binary, device=choice.device, port=choice.port,
+                          gid_index=choice.gid_index, size=size, iters=p.iters(),
+                          server_host=p.peer_host, tcp_port=p.perftest_port, tx_depth=tx,
+                          cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
+                          mtu=p.mtu)
+        out = run(args, p.timeout_s + p.duration_s)
+        rows = parse_bw(out) if p.test == "write_bw" else parse_lat(out)
+        if not rows:
+            raise WorkloadError(f"{Path(binary).name}: no result line in its output")
+        head = parse_header(out)
+        exchange(f"perftest-done-{size}", {})
+        link = str(head.get("link_type", "")).lower()
+        records.append(make_record(
+            p, rows[-1], engine="perftest", transport="verbs", device=choice.device,
+            port=choice.port, gid_index=choice.gid_index,
+            link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
+            mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
+            tx_depth=head.get("tx_depth", tx or 1)))
+    return records

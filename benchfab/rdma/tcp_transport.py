@@ -1,0 +1,175 @@
+"""The same write_bw / write_lat tests over a TCP socket: the baseline every fabric is
+compared with, and the fallback where there is no RDMA device.
+
+The loops run in benchfab._native (send/recv without the GIL). Where the extension is
+not built, a Python loop with the same shape runs instead and the records say
+engine="python", so nobody mistakes its numbers for the native ones.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from benchfab.errors import WorkloadError
+from benchfab.native import HAVE_NATIVE, require_native
+
+from . import stats
+from .oob import Exchange
+from .params import RdmaParams, make_record
+
+
+def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
+    if role == "server":
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((p.listen_host, p.tcp_port))
+        lst.listen(1)
+        lst.settimeout(p.timeout_s)
+        try:
+            exchange("tcp-listen", {"port": lst.getsockname()[1]})
+            sock, _ = lst.accept()
+        except socket.timeout as exc:
+            raise WorkloadError(f"tcp: no peer connected within {p.timeout_s:g} s") from exc
+        finally:
+            lst.close()
+    else:
+        info = exchange("tcp-listen", {})
+        if not p.peer_host:
+            raise WorkloadError("tcp transport: the client needs peer_host (the server's address)")
+        try:
+            sock = socket.create_connection((p.peer_host, int(info["port"])), timeout=p.timeout_s)
+        except OSError as exc:
+            raise WorkloadError(f"tcp: cannot connect to {p.peer_host}:{info['port']}: {exc}") from exc
+    # Latency needs Nagle off; bandwidth is unaffected at the sizes we use.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)  # the loops use SO_RCVTIMEO/SO_SNDTIMEO, i.e. blocking fds
+    return sock
+
+
+def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:
+    native = p.engine != "python" and HAVE_NATIVE
+    if p.engine == "native" and not HAVE_NATIVE:
+        require_native()  # raises NativeUnavailable with the reason
+    engine = "native" if native else "python"
+    sock = _connect(role, p, exchange)
+    records: list[dict[str, Any]] = []
+    try:
+        for size in p.sizes:
+            if p.test == "write_bw":
+                res = _bw(role, p, sock, size, native)
+            else:
+                res = _lat(role, p, sock, size, native)
+            outcome = exchange(f"tcp-{p.test}-{size}", {"ok": True})
+            if "error" in outcome:
+                raise WorkloadError(f"tcp {p.test} peer failed: {outcome['error']}")
+            if role == "client" and res is not None:
+                records.append(make_record(p, res, engine=engine, transport="tcp",
+                                           device=None, port=None, gid_index=None,
+                                           link_layer=None, mtu=None, cq_mod=1,
+                                           tx_depth=1))
+    finally:
+        sock.close()
+    return records
+
+
+def _bw(role: str, p: RdmaParams, sock: socket.socket, size: int,
+        native: bool) -> dict[str, Any] | None:
+    fd = sock.fileno()
+    if native:
+        nat = require_native()
+        if role == "client":
+            res: dict[str, Any] = nat.tcp_write_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
+            return res
+        nat.tcp_sink_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
+        return None
+    sock.settimeout(p.timeout_s)
+    try:
+        if role == "client":
+            return _py_write_bw(sock, size, p.iters(), p.warmup)
+        _py_sink(sock, size * p.warmup, bool(p.warmup))
+        _py_sink(sock, size * p.iters(), True)
+        return None
+    finally:
+        sock.settimeout(None)
+
+
+def _lat(role: str, p: RdmaParams, sock: socket.socket, size: int,
+         native: bool) -> dict[str, Any] | None:
+    initiator = role == "server"
+    if native:
+        res: dict[str, Any] = require_native().tcp_write_lat(
+            sock.fileno(), size, p.iters(), initiator, p.warmup, p.timeout_s)
+        return res
+    sock.settimeout(p.timeout_s)
+    try:
+        return _py_write_lat(sock, size, p.iters(), p.warmup, initiator)
+    finally:
+        sock.settimeout(None)
+
+
+# -- pure-Python fallbacks (same shapes, far slower per message) -------------------------
+
+def _recv_exact(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise WorkloadError("tcp: peer closed the connection")
+        got += n
+
+
+def _py_sink(sock: socket.socket, total: int, ack: bool) -> None:
+    buf = memoryview(bytearray(1 << 16))
+    while total > 0:
+        n = sock.recv_into(buf[: min(total, len(buf))])
+        if n == 0:
+            raise WorkloadError("tcp: peer closed the connection")
+        total -= n
+    if ack:
+        sock.sendall(b"\1")
+
+
+def _py_write_bw(sock: socket.socket, size: int, iters: int, warmup: int) -> dict[str, Any]:
+    data = bytes(size)
+    ack = memoryview(bytearray(1))
+    for _ in range(warmup):
+        sock.sendall(data)
+    if warmup:
+        _recv_exact(sock, ack)
+    tp = np.zeros(iters, dtype=np.uint64)
+    tc = np.zeros(iters, dtype=np.uint64)
+    now = time.clock_gettime_ns
+    clk = time.CLOCK_MONOTONIC_RAW
+    for i in range(iters):
+        tp[i] = now(clk)
+        sock.sendall(data)
+        tc[i] = now(clk)
+    _recv_exact(sock, ack)
+    tc[-1] = now(clk)
+    out: dict[str, Any] = {"tposted_ns": tp, "tcompleted_ns": tc, "size_bytes": size}
+    out.update(stats.bw_figures(tp, tc, size))
+    return out
+
+
+def _py_write_lat(sock: socket.socket, size: int, iters: int, warmup: int,
+                  initiator: bool) -> dict[str, Any]:
+    data = bytes(size)
+    buf = memoryview(bytearray(size))
+    total = iters + warmup
+    tp = np.zeros(total, dtype=np.uint64)
+    now = time.clock_gettime_ns
+    clk = time.CLOCK_MONOTONIC_RAW
+    for i in range(total):
+        if not (initiator and i == 0):
+            _recv_exact(sock, buf)
+        tp[i] = now(clk)
+        sock.sendall(data)
+    if initiator:
+        _recv_exact(sock, buf)
+    out: dict[str, Any] = {"tposted_ns": tp[warmup:], "size_bytes": size}
+    out.update(stats.lat_figures(tp[warmup:], rtt_factor=2))
+    return out

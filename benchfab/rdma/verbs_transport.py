@@ -1,0 +1,146 @@
+"""Run write_bw / write_lat between two processes with the native verbs endpoint.
+
+Control flow per test, both sides calling ``exchange`` with the same keys in order:
+
+  "rdma-connect"      swap local_info(), then each side moves its QP to RTS
+  "rdma-ready"        both QPs are in RTS before anyone writes
+  per message size:
+    write_bw:  client runs the loop (server is passive, as in ib_write_bw), then
+               "bw-<size>" carries the client's outcome; with verify the server
+               checks the bytes that landed and "bw-verify-<size>" returns the count
+               of wrong bytes.
+    write_lat: "lat-start-<size>" is the barrier inside write_lat (both buffers reset),
+               then both run the ping-pong; "lat-<size>" swaps outcomes.
+  "rdma-done"         nobody destroys its QP while the peer may still need it
+
+The client returns the records (it measures, as perftest's client does); the server
+returns an empty list, or raises when the client reported a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from benchfab.errors import WorkloadError
+from benchfab.native import require_native
+
+from . import cuda_memory
+from .discovery import PortChoice, select_port
+from .oob import Exchange
+from .params import RdmaParams, make_record
+
+
+def _pattern(size: int) -> bytes:
+    # Depends on the size so that a stale buffer from an earlier size cannot pass.
+    return ((np.arange(size, dtype=np.uint32) * 131 + size * 7 + 1) & 0xFF).astype(np.uint8).tobytes()
+
+
+def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any, str]:
+    """Make the endpoint with the memory the params ask for; returns (endpoint, label).
+
+    memory "cuda" tries dma-buf first, then nvidia-peermem, and fails naming both causes.
+    """
+    nat = require_native()
+    common: dict[str, Any] = dict(
+        port=choice.port, gid_index=choice.gid_index, buf_size=buf_size,
+        tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline())
+    if p.memory == "host":
+        return nat.RdmaEndpoint(choice.device, **common), "host"
+    modes = {"cuda": ["cuda-dmabuf", "cuda-peermem"], "cuda-dmabuf": ["cuda-dmabuf"],
+             "cuda-peermem": ["cuda-peermem"]}[p.memory]
+    causes = []
+    for mode in modes:
+        buf = None
+        try:
+            buf = cuda_memory.allocate(2 * buf_size, p.cuda_device, dmabuf=mode == "cuda-dmabuf")
+            ep = nat.RdmaEndpoint(choice.device, **common, ext_addr=buf.addr,
+                                  dmabuf_fd=buf.dmabuf_fd, ext_length=buf.length,
+                                  memory=mode, keepalive=buf)
+            return ep, mode
+        except WorkloadError as exc:
+            if buf is not None:
+                buf.close()
+            if len(modes) == 1:
+                raise
+            causes.append(f"{mode}: {exc}")
+    raise WorkloadError("GPU memory was requested but cannot be registered with the NIC: "
+                        + "; ".join(causes),
+                        hint="load nvidia-peermem, or use open GPU kernel modules + a "
+                             "dma-buf capable NIC driver; or set memory: host")
+
+
+def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:
+    choice = select_port(p.device, p.port if p.device else None, p.gid_index)
+    page = os.sysconf("SC_PAGE_SIZE")
+    buf_size = max(max(p.sizes), 64)
+    buf_size = (buf_size + page - 1) // page * page
+    ep, memory = open_endpoint(p, choice, buf_size)
+    records: list[dict[str, Any]] = []
+    try:
+        peer = exchange("rdma-connect", ep.local_info())
+        ep.connect(peer)
+        exchange("rdma-ready", {})
+        for size in p.sizes:
+            if p.test == "write_bw":
+                rec = _bw_one(role, p, exchange, ep, size)
+            else:
+                rec = _lat_one(role, p, exchange, ep, size)
+            if rec is not None:
+                rec.update(device=choice.device, port=choice.port, gid_index=choice.gid_index,
+                           link_layer=choice.link_layer, mtu=ep.mtu, memory=memory,
+                           engine="native", transport="verbs")
+                records.append(rec)
+        exchange("rdma-done", {})
+    finally:
+        ep.close()
+    return records
+
+
+def _bw_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any,
+            size: int) -> dict[str, Any] | None:
+    verify = p.verify and p.memory == "host"
+    if role == "client":
+        if verify:
+            ep.write_local(_pattern(size))
+        try:
+            res = ep.write_bw(size, p.iters(), cq_mod=p.effective_cq_mod(size),
+                              post_list=p.post_list, warmup=p.warmup,
+                              duration_s=p.duration_s, timeout_s=p.timeout_s)
+        except WorkloadError as exc:
+            exchange(f"bw-{size}", {"error": str(exc)})
+            raise
+        exchange(f"bw-{size}", {"ok": True})
+        wrong = exchange(f"bw-verify-{size}", {}).get("wrong_bytes") if verify else None
+        rec = make_record(p, res, cq_mod=res["cq_mod"], tx_depth=res["tx_depth"],
+                          wrong_bytes=wrong)
+        if wrong:
+            rec["status"] = "failed"
+            rec["reason"] = f"{wrong} of {size} bytes arrived corrupted"
+        return rec
+    outcome = exchange(f"bw-{size}", {})
+    if "error" in outcome:
+        raise WorkloadError(f"rdma write_bw peer failed: {outcome['error']}")
+    if verify:
+        got = np.frombuffer(ep.read_local(size), dtype=np.uint8)
+        want = np.frombuffer(_pattern(size), dtype=np.uint8)
+        exchange(f"bw-verify-{size}", {"wrong_bytes": int(np.count_nonzero(got != want))})
+    return None
+
+
+def _lat_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any,
+             size: int) -> dict[str, Any] | None:
+    # The server writes first, as in ib_write_lat. If our loop fails the peer times out
+    # in its own loop (we stopped writing back), so there is nothing to tell it.
+    res = ep.write_lat(size, p.iters(), initiator=(role == "server"), warmup=p.warmup,
+                       timeout_s=p.timeout_s,
+                       barrier=lambda: exchange(f"lat-start-{size}", {}))
+    outcome = exchange(f"lat-{size}", {"ok": True})
+    if "error" in outcome:
+        raise WorkloadError(f"rdma write_lat peer failed: {outcome['error']}")
+    if role != "client":
+        return None
+    return make_record(p, res, cq_mod=1, tx_depth=1, elapsed_s=math.nan)

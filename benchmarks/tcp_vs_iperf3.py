@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""benchfab's native TCP write_bw loop vs iperf3 on loopback, alternated in one run.
+
+    .venv/bin/python benchmarks/tcp_vs_iperf3.py [--rounds 3] [--seconds 3]
+
+Both send fixed-size messages over one TCP connection on 127.0.0.1 between two
+processes (iperf3 -l SIZE). benchfab's BW average counts bytes the receiver acked;
+iperf3's figure is its receiver-side sum. Printed: medians over rounds and the median
+of per-round ratios benchfab/iperf3 (Gb/s = 1e9 bit/s, iperf3's unit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from _pair import benchfab_pair, median
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def iperf3(size: int, seconds: float) -> float:
+    """Receiver-side bits/s of one iperf3 run with ``size``-byte writes."""
+    port = free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            try:
+                out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                                      "-l", str(size), "-t", f"{seconds:g}", "-J"],
+                                     capture_output=True, text=True, check=True,
+                                     timeout=seconds + 30).stdout
+                break
+            except subprocess.CalledProcessError:
+                time.sleep(0.1)  # server not listening yet
+        else:
+            raise RuntimeError("iperf3 client never connected")
+        return float(json.loads(out)["end"]["sum_received"]["bits_per_second"])
+    finally:
+        srv.wait(timeout=30)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[65536, 1 << 20])
+    args = ap.parse_args()
+    if not shutil.which("iperf3"):
+        print("iperf3 not installed (apt install iperf3)", file=sys.stderr)
+        return 2
+    res: dict[tuple[int, str], list[float]] = {}
+    for size in args.sizes:
+        # Size the benchfab run to about --seconds at the rate a short probe shows.
+        probe = benchfab_pair({"workload": "tcp_write_bw", "sizes": [size],
+                               "iterations": 2000, "peer_host": "127.0.0.1"})[0]
+        iters = max(1000, int(probe["msg_rate_pps"] * args.seconds))
+        for rnd in range(args.rounds):
+            order = ["benchfab", "iperf3"] if rnd % 2 == 0 else ["iperf3", "benchfab"]
+            for who in order:
+                if who == "iperf3":
+                    bps = iperf3(size, args.seconds)
+                else:
+                    (rec,) = benchfab_pair({"workload": "tcp_write_bw", "sizes": [size],
+                                            "iterations": iters, "peer_host": "127.0.0.1",
+                                            "warmup": 100})
+                    bps = rec["bw_avg_Bps"] * 8
+                res.setdefault((size, who), []).append(bps)
+    print(f"# {args.rounds} rounds, ~{args.seconds:g} s each; Gb/s = 1e9 bit/s")
+    print(f"{'size':>9}{'benchfab':>12}{'iperf3':>12}{'ratio':>8}")
+    for size in args.sizes:
+        b, i = res[(size, "benchfab")], res[(size, "iperf3")]
+        print(f"{size:>9}{median(b) / 1e9:>12.2f}{median(i) / 1e9:>12.2f}"
+              f"{median([x / y for x, y in zip(b, i)]):>8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Parts of benchfab.rdma that need no RDMA device: the perftest formulas, the
+perftest output parser, the out-of-band exchange and the TCP loops on loopback."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchfab.errors import WorkloadError
+from benchfab.rdma import SocketExchange, run_rdma_pair, stats
+from benchfab.rdma import perftest as pt
+from benchfab.rdma.params import RdmaParams
+
+DATA = Path(__file__).parent / "data"
+
+
+def _brute_peak(tp: np.ndarray, tc: np.ndarray) -> float:
+    n = len(tp)
+    return min((tc[j] - tp[i]) / (j - i + 1) for i in range(n) for j in range(i, n))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_peak_search_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    tp = np.cumsum(rng.integers(1, 200, n)).astype(np.uint64) + 10**12
+    tc = np.maximum.accumulate(tp + rng.integers(0, 3000, n).astype(np.uint64))
+    assert stats.min_mean_interval_ns(tp, tc) == pytest.approx(_brute_peak(tp, tc), rel=1e-12)
+
+
+def test_bw_figures_follow_perftest() -> None:
+    tp = np.array([0, 10, 20, 30], dtype=np.uint64)
+    tc = np.array([100, 100, 100, 140], dtype=np.uint64)   # cq_mod-style shared stamps
+    f = stats.bw_figures(tp, tc, 1000)
+    assert f["bw_avg_Bps"] == pytest.approx(1000 * 4 / 140e-9)
+    assert f["msg_rate_pps"] == pytest.approx(4 / 140e-9)
+    # best window: i=0..j=2 -> 100/3 ns per message
+    assert f["bw_peak_Bps"] == pytest.approx(1000 / (100 / 3 * 1e-9))
+
+
+def test_lat_figures_follow_perftest() -> None:
+    rtts = [10, 12, 11, 13, 50, 11, 12, 1000, 11]        # ns round trips
+    tp = np.concatenate([[0], np.cumsum(rtts)]).astype(np.uint64)
+    f = stats.lat_figures(tp)
+    d = sorted(x / 2e9 for x in rtts)                     # half RTT, seconds
+    m = len(d) - 2                                        # top 2 dropped
+    assert f["lat_min_s"] == d[0]
+    assert f["lat_max_s"] == d[m]                         # second largest sample
+    assert f["lat_median_s"] == pytest.approx((d[m // 2] + d[m // 2 - 1]) / 2)  # m even
+    assert f["lat_mean_s"] == pytest.approx(sum(d[:m]) / m)
+    assert f["lat_p99_s"] == d[math.ceil(m * 0.99)]
+    assert f["iterations"] == 10
+
+
+def test_cq_mod_rule_matches_perftest() -> None:
+    p = RdmaParams()
+    assert [p.effective_cq_mod(s) for s in (8, 8192, 8193)] == [100, 100, 1]
+    assert RdmaParams(cq_mod=500).effective_cq_mod(1 << 20) == 128   # capped at tx_depth
+    assert RdmaParams(post_list=4).effective_cq_mod(8) == 4
+    assert RdmaParams(test="write_lat").iters() == 1000 and RdmaParams().iters() == 5000
+
+
+def test_params_from_worker_dict() -> None:
+    p = RdmaParams.from_mapping({"workload": "rdma_write_lat", "size": 8, "foo": 1})
+    assert p.test == "write_lat" and p.sizes == (8,) and p.extra == {"foo": 1}
+    with pytest.raises(WorkloadError, match="host memory"):
+        RdmaParams.from_mapping({"workload": "rdma_write_lat", "memory": "cuda"})
+    with pytest.raises(WorkloadError, match="unknown rdma workload"):
+        RdmaParams.from_mapping({"workload": "rdma_read_bw"})
+
+
+def test_parse_perftest_bw_report() -> None:
+    rows = pt.parse_bw((DATA / "ib_write_bw_client.txt").read_text())
+    assert len(rows) == 1
+    r = rows[0]
+    assert r["size_bytes"] == 65536 and r["iterations"] == 200
+    assert r["bw_avg_Bps"] > 0 and r["msg_rate_pps"] > 0
+    assert r["msg_rate_pps"] * 65536 == pytest.approx(r["bw_avg_Bps"], rel=0.05)
+
+
+def test_parse_perftest_lat_report() -> None:
+    text = (DATA / "ib_write_lat_client.txt").read_text()
+    (r,) = pt.parse_lat(text)
+    assert r["size_bytes"] == 8 and r["iterations"] == 200
+    assert 0 < r["lat_min_s"] <= r["lat_median_s"] <= r["lat_max_s"]
+    head = pt.parse_header(text)
+    assert head["link_type"] == "Ethernet" and head["mtu"] == 1024
+
+
+def test_parse_gbits_units() -> None:
+    text = (" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n"
+            " 65536      5000             390.12             389.50               0.742900\n")
+    (r,) = pt.parse_bw(text)
+    assert r["bw_avg_Bps"] == pytest.approx(389.50 * 125e6)
+
+
+def test_build_args_is_a_plain_argument_list() -> None:
+    args = pt.build_args("write_bw", binary="ib_write_bw", device="mlx5_0", port=1,
+                         gid_index=3, size=4096, iters=5000, server_host="10.0.0.1",
+                         tx_depth=128, cq_mod=100)
+    assert args[0] == "ib_write_bw" and args[-1] == "10.0.0.1"
+    assert ["-x", "3"] == args[args.index("-x"):args.index("-x") + 2]
+    assert "-Q" in args and "-n" in args
+
+
+def test_exchange_times_out_when_nobody_connects() -> None:
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=0.3)
+    with pytest.raises(WorkloadError, match="no peer connected"):
+        srv("hello", {})
+    srv.close()
+
+
+def test_exchange_detects_out_of_step_peers() -> None:
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=5)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=5)
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", srv("a", {"x": 1})))
+    t.start()
+    assert cli("a", {"y": 2}) == {"x": 1}
+    t.join()
+    assert box["r"] == {"y": 2}
+
+    def server_side() -> None:
+        try:
+            srv("b", {})
+        except WorkloadError as exc:  # the server notices too
+            box["srv_exc"] = exc
+
+    t = threading.Thread(target=server_side)
+    t.start()
+    with pytest.raises(WorkloadError, match="out of step"):
+        cli("c", {})
+    t.join()
+    assert "out of step" in str(box["srv_exc"])
+    srv.close()
+    cli.close()
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+@pytest.mark.parametrize("workload", ["tcp_write_bw", "tcp_write_lat"])
+def test_tcp_pair_on_loopback(engine: str, workload: str) -> None:
+    if engine == "native":
+        pytest.importorskip("benchfab._native")
+    srv = SocketExchange("server", "127.0.0.1", 0)
+    cli = SocketExchange("client", "127.0.0.1", srv.port)
+    params = {"workload": workload, "sizes": [8, 65536], "iterations": 200,
+              "peer_host": "127.0.0.1", "engine": engine, "warmup": 5}
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.setdefault("s", run_rdma_pair("server", params, srv)))
+    t.start()
+    recs = run_rdma_pair("client", params, cli)
+    t.join(60)
+    assert box["s"] == []
+    assert [r["size_bytes"] for r in recs] == [8, 65536]
+    for r in recs:
+        assert r["transport"] == "tcp" and r["engine"] == engine
+        if workload == "tcp_write_bw":
+            assert r["bw_avg_Bps"] > 0
+        else:
+            assert 0 < r["lat_median_s"] < 0.1
+
+
+def test_tcp_silent_peer_times_out() -> None:
+    native = pytest.importorskip("benchfab._native")
+    import socket
+    a, b = socket.socketpair()
+    with pytest.raises(WorkloadError, match="timed out"):
+        native.tcp_write_lat(a.fileno(), 8, 10, False, timeout_s=0.3)
+    a.close()
+    b.close()
+
+
+def test_bw_per_iteration_uses_cqe_group_ends() -> None:
+    # cq_mod 3: WRs 0-2 completed at 30, 3-5 at 60, 6 (last, signaled) at 70.
+    tc = np.array([30, 30, 30, 60, 60, 60, 70], dtype=np.uint64)
+    got = stats.bw_per_iteration_s(tc, 3)
+    assert got == pytest.approx([10e-9, 10e-9])

@@ -1,0 +1,106 @@
+"""run_rdma_pair end to end: two ranks (threads here) with the socket exchange, on the
+native engine and on perftest, plus discovery against the soft-RoCE device."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from benchfab.errors import WorkloadError
+from benchfab.rdma import RECORD_KEYS, SocketExchange, discover, run_rdma_pair
+
+pytestmark = pytest.mark.rdma
+
+
+def _pair(params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=60)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=60)
+    box: dict[str, Any] = {}
+
+    def server() -> None:
+        try:
+            box["server"] = run_rdma_pair("server", params, srv)
+        except BaseException as exc:  # noqa: BLE001
+            box["server_exc"] = exc
+
+    t = threading.Thread(target=server)
+    t.start()
+    try:
+        client = run_rdma_pair("client", params, cli)
+    finally:
+        t.join(120)
+        srv.close()
+        cli.close()
+    if "server_exc" in box:
+        raise box["server_exc"]
+    return box["server"], client
+
+
+def test_discovery_sees_the_roce_device(rdma_device: str | None, peer_ip: str) -> None:
+    devs = discover()
+    ports = [p for d in devs for p in d.ports if rdma_device in (None, d.name)]
+    assert ports and ports[0].active
+    port = ports[0]
+    if port.fabric == "roce":
+        from benchfab.rdma import default_gid_index
+        idx = default_gid_index(port)
+        gid = next(g for g in port.gids if g.index == idx)
+        assert gid.type == "RoCE v2"
+        if peer_ip != "127.0.0.1":
+            assert gid.ipv4 == peer_ip
+
+
+def test_native_bw_records(rdma_device: str | None) -> None:
+    params = {"workload": "rdma_write_bw", "sizes": [8, 4096, 65536], "iterations": 200,
+              "device": rdma_device, "warmup": 10}
+    server, client = _pair(params)
+    assert server == []
+    assert [r["size_bytes"] for r in client] == [8, 4096, 65536]
+    for r in client:
+        assert set(RECORD_KEYS) <= set(r)
+        assert r["engine"] == "native" and r["transport"] == "verbs" and r["memory"] == "host"
+        assert r["wrong_bytes"] == 0
+        assert r["iterations"] == 200 and r["bw_avg_Bps"] > 0
+        assert r["link_layer"] in ("ib", "roce") and r["mtu"] >= 256
+    # perftest's rule: cq_mod 100 up to 8 KiB, 1 above.
+    assert [r["cq_mod"] for r in client] == [100, 100, 1]
+
+
+def test_native_lat_records(rdma_device: str | None) -> None:
+    params = {"workload": "rdma_write_lat", "sizes": [8, 4096], "iterations": 200,
+              "device": rdma_device}
+    server, client = _pair(params)
+    assert server == []
+    for r in client:
+        assert 0 < r["lat_min_s"] <= r["lat_median_s"] <= r["lat_max_s"]
+        assert r["tx_depth"] == 1
+
+
+@pytest.mark.parametrize("workload", ["rdma_write_bw", "rdma_write_lat"])
+def test_perftest_engine_records(rdma_device: str | None, peer_ip: str, workload: str) -> None:
+    import shutil
+    if shutil.which("ib_write_bw") is None:
+        pytest.skip("perftest is not installed")
+    params = {"workload": workload, "sizes": [4096], "iterations": 200, "engine": "perftest",
+              "device": rdma_device, "peer_host": peer_ip, "timeout_s": 60}
+    _, client = _pair(params)
+    (r,) = client
+    assert r["engine"] == "perftest" and r["size_bytes"] == 4096 and r["iterations"] == 200
+    if workload == "rdma_write_bw":
+        assert r["bw_avg_Bps"] > 0
+    else:
+        assert 0 < r["lat_min_s"] <= r["lat_median_s"]
+
+
+def test_gpu_memory_without_cuda_is_a_clear_error(rdma_device: str | None) -> None:
+    try:
+        import cuda.bindings  # noqa: F401
+        pytest.skip("cuda-bindings installed: the error path is not reachable")
+    except ImportError:
+        pass
+    params = {"workload": "rdma_write_bw", "sizes": [4096], "memory": "cuda",
+              "device": rdma_device}
+    with pytest.raises(WorkloadError, match="cuda-bindings is not installed"):
+        run_rdma_pair("client", params, lambda key, payload: {})

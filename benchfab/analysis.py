@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .units import format_size
+from .workloads.catalog import POINT_TO_POINT
 
 CURVE_KEYS = ["run_id", "test_id", "workload", "ranks", "dtype", "redop", "transport", "fabric", "mode", "in_place"]
 
@@ -19,9 +20,11 @@ def ok_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[(summary["status"] == "ok") & summary["time_s"].notna()]
 
 
-def curves(summary: pd.DataFrame) -> dict[tuple[object, ...], pd.DataFrame]:
-    """One curve (rows sorted by size) per test and in-place flag."""
+def curves(summary: pd.DataFrame, column: str = "time_s") -> dict[tuple[object, ...], pd.DataFrame]:
+    """One curve (rows sorted by size) per test and in-place flag, over rows where ``column`` is known."""
     rows = ok_rows(summary)
+    if not rows.empty and column in rows.columns:
+        rows = rows[rows[column].notna()]
     if rows.empty:
         return {}
     keys = [k for k in CURVE_KEYS if k in rows.columns]
@@ -33,6 +36,8 @@ def curves(summary: pd.DataFrame) -> dict[tuple[object, ...], pd.DataFrame]:
 
 def curve_label(curve: pd.DataFrame) -> str:
     first = curve.iloc[0]
+    if first["workload"] in POINT_TO_POINT:
+        return f"{first['test_id']} ({first['transport']}, {first['engine']}, {first['memory']})"
     place = "in-place" if bool(first["in_place"]) else "out-of-place"
     return f"{first['test_id']} ({first['transport']}, {place})"
 
@@ -51,6 +56,8 @@ def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
 def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Peak and average bus bandwidth per test (GB/s), and total wrong elements."""
     rows = ok_rows(summary)
+    if not rows.empty:
+        rows = rows[rows["busbw_Bps"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=["test_id", "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"])
     grouped = rows.groupby("test_id")
@@ -59,5 +66,20 @@ def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
         "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
         "min_time_us": grouped["time_s"].min() * 1e6,
         "wrong": grouped["wrong"].sum(min_count=1),
+    })
+    return table.reset_index()
+
+
+def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per point-to-point test: best BW average (Gb/s), best message rate, lowest median latency."""
+    rows = ok_rows(summary)
+    if not rows.empty:
+        rows = rows[rows["workload"].isin(list(POINT_TO_POINT))]
+    if rows.empty:
+        return pd.DataFrame(columns=["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "min_lat_median_us"])
+    grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
+    table = pd.DataFrame({
+        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
+        "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
     })
     return table.reset_index()

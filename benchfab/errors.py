@@ -8,6 +8,8 @@ with ``--debug``.
 
 from __future__ import annotations
 
+import re
+
 
 class BenchfabError(Exception):
     """Base of every error benchfab raises on purpose."""
@@ -15,6 +17,8 @@ class BenchfabError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # One line, always: messages quoted from other libraries may hold newlines.
+        message = re.sub(r"\s*\n\s*", " ", message).strip()
         super().__init__(message)
         self.message = message
         self.hint = hint

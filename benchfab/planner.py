@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .errors import PlacementError
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
-from .workloads.catalog import COLLECTIVES, DTYPES
+from .workloads.catalog import COLLECTIVES, DTYPES, is_point_to_point
 
 # Cost model of one op for the estimate: latency + bytes moved / bandwidth.
 # Figures for gloo between local processes on a small VM (see
@@ -37,6 +37,8 @@ class PlannedTest:
     hosts: tuple[str, ...]
     estimate_s: float
     timeout_s: float
+    # Kubernetes backend: (node, slot) of each rank, in rank order; empty locally.
+    members: tuple[tuple[str, int], ...] = ()
 
     def task(self) -> Task:
         s = self.spec
@@ -57,6 +59,10 @@ class PlannedTest:
             cuda_graph=s.cuda_graph,
             rendezvous_timeout=max(30.0, min(self.timeout_s, 600.0)),
             labels={"profile": self.profile_name, "fabric": self.profile.fabric, "mode": self.profile.mode},
+            transport=s.transport,
+            engine=s.engine,
+            memory=s.memory,
+            rdma=s.rdma.model_dump(),
         )
 
     @property
@@ -93,7 +99,31 @@ def estimate_op_seconds(workload: str, size_bytes: int, nranks: int, cores: int)
     return (LOCAL_OP_LATENCY_S + moved / LOCAL_BUS_BW_BPS) * oversubscribed
 
 
+# Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
+# of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
+# only make the estimate pessimistic, which is the safe side for timeouts).
+P2P_BW_BPS = {"tcp": 1.0e9, "verbs": 2.0e7}
+P2P_LAT_S = {"tcp": 30e-6, "verbs": 60e-6}
+
+
+def estimate_p2p_seconds(spec: TestSpec) -> float:
+    bw, lat = P2P_BW_BPS[spec.transport], P2P_LAT_S[spec.transport]
+    bw_test = spec.workload == "rdma_write_bw"
+    iters = spec.iterations or (5000 if bw_test else 1000)
+    total = LOCAL_STARTUP_S
+    for size in spec.sizes:
+        if spec.duration is not None:
+            total += spec.duration
+        elif bw_test:
+            total += (iters + spec.warmup) * size / bw + 0.05
+        else:
+            total += (iters + spec.warmup) * 2 * (lat + size / bw)
+    return total
+
+
 def estimate_test_seconds(spec: TestSpec, cores: int) -> float:
+    if is_point_to_point(spec.workload):
+        return estimate_p2p_seconds(spec)
     total = LOCAL_STARTUP_S
     for size in spec.sizes:
         op_s = estimate_op_seconds(spec.workload, size, spec.ranks, cores)
@@ -139,10 +169,3 @@ def plan_local(spec: SweepSpec, cores: int | None = None, host: str = "localhost
                         rounds.append(Round(len(rounds), (pt,)))
     return Plan(tuple(rounds), tuple(notes))
 
-
-def bytes_per_rank(test: PlannedTest) -> int:
-    """Peak buffer bytes one rank allocates (send + receive at the largest size)."""
-    c = COLLECTIVES[test.spec.workload]
-    size = max(test.spec.sizes)
-    count = c.count_for(size, DTYPES[test.dtype], test.spec.ranks)
-    return 2 * count * DTYPES[test.dtype] * (test.spec.ranks if c.total_size else 1)

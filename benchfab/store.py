@@ -15,7 +15,8 @@ append-only (nothing already stored is rewritten when a test finishes), and
 ``--resume`` simply skips tests whose tests/ row says ``ok``.
 
 Schema history:
-    1  first version (2026-11).
+    1  first version (2026-11): collectives and point-to-point columns in one
+       tidy summary table (columns that do not apply are null).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ SUMMARY_COLUMNS = [
     "schema_version", "run_id", "test_id", "test_name", "workload", "collective", "engine", "backend",
     "transport", "fabric", "mode", "memory", "nodes", "ranks", "size_bytes", "count", "dtype", "redop",
     "root", "in_place", "method", "iterations", "time_s", "algbw_Bps", "busbw_Bps", "wrong", "status", "reason",
+    # point-to-point (rdma_write_bw / rdma_write_lat), perftest's figures in SI units
+    "bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s", "lat_stdev_s",
+    "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "rdma_device", "port", "gid_index", "link_layer",
+    "mtu", "tx_depth", "cq_mod", "post_list",
 ]
 RAW_COLUMNS = ["run_id", "test_id", "size_bytes", "in_place", "iteration", "time_s"]
 TEST_COLUMNS = [

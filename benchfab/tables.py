@@ -59,3 +59,34 @@ def format_table(title: str, dtype: str, redop: str, root: int, rows: Iterable[d
         cells += _half(halves.get(False)) + _half(halves.get(True))
         out.append(line(cells))
     return "\n".join(out)
+
+
+def format_p2p_table(title: str, workload: str, rows: Iterable[dict[str, Any]]) -> str:
+    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec)."""
+    rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
+    out = [f"# {title}"]
+    if workload == "rdma_write_bw":
+        out.append("#    #bytes  #iterations  BW peak[Gb/sec]  BW average[Gb/sec]  MsgRate[Mpps]")
+        for r in rows:
+            out.append(f"  {int(r['size_bytes']):>8}  {_num(r.get('iterations'), 'd'):>11}  "
+                       f"{_gbit(r.get('bw_peak_Bps')):>15}  {_gbit(r.get('bw_avg_Bps')):>18}  "
+                       f"{_num(_scaled(r.get('msg_rate_pps'), 1e-6), '.6f'):>13}")
+        return "\n".join(out)
+    cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
+    out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
+               "  99% percentile[usec]  99.9% percentile[usec]")
+    widths = (11, 11, 15, 11, 13, 20, 22)
+    for r in rows:
+        cells = [f"{_num(_scaled(r.get(c), 1e6), '.2f'):>{w}}" for c, w in zip(cols, widths)]
+        out.append(f"  {int(r['size_bytes']):>8}  {_num(r.get('iterations'), 'd'):>11}  " + "  ".join(cells))
+    return "\n".join(out)
+
+
+def _scaled(value: Any, factor: float) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value) * factor
+
+
+def _gbit(bytes_per_s: Any) -> str:
+    return _num(_scaled(bytes_per_s, 8e-9), ".2f")

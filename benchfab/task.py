@@ -30,6 +30,11 @@ class Task:
     cuda_graph: int
     rendezvous_timeout: float = 120.0
     labels: dict[str, str] = field(default_factory=dict)
+    # point-to-point workloads (rdma_write_bw / rdma_write_lat)
+    transport: str = "verbs"
+    engine: str = "native"
+    memory: str = "host"
+    rdma: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)

@@ -105,7 +105,83 @@ def describe_env(device: Any, backend: str) -> dict[str, Any]:
     return info
 
 
+def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) -> None:
+    """rdma_write_bw / rdma_write_lat: rank 0 measures (perftest's client), rank 1 serves.
+
+    No process group: the two ranks exchange connection data (QPN, PSN, GID, rkey,
+    address) over one TCP connection to rank 0 at MASTER_ADDR:MASTER_PORT, which is
+    reachable the same way locally and between pods.
+    """
+    from .errors import WorkloadError
+    from .rdma import SocketExchange, run_rdma_pair
+    from .rdma.stats import bw_per_iteration_s
+
+    if world != 2:
+        raise WorkloadError(f"{task.workload} needs exactly 2 ranks, got {world}")
+    role = "client" if rank == 0 else "server"
+    timeout = max(10.0, task.rendezvous_timeout)
+    exchange = SocketExchange("server", "0.0.0.0", port, timeout) if rank == 0 else SocketExchange("client", addr, port, timeout)
+    params: dict[str, Any] = {
+        "workload": task.workload,
+        "sizes": task.sizes,
+        "iterations": task.iterations,
+        "warmup": task.warmup,
+        "duration_s": task.duration or 0.0,
+        "transport": task.transport,
+        "engine": task.engine,
+        "memory": task.memory,
+        "verify": task.check,
+        "timeout_s": timeout,
+        "peer_host": os.environ.get("BENCHFAB_PEER_HOST", addr),
+        "keep_raw": True,
+        **{k: v for k, v in task.rdma.items() if v is not None},
+    }
+    emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
+          "transport": task.transport, "engine": task.engine, "memory": task.memory, "role": role,
+          "device": "host" if task.memory == "host" else "cuda", "rdma_device": task.rdma.get("device")})
+    log(rank, f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
+    try:
+        records = run_rdma_pair(role, params, exchange)
+    finally:
+        close = getattr(exchange, "close", None)
+        if close is not None:
+            close()
+    if rank != 0:
+        return
+    for rec in records:
+        completed = rec.pop("raw_tcompleted_ns", None)
+        posted = rec.pop("raw_tposted_ns", None)
+        if task.workload == "rdma_write_lat":
+            samples = [d / 2 for d in _deltas(posted)]  # one RTT per sample; half reported, like perftest
+        elif completed is not None:
+            # Unsignaled writes carry their completion's stamp: use the CQE group ends.
+            samples = bw_per_iteration_s(completed, int(rec.get("cq_mod") or 1)).tolist()
+        else:
+            samples = []
+        emit({"type": "result", "test_id": task.test_id, "status": "ok", "reason": "", "in_place": False,
+              "per_iter_s": samples, **_clean(rec)})
+    emit({"type": "done", "test_id": task.test_id})
+
+
+def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+    # NaN is not JSON; absent figures travel as null.
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+
+
+def _deltas(stamps_ns: Any) -> list[float]:
+    """Seconds between consecutive nanosecond timestamps."""
+    if stamps_ns is None:
+        return []
+    stamps = [int(x) for x in stamps_ns]
+    return [(b - a) * 1e-9 for a, b in zip(stamps, stamps[1:])]
+
+
 def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, addr: str, port: int) -> None:
+    from .workloads.catalog import is_point_to_point
+
+    if is_point_to_point(task.workload):
+        run_point_to_point(task, rank, world, addr, port)
+        return
     import torch.distributed as dist
 
     from .workloads.catalog import COLLECTIVES

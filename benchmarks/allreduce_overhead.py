@@ -80,6 +80,26 @@ def rank_main(rank: int, world: int, port: int, sizes: list[int], rounds: int, p
         dist.destroy_process_group()
 
 
+def harness_cost_ns(n: int = 200_000, repeats: int = 21) -> float:
+    """What benchfab's loop adds per op, free of network noise: both loops around a no-op."""
+    task = Task(test_id="noop", workload="allreduce", ranks=1, sizes=[8], dtype="float32", op="sum", iterations=n,
+                duration=None, warmup=0, in_place=[True], check=False, root=0, device="cpu", cuda_graph=0)
+    runner = CollectiveRunner(task, 0, 1, torch.device("cpu"))
+
+    def noop() -> None:
+        return None
+
+    diffs = []
+    for _ in range(repeats):
+        a = sum(runner.time_loop(noop, n)) / n
+        t0 = time.perf_counter()
+        for _ in range(n):
+            noop()
+        b = (time.perf_counter() - t0) / n
+        diffs.append((a - b) * 1e9)
+    return statistics.median(diffs)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=31, help="A/B alternations per size")
@@ -110,6 +130,8 @@ def main() -> int:
         worst = max(worst, ratio)
         print(f"{format_size(size):>8} {iters:>6} {statistics.median(a) * 1e6:>10.1f} {statistics.median(b) * 1e6:>10.1f} {ratio:>7.3f}")
     print(f"# worst A/B: {worst:.3f} (target <= 1.05, goal 1.02)")
+    harness = harness_cost_ns()
+    print(f"# harness cost per op, measured on a no-op 'collective' (A minus B, median of 21): {harness:.0f} ns")
     return 0
 
 

@@ -21,15 +21,18 @@ def test_example_dataset_is_a_real_run() -> None:
     run = benchfab.load_run(EXAMPLE)
     assert run.meta["status"] == "complete"
     assert set(run.summary["workload"]) >= {"allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"}
-    assert (run.summary.loc[run.summary.status == "ok", "wrong"] == 0).all()
+    collectives = run.summary[(run.summary.status == "ok") & run.summary.busbw_Bps.notna()]
+    assert (collectives["wrong"] == 0).all()
+    p2p = run.summary[run.summary.workload.isin(["rdma_write_bw", "rdma_write_lat"])]
+    assert set(p2p["workload"]) == {"rdma_write_bw", "rdma_write_lat"} and (p2p["transport"] == "tcp").all()
 
 
 def test_report_writes_curves_and_markdown(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     run = benchfab.load_run(EXAMPLE)
     paths = write_report(run, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["busbw.png", "summary.md", "time.png"]
-    for png in ("busbw.png", "time.png"):
+    assert names == ["busbw.png", "p2p_bw.png", "p2p_lat.png", "summary.md", "time.png"]
+    for png in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png"):
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     md = (tmp_path / "summary.md").read_text()
@@ -44,7 +47,7 @@ def test_report_writes_curves_and_markdown(tmp_path: Path, cli) -> None:  # type
 def test_show_reprints_tables(cli) -> None:  # type: ignore[no-untyped-def]
     proc = cli("show", str(EXAMPLE))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("out-of-place") == 6 and "#wrong" in proc.stdout
+    assert proc.stdout.count("out-of-place") == 6 and "#wrong" in proc.stdout and "BW average[Gb/sec]" in proc.stdout
 
 
 @pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)

@@ -76,6 +76,18 @@ COLLECTIVES: dict[str, Collective] = {
 }
 
 
+# Point-to-point workloads: two ranks, the native (or perftest) engine, perftest's
+# semantics. Values: the perftest binary each one mirrors.
+POINT_TO_POINT: dict[str, str] = {
+    "rdma_write_bw": "ib_write_bw",
+    "rdma_write_lat": "ib_write_lat",
+}
+
+
+def is_point_to_point(workload: str) -> bool:
+    return workload in POINT_TO_POINT
+
+
 def busbw_factor(workload: str, nranks: int) -> float:
     """nccl-tests' bus-bandwidth factor for ``workload`` on ``nranks`` ranks."""
     return COLLECTIVES[workload].factor(nranks)

@@ -7,6 +7,8 @@
     benchfab runs                   list stored runs
     benchfab show RUN               print a stored run's tables again
     benchfab report RUN             PNG curves + markdown summary into results/<run_id>/report/
+    benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
+    benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
 
 Errors are one line (what, where, how to fix); ``--debug`` adds the traceback.
 """
@@ -40,12 +42,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> Any:
+    from .k8s.client import ClusterOptions
+
+    return ClusterOptions(kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None),
+                          namespace=getattr(args, "namespace", None))
+
+
+def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
+    """The Kubernetes backend with --kubeconfig/--context/--namespace; None lets the sweep pick (local)."""
+    from .sweep import make_backend
+
+    return make_backend(spec, _cluster(args)) if spec.backend == "kubernetes" else None
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .sweep import make_plan
 
     spec = load_spec(args.spec)
-    plan = make_plan(spec)
+    plan = make_plan(spec, _backend_for(spec, args))
     print(f"# plan for {args.spec}: {len(plan.tests)} test(s) in {len(plan.rounds)} round(s), "
           f"estimated {format_duration(plan.estimate_s)} on backend {spec.backend}")
     for note in plan.notes:
@@ -56,7 +72,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for t in rnd.tests:
             s = t.spec
             sizes = f"{format_size(min(s.sizes))}..{format_size(max(s.sizes))} ({len(s.sizes)})"
-            iters = f"{s.duration:g}s" if s.duration is not None else str(s.iterations)
+            if s.duration is not None:
+                iters = f"{s.duration:g}s"
+            elif s.iterations is None:  # point-to-point: perftest's default count
+                iters = "5000" if s.workload == "rdma_write_bw" else "1000"
+            else:
+                iters = str(s.iterations)
             place = "/".join("in" if p else "out" for p in s.in_place)
             print(f"{rnd.index:>5}  {t.test_id:<40} {s.workload:<15} {s.ranks:>5} {sizes:<22} {iters:>8} "
                   f"{place:<9} {format_duration(t.estimate_s):>9} {format_duration(t.timeout_s):>8}")
@@ -76,13 +97,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.spec} differs from the spec run {args.resume!r} was started with",
                                  hint="resume without SPEC to use the stored spec, or start a new run")
         result = run_sweep(spec, text, results_dir=str(results), run_id=args.resume, resume=True,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, backend=_backend_for(spec, args))
     else:
         if not args.spec:
             raise UsageError("benchfab sweep needs a SPEC or --resume RUN_ID", hint="e.g. benchfab sweep jobs/local.yaml")
         spec = load_spec(args.spec)
         text = Path(args.spec).read_text(encoding="utf-8")
-        result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress)
+        result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress,
+                           backend=_backend_for(spec, args))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
     print(f"# run {result.run_id}: {counts}. Results: {result.path}")
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
@@ -108,13 +130,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .store import load_run
-    from .tables import format_table
+    from .tables import format_p2p_table, format_table
+    from .workloads.catalog import is_point_to_point
 
     run = load_run(args.run, args.results)
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
         title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
-        print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]))
+        records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
+        if is_point_to_point(str(first["workload"])):
+            print(format_p2p_table(title, str(first["workload"]), records))
+        else:
+            print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), records))
         print()
     bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
     for _, t in bad.iterrows():
@@ -132,6 +159,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from .errors import UsageError as _Usage
+    from .k8s.render import render
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    if spec.backend != "kubernetes":
+        raise _Usage(f"{args.spec} uses backend {spec.backend}; render prints Kubernetes manifests",
+                     hint="set backend: kubernetes in the spec")
+    nodes = [n for n in (args.nodes or "").split(",") if n] or None
+    sys.stdout.write(render(spec, args.run_id or f"render-{spec.name}", nodes, _cluster(args)))
+    return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from .k8s.preflight import run_preflight
+    from .spec import load_spec
+
+    spec = load_spec(args.spec) if args.spec else None
+    return run_preflight(spec, _cluster(args), sys.stdout)
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster (backend: kubernetes), like kubectl")
+    g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    g.add_argument("--context", help="kubeconfig context")
+    g.add_argument("-n", "--namespace", help="namespace for the pods (default: the spec's, then the context's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.")
     p.add_argument("--version", action="version", version=f"benchfab {__version__}")
@@ -144,7 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="show the tests a sweep would run and its time estimate")
     pl.add_argument("spec")
+    _cluster_args(pl)
     pl.set_defaults(func=cmd_plan)
+
+    rd = sub.add_parser("render", help="print the Kubernetes manifests of a sweep (kubectl apply -f - accepts them)")
+    rd.add_argument("spec")
+    rd.add_argument("--nodes", metavar="A,B,...", help="place on these nodes offline instead of reading the cluster")
+    rd.add_argument("--run-id", help="run id used in names and labels (default: render-<spec name>)")
+    _cluster_args(rd)
+    rd.set_defaults(func=cmd_render)
+
+    pf = sub.add_parser("preflight", help="check the Network Operator setup a sweep needs (pass/warn/fail)")
+    pf.add_argument("spec", nargs="?", help="a spec: its profiles' resources and networks are checked too")
+    _cluster_args(pf)
+    pf.set_defaults(func=cmd_preflight)
 
     s = sub.add_parser("sweep", help="run a sweep spec")
     s.add_argument("spec", nargs="?")
@@ -153,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-id", help="name the run (default: UTC time + spec name)")
     s.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     s.add_argument("--strict", action="store_true", help="exit 1 if any test failed or timed out")
+    _cluster_args(s)
     s.set_defaults(func=cmd_sweep)
 
     r = sub.add_parser("runs", help="list stored runs")

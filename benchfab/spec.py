@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import SpecError
 from .units import parse_duration, parse_size
-from .workloads.catalog import COLLECTIVES
+from .workloads.catalog import COLLECTIVES, is_point_to_point
 from .yamlpos import Path as YPath
 from .yamlpos import YamlPositionError, load_with_lines
 
@@ -51,14 +51,18 @@ def _sizes(value: object) -> object:
 
 Size = Annotated[int, BeforeValidator(_size)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
-Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"]
+Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "rdma_write_bw", "rdma_write_lat"]
 # Spelled out for type checkers; tests check they match workloads.catalog.
 DType = Literal["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
 RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]
 Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
-Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology"]
+Transport = Literal["verbs", "tcp"]
+Engine = Literal["native", "perftest"]
+Memory = Literal["host", "cuda"]
+Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology", "retest"]
+LeafScope = Literal["same-leaf", "cross-leaf", "any"]
 
 
 class _Model(BaseModel):
@@ -103,6 +107,12 @@ class Placement(_Model):
     gpus_per_node: int | None = Field(default=None, ge=1)
     k: int | None = Field(default=None, ge=2)
     allow_sharing: bool = False
+    # Kubernetes backend (see docs/KUBERNETES.md):
+    rails: int | None = Field(default=None, ge=1)  # group: one group per rail (slot) instead of one over all
+    scope: LeafScope = "any"  # topology: pairs inside a leaf, across leaves, or any
+    max_rounds: int | None = Field(default=None, ge=1)  # cut long patterns (all-pairs on many nodes)
+    suspects: list[tuple[str, str]] = Field(default_factory=list)  # retest: pairs that looked bad
+    good: list[str] = Field(default_factory=list)  # retest: known-good partners (default: every other node)
 
 
 class Profile(_Model):
@@ -113,12 +123,44 @@ class Profile(_Model):
     resource: str | None = None
     network: str | None = None
     hca: str | None = None
+    gid_index: int | None = Field(default=None, ge=0)  # RoCE: NCCL_IB_GID_INDEX; None = NCCL picks (>= 2.21.5)
+
+
+class RdmaOptions(_Model):
+    """Verbs knobs of the point-to-point workloads; defaults follow perftest."""
+
+    device: str | None = None  # e.g. mlx5_0 or rxe0; None: the first device with an ACTIVE port
+    port: int = Field(default=1, ge=1)
+    gid_index: int | None = Field(default=None, ge=0)  # None: the RoCE v2 IPv4 GID (RoCE), none (IB)
+    mtu: Literal[0, 256, 512, 1024, 2048, 4096] = 0  # 0: the port's active MTU
+    tx_depth: int | None = Field(default=None, ge=1, le=16384)  # None: 128 for bw, 1 for lat (-t)
+    cq_mod: int | None = Field(default=None, ge=1, le=16384)  # None: perftest's rule (-Q)
+    post_list: int = Field(default=1, ge=1, le=1024)  # -l
+    max_inline: int | None = Field(default=None, ge=0, le=4096)  # None: 220 B for lat, 0 for bw (-I)
 
 
 class NodeSelection(_Model):
     selector: str | None = None
     topology_key: str | None = None
     exclude: list[str] = Field(default_factory=list)
+
+
+class KubeSettings(_Model):
+    """How the Kubernetes backend makes and runs pods (all optional)."""
+
+    start_timeout: Seconds = Field(default=300.0, gt=0)  # gang start: every pod Running + attached
+    reuse_pods: bool = True  # one long-lived agent pod per (node, slot) for a profile's whole sweep
+    service_account: str = "benchfab-agent"
+    gpu_resource: str = "nvidia.com/gpu"
+    hostname_label: str = "kubernetes.io/hostname"
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)  # extra env for every rank (NCCL_* tuning...)
+    cpu: str | None = None  # requests of each rank pod
+    memory: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    active_deadline: Seconds | None = Field(default=None, gt=0)  # pod lifetime cap; default from the plan
+    master_port: int | None = Field(default=None, ge=1024, le=65535)  # default: varies per test
+    force_net: bool = False  # set NCCL_NET=IB on ib/roce profiles: fail instead of falling back
 
 
 class TestFields(_Model):
@@ -142,6 +184,10 @@ class TestFields(_Model):
     profiles: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = None
     placement: Placement | None = None
     repeat: int | None = Field(default=None, ge=1, le=1000)
+    transport: Transport | None = None
+    engine: Engine | None = None
+    memory: Memory | None = None
+    rdma: RdmaOptions | None = None
 
     @field_validator("sizes")
     @classmethod
@@ -188,6 +234,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "profiles": None,
     "placement": Placement(),
     "repeat": 1,
+    "transport": "verbs",
+    "engine": "native",
+    "memory": "host",
+    "rdma": RdmaOptions(),
 }
 
 
@@ -213,6 +263,10 @@ class TestSpec(_Model):
     profiles: list[str]
     placement: Placement
     repeat: int
+    transport: Transport = "verbs"
+    engine: Engine = "native"
+    memory: Memory = "host"
+    rdma: RdmaOptions = Field(default_factory=RdmaOptions)
 
 
 class SweepSpec(_Model):
@@ -227,6 +281,7 @@ class SweepSpec(_Model):
     image: str | None = None
     profiles: dict[str, Profile] = Field(default_factory=dict)
     nodes: NodeSelection = Field(default_factory=NodeSelection)
+    kubernetes: KubeSettings = Field(default_factory=KubeSettings)
     defaults: TestFields = Field(default_factory=TestFields)
     tests: list[TestFields] = Field(min_length=1)
     source: str | None = None
@@ -246,6 +301,9 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
             value = getattr(layer, key)
             if value is not None:
                 merged[key] = value
+    point_to_point = is_point_to_point(merged["workload"])
+    if point_to_point and all(layer.iterations is None and layer.duration is None for layer in (test, spec.defaults)):
+        merged["iterations"] = None  # perftest's own defaults: 5000 for bw, 1000 for lat
     sizes = merged["sizes"]
     size_list = sizes.expand() if isinstance(sizes, SizeRange) else sorted(set(sizes))
     # iterations and duration are two ways of saying how long to time a size:
@@ -267,12 +325,12 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
         workload=merged["workload"],
         ranks=merged["ranks"],
         sizes=size_list,
-        dtypes=merged["dtypes"],
-        ops=merged["ops"] if COLLECTIVES[merged["workload"]].reduces else ["none"],
+        dtypes=["none"] if point_to_point else merged["dtypes"],
+        ops=["none"] if point_to_point or not COLLECTIVES[merged["workload"]].reduces else merged["ops"],
         iterations=merged["iterations"],
         duration=merged["duration"],
         warmup=merged["warmup"],
-        in_place=sorted(merged["in_place"]),
+        in_place=[False] if point_to_point else sorted(merged["in_place"]),
         check=merged["check"],
         root=merged["root"],
         timeout=merged["timeout"],
@@ -281,6 +339,10 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
         profiles=profiles,
         placement=merged["placement"],
         repeat=merged["repeat"],
+        transport=merged["transport"],
+        engine=merged["engine"],
+        memory=merged["memory"],
+        rdma=merged["rdma"],
     )
 
 
@@ -351,8 +413,20 @@ def _check_semantics(spec: SweepSpec, raw: dict[str, Any], lines: dict[YPath, in
         if test.name in names:
             fail(i, "name", f"test name {test.name!r} is already used by tests[{names[test.name]}]", "give each test a unique name")
         names[test.name] = i
-        collective = COLLECTIVES[test.workload]
-        if collective.rooted and test.root >= test.ranks:
+        if is_point_to_point(test.workload):
+            if test.ranks != 2:
+                fail(i, "ranks", f"{test.workload} runs between exactly 2 ranks, not {test.ranks}", "set ranks: 2")
+            if test.workload == "rdma_write_lat" and test.memory == "cuda":
+                fail(i, "memory", "the latency test polls the receive buffer with the CPU, which GPU memory does not allow",
+                     "use memory: host for rdma_write_lat")
+            if test.transport == "tcp" and test.memory == "cuda":
+                fail(i, "memory", "the tcp transport sends from host memory only", "use memory: host or transport: verbs")
+            if test.engine == "perftest" and test.transport == "tcp":
+                fail(i, "engine", "perftest runs over verbs only", "use engine: native for transport: tcp")
+            if test.iterations is not None and test.iterations < 5:
+                fail(i, "iterations", "perftest's loops need at least 5 iterations", "use iterations: 5 or more")
+        collective = COLLECTIVES.get(test.workload)
+        if collective is not None and collective.rooted and test.root >= test.ranks:
             fail(i, "root", f"root {test.root} does not exist with {test.ranks} ranks", f"use a root below {test.ranks}")
         for p in test.profiles:
             if p not in profiles:
@@ -386,8 +460,10 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
         (SweepSpec, "defaults"): TestFields,
         (SweepSpec, "nodes"): NodeSelection,
+        (SweepSpec, "kubernetes"): KubeSettings,
         (TestFields, "placement"): Placement,
         (TestFields, "sizes"): SizeRange,
+        (TestFields, "rdma"): RdmaOptions,
     }
     i = 0
     while i < len(loc) and model is not None:

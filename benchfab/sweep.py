@@ -24,8 +24,8 @@ from .planner import Plan, PlannedTest, plan_local
 from .progress import Progress
 from .spec import SweepSpec, load_spec_text, spec_to_dict
 from .store import SCHEMA_VERSION, RunStore, new_run_id
-from .tables import format_table
-from .workloads.catalog import COLLECTIVES
+from .tables import format_p2p_table, format_table
+from .workloads.catalog import COLLECTIVES, POINT_TO_POINT, is_point_to_point
 
 
 @dataclass
@@ -36,20 +36,39 @@ class SweepResult:
     interrupted: bool = False
 
 
-def make_backend(spec: SweepSpec) -> Backend:
+def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:
+    """The spec's backend; ``cluster`` is a benchfab.k8s.client.ClusterOptions (kubeconfig, context, namespace)."""
     if spec.backend == "local":
         return LocalBackend()
-    raise BackendError(
-        f"backend {spec.backend!r} is not available in this version of benchfab",
-        hint="use backend: local (the Kubernetes backend is tracked as issue #4)",
-    )
+    if spec.backend == "kubernetes":
+        from .k8s.backend import KubernetesBackend
+
+        return KubernetesBackend(spec, cluster)
+    raise BackendError(f"backend {spec.backend!r} is not available", hint="use backend: local or kubernetes")
 
 
-def make_plan(spec: SweepSpec) -> Plan:
+def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
+    if spec.backend == "kubernetes":
+        # Placement needs the cluster's inventory: the backend reads it and plans.
+        plan: Plan = getattr(backend or make_backend(spec), "plan")()
+        return plan
     return plan_local(spec)
 
 
-def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:
+def _batches(plan: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
+    """The tests still to run, grouped by plan round (a backend with run_round runs each group at once)."""
+    wanted = {t.test_id for t in todo}
+    return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in plan.rounds) if b]
+
+
+P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
+              "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list")
+
+
+def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[dict[str, Any]]:
+    if is_point_to_point(test.spec.workload):
+        return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     rows = []
@@ -62,7 +81,7 @@ def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[d
             "workload": test.spec.workload,
             "collective": COLLECTIVES[test.spec.workload].nccl_name,
             "engine": "torch",
-            "backend": "local",
+            "backend": backend,
             "transport": env0.get("transport"),
             "fabric": test.profile.fabric,
             "mode": test.profile.mode,
@@ -85,6 +104,48 @@ def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[d
             "reason": rec.get("reason", ""),
         })
     return rows
+
+
+def p2p_row(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str = "local") -> dict[str, Any]:
+    """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
+    elapsed / iterations for bandwidth, the median half round trip for latency."""
+    bw = test.spec.workload == "rdma_write_bw"
+    iters = rec.get("iterations")
+    elapsed = rec.get("elapsed_s")
+    time_s = (elapsed / iters if elapsed and iters else None) if bw else rec.get("lat_median_s")
+    row = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "test_id": test.test_id,
+        "test_name": test.spec.name,
+        "workload": test.spec.workload,
+        "collective": POINT_TO_POINT[test.spec.workload],
+        "engine": rec.get("engine", test.spec.engine),
+        "backend": backend,
+        "transport": rec.get("transport", test.spec.transport),
+        "fabric": test.profile.fabric,
+        "mode": test.profile.mode,
+        "memory": rec.get("memory", test.spec.memory),
+        "nodes": len(test.hosts),
+        "ranks": 2,
+        "size_bytes": rec["size_bytes"],
+        "count": None,
+        "dtype": "none",
+        "redop": "none",
+        "root": -1,
+        "in_place": False,
+        "method": "rdma_write" if rec.get("transport", test.spec.transport) == "verbs" else "socket_write",
+        "iterations": iters,
+        "time_s": time_s,
+        "algbw_Bps": None,
+        "busbw_Bps": None,
+        "wrong": None,
+        "status": rec.get("status", "ok"),
+        "reason": rec.get("reason", ""),
+        "rdma_device": rec.get("device"),
+    }
+    row.update({k: rec.get(k) for k in P2P_FIELDS})
+    return row
 
 
 def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:
@@ -144,7 +205,9 @@ def run_sweep(
     if store.exists() and not resume:
         raise UsageError(f"run {run_id!r} already exists in {root}/", hint=f"resume it with --resume {run_id}")
     backend = backend or make_backend(spec)
-    plan = make_plan(spec)
+    if hasattr(backend, "start_run"):
+        backend.start_run(run_id)  # the run id labels everything the backend creates
+    plan = make_plan(spec, backend)
     done = store.finished_tests() if resume else set()
     todo = [t for t in plan.tests if t.test_id not in done]
 
@@ -173,36 +236,50 @@ def run_sweep(
         print(f"# note: {note}", file=out)
     bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
     counts: dict[str, int] = {}
-    current: PlannedTest | None = None
-    partial = TestOutcome("", "interrupted")
+    current: list[PlannedTest] = []
+    partials: dict[str, TestOutcome] = {}
+    # Backends with run_round (Kubernetes) run a plan round's tests side by side.
+    run_round = getattr(backend, "run_round", None)
+    batches = _batches(plan, todo) if run_round is not None else [[t] for t in todo]
     try:
-        for test in todo:
-            current = test
-            partial = TestOutcome(test.test_id, "interrupted", started=time.time())
-            bar.start_test(test.test_id, test.estimate_s, test.units)
+        for batch in batches:
+            current = batch
+            partials = {t.test_id: TestOutcome(t.test_id, "interrupted", started=time.time()) for t in batch}
+            label = batch[0].test_id if len(batch) == 1 else f"round of {len(batch)} tests"
+            bar.start_test(label, max(t.estimate_s for t in batch), sum(t.units for t in batch))
 
-            def on_record(rec: dict[str, Any], _p: TestOutcome = partial) -> None:
-                _p.results.append(rec)
+            def on_record(test_id: str, rec: dict[str, Any], _p: dict[str, TestOutcome] = partials) -> None:
+                _p[test_id].results.append(rec)
                 bar.unit_done()
 
-            outcome = backend.run_test(test, str(store.log_dir), on_record)
-            current = None
-            store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome), raw_rows(run_id, test, outcome))
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-            bar.end_test(outcome.status, outcome.ended - outcome.started)
-            bar.clear()
-            _print_outcome(test, outcome, out)
+            if run_round is not None:
+                outcomes = list(run_round(batch, str(store.log_dir), on_record))
+            else:
+                outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]
+            current = []
+            for i, (test, outcome) in enumerate(zip(batch, outcomes)):
+                store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend.name), raw_rows(run_id, test, outcome))
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+                if i:
+                    bar.start_test(test.test_id, test.estimate_s, test.units)
+                bar.end_test(outcome.status, outcome.ended - outcome.started)
+                bar.clear()
+                _print_outcome(test, outcome, out)
     except KeyboardInterrupt:
         bar.clear()
-        if current is not None:
+        for test in current:
+            partial = partials[test.test_id]
             partial.ended = time.time()
             partial.reason = "interrupted by the user; rerun with --resume"
-            store.write_test(test_row(run_id, current, partial), summary_rows(run_id, current, partial), raw_rows(run_id, current, partial))
+            store.write_test(test_row(run_id, test, partial), summary_rows(run_id, test, partial, backend.name), raw_rows(run_id, test, partial))
         meta.update({"status": "interrupted", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         store.write_meta(meta)
         print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {root}",
               file=out, flush=True)
         raise
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()  # e.g. delete the run's pods
     bar.clear()
     meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})
     store.write_meta(meta)
@@ -211,8 +288,10 @@ def run_sweep(
 
 def _print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:
     title = test_title(test, outcome)
-    root = test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1
-    if outcome.results:
+    if outcome.results and is_point_to_point(test.spec.workload):
+        print(format_p2p_table(title, test.spec.workload, outcome.results), file=out)
+    elif outcome.results:
+        root = test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1
         print(format_table(title, test.dtype, test.op, root, outcome.results), file=out)
     else:
         print(f"# {title}", file=out)
@@ -220,6 +299,8 @@ def _print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None
         print(f"# {outcome.status.upper()}: {outcome.reason}", file=out)
         for line in outcome.log_tail.splitlines():
             print(f"#   {line}", file=out)
+    elif outcome.reason:  # ok, with a warning (e.g. NCCL fell back from the fabric to sockets)
+        print(f"# WARNING: {outcome.reason}", file=out)
     oks = [r for r in outcome.results if r.get("status") == "ok" and r.get("busbw_Bps") is not None]
     if oks:
         avg = sum(r["busbw_Bps"] for r in oks) / len(oks) / 1e9

@@ -1,0 +1,149 @@
+"""``python -m benchfab.k8s.agent``: the long-lived process in every rank pod.
+
+One agent pod lives on each (node, slot) for a profile's whole sweep, so a
+sweep pays the pod start-up (scheduling, image, CNI, device plugin) once, not
+once per round. The controller hands it a test by writing the annotation
+``benchfab.io/task`` = {seq, task, env} on the agent's own pod; the agent
+watches its pod (plain list + watch: works with any API server, needs only
+get/list/watch on pods), starts ``python -m benchfab.worker`` with the test's
+env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), and prints the worker's records
+to its own stdout (the pod log) tagged with ``seq`` and a running counter
+``n`` (so a reconnecting log reader can drop lines it already saw). Other
+output lines pass through unchanged as the test's log; NCCL INFO lines are
+parsed into the transport really used, reported in the final ``exit`` record.
+``benchfab.io/cancel`` = seq stops that test's worker (controller timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from ..task import format_record, parse_record
+from .client import Cache, ClusterOptions, connect
+from .manifests import ANN_CANCEL, ANN_TASK
+from .nccl import parse_nccl_log
+
+_out = threading.Lock()
+_counter = 0
+
+
+def emit(record: dict[str, Any]) -> None:
+    global _counter
+    with _out:
+        _counter += 1
+        print(format_record({**record, "n": _counter}), flush=True)
+
+
+def say(line: str) -> None:
+    with _out:
+        print(line, flush=True)
+
+
+class Worker:
+    """One test's worker process and the thread that relays its output."""
+
+    def __init__(self, seq: int, task_json: str, env: dict[str, str]) -> None:
+        self.seq = seq
+        self.started = time.monotonic()
+        full = dict(os.environ)
+        full.update(env)
+        full["BENCHFAB_PARENT_PID"] = str(os.getpid())  # the worker dies with us (PR_SET_PDEATHSIG)
+        emit({"type": "agent", "event": "start", "seq": seq})
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchfab.worker", "--task", task_json],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=full, start_new_session=True)
+        self.thread = threading.Thread(target=self._relay, daemon=True)
+        self.thread.start()
+
+    def _relay(self) -> None:
+        nccl_lines: list[str] = []
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            rec = parse_record(line)
+            if rec is not None:
+                emit({**rec, "seq": self.seq})
+                continue
+            if "NCCL" in line:
+                nccl_lines.append(line)
+            say(line)
+        code = self.proc.wait()
+        nccl = parse_nccl_log(nccl_lines)
+        emit({"type": "agent", "event": "exit", "seq": self.seq, "code": code,
+              "elapsed_s": time.monotonic() - self.started, "nccl": nccl.to_dict() if nccl.lines else None})
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.thread.join(timeout=5)
+
+
+def main() -> int:
+    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not pod or not namespace:
+        print("benchfab.k8s.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
+        return 2
+    kube = connect(ClusterOptions(namespace=namespace))
+    cache = Cache(kube, namespace, field_selector=f"metadata.name={pod}")
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    cache.start()
+    emit({"type": "agent", "event": "ready", "pod": pod})
+    worker: Worker | None = None
+    last_seq = 0
+    seen = -1
+    try:
+        while not stop.is_set():
+            cache.wait(lambda: cache.version != seen, 0.5)
+            seen = cache.version
+            if not cache.synced.is_set():
+                continue
+            obj = cache.get(pod)
+            if obj is None:
+                break  # our pod is gone: nothing left to do
+            ann = obj.get("metadata", {}).get("annotations") or {}
+            cancel = int(ann.get(ANN_CANCEL) or 0)
+            if worker is not None and worker.running() and worker.seq <= cancel:
+                say(f"benchfab agent: test {worker.seq} cancelled by the controller")
+                worker.kill()
+            raw = ann.get(ANN_TASK)
+            if not raw:
+                continue
+            try:
+                job = json.loads(raw)
+                seq = int(job["seq"])
+            except (ValueError, KeyError, TypeError):
+                say("benchfab agent: unreadable task annotation ignored")
+                continue
+            if seq <= last_seq or seq <= cancel:
+                continue
+            if worker is not None and worker.running():
+                worker.kill()  # a newer test replaces a stale one
+            last_seq = seq
+            worker = Worker(seq, str(job["task"]), {str(k): str(v) for k, v in dict(job.get("env") or {}).items()})
+    finally:
+        if worker is not None and worker.running():
+            worker.kill()
+        cache.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

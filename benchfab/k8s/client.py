@@ -1,0 +1,365 @@
+"""Talking to the API server: configuration, retries, watch caches, log streams.
+
+Built on the official ``kubernetes`` client (its configuration loading, auth and
+HTTP transport), but every call asks for the raw response and parses JSON into
+plain dicts: the code below works with the same shapes that ``kubectl get -o
+json`` shows, and large lists skip model construction.
+
+Robustness, in one place:
+- ``Kube.call`` retries 429 (honouring Retry-After), 5xx and dropped
+  connections with exponential backoff; a create that is retried after its
+  response was lost gets 409 and is treated as done (names are deterministic,
+  so there are never duplicate pods).
+- ``Cache`` is a small informer: list, then watch from the list's
+  resourceVersion; a 410 Gone (history compacted) relists, other failures
+  re-watch from the last version seen.
+- ``LogStream`` follows one pod's log and reconnects if the stream breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ..errors import BackendError
+
+RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the cluster is, like kubectl's --kubeconfig / --context / --namespace."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+
+
+def connect(options: ClusterOptions, spec_namespace: str | None = None) -> "Kube":
+    """A Kube for the given kubeconfig/context, or the in-cluster service account."""
+    try:
+        from kubernetes import client
+        from kubernetes import config as _config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise BackendError(f"the kubernetes client is not installed: {exc}", hint="pip install kubernetes") from None
+    config: Any = _config  # untyped module
+    cfg = client.Configuration()
+    namespace = options.namespace or spec_namespace
+    in_cluster = (not options.kubeconfig and not options.context and "KUBERNETES_SERVICE_HOST" in os.environ
+                  and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"))
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=cfg)
+            if namespace is None:
+                try:
+                    with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                        namespace = f.read().strip()
+                except OSError:
+                    pass
+        else:
+            config.load_kube_config(config_file=options.kubeconfig, context=options.context, client_configuration=cfg)
+            if namespace is None:
+                try:
+                    _, active = config.list_kube_config_contexts(config_file=options.kubeconfig)
+                    ctx = next((c for c in _ if c["name"] == options.context), active) if options.context else active
+                    namespace = (ctx or {}).get("context", {}).get("namespace")
+                except (ConfigException, OSError, TypeError, KeyError):
+                    pass
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        where = options.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise BackendError(f"cannot load Kubernetes configuration from {where}: {str(exc).splitlines()[0]}",
+                           hint="pass --kubeconfig/--context, or run inside a pod with a service account") from None
+    # Our own retries handle dropped connections (see Kube.call); urllib3's would
+    # resend POSTs blindly. A large pool: one watch plus one log stream per pod.
+    cfg.retries = 0
+    cfg.connection_pool_maxsize = 256
+    return Kube(client.ApiClient(cfg), namespace or "default")
+
+
+class Kube:
+    """Thin, retrying wrapper over CoreV1Api / CustomObjectsApi returning dicts."""
+
+    def __init__(self, api_client: Any, namespace: str, attempts: int = 6, backoff_s: float = 0.2) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.namespace = namespace
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.retries = 0  # how many calls were retried (reported in tests)
+
+    # -- the one place that talks HTTP -------------------------------------------------
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, ok_conflict: bool = False,
+             ok_missing: bool = False, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        kwargs["_preload_content"] = False
+        kwargs.setdefault("_request_timeout", (10, 60))
+        delay = self.backoff_s
+        for attempt in range(self.attempts):
+            try:
+                resp = fn(*args, **kwargs)
+                data = resp.data
+                return json.loads(data) if data else {}
+            except ApiException as exc:
+                if exc.status == 409 and ok_conflict:
+                    return None
+                if exc.status == 404 and ok_missing:
+                    return None
+                if exc.status in RETRY_STATUS and attempt + 1 < self.attempts:
+                    self.retries += 1
+                    time.sleep(_retry_after(exc) or delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise BackendError(f"{what}: {exc.status} {_api_message(exc)}", hint=_hint(exc.status)) from None
+            except (Urllib3Error, ConnectionError, OSError, json.JSONDecodeError) as exc:
+                if attempt + 1 < self.attempts:
+                    self.retries += 1
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise BackendError(f"{what}: cannot reach the API server ({type(exc).__name__}: {exc})",
+                                   hint="check the cluster address and your network") from None
+        raise AssertionError("unreachable")
+
+    # -- convenience ---------------------------------------------------------------------
+    def list_nodes(self, label_selector: str | None = None) -> dict[str, Any]:
+        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        return dict(self.call("list nodes", self.core.list_node, **kw))
+
+    def list_pods(self, namespace: str | None = None, label_selector: str | None = None,
+                  field_selector: str | None = None) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if label_selector:
+            kw["label_selector"] = label_selector
+        if field_selector:
+            kw["field_selector"] = field_selector
+        if namespace is None:
+            return dict(self.call("list pods", self.core.list_pod_for_all_namespaces, **kw))
+        return dict(self.call("list pods", self.core.list_namespaced_pod, namespace, **kw))
+
+    def create(self, kind: str, body: dict[str, Any]) -> None:
+        ns = body["metadata"].get("namespace", self.namespace)
+        core: Any = self.core
+        fn = core.create_namespaced_pod if kind == "Pod" else core.create_namespaced_service
+        self.call(f"create {kind.lower()} {body['metadata']['name']}", fn, ns, body, ok_conflict=True)
+
+    def patch_pod(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        got = self.call(f"patch pod {name}", self.core.patch_namespaced_pod, name, self.namespace, patch,
+                        _content_type="application/merge-patch+json", ok_missing=True)
+        return dict(got) if got is not None else None
+
+    def delete_pod(self, name: str, grace_s: int = 0) -> None:
+        self.call(f"delete pod {name}", self.core.delete_namespaced_pod, name, self.namespace,
+                  grace_period_seconds=grace_s, ok_missing=True)
+
+    def delete_run(self, selector: str) -> None:
+        """Delete every pod and service the run created (label selected: exact, nothing else)."""
+        self.call("delete pods", self.core.delete_collection_namespaced_pod, self.namespace,
+                  label_selector=selector, grace_period_seconds=0)
+        for svc in self.call("list services", self.core.list_namespaced_service, self.namespace,
+                             label_selector=selector).get("items", []):
+            self.call("delete service", self.core.delete_namespaced_service, svc["metadata"]["name"],
+                      self.namespace, ok_missing=True)
+
+    def events_for(self, name: str) -> list[dict[str, Any]]:
+        got = self.call("list events", self.core.list_namespaced_event, self.namespace,
+                        field_selector=f"involvedObject.name={name}")
+        return list(got.get("items", []))
+
+    def get_custom(self, group: str, version: str, plural: str, name: str,
+                   namespace: str | None = None) -> dict[str, Any] | None:
+        if namespace is None:
+            got = self.call(f"get {plural}/{name}", self.custom.get_cluster_custom_object, group, version, plural,
+                            name, ok_missing=True)
+        else:
+            got = self.call(f"get {plural}/{name}", self.custom.get_namespaced_custom_object, group, version,
+                            namespace, plural, name, ok_missing=True)
+        return dict(got) if got is not None else None
+
+    def list_custom(self, group: str, version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        try:
+            if namespace is None:
+                got = self.call(f"list {plural}", self.custom.list_cluster_custom_object, group, version, plural)
+            else:
+                got = self.call(f"list {plural}", self.custom.list_namespaced_custom_object, group, version,
+                                namespace, plural)
+        except BackendError as exc:
+            if " 404 " in str(exc):  # the CRD is not installed
+                return []
+            raise
+        return list(got.get("items", []))
+
+    def stream(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A raw streaming response (watch / follow); the caller iterates and closes it."""
+        kwargs["_preload_content"] = False
+        return fn(*args, **kwargs)
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = (exc.headers or {}).get("Retry-After")
+        return min(float(value), 10.0) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _hint(status: int | None) -> str | None:
+    return {
+        401: "your credentials were refused: refresh the kubeconfig",
+        403: "the service account lacks a permission: apply jobs/k8s/rbac.yaml",
+        404: "check the namespace (--namespace) and that the object exists",
+    }.get(status or 0)
+
+
+def iter_lines(resp: Any) -> Iterator[str]:
+    """Complete lines of a streaming response (watch events, followed logs)."""
+    partial = b""
+    for chunk in resp.stream(65536, decode_content=False):
+        partial += chunk
+        *lines, partial = partial.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if partial:
+        yield partial.decode("utf-8", "replace")
+
+
+class Cache(threading.Thread):
+    """List + watch of pods (or nodes) matching selectors; resumes on 410 Gone."""
+
+    def __init__(self, kube: Kube, namespace: str | None, label_selector: str | None = None,
+                 field_selector: str | None = None, watch_timeout_s: int = 30) -> None:
+        super().__init__(daemon=True, name="benchfab-pod-cache")
+        self.kube = kube
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.watch_timeout_s = watch_timeout_s
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.cond = threading.Condition()
+        self.version = 0  # bumps on every change; waiters compare
+        self.relists = 0
+        self.synced = threading.Event()
+        self._stop = threading.Event()
+        self._resp: Any = None
+        self.error: str | None = None
+
+    def _kw(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.label_selector:
+            kw["label_selector"] = self.label_selector
+        if self.field_selector:
+            kw["field_selector"] = self.field_selector
+        return kw
+
+    def _list(self) -> str:
+        got = self.kube.list_pods(self.namespace, **self._kw())
+        with self.cond:
+            self.objects = {o["metadata"]["name"]: o for o in got.get("items", [])}
+            self.version += 1
+            self.cond.notify_all()
+        self.synced.set()
+        return str(got.get("metadata", {}).get("resourceVersion", ""))
+
+    def run(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        rv: str | None = None
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._list()
+                    self.relists += 1
+                fn = self.kube.core.list_namespaced_pod if self.namespace else self.kube.core.list_pod_for_all_namespaces
+                args = (self.namespace,) if self.namespace else ()
+                self._resp = self.kube.stream(fn, *args, watch=True, resource_version=rv,
+                                              allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_s,
+                                              _request_timeout=(10, self.watch_timeout_s + 30), **self._kw())
+                for line in iter_lines(self._resp):
+                    if self._stop.is_set():
+                        return
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = None  # history compacted: relist
+                            break
+                        raise BackendError(f"watch: {obj.get('code')} {obj.get('message')}")
+                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                    if kind == "BOOKMARK":
+                        continue
+                    name = obj["metadata"]["name"]
+                    with self.cond:
+                        if kind == "DELETED":
+                            self.objects.pop(name, None)
+                        else:
+                            self.objects[name] = obj
+                        self.version += 1
+                        self.cond.notify_all()
+                delay = 0.2
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = None
+                    continue
+                self.error = f"{exc.status} {exc.reason}"
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except (BackendError, Urllib3Error, OSError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
+                self.error = str(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                resp, self._resp = self._resp, None
+                if resp is not None:
+                    try:
+                        resp.release_conn()
+                    except Exception:  # noqa: BLE001 - closing a broken stream
+                        pass
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with self.cond:
+            return self.objects.get(name)
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until predicate() (called under the lock) holds, or the timeout."""
+        end = time.monotonic() + timeout_s
+        with self.cond:
+            while not predicate():
+                left = end - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self.cond.wait(min(left, 0.5))
+            return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            try:
+                resp.shutdown()  # urllib3 2: unblocks a read in the other thread
+            except Exception:  # noqa: BLE001
+                pass
+        with self.cond:
+            self.cond.notify_all()

@@ -1,0 +1,128 @@
+"""What the cluster offers the spec: nodes, their health and free RDMA/GPU capacity.
+
+One list of nodes plus one list of running pods (to subtract what they already
+hold) gives, per node: Ready / cordoned / taints, GPUs, each profile's RDMA
+resource (allocatable minus requests), the hostname and topology labels, and
+the Network Operator's MOFED readiness label. ``nodes_for_planner`` turns that
+into the planner's NodeInfo (slots per profile); the snapshot goes to run.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..placement import NodeInfo
+from ..spec import SweepSpec
+from .client import Kube
+
+MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
+MAX_SLOTS = 64  # more rank pods per node than this is never useful
+
+
+def quantity(value: Any) -> float:
+    text = str(value)
+    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024.0, "Mi": 1024.0**2, "Gi": 1024.0**3,
+             "Ti": 1024.0**4}
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def pod_requests(pod: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        # Extended resources must have requests == limits; limits alone imply requests.
+        for k, v in {**(res.get("limits") or {}), **(res.get("requests") or {})}.items():
+            out[k] = out.get(k, 0.0) + quantity(v)
+    return out
+
+
+def _tolerated(taint: dict[str, Any], tolerations: list[dict[str, Any]]) -> bool:
+    for t in tolerations:
+        if t.get("operator") == "Exists" and t.get("key") in (None, taint.get("key")):
+            return True
+        if t.get("key") == taint.get("key") and t.get("value") == taint.get("value"):
+            return True
+    return False
+
+
+def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
+    """One dict per node matching nodes.selector, with health and free capacity."""
+    nodes = kube.list_nodes(spec.nodes.selector).get("items", [])
+    pods = kube.list_pods(None, field_selector="status.phase!=Succeeded,status.phase!=Failed").get("items", [])
+    used: dict[str, dict[str, float]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            held = used.setdefault(node, {})
+            for k, v in pod_requests(pod).items():
+                held[k] = held.get(k, 0.0) + v
+    k8s = spec.kubernetes
+    profiles = spec.resolved_profiles()
+    out = []
+    for node in nodes:
+        meta, status = node["metadata"], node.get("status") or {}
+        name = meta["name"]
+        labels = meta.get("labels") or {}
+        alloc = status.get("allocatable") or {}
+        held = used.get(name, {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]
+        untolerated = [f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in taints
+                       if not _tolerated(t, k8s.tolerations)]
+        free = {k: max(0.0, quantity(v) - held.get(k, 0.0)) for k, v in alloc.items()}
+        rdma = {p.resource: {"allocatable": quantity(alloc.get(p.resource, 0)), "free": free.get(p.resource, 0.0)}
+                for p in profiles.values() if p.resource}
+        problems = []
+        if not ready:
+            problems.append("not Ready")
+        if cordoned:
+            problems.append("cordoned")
+        if untolerated:
+            problems.append("untolerated taint " + ", ".join(untolerated))
+        if name in spec.nodes.exclude:
+            problems.append("excluded by the spec")
+        out.append({
+            "name": name,
+            "hostname": labels.get(k8s.hostname_label, name),
+            "leaf": labels.get(spec.nodes.topology_key) if spec.nodes.topology_key else None,
+            "ready": ready,
+            "cordoned": cordoned,
+            "taints": untolerated,
+            "usable": not problems,
+            "problems": problems,
+            "gpus": {"allocatable": quantity(alloc.get(k8s.gpu_resource, 0)), "free": free.get(k8s.gpu_resource, 0.0)},
+            "rdma": rdma,
+            "mofed_wait": labels.get(MOFED_WAIT),
+            "kernel": (status.get("nodeInfo") or {}).get("kernelVersion"),
+        })
+    return out
+
+
+def gpus_per_rank(spec: SweepSpec, profile: str) -> int:
+    """1 if any test of the profile may run on GPUs (device auto/cuda), else 0."""
+    return 1 if any(t.device != "cpu" for t in spec.resolved_tests() if profile in t.profiles) else 0
+
+
+def nodes_for_planner(spec: SweepSpec, inventory: list[dict[str, Any]]) -> list[NodeInfo]:
+    profiles = spec.resolved_profiles()
+    out = []
+    for node in inventory:
+        if not node["usable"]:
+            continue
+        slots: dict[str, int] = {}
+        for pname, profile in profiles.items():
+            n = float(MAX_SLOTS)
+            if profile.resource:
+                n = min(n, node["rdma"][profile.resource]["free"])
+            if gpus_per_rank(spec, pname):
+                n = min(n, node["gpus"]["free"])
+            slots[pname] = int(n)
+        out.append(NodeInfo(node["name"], leaf=node["leaf"], slots=slots, labels={"hostname": node["hostname"]}))
+    return out

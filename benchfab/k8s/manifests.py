@@ -1,0 +1,187 @@
+"""Kubernetes objects of a run, as plain dicts (what ``benchfab render`` prints).
+
+Pure functions: no API calls. Every object carries the run's labels so clean-up
+is one label-selected delete; pods are pinned with a nodeSelector on the
+hostname label (not ``nodeName``) so the scheduler still checks resources and
+taints and explains a shortage in a FailedScheduling event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import yaml
+
+from ..spec import KubeSettings, Profile
+
+APP = "benchfab"
+LABEL_RUN = "benchfab.io/run"
+LABEL_PROFILE = "benchfab.io/profile"
+LABEL_NODE = "benchfab.io/node"
+LABEL_SLOT = "benchfab.io/slot"
+ANN_TASK = "benchfab.io/task"  # the agent's next test: JSON {seq, task, env}
+ANN_CANCEL = "benchfab.io/cancel"  # "<seq>": stop the worker of that test (timeout)
+ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
+ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
+AGENT_COMMAND = ["python", "-m", "benchfab.k8s.agent"]
+RENDEZVOUS_PORT = 29500
+
+
+def _digest(text: str, n: int = 6) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def dns_label(text: str, limit: int = 63) -> str:
+    """A DNS-1123 label (lower-case alphanumerics and '-') of at most ``limit`` chars.
+
+    When text must be changed or cut, a short hash of the original keeps two
+    different inputs from ending up with the same name.
+    """
+    clean = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
+    if clean == text and len(clean) <= limit:
+        return clean
+    keep = max(1, limit - 7)
+    return f"{clean[:keep].rstrip('-')}-{_digest(text)}"
+
+
+def label_value(text: str) -> str:
+    """A valid label value (<= 63 chars of [A-Za-z0-9_.-], alphanumeric at both ends)."""
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")
+    if clean == text and len(clean) <= 63:
+        return clean
+    return f"{clean[:56].rstrip('-_.')}-{_digest(text)}"
+
+
+def run_key(run_id: str) -> str:
+    """Short stable id of a run used in object names (run ids are long and have '_' / '.')."""
+    return _digest(run_id, 8)
+
+
+def service_name(run_id: str) -> str:
+    return f"bf-{run_key(run_id)}"  # DNS-1035: starts with a letter
+
+
+def pod_name(run_id: str, profile: str, node: str, slot: int) -> str:
+    # <= 63 chars: the pod's hostname (for DNS through the headless Service) is the same string.
+    stem = f"{dns_label(profile, 12)}-{dns_label(node, 32)}"
+    return f"bf-{run_key(run_id)}-{stem}-{slot}"[:63].rstrip("-")
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP, "app.kubernetes.io/managed-by": APP, LABEL_RUN: label_value(run_id)}
+
+
+def run_selector(run_id: str) -> str:
+    return f"{LABEL_RUN}={label_value(run_id)}"
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """One rank pod: a (profile, node, slot) of the run."""
+
+    profile_name: str
+    profile: Profile
+    node: str  # node name
+    hostname: str  # value of the node's hostname label (can differ from its name)
+    slot: int
+    gpus: int  # GPUs the pod requests (0 for CPU-only tests)
+
+
+def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
+    """Headless Service: every rank pod resolves as <pod>.<service>.<ns>.svc.
+
+    publishNotReadyAddresses: ranks must find each other while they start,
+    before any readiness could be reported.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": service_name(run_id), "namespace": namespace, "labels": run_labels(run_id)},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {LABEL_RUN: label_value(run_id)},
+            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "targetPort": RENDEZVOUS_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeSettings,
+                 deadline_s: int) -> dict[str, Any]:
+    name = pod_name(run_id, pod.profile_name, pod.node, pod.slot)
+    labels = {
+        **run_labels(run_id),
+        "app.kubernetes.io/component": "rank",
+        LABEL_PROFILE: label_value(pod.profile_name),
+        LABEL_NODE: label_value(pod.node),
+        LABEL_SLOT: str(pod.slot),
+    }
+    annotations: dict[str, str] = {}
+    if pod.profile.network:
+        # Multus: the secondary network that carries the RDMA device (net1).
+        annotations[ANN_NETWORKS] = pod.profile.network
+    limits: dict[str, str] = {}
+    if pod.profile.resource:
+        limits[pod.profile.resource] = "1"
+    if pod.gpus:
+        limits[kube.gpu_resource] = str(pod.gpus)
+    requests = dict(limits)
+    if kube.cpu:
+        requests["cpu"] = kube.cpu
+    if kube.memory:
+        requests["memory"] = kube.memory
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "BENCHFAB_RUN", "value": run_id},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    env.extend({"name": k, "value": v} for k, v in sorted(kube.env.items()))
+    container: dict[str, Any] = {
+        "name": "rank",
+        "image": image,
+        "imagePullPolicy": kube.image_pull_policy,
+        # argv list, never a shell: nothing from the spec is ever interpreted by one.
+        "command": list(AGENT_COMMAND),
+        "env": env,
+        "resources": {"limits": limits, "requests": requests} if limits or requests else {},
+        "securityContext": {
+            # IPC_LOCK lets verbs pin (register) memory beyond RLIMIT_MEMLOCK; the
+            # device plugin hands the pod /dev/infiniband, so nothing privileged.
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["IPC_LOCK"]},
+        },
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "nodeSelector": {kube.hostname_label: pod.hostname},
+        "hostname": name,
+        "subdomain": service_name(run_id),
+        "serviceAccountName": kube.service_account,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "activeDeadlineSeconds": int(deadline_s),
+        "containers": [container],
+    }
+    if kube.tolerations:
+        spec["tolerations"] = [dict(t) for t in kube.tolerations]
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
+    """Multi-document YAML that ``kubectl apply -f -`` accepts."""
+    return "".join("---\n" + yaml.safe_dump(o, sort_keys=False, default_flow_style=False) for o in objects)
+
+
+def task_annotation(seq: int, task_json: str, env: dict[str, str]) -> str:
+    return json.dumps({"seq": seq, "task": task_json, "env": env}, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,419 @@
+"""Placement patterns: which nodes test together, round by round.
+
+Pure functions over node *indices* or names; no I/O, no Kubernetes. A round is a
+list of groups that run at the same time; a group is the nodes of one test. The
+patterns follow what cluster-validation tools do (see docs/KUBERNETES.md):
+
+- ``all_pairs_rounds``: round robin by the circle method, n-1 rounds of n/2
+  disjoint pairs (n odd: n rounds, one node rests per round). Every pair once.
+- ``ring_rounds``: each node with its ring neighbour, 2 rounds (3 if n is odd).
+- ``k_groups``: disjoint groups of k; a short remainder is topped up with nodes
+  from the first groups in a second round so every node is covered.
+- ``topology_pairs``: round robin inside each leaf in parallel (same-leaf) or
+  only the pairs that cross leaves (cross-leaf).
+- ``one_group``: one all-reduce group of n nodes, picked leaf by leaf.
+- ``retest_rounds`` / ``classify_suspects``: the second pass that pairs every
+  node of a suspect pair with a known-good partner, and tells a bad node
+  (fails with everyone) from a bad link (both ends fine elsewhere).
+- ``assign_slots``: turns rounds of node groups into rounds of (node, slot)
+  members, enforcing "no node or NIC/VF in two tests of a round" unless
+  sharing is allowed, and each node's slot capacity (VFs, rdmaHcaMax, GPUs).
+
+All-pairs on thousands of nodes is millions of pairs, so that pattern is
+produced as numpy arrays, one round at a time (see benchmarks/planner_scale.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import PlacementError
+
+if TYPE_CHECKING:  # the planner imports nothing from here at run time; no cycle
+    from .planner import Plan
+    from .spec import SweepSpec, TestSpec
+
+Group = tuple[str, ...]
+Member = tuple[str, int]  # (node name, slot on that node: a GPU + NIC/VF pod)
+LeafScope = Literal["same-leaf", "cross-leaf", "any"]
+IntArray = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the planner knows of one node (filled by the backend's inventory)."""
+
+    name: str
+    leaf: str | None = None  # value of the topology label (rack / leaf switch)
+    # Per profile: how many rank pods fit at once (free VFs or HCA shares, and GPUs).
+    slots: Mapping[str, int] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# All pairs (circle method)
+
+
+def all_pairs_array(n: int) -> IntArray:
+    """Round robin over nodes 0..n-1 as one (rounds, pairs, 2) int32 array.
+
+    Circle method: node 0 (or a "bye" when n is odd) stays put, the other
+    m-1 positions rotate one step per round; position i meets position m-1-i.
+    Every unordered pair appears in exactly one round, and each round is a
+    perfect matching (n even) or leaves exactly one node resting (n odd).
+    Vectorised: 4,096 nodes (8.4 M pairs) take ~70 MB and a fraction of a second.
+    """
+    if n < 2:
+        return np.zeros((0, 0, 2), dtype=np.int32)
+    m = n if n % 2 == 0 else n + 1  # when n is odd, node m-1 == n is the bye
+    half = m // 2
+    r = np.arange(m - 1, dtype=np.int32)[:, None]
+    i = np.arange(half, dtype=np.int32)[None, :]
+    # Position p >= 1 holds node ((p - 1 - r) mod (m-1)) + 1 in round r; position 0 holds node 0.
+    a = (i - 1 - r) % (m - 1) + 1
+    a[:, 0] = 0
+    b = (m - 2 - i - r) % (m - 1) + 1
+    pairs = np.empty((m - 1, half, 2), dtype=np.int32)
+    np.minimum(a, b, out=pairs[:, :, 0])
+    np.maximum(a, b, out=pairs[:, :, 1])
+    del a, b
+    if m != n:
+        # The bye is the largest index, so it is always the second of its pair: drop that column entry.
+        keep = pairs[:, :, 1] < n
+        pairs = pairs[keep].reshape(m - 1, half - 1, 2)
+    return pairs
+
+
+def all_pairs_rounds(n: int) -> Iterator[IntArray]:
+    """``all_pairs_array`` one round at a time: a (pairs, 2) int32 array per round."""
+    yield from all_pairs_array(n)
+
+
+def all_pairs(nodes: Sequence[str]) -> list[list[Group]]:
+    """``all_pairs_rounds`` with names (fine up to a few hundred nodes)."""
+    return [[(nodes[a], nodes[b]) for a, b in rnd.tolist()] for rnd in all_pairs_rounds(len(nodes))]
+
+
+# ---------------------------------------------------------------------------
+# Ring, k-groups, one group
+
+
+def ring_rounds(nodes: Sequence[str]) -> list[list[Group]]:
+    """Each node tested with its successor (n pairs; n=2 is one pair).
+
+    Every node is in two pairs, so they split into rounds: alternate pairs for
+    even n (2 rounds); odd n needs a third round for the closing pair.
+    """
+    n = len(nodes)
+    if n < 2:
+        return []
+    if n == 2:
+        return [[(nodes[0], nodes[1])]]
+    pairs: list[Group] = [(nodes[i], nodes[(i + 1) % n]) for i in range(n)]
+    if n % 2 == 0:
+        return [pairs[0::2], pairs[1::2]]
+    return [pairs[0:n - 1:2], pairs[1:n - 1:2], [pairs[n - 1]]]
+
+
+def k_groups(nodes: Sequence[str], k: int) -> list[list[Group]]:
+    """Disjoint groups of k nodes in one round; the remainder in a second round.
+
+    A remainder of r < k nodes is topped up with k-r nodes from the start of
+    the list so it still forms a full group (every node gets tested in a
+    group of the same size, which keeps results comparable).
+    """
+    if k < 2:
+        raise PlacementError(f"k-groups needs k >= 2, got {k}")
+    n = len(nodes)
+    if n < k:
+        raise PlacementError(f"k-groups of {k} need at least {k} nodes, the inventory has {n}",
+                             hint="lower placement.k or widen nodes.selector")
+    full = n - n % k
+    rounds: list[list[Group]] = [[tuple(nodes[i:i + k]) for i in range(0, full, k)]]
+    rest = list(nodes[full:])
+    if rest:
+        fill = [x for x in nodes[:full] if x not in rest][: k - len(rest)]
+        rounds.append([tuple(rest + fill)])
+    return rounds
+
+
+def leaf_order(nodes: Sequence[str], leaf: Mapping[str, str | None]) -> list[str]:
+    """Nodes sorted so that each leaf's nodes are contiguous (leaves by name, nodes stable)."""
+    pos = {x: i for i, x in enumerate(nodes)}
+    return sorted(nodes, key=lambda x: (leaf.get(x) is None, leaf.get(x) or "", pos[x]))
+
+
+def one_group(nodes: Sequence[str], count: int, leaf: Mapping[str, str | None] | None = None) -> Group:
+    """``count`` nodes for one all-reduce group, filling one leaf before the next."""
+    if count > len(nodes):
+        raise PlacementError(f"a group of {count} nodes, the inventory has {len(nodes)}",
+                             hint="lower placement.nodes or widen nodes.selector")
+    ordered = leaf_order(nodes, leaf) if leaf else list(nodes)
+    return tuple(ordered[:count])
+
+
+# ---------------------------------------------------------------------------
+# Topology-aware pairs
+
+
+def topology_pairs(nodes: Sequence[str], leaf: Mapping[str, str | None], scope: LeafScope) -> list[list[Group]]:
+    """Pairs that stay inside a leaf, or only pairs that cross leaves.
+
+    same-leaf: an independent round robin in every leaf, run side by side
+    (round r holds every leaf's round r), so the whole cluster is busy while
+    each pair shares one leaf switch. cross-leaf: the global round robin with
+    the same-leaf pairs left out: each cross pair exactly once. Nodes with no
+    topology label form their own "leaf" ("").
+    """
+    if scope == "any":
+        return all_pairs(nodes)
+    if scope == "same-leaf":
+        by_leaf: dict[str, list[str]] = defaultdict(list)
+        for x in nodes:
+            by_leaf[leaf.get(x) or ""].append(x)
+        per_leaf = [all_pairs(members) for _, members in sorted(by_leaf.items())]
+        depth = max((len(r) for r in per_leaf), default=0)
+        return [[p for rounds in per_leaf if i < len(rounds) for p in rounds[i]] for i in range(depth)]
+    out: list[list[Group]] = []
+    for rnd in all_pairs(nodes):
+        cross = [p for p in rnd if (leaf.get(p[0]) or "") != (leaf.get(p[1]) or "")]
+        if cross:
+            out.append(cross)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Second pass: suspects against known-good partners
+
+
+def retest_rounds(suspect_pairs: Sequence[tuple[str, str]], good: Sequence[str], seed: int = 0) -> list[list[Group]]:
+    """Pair each node of each suspect pair with a known-good node.
+
+    A node that fails with a good partner too is bad; a pair whose two nodes
+    pass with good partners points at the link (cable, switch port) between
+    them. Good partners are spread round robin (seeded shuffle, so reruns
+    are identical) and no node is in two tests of one round.
+    """
+    suspects = sorted({x for p in suspect_pairs for x in p})
+    partners = [g for g in good if g not in suspects]
+    if not suspects:
+        return []
+    if not partners:
+        raise PlacementError("no known-good node left to retest the suspects against",
+                             hint="run all-pairs on more nodes, or give nodes that passed before")
+    rng = random.Random(seed)
+    partners = partners[:]
+    rng.shuffle(partners)
+    wanted = [(s, partners[i % len(partners)]) for i, s in enumerate(suspects)]
+    return _greedy_rounds(wanted)
+
+
+def _greedy_rounds(groups: Sequence[Group]) -> list[list[Group]]:
+    """First-fit: put each group in the first round where none of its nodes is busy."""
+    rounds: list[list[Group]] = []
+    busy: list[set[str]] = []
+    for g in groups:
+        for i, used in enumerate(busy):
+            if not used.intersection(g):
+                rounds[i].append(g)
+                used.update(g)
+                break
+        else:
+            rounds.append([g])
+            busy.append(set(g))
+    return rounds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    bad_nodes: tuple[str, ...]
+    bad_links: tuple[tuple[str, str], ...]
+    unresolved: tuple[tuple[str, str], ...]  # a retest is missing
+
+
+def classify_suspects(suspect_pairs: Sequence[tuple[str, str]], retests: Mapping[tuple[str, str], bool]) -> Verdict:
+    """Bad node or bad link, from the retests against good partners.
+
+    ``retests`` maps (suspect, good partner) -> passed. A suspect that failed
+    any retest is a bad node. A suspect pair whose both nodes passed every
+    retest is a bad link. A pair with a node never retested is unresolved.
+    """
+    passed: dict[str, bool] = {}
+    for (node, _good), ok in retests.items():
+        passed[node] = passed.get(node, True) and ok
+    bad_nodes = sorted(n for n, ok in passed.items() if not ok)
+    links, unresolved = [], []
+    for a, b in suspect_pairs:
+        if a not in passed or b not in passed:
+            if a not in bad_nodes and b not in bad_nodes:
+                unresolved.append((a, b))
+        elif passed[a] and passed[b]:
+            links.append((a, b))
+    return Verdict(tuple(bad_nodes), tuple(links), tuple(unresolved))
+
+
+# ---------------------------------------------------------------------------
+# Capacity: slots per node and sharing
+
+
+def assign_slots(
+    rounds: Sequence[Sequence[Group]],
+    slots: Mapping[str, int],
+    ranks_per_node: int = 1,
+    allow_sharing: bool = False,
+) -> tuple[list[list[tuple[Member, ...]]], list[str]]:
+    """Rounds of node groups -> rounds of (node, slot) members, within capacity.
+
+    Without sharing a node is in at most one test per round (the input
+    rounds must already be disjoint; a violation is a planner bug and raises).
+    With sharing, later rounds are pulled forward into earlier ones while
+    every node keeps enough free slots (e.g. 8 GPU+VF slots let 8 pair tests
+    share a node), which shortens a sweep on nodes with many NICs.
+    A group that needs more slots on a node than it has is dropped with a
+    note: one short node does not stop the sweep.
+    """
+    notes: list[str] = []
+    out: list[list[tuple[Member, ...]]] = []
+    used: list[dict[str, int]] = []  # per output round: slots taken on each node
+    for rnd in rounds:
+        seen: set[str] = set()
+        if not allow_sharing:
+            out.append([])
+            used.append({})
+        for group in rnd:
+            if len(set(group)) != len(group):
+                raise PlacementError(f"group {group} names a node twice")
+            if not allow_sharing and seen.intersection(group):
+                raise PlacementError(f"node {sorted(seen.intersection(group))[0]} is in two tests of one round")
+            seen.update(group)
+            short = [x for x in group if slots.get(x, 0) < ranks_per_node]
+            if short:
+                notes.append(f"{'+'.join(group)} skipped: {short[0]} has {slots.get(short[0], 0)} free slot(s), "
+                             f"a test needs {ranks_per_node}")
+                continue
+            if allow_sharing:
+                # First fit: the earliest round with room on every node of the group.
+                target = next((i for i, u in enumerate(used)
+                               if all(u.get(x, 0) + ranks_per_node <= slots[x] for x in group)), None)
+                if target is None:
+                    out.append([])
+                    used.append({})
+                    target = len(out) - 1
+            else:
+                target = len(out) - 1
+            members: list[Member] = []
+            for x in group:
+                start = used[target].get(x, 0)
+                members.extend((x, start + j) for j in range(ranks_per_node))
+                used[target][x] = start + ranks_per_node
+            out[target].append(tuple(members))
+    return [r for r in out if r], notes
+
+
+def check_rounds(rounds: Sequence[Sequence[tuple[Member, ...]]], slots: Mapping[str, int] | None = None) -> None:
+    """Raise PlacementError if a (node, slot) is in two tests of a round or over capacity."""
+    for i, rnd in enumerate(rounds):
+        seen: set[Member] = set()
+        for members in rnd:
+            for m in members:
+                if m in seen:
+                    raise PlacementError(f"round {i}: {m[0]} slot {m[1]} is in two tests")
+                if slots is not None and m[1] >= slots.get(m[0], 0):
+                    raise PlacementError(f"round {i}: {m[0]} slot {m[1]} is beyond its {slots.get(m[0], 0)} slot(s)")
+                seen.add(m)
+
+
+# ---------------------------------------------------------------------------
+# The Kubernetes plan: spec x inventory -> rounds of placed tests
+
+K8S_TEST_OVERHEAD_S = 1.0  # hand a test to running agent pods and collect it (measured: docs/KUBERNETES.md)
+
+
+def _pattern_rounds(test: "TestSpec", names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
+    p = test.placement
+    cut = p.max_rounds
+    rounds: list[list[Group]]
+    if p.pattern == "all-pairs":
+        rounds = [[(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut)]
+    elif p.pattern == "ring":
+        rounds = ring_rounds(names)
+    elif p.pattern == "k-groups":
+        rounds = k_groups(names, p.k or 2)
+    elif p.pattern == "topology":
+        rounds = topology_pairs(names, leaf, p.scope)
+    elif p.pattern == "group":
+        rounds = [[one_group(names, p.nodes, leaf)]]
+    elif p.pattern == "retest":
+        sus = {y for pair in p.suspects for y in pair}
+        good = list(p.good) or [x for x in names if x not in sus]
+        rounds = retest_rounds(p.suspects, good)
+    else:
+        raise PlacementError(f"pattern {p.pattern!r} is for the local backend",
+                             hint="use all-pairs, ring, k-groups, topology, group or retest")
+    return rounds[:cut] if cut else rounds
+
+
+def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo]) -> "Plan":
+    """Place every test on the inventory: rounds of disjoint node pairs / groups.
+
+    Each (test entry, profile, dtype, op, repeat) expands into the rounds of
+    its pattern; combinations follow one another profile by profile, so a
+    profile's pods are reused for all of its tests. A rank is one pod on one
+    (node, slot); a slot is one GPU plus one NIC share or VF.
+    """
+    from .planner import Plan, PlannedTest, Round, estimate_test_seconds, make_test_id
+
+    profiles = spec.resolved_profiles()
+    leaf = {n.name: n.leaf for n in nodes}
+    rounds: list[Round] = []
+    notes: list[str] = []
+    tests = spec.resolved_tests()
+    combos = [(pname, t, rep, dtype, op) for pname in profiles for t in tests if pname in t.profiles
+              for rep in range(t.repeat) for dtype in t.dtypes for op in t.ops]
+    for pname, test, rep, dtype, op in combos:
+        p = test.placement
+        per_node = p.gpus_per_node or 1
+        need = per_node * (p.rails or 1)
+        slots = {n.name: int(n.slots.get(pname, 0)) for n in nodes}
+        names = [n.name for n in nodes if slots[n.name] >= need]
+        if len(names) < len(nodes):
+            notes.append(f"{test.name}/{pname}: {len(nodes) - len(names)} node(s) without {need} free slot(s) left out")
+        try:
+            groups = _pattern_rounds(test, names, leaf)
+        except PlacementError as exc:
+            raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
+        placed: list[list[tuple[Member, ...]]]
+        if p.pattern == "group" and p.rails:
+            # Per-rail groups: the same nodes, one group per rail, all rails at once
+            # (rail-isolated, like NCCL_TESTS_SPLIT_MASK); slot r is rail r.
+            placed = [[tuple((x, r) for x in groups[0][0]) for r in range(p.rails)]]
+        else:
+            placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
+            notes.extend(f"{test.name}/{pname}: {m}" for m in more)
+        base = make_test_id(test, pname, dtype, op, rep, len(test.profiles) > 1)
+        for rnd in placed:
+            planned = []
+            for members in rnd:
+                hosts = tuple(dict.fromkeys(m[0] for m in members))
+                sized = test.model_copy(update={"ranks": len(members)})
+                if p.pattern == "group":
+                    suffix = f"rail{members[0][1]}" if p.rails else f"{len(hosts)}n"
+                else:
+                    suffix = "+".join(hosts)
+                est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
+                timeout = test.timeout if test.timeout is not None else 60.0 + 4.0 * est
+                planned.append(PlannedTest(f"{base}-{suffix}", sized, pname, profiles[pname], dtype, op, rep,
+                                           hosts, est, timeout, tuple(members)))
+            rounds.append(Round(len(rounds), tuple(planned)))
+    if not rounds:
+        raise PlacementError(f"nothing to run on {len(nodes)} node(s)",
+                             hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
+                                  "(benchfab preflight)")
+    return Plan(tuple(rounds), tuple(notes))

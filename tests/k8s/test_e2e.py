@@ -1,0 +1,217 @@
+"""End to end on the fake cluster: real HTTP, real agent and gloo worker processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import benchfab
+from benchfab.k8s.backend import KubernetesBackend
+from benchfab.k8s.client import ClusterOptions
+from benchfab.spec import load_spec_text
+from benchfab.sweep import run_sweep
+
+from conftest import SHARED, seed_nodes
+from fake_cluster import FakeCluster
+from helpers import ROOT
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+SPEC = """\
+name: k8s-e2e
+backend: kubernetes
+namespace: bench
+image: registry.example.com/benchfab-worker:test
+profiles:
+  ib-shared: {fabric: ib, mode: shared, resource: rdma/rdma_shared_device_a, network: rdma-net}
+nodes: {topology_key: example.com/leaf}
+defaults: {sizes: [8, 4K], iterations: 3, warmup: 1, device: cpu, timeout: 60s}
+kubernetes: {start_timeout: 20s}
+tests:
+"""
+PAIRS = "  - name: pairs\n    placement: {pattern: all-pairs}\n"
+GROUP = "  - name: ar3\n    placement: {pattern: group, nodes: 3}\n"
+
+
+def sweep(c: FakeCluster, text: str, tmp: Path, before: Any = None) -> tuple[Any, KubernetesBackend, str]:
+    spec = load_spec_text(text)
+    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(c.kubeconfig)))
+    if before is not None:
+        before(backend)
+    out = io.StringIO()
+    result = run_sweep(spec, text, results_dir=str(tmp / "res"), run_id="r", out=out, progress=False, backend=backend)
+    return result, backend, out.getvalue()
+
+
+def assert_clean(c: FakeCluster) -> None:
+    assert c.objects("pods", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
+    deadline = time.time() + 5
+    while c.live_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert c.live_processes() == 0
+
+
+def test_pairs_and_group_sweep(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 4)
+    result, backend, out = sweep(cluster, SPEC + PAIRS + GROUP, tmp_path)
+    assert result.counts == {"ok": 7}, out
+    run = benchfab.load_run("r", tmp_path / "res")
+    tests = run.tests.set_index("test_id")
+    pairs = [t for t in tests.index if "-pairs-" in t]
+    assert len(pairs) == 6 and "001-ar3-3n" in tests.index
+    s = run.summary
+    assert (s["status"] == "ok").all() and (s["wrong"] == 0).all() and len(s) == 7 * 2 * 2
+    # every rank ran in the pod pinned to its planned node, as a gloo rank
+    import json
+    for test_id, row in tests.iterrows():
+        used = json.loads(row["used"])
+        nodes = [r["node"] for r in sorted(used["ranks"], key=lambda r: r["rank"])]
+        assert nodes == used["hosts"], test_id
+        assert {r["transport"] for r in used["ranks"]} == {"gloo"}
+    # a round's two pairs ran side by side
+    starts = sorted(tests.loc[pairs, "started"])
+    assert starts[1] - starts[0] < 2.0
+    # pods were reused: 4 nodes x 1 slot, created once for all 4 rounds
+    posts = [p for m, p in cluster.requests if m == "POST" and p.endswith("/pods")]
+    assert len(posts) == 4
+    overhead = sorted(backend.overheads)
+    assert len(overhead) == 7 and overhead[len(overhead) // 2] < 2.0  # goal: < 2 s per test after start-up
+    print(f"orchestration overhead per test (s): median {overhead[len(overhead) // 2]:.3f}, max {overhead[-1]:.3f}")
+    assert_clean(cluster)
+
+
+def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeCluster, tmp_path: Path) -> None:
+    nodes = seed_nodes(cluster, 4)
+    text = (SPEC + PAIRS).replace("start_timeout: 20s", "start_timeout: 4s")
+
+    def break_nodes(backend: KubernetesBackend) -> None:
+        backend.plan()  # placed while every node looked fine, then:
+        cluster.patch_node(nodes[3], {"status": {"allocatable": {SHARED: "0"}}})  # device plugin lost its devices
+        cluster.patch_node(nodes[2], {"spec": {"taints": [{"key": "maintenance", "value": "true", "effect": "NoSchedule"}]}})
+
+    result, _, out = sweep(cluster, text, tmp_path, before=break_nodes)
+    run = benchfab.load_run("r", tmp_path / "res")
+    reasons = dict(zip(run.tests["test_id"], run.tests["reason"]))
+    statuses = dict(zip(run.tests["test_id"], run.tests["status"]))
+    assert statuses["000-pairs-gpu-node-0+gpu-node-1"] == "ok"  # one bad node does not stop the sweep
+    r3 = reasons["000-pairs-gpu-node-0+gpu-node-3"]
+    assert statuses["000-pairs-gpu-node-0+gpu-node-3"] == "failed"
+    assert "did not start" in r3 and "no free rdma/rdma_shared_device_a" in r3 and "preflight" in r3
+    r2 = reasons["000-pairs-gpu-node-0+gpu-node-2"]
+    assert "tainted {maintenance: true}" in r2 and "toleration" in r2
+    assert result.counts == {"ok": 1, "failed": 5}
+    assert "FAILED: pod for gpu-node-3 slot 0 did not start" in out
+    assert_clean(cluster)
+
+
+def test_missing_nad_is_explained(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 2)
+    text = (SPEC + PAIRS).replace("network: rdma-net", "network: no-such-net").replace("start_timeout: 20s", "start_timeout: 3s")
+    result, _, _ = sweep(cluster, text, tmp_path)
+    run = benchfab.load_run("r", tmp_path / "res")
+    assert result.counts == {"failed": 1}
+    assert "NetworkAttachmentDefinition no-such-net does not exist in namespace bench" in run.tests["reason"][0]
+    assert_clean(cluster)
+
+
+def test_pod_killed_mid_test_fails_that_test_and_is_replaced(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 2)
+    text = SPEC + "  - name: long\n    placement: {pattern: all-pairs}\n    repeat: 2\n    sizes: [1M]\n    duration: 3s\n"
+    killed: list[str] = []
+
+    def killer() -> None:
+        while not killed:
+            for pod in cluster.objects("pods", "app.kubernetes.io/name=benchfab"):
+                ann = pod["metadata"].get("annotations") or {}
+                if "benchfab.io/task" in ann and '"seq":1' in ann["benchfab.io/task"]:
+                    time.sleep(2.5)  # the worker is inside its timed loop
+                    cluster.kill_pod_process("bench", pod["metadata"]["name"])
+                    killed.append(pod["metadata"]["name"])
+                    return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    result, _, _ = sweep(cluster, text, tmp_path)
+    run = benchfab.load_run("r", tmp_path / "res")
+    rows = run.tests.set_index("test_id")
+    first = rows.loc["000-long-rep0-gpu-node-0+gpu-node-1"]
+    assert first["status"] == "failed" and "ended during the test" in first["reason"], first["reason"]
+    assert rows.loc["000-long-rep1-gpu-node-0+gpu-node-1", "status"] == "ok"  # a new pod took over
+    assert result.counts == {"failed": 1, "ok": 1}
+    assert_clean(cluster)
+
+
+def test_api_errors_are_retried_and_watches_resume(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 4)
+    faults = [
+        cluster.inject("POST", r"/namespaces/bench/pods$", "reset", times=2),  # created, answer lost
+        cluster.inject("POST", r"/namespaces/bench/pods$", 429, times=2, retry_after=0.1),
+        cluster.inject("PATCH", r"/pods/", 500, times=3),
+        cluster.inject("GET", r"/log\?", "reset", times=2),  # log streams reconnect
+        cluster.inject("GET", r"/api/v1/nodes", 503, times=1),
+    ]
+
+    def compact_later(backend: KubernetesBackend) -> None:
+        def run() -> None:
+            time.sleep(4)
+            cluster.compact()  # every watch now gets 410 Gone and must relist
+        threading.Thread(target=run, daemon=True).start()
+
+    result, backend, out = sweep(cluster, SPEC + PAIRS, tmp_path, before=compact_later)
+    assert result.counts == {"ok": 6}, out
+    assert all(f.left == 0 for f in faults)  # every injected error was met...
+    assert backend.kube.retries >= 6  # ...and the API calls among them were retried
+    assert backend.cache is not None and backend.cache.relists >= 2
+    posts = [p for m, p in cluster.requests if m == "POST" and p.endswith("/pods")]
+    created = [name for plural, name in cluster.created if plural == "pods"]
+    assert len(posts) > 4 and len(created) == len(set(created)) == 4  # retried creates made no duplicate pod
+    assert_clean(cluster)
+
+
+def test_ctrl_c_deletes_everything(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 2)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC + "  - name: slow\n    placement: {pattern: all-pairs}\n    sizes: [1M]\n    duration: 20s\n")
+    proc = subprocess.Popen([sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(tmp_path / "res"),
+                             "--no-progress", "--kubeconfig", str(cluster.kubeconfig), "--run-id", "cc"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        pods = cluster.objects("pods", "app.kubernetes.io/name=benchfab")
+        if pods and all("benchfab.io/task" in (p["metadata"].get("annotations") or {}) for p in pods):
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the sweep never started its test")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert_clean(cluster)
+    run = benchfab.load_run("cc", tmp_path / "res")
+    assert run.meta["status"] == "interrupted"
+    assert list(run.tests["status"]) == ["interrupted"]
+
+
+def test_cli_plan_reads_the_cluster(cluster: FakeCluster, cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    seed_nodes(cluster, 4)
+    cluster.add_node("cordoned", unschedulable=True, allocatable={SHARED: 63})
+    proc = cli("plan", str(write_spec(SPEC + PAIRS)), "--kubeconfig", str(cluster.kubeconfig))
+    assert proc.returncode == 0, proc.stderr
+    assert "6 test(s) in 3 round(s)" in proc.stdout and "cordoned" not in proc.stdout.split("round")[-1]
+    bad = cli("plan", str(write_spec(SPEC + PAIRS)), "--kubeconfig", str(tmp := Path(str(cluster.kubeconfig) + ".no")))
+    assert bad.returncode == 1 and "cannot load Kubernetes configuration" in bad.stderr and "Traceback" not in bad.stderr
+    assert not tmp.exists()

@@ -11,11 +11,38 @@ Public API::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from .errors import BenchfabError, SpecError
+
 __version__ = "0.1.0"
 
-from .errors import BenchfabError, SpecError  # noqa: E402
-from .spec import SweepSpec, load_spec  # noqa: E402
-from .store import Run, load_run, load_runs  # noqa: E402
+if TYPE_CHECKING:
+    from .spec import SweepSpec, load_spec
+    from .store import Run, load_run, load_runs
+
+# The spec and store modules pull in pydantic and pandas. Workers (``python -m
+# benchfab.worker``, in pods too) need neither, and importing pandas costs seconds
+# on small or emulated machines, so the public names load on first use.
+_LAZY = {
+    "SweepSpec": "spec",
+    "load_spec": "spec",
+    "Run": "store",
+    "load_run": "store",
+    "load_runs": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'benchfab' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BenchfabError",

@@ -149,6 +149,48 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from .rdma.discovery import default_gid_index, discover
+
+    devices = discover()
+    if args.json:
+        data = [asdict(d) for d in devices]
+        for dev, entry in zip(devices, data):
+            for port, pentry in zip(dev.ports, entry["ports"]):
+                pentry["fabric"] = port.fabric
+                pentry["default_gid_index"] = _default_gid(default_gid_index, port)
+        print(json.dumps(data, indent=2))
+        return 0
+    if not devices:
+        print("no RDMA devices (no /sys/class/infiniband entries; is an RDMA driver such as mlx5_ib or rdma_rxe loaded?)")
+        return 0
+    print(f"{'device':<12} {'port':>4} {'state':<8} {'link layer':<11} {'fabric':<6} {'rate':<24} {'mtu':>5} {'lid':>5}  default GID")
+    for dev in devices:
+        for port in dev.ports:
+            gid_index = _default_gid(default_gid_index, port)
+            gid = next((g for g in port.gids if g.index == gid_index), None)
+            gid_text = "-" if gid is None else f"[{gid.index}] {gid.gid} ({gid.type or '?'}{', ' + gid.ipv4 if gid.ipv4 else ''})"
+            print(f"{dev.name:<12} {port.port:>4} {port.state:<8} {port.link_layer:<11} {port.fabric:<6} "
+                  f"{port.rate or '-':<24} {port.active_mtu or '-':>5} {port.lid:>5}  {gid_text}")
+            if args.gids:
+                for g in port.gids:
+                    print(f"{'':<12} {'':>4}   gid[{g.index}] {g.gid} {g.type or ''} {g.ndev or ''} {g.ipv4 or ''}")
+    return 0
+
+
+def _default_gid(pick: Any, port: Any) -> int | None:
+    # IB ports route by LID and have no default GID; a RoCE port without an IPv4 v2 GID neither.
+    if port.fabric != "roce":
+        return None
+    try:
+        return int(pick(port))
+    except BenchfabError:
+        return None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .store import load_run
@@ -233,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("run", help="run id, unique prefix, directory or 'latest'")
     sh.add_argument("--results", default="results", metavar="DIR")
     sh.set_defaults(func=cmd_show)
+
+    dv = sub.add_parser("devices", help="list RDMA devices, ports, link layers, rates and GIDs")
+    dv.add_argument("--json", action="store_true", help="machine-readable output")
+    dv.add_argument("--gids", action="store_true", help="print every GID table entry")
+    dv.set_defaults(func=cmd_devices)
 
     rp = sub.add_parser("report", help="write PNG curves and a markdown summary of a run")
     rp.add_argument("run", help="run id, unique prefix, directory or 'latest'")

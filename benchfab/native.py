@@ -19,7 +19,7 @@ if os.environ.get("BENCHFAB_NO_NATIVE"):
     _native, _why = None, "disabled by BENCHFAB_NO_NATIVE"
 else:
     try:
-        from . import _native  # type: ignore[attr-defined, no-redef]
+        from . import _native  # type: ignore[no-redef, unused-ignore]
 
         _why = ""
     except ImportError as exc:

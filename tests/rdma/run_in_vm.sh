@@ -22,8 +22,10 @@ set +e
 scripts/softroce-vm.sh --rw "$out" -- env PYTHONDONTWRITEBYTECODE=1 TMPDIR="$out/tmp" BENCHFAB_REQUIRE_RDMA=1 \
   bash -c '"$0" -m pytest -m rdma tests/rdma -p no:cacheprovider -rs \
            --junitxml "$1/junit.xml" "${@:2}" 2>&1 | tee "$1/pytest.log"; exit "${PIPESTATUS[0]}"' \
-  "$py" "$out" "$@"
-rc=$?
+  "$py" "$out" "$@" < /dev/null 2>&1 | tr -d '\000'
+# The pipe matters: qemu/virtme-ng reopen their stdout, which truncates a log file the
+# caller redirected into; through a pipe the caller's output stays whole.
+rc=${PIPESTATUS[0]}
 set -e
 echo "rdma lane: exit $rc in $(( $(date +%s) - start )) s (results in $out)"
 exit $rc

@@ -65,3 +65,20 @@ tests:
                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert rep.returncode == 0, rep.stderr
     assert (results / "vm1" / "report" / "p2p_bw.png").exists()
+
+
+def test_devices_lists_the_real_device(rdma_device: str | None) -> None:
+    import json
+
+    device = rdma_device or "rxe0"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "benchfab", "devices", "--json"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    devices = {d["name"]: d for d in json.loads(proc.stdout)}
+    port = devices[device]["ports"][0]
+    assert port["state"] == "ACTIVE" and port["link_layer"] == "Ethernet" and port["fabric"] == "roce"
+    chosen = next(g for g in port["gids"] if g["index"] == port["default_gid_index"])
+    assert chosen["type"] == "RoCE v2" and chosen["gid"].endswith("0a4d:0001")  # ::ffff:10.77.0.1
+    table = subprocess.run([sys.executable, "-m", "benchfab", "devices"], capture_output=True, text=True, timeout=300, env=env)
+    assert table.returncode == 0 and device in table.stdout and "10.77.0.1" in table.stdout

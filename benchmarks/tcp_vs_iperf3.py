@@ -28,25 +28,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something listens on ``port`` (read from /proc, without connecting: a
+    probe connection would count as an iperf3 client)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def iperf3(size: int, seconds: float) -> float:
     """Receiver-side bits/s of one iperf3 run with ``size``-byte writes."""
     port = free_port()
     srv = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(50):
-            try:
-                out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
-                                      "-l", str(size), "-t", f"{seconds:g}", "-J"],
-                                     capture_output=True, text=True, check=True,
-                                     timeout=seconds + 30).stdout
-                break
-            except subprocess.CalledProcessError:
-                time.sleep(0.1)  # server not listening yet
-        else:
-            raise RuntimeError("iperf3 client never connected")
-        return float(json.loads(out)["end"]["sum_received"]["bits_per_second"])
+        deadline = time.monotonic() + 10
+        while not listening(port):
+            if time.monotonic() > deadline or srv.poll() is not None:
+                raise RuntimeError("iperf3 server did not start")
+            time.sleep(0.05)
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                              "-l", str(size), "-t", f"{seconds:g}", "-J"],
+                             capture_output=True, text=True, timeout=seconds + 30).stdout
+        report = json.loads(out)
+        if "error" in report:
+            raise RuntimeError(f"iperf3: {report['error']}")
+        return float(report["end"]["sum_received"]["bits_per_second"])
     finally:
+        if srv.poll() is None:
+            srv.terminate()
         srv.wait(timeout=30)
 
 

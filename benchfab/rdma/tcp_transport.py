@@ -44,8 +44,10 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
             sock = socket.create_connection((p.peer_host, int(info["port"])), timeout=p.timeout_s)
         except OSError as exc:
             raise WorkloadError(f"tcp: cannot connect to {p.peer_host}:{info['port']}: {exc}") from exc
-    # Latency needs Nagle off; bandwidth is unaffected at the sizes we use.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Latency needs Nagle off. Bandwidth keeps it on, like iperf3: with it off the tail
+    # of every large write leaves as its own small segment.
+    if p.test == "write_lat":
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(None)  # the loops use SO_RCVTIMEO/SO_SNDTIMEO, i.e. blocking fds
     return sock
 

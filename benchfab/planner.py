@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .errors import PlacementError
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
-from .workloads.catalog import COLLECTIVES, DTYPES, is_point_to_point
+from .workloads.catalog import COLLECTIVES, is_point_to_point
 
 # Cost model of one op for the estimate: latency + bytes moved / bandwidth.
 # Figures for gloo between local processes on a small VM (see

@@ -33,7 +33,6 @@ class SweepResult:
     run_id: str
     path: Path
     counts: dict[str, int]
-    interrupted: bool = False
 
 
 def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:

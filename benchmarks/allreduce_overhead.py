@@ -121,7 +121,7 @@ def main() -> int:
     out = ctx.SimpleQueue()
     mp.start_processes(rank_main, args=(2, port, sizes, args.rounds, args.pin, out), nprocs=2, join=True, start_method="spawn")
     print(f"# all-reduce float32 sum, 2 local gloo ranks, {args.rounds} A/B alternations per size, torch {torch.__version__}")
-    print(f"# A = benchfab timed loop, B = bare torch.distributed loop; time per op averaged over ranks (us)")
+    print("# A = benchfab timed loop, B = bare torch.distributed loop; time per op averaged over ranks (us)")
     print(f"{'size':>8} {'iters':>6} {'A median':>10} {'B median':>10} {'A/B':>7}")
     worst = 0.0
     while not out.empty():

@@ -19,7 +19,6 @@ Lifecycle (see docs/KUBERNETES.md):
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -507,7 +506,3 @@ def _death(pod: dict[str, Any] | None, name: str) -> str:
         if term:
             return f"pod {name} ended during the test: {term.get('reason', '')} exit code {term.get('exitCode')}"
     return f"pod {name} ended during the test ({status.get('phase')})"
-
-
-def describe(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

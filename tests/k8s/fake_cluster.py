@@ -780,7 +780,7 @@ class FakeCluster:
             if deadline and time.monotonic() - self.started_at[key] > float(deadline):
                 self._kill(key)
                 self._terminated(ns, name, "Failed", 137, "DeadlineExceeded",
-                                 f"Pod was active on the node longer than the specified deadline")
+                                 "Pod was active on the node longer than the specified deadline")
                 continue
             code = proc.poll()
             if code is not None:

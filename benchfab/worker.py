@@ -121,6 +121,10 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) 
     role = "client" if rank == 0 else "server"
     timeout = max(10.0, task.rendezvous_timeout)
     exchange = SocketExchange("server", "0.0.0.0", port, timeout) if rank == 0 else SocketExchange("client", addr, port, timeout)
+    # Rank 0 (the measuring client) must reach rank 1's tcp/perftest server: rank 1
+    # tells it the address it uses towards rank 0, which is right locally and in pods.
+    hello = exchange("worker-hello", {"host": _own_address_towards(addr, port)} if rank == 1 else {})
+    peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
     params: dict[str, Any] = {
         "workload": task.workload,
         "sizes": task.sizes,
@@ -132,7 +136,7 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) 
         "memory": task.memory,
         "verify": task.check,
         "timeout_s": timeout,
-        "peer_host": os.environ.get("BENCHFAB_PEER_HOST", addr),
+        "peer_host": peer_host,
         "keep_raw": True,
         **{k: v for k, v in task.rdma.items() if v is not None},
     }
@@ -161,6 +165,16 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) 
         emit({"type": "result", "test_id": task.test_id, "status": "ok", "reason": "", "in_place": False,
               "per_iter_s": samples, **_clean(rec)})
     emit({"type": "done", "test_id": task.test_id})
+
+
+def _own_address_towards(addr: str, port: int) -> str:
+    """The local IP the kernel would use to reach addr (a UDP connect sends nothing)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((addr, port))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return socket.gethostbyname(socket.gethostname())
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:

@@ -214,3 +214,26 @@ def test_cli_plan_reads_the_cluster(cluster: FakeCluster, cli, write_spec) -> No
     bad = cli("plan", str(write_spec(SPEC + PAIRS)), "--kubeconfig", str(tmp := Path(str(cluster.kubeconfig) + ".no")))
     assert bad.returncode == 1 and "cannot load Kubernetes configuration" in bad.stderr and "Traceback" not in bad.stderr
     assert not tmp.exists()
+
+
+def test_point_to_point_pairs_over_tcp(cluster: FakeCluster, tmp_path: Path) -> None:
+    """rdma_write_bw / rdma_write_lat between agent pods (tcp transport: the fake nodes have no RDMA device)."""
+    from benchfab.native import HAVE_NATIVE
+
+    if not HAVE_NATIVE:
+        pytest.skip("benchfab._native is not built")
+    seed_nodes(cluster, 3)
+    text = SPEC + (
+        "  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [64K], iterations: 200, placement: {pattern: all-pairs}}\n"
+        "  - {name: lat, workload: rdma_write_lat, transport: tcp, sizes: [8], iterations: 100, placement: {pattern: ring}}\n"
+    )
+    result, _backend, out = sweep(cluster, text, tmp_path)
+    assert set(result.counts) == {"ok"}, out
+    run = benchfab.load_run("r", tmp_path / "res")
+    s = run.summary
+    bw = s[s.workload == "rdma_write_bw"]
+    lat = s[s.workload == "rdma_write_lat"]
+    assert len(bw) == 3 and (bw["bw_avg_Bps"] > 0).all() and (bw["backend"] == "kubernetes").all()
+    assert len(lat) >= 3 and (lat["lat_median_s"] > 0).all()
+    assert "BW average[Gb/sec]" in out
+    assert_clean(cluster)

@@ -59,6 +59,7 @@ def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .sweep import make_plan
+    from .workloads.catalog import PERFTEST_ITERATIONS
 
     spec = load_spec(args.spec)
     plan = make_plan(spec, _backend_for(spec, args))
@@ -75,7 +76,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             if s.duration is not None:
                 iters = f"{s.duration:g}s"
             elif s.iterations is None:  # point-to-point: perftest's default count
-                iters = "5000" if s.workload == "rdma_write_bw" else "1000"
+                iters = str(PERFTEST_ITERATIONS[s.workload])
             else:
                 iters = str(s.iterations)
             place = "/".join("in" if p else "out" for p in s.in_place)

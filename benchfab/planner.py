@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .errors import PlacementError
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
-from .workloads.catalog import COLLECTIVES, is_point_to_point
+from .workloads.catalog import COLLECTIVES, PERFTEST_ITERATIONS, is_point_to_point
 
 # Cost model of one op for the estimate: latency + bytes moved / bandwidth.
 # Figures for gloo between local processes on a small VM (see
@@ -109,7 +109,7 @@ P2P_LAT_S = {"tcp": 30e-6, "verbs": 60e-6}
 def estimate_p2p_seconds(spec: TestSpec) -> float:
     bw, lat = P2P_BW_BPS[spec.transport], P2P_LAT_S[spec.transport]
     bw_test = spec.workload == "rdma_write_bw"
-    iters = spec.iterations or (5000 if bw_test else 1000)
+    iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
     total = LOCAL_STARTUP_S
     for size in spec.sizes:
         if spec.duration is not None:

@@ -65,86 +65,83 @@ P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_med
               "link_layer", "mtu", "tx_depth", "cq_mod", "post_list")
 
 
-def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[dict[str, Any]]:
-    if is_point_to_point(test.spec.workload):
-        return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
-    env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
-    device = str(env0.get("device", ""))
-    rows = []
-    for rec in outcome.results:
-        rows.append({
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "test_id": test.test_id,
-            "test_name": test.spec.name,
-            "workload": test.spec.workload,
-            "collective": COLLECTIVES[test.spec.workload].nccl_name,
-            "engine": "torch",
-            "backend": backend,
-            "transport": env0.get("transport"),
-            "fabric": test.profile.fabric,
-            "mode": test.profile.mode,
-            "memory": "cuda" if device.startswith("cuda") else "host",
-            "nodes": len(test.hosts),
-            "ranks": test.spec.ranks,
-            "size_bytes": rec["size_bytes"],
-            "count": rec["count"],
-            "dtype": test.dtype,
-            "redop": test.op,
-            "root": test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1,
-            "in_place": rec["in_place"],
-            "method": rec.get("method"),
-            "iterations": rec["iterations"],
-            "time_s": rec.get("time_s"),
-            "algbw_Bps": rec.get("algbw_Bps"),
-            "busbw_Bps": rec.get("busbw_Bps"),
-            "wrong": rec.get("wrong"),
-            "status": rec.get("status", "ok"),
-            "reason": rec.get("reason", ""),
-        })
-    return rows
-
-
-def p2p_row(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str = "local") -> dict[str, Any]:
-    """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
-    elapsed / iterations for bandwidth, the median half round trip for latency."""
-    bw = test.spec.workload == "rdma_write_bw"
-    iters = rec.get("iterations")
-    elapsed = rec.get("elapsed_s")
-    time_s = (elapsed / iters if elapsed and iters else None) if bw else rec.get("lat_median_s")
-    row = {
+def _row_base(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The columns every summary row has, whatever the workload."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "test_id": test.test_id,
         "test_name": test.spec.name,
         "workload": test.spec.workload,
-        "collective": POINT_TO_POINT[test.spec.workload],
-        "engine": rec.get("engine", test.spec.engine),
         "backend": backend,
-        "transport": rec.get("transport", test.spec.transport),
         "fabric": test.profile.fabric,
         "mode": test.profile.mode,
-        "memory": rec.get("memory", test.spec.memory),
         "nodes": len(test.hosts),
-        "ranks": 2,
+        "ranks": test.spec.ranks,
         "size_bytes": rec["size_bytes"],
+        "iterations": rec.get("iterations"),
+        "status": rec.get("status", "ok"),
+        "reason": rec.get("reason", ""),
+    }
+
+
+def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[dict[str, Any]]:
+    if is_point_to_point(test.spec.workload):
+        return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
+    env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
+    device = str(env0.get("device", ""))
+    collective = COLLECTIVES[test.spec.workload]
+    return [
+        {
+            **_row_base(run_id, test, rec, backend),
+            "collective": collective.nccl_name,
+            "engine": "torch",
+            "transport": env0.get("transport"),
+            "memory": "cuda" if device.startswith("cuda") else "host",
+            "count": rec["count"],
+            "dtype": test.dtype,
+            "redop": test.op,
+            "root": test.spec.root if collective.rooted else -1,
+            "in_place": rec["in_place"],
+            "method": rec.get("method"),
+            "time_s": rec.get("time_s"),
+            "algbw_Bps": rec.get("algbw_Bps"),
+            "busbw_Bps": rec.get("busbw_Bps"),
+            "wrong": rec.get("wrong"),
+        }
+        for rec in outcome.results
+    ]
+
+
+def p2p_row(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str = "local") -> dict[str, Any]:
+    """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
+    elapsed / iterations for bandwidth, the median half round trip for latency."""
+    iters = rec.get("iterations")
+    elapsed = rec.get("elapsed_s")
+    if test.spec.workload == "rdma_write_bw":
+        time_s = elapsed / iters if elapsed and iters else None
+    else:
+        time_s = rec.get("lat_median_s")
+    transport = rec.get("transport", test.spec.transport)
+    return {
+        **_row_base(run_id, test, rec, backend),
+        "collective": POINT_TO_POINT[test.spec.workload],
+        "engine": rec.get("engine", test.spec.engine),
+        "transport": transport,
+        "memory": rec.get("memory", test.spec.memory),
         "count": None,
         "dtype": "none",
         "redop": "none",
         "root": -1,
         "in_place": False,
-        "method": "rdma_write" if rec.get("transport", test.spec.transport) == "verbs" else "socket_write",
-        "iterations": iters,
+        "method": "rdma_write" if transport == "verbs" else "socket_write",
         "time_s": time_s,
         "algbw_Bps": None,
         "busbw_Bps": None,
         "wrong": None,
-        "status": rec.get("status", "ok"),
-        "reason": rec.get("reason", ""),
         "rdma_device": rec.get("device"),
+        **{k: rec.get(k) for k in P2P_FIELDS},
     }
-    row.update({k: rec.get(k) for k in P2P_FIELDS})
-    return row
 
 
 def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from benchfab.errors import WorkloadError
+from benchfab.workloads.catalog import PERFTEST_ITERATIONS
 
 Test = Literal["write_bw", "write_lat"]
 Transport = Literal["verbs", "tcp"]
@@ -22,8 +23,8 @@ Memory = Literal["host", "cuda", "cuda-dmabuf", "cuda-peermem"]
 
 # perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
 # MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
-BW_ITERS = 5000
-LAT_ITERS = 1000
+BW_ITERS = PERFTEST_ITERATIONS["rdma_write_bw"]
+LAT_ITERS = PERFTEST_ITERATIONS["rdma_write_lat"]
 BW_TX_DEPTH = 128
 CQ_MOD = 100
 CQ_MOD_SIZE_LIMIT = 8192

@@ -84,6 +84,11 @@ POINT_TO_POINT: dict[str, str] = {
 }
 
 
+# perftest's default iteration counts (DEF_ITERS_WB for write bw, DEF_ITERS otherwise),
+# used when a point-to-point test gives neither iterations nor duration.
+PERFTEST_ITERATIONS: dict[str, int] = {"rdma_write_bw": 5000, "rdma_write_lat": 1000}
+
+
 def is_point_to_point(workload: str) -> bool:
     return workload in POINT_TO_POINT
 

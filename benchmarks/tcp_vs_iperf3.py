@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""benchfab's native TCP write_bw loop vs iperf3 on loopback, alternated in one run.
+"""benchfab's native TCP write_bw loop vs iperf3 and qperf on loopback, alternated in one run.
 
-    .venv/bin/python benchmarks/tcp_vs_iperf3.py [--rounds 3] [--seconds 3]
+    .venv/bin/python benchmarks/tcp_vs_iperf3.py [--rounds 3] [--seconds 3] [--peers iperf3 qperf]
 
-Both send fixed-size messages over one TCP connection on 127.0.0.1 between two
-processes (iperf3 -l SIZE). benchfab's BW average counts bytes the receiver acked;
-iperf3's figure is its receiver-side sum. Printed: medians over rounds and the median
-of per-round ratios benchfab/iperf3 (Gb/s = 1e9 bit/s, iperf3's unit).
+All send fixed-size messages over one TCP connection on 127.0.0.1 between two
+processes (iperf3 -l SIZE, qperf -m SIZE tcp_bw). benchfab's BW average counts bytes the
+receiver acked; iperf3's figure is its receiver-side sum, qperf's its receiver's rate.
+Every round runs each tool once, in a rotated order. Printed: medians over rounds and
+the median of per-round ratios benchfab/peer (Gb/s = 1e9 bit/s). A peer that is not
+installed is left out with a note (apt install iperf3 qperf).
 """
 
 from __future__ import annotations
@@ -68,15 +70,49 @@ def iperf3(size: int, seconds: float) -> float:
         srv.wait(timeout=30)
 
 
+def qperf(size: int, seconds: float) -> float:
+    """Receiver bits/s of one qperf tcp_bw run with ``size``-byte messages."""
+    port = free_port()
+    srv = subprocess.Popen(["qperf", "--listen_port", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(port):
+            if time.monotonic() > deadline or srv.poll() is not None:
+                raise RuntimeError("qperf server did not start")
+            time.sleep(0.05)
+        out = subprocess.run(["qperf", "127.0.0.1", "--listen_port", str(port),
+                              "-m", str(size), "-t", f"{max(1, round(seconds))}",
+                              "-ub", "-uu", "tcp_bw"],
+                             capture_output=True, text=True, timeout=seconds + 30)
+        for line in out.stdout.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "bw":
+                return float(value.split()[0])
+        raise RuntimeError(f"qperf: no bw in its output: {out.stdout.strip()} {out.stderr.strip()}")
+    finally:
+        if srv.poll() is None:
+            srv.terminate()
+        srv.wait(timeout=30)
+
+
+PEERS = {"iperf3": iperf3, "qperf": qperf}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--sizes", type=int, nargs="+", default=[65536, 1 << 20])
+    ap.add_argument("--peers", nargs="+", choices=sorted(PEERS), default=sorted(PEERS))
     args = ap.parse_args()
-    if not shutil.which("iperf3"):
-        print("iperf3 not installed (apt install iperf3)", file=sys.stderr)
+    peers = [p for p in args.peers if shutil.which(p)]
+    for p in args.peers:
+        if p not in peers:
+            print(f"# {p} not installed (apt install {p}); left out", file=sys.stderr)
+    if not peers:
         return 2
+    tools = ["benchfab", *peers]
     res: dict[tuple[int, str], list[float]] = {}
     for size in args.sizes:
         # Size the benchfab run to about --seconds at the rate a short probe shows.
@@ -84,10 +120,11 @@ def main() -> int:
                                "iterations": 2000, "peer_host": "127.0.0.1"})[0]
         iters = max(1000, int(probe["msg_rate_pps"] * args.seconds))
         for rnd in range(args.rounds):
-            order = ["benchfab", "iperf3"] if rnd % 2 == 0 else ["iperf3", "benchfab"]
+            # Rotate who goes first, so drift in the machine's load spreads over all tools.
+            order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
             for who in order:
-                if who == "iperf3":
-                    bps = iperf3(size, args.seconds)
+                if who in PEERS:
+                    bps = PEERS[who](size, args.seconds)
                 else:
                     (rec,) = benchfab_pair({"workload": "tcp_write_bw", "sizes": [size],
                                             "iterations": iters, "peer_host": "127.0.0.1",
@@ -95,11 +132,14 @@ def main() -> int:
                     bps = rec["bw_avg_Bps"] * 8
                 res.setdefault((size, who), []).append(bps)
     print(f"# {args.rounds} rounds, ~{args.seconds:g} s each; Gb/s = 1e9 bit/s")
-    print(f"{'size':>9}{'benchfab':>12}{'iperf3':>12}{'ratio':>8}")
+    print(f"{'size':>9}{'benchfab':>10}" + "".join(f"{p:>10}{'ratio':>8}" for p in peers))
     for size in args.sizes:
-        b, i = res[(size, "benchfab")], res[(size, "iperf3")]
-        print(f"{size:>9}{median(b) / 1e9:>12.2f}{median(i) / 1e9:>12.2f}"
-              f"{median([x / y for x, y in zip(b, i)]):>8.3f}")
+        b = res[(size, "benchfab")]
+        line = f"{size:>9}{median(b) / 1e9:>10.2f}"
+        for p in peers:
+            i = res[(size, p)]
+            line += f"{median(i) / 1e9:>10.2f}{median([x / y for x, y in zip(b, i)]):>8.3f}"
+        print(line)
     return 0
 
 

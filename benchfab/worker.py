@@ -22,6 +22,7 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
+from .errors import BenchfabError
 from .task import Task, format_record
 
 
@@ -258,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         run(task, args.rank, args.world_size, args.local_rank, args.local_world_size, args.master_addr, args.master_port)
     except Exception as exc:  # any failure becomes one record the controller can show
         emit({"type": "error", "rank": args.rank, "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]})
-        traceback.print_exc()
+        if isinstance(exc, BenchfabError):
+            # An expected failure whose message says what to fix: no traceback in the log tail.
+            print(f"benchfab.worker: rank {args.rank}: {exc}", file=sys.stderr)
+        else:
+            traceback.print_exc()
         return 1
     return 0
 

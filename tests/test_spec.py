@@ -75,6 +75,16 @@ BAD = [
     ("backend: kubernetes\ntests:\n  - ranks: 2\n", 1, "image", "worker image"),
     ("tests:\n  - name: a\n  - name: a\n", 3, "tests[1].name", "already used"),
     ("tests: []\n", 1, "tests", "at least 1"),
+    # point-to-point
+    ("tests:\n  - {workload: rdma_write_bw, ranks: 3}\n", 2, "tests[0].ranks", "exactly 2"),
+    ("tests:\n  - {workload: rdma_write_bw, memory: cuda-peermem, transport: tcp}\n", 2,
+     "tests[0].memory", "host memory only"),
+    ("tests:\n  - {workload: rdma_write_lat, memory: cuda-dmabuf}\n", 2, "tests[0].memory", "polls"),
+    ("tests:\n  - {workload: rdma_write_bw, memory: cuda, device: cpu}\n", 2, "tests[0].device",
+     "needs a GPU"),
+    ("tests:\n  - {workload: rdma_write_bw, memory: gpu}\n", 2, "tests[0].memory", "'cuda-dmabuf'"),
+    ("tests:\n  - {workload: rdma_write_bw, engine: perftest, transport: tcp}\n", 2, "tests[0].engine",
+     "verbs only"),
 ]
 
 

@@ -68,13 +68,39 @@ class CudaBuffer:
             pass
 
 
+def _init(drv: Any) -> None:
+    """cuInit, turning "no driver" and "no GPU" into errors that say so."""
+    try:
+        result = drv.cuInit(0)
+    except Exception as exc:  # noqa: BLE001 - cuda-bindings raises (not returns) without libcuda
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WorkloadError("GPU memory was requested but the NVIDIA driver library (libcuda.so.1) "
+                            f"could not be loaded: {detail}",
+                            hint="run on a host with the NVIDIA driver, or set memory: host") from exc
+    err = result[0] if isinstance(result, tuple) else result
+    if int(err) == int(drv.CUresult.CUDA_ERROR_NO_DEVICE):
+        raise WorkloadError("GPU memory was requested but no CUDA GPU is visible (cuInit: CUDA_ERROR_NO_DEVICE)",
+                            hint="check nvidia-smi and CUDA_VISIBLE_DEVICES; in a pod, request nvidia.com/gpu")
+    _check(drv, result, "cuInit")
+
+
 def allocate(nbytes: int, device: int = 0, dmabuf: bool = True) -> CudaBuffer:
     """cuMemAlloc ``nbytes`` (rounded up to 64 KiB) on GPU ``device`` in its primary
     context; with ``dmabuf`` also export a dma-buf fd for ibv_reg_dmabuf_mr."""
     drv = _driver()
     length = (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    _check(drv, drv.cuInit(0), "cuInit")
+    _init(drv)
     dev = _check(drv, drv.cuDeviceGet(device), f"cuDeviceGet({device})")
+    if dmabuf:
+        # Asking first gives "this GPU/driver cannot" instead of a bare CUDA error code.
+        supported = _check(drv, drv.cuDeviceGetAttribute(
+            drv.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED, dev),
+            "cuDeviceGetAttribute(DMA_BUF_SUPPORTED)")
+        if not supported:
+            raise WorkloadError(f"GPU {device} cannot export memory as dma-buf "
+                                "(CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED is 0)",
+                                hint="needs the open NVIDIA kernel modules (>= 515) and CUDA >= 11.7; "
+                                     "or use nvidia-peermem (memory: cuda-peermem)")
     ctx = _check(drv, drv.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
     _check(drv, drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
     ptr = _check(drv, drv.cuMemAlloc(length), f"cuMemAlloc({length})")

@@ -40,6 +40,44 @@ def find_binary(test: str, bin_dir: str | None = None) -> str:
     return found
 
 
+def _help_text(binary: str) -> str:
+    try:
+        proc = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WorkloadError(f"cannot run {binary} --help: {exc}") from exc
+    return proc.stdout + proc.stderr
+
+
+def cuda_flags(binary: str, memory: str, cuda_device: int,
+               help_text: str | None = None) -> tuple[list[str], str]:
+    """perftest's flags for ``memory`` and the label the record gets.
+
+    perftest lists --use_cuda in its --help only when it was built with CUDA, and
+    --use_cuda_dmabuf only when that build can export dma-bufs; without them it would
+    reject the flag (or, were we to drop it, measure host memory under a GPU label).
+    memory "cuda" takes dma-buf where the binary offers it, else ibv_reg_mr on the device
+    pointer (nvidia-peermem); perftest has no fallback between the two at run time.
+    """
+    if memory == "host":
+        return [], "host"
+    name = Path(binary).name
+    text = help_text if help_text is not None else _help_text(binary)
+    if "--use_cuda" not in text:
+        raise WorkloadError(f"{name} ({binary}) was built without CUDA support (its --help lists "
+                            "no --use_cuda), so it cannot measure GPU memory",
+                            hint="use a perftest built with CUDA (configure CUDA_H_PATH=...), "
+                                 "or engine: native")
+    has_dmabuf = "--use_cuda_dmabuf" in text
+    if memory == "cuda-dmabuf" and not has_dmabuf:
+        raise WorkloadError(f"{name} ({binary}) was built without CUDA DMA-BUF support "
+                            "(its --help lists no --use_cuda_dmabuf)",
+                            hint="use memory: cuda-peermem, a newer perftest, or engine: native")
+    if memory == "cuda-dmabuf" or (memory == "cuda" and has_dmabuf):
+        return [f"--use_cuda={cuda_device}", "--use_cuda_dmabuf"], "cuda-dmabuf"
+    return [f"--use_cuda={cuda_device}"], "cuda-peermem"
+
+
 def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int,
                size: int, iters: int, server_host: str | None, tcp_port: int = 18515,
                tx_depth: int | None = None, cq_mod: int | None = None, post_list: int = 1,
@@ -177,6 +215,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
     works); the client returns the records."""
     choice = select_port(p.device, p.port if p.device else None, p.gid_index)
     binary = find_binary(p.test, p.perftest_bin_dir)
+    extra, memory = cuda_flags(binary, p.memory, p.cuda_device)
     records: list[dict[str, Any]] = []
     for size in p.sizes:
         cq_mod = p.effective_cq_mod(size) if p.test == "write_bw" else None
@@ -186,7 +225,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                               gid_index=choice.gid_index, size=size, iters=p.iters(),
                               server_host=None, tcp_port=p.perftest_port, tx_depth=tx,
                               cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                              mtu=p.mtu)
+                              mtu=p.mtu, extra=extra)
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             try:
@@ -214,7 +253,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           gid_index=choice.gid_index, size=size, iters=p.iters(),
                           server_host=p.peer_host, tcp_port=p.perftest_port, tx_depth=tx,
                           cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                          mtu=p.mtu)
+                          mtu=p.mtu, extra=extra)
         out = run(args, p.timeout_s + p.duration_s)
         rows = parse_bw(out) if p.test == "write_bw" else parse_lat(out)
         if not rows:
@@ -227,5 +266,5 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             port=choice.port, gid_index=choice.gid_index,
             link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
             mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
-            tx_depth=head.get("tx_depth", tx or 1)))
+            tx_depth=head.get("tx_depth", tx or 1), memory=memory))
     return records

@@ -108,6 +108,41 @@ def test_build_args_is_a_plain_argument_list() -> None:
     assert "-Q" in args and "-n" in args
 
 
+_HELP_CUDA = "      --use_cuda=<cuda device id> Use CUDA specific device for GPUDirect RDMA testing\n"
+_HELP_DMABUF = "      --use_cuda_dmabuf Use CUDA DMA-BUF for GPUDirect RDMA testing\n"
+
+
+@pytest.mark.parametrize("memory, help_text, flags, label", [
+    ("host", "", [], "host"),
+    ("cuda", _HELP_CUDA + _HELP_DMABUF, ["--use_cuda=1", "--use_cuda_dmabuf"], "cuda-dmabuf"),
+    ("cuda", _HELP_CUDA, ["--use_cuda=1"], "cuda-peermem"),
+    ("cuda-peermem", _HELP_CUDA + _HELP_DMABUF, ["--use_cuda=1"], "cuda-peermem"),
+    ("cuda-dmabuf", _HELP_CUDA + _HELP_DMABUF, ["--use_cuda=1", "--use_cuda_dmabuf"], "cuda-dmabuf"),
+])
+def test_perftest_gpu_flags_follow_what_the_binary_offers(memory: str, help_text: str,
+                                                         flags: list[str], label: str) -> None:
+    assert pt.cuda_flags("ib_write_bw", memory, 1, help_text=help_text) == (flags, label)
+
+
+def test_perftest_without_dmabuf_refuses_cuda_dmabuf() -> None:
+    with pytest.raises(WorkloadError, match="without CUDA DMA-BUF support"):
+        pt.cuda_flags("ib_write_bw", "cuda-dmabuf", 0, help_text=_HELP_CUDA)
+
+
+def test_perftest_built_without_cuda_refuses_gpu_memory() -> None:
+    """The installed perftest (Debian's is built without CUDA): asked for GPU memory it
+    must fail up front, never measure host memory under a GPU label."""
+    try:
+        binary = pt.find_binary("write_bw")
+    except WorkloadError:
+        pytest.skip("perftest is not installed")
+    if "--use_cuda" in pt._help_text(binary):
+        pytest.skip("this perftest was built with CUDA")
+    with pytest.raises(WorkloadError, match="built without CUDA support") as info:
+        pt.cuda_flags(binary, "cuda", 0)
+    assert "engine: native" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_exchange_times_out_when_nobody_connects() -> None:
     srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=0.3)
     with pytest.raises(WorkloadError, match="no peer connected"):

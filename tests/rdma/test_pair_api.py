@@ -94,13 +94,34 @@ def test_perftest_engine_records(rdma_device: str | None, peer_ip: str, workload
         assert 0 < r["lat_min_s"] <= r["lat_median_s"]
 
 
-def test_gpu_memory_without_cuda_is_a_clear_error(rdma_device: str | None) -> None:
+def _no_peer(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    raise AssertionError(f"must fail before talking to a peer (asked {key!r})")
+
+
+@pytest.mark.parametrize("memory", ["cuda", "cuda-dmabuf", "cuda-peermem"])
+def test_gpu_memory_without_a_gpu_is_a_clear_error(rdma_device: str | None, memory: str) -> None:
+    """A real RDMA device but no NVIDIA driver (the VM): GPU memory fails up front,
+    naming the cause (both registration paths for memory: cuda), never host memory."""
     try:
         import cuda.bindings  # noqa: F401
-        pytest.skip("cuda-bindings installed: the error path is not reachable")
+        cause = "NVIDIA driver library (libcuda.so.1) could not be loaded"
     except ImportError:
-        pass
-    params = {"workload": "rdma_write_bw", "sizes": [4096], "memory": "cuda",
+        cause = "cuda-bindings is not installed"
+    params = {"workload": "rdma_write_bw", "sizes": [4096], "memory": memory,
               "device": rdma_device}
-    with pytest.raises(WorkloadError, match="cuda-bindings is not installed"):
-        run_rdma_pair("client", params, lambda key, payload: {})
+    with pytest.raises(WorkloadError) as info:
+        run_rdma_pair("client", params, _no_peer)
+    message = str(info.value)
+    assert cause in message and "\n" not in message, message
+    if memory == "cuda":
+        assert "cuda-dmabuf:" in message and "cuda-peermem:" in message
+
+
+def test_perftest_engine_refuses_gpu_memory_it_cannot_use(rdma_device: str | None) -> None:
+    import shutil
+    if shutil.which("ib_write_bw") is None:
+        pytest.skip("perftest is not installed")
+    params = {"workload": "rdma_write_bw", "sizes": [4096], "memory": "cuda",
+              "engine": "perftest", "device": rdma_device, "peer_host": "127.0.0.1"}
+    with pytest.raises(WorkloadError, match="built without CUDA support"):
+        run_rdma_pair("client", params, _no_peer)

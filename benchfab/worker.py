@@ -106,7 +106,19 @@ def describe_env(device: Any, backend: str) -> dict[str, Any]:
     return info
 
 
-def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) -> None:
+def _default_gpu(local_rank: int) -> int:
+    """The GPU a point-to-point rank uses for memory: cuda unless rdma.cuda_device says:
+    its local index over the GPUs it sees (in a pod that is usually the one it got)."""
+    try:
+        import torch
+
+        count = int(torch.cuda.device_count())  # NVML only: no CUDA context is made
+    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
+        count = 0
+    return local_rank % count if count > 0 else 0
+
+
+def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int, local_rank: int = 0) -> None:
     """rdma_write_bw / rdma_write_lat: rank 0 measures (perftest's client), rank 1 serves.
 
     No process group: the two ranks exchange connection data (QPN, PSN, GID, rkey,
@@ -141,9 +153,12 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int) 
         "keep_raw": True,
         **{k: v for k, v in task.rdma.items() if v is not None},
     }
+    if task.memory != "host" and params.get("cuda_device") is None:
+        params["cuda_device"] = _default_gpu(local_rank)
     emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
           "transport": task.transport, "engine": task.engine, "memory": task.memory, "role": role,
-          "device": "host" if task.memory == "host" else "cuda", "rdma_device": task.rdma.get("device")})
+          "device": "host" if task.memory == "host" else "cuda", "rdma_device": task.rdma.get("device"),
+          "cuda_device": params.get("cuda_device")})
     log(rank, f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
     try:
         records = run_rdma_pair(role, params, exchange)
@@ -195,7 +210,7 @@ def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, ad
     from .workloads.catalog import is_point_to_point
 
     if is_point_to_point(task.workload):
-        run_point_to_point(task, rank, world, addr, port)
+        run_point_to_point(task, rank, world, addr, port, local_rank)
         return
     import torch.distributed as dist
 

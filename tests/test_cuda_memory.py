@@ -4,6 +4,8 @@ tests/gpu, covers the host that can.)"""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchfab.errors import WorkloadError
@@ -41,7 +43,7 @@ def test_sweep_asking_for_gpu_memory_fails_that_test_with_the_cause(cli, write_s
     spec = write_spec("""\
 name: gpu-mem
 tests:
-  - {name: gpu, workload: rdma_write_bw, memory: cuda, sizes: [64K], iterations: 50}
+  - {name: gpu, workload: rdma_write_bw, memory: cuda, sizes: [64K], iterations: 50, rdma: {cuda_device: 2}}
   - {name: after, workload: allreduce, ranks: 2, sizes: [1K], iterations: 3, warmup: 1, device: cpu}
 """)
     proc = cli("sweep", str(spec), "--results", str(tmp_path), "--run-id", "m1", "--no-progress",
@@ -55,3 +57,6 @@ tests:
     assert any(w in reason for w in ("RDMA device", "rdma device", "NVIDIA driver", "no CUDA GPU",
                                      "cuda-bindings", "not built")), reason
     assert "Traceback" not in proc.stderr
+    used = json.loads(tests.loc["gpu", "used"])["ranks"]
+    assert sorted(r["rank"] for r in used) == [0, 1]
+    assert all(r["device"] == "cuda" and r["cuda_device"] == 2 for r in used)

@@ -856,3 +856,23 @@ class FakeCluster:
     # -- what tests look at -------------------------------------------------------------
     def objects(self, plural: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         return [o for o in self.store.list(plural) if match_labels(o["metadata"].get("labels") or {}, label_selector)]
+
+
+# Seeding shared by the tests (here, not in conftest: `from conftest import` breaks when
+# pytest collects another folder's conftest under the same module name first).
+SHARED = "rdma/rdma_shared_device_a"
+SRIOV = "nvidia.com/cx7_sriov_rdma"
+
+
+def seed_nodes(c: FakeCluster, n: int, *, shared: int = 63, sriov: int = 4, leafs: int = 2) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"gpu-node-{i}"
+        c.add_node(name, labels={"nvidia.com/gpu.present": "true", "example.com/leaf": f"leaf-{i % leafs}",
+                                 "feature.node.kubernetes.io/pci-15b3.present": "true",
+                                 "network.nvidia.com/operator.mofed.wait": "false"},
+                   allocatable={SHARED: shared, SRIOV: sriov, "nvidia.com/gpu": 8})
+        names.append(name)
+    c.add_nad("bench", "rdma-net", SHARED)
+    c.add_nad("bench", "sriov-rdma-net", SRIOV, cni="sriov")
+    return names

@@ -19,8 +19,7 @@ from benchfab.k8s.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 
-from conftest import SHARED, seed_nodes
-from fake_cluster import FakeCluster
+from fake_cluster import SHARED, FakeCluster, seed_nodes
 from helpers import ROOT
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]

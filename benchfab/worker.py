@@ -136,7 +136,10 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int, 
     exchange = SocketExchange("server", "0.0.0.0", port, timeout) if rank == 0 else SocketExchange("client", addr, port, timeout)
     # Rank 0 (the measuring client) must reach rank 1's tcp/perftest server: rank 1
     # tells it the address it uses towards rank 0, which is right locally and in pods.
-    hello = exchange("worker-hello", {"host": _own_address_towards(addr, port)} if rank == 1 else {})
+    # In a pod the test network is the secondary interface (BENCHFAB_NET_IP, set by the
+    # Kubernetes backend from Multus' network-status), not the pod IP the rendezvous uses.
+    net_ip = os.environ.get("BENCHFAB_NET_IP") or None
+    hello = exchange("worker-hello", {"host": net_ip or _own_address_towards(addr, port)} if rank == 1 else {})
     peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
     params: dict[str, Any] = {
         "workload": task.workload,
@@ -153,12 +156,17 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int, 
         "keep_raw": True,
         **{k: v for k, v in task.rdma.items() if v is not None},
     }
+    if params.get("device") is None and os.environ.get("BENCHFAB_NET_HCA"):
+        params["device"] = os.environ["BENCHFAB_NET_HCA"]
+    if net_ip:
+        params["prefer_ip"] = net_ip
     if task.memory != "host" and params.get("cuda_device") is None:
         params["cuda_device"] = _default_gpu(local_rank)
     emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
           "transport": task.transport, "engine": task.engine, "memory": task.memory, "role": role,
           "device": "host" if task.memory == "host" else "cuda", "rdma_device": task.rdma.get("device"),
-          "cuda_device": params.get("cuda_device")})
+          "cuda_device": params.get("cuda_device"), "peer_host": peer_host if rank == 0 else None,
+          "net_ip": net_ip})
     log(rank, f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
     try:
         records = run_rdma_pair(role, params, exchange)

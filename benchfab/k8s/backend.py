@@ -35,7 +35,7 @@ from . import manifests as mf
 from .client import Cache, ClusterOptions, Kube, connect, iter_lines
 from .events import explain
 from .inventory import gpus_per_rank, nodes_for_planner, read_inventory
-from .nccl import attachment, fallback_problem, nccl_env
+from .nccl import attachment, fallback_problem, nccl_env, net_env
 
 GRACE_S = 5.0
 POLL_S = 0.02
@@ -344,6 +344,7 @@ class KubernetesBackend:
                 "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 **nccl_env(test.profile, entry, self.spec.kubernetes),
+                **net_env(test.profile, entry),
             }
             ann = mf.task_annotation(seq, task_json, env)
             if self.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:

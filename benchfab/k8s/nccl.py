@@ -43,6 +43,20 @@ def rdma_devices(entry: dict[str, Any] | None) -> list[str]:
     return [d for d in str(dev).split(",") if d]
 
 
+def net_env(profile: Profile, entry: dict[str, Any] | None) -> dict[str, str]:
+    """Where a point-to-point rank should run its test: the address of its secondary
+    interface (BENCHFAB_NET_IP: rank 1 gives it to rank 0 as the peer address, and on
+    RoCE it picks the device and GID) and, where known, its HCA (BENCHFAB_NET_HCA)."""
+    env: dict[str, str] = {}
+    ips = [str(ip).split("/", 1)[0] for ip in (entry or {}).get("ips") or [] if ip]
+    if ips:
+        env["BENCHFAB_NET_IP"] = ips[0]
+    hcas = [h.lstrip("=") for h in (profile.hca or "").split(",") if h] or rdma_devices(entry)
+    if hcas and profile.fabric in ("ib", "roce"):
+        env["BENCHFAB_NET_HCA"] = hcas[0]
+    return env
+
+
 def nccl_env(profile: Profile, entry: dict[str, Any] | None, kube: KubeSettings) -> dict[str, str]:
     env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET"}
     ifname = (entry or {}).get("interface")

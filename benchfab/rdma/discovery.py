@@ -204,10 +204,18 @@ class PortChoice:
 
 
 def select_port(device: str | None = None, port: int | None = None,
-                gid_index: int | None = None) -> PortChoice:
-    """Resolve the user's (possibly partial) choice to an ACTIVE port and a GID index.
-    Raises WorkloadError naming what was looked for and what exists."""
-    devices = discover()
+                gid_index: int | None = None, prefer_ip: str | None = None) -> PortChoice:
+    """Resolve the user's (possibly partial) choice to an ACTIVE port and a GID index on
+    this host's devices. Raises WorkloadError naming what was looked for and what exists."""
+    return choose_port(discover(), device, port, gid_index, prefer_ip)
+
+
+def choose_port(devices: list[RdmaDevice], device: str | None = None, port: int | None = None,
+                gid_index: int | None = None, prefer_ip: str | None = None) -> PortChoice:
+    """``select_port`` over given devices. ``prefer_ip`` is the address of the network
+    the test should use (a pod's secondary interface): among the ACTIVE ports allowed,
+    the one with a RoCE GID for that IPv4 address wins, with that GID. Where no GID
+    carries it (InfiniBand, or an address on another NIC) the usual defaults apply."""
     if not devices:
         raise WorkloadError("no RDMA devices on this host",
                             hint="load the NIC driver (or rdma_rxe for soft-RoCE); in a pod "
@@ -223,7 +231,18 @@ def select_port(device: str | None = None, port: int | None = None,
         states = ", ".join(f"{p.device}:{p.port}={p.state}" for p in candidates)
         raise WorkloadError(f"no ACTIVE RDMA port among {states}",
                             hint="check the link (and the subnet manager on InfiniBand)")
-    chosen = active[0]
-    gidx = default_gid_index(chosen) if gid_index is None else int(gid_index)
+    chosen, gidx = active[0], gid_index
+    if prefer_ip:
+        # RoCE v2 first: an address has a v1 and a v2 GID, and v2 is what gets routed.
+        for p in active:
+            on_ip = sorted((g for g in p.gids if g.ipv4 == prefer_ip),
+                           key=lambda g: (g.type or "").lower() != "roce v2")
+            if on_ip and p.fabric == "roce":
+                chosen = p
+                if gid_index is None:
+                    gidx = on_ip[0].index
+                break
+    if gidx is None:
+        gidx = default_gid_index(chosen)
     gid = next((g.gid for g in chosen.gids if g.index == gidx), None)
-    return PortChoice(chosen.device, chosen.port, gidx, chosen.fabric, gid)
+    return PortChoice(chosen.device, chosen.port, int(gidx), chosen.fabric, gid)

@@ -62,6 +62,7 @@ class RdmaParams:
     perftest_port: int = 18515
     perftest_bin_dir: str | None = None
     cuda_device: int = 0
+    prefer_ip: str | None = None      # the test network's address: pick the port/GID that has it
     verify: bool = True               # bw, host memory: check the bytes that arrived
     keep_raw: bool = False            # attach per-iteration timestamps to records
     extra: dict[str, Any] = field(default_factory=dict)

@@ -213,7 +213,7 @@ def wait_listening(tcp_port: int, timeout_s: float) -> bool:
 def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:
     """perftest between two processes, one size per perftest run (so any size list
     works); the client returns the records."""
-    choice = select_port(p.device, p.port if p.device else None, p.gid_index)
+    choice = select_port(p.device, p.port if p.device else None, p.gid_index, p.prefer_ip)
     binary = find_binary(p.test, p.perftest_bin_dir)
     extra, memory = cuda_flags(binary, p.memory, p.cuda_device)
     records: list[dict[str, Any]] = []

@@ -74,7 +74,7 @@ def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any
 
 
 def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:
-    choice = select_port(p.device, p.port if p.device else None, p.gid_index)
+    choice = select_port(p.device, p.port if p.device else None, p.gid_index, p.prefer_ip)
     page = os.sysconf("SC_PAGE_SIZE")
     buf_size = max(max(p.sizes), 64)
     buf_size = (buf_size + page - 1) // page * page

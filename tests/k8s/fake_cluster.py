@@ -530,6 +530,9 @@ class FakeCluster:
                          threading.Thread(target=self._loop, daemon=True, name="fake-scheduler-kubelet")]
         self.store.put("namespaces", {"metadata": {"name": "default"}})
         self.extra_pod_env: dict[str, str] = {"GLOO_SOCKET_IFNAME": "lo"}
+        # Address every secondary-network attachment reports (e.g. the soft-RoCE netdev's);
+        # None: a distinct 127.77.x.y per attachment.
+        self.secondary_ip: str | None = None
 
     def _write_kubeconfig(self) -> None:
         cfg = {
@@ -817,8 +820,10 @@ class FakeCluster:
                                f"({nad_ns}): network-attachment-definitions.k8s.cni.cncf.io \"{nad}\" not found",
                                "kubelet")
                 return
+            # Secondary-network addresses are in 127/8, which all reaches this host, so a
+            # test that connects to a pod's net1 address really gets there.
             entry: dict[str, Any] = {"name": f"{nad_ns}/{nad}", "interface": f"net{i + 1}",
-                                     "ips": [f"192.168.{i}.{len(self.procs) % 250 + 2}"], "mac": "02:00:00:00:00:01",
+                                     "ips": [self.secondary_ip or f"127.77.{i}.{len(self.procs) % 250 + 2}"], "mac": "02:00:00:00:00:01",
                                      "dns": {}}
             res = (obj["metadata"].get("annotations") or {}).get("k8s.v1.cni.cncf.io/resourceName", "")
             if "sriov" in res:

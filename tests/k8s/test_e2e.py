@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
@@ -235,4 +236,9 @@ def test_point_to_point_pairs_over_tcp(cluster: FakeCluster, tmp_path: Path) -> 
     assert len(bw) == 3 and (bw["bw_avg_Bps"] > 0).all() and (bw["backend"] == "kubernetes").all()
     assert len(lat) >= 3 and (lat["lat_median_s"] > 0).all()
     assert "BW average[Gb/sec]" in out
+    # The data went over each pod's secondary network (net1), not the pod IP: rank 1
+    # gave rank 0 its net1 address from Multus' network-status.
+    for used in run.tests["used"]:
+        ranks = {r["rank"]: r for r in json.loads(used)["ranks"]}
+        assert ranks[1]["net_ip"].startswith("127.77.") and ranks[0]["peer_host"] == ranks[1]["net_ip"]
     assert_clean(cluster)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from benchfab.k8s import manifests as mf
-from benchfab.k8s.nccl import nccl_env
+from benchfab.k8s.nccl import nccl_env, net_env
 from benchfab.spec import KubeSettings, Profile
 
 from helpers import ROOT
@@ -92,6 +92,16 @@ def test_nccl_env_per_fabric() -> None:
     assert "NCCL_IB_GID_INDEX" not in nccl_env(Profile(fabric="roce"), None, k)  # NCCL >= 2.21.5 picks it
     assert nccl_env(Profile(fabric="tcp"), None, k)["NCCL_IB_DISABLE"] == "1"
     assert nccl_env(Profile(fabric="ib"), None, KubeSettings(force_net=True))["NCCL_NET"] == "IB"
+
+
+def test_net_env_names_the_secondary_interface_and_its_hca() -> None:
+    sriov = {"interface": "net1", "ips": ["10.20.0.7/24"], "device-info": {"pci": {"rdma-device": "mlx5_4"}}}
+    assert net_env(Profile(fabric="roce", mode="sriov"), sriov) == {
+        "BENCHFAB_NET_IP": "10.20.0.7", "BENCHFAB_NET_HCA": "mlx5_4"}
+    # The profile's hca wins over the device plugin's; tcp profiles get no HCA.
+    assert net_env(Profile(fabric="ib", hca="=mlx5_2,mlx5_3"), sriov)["BENCHFAB_NET_HCA"] == "mlx5_2"
+    assert net_env(Profile(fabric="tcp"), sriov) == {"BENCHFAB_NET_IP": "10.20.0.7"}
+    assert net_env(Profile(fabric="roce"), None) == {}
 
 
 def test_task_annotation_round_trips() -> None:

@@ -14,6 +14,7 @@ import pytest
 from benchfab.errors import WorkloadError
 from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
+from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
 from benchfab.rdma.params import RdmaParams
 
 DATA = Path(__file__).parent / "data"
@@ -141,6 +142,39 @@ def test_perftest_built_without_cuda_refuses_gpu_memory() -> None:
     with pytest.raises(WorkloadError, match="built without CUDA support") as info:
         pt.cuda_flags(binary, "cuda", 0)
     assert "engine: native" in str(info.value) and "\n" not in str(info.value)
+
+
+def _roce_port(dev: str, ip: str, state: str = "ACTIVE") -> RdmaPort:
+    mapped = "0000:0000:0000:0000:0000:ffff:" + "".join(f"{int(o):02x}" for o in ip.split("."))
+    mapped = mapped[:-4] + ":" + mapped[-4:]
+    gids = (GidEntry(0, "fe80:0000:0000:0000:0202:00ff:fe00:0001", "IB/RoCE v1", "eth0"),
+            GidEntry(1, "fe80:0000:0000:0000:0202:00ff:fe00:0001", "RoCE v2", "eth0"),
+            GidEntry(2, mapped, "IB/RoCE v1", "eth0"), GidEntry(3, mapped, "RoCE v2", "eth0"))
+    return RdmaPort(dev, 1, state, "Ethernet", "200 Gb/sec", 0, 4096, gids)
+
+
+def _devices() -> list[RdmaDevice]:
+    ib = RdmaDevice("mlx5_9", None, (RdmaPort("mlx5_9", 1, "ACTIVE", "InfiniBand", None, 7, 4096, ()),))
+    return [RdmaDevice("mlx5_0", None, (_roce_port("mlx5_0", "10.0.0.1"),)),
+            RdmaDevice("mlx5_1", None, (_roce_port("mlx5_1", "10.0.1.1"),)), ib]
+
+
+def test_port_choice_follows_the_test_networks_address() -> None:
+    devs = _devices()
+    assert _devices()[1].ports[0].gids[3].ipv4 == "10.0.1.1"
+    # Default: the first ACTIVE port, its RoCE v2 IPv4 GID.
+    c = choose_port(devs)
+    assert (c.device, c.port, c.gid_index) == ("mlx5_0", 1, 3)
+    # A pod's net1 address picks the NIC that carries it and its RoCE v2 GID.
+    c = choose_port(devs, prefer_ip="10.0.1.1")
+    assert (c.device, c.gid_index, c.link_layer) == ("mlx5_1", 3, "roce")
+    assert choose_port(devs, prefer_ip="10.0.1.1", gid_index=2).gid_index == 2  # explicit wins
+    assert choose_port(devs, device="mlx5_0", prefer_ip="10.0.1.1").device == "mlx5_0"
+    assert choose_port(devs, prefer_ip="192.0.2.9").device == "mlx5_0"  # on no GID: defaults
+    assert choose_port(devs, device="mlx5_9", prefer_ip="10.0.1.1").gid_index == -1  # IB: LID
+    down = [RdmaDevice("mlx5_1", None, (_roce_port("mlx5_1", "10.0.1.1", "DOWN"),))]
+    with pytest.raises(WorkloadError, match="no ACTIVE RDMA port among mlx5_1:1=DOWN"):
+        choose_port(down, prefer_ip="10.0.1.1")
 
 
 def test_exchange_times_out_when_nobody_connects() -> None:

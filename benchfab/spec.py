@@ -60,8 +60,9 @@ Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
 Transport = Literal["verbs", "tcp"]
 Engine = Literal["native", "perftest"]
-# cuda: DMA-BUF, else nvidia-peermem; cuda-dmabuf / cuda-peermem force one registration path.
-Memory = Literal["host", "cuda", "cuda-dmabuf", "cuda-peermem"]
+# hugepages: host memory on 2 MiB pages. cuda: DMA-BUF, else nvidia-peermem; cuda-dmabuf /
+# cuda-peermem force one registration path.
+Memory = Literal["host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"]
 Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology", "retest"]
 LeafScope = Literal["same-leaf", "cross-leaf", "any"]
 
@@ -418,12 +419,12 @@ def _check_semantics(spec: SweepSpec, raw: dict[str, Any], lines: dict[YPath, in
         if is_point_to_point(test.workload):
             if test.ranks != 2:
                 fail(i, "ranks", f"{test.workload} runs between exactly 2 ranks, not {test.ranks}", "set ranks: 2")
-            if test.workload == "rdma_write_lat" and test.memory != "host":
+            if test.workload == "rdma_write_lat" and test.memory.startswith("cuda"):
                 fail(i, "memory", "the latency test polls the receive buffer with the CPU, which GPU memory does not allow",
                      "use memory: host for rdma_write_lat")
             if test.transport == "tcp" and test.memory != "host":
-                fail(i, "memory", "the tcp transport sends from host memory only", "use memory: host or transport: verbs")
-            if test.memory != "host" and test.device == "cpu":
+                fail(i, "memory", "the tcp transport sends from plain host memory only", "use memory: host or transport: verbs")
+            if test.memory.startswith("cuda") and test.device == "cpu":
                 fail(i, "device", f"memory: {test.memory} needs a GPU but device is cpu",
                      "set device: auto or cuda, or memory: host")
             if test.engine == "perftest" and test.transport == "tcp":

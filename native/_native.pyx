@@ -20,6 +20,21 @@ from libc.stdlib cimport malloc, free
 
 cdef extern from "stdlib.h" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
+cdef extern from "sys/mman.h" nogil:
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    void *MAP_FAILED
+    enum:
+        PROT_READ
+        PROT_WRITE
+        MAP_PRIVATE
+        MAP_ANONYMOUS
+        MAP_HUGETLB
+        MAP_POPULATE
+
+# The default hugepage size on x86-64 and arm64 (4 KiB base pages); MAP_HUGETLB takes it.
+cdef enum:
+    HUGEPAGE_BYTES = 2 * 1024 * 1024
 from libc.string cimport memset, memcpy
 from libc.errno cimport errno
 
@@ -329,7 +344,8 @@ cdef class RdmaEndpoint:
     region (offset 0) *into* the peer's receive region (offset ``buf_size``), so a
     ping-pong never reads what it is about to overwrite.
 
-    Memory: by default a page-aligned host buffer we allocate. For GPU memory pass
+    Memory: by default a page-aligned host buffer we allocate (``hugepages=True``: backed
+    by 2 MiB hugepages, which the host must have reserved). For GPU memory pass
     ``dmabuf_fd`` (+ ``dmabuf_offset``; ``ext_addr`` becomes the MR's iova, usually the
     CUDA device pointer) to use ``ibv_reg_dmabuf_mr``, or only ``ext_addr`` to call
     ``ibv_reg_mr`` on a device pointer (works only with a peer-memory client such as
@@ -343,6 +359,7 @@ cdef class RdmaEndpoint:
     cdef ibv_qp *qp
     cdef ibv_mr *mr
     cdef void *host_buf
+    cdef size_t huge_len    # > 0: host_buf is a MAP_HUGETLB mapping of this length
     cdef uint64_t base
     cdef uint64_t region
     cdef uint32_t psn
@@ -371,12 +388,13 @@ cdef class RdmaEndpoint:
         self.qp = NULL
         self.mr = NULL
         self.host_buf = NULL
+        self.huge_len = 0
 
     def __init__(self, device=None, int port=1, int gid_index=-1, size_t buf_size=1 << 20,
                  int tx_depth=128, int mtu=0, int max_inline=0, int qp_timeout=14,
                  int retry_cnt=7, *, uint64_t ext_addr=0, int dmabuf_fd=-1,
                  uint64_t dmabuf_offset=0, size_t ext_length=0, str memory="host",
-                 object keepalive=None):
+                 object keepalive=None, bint hugepages=False):
         if buf_size < 64:
             raise ValueError("buf_size must be at least 64 bytes")
         if tx_depth < 1:
@@ -393,7 +411,7 @@ cdef class RdmaEndpoint:
         try:
             self._open(device)
             self._query_port(mtu)
-            self._alloc_memory(buf_size, ext_addr, dmabuf_fd, dmabuf_offset, ext_length)
+            self._alloc_memory(buf_size, ext_addr, dmabuf_fd, dmabuf_offset, ext_length, hugepages)
             self._create_qp(tx_depth, max_inline)
         except BaseException:
             self.close()
@@ -450,7 +468,7 @@ cdef class RdmaEndpoint:
         self.mtu_enum = _MTU_ENUM[mtu] if mtu else <int>self.pattr.active_mtu
 
     cdef _alloc_memory(self, size_t buf_size, uint64_t ext_addr, int dmabuf_fd,
-                       uint64_t dmabuf_offset, size_t ext_length):
+                       uint64_t dmabuf_offset, size_t ext_length, bint hugepages):
         cdef size_t total = 2 * buf_size
         cdef size_t page = os.sysconf("SC_PAGE_SIZE")
         cdef int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ
@@ -480,7 +498,9 @@ cdef class RdmaEndpoint:
                                  errno=err, hint=hint)
             self.base = ext_addr
             return
-        if posix_memalign(&self.host_buf, page, total) != 0:
+        if hugepages:
+            self._alloc_hugepages(total)
+        elif posix_memalign(&self.host_buf, page, total) != 0:
             self.host_buf = NULL
             raise MemoryError(f"cannot allocate {total} bytes of page-aligned memory")
         memset(self.host_buf, 0, total)
@@ -492,6 +512,22 @@ cdef class RdmaEndpoint:
             raise VerbsError(f"ibv_reg_mr of {total} bytes failed: {os.strerror(err)}",
                              errno=err, hint="raise the memlock limit (ulimit -l) or grant IPC_LOCK")
         self.base = <uintptr_t>self.host_buf
+
+    cdef _alloc_hugepages(self, size_t total):
+        cdef size_t length = (total + HUGEPAGE_BYTES - 1) // HUGEPAGE_BYTES * HUGEPAGE_BYTES
+        # MAP_POPULATE: fault the pages in now, so a short reserve fails here (ENOMEM)
+        # rather than as SIGBUS on first touch.
+        cdef void *p = mmap(NULL, length, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0)
+        if p == MAP_FAILED:
+            err = errno
+            need = length // HUGEPAGE_BYTES
+            raise VerbsError(f"cannot map {need} hugepage(s) of 2 MiB for {total} bytes: "
+                             f"{os.strerror(err)}", errno=err,
+                             hint=f"reserve them (sysctl vm.nr_hugepages={need} or more; in a "
+                                  "pod request hugepages-2Mi), or drop rdma.hugepages")
+        self.host_buf = p
+        self.huge_len = length
 
     cdef _create_qp(self, int tx_depth, int max_inline):
         cdef ibv_qp_init_attr init
@@ -551,7 +587,11 @@ cdef class RdmaEndpoint:
             ibv_close_device(self.ctx)
             self.ctx = NULL
         if self.host_buf != NULL:
-            free(self.host_buf)
+            if self.huge_len:
+                munmap(self.host_buf, self.huge_len)
+                self.huge_len = 0
+            else:
+                free(self.host_buf)
             self.host_buf = NULL
         self.keepalive = None
         self.connected = False

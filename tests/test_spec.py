@@ -83,6 +83,8 @@ BAD = [
     ("tests:\n  - {workload: rdma_write_bw, memory: cuda, device: cpu}\n", 2, "tests[0].device",
      "needs a GPU"),
     ("tests:\n  - {workload: rdma_write_bw, memory: gpu}\n", 2, "tests[0].memory", "'cuda-dmabuf'"),
+    ("tests:\n  - {workload: rdma_write_lat, memory: hugepages, transport: tcp}\n", 2, "tests[0].memory",
+     "plain host memory only"),
     ("tests:\n  - {workload: rdma_write_bw, engine: perftest, transport: tcp}\n", 2, "tests[0].engine",
      "verbs only"),
 ]

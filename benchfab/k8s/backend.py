@@ -34,7 +34,7 @@ from ..task import parse_record
 from . import manifests as mf
 from .client import Cache, ClusterOptions, Kube, connect, iter_lines
 from .events import explain
-from .inventory import gpus_per_rank, nodes_for_planner, read_inventory
+from .inventory import gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
 from .nccl import attachment, fallback_problem, nccl_env, net_env
 
 GRACE_S = 5.0
@@ -192,7 +192,8 @@ class KubernetesBackend:
         info = next((n for n in self.inventory_nodes() if n["name"] == node), None)
         hostname = info["hostname"] if info else node
         prof = self.spec.resolved_profiles()[profile]
-        return mf.PodPlan(profile, prof, node, hostname, slot, gpus_per_rank(self.spec, profile))
+        return mf.PodPlan(profile, prof, node, hostname, slot, gpus_per_rank(self.spec, profile),
+                          hugepages_mib_per_rank(self.spec, profile))
 
     def _deadline_s(self) -> int:
         k = self.spec.kubernetes

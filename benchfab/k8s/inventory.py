@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..placement import NodeInfo
-from ..spec import SweepSpec
+from ..spec import SweepSpec, TestSpec
+from ..workloads.catalog import is_point_to_point
 from .client import Kube
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
@@ -106,8 +107,28 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 def gpus_per_rank(spec: SweepSpec, profile: str) -> int:
-    """1 if any test of the profile may run on GPUs (device auto/cuda), else 0."""
-    return 1 if any(t.device != "cpu" for t in spec.resolved_tests() if profile in t.profiles) else 0
+    """1 if any test of the profile may run on GPUs, else 0: collectives with device
+    auto/cuda, point-to-point tests only with GPU memory."""
+    def on_gpu(t: TestSpec) -> bool:
+        if is_point_to_point(t.workload):
+            return t.memory.startswith("cuda")
+        return t.device != "cpu"
+
+    return 1 if any(on_gpu(t) for t in spec.resolved_tests() if profile in t.profiles) else 0
+
+
+HUGEPAGE_MIB = 2
+
+
+def hugepages_mib_per_rank(spec: SweepSpec, profile: str) -> int:
+    """MiB of 2 MiB hugepages a rank pod must request: the largest buffer (two regions of
+    the largest message) of the profile's ``memory: hugepages`` tests, in whole pages."""
+    need = 0
+    for t in spec.resolved_tests():
+        if profile in t.profiles and t.memory == "hugepages":
+            page = HUGEPAGE_MIB << 20
+            need = max(need, (2 * max(max(t.sizes), 64) + page - 1) // page * HUGEPAGE_MIB)
+    return need
 
 
 def nodes_for_planner(spec: SweepSpec, inventory: list[dict[str, Any]]) -> list[NodeInfo]:

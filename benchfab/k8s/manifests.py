@@ -89,6 +89,7 @@ class PodPlan:
     hostname: str  # value of the node's hostname label (can differ from its name)
     slot: int
     gpus: int  # GPUs the pod requests (0 for CPU-only tests)
+    hugepages_mib: int = 0  # hugepages-2Mi the pod requests (memory: hugepages tests)
 
 
 def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
@@ -129,11 +130,17 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
         limits[pod.profile.resource] = "1"
     if pod.gpus:
         limits[kube.gpu_resource] = str(pod.gpus)
+    if pod.hugepages_mib:
+        # Hugepage requests must equal their limits, which copying the limits gives.
+        limits["hugepages-2Mi"] = f"{pod.hugepages_mib}Mi"
     requests = dict(limits)
     if kube.cpu:
         requests["cpu"] = kube.cpu
     if kube.memory:
         requests["memory"] = kube.memory
+    if pod.hugepages_mib and "cpu" not in requests and "memory" not in requests:
+        # The API server refuses hugepages without a cpu or memory request.
+        requests["memory"] = "1Gi"
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},

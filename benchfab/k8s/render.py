@@ -15,7 +15,7 @@ from ..placement import NodeInfo, plan_kubernetes
 from ..spec import SweepSpec
 from . import manifests as mf
 from .client import ClusterOptions
-from .inventory import MAX_SLOTS, gpus_per_rank
+from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank
 
 
 def render_objects(spec: SweepSpec, run_id: str, nodes: list[str] | None = None,
@@ -38,7 +38,8 @@ def render_objects(spec: SweepSpec, run_id: str, nodes: list[str] | None = None,
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2]))
     objects = [mf.service_manifest(run_id, namespace)]
     for profile, node, slot in slots:
-        pod = mf.PodPlan(profile, profiles[profile], node, hostnames[node], slot, gpus_per_rank(spec, profile))
+        pod = mf.PodPlan(profile, profiles[profile], node, hostnames[node], slot, gpus_per_rank(spec, profile),
+                         hugepages_mib_per_rank(spec, profile))
         objects.append(mf.pod_manifest(run_id, namespace, str(spec.image), pod, spec.kubernetes, deadline))
     return objects
 

@@ -19,7 +19,7 @@ from benchfab.workloads.catalog import PERFTEST_ITERATIONS
 Test = Literal["write_bw", "write_lat"]
 Transport = Literal["verbs", "tcp"]
 Engine = Literal["native", "perftest", "python"]
-Memory = Literal["host", "cuda", "cuda-dmabuf", "cuda-peermem"]
+Memory = Literal["host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"]
 
 # perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
 # MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
@@ -102,14 +102,14 @@ class RdmaParams:
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
         if self.engine not in ("native", "perftest", "python"):
             raise WorkloadError(f"engine {self.engine!r} is not native, perftest or python")
-        if self.memory not in ("host", "cuda", "cuda-dmabuf", "cuda-peermem"):
-            raise WorkloadError(f"memory {self.memory!r} is not host, cuda, cuda-dmabuf "
-                                "or cuda-peermem")
+        if self.memory not in ("host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"):
+            raise WorkloadError(f"memory {self.memory!r} is not host, hugepages, cuda, "
+                                "cuda-dmabuf or cuda-peermem")
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
         if self.iterations is not None and self.iterations < 5:
             raise WorkloadError("iterations must be >= 5 (perftest's minimum)")
-        if self.test == "write_lat" and self.memory != "host" and self.transport == "verbs":
+        if self.test == "write_lat" and self.memory.startswith("cuda") and self.transport == "verbs":
             raise WorkloadError("write_lat polls the receive buffer with the CPU: it needs "
                                 "host memory", hint="use memory: host for latency tests")
         if self.transport == "tcp" and self.memory != "host":

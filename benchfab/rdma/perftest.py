@@ -61,6 +61,8 @@ def cuda_flags(binary: str, memory: str, cuda_device: int,
     """
     if memory == "host":
         return [], "host"
+    if memory == "hugepages":
+        return ["--use_hugepages"], "hugepages"
     name = Path(binary).name
     text = help_text if help_text is not None else _help_text(binary)
     if "--use_cuda" not in text:

@@ -48,8 +48,10 @@ def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any
     common: dict[str, Any] = dict(
         port=choice.port, gid_index=choice.gid_index, buf_size=buf_size,
         tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline())
-    if p.memory == "host":
-        return nat.RdmaEndpoint(choice.device, **common), "host"
+    if p.memory in ("host", "hugepages"):
+        ep = nat.RdmaEndpoint(choice.device, **common, memory=p.memory,
+                              hugepages=p.memory == "hugepages")
+        return ep, p.memory
     modes = {"cuda": ["cuda-dmabuf", "cuda-peermem"], "cuda-dmabuf": ["cuda-dmabuf"],
              "cuda-peermem": ["cuda-peermem"]}[p.memory]
     causes = []
@@ -102,7 +104,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
 
 def _bw_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any,
             size: int) -> dict[str, Any] | None:
-    verify = p.verify and p.memory == "host"
+    verify = p.verify and not p.memory.startswith("cuda")
     if role == "client":
         if verify:
             ep.write_local(_pattern(size))

@@ -57,6 +57,35 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     assert {s for _, s in sriov_slots} == {str(i) for i in range(8)}
 
 
+def test_render_sizes_pods_for_what_their_tests_use(cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    """Hugepages for memory: hugepages tests (sized to the largest buffer, with the memory
+    request the API server wants beside them); a GPU only where a test can use one."""
+    spec = write_spec("""\
+backend: kubernetes
+namespace: bench
+image: registry.example.com/benchfab-worker:1
+profiles:
+  huge: {fabric: roce, mode: shared, resource: rdma/rdma_shared_device_a, network: rdma-net}
+  gpu: {fabric: roce, mode: sriov, resource: nvidia.com/cx7_sriov_rdma, network: sriov-rdma-net}
+tests:
+  - {name: hp, workload: rdma_write_bw, memory: hugepages, sizes: [4K, 3M], profiles: [huge], placement: {pattern: all-pairs}}
+  - {name: lat, workload: rdma_write_lat, sizes: [8], profiles: [huge], placement: {pattern: ring}}
+  - {name: gdr, workload: rdma_write_bw, memory: cuda, sizes: [1M], profiles: [gpu], placement: {pattern: all-pairs}}
+""")
+    proc = cli("render", str(spec), "--nodes", "a,b", "--run-id", "r1")
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    validate_all(docs)
+    pods = {d["metadata"]["labels"][mf.LABEL_PROFILE]: d["spec"]["containers"][0]["resources"]
+            for d in docs[1:]}
+    huge, gpu = pods["huge"], pods["gpu"]
+    # 2 regions x 3 MiB = 6 MiB -> three 2 MiB pages
+    assert huge["limits"]["hugepages-2Mi"] == huge["requests"]["hugepages-2Mi"] == "6Mi"
+    assert huge["requests"]["memory"] == "1Gi" and "memory" not in huge["limits"]
+    assert "nvidia.com/gpu" not in huge["limits"]  # host-memory point-to-point tests only
+    assert gpu["limits"]["nvidia.com/gpu"] == "1" and "hugepages-2Mi" not in gpu["limits"]
+
+
 def test_render_refuses_a_local_spec(cli) -> None:  # type: ignore[no-untyped-def]
     proc = cli("render", "jobs/local.yaml")
     assert proc.returncode == 2 and "backend local" in proc.stderr and "Traceback" not in proc.stderr

@@ -125,3 +125,56 @@ def test_perftest_engine_refuses_gpu_memory_it_cannot_use(rdma_device: str | Non
               "engine": "perftest", "device": rdma_device, "peer_host": "127.0.0.1"}
     with pytest.raises(WorkloadError, match="built without CUDA support"):
         run_rdma_pair("client", params, _no_peer)
+
+
+_NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+
+
+@pytest.fixture
+def hugepages() -> Any:
+    """Set the host's 2 MiB hugepage reserve for a test (root only: the VM lane runs as
+    root), and put the old value back afterwards."""
+    import os
+
+    if not os.access(_NR_HUGEPAGES, os.W_OK):
+        pytest.skip("cannot change vm.nr_hugepages here (not root)")
+    with open(_NR_HUGEPAGES) as fh:
+        old = fh.read().strip()
+
+    def reserve(n: int) -> int:
+        with open(_NR_HUGEPAGES, "w") as fh:
+            fh.write(str(n))
+        with open(_NR_HUGEPAGES) as fh:
+            return int(fh.read())
+
+    yield reserve
+    reserve(int(old))
+
+
+@pytest.mark.parametrize("engine", ["native", "perftest"])
+def test_hugepages_memory_bw_and_lat(rdma_device: str | None, peer_ip: str, hugepages: Any,
+                                     engine: str) -> None:
+    import shutil
+    if engine == "perftest" and shutil.which("ib_write_bw") is None:
+        pytest.skip("perftest is not installed")
+    # Two endpoints (client and server) x two 1 MiB regions: 2 pages each, and perftest's own.
+    if hugepages(16) < 8:
+        pytest.skip("the kernel reserved fewer than 8 hugepages")
+    for workload in ("rdma_write_bw", "rdma_write_lat"):
+        params = {"workload": workload, "sizes": [4096, 1 << 20] if workload == "rdma_write_bw" else [8],
+                  "iterations": 100, "memory": "hugepages", "engine": engine, "device": rdma_device,
+                  "peer_host": peer_ip, "timeout_s": 60}
+        _, client = _pair(params)
+        assert client and all(r["memory"] == "hugepages" for r in client)
+        if workload == "rdma_write_bw" and engine == "native":
+            assert all(r["wrong_bytes"] == 0 for r in client)  # the bytes arrived intact
+
+
+def test_hugepages_not_reserved_is_a_clear_error(rdma_device: str | None, hugepages: Any) -> None:
+    hugepages(0)
+    params = {"workload": "rdma_write_bw", "sizes": [1 << 20], "memory": "hugepages",
+              "device": rdma_device}
+    with pytest.raises(WorkloadError) as info:
+        run_rdma_pair("client", params, _no_peer)
+    message = str(info.value)
+    assert "cannot map 1 hugepage(s) of 2 MiB" in message and "vm.nr_hugepages" in message, message

@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import SpecError
 from .units import parse_duration, parse_size
-from .workloads.catalog import COLLECTIVES, is_point_to_point
+from .workloads.catalog import COLLECTIVES, is_gpu_memory, is_point_to_point
 from .yamlpos import Path as YPath
 from .yamlpos import YamlPositionError, load_with_lines
 
@@ -419,12 +419,12 @@ def _check_semantics(spec: SweepSpec, raw: dict[str, Any], lines: dict[YPath, in
         if is_point_to_point(test.workload):
             if test.ranks != 2:
                 fail(i, "ranks", f"{test.workload} runs between exactly 2 ranks, not {test.ranks}", "set ranks: 2")
-            if test.workload == "rdma_write_lat" and test.memory.startswith("cuda"):
+            if test.workload == "rdma_write_lat" and is_gpu_memory(test.memory):
                 fail(i, "memory", "the latency test polls the receive buffer with the CPU, which GPU memory does not allow",
                      "use memory: host for rdma_write_lat")
             if test.transport == "tcp" and test.memory != "host":
                 fail(i, "memory", "the tcp transport sends from plain host memory only", "use memory: host or transport: verbs")
-            if test.memory.startswith("cuda") and test.device == "cpu":
+            if is_gpu_memory(test.memory) and test.device == "cpu":
                 fail(i, "device", f"memory: {test.memory} needs a GPU but device is cpu",
                      "set device: auto or cuda, or memory: host")
             if test.engine == "perftest" and test.transport == "tcp":

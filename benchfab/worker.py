@@ -128,6 +128,7 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int, 
     from .errors import WorkloadError
     from .rdma import SocketExchange, run_rdma_pair
     from .rdma.stats import bw_per_iteration_s
+    from .workloads.catalog import is_gpu_memory
 
     if world != 2:
         raise WorkloadError(f"{task.workload} needs exactly 2 ranks, got {world}")
@@ -160,11 +161,12 @@ def run_point_to_point(task: Task, rank: int, world: int, addr: str, port: int, 
         params["device"] = os.environ["BENCHFAB_NET_HCA"]
     if net_ip:
         params["prefer_ip"] = net_ip
-    if task.memory != "host" and params.get("cuda_device") is None:
+    on_gpu = is_gpu_memory(task.memory)
+    if on_gpu and params.get("cuda_device") is None:
         params["cuda_device"] = _default_gpu(local_rank)
     emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
           "transport": task.transport, "engine": task.engine, "memory": task.memory, "role": role,
-          "device": "host" if task.memory == "host" else "cuda", "rdma_device": task.rdma.get("device"),
+          "device": "cuda" if on_gpu else "host", "rdma_device": task.rdma.get("device"),
           "cuda_device": params.get("cuda_device"), "peer_host": peer_host if rank == 0 else None,
           "net_ip": net_ip})
     log(rank, f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")

@@ -525,7 +525,7 @@ cdef class RdmaEndpoint:
             raise VerbsError(f"cannot map {need} hugepage(s) of 2 MiB for {total} bytes: "
                              f"{os.strerror(err)}", errno=err,
                              hint=f"reserve them (sysctl vm.nr_hugepages={need} or more; in a "
-                                  "pod request hugepages-2Mi), or drop rdma.hugepages")
+                                  "pod request hugepages-2Mi), or use memory: host")
         self.host_buf = p
         self.huge_len = length
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..placement import NodeInfo
 from ..spec import SweepSpec, TestSpec
-from ..workloads.catalog import is_point_to_point
+from ..workloads.catalog import is_gpu_memory, is_point_to_point
 from .client import Kube
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
@@ -111,7 +111,7 @@ def gpus_per_rank(spec: SweepSpec, profile: str) -> int:
     auto/cuda, point-to-point tests only with GPU memory."""
     def on_gpu(t: TestSpec) -> bool:
         if is_point_to_point(t.workload):
-            return t.memory.startswith("cuda")
+            return is_gpu_memory(t.memory)
         return t.device != "cpu"
 
     return 1 if any(on_gpu(t) for t in spec.resolved_tests() if profile in t.profiles) else 0
@@ -123,10 +123,10 @@ HUGEPAGE_MIB = 2
 def hugepages_mib_per_rank(spec: SweepSpec, profile: str) -> int:
     """MiB of 2 MiB hugepages a rank pod must request: the largest buffer (two regions of
     the largest message) of the profile's ``memory: hugepages`` tests, in whole pages."""
+    page = HUGEPAGE_MIB << 20
     need = 0
     for t in spec.resolved_tests():
         if profile in t.profiles and t.memory == "hugepages":
-            page = HUGEPAGE_MIB << 20
             need = max(need, (2 * max(max(t.sizes), 64) + page - 1) // page * HUGEPAGE_MIB)
     return need
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from benchfab.errors import WorkloadError
-from benchfab.workloads.catalog import PERFTEST_ITERATIONS
+from benchfab.workloads.catalog import PERFTEST_ITERATIONS, is_gpu_memory
 
 Test = Literal["write_bw", "write_lat"]
 Transport = Literal["verbs", "tcp"]
@@ -102,14 +102,13 @@ class RdmaParams:
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
         if self.engine not in ("native", "perftest", "python"):
             raise WorkloadError(f"engine {self.engine!r} is not native, perftest or python")
-        if self.memory not in ("host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"):
-            raise WorkloadError(f"memory {self.memory!r} is not host, hugepages, cuda, "
-                                "cuda-dmabuf or cuda-peermem")
+        if self.memory not in get_args(Memory):
+            raise WorkloadError(f"memory {self.memory!r} is not one of {', '.join(get_args(Memory))}")
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
         if self.iterations is not None and self.iterations < 5:
             raise WorkloadError("iterations must be >= 5 (perftest's minimum)")
-        if self.test == "write_lat" and self.memory.startswith("cuda") and self.transport == "verbs":
+        if self.test == "write_lat" and is_gpu_memory(self.memory) and self.transport == "verbs":
             raise WorkloadError("write_lat polls the receive buffer with the CPU: it needs "
                                 "host memory", hint="use memory: host for latency tests")
         if self.transport == "tcp" and self.memory != "host":

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchfab.errors import WorkloadError
 from benchfab.native import require_native
+from benchfab.workloads.catalog import is_gpu_memory
 
 from . import cuda_memory
 from .discovery import PortChoice, select_port
@@ -104,7 +105,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
 
 def _bw_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any,
             size: int) -> dict[str, Any] | None:
-    verify = p.verify and not p.memory.startswith("cuda")
+    verify = p.verify and not is_gpu_memory(p.memory)
     if role == "client":
         if verify:
             ep.write_local(_pattern(size))

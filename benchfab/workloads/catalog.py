@@ -93,6 +93,12 @@ def is_point_to_point(workload: str) -> bool:
     return workload in POINT_TO_POINT
 
 
+def is_gpu_memory(memory: str) -> bool:
+    """Whether a point-to-point ``memory`` setting puts the buffers on a GPU (cuda,
+    cuda-dmabuf, cuda-peermem) rather than in host memory (host, hugepages)."""
+    return memory.startswith("cuda")
+
+
 def busbw_factor(workload: str, nranks: int) -> float:
     """nccl-tests' bus-bandwidth factor for ``workload`` on ``nranks`` ranks."""
     return COLLECTIVES[workload].factor(nranks)

@@ -14,14 +14,17 @@ installed is left out with a note (apt install iperf3 qperf).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 
 from _pair import benchfab_pair, median
+
+from benchfab.rdma.perftest import wait_listening  # importable once _pair has set sys.path
 
 
 def free_port() -> int:
@@ -30,70 +33,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def listening(port: int) -> bool:
-    """Whether something listens on ``port`` (read from /proc, without connecting: a
-    probe connection would count as an iperf3 client)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    local, state = line.split()[1], line.split()[3]
-                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                        return True
-        except OSError:
-            continue
-    return False
+@contextlib.contextmanager
+def peer_server(argv: list[str], port: int) -> Iterator[None]:
+    """Run a peer's server on ``port`` while the block runs its client. Readiness is read
+    from /proc (perftest.wait_listening): a probe connection would count as a client."""
+    srv = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_listening(port, 10.0):
+            raise RuntimeError(f"{argv[0]} server did not start")
+        yield
+    finally:
+        if srv.poll() is None:
+            srv.terminate()
+        srv.wait(timeout=30)
 
 
 def iperf3(size: int, seconds: float) -> float:
     """Receiver-side bits/s of one iperf3 run with ``size``-byte writes."""
     port = free_port()
-    srv = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not listening(port):
-            if time.monotonic() > deadline or srv.poll() is not None:
-                raise RuntimeError("iperf3 server did not start")
-            time.sleep(0.05)
+    with peer_server(["iperf3", "-s", "-1", "-p", str(port)], port):
         out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
                               "-l", str(size), "-t", f"{seconds:g}", "-J"],
                              capture_output=True, text=True, timeout=seconds + 30).stdout
-        report = json.loads(out)
-        if "error" in report:
-            raise RuntimeError(f"iperf3: {report['error']}")
-        return float(report["end"]["sum_received"]["bits_per_second"])
-    finally:
-        if srv.poll() is None:
-            srv.terminate()
-        srv.wait(timeout=30)
+    report = json.loads(out)
+    if "error" in report:
+        raise RuntimeError(f"iperf3: {report['error']}")
+    return float(report["end"]["sum_received"]["bits_per_second"])
 
 
 def qperf(size: int, seconds: float) -> float:
     """Receiver bits/s of one qperf tcp_bw run with ``size``-byte messages."""
     port = free_port()
-    srv = subprocess.Popen(["qperf", "--listen_port", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not listening(port):
-            if time.monotonic() > deadline or srv.poll() is not None:
-                raise RuntimeError("qperf server did not start")
-            time.sleep(0.05)
+    with peer_server(["qperf", "--listen_port", str(port)], port):
         out = subprocess.run(["qperf", "127.0.0.1", "--listen_port", str(port),
                               "-m", str(size), "-t", f"{max(1, round(seconds))}",
                               "-ub", "-uu", "tcp_bw"],
                              capture_output=True, text=True, timeout=seconds + 30)
-        for line in out.stdout.splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "bw":
-                return float(value.split()[0])
-        raise RuntimeError(f"qperf: no bw in its output: {out.stdout.strip()} {out.stderr.strip()}")
-    finally:
-        if srv.poll() is None:
-            srv.terminate()
-        srv.wait(timeout=30)
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "bw":
+            return float(value.split()[0])
+    raise RuntimeError(f"qperf: no bw in its output: {out.stdout.strip()} {out.stderr.strip()}")
 
 
 PEERS = {"iperf3": iperf3, "qperf": qperf}

@@ -7,8 +7,10 @@ All send fixed-size messages over one TCP connection on 127.0.0.1 between two
 processes (iperf3 -l SIZE, qperf -m SIZE tcp_bw). benchfab's BW average counts bytes the
 receiver acked; iperf3's figure is its receiver-side sum, qperf's its receiver's rate.
 Every round runs each tool once, in a rotated order. Printed: medians over rounds and
-the median of per-round ratios benchfab/peer (Gb/s = 1e9 bit/s). A peer that is not
-installed is left out with a note (apt install iperf3 qperf).
+the median of per-round ratios benchfab/peer (Gb/s = 1e9 bit/s). The peers are Debian's
+packages, which scripts/setup.sh installs when run as root; they are looked up only in
+the system folders, so a copy installed by hand elsewhere is never what gets measured
+(a missing one stops the benchmark with the fix).
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 
 from _pair import benchfab_pair, median
 
 from benchfab.rdma.perftest import wait_listening  # importable once _pair has set sys.path
+
+
+# Where Debian's iperf3 and qperf live: never /usr/local/bin or ~/.local/bin.
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def peer_binary(name: str) -> str:
+    found = shutil.which(name, path=SYSTEM_PATH)
+    if found is None:
+        raise SystemExit(f"tcp_vs_iperf3: {name} is not installed in {SYSTEM_PATH} "
+                         f"(fix: run scripts/setup.sh as root, which installs Debian's {name})")
+    return found
 
 
 def free_port() -> int:
@@ -51,8 +64,9 @@ def peer_server(argv: list[str], port: int) -> Iterator[None]:
 def iperf3(size: int, seconds: float) -> float:
     """Receiver-side bits/s of one iperf3 run with ``size``-byte writes."""
     port = free_port()
-    with peer_server(["iperf3", "-s", "-1", "-p", str(port)], port):
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+    binary = peer_binary("iperf3")
+    with peer_server([binary, "-s", "-1", "-p", str(port)], port):
+        out = subprocess.run([binary, "-c", "127.0.0.1", "-p", str(port),
                               "-l", str(size), "-t", f"{seconds:g}", "-J"],
                              capture_output=True, text=True, timeout=seconds + 30).stdout
     report = json.loads(out)
@@ -64,8 +78,9 @@ def iperf3(size: int, seconds: float) -> float:
 def qperf(size: int, seconds: float) -> float:
     """Receiver bits/s of one qperf tcp_bw run with ``size``-byte messages."""
     port = free_port()
-    with peer_server(["qperf", "--listen_port", str(port)], port):
-        out = subprocess.run(["qperf", "127.0.0.1", "--listen_port", str(port),
+    binary = peer_binary("qperf")
+    with peer_server([binary, "--listen_port", str(port)], port):
+        out = subprocess.run([binary, "127.0.0.1", "--listen_port", str(port),
                               "-m", str(size), "-t", f"{max(1, round(seconds))}",
                               "-ub", "-uu", "tcp_bw"],
                              capture_output=True, text=True, timeout=seconds + 30)
@@ -86,12 +101,9 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[65536, 1 << 20])
     ap.add_argument("--peers", nargs="+", choices=sorted(PEERS), default=sorted(PEERS))
     args = ap.parse_args()
-    peers = [p for p in args.peers if shutil.which(p)]
-    for p in args.peers:
-        if p not in peers:
-            print(f"# {p} not installed (apt install {p}); left out", file=sys.stderr)
-    if not peers:
-        return 2
+    peers = list(args.peers)
+    for p in peers:
+        peer_binary(p)  # stop before measuring anything if a peer is missing
     tools = ["benchfab", *peers]
     res: dict[tuple[int, str], list[float]] = {}
     for size in args.sizes:

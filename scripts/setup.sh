@@ -32,7 +32,9 @@ apt_install() {
 if command -v dpkg >/dev/null; then
   # python3-venv: a fresh Debian python cannot make venvs without it.
   # libibverbs-dev: headers for the native RDMA hot path (benchfab._native).
-  apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core
+  # perftest: the perftest engine's binaries (host tests read their --help); iperf3,
+  # qperf: the peers benchmarks/tcp_vs_iperf3.py measures against.
+  apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core perftest iperf3 qperf
 fi
 
 python=${PYTHON:-python3}

@@ -22,11 +22,19 @@ set -euo pipefail
 
 # virtme-ng lives in its own venv: Debian's python refuses system-wide pip installs
 # (PEP 668), and the tool must not depend on the project's venv.
-vm_venv=${BENCHFAB_VM_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv-vm}
+root=$(cd "$(dirname "$0")/.." && pwd)
+vm_venv=${BENCHFAB_VM_VENV:-$root/.venv-vm}
 vng="$vm_venv/bin/vng"
+# vng starts virtme-run, qemu and busybox through PATH. Give it only what setup put in
+# place (this venv and the folders Debian's packages install into), so a copy installed
+# by hand in /usr/local/bin or ~/.local/bin can neither stand in for a missing install
+# step nor shadow the packaged one. scripts/check_tools.py checks the same PATH.
+SYSTEM_PATH=/usr/sbin:/usr/bin:/sbin:/bin
+vm_path="$vm_venv/bin:$SYSTEM_PATH"
 
-APT_PACKAGES=(linux-image-amd64 qemu-system-x86 iproute2 rdma-core ibverbs-providers
-              ibverbs-utils perftest libibverbs-dev busybox-static python3-venv)
+# kmod: modprobe rdma_rxe in the guest (the guest runs this machine's programs).
+APT_PACKAGES=(linux-image-amd64 qemu-system-x86 iproute2 kmod rdma-core ibverbs-providers
+              ibverbs-utils perftest libibverbs-dev busybox-static python3 python3-venv)
 
 setup() {
   local missing=() p
@@ -39,10 +47,12 @@ setup() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  if [ ! -x "$vng" ]; then
-    python3 -m venv "$vm_venv"
+  if [ ! -x "$vng" ] || [ ! -x "$vm_venv/bin/virtme-run" ]; then
+    # Debian's python3 (installed above), not whichever python3 the caller's PATH finds.
+    [ -x "$vm_venv/bin/python" ] || /usr/bin/python3 -m venv "$vm_venv"
     "$vm_venv/bin/python" -m pip install -q --disable-pip-version-check virtme-ng
   fi
+  BENCHFAB_VM_VENV="$vm_venv" /usr/bin/python3 "$root/scripts/check_tools.py" vm
   echo "softroce-vm: setup complete"
 }
 
@@ -72,6 +82,7 @@ trap 'rm -rf "$state"' EXIT
 inner="$state/inner.sh"
 {
   echo 'set -e'
+  echo "export PATH=$SYSTEM_PATH"
   echo 'modprobe rdma_rxe'
   echo 'ip link set lo up'
   echo 'ip link add bfdummy0 type dummy'
@@ -87,7 +98,7 @@ inner="$state/inner.sh"
 chmod +x "$inner"
 
 set +e
-"$vng" --run "$kernel" --user root --disable-kvm --memory "$mem" --cpus "$cpus" \
+PATH="$vm_path" "$vng" --run "$kernel" --user root --disable-kvm --memory "$mem" --cpus "$cpus" \
   --rwdir "$state" "${rw[@]}" --exec "bash $inner"
 vng_rc=$?
 set -e

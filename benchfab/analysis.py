@@ -71,15 +71,37 @@ def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per point-to-point test: best BW average (Gb/s), best message rate, lowest median latency."""
+    """Per point-to-point test: best BW average and BW peak (Gb/s), lowest median latency.
+
+    BW peak is NaN for tcp: send() returns once the kernel has copied the bytes, so
+    perftest's per-message peak measures that copy, not the link (see tables.TCP_NO_PEAK)."""
+    columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
     rows = ok_rows(summary)
     if not rows.empty:
         rows = rows[rows["workload"].isin(list(POINT_TO_POINT))]
     if rows.empty:
-        return pd.DataFrame(columns=["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "min_lat_median_us"])
+        return pd.DataFrame(columns=columns)
     grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
     table = pd.DataFrame({
         "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
+        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
+                             else grouped["bw_avg_Bps"].max() * float("nan")),
         "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
-    })
-    return table.reset_index()
+    }).reset_index()
+    table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
+    return table[columns]
+
+
+# One rule for every figure's y axis: linear from zero, so that a 12 -> 21 -> 15 Gb/s
+# wobble looks like the 30 % it is; log only when the values span more than two
+# decades (busbw from 8 B to 1 GB, time per op), where a linear axis would flatten
+# everything but the largest sizes into the floor.
+LOG_Y_RATIO = 100.0
+
+
+def y_scale(values: list[float]) -> str:
+    """'log' when max/min of the positive values exceeds LOG_Y_RATIO, else 'linear' (from 0)."""
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) > LOG_Y_RATIO:
+        return "log"
+    return "linear"

@@ -3,12 +3,32 @@
 Every error a user can cause or meet carries a one-line message that says what
 went wrong and where, plus an optional hint saying how to fix it. The CLI prints
 ``str(error)`` and exits with ``error.exit_code``; a traceback is shown only
-with ``--debug``.
+with ``--debug``. The one exception to "one line" is ``SpecErrors``: every
+problem of a spec, one complete line each.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any, Sequence
+
+
+# Exit codes, in one place. Commands that run tests (sweep, run) end with 0 or 1; an
+# error ends any command with its class's code before anything is measured, and
+# Ctrl-C / SIGTERM with 130.
+EXIT_ALL_OK = 0
+EXIT_TESTS_NOT_OK = 1  # the run is stored, but a test failed, timed out or was skipped
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    every test ok (commands that run no test: done)
+  1    results stored, but a test failed, timed out or was skipped
+       (sweep/run --allow-failures: 0); or the cluster or a backend failed
+  2    bad input: spec, flags, unknown run id (nothing ran)
+  3    this host or cluster lacks what every test needs, e.g. an RDMA device
+       or a GPU (nothing ran)
+  130  interrupted (Ctrl-C, SIGTERM): what was measured is stored; --resume"""
 
 
 class BenchfabError(Exception):
@@ -52,6 +72,46 @@ class SpecError(BenchfabError):
         self.line = line
         self.field = field
 
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        """Every problem this error reports: itself here, several for ``SpecErrors``."""
+        return (self,)
+
+
+class SpecErrors(SpecError):
+    """Several problems found in one spec, reported together.
+
+    ``str()`` gives one line per problem (``file:line: field: what (fix: how)``),
+    sorted by line; ``problems`` holds them as SpecErrors. ``source``, ``line``,
+    ``field``, ``message`` and ``hint`` are the first problem's, so code that
+    handles a single SpecError keeps working.
+    """
+
+    def __init__(self, problems: Sequence[SpecError]) -> None:
+        unique: dict[str, SpecError] = {}
+        for problem in problems:
+            for one in problem.problems:
+                unique.setdefault(str(one), one)
+        if not unique:
+            raise ValueError("SpecErrors needs at least one problem")
+        ordered = sorted(unique.values(), key=lambda p: p.line if p.line is not None else 0)
+        first = ordered[0]
+        BenchfabError.__init__(self, first.message, hint=first.hint)
+        self.source, self.line, self.field = first.source, first.line, first.field
+        self._problems = tuple(ordered)
+        self.args = ("\n".join(str(p) for p in ordered),)
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        return self._problems
+
+    def __str__(self) -> str:
+        # The one multi-line message in benchfab: each line is a complete one-line problem.
+        return "\n".join(str(p) for p in self._problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._problems,))
+
 
 class UsageError(BenchfabError):
     """A command-line argument is wrong (unknown run id, missing file...)."""
@@ -63,6 +123,13 @@ class PlacementError(BenchfabError):
     """The planner cannot place the tests on the inventory it was given."""
 
     exit_code = 2
+
+
+class CapabilityError(BenchfabError):
+    """The host or cluster lacks what the spec's tests need (an RDMA device, a GPU...);
+    nothing was run."""
+
+    exit_code = 3
 
 
 class BackendError(BenchfabError):
@@ -82,11 +149,17 @@ class StoreError(BenchfabError):
 
 
 __all__ = [
+    "EXIT_ALL_OK",
+    "EXIT_CODES_HELP",
+    "EXIT_INTERRUPTED",
+    "EXIT_TESTS_NOT_OK",
     "BackendError",
     "BenchfabError",
+    "CapabilityError",
     "NativeUnavailable",
     "PlacementError",
     "SpecError",
+    "SpecErrors",
     "StoreError",
     "UsageError",
     "WorkloadError",

@@ -360,13 +360,18 @@ def _pattern_rounds(test: "TestSpec", names: list[str], leaf: dict[str, str | No
     return rounds[:cut] if cut else rounds
 
 
-def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo]) -> "Plan":
+def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> "Plan":
     """Place every test on the inventory: rounds of disjoint node pairs / groups.
 
     Each (test entry, profile, dtype, op, repeat) expands into the rounds of
     its pattern; combinations follow one another profile by profile, so a
     profile's pods are reused for all of its tests. A rank is one pod on one
     (node, slot); a slot is one GPU plus one NIC share or VF.
+
+    A test whose pattern cannot be placed at all (a group of 8 on 4 nodes)
+    refuses the plan, unless ``skip_unplaceable`` (offline ``render`` / ``plan``
+    on a few made-up nodes): then it is left out with a note. Either way a plan
+    with no test at all is refused.
     """
     from .planner import Plan, PlannedTest, Round, estimate_test_seconds, make_test_id
 
@@ -388,7 +393,14 @@ def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo]) -> "Plan":
         try:
             groups = _pattern_rounds(test, names, leaf)
         except PlacementError as exc:
-            raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
+            if not skip_unplaceable:
+                raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
+            notes.append(f"{test.name}/{pname}: skipped: {exc.message}")
+            continue
+        if not any(groups):
+            notes.append(f"{test.name}/{pname}: pattern {p.pattern}"
+                         + (f" (scope {p.scope})" if p.pattern == "topology" else "")
+                         + f" places no test on these {len(names)} node(s)")
         placed: list[list[tuple[Member, ...]]]
         if p.pattern == "group" and p.rails:
             # Per-rail groups: the same nodes, one group per rail, all rails at once
@@ -412,8 +424,10 @@ def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo]) -> "Plan":
                 planned.append(PlannedTest(f"{base}-{suffix}", sized, pname, profiles[pname], dtype, op, rep,
                                            hosts, est, timeout, tuple(members)))
             rounds.append(Round(len(rounds), tuple(planned)))
+    notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
-        raise PlacementError(f"nothing to run on {len(nodes)} node(s)",
+        why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""
+        raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
                              hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
                                   "(benchfab preflight)")
     return Plan(tuple(rounds), tuple(notes))

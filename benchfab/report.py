@@ -3,84 +3,135 @@
 Figures: bus bandwidth vs message size and time per op vs message size, log2
 size axis with binary labels, one line per test (solid out-of-place, dashed
 in-place). Units are in the axis labels: GB/s = 1e9 B/s as nccl-tests prints.
+
+Every figure follows the same two rules:
+- y axis: linear from zero, or log when the values span more than
+  ``analysis.LOG_Y_RATIO`` (100x); a linear axis that starts near the data
+  makes a 12 -> 21 -> 15 Gb/s wobble look like a collapse.
+- styles: each test gets a (colour, marker) pair that no other test of the
+  figure has (10 colours x 7 markers, periods coprime: 70 distinct pairs, then
+  a second pair of line styles: 140 tests), so curves stay apart beyond
+  matplotlib's 10-colour cycle.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.figure  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .analysis import bandwidth_table, curve_label, curves, p2p_table, size_ticks  # noqa: E402
+from .analysis import LOG_Y_RATIO, bandwidth_table, curve_label, curves, p2p_table, size_ticks, y_scale  # noqa: E402
 from .store import Run  # noqa: E402
 from .workloads.catalog import COLLECTIVES  # noqa: E402
 
+# Fixed (not from rcParams, which a user style could shorten): matplotlib's tab10.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 is coprime with 10: (colour, marker) repeats after 70 tests
+LINESTYLES = (("-", "--"), ("-.", ":"))  # (out-of-place, in-place); the second pair from test 70 on
+LEGEND_INSIDE_MAX = 8  # more entries than this go beside the axes, where they hide no curve
 
-def _plot(run: Run, column: str, scale: float, ylabel: str, title: str, path: Path, logy: bool,
-          workloads: list[str] | None = None, band: str | None = None) -> Path | None:
+
+def curve_style(index: int, in_place: bool = False) -> tuple[str, str, str]:
+    """(colour, marker, linestyle) of the index-th test of a figure; distinct for 140 tests x in-place flag."""
+    period = len(PALETTE) * len(MARKERS)
+    family = LINESTYLES[(index // period) % len(LINESTYLES)]
+    return PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)], family[1 if in_place else 0]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    file: str
+    column: str
+    scale: float
+    ylabel: str
+    title: str
+    workloads: tuple[str, ...]
+    band: str | None = None
+
+
+FIGURES = (
+    FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
+               tuple(COLLECTIVES)),
+    FigureSpec("time.png", "time_s", 1e6, "time per op (us)", "Time per op vs message size", tuple(COLLECTIVES)),
+    FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
+               "Write bandwidth vs message size (perftest semantics)", ("rdma_write_bw",)),
+    FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
+               "Write latency vs message size (perftest t_typical)", ("rdma_write_lat",), band="lat_p99_s"),
+)
+
+
+def build_figure(run: Run, fig_spec: FigureSpec) -> matplotlib.figure.Figure | None:
+    """The figure of one FigureSpec, or None when the run has no data for it (caller closes it)."""
     summary = run.summary
-    if workloads is not None and not summary.empty:
-        summary = summary[summary["workload"].isin(workloads)]
-    data = curves(summary, column)
+    if not summary.empty:
+        summary = summary[summary["workload"].isin(list(fig_spec.workloads))]
+    data = curves(summary, fig_spec.column)
     if not data:
         return None
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    column, scale, band = fig_spec.column, fig_spec.scale, fig_spec.band
     test_ids = sorted({c.iloc[0]["test_id"] for c in data.values()})
+    legend_outside = len(data) > LEGEND_INSIDE_MAX
+    fig, ax = plt.subplots(figsize=(12.5 if legend_outside else 9, 5.5), dpi=110)
     all_sizes: list[int] = []
+    values: list[float] = []
     for curve in data.values():
         first = curve.iloc[0]
-        color = colors[test_ids.index(first["test_id"]) % len(colors)]
-        ax.plot(curve["size_bytes"], curve[column] * scale, marker="o", markersize=3, linewidth=1.4, color=color,
-                linestyle="--" if bool(first["in_place"]) else "-", label=curve_label(curve))
+        color, marker, linestyle = curve_style(test_ids.index(first["test_id"]), bool(first["in_place"]))
+        y = curve[column] * scale
+        ax.plot(curve["size_bytes"], y, marker=marker, markersize=4.5, linewidth=1.4, color=color,
+                linestyle=linestyle, label=curve_label(curve))
         if band is not None and curve[band].notna().any():
             # The tail (p99) as a shaded band above the typical value.
-            ax.fill_between(curve["size_bytes"], curve[column] * scale, curve[band] * scale, color=color, alpha=0.15)
+            ax.fill_between(curve["size_bytes"], y, curve[band] * scale, color=color, alpha=0.15)
         all_sizes.extend(int(s) for s in curve["size_bytes"])
+        values.extend(float(v) for v in y.tolist())
     ax.set_xscale("log", base=2)
-    values = [v for c in data.values() for v in (c[column] * scale).tolist() if v > 0]
-    if logy and values and max(values) / min(values) > 20:  # a log axis only pays off over decades
+    if y_scale(values) == "log":
         ax.set_yscale("log")
-        plain = matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}")
-        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    else:
+        ax.set_ylim(bottom=0)  # the top stays autoscaled to the data (and the p99 band)
     ticks, labels = size_ticks(all_sizes)
     ax.set_xticks(ticks)
     ax.set_xticklabels(labels, rotation=45)
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("message size (bytes, binary prefixes)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\nrun {run.run_id}", fontsize=10)
+    ylabel = fig_spec.ylabel + (f"; log scale (values span > {LOG_Y_RATIO:g}x)" if ax.get_yscale() == "log" else "")
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(f"{fig_spec.title}\nrun {run.run_id}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if legend_outside:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, handlelength=3.0,
+                  ncol=1 if len(data) <= 24 else 2)
+    else:
+        ax.legend(fontsize=7, loc="best", handlelength=3.0)  # long enough to show dashes
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def write_report(run: Run, out_dir: Path | None = None) -> list[Path]:
-    """Write busbw.png, time.png and summary.md; return their paths."""
+    """Write busbw.png, time.png, p2p_bw.png, p2p_lat.png (those with data) and summary.md; return their paths."""
     out = Path(out_dir) if out_dir else run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    collectives = list(COLLECTIVES)
-    for path in (
-        _plot(run, "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
-              out / "busbw.png", True, collectives),
-        _plot(run, "time_s", 1e6, "time per op (us)", "Time per op vs message size", out / "time.png", True, collectives),
-        _plot(run, "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)", "Write bandwidth vs message size (perftest semantics)",
-              out / "p2p_bw.png", True, ["rdma_write_bw"]),
-        _plot(run, "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-              "Write latency vs message size (perftest t_typical)", out / "p2p_lat.png", True, ["rdma_write_lat"],
-              band="lat_p99_s"),
-    ):
-        if path is not None:
-            written.append(path)
+    for fig_spec in FIGURES:
+        fig = build_figure(run, fig_spec)
+        if fig is None:
+            continue
+        path = out / fig_spec.file
+        try:
+            fig.savefig(path)
+        finally:
+            plt.close(fig)
+        written.append(path)
     md = out / "summary.md"
     md.write_text(markdown_summary(run, [p.name for p in written]))
     written.append(md)
@@ -116,11 +167,18 @@ def markdown_summary(run: Run, images: list[str]) -> str:
     p2p = p2p_table(run.summary)
     if not p2p.empty:
         lines += ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip)", "",
-                  "| test | workload | transport | engine | max BW average (Gb/s) | min t_typical (us) |", "|---|---|---|---|---|---|"]
+                  "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() "
+                  "returns once the kernel has copied the bytes, not when they arrive.", "",
+                  "| test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) | min t_typical (us) |",
+                  "|---|---|---|---|---|---|---|"]
         for _, r in p2p.iterrows():
             bw = "" if pd.isna(r["max_bw_avg_Gbps"]) else f"{r['max_bw_avg_Gbps']:.3f}"
+            if r["workload"] != "rdma_write_bw":
+                peak = ""
+            else:
+                peak = "-" if pd.isna(r["max_bw_peak_Gbps"]) else f"{r['max_bw_peak_Gbps']:.3f}"
             lat = "" if pd.isna(r["min_lat_median_us"]) else f"{r['min_lat_median_us']:.2f}"
-            lines.append(f"| {r['test_id']} | {r['workload']} | {r['transport']} | {r['engine']} | {bw} | {lat} |")
+            lines.append(f"| {r['test_id']} | {r['workload']} | {r['transport']} | {r['engine']} | {bw} | {peak} | {lat} |")
     if images:
         lines += [""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"

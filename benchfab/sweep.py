@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import metadata
 from .backends.base import Backend, TestOutcome
 from .backends.local import LocalBackend
-from .errors import BackendError, SpecError, UsageError
+from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BackendError, CapabilityError, SpecError, UsageError
 from .planner import Plan, PlannedTest, plan_local
 from .progress import Progress
 from .spec import SweepSpec, load_spec_text, spec_to_dict
@@ -34,6 +34,14 @@ class SweepResult:
     path: Path
     counts: dict[str, int]
 
+    @property
+    def not_ok(self) -> int:
+        return sum(n for status, n in self.counts.items() if status != "ok")
+
+    def exit_code(self, allow_failures: bool = False) -> int:
+        """0 when every test is ok; 1 when any is not, unless the caller accepts that."""
+        return EXIT_TESTS_NOT_OK if self.not_ok and not allow_failures else EXIT_ALL_OK
+
 
 def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:
     """The spec's backend; ``cluster`` is a benchfab.k8s.client.ClusterOptions (kubeconfig, context, namespace)."""
@@ -47,11 +55,23 @@ def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:
 
 
 def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
+    """The spec's plan, with a note for every test the backend cannot run at all."""
+    backend = backend or make_backend(spec)
     if spec.backend == "kubernetes":
         # Placement needs the cluster's inventory: the backend reads it and plans.
-        plan: Plan = getattr(backend or make_backend(spec), "plan")()
+        plan: Plan = getattr(backend, "plan")()
+    else:
+        plan = plan_local(spec)
+    cannot = unrunnable_tests(plan, backend)
+    if not cannot:
         return plan
-    return plan_local(spec)
+    notes = [f"{test_id} will be skipped: {why}" for test_id, why in cannot.items()]
+    return replace(plan, notes=plan.notes + tuple(notes))
+
+
+def unrunnable_tests(plan: Plan, backend: Backend) -> dict[str, str]:
+    """test id -> why the backend cannot run it here (asked before any rank starts)."""
+    return {t.test_id: why for t in plan.tests if (why := backend.unavailable(t)) is not None}
 
 
 def _batches(plan: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
@@ -178,7 +198,7 @@ def test_row(run_id: str, test: PlannedTest, outcome: TestOutcome) -> dict[str, 
 
 def test_title(test: PlannedTest, outcome: TestOutcome) -> str:
     env0 = outcome.env[0] if outcome.env else {}
-    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}"
+    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
     return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
             f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
 
@@ -206,6 +226,13 @@ def run_sweep(
     plan = make_plan(spec, backend)
     done = store.finished_tests() if resume else set()
     todo = [t for t in plan.tests if t.test_id not in done]
+    cannot = unrunnable_tests(plan, backend)
+    if todo and all(t.test_id in cannot for t in todo):
+        # Nothing could be measured: say so before a run directory exists.
+        reasons = sorted(set(cannot.values()))
+        raise CapabilityError(f"none of the {len(todo)} test(s) can run on backend {backend.name}: {reasons[0]}"
+                              + (f" (and {len(reasons) - 1} other reason(s): benchfab plan lists them)"
+                                 if len(reasons) > 1 else ""))
 
     meta: dict[str, Any] = store.read_meta() if resume else {}
     meta.update({
@@ -230,8 +257,15 @@ def run_sweep(
           + f"; results in {store.path}", file=out, flush=True)
     for note in plan.notes:
         print(f"# note: {note}", file=out)
-    bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
     counts: dict[str, int] = {}
+    for test in [t for t in todo if t.test_id in cannot]:
+        now = time.time()
+        skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
+        store.write_test(test_row(run_id, test, skipped), [], [])
+        counts["skipped"] = counts.get("skipped", 0) + 1
+        _print_outcome(test, skipped, out)
+    todo = [t for t in todo if t.test_id not in cannot]
+    bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
     current: list[PlannedTest] = []
     partials: dict[str, TestOutcome] = {}
     # Backends with run_round (Kubernetes) run a plan round's tests side by side.
@@ -254,6 +288,7 @@ def run_sweep(
                 outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]
             current = []
             for i, (test, outcome) in enumerate(zip(batch, outcomes)):
+                _fail_on_wrong_data(outcome)
                 store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend.name), raw_rows(run_id, test, outcome))
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 if i:
@@ -280,6 +315,19 @@ def run_sweep(
     meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})
     store.write_meta(meta)
     return SweepResult(run_id, store.path, counts)
+
+
+def _fail_on_wrong_data(outcome: TestOutcome) -> None:
+    """A test whose data check counted wrong elements failed, as nccl-tests says FAILED:
+    the numbers of a link that corrupts data are not a measurement to keep as ok."""
+    bad = [r for r in outcome.results if (r.get("wrong") or 0) > 0]
+    if outcome.status != "ok" or not bad:
+        return
+    total = sum(int(r["wrong"]) for r in bad)
+    sizes = ", ".join(sorted({str(r["size_bytes"]) for r in bad}, key=int))
+    outcome.status = "failed"
+    outcome.reason = (f"{total} wrong element(s) in the data check at size(s) {sizes} B "
+                      f"(fix: look for a bad link or node in this test's hosts)" + (f"; {outcome.reason}" if outcome.reason else ""))
 
 
 def _print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:

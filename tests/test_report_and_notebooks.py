@@ -47,6 +47,8 @@ def test_show_reprints_tables(cli) -> None:  # type: ignore[no-untyped-def]
     proc = cli("show", str(EXAMPLE))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("out-of-place") == 6 and "#wrong" in proc.stdout and "BW average[Gb/sec]" in proc.stdout
+    # The example's point-to-point tests are tcp: no BW peak column, and the header says why.
+    assert "BW peak[Gb/sec]" not in proc.stdout and "tcp: no BW peak column" in proc.stdout
 
 
 @pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)

@@ -1,8 +1,12 @@
-"""Spec validation: good specs load, bad ones give one line with file:line and field."""
+"""Spec validation: good specs load, bad ones give one line per problem with file:line, field and fix.
+
+The wording of each reported case is checked in tests/test_spec_errors.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import re
 
 import pytest
 import yaml
@@ -58,11 +62,11 @@ BAD = [
     ("tests:\n  - workload: allreduce\n    sizez: {min: 8, max: 1M}\n", 3, "tests[0].sizez", "did you mean 'sizes'"),
     ("tests:\n  - sizes: {min: 8M, max: 1K}\n", 2, "tests[0].sizes", "larger than max"),
     ("tests:\n  - workload: allreduc\n", 2, "tests[0].workload", "'allreduce'"),
-    ("tests:\n  - ranks: two\n", 2, "tests[0].ranks", "integer"),
-    ("tests:\n  - ranks: 0\n", 2, "tests[0].ranks", "greater than or equal to 1"),
+    ("tests:\n  - ranks: two\n", 2, "tests[0].ranks", "expected a whole number, got 'two'"),
+    ("tests:\n  - ranks: 0\n", 2, "tests[0].ranks", "ranks must be at least 1, got 0"),
     ("tests:\n  - sizes: [8, 1Q]\n", 2, "tests[0].sizes[1]", "1Q"),
     ("name: x\n", 1, "tests", "missing"),
-    ("defaults:\n  iterations: 0\ntests:\n  - ranks: 2\n", 2, "defaults.iterations", "greater than or equal"),
+    ("defaults:\n  iterations: 0\ntests:\n  - ranks: 2\n", 2, "defaults.iterations", "at least 1"),
     ("tests:\n  - workload: broadcast\n    ranks: 2\n    root: 3\n", 4, "tests[0].root", "does not exist"),
     ("tests:\n  - dtypes: [float32, foo]\n", 2, "tests[0].dtypes[1]", "'foo'"),
     ("tests:\n  - iterations: 10\n    duration: 1s\n", 3, "tests[0].duration", "both given"),
@@ -74,7 +78,7 @@ BAD = [
     ("bogus: 1\ntests:\n  - ranks: 2\n", 1, "bogus", "unknown key"),
     ("backend: kubernetes\ntests:\n  - ranks: 2\n", 1, "image", "worker image"),
     ("tests:\n  - name: a\n  - name: a\n", 3, "tests[1].name", "already used"),
-    ("tests: []\n", 1, "tests", "at least 1"),
+    ("tests: []\n", 1, "tests", "the list is empty"),
     # point-to-point
     ("tests:\n  - {workload: rdma_write_bw, ranks: 3}\n", 2, "tests[0].ranks", "exactly 2"),
     ("tests:\n  - {workload: rdma_write_bw, memory: cuda-peermem, transport: tcp}\n", 2,
@@ -82,7 +86,7 @@ BAD = [
     ("tests:\n  - {workload: rdma_write_lat, memory: cuda-dmabuf}\n", 2, "tests[0].memory", "polls"),
     ("tests:\n  - {workload: rdma_write_bw, memory: cuda, device: cpu}\n", 2, "tests[0].device",
      "needs a GPU"),
-    ("tests:\n  - {workload: rdma_write_bw, memory: gpu}\n", 2, "tests[0].memory", "'cuda-dmabuf'"),
+    ("tests:\n  - {workload: rdma_write_bw, memory: gpu}\n", 2, "tests[0].memory", "use one of: host, hugepages, cuda, cuda-dmabuf"),
     ("tests:\n  - {workload: rdma_write_lat, memory: hugepages, transport: tcp}\n", 2, "tests[0].memory",
      "plain host memory only"),
     ("tests:\n  - {workload: rdma_write_bw, engine: perftest, transport: tcp}\n", 2, "tests[0].engine",
@@ -99,7 +103,9 @@ def test_bad_spec_points_at_line_and_field(text: str, line: int, field: str, wor
     assert "\n" not in message
     assert message.startswith(f"bad.yaml:{line}: {field}: "), message
     assert words in message
+    assert "(fix: " in message and message.endswith(")"), message
     assert err.exit_code == 2
+    assert err.problems == (err,)
 
 
 @pytest.mark.parametrize(
@@ -112,6 +118,7 @@ def test_yaml_level_errors(text: str, line: int, words: str) -> None:
         load_spec_text(text, source="y.yaml")
     assert str(info.value).startswith(f"y.yaml:{line}: ")
     assert words in str(info.value)
+    assert "(fix: " in str(info.value)
 
 
 def test_cli_validate_gives_one_line_and_exit_2(cli, write_spec) -> None:  # type: ignore[no-untyped-def]
@@ -151,12 +158,19 @@ values = st.recursive(
 )
 
 
+# Every problem is one line: file[:line]: [field: ]what (fix: how). Several problems: several lines.
+PROBLEM_LINE = re.compile(r"^junk\.yaml(:\d+)?: .+ \(fix: .+\)$")
+
+
 def _check_outcome(text: str) -> None:
     try:
         load_spec_text(text, source="junk.yaml")
     except SpecError as exc:
-        assert "\n" not in str(exc)
-        assert str(exc).startswith("junk.yaml")
+        lines = str(exc).split("\n")
+        assert len(lines) == len(exc.problems)
+        for line in lines:
+            assert PROBLEM_LINE.match(line), line
+        assert "Input should" not in str(exc) and "<block" not in str(exc)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

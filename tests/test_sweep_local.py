@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import benchfab
+from benchfab.capabilities import visible_gpus
 from benchfab.workloads.catalog import busbw_factor
 
 from helpers import ROOT, worker_pids_of
@@ -107,7 +108,7 @@ tests:
 """)
     started = time.monotonic()
     proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "h1", env={"BENCHFAB_TEST_HANG": "000-stuck:1"})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # stored, but a test timed out
     assert time.monotonic() - started < 60
     run = benchfab.load_run("h1", tmp_path / "res")
     tests = run.tests.set_index("test_id")
@@ -119,20 +120,37 @@ tests:
     assert worker_pids_of("BENCHFAB_TEST_HANG=000-stuck:1") == []
 
 
-def test_failing_rank_is_recorded_with_its_reason(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import torch
+def test_exit_codes_tell_scripts_whether_every_test_was_ok(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """0: all ok; 1: stored, but a test was not ok (here: wrong data, then a test this
+    host cannot run, skipped at plan time); --allow-failures: 0 all the same; 3: no test
+    can run here, refused before a run exists."""
+    ok = write_spec("name: e\ntests:\n  - {name: fine, sizes: [1K], iterations: 2, warmup: 0}\n", name="ok.yaml")
+    assert _sweep(cli, ok, tmp_path / "res", "--run-id", "e0").returncode == 0
 
-    if torch.cuda.is_available():
-        pytest.skip("this host has a GPU; the failure below needs one that does not")
-    spec = write_spec("name: f\ntests:\n  - {name: needs-gpu, device: cuda, sizes: [1K], iterations: 2}\n  - {name: ok, sizes: [1K], iterations: 2}\n")
-    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "f1")
-    assert proc.returncode == 0
+    corrupt = _sweep(cli, ok, tmp_path / "res", "--run-id", "e1", env={"BENCHFAB_TEST_CORRUPT": "000-fine:1"})
+    assert corrupt.returncode == 1, corrupt.stderr
+    test = benchfab.load_run("e1", tmp_path / "res").tests.set_index("test_id").loc["000-fine"]
+    assert test["status"] == "failed" and "wrong element(s) in the data check at size(s) 1024 B" in test["reason"]
+    assert "Out of bounds values : 2 FAILED" in corrupt.stdout  # out-of-place and in-place
+
+    mixed = write_spec("name: f\ntests:\n  - {name: needs-gpu, device: cuda, sizes: [1K], iterations: 2}\n"
+                       "  - {name: ok, sizes: [1K], iterations: 2}\n", name="mixed.yaml")
+    if visible_gpus() >= 2:
+        pytest.skip("this host has the GPUs; the skip below needs one that does not")
+    proc = _sweep(cli, mixed, tmp_path / "res", "--run-id", "f1")
+    assert proc.returncode == 1
+    assert "000-needs-gpu will be skipped: device: cuda needs 2 GPU(s)" in proc.stdout
     tests = benchfab.load_run("f1", tmp_path / "res").tests.set_index("test_id")
-    assert tests.loc["000-needs-gpu", "status"] == "failed"
-    assert "device: cuda asked for 2 GPU(s)" in tests.loc["000-needs-gpu", "reason"]
+    assert tests.loc["000-needs-gpu", "status"] == "skipped"
     assert tests.loc["001-ok", "status"] == "ok"
-    strict = _sweep(cli, spec, tmp_path / "res", "--run-id", "f2", "--strict")
-    assert strict.returncode == 1
+    allowed = _sweep(cli, mixed, tmp_path / "res", "--run-id", "f2", "--allow-failures")
+    assert allowed.returncode == 0 and "1 test(s) not ok; exit 0 because of --allow-failures" in allowed.stderr
+
+    gpu_only = write_spec("name: g\ntests:\n  - {device: cuda, sizes: [1K]}\n", name="gpu.yaml")
+    refused = _sweep(cli, gpu_only, tmp_path / "res", "--run-id", "g1")
+    assert refused.returncode == 3
+    assert refused.stderr.strip().startswith("benchfab: error: none of the 1 test(s) can run on backend local")
+    assert not (tmp_path / "res" / "g1").exists()
 
 
 SLOW_SPEC = """\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -63,15 +62,3 @@ def test_point_to_point_needs_two_ranks(cli, write_spec) -> None:  # type: ignor
     assert proc.returncode == 2 and "exactly 2 ranks" in proc.stderr
     proc = cli("validate", str(write_spec("tests:\n  - {workload: rdma_write_lat, memory: cuda}\n")))
     assert proc.returncode == 2 and "memory: host" in proc.stderr
-
-
-def test_hugepages_test_is_recorded_as_host_memory(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """memory: hugepages is host memory: the ranks say so and pick no GPU (here the test
-    fails for want of an RDMA device or hugepages; what the ranks recorded is checked)."""
-    spec = write_spec("tests:\n  - {name: hp, workload: rdma_write_bw, memory: hugepages, sizes: [4K], iterations: 20}\n")
-    proc = cli("sweep", str(spec), "--results", str(tmp_path), "--run-id", "h1", "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    tests = benchfab.load_run("h1", tmp_path).tests
-    used = json.loads(tests["used"].iloc[0])["ranks"]
-    assert sorted(r["rank"] for r in used) == [0, 1]
-    assert all(r["memory"] == "hugepages" and r["device"] == "host" and r["cuda_device"] is None for r in used)

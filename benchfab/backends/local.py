@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from ..capabilities import HostCapabilities, probe_host, why_unrunnable
 from ..planner import PlannedTest
 from ..task import parse_record
 from .base import RecordCallback, TestOutcome
@@ -89,6 +90,12 @@ class LocalBackend:
     def __init__(self, python: str | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.python = python or sys.executable
         self.extra_env = dict(extra_env or {})
+        self._host: HostCapabilities | None = None
+
+    def unavailable(self, test: PlannedTest) -> str | None:
+        if self._host is None:
+            self._host = probe_host()
+        return why_unrunnable(test.spec, self._host)
 
     def inventory(self) -> dict[str, Any]:
         gpus = sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*")) if Path("/proc/driver/nvidia/gpus").exists() else []

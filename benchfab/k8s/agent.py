@@ -12,6 +12,13 @@ to its own stdout (the pod log) tagged with ``seq`` and a running counter
 output lines pass through unchanged as the test's log; NCCL INFO lines are
 parsed into the transport really used, reported in the final ``exit`` record.
 ``benchfab.io/cancel`` = seq stops that test's worker (controller timeout).
+
+Start-up is reported stage by stage (``{"type": "agent", "event": "stage",
+"stage": NAME}`` as each begins, then ``ready``) on the same record channel, so
+the controller can wait as long as start-up makes progress and, when it stalls,
+say where: a loaded node can take minutes to import pydantic and the
+kubernetes client, while a pod that cannot list itself never gets anywhere.
+Only light modules are imported before the first stage record.
 """
 
 from __future__ import annotations
@@ -25,10 +32,17 @@ import threading
 import time
 from typing import Any
 
-from ..task import format_record, parse_record
-from .client import Cache, ClusterOptions, connect
-from .manifests import ANN_CANCEL, ANN_TASK
-from .nccl import parse_nccl_log
+from ..task import format_record, parse_record  # json only: cheap before the first stage record
+
+# Start-up stages in order. Each record names the stage being entered, so the last
+# one the controller saw is the one the agent is stuck in. STAGE_PROCESS is the
+# controller's own name for "container running, nothing printed yet".
+STAGE_PROCESS = "starting the agent process"
+STAGE_IMPORTS = "importing benchfab modules"  # pydantic, yaml, benchfab.spec: slow on loaded or emulated CPUs
+STAGE_CONNECT = "connecting to the API server"  # imports the kubernetes client, loads the service account
+STAGE_DEVICES = "checking RDMA devices"  # loads benchfab._native, reads /sys/class/infiniband
+STAGE_WATCH = "watching its pod"  # list + watch of its own pod: the channel tasks arrive on
+STAGES = (STAGE_PROCESS, STAGE_IMPORTS, STAGE_CONNECT, STAGE_DEVICES, STAGE_WATCH)
 
 _out = threading.Lock()
 _counter = 0
@@ -44,6 +58,25 @@ def emit(record: dict[str, Any]) -> None:
 def say(line: str) -> None:
     with _out:
         print(line, flush=True)
+
+
+def stage(name: str, **info: Any) -> None:
+    emit({"type": "agent", "event": "stage", "stage": name, **info})
+
+
+def devices() -> dict[str, Any]:
+    """What the worker will need, checked once at start-up: the native extension and
+    the RDMA devices this pod sees (reported in the ready record and the pod log)."""
+    from ..errors import BenchfabError
+    from ..native import native_status
+    from ..rdma.discovery import discover_sysfs
+
+    info: dict[str, Any] = {"native": native_status()}
+    try:
+        info["rdma_devices"] = [d.name for d in discover_sysfs()]
+    except (OSError, ValueError, BenchfabError) as exc:  # an odd sysfs must not stop the agent
+        info["rdma_devices_error"] = str(exc)
+    return info
 
 
 class Worker:
@@ -75,6 +108,8 @@ class Worker:
                 nccl_lines.append(line)
             say(line)
         code = self.proc.wait()
+        from .nccl import parse_nccl_log  # loaded at start-up already (STAGE_IMPORTS)
+
         nccl = parse_nccl_log(nccl_lines)
         emit({"type": "agent", "event": "exit", "seq": self.seq, "code": code,
               "elapsed_s": time.monotonic() - self.started, "nccl": nccl.to_dict() if nccl.lines else None})
@@ -95,8 +130,18 @@ def main() -> int:
     if not pod or not namespace:
         print("benchfab.k8s.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
         return 2
+    stage(STAGE_IMPORTS, pid=os.getpid(), python=sys.version.split()[0])
+    from .client import Cache, ClusterOptions, connect
+    from .manifests import ANN_CANCEL, ANN_TASK
+    from .nccl import parse_nccl_log  # noqa: F401 - imported now so the first test does not pay for it
+
+    stage(STAGE_CONNECT)
     kube = connect(ClusterOptions(namespace=namespace))
-    cache = Cache(kube, namespace, field_selector=f"metadata.name={pod}")
+    stage(STAGE_DEVICES)
+    found = devices()
+    stage(STAGE_WATCH)
+    # Handlers only from here: during start-up there is no worker to clean up, and
+    # SIGTERM's default (exit now) beats finishing a slow import first.
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
@@ -104,8 +149,20 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    cache = Cache(kube, namespace, field_selector=f"metadata.name={pod}")
     cache.start()
-    emit({"type": "agent", "event": "ready", "pod": pod})
+    # Ready means the task channel works: the first list of our own pod answered.
+    # Until then, repeat the stage with the latest error (the controller shows it;
+    # the same stage name does not count as progress).
+    reported: str | None = None
+    while not cache.synced.wait(0.5):
+        if stop.is_set():
+            cache.stop()
+            return 0
+        if cache.error and cache.error != reported:
+            reported = cache.error
+            stage(STAGE_WATCH, detail=f"last error: {cache.error}")
+    emit({"type": "agent", "event": "ready", "pod": pod, **found})
     worker: Worker | None = None
     last_seq = 0
     seen = -1

@@ -3,9 +3,10 @@
 Lifecycle (see docs/KUBERNETES.md):
 1. ``plan()`` reads the inventory and places tests (benchfab.placement).
 2. For each round, ``run_round`` makes sure every (node, slot) the round
-   needs has a Running agent pod of the round's profile (gang start with a
-   deadline; a pod that cannot start is explained from its events and only
-   the tests that need it fail). With ``reuse_pods`` (default) the pods of a
+   needs has a Running agent pod of the round's profile whose agent said
+   ready (gang start; a pod that cannot start is explained from its events,
+   an agent whose start-up stalls is named with its stage, and only the
+   tests that need it fail). With ``reuse_pods`` (default) the pods of a
    profile are created once, for all of its rounds.
 3. Each test is handed to its pods by patching the task annotation; the
    agents run the worker and print records to their logs, which one
@@ -33,6 +34,7 @@ from ..spec import SweepSpec
 from ..task import parse_record
 from . import manifests as mf
 from .client import Cache, ClusterOptions, Kube, connect, iter_lines
+from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
 from .nccl import attachment, fallback_problem, nccl_env, net_env
@@ -41,6 +43,30 @@ GRACE_S = 5.0
 POLL_S = 0.02
 LOG_TAIL_LINES = 8
 Slot = tuple[str, str, int]  # (profile, node, slot)
+
+# Agent start-up: how long each stage may go without the next one before the pod is
+# given up (seconds). The wait is progress-based: every new stage restarts the clock,
+# and kubernetes.start_timeout bounds the whole gang start. A fixed budget for the
+# whole start-up failed on loaded hosts (an emulated VM takes minutes to import
+# pydantic and the kubernetes client) while a truly stuck agent still fails here
+# within a few minutes, with the stage it was stuck in.
+STAGE_LIMITS_S: dict[str, float] = {
+    STAGE_PROCESS: 180.0,   # the interpreter starting: image filesystem, node load
+    STAGE_IMPORTS: 180.0,
+    STAGE_CONNECT: 120.0,
+    STAGE_DEVICES: 60.0,
+    STAGE_WATCH: 120.0,
+}
+DEFAULT_STAGE_LIMIT_S = 120.0  # a stage this controller does not know (another agent version)
+STAGE_FIXES = {
+    STAGE_PROCESS: "check the image's python and the node's load: kubectl logs POD; kubectl describe pod POD",
+    STAGE_IMPORTS: "a slow or overloaded node or a broken image: kubectl logs POD",
+    STAGE_CONNECT: "check the pod's service account and that it can reach the API server: kubectl logs POD",
+    STAGE_DEVICES: "reading /sys/class/infiniband or loading benchfab._native hung: check MOFED and the RDMA "
+                   "device plugin on the node",
+    STAGE_WATCH: "the agent needs get/list/watch on pods in its namespace (jobs/k8s/rbac.yaml): "
+                 "kubectl auth can-i watch pods --as=system:serviceaccount:NAMESPACE:SA",
+}
 
 
 @dataclass
@@ -57,6 +83,22 @@ class PodState:
     stop: threading.Event = field(default_factory=threading.Event)
     agent_ready: threading.Event = field(default_factory=threading.Event)  # its agent watches for tasks
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Agent start-up progress: the stage it is in, since when (monotonic, and wall
+    # clock for messages), and the detail of its latest report (e.g. the last error).
+    stage: str = ""
+    stage_since: float = 0.0
+    stage_wall: float = 0.0
+    stage_detail: str = ""
+
+    def enter_stage(self, name: str, detail: str = "") -> None:
+        with self.lock:
+            self.enter_stage_locked(name, detail)
+
+    def enter_stage_locked(self, name: str, detail: str = "") -> None:
+        """Record a stage; only a new stage name restarts its clock (a repeat updates the detail)."""
+        if name != self.stage:
+            self.stage, self.stage_since, self.stage_wall = name, time.monotonic(), time.time()
+        self.stage_detail = detail
 
 
 @dataclass
@@ -94,10 +136,15 @@ class KubernetesBackend:
         self._service = False
         self._closed = False
         self.log_dir: Path | None = None
+        self.stage_limits_s = dict(STAGE_LIMITS_S)  # per instance: tests and callers may tighten them
 
     # -- sweep hooks -----------------------------------------------------------------------
     def start_run(self, run_id: str) -> None:
         self.run_id = run_id
+
+    def unavailable(self, test: PlannedTest) -> str | None:
+        # Placement already left out the nodes without the test's GPUs and RDMA resources.
+        return None
 
     def inventory_nodes(self) -> list[dict[str, Any]]:
         if self._inventory is None:
@@ -217,33 +264,71 @@ class KubernetesBackend:
         if not new:
             return
         network = self.spec.resolved_profiles()[profile].network
-        names = {self.pods[k].name: k for k in new}
-
-        def settled() -> bool:
-            return all(_ready(cache.objects.get(n), network, self.namespace) or _finished(cache.objects.get(n))
-                       for n in names)
-
+        pending = {self.pods[k].name: k for k in new}
         end = time.monotonic() + self.spec.kubernetes.start_timeout
-        cache.wait(settled, self.spec.kubernetes.start_timeout)
-        failed = []
-        for name, key in names.items():
-            pod = cache.get(name)
-            if _ready(pod, network, self.namespace):
-                self._follow(self.pods[key])
-                continue
-            events = self.kube.events_for(name)
-            self.broken[key] = explain(pod, events)
+        failed: list[Slot] = []
+        # Gang start: each pod first becomes Running and attached (scheduling, image,
+        # CNI: bounded by kubernetes.start_timeout, explained from events), then its
+        # agent goes through its start-up stages to "ready" (its watch is up, so agent
+        # start-up is not counted against the first test). The agent may take as long
+        # as it keeps making progress, within the same outer start_timeout.
+        while pending:
+            now = time.monotonic()
+            for name, key in list(pending.items()):
+                state = self.pods[key]
+                pod = cache.get(name)
+                why: str | None = None
+                if _finished(pod):
+                    why = explain(pod, self.kube.events_for(name))
+                    if state.follower is not None:
+                        why += f"; its agent had reached stage '{state.stage}'"
+                elif state.follower is None:
+                    if _ready(pod, network, self.namespace):
+                        state.enter_stage(STAGE_PROCESS)
+                        self._follow(state)
+                    continue
+                elif state.agent_ready.is_set():
+                    del pending[name]
+                    continue
+                else:
+                    why = self._stalled(state, now)
+                if why is not None:
+                    self.broken[key] = why
+                    failed.append(key)
+                    del pending[name]
+            if not pending or time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+        for name, key in pending.items():  # the outer start_timeout ran out
+            state = self.pods[key]
+            if state.follower is None:
+                self.broken[key] = explain(cache.get(name), self.kube.events_for(name))
+            else:
+                with state.lock:
+                    stage, wall = state.stage, state.stage_wall
+                self.broken[key] = (f"the agent in pod {name} was still at stage '{stage}' (since {_clock(wall)}) "
+                                    f"when kubernetes.start_timeout ({self.spec.kubernetes.start_timeout:.0f} s) ran out "
+                                    f"(fix: raise kubernetes.start_timeout if it is still progressing: kubectl logs {name})")
             failed.append(key)
-        # Gang start ends when every agent said "ready" (its watch is up), so agent
-        # start-up is not counted against the first test.
-        for key in new:
-            if key in failed:
-                continue
-            if not self.pods[key].agent_ready.wait(max(0.0, end - time.monotonic())):
-                self.broken[key] = "the agent in the pod never reported ready (see its log: kubectl logs)"
-                failed.append(key)
         # A pod that could not start would grab its node's devices later: remove it now.
         self._delete_pods(failed)
+
+    def _stalled(self, state: PodState, now: float) -> str | None:
+        """Why the agent's start-up counts as stuck: no new stage within the stage's limit."""
+        with state.lock:
+            stage, since, wall, detail = state.stage, state.stage_since, state.stage_wall, state.stage_detail
+        limit = self.stage_limits_s.get(stage, DEFAULT_STAGE_LIMIT_S)
+        if now - since <= limit:
+            return None
+        account = str(((self.cache.get(state.name) if self.cache else None) or {}).get("spec", {})
+                      .get("serviceAccountName") or "default")
+        fix = (STAGE_FIXES.get(stage, "kubectl logs POD").replace("POD", state.name)
+               .replace("NAMESPACE", self.namespace).replace(":SA", f":{account}"))
+        # The agent's last error may carry its own, more specific fix (BenchfabError's hint): keep one.
+        tail = f"; {detail}" if detail else ""
+        if "(fix:" not in detail:
+            tail += f" (fix: {fix})"
+        return f"the agent in pod {state.name} stopped at stage '{stage}' for {now - since:.0f} s (since {_clock(wall)}){tail}"
 
     def _delete_pods(self, keys: list[Slot]) -> None:
         if not keys:
@@ -320,6 +405,8 @@ class KubernetesBackend:
                 state.current_seq = seq
             if rec.get("type") == "agent" and rec.get("event") == "ready":
                 state.agent_ready.set()
+            if rec.get("type") == "agent" and rec.get("event") == "stage":
+                state.enter_stage_locked(str(rec.get("stage") or ""), str(rec.get("detail") or ""))
             if seq:
                 state.records.setdefault(seq, []).append(rec)
 
@@ -476,6 +563,10 @@ class KubernetesBackend:
             if self.cache is not None:
                 self.cache.stop()
             self.pods.clear()
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(wall))
 
 
 def _finished(pod: dict[str, Any] | None) -> bool:

@@ -40,6 +40,89 @@ class ClusterOptions:
     namespace: str | None = None
 
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_KUBECONFIG = "~/.kube/config"
+OFFLINE_HINT = "benchfab render and plan also work offline: --nodes N or --nodes a,b,..."
+
+
+def _in_cluster(options: ClusterOptions) -> bool:
+    """Inside a pod with a service account, and nothing on the command line or in $KUBECONFIG says otherwise."""
+    return (not options.kubeconfig and not options.context and not os.environ.get("KUBECONFIG")
+            and "KUBERNETES_SERVICE_HOST" in os.environ and os.path.exists(f"{SERVICE_ACCOUNT_DIR}/token"))
+
+
+def kubeconfig_paths(options: ClusterOptions) -> tuple[str, list[str]]:
+    """Where the kubeconfig comes from, like kubectl: --kubeconfig, else $KUBECONFIG (a path list), else ~/.kube/config.
+
+    Returns (how it was named, the expanded paths).
+    """
+    if options.kubeconfig:
+        return f"--kubeconfig {options.kubeconfig}", [os.path.expanduser(options.kubeconfig)]
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return f"KUBECONFIG={env}", [os.path.expanduser(p) for p in env.split(os.pathsep) if p]
+    return DEFAULT_KUBECONFIG, [os.path.expanduser(DEFAULT_KUBECONFIG)]
+
+
+def cluster_configured(options: ClusterOptions) -> bool:
+    """Whether the user has pointed benchfab at a cluster at all.
+
+    True with --kubeconfig or --context, a non-empty $KUBECONFIG (even one naming a
+    missing file: that is an error to report, not a reason to work offline), an
+    existing ~/.kube/config, or a service account inside a pod. False only when
+    there is no configuration anywhere: then ``render`` and ``plan`` work offline.
+    """
+    if options.kubeconfig or options.context or os.environ.get("KUBECONFIG") or _in_cluster(options):
+        return True
+    return os.path.exists(os.path.expanduser(DEFAULT_KUBECONFIG))
+
+
+def _missing_config_error(options: ClusterOptions, named: str, paths: list[str]) -> BackendError:
+    if options.kubeconfig:
+        return BackendError(f"cannot load Kubernetes configuration: --kubeconfig {options.kubeconfig} does not exist",
+                            hint="give the path of an existing kubeconfig, or leave --kubeconfig out to use "
+                                 "$KUBECONFIG or ~/.kube/config")
+    if os.environ.get("KUBECONFIG"):
+        return BackendError(f"cannot load Kubernetes configuration: {named} names no existing file",
+                            hint="point KUBECONFIG at your kubeconfig (or unset it to use ~/.kube/config), "
+                                 f"or pass --kubeconfig FILE; {OFFLINE_HINT}")
+    context = f" (for --context {options.context})" if options.context else ""
+    return BackendError(
+        f"cannot load Kubernetes configuration{context}: none found; looked at $KUBECONFIG (unset), "
+        f"{DEFAULT_KUBECONFIG} ({paths[0]}: missing) and an in-cluster service account "
+        f"(not in a pod: KUBERNETES_SERVICE_HOST unset or no {SERVICE_ACCOUNT_DIR}/token)",
+        hint=f"pass --kubeconfig FILE and --context NAME, set KUBECONFIG, or copy the cluster's kubeconfig to "
+             f"{DEFAULT_KUBECONFIG}; {OFFLINE_HINT}")
+
+
+def _check_kubeconfig_files(paths: list[str]) -> None:
+    """A malformed kubeconfig is named with what is wrong, instead of a YAML traceback."""
+    import yaml
+
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except OSError as exc:
+            raise BackendError(f"cannot read the kubeconfig {path}: {exc.strerror or exc}",
+                               hint="check the file's permissions") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else path
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise BackendError(f"the kubeconfig {where} is malformed: not valid YAML ({what})",
+                               hint="fix or regenerate it (e.g. your provider's get-credentials command), "
+                                    "or pass --kubeconfig FILE") from None
+        if data is None:
+            continue  # an empty file: kubectl ignores it too; the loader says so if nothing else is left
+        if not isinstance(data, dict):
+            raise BackendError(f"the kubeconfig {path} is malformed: not a kubeconfig "
+                               f"(want a mapping with clusters, contexts and users; got {type(data).__name__})",
+                               hint="fix or regenerate it, or pass --kubeconfig FILE") from None
+
+
 def connect(options: ClusterOptions, spec_namespace: str | None = None) -> "Kube":
     """A Kube for the given kubeconfig/context, or the in-cluster service account."""
     try:
@@ -51,30 +134,36 @@ def connect(options: ClusterOptions, spec_namespace: str | None = None) -> "Kube
     config: Any = _config  # untyped module
     cfg = client.Configuration()
     namespace = options.namespace or spec_namespace
-    in_cluster = (not options.kubeconfig and not options.context and "KUBERNETES_SERVICE_HOST" in os.environ
-                  and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"))
+    in_cluster = _in_cluster(options)
+    named, paths = kubeconfig_paths(options)
+    if not in_cluster:
+        if not any(os.path.exists(p) for p in paths):
+            raise _missing_config_error(options, named, paths)
+        _check_kubeconfig_files(paths)
+    config_file = os.pathsep.join(paths)
     try:
         if in_cluster:
             config.load_incluster_config(client_configuration=cfg)
             if namespace is None:
                 try:
-                    with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                    with open(f"{SERVICE_ACCOUNT_DIR}/namespace") as f:
                         namespace = f.read().strip()
                 except OSError:
                     pass
         else:
-            config.load_kube_config(config_file=options.kubeconfig, context=options.context, client_configuration=cfg)
+            config.load_kube_config(config_file=config_file, context=options.context, client_configuration=cfg)
             if namespace is None:
                 try:
-                    _, active = config.list_kube_config_contexts(config_file=options.kubeconfig)
+                    _, active = config.list_kube_config_contexts(config_file=config_file)
                     ctx = next((c for c in _ if c["name"] == options.context), active) if options.context else active
                     namespace = (ctx or {}).get("context", {}).get("namespace")
                 except (ConfigException, OSError, TypeError, KeyError):
                     pass
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = options.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    except (ConfigException, OSError, TypeError, ValueError, AttributeError) as exc:
+        where = "the in-cluster service account" if in_cluster else named
         raise BackendError(f"cannot load Kubernetes configuration from {where}: {str(exc).splitlines()[0]}",
-                           hint="pass --kubeconfig/--context, or run inside a pod with a service account") from None
+                           hint="pass --kubeconfig FILE / --context NAME (kubectl config get-contexts lists them), "
+                                "or run inside a pod with a service account") from None
     # Our own retries handle dropped connections (see Kube.call); urllib3's would
     # resend POSTs blindly. A large pool: one watch plus one log stream per pod.
     cfg.retries = 0

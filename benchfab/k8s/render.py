@@ -1,48 +1,227 @@
-"""``benchfab render SPEC``: the manifests a sweep would create, as YAML.
+"""``benchfab render SPEC`` / ``benchfab plan SPEC`` on Kubernetes: where the nodes come from, and the manifests.
 
-With ``--nodes a,b,c`` it works offline (every node assumed to have room);
-otherwise it reads the cluster's inventory and places the tests for real.
-The output is what ``kubectl apply -f -`` accepts: the headless Service, then
-one agent pod per (profile, node, slot). Profiles run one after another in a
-sweep, so apply one profile at a time (``-l benchfab.io/profile=NAME``).
+Nodes, in this order:
+
+1. ``--nodes N`` (N made-up nodes ``node-0`` .. ``node-<N-1>``) or ``--nodes a,b,c``
+   (these node names): offline, every node assumed to have room for every test.
+   Tests that cannot be placed on them (a group of 8 on 2 nodes) are left out with
+   a note instead of failing the command.
+2. A cluster configuration (``--kubeconfig``, ``--context``, ``$KUBECONFIG``,
+   ``~/.kube/config`` or a pod's service account): the cluster's inventory, placed
+   for real, exactly as ``benchfab sweep`` would. Its errors are errors.
+3. No configuration at all: offline on as many made-up nodes as the spec's largest
+   test needs (``default_node_count``), with a note saying so and how to reach the
+   cluster instead.
+
+The manifests are what ``kubectl apply -f -`` accepts: the headless Service, then
+one agent pod per (profile, node, slot), each profile under a comment header. A
+sweep runs its profiles one after another (it deletes one profile's pods before
+the next profile's start: they may hold the same GPUs and NICs), so the pods of
+different profiles are not meant to exist at once; ``--profile NAME`` prints one
+profile's pods only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import PlacementError, UsageError
 from ..placement import NodeInfo, plan_kubernetes
+from ..planner import Plan
 from ..spec import SweepSpec
 from . import manifests as mf
-from .client import ClusterOptions
+from .client import ClusterOptions, cluster_configured
 from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank
 
+SYNTHETIC_PREFIX = "node-"
 
-def render_objects(spec: SweepSpec, run_id: str, nodes: list[str] | None = None,
-                   options: ClusterOptions | None = None) -> list[dict[str, Any]]:
-    options = options or ClusterOptions()
+
+@dataclass
+class Nodes:
+    """The nodes a render/plan places on, and how they were found."""
+
+    infos: list[NodeInfo]
+    namespace: str
+    offline: bool
+    notes: list[str] = field(default_factory=list)
+    where: str = ""  # e.g. "offline on 8 made-up nodes (node-0..node-7)" or "the cluster's 12 usable node(s)"
+
+
+def parse_nodes(value: str | None) -> int | list[str] | None:
+    """``--nodes``: a count (``8``) or node names (``a,b,c``); None when not given."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        count = int(text)
+        if count < 1:
+            raise UsageError(f"--nodes {value}: needs at least one node", hint="e.g. --nodes 8 or --nodes a,b")
+        return count
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError(f"--nodes {value!r}: no node names", hint="e.g. --nodes 8 or --nodes a,b")
+    return names
+
+
+def nodes_needed(spec: SweepSpec) -> int:
+    """The fewest nodes on which every test of the spec can be placed (at least 2)."""
+    need = 2
+    for t in spec.resolved_tests():
+        p = t.placement
+        if p.pattern == "group":
+            need = max(need, p.nodes)
+        elif p.pattern == "k-groups":
+            need = max(need, p.k or 2)
+        elif p.pattern == "topology" and p.scope == "same-leaf":
+            need = max(need, 4)  # two leaves of two nodes (made-up nodes are split into two leaves)
+        elif p.pattern == "retest":
+            named = {x for pair in p.suspects for x in pair} | set(p.good)
+            need = max(need, len(named) + (0 if p.good else 1))
+    return need
+
+
+def _named_in_spec(spec: SweepSpec) -> list[str]:
+    """Node names the spec itself mentions (retest suspects and partners): made-up nodes include them."""
+    names: dict[str, None] = {}
+    for t in spec.resolved_tests():
+        for pair in t.placement.suspects:
+            names.update(dict.fromkeys(pair))
+        names.update(dict.fromkeys(t.placement.good))
+    return list(names)
+
+
+def offline_nodes(spec: SweepSpec, wanted: int | list[str]) -> list[NodeInfo]:
+    """Made-up nodes with room for everything (MAX_SLOTS slots per profile).
+
+    A count gives ``node-0`` ...; with ``nodes.topology_key`` in the spec they are split
+    into two leaves (``leaf-0``, ``leaf-1``) so same-leaf and cross-leaf tests place too.
+    Named nodes have no leaf.
+    """
     profiles = spec.resolved_profiles()
-    if nodes:
-        infos = [NodeInfo(n, slots={p: MAX_SLOTS for p in profiles}, labels={"hostname": n}) for n in nodes]
-        namespace = options.namespace or spec.namespace or "default"
+    if isinstance(wanted, int):
+        names = _named_in_spec(spec)[:wanted]
+        i = 0
+        while len(names) < wanted:
+            if f"{SYNTHETIC_PREFIX}{i}" not in names:
+                names.append(f"{SYNTHETIC_PREFIX}{i}")
+            i += 1
+        two_leaves = bool(spec.nodes.topology_key) and wanted >= 2
+        leaves = [f"leaf-{i * 2 // wanted}" if two_leaves else None for i in range(wanted)]
     else:
-        from .backend import KubernetesBackend
+        names, leaves = list(wanted), [None] * len(wanted)
+    return [NodeInfo(n, leaf=leaf, slots={p: MAX_SLOTS for p in profiles}, labels={"hostname": n})
+            for n, leaf in zip(names, leaves)]
 
-        backend = KubernetesBackend(spec, options)
-        infos = backend.nodes()
-        namespace = backend.namespace
-    plan = plan_kubernetes(spec, infos)
-    hostnames = {n.name: n.labels.get("hostname", n.name) for n in infos}
+
+def _describe(infos: list[NodeInfo], given: bool = False) -> str:
+    names = [n.name for n in infos]
+    shown = ",".join(names) if len(names) <= 4 else f"{names[0]}..{names[-1]}"
+    return f"{len(names)} {'given' if given else 'made-up'} node(s) ({shown})"
+
+
+def find_nodes(spec: SweepSpec, nodes: str | int | list[str] | None, options: ClusterOptions | None = None) -> Nodes:
+    """The nodes to place on: --nodes, else the cluster, else (no configuration at all) made-up ones."""
+    options = options or ClusterOptions()
+    wanted = parse_nodes(nodes) if isinstance(nodes, str) else nodes
+    offline_ns = options.namespace or spec.namespace or "default"
+    if wanted:
+        infos = offline_nodes(spec, wanted)
+        where = f"offline on {_describe(infos, isinstance(wanted, list))}, each with room for every test"
+        return Nodes(infos, offline_ns, True, where=where)
+    if not cluster_configured(options):
+        count = nodes_needed(spec)
+        infos = offline_nodes(spec, count)
+        note = (f"no Kubernetes configuration found ($KUBECONFIG unset, no ~/.kube/config, not in a pod): "
+                f"placed offline on {_describe(infos)}, as many as the largest test of this spec needs; "
+                "to use the cluster pass --kubeconfig FILE / --context NAME or set KUBECONFIG; "
+                "to choose the offline nodes pass --nodes N or --nodes a,b,...")
+        return Nodes(infos, offline_ns, True, [note],
+                     where=f"offline on {_describe(infos)} (no Kubernetes configuration found)")
+    from .backend import KubernetesBackend
+
+    backend = KubernetesBackend(spec, options)
+    infos = backend.nodes()
+    return Nodes(infos, backend.namespace, False, where=f"the cluster's {len(infos)} usable node(s)")
+
+
+def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
+    """plan_kubernetes on the nodes found; offline, tests that cannot be placed are left out with a note."""
+    try:
+        return plan_kubernetes(spec, found.infos, skip_unplaceable=found.offline)
+    except PlacementError as exc:
+        if not found.offline:
+            raise
+        raise PlacementError(f"offline on {len(found.infos)} node(s): {exc.message}",
+                             hint=f"pass more nodes (--nodes {nodes_needed(spec)})") from None
+
+
+def render_objects(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
+                   options: ClusterOptions | None = None, profile: str | None = None,
+                   found: Nodes | None = None, plan: Plan | None = None) -> list[dict[str, Any]]:
+    """The Service, then the pods of every profile (or of ``profile`` only), profile by profile."""
+    return [obj for _, objs in _render_groups(spec, run_id, nodes, options, profile, found, plan)[0] for obj in objs]
+
+
+def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None,
+                   options: ClusterOptions | None, profile: str | None, found: Nodes | None,
+                   plan: Plan | None) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], Nodes, Plan]:
+    profiles = spec.resolved_profiles()
+    if profile is not None and profile not in profiles:
+        raise UsageError(f"--profile {profile}: the spec has no such profile",
+                         hint=f"one of: {', '.join(profiles)}")
+    found = found or find_nodes(spec, nodes, options)
+    plan = plan or plan_on(spec, found)
+    hostnames = {n.name: n.labels.get("hostname", n.name) for n in found.infos}
     deadline = int(spec.kubernetes.active_deadline or max(3600.0, 3 * plan.estimate_s + spec.kubernetes.start_timeout + 600))
     slots = sorted({(t.profile_name, n, s) for t in plan.tests for n, s in t.members},
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2]))
-    objects = [mf.service_manifest(run_id, namespace)]
-    for profile, node, slot in slots:
-        pod = mf.PodPlan(profile, profiles[profile], node, hostnames[node], slot, gpus_per_rank(spec, profile),
-                         hugepages_mib_per_rank(spec, profile))
-        objects.append(mf.pod_manifest(run_id, namespace, str(spec.image), pod, spec.kubernetes, deadline))
-    return objects
+    groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace)])]
+    for pname in profiles:
+        if profile is not None and pname != profile:
+            continue
+        pods = []
+        for _, node, slot in (k for k in slots if k[0] == pname):
+            pod = mf.PodPlan(pname, profiles[pname], node, hostnames[node], slot, gpus_per_rank(spec, pname),
+                             hugepages_mib_per_rank(spec, pname))
+            pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, spec.kubernetes, deadline))
+        if pods:
+            groups.append((pname, pods))
+    return groups, found, plan
 
 
-def render(spec: SweepSpec, run_id: str, nodes: list[str] | None = None, options: ClusterOptions | None = None) -> str:
-    return mf.to_yaml(render_objects(spec, run_id, nodes, options))
+def render(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
+           options: ClusterOptions | None = None, profile: str | None = None,
+           source: str = "SPEC") -> tuple[str, list[str]]:
+    """The manifests as YAML with a comment header per profile, and notes for stderr."""
+    groups, found, plan = _render_groups(spec, run_id, nodes, options, profile, None, None)
+    profiles = spec.resolved_profiles()
+    rendered = [p for p, _ in groups if p is not None]
+    notes = list(found.notes) + list(plan.notes)
+    head = [f"# benchfab render {source}: run {run_id}, namespace {found.namespace}, placed {found.where}"]
+    if len(rendered) > 1:
+        head += ["# A sweep runs its profiles ONE AFTER ANOTHER: it deletes one profile's pods before the next",
+                 "# profile's start (they use the same GPUs and NICs). Applying this whole file at once would",
+                 "# ask each node for the pods of every profile together. Apply one profile at a time:"]
+        head += [f"#   benchfab render {source} --profile {p} | kubectl apply -f -" for p in rendered]
+        notes.append(f"{len(rendered)} profiles rendered ({', '.join(rendered)}): their pods are not meant to run at "
+                     "once (a sweep runs profiles one after another); apply one at a time with --profile NAME")
+    elif profile is not None:
+        head.append(f"# profile {profile} only (--profile); the spec's profiles: {', '.join(profiles)}")
+    if found.offline:
+        head.append("# offline: node names are made up or given with --nodes; a sweep places on the cluster's inventory")
+    parts = ["\n".join(head) + "\n"]
+    for pname, objs in groups:
+        if pname is not None:
+            pr = profiles[pname]
+            per_node: dict[str, int] = {}
+            for o in objs:
+                node = o["metadata"]["labels"][mf.LABEL_NODE]
+                per_node[node] = per_node.get(node, 0) + 1
+            gpus = gpus_per_rank(spec, pname)
+            parts.append(
+                f"# ---- profile {pname} ({pr.fabric}/{pr.mode}, resource {pr.resource or '-'}, network "
+                f"{pr.network or '-'}): {len(objs)} pod(s) on {len(per_node)} node(s), up to "
+                f"{max(per_node.values())} per node, {'one GPU' if gpus else 'no GPU'} each; label {mf.LABEL_PROFILE}={pname}\n")
+        parts.append(mf.to_yaml(objs))
+    return "".join(parts), notes

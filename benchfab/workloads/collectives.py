@@ -18,6 +18,7 @@ the in-place op, and the copy is inside the timed region. The record says so
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -310,6 +311,9 @@ class CollectiveRunner:
         op()
         if self.is_cuda:
             torch.cuda.synchronize(self.device)
+        if os.environ.get("BENCHFAB_TEST_CORRUPT") == f"{self.task.test_id}:{self.rank}":
+            # Test hook: this rank's result is off by one element, as after a bad link.
+            buf.recv.view(-1)[0] += 1
         expected = expected_output(
             self.task.workload, self.rank, self.nranks, buf.count, self.op, self.dtype, self.task.root
         )

@@ -641,7 +641,7 @@ class FakeCluster:
         self._kill_strays(key)
 
     def _kill_strays(self, key: tuple[str, str]) -> None:
-        marker = f"FAKE_POD={key[0]}/{key[1]}".encode()
+        marker = f"FAKE_POD={self._pod_marker(key)}".encode()
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -650,6 +650,12 @@ class FakeCluster:
                     os.kill(int(proc.name), signal.SIGKILL)
             except (OSError, ProcessLookupError):
                 continue
+
+    def _pod_marker(self, key: tuple[str, str]) -> str:
+        # Pod names repeat across test sessions (they derive from run ids such as "r"): the
+        # server's port makes the marker this cluster's alone, so one session's clean-up
+        # never kills another concurrent session's pods.
+        return f"{self.server.server_address[1]}/{key[0]}/{key[1]}"
 
     def kill_pod_process(self, ns: str, name: str) -> None:
         """Simulate a container crash (OOM kill, node trouble): SIGKILL its processes."""
@@ -833,7 +839,7 @@ class FakeCluster:
         container = spec["containers"][0]
         node = self.store.get("nodes", "", spec["nodeName"]) or {}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-               "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT), "FAKE_POD": f"{ns}/{name}",
+               "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT), "FAKE_POD": self._pod_marker((ns, name)),
                "HOSTNAME": name, **self.extra_pod_env}
         fields = {"metadata.name": name, "metadata.namespace": ns, "spec.nodeName": spec["nodeName"],
                   "status.podIP": "127.0.0.1", "status.hostIP": (node.get("status", {}).get("addresses") or [{}])[0].get("address", "")}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import benchfab
+from benchfab.k8s.agent import STAGE_IMPORTS
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 
@@ -50,7 +51,7 @@ namespace: bench
 image: registry.example.com/benchfab-worker:test
 profiles:
   roce-shared: {{fabric: roce, mode: shared, resource: {SHARED}, network: rdma-net}}
-kubernetes: {{start_timeout: 120s}}
+kubernetes: {{start_timeout: 900s}}
 defaults: {{device: cpu, timeout: 240s}}
 tests:
   - {{name: bw, workload: rdma_write_bw, sizes: [4K, 64K], iterations: 300, placement: {{pattern: all-pairs}}}}
@@ -58,6 +59,10 @@ tests:
 """
     spec = load_spec_text(text)
     backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
+    # Under load the VM once needed more than a fixed 120 s to start the agents. The gang
+    # start now waits on the agents' start-up stages: a stage stuck for its limit fails
+    # (naming the stage), a slow but progressing one may use up to the 900 s above.
+    assert backend.stage_limits_s[STAGE_IMPORTS] >= 120
     out = io.StringIO()
     result = run_sweep(spec, text, results_dir=str(tmp_path / "res"), run_id="v", out=out,
                        progress=False, backend=backend)

@@ -82,3 +82,25 @@ def test_devices_lists_the_real_device(rdma_device: str | None) -> None:
     assert chosen["type"] == "RoCE v2" and chosen["gid"].endswith("0a4d:0001")  # ::ffff:10.77.0.1
     table = subprocess.run([sys.executable, "-m", "benchfab", "devices"], capture_output=True, text=True, timeout=300, env=env)
     assert table.returncode == 0 and device in table.stdout and "10.77.0.1" in table.stdout
+
+
+def test_hugepages_test_is_recorded_as_host_memory(tmp_path: Path, rdma_device: str | None) -> None:
+    """memory: hugepages is host memory: the ranks say so and pick no GPU. Whether the
+    test itself passes depends on the VM's hugepage reserve, so --allow-failures keeps
+    the exit code at 0 and what the ranks recorded is checked."""
+    import json
+
+    device = rdma_device or "rxe0"
+    spec = tmp_path / "hp.yaml"
+    spec.write_text(f"tests:\n  - {{name: hp, workload: rdma_write_bw, memory: hugepages, sizes: [4K], "
+                    f"iterations: 20, rdma: {{device: {device}}}}}\n")
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(results), "--run-id", "h1",
+         "--no-progress", "--allow-failures"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    used = json.loads(benchfab.load_run("h1", results).tests["used"].iloc[0])["ranks"]
+    assert sorted(r["rank"] for r in used) == [0, 1]
+    assert all(r["memory"] == "hugepages" and r["device"] == "host" and r["cuda_device"] is None for r in used)

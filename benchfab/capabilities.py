@@ -1,0 +1,95 @@
+"""What a test needs from the host it runs on, and whether this host has it.
+
+A sweep asks this at plan time, before any rank starts: a test that needs an RDMA
+device, a GPU, the compiled hot path or perftest where the host has none is
+skipped with the reason (and the whole sweep refused when no test can run), instead
+of starting ranks that can only fail. Probing reads sysfs, /proc and PATH; it
+imports neither torch nor pyverbs, so ``benchfab plan`` stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .workloads.catalog import POINT_TO_POINT, is_gpu_memory, is_point_to_point
+
+if TYPE_CHECKING:
+    from .spec import TestSpec
+
+NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
+
+
+@dataclass(frozen=True)
+class HostCapabilities:
+    """What this host offers the workloads."""
+
+    gpus: int
+    rdma_devices: tuple[str, ...]  # devices with at least one ACTIVE port
+    native: bool  # benchfab._native is built (verbs and tcp loops)
+    perftest: tuple[str, ...]  # perftest binaries on PATH
+
+
+def visible_gpus(nvidia_proc: Path = NVIDIA_PROC, dev: Path = Path("/dev"), environ: dict[str, str] | None = None) -> int:
+    """NVIDIA GPUs the driver lists, narrowed by CUDA_VISIBLE_DEVICES as CUDA would."""
+    env = os.environ if environ is None else environ
+    found = len(list(nvidia_proc.glob("*"))) if nvidia_proc.is_dir() else 0
+    # Some containers get the device nodes without the driver's /proc folder.
+    found = max(found, len([p for p in dev.glob("nvidia[0-9]*") if p.name[6:].isdigit()]))
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    # CUDA stops at the first invalid entry; "" and "-1" hide every GPU.
+    entries = [e.strip() for e in visible.split(",")]
+    usable = 0
+    for e in entries:
+        if not e or e.startswith("-"):
+            break
+        usable += 1
+    return min(found, usable)
+
+
+def probe_host() -> HostCapabilities:
+    from .rdma.discovery import discover_sysfs
+
+    devices = tuple(d.name for d in discover_sysfs() if any(p.active for p in d.ports))
+    return HostCapabilities(
+        gpus=visible_gpus(),
+        rdma_devices=devices,
+        native=importlib.util.find_spec("benchfab._native") is not None,
+        perftest=tuple(b for b in POINT_TO_POINT.values() if shutil.which(b)),
+    )
+
+
+def why_unrunnable(spec: TestSpec, host: HostCapabilities) -> str | None:
+    """Why ``spec`` cannot run on ``host`` (one line with the fix), or None if it can."""
+    ranks = spec.ranks
+    if spec.device == "cuda" and not is_point_to_point(spec.workload) and host.gpus < ranks:
+        return (f"device: cuda needs {ranks} GPU(s), one per rank, and this host has {host.gpus} "
+                "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")
+    if is_gpu_memory(spec.memory) and host.gpus == 0:
+        return (f"memory: {spec.memory} needs a GPU and this host has none "
+                "(fix: run it on a GPU host, or set memory: host)")
+    if not is_point_to_point(spec.workload):
+        return None
+    if spec.engine == "native" and not host.native:
+        return ("the compiled hot path benchfab._native is not built "
+                "(fix: install libibverbs-dev and rerun scripts/setup.sh, or pip install -e . again)")
+    if spec.transport != "verbs":
+        return None
+    if not host.rdma_devices:
+        return ("it needs an RDMA device and this host has none with an ACTIVE port (/sys/class/infiniband) "
+                "(fix: run it on a host with a ConnectX NIC, or in scripts/softroce-vm.sh; transport: tcp needs none)")
+    wanted = spec.rdma.device
+    if wanted is not None and wanted not in host.rdma_devices:
+        return (f"rdma.device {wanted} is not on this host (ACTIVE: {', '.join(host.rdma_devices)}) "
+                f"(fix: set rdma.device to one of them, or null for the first ACTIVE one)")
+    binary = POINT_TO_POINT.get(spec.workload)
+    if spec.engine == "perftest" and binary not in host.perftest:
+        return f"engine: perftest needs {binary} on PATH (fix: apt install perftest, or use engine: native)"
+    return None
+

@@ -53,7 +53,7 @@ def load_with_lines(text: str, *, problems: list[YamlPositionError] | None = Non
         if node is None:
             return None, {}
         lines: dict[Path, int] = {}
-        value = _build(loader, node, (), lines, 0, problems)
+        value = _build(loader, node, (), lines, 0, problems, _Budget())
         return value, lines
     finally:
         loader.dispose()
@@ -188,6 +188,27 @@ def _explain(
 # ---------------------------------------------------------------------------
 
 _MAX_DEPTH = 64  # deeper than any real spec; stops pathological input before RecursionError
+# Values built from one document, aliases expanded. A large real spec holds a few
+# thousand; aliases can make a few hundred bytes expand to billions ("billion
+# laughs"), which the depth cap alone does not stop, since the bomb is wide, not deep.
+MAX_VALUES = 100_000
+
+
+class _Budget:
+    """How many more values the document may expand to."""
+
+    def __init__(self, limit: int = MAX_VALUES) -> None:
+        self.left = limit
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise YamlPositionError(
+                f"the document expands to more than {MAX_VALUES:,} values (YAML aliases '*name' repeat "
+                "what their anchor '&name' marks, and nested aliases multiply)",
+                node.start_mark.line + 1,
+                "write the values out, or use fewer and shallower aliases",
+            )
 
 
 def _build(
@@ -197,7 +218,9 @@ def _build(
     lines: dict[Path, int],
     depth: int,
     problems: list[YamlPositionError] | None,
+    budget: _Budget,
 ) -> Any:
+    budget.spend(node)
     line = node.start_mark.line + 1
     lines[path] = line
     if depth > _MAX_DEPTH:
@@ -229,11 +252,12 @@ def _build(
                     raise error
                 problems.append(error)
                 continue
-            result[key] = _build(loader, value_node, path + (key,), lines, depth + 1, problems)
+            result[key] = _build(loader, value_node, path + (key,), lines, depth + 1, problems, budget)
             lines[path + (key,)] = key_line
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, child, path + (i,), lines, depth + 1, problems) for i, child in enumerate(node.value)]
+        return [_build(loader, child, path + (i,), lines, depth + 1, problems, budget)
+                for i, child in enumerate(node.value)]
     return _scalar(loader, node)
 
 

@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,26 +141,68 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 def _read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
+    """Every part of one table, concatenated. A damaged part is an error naming the
+    file: a table with a test silently missing would be a wrong result."""
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"{folder}: not a directory (a benchfab run keeps one Parquet file per test there)",
+                         hint=f"move {folder} away; the run's other tables are unaffected")
     parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    frames = [pd.read_parquet(p) for p in parts]
-    frames = [f for f in frames if not f.empty]
+    frames = [f for f in (_read_part(p, columns) for p in parts) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
 
+def _read_part(part: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(part)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise StoreError(f"{part}: not a readable Parquet file ({first})",
+                         hint="move it away (that test then counts as not run: benchfab sweep --resume reruns it)") from None
+    missing = [c for c in ("run_id", "test_id") if c in columns and c not in frame.columns]
+    if missing:
+        raise StoreError(f"{part}: not a benchfab table (no {', '.join(missing)} column)",
+                         hint="move it out of the run directory")
+    return frame
+
+
+# run.json fields whose type the readers rely on (sorting, counting, resuming).
+_META_TYPES: dict[str, type] = {
+    "run_id": str, "status": str, "started": str, "ended": str, "counts": dict, "planned_tests": list,
+    "spec": dict, "spec_text": str, "host": dict, "git": dict, "inventory": dict,
+}
+
+
 def read_meta(path: Path) -> dict[str, Any]:
+    """A run's run.json, checked: a one-line StoreError naming the file for anything
+    that is not the JSON object benchfab writes."""
     meta_path = Path(path) / "run.json"
     try:
-        meta: dict[str, Any] = json.loads(meta_path.read_text())
+        meta: Any = json.loads(meta_path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise StoreError(f"{path}: not a benchfab run (no run.json)", hint="list runs with `benchfab runs`") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{meta_path}: unreadable: {exc}") from None
+    except IsADirectoryError:
+        raise StoreError(f"{meta_path}: a directory, not a file", hint="move it away") from None
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{meta_path}: not text (byte {exc.start} is not UTF-8)",
+                         hint="the file is damaged; restore it from a backup or move the run away") from None
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{meta_path}: not valid JSON (line {exc.lineno}: {exc.msg})",
+                         hint="the file is damaged or cut short; restore it or move the run away") from None
+    except OSError as exc:
+        raise StoreError(f"{meta_path}: unreadable: {exc.strerror or exc}", hint="check its permissions") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{meta_path}: holds a JSON {type(meta).__name__}, not the object benchfab writes",
+                         hint="the file is damaged; restore it or move the run away")
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StoreError(f"{meta_path}: schema version {version!r}, this benchfab reads {SCHEMA_VERSION}",
                          hint="read it with the benchfab version that wrote it")
+    for key, kind in _META_TYPES.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise StoreError(f"{meta_path}: field {key!r} is a {type(meta[key]).__name__}, benchfab writes a {kind.__name__}",
+                             hint="the file was edited or damaged; restore it or move the run away")
     return meta
 
 
@@ -200,11 +243,22 @@ def resolve_run_path(run: str | os.PathLike[str], results_dir: str | os.PathLike
 
 
 def list_runs(results_dir: str | os.PathLike[str] = "results") -> list[Path]:
+    """Every run directory under ``results_dir``, oldest first; damaged ones (see
+    ``damage``) sort last."""
     root = Path(results_dir)
     if not root.exists():
         return []
     runs = [p.parent for p in root.glob("*/run.json")]
-    return sorted(runs, key=lambda p: (read_meta_quiet(p).get("started", ""), p.name))
+    return sorted(runs, key=lambda p: (read_meta_quiet(p).get("started") or "~", p.name))
+
+
+def damage(path: Path) -> str | None:
+    """Why the run at ``path`` cannot be read (one line), or None when it can."""
+    try:
+        read_meta(path)
+    except StoreError as exc:
+        return str(exc)
+    return None
 
 
 def read_meta_quiet(path: Path) -> dict[str, Any]:
@@ -231,16 +285,35 @@ def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = 
     )
 
 
-def load_runs(results_dir: str | os.PathLike[str] = "results") -> pd.DataFrame:
-    """Every run's summary rows in one DataFrame, with run start time, host and git revision added."""
+def load_runs(results_dir: str | os.PathLike[str] = "results", *, strict: bool = False) -> pd.DataFrame:
+    """Every run's summary rows in one DataFrame, with run start time, host and git revision added.
+
+    A damaged run (unreadable run.json or Parquet part) is left out with a
+    ``DamagedRunWarning`` naming it and why; ``strict=True`` raises its StoreError instead.
+    """
+    extra = ["run_started", "run_host", "git_revision"]
     frames = []
     for path in list_runs(results_dir):
-        run = load_run(path)
+        try:
+            run = load_run(path)
+        except StoreError as exc:
+            if strict:
+                raise
+            warnings.warn(f"skipped damaged run {path.name}: {exc}", DamagedRunWarning, stacklevel=2)
+            continue
+        if run.summary.empty:
+            continue  # nothing measured (every test skipped or failed before a size): no rows
         frame = run.summary.copy()
+        host = run.meta.get("host") or {}
         frame["run_started"] = run.meta.get("started")
-        frame["run_host"] = run.meta.get("host")
+        # A scalar: a dict assigned to a column is aligned on its keys (NaN rows).
+        frame["run_host"] = host.get("hostname")
         frame["git_revision"] = (run.meta.get("git") or {}).get("revision")
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS + ["run_started", "run_host", "git_revision"])
+        return pd.DataFrame(columns=SUMMARY_COLUMNS + extra)
     return pd.concat(frames, ignore_index=True)
+
+
+class DamagedRunWarning(UserWarning):
+    """A run in the results directory could not be read and was left out."""

@@ -34,7 +34,7 @@ import yaml
 from .errors import EXIT_CODES_HELP, SpecError, UsageError
 from .units import format_size, parse_size
 from .workloads import FAMILIES
-from .workloads.catalog import COLLECTIVES, DTYPES, REDOPS
+from .workloads.catalog import COLLECTIVES, DTYPES, NCCL_TYPE_NAMES, REDOPS
 from .workloads.p2p_params import PERFTEST_BINARY
 
 SOURCE = "benchfab run"
@@ -45,8 +45,7 @@ SOURCE = "benchfab run"
 WORKLOAD_ALIASES: dict[str, str] = {alias: name for family in FAMILIES for alias, name in family.aliases.items()}
 
 # nccl-tests -d names (test_typenames) -> benchfab dtypes; benchfab's own names work too.
-NCCL_DTYPES: dict[str, str] = {"half": "float16", "float": "float32", "double": "float64",
-                               **{d: d for d in DTYPES}}
+NCCL_DTYPES: dict[str, str] = {**{nccl: d for d, nccl in NCCL_TYPE_NAMES.items()}, **{d: d for d in DTYPES}}
 NCCL_DTYPES_MISSING = ("uint32", "uint64", "f8e4m3", "f8e5m2")
 
 # perftest: DEF_SIZE_BW / DEF_SIZE_LAT, and -a runs 2 .. 2^23 (MAX_SIZE).

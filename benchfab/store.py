@@ -219,13 +219,37 @@ def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = 
     """
     path = resolve_run_path(run, results_dir)
     meta = read_meta(path)
+    tests = _read_parts(path / "tests", TEST_COLUMNS)
     return Run(
         path=path,
         meta=meta,
-        summary=_read_parts(path / "summary", SUMMARY_COLUMNS),
+        summary=_fill_from_tests(_read_parts(path / "summary", SUMMARY_COLUMNS), tests),
         raw=_read_parts(path / "raw", RAW_COLUMNS),
-        tests=_read_parts(path / "tests", TEST_COLUMNS),
+        tests=tests,
     )
+
+
+def _fill_from_tests(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """Summary parts written before the profile and hosts columns existed: their test's
+    row has both (profile, and the hosts in ``used``), so such runs still group by
+    records.MEASUREMENT_KEY with newer ones."""
+    if summary.empty or tests.empty:
+        return summary
+    by_test = tests.drop_duplicates("test_id").set_index("test_id")
+    hosts = by_test["used"].map(_used_hosts)
+    for column, source in (("profile", by_test["profile"]), ("hosts", hosts)):
+        missing = summary[column].isna()
+        if missing.any():
+            summary.loc[missing, column] = summary.loc[missing, "test_id"].map(source)
+    return summary
+
+
+def _used_hosts(used: Any) -> str | None:
+    try:
+        found = json.loads(used).get("hosts") if isinstance(used, str) else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return ",".join(str(h) for h in found) if isinstance(found, list) else None
 
 
 def load_runs(results_dir: str | os.PathLike[str] = "results") -> pd.DataFrame:

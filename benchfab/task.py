@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from .spec import TestSpec
@@ -68,7 +68,7 @@ class Task:
 RECORD_PREFIX = "@@benchfab "
 
 
-def format_record(record: dict[str, Any]) -> str:
+def format_record(record: Mapping[str, Any]) -> str:
     return RECORD_PREFIX + json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
 
 

@@ -18,13 +18,13 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import BenchfabError
 from .task import Task, format_record
 
 
-def emit(record: dict[str, Any]) -> None:
+def emit(record: Mapping[str, Any]) -> None:
     print(format_record(record), flush=True)
 
 

@@ -71,7 +71,7 @@ class RankContext:
     local_world: int
     addr: str
     port: int
-    emit: Callable[[dict[str, Any]], None]
+    emit: Callable[[Mapping[str, Any]], None]  # one record (benchfab.records) to the controller
     log: Callable[[str], None]
 
 

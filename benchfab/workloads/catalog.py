@@ -28,6 +28,9 @@ DTYPES: dict[str, int] = {
     "float64": 8,
 }
 
+# nccl-tests' names (test_typenames) where they differ from benchfab's.
+NCCL_TYPE_NAMES: dict[str, str] = {"float32": "float", "float64": "double", "float16": "half"}
+
 REDOPS: tuple[str, ...] = ("sum", "prod", "max", "min", "avg")
 
 

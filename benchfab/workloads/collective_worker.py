@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import WorkloadError
+from ..records import CollectiveResult
 from ..task import Task
 from .base import RankContext
 
@@ -96,7 +97,7 @@ def _measure(task: Task, ctx: RankContext, device: Any) -> None:
         if ctx.rank != 0:
             continue
         algbw = res.size_bytes / res.time_s if res.status == "ok" and res.time_s > 0 else None
-        ctx.emit({
+        result: CollectiveResult = {
             "type": "result",
             "test_id": task.test_id,
             "size_bytes": res.size_bytes,
@@ -111,6 +112,7 @@ def _measure(task: Task, ctx: RankContext, device: Any) -> None:
             "status": res.status,
             "reason": res.reason,
             "per_iter_s": res.per_iter_s,
-        })
+        }
+        ctx.emit(result)
     if ctx.rank == 0:
         ctx.emit({"type": "done", "test_id": task.test_id})

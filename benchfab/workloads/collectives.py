@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..records import SummaryRow, row_base
 from ..tables import num
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
-from .catalog import COLLECTIVES
+from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 LOCAL_OP_LATENCY_S = 0.8e-3
 LOCAL_BUS_BW_BPS = 1.5e9
 
-NCCL_TYPE_NAMES = {
-    "float32": "float", "float64": "double", "float16": "half", "bfloat16": "bfloat16",
-    "int8": "int8", "uint8": "uint8", "int32": "int32", "int64": "int64",
-}
 WIDTHS = [12, 12, 10, 7, 6, 11, 9, 9, 8, 11, 9, 9, 8]
 
 

@@ -30,16 +30,8 @@ from ..errors import WorkloadError
 from ..task import Task
 from .catalog import COLLECTIVES, DTYPES
 
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "int8": torch.int8,
-    "uint8": torch.uint8,
-    "int32": torch.int32,
-    "int64": torch.int64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-}
+# benchfab's dtype names are torch's: one list (catalog.DTYPES) for both.
+TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPES}
 
 _REDUCE_OPS = {
     "sum": dist.ReduceOp.SUM,

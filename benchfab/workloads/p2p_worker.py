@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from typing import Any
+from typing import Any, cast
 
 from ..errors import WorkloadError
+from ..records import P2PResult
 from ..task import Task
 from .base import RankContext
 from .catalog import is_gpu_memory
@@ -106,8 +107,9 @@ def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -
             samples = bw_per_iteration_s(completed, int(rec.get("cq_mod") or 1)).tolist()
         else:
             samples = []
-        ctx.emit({"type": "result", "test_id": task.test_id, "status": "ok", "reason": "", "in_place": False,
-                  "per_iter_s": samples, **_clean(rec)})
+        result = cast(P2PResult, {"type": "result", "test_id": task.test_id, "status": "ok", "reason": "",
+                                  "in_place": False, "per_iter_s": samples, **_clean(rec)})
+        ctx.emit(result)
     ctx.emit({"type": "done", "test_id": task.test_id})
 
 

@@ -28,7 +28,7 @@ from pydantic import (
 
 from .errors import SpecError, SpecErrors
 from .units import format_size, parse_duration, parse_size
-from .workloads import family_of
+from .workloads import Problem, family_of
 from .workloads.catalog import COLLECTIVES, Memory, Transport
 from .yamlpos import Path as YPath
 from .yamlpos import YamlPositionError, load_with_lines
@@ -572,28 +572,35 @@ def _check_semantics(
                  "give each test a unique name", name_uses)
         if not (gone_everywhere | gone.get(i, set())) & {"*", "name", *name_uses}:
             names.setdefault(test.name, i)
-        for problem in family_of(test.workload).problems(test):
+        for problem in _entry_problems(spec.backend, test, profiles):
             fail(i, *problem)
-        for p in test.profiles:
-            if p not in profiles:
-                close = difflib.get_close_matches(p, list(profiles), n=1)
-                fail(i, "profiles", f"unknown profile {p!r}",
-                     f"did you mean {close[0]!r}?" if close
-                     else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}")
-        pl = test.placement
-        if spec.backend == "local" and pl.pattern not in ("local", "group"):
-            fail(i, "placement", f"pattern {pl.pattern!r} places ranks on several nodes",
-                 "use backend: kubernetes, or pattern: local", ("backend",))
-        if spec.backend == "local" and pl.nodes != 1:
-            fail(i, "placement", f"the local backend has one node, placement asks for {pl.nodes}",
-                 "set placement.nodes: 1 or use backend: kubernetes", ("backend",))
-        if test.cuda_graph and test.device == "cpu":
-            fail(i, "cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests", ("device",))
     if spec.backend == "kubernetes" and not spec.image and not gone_everywhere & {"backend", "image"}:
         problems.append(SpecError("backend kubernetes needs the worker image", source=source,
                                   line=_line_for(("backend",), lines), field="image",
                                   hint="add image: <registry>/benchfab-worker:<tag>"))
     return problems
+
+
+def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
+    """What is wrong with one resolved test: its family's rules, then the rest."""
+    found = family_of(test.workload).problems(test)
+    for p in test.profiles:
+        if p not in profiles:
+            close = difflib.get_close_matches(p, list(profiles), n=1)
+            found.append(Problem("profiles", f"unknown profile {p!r}",
+                                 f"did you mean {close[0]!r}?" if close
+                                 else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}"))
+    pl = test.placement
+    if backend == "local" and pl.pattern not in ("local", "group"):
+        found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
+                             "use backend: kubernetes, or pattern: local", ("backend",)))
+    if backend == "local" and pl.nodes != 1:
+        found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
+                             "set placement.nodes: 1 or use backend: kubernetes", ("backend",)))
+    if test.cuda_graph and test.device == "cpu":
+        found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
+                             ("device",)))
+    return found
 
 
 def _line_for(path: YPath, lines: dict[YPath, int]) -> int | None:

@@ -5,8 +5,9 @@ The worker calls one function::
 
     records = run_rdma_pair(role, params, exchange)
 
-``role`` is "server" or "client"; ``params`` a dict (see benchfab.workloads.p2p_params.RdmaParams: workload or test,
-sizes, iterations, transport, engine, memory, device, gid_index, peer_host...);
+``role`` is "server" or "client"; ``params`` a dict (see RdmaParams in
+benchfab.workloads.p2p_params, with the point-to-point rules: workload or test, sizes,
+iterations, transport, engine, memory, device, gid_index, peer_host...);
 ``exchange(key, payload) -> peer_payload`` a two-sided out-of-band call both ranks make
 with the same keys in the same order (SocketExchange here, or one over a TCPStore).
 The client returns one record per message size (SI units, keys in RECORD_KEYS);

@@ -51,9 +51,9 @@ tests:
 
 
 def _outcome(test_id: str, rec: dict[str, typing.Any]) -> backend_base.TestOutcome:
-    return backend_base.TestOutcome(test_id, "ok", results=[{"type": "result", "test_id": test_id, "status": "ok", "reason": "",
-                                                              "per_iter_s": [1e-6], **rec}],
-                       env=[{"rank": 0, "device": "cpu", "transport": "gloo"}])
+    result = {"type": "result", "test_id": test_id, "status": "ok", "reason": "", "per_iter_s": [1e-6], **rec}
+    return backend_base.TestOutcome(test_id, "ok", results=[result],
+                                    env=[{"rank": 0, "device": "cpu", "transport": "gloo"}])
 
 
 def test_summary_rows_carry_the_measurement_key() -> None:

@@ -277,7 +277,8 @@ def fail_on_wrong_data(outcome: TestOutcome) -> None:
     sizes = ", ".join(sorted({str(r["size_bytes"]) for r in bad}, key=int))
     outcome.status = "failed"
     outcome.reason = (f"{total} wrong element(s) in the data check at size(s) {sizes} B "
-                      f"(fix: look for a bad link or node in this test's hosts)" + (f"; {outcome.reason}" if outcome.reason else ""))
+                      f"(fix: look for a bad link or node in this test's hosts)"
+                      + (f"; {outcome.reason}" if outcome.reason else ""))
 
 
 def format_results(title: str, workload: str, dtype: str, redop: str, root: int,

@@ -240,6 +240,8 @@ def _fill_from_tests(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame
     for column, source in (("profile", by_test["profile"]), ("hosts", hosts)):
         missing = summary[column].isna()
         if missing.any():
+            # An all-null column may come back typed as Arrow's null type, which holds no text.
+            summary[column] = summary[column].astype(object)
             summary.loc[missing, column] = summary.loc[missing, "test_id"].map(source)
     return summary
 

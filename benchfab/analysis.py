@@ -8,7 +8,10 @@ from __future__ import annotations
 import pandas as pd
 
 from .units import format_size
-from .workloads.catalog import POINT_TO_POINT
+from .workloads import family_of
+from .workloads.point_to_point import p2p_table
+
+__all__ = ["LOG_Y_RATIO", "bandwidth_table", "curve_label", "curves", "ok_rows", "p2p_table", "size_ticks", "y_scale"]
 
 CURVE_KEYS = ["run_id", "test_id", "workload", "ranks", "dtype", "redop", "transport", "fabric", "mode", "in_place"]
 
@@ -36,10 +39,7 @@ def curves(summary: pd.DataFrame, column: str = "time_s") -> dict[tuple[object, 
 
 def curve_label(curve: pd.DataFrame) -> str:
     first = curve.iloc[0]
-    if first["workload"] in POINT_TO_POINT:
-        return f"{first['test_id']} ({first['transport']}, {first['engine']}, {first['memory']})"
-    place = "in-place" if bool(first["in_place"]) else "out-of-place"
-    return f"{first['test_id']} ({first['transport']}, {place})"
+    return family_of(str(first["workload"])).curve_label({str(k): v for k, v in first.items()})
 
 
 def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
@@ -68,28 +68,6 @@ def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
         "wrong": grouped["wrong"].sum(min_count=1),
     })
     return table.reset_index()
-
-
-def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per point-to-point test: best BW average and BW peak (Gb/s), lowest median latency.
-
-    BW peak is NaN for tcp: send() returns once the kernel has copied the bytes, so
-    perftest's per-message peak measures that copy, not the link (see tables.TCP_NO_PEAK)."""
-    columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
-    rows = ok_rows(summary)
-    if not rows.empty:
-        rows = rows[rows["workload"].isin(list(POINT_TO_POINT))]
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
-    table = pd.DataFrame({
-        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
-        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
-                             else grouped["bw_avg_Bps"].max() * float("nan")),
-        "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
-    }).reset_index()
-    table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
-    return table[columns]
 
 
 # One rule for every figure's y axis: linear from zero, so that a 12 -> 21 -> 15 Gb/s

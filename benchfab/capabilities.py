@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .workloads.catalog import POINT_TO_POINT, is_gpu_memory, is_point_to_point
+from .workloads import family_of
+from .workloads.p2p_params import PERFTEST_BINARY
 
 if TYPE_CHECKING:
     from .spec import TestSpec
@@ -61,35 +62,10 @@ def probe_host() -> HostCapabilities:
         gpus=visible_gpus(),
         rdma_devices=devices,
         native=importlib.util.find_spec("benchfab._native") is not None,
-        perftest=tuple(b for b in POINT_TO_POINT.values() if shutil.which(b)),
+        perftest=tuple(b for b in PERFTEST_BINARY.values() if shutil.which(b)),
     )
 
 
 def why_unrunnable(spec: TestSpec, host: HostCapabilities) -> str | None:
     """Why ``spec`` cannot run on ``host`` (one line with the fix), or None if it can."""
-    ranks = spec.ranks
-    if spec.device == "cuda" and not is_point_to_point(spec.workload) and host.gpus < ranks:
-        return (f"device: cuda needs {ranks} GPU(s), one per rank, and this host has {host.gpus} "
-                "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")
-    if is_gpu_memory(spec.memory) and host.gpus == 0:
-        return (f"memory: {spec.memory} needs a GPU and this host has none "
-                "(fix: run it on a GPU host, or set memory: host)")
-    if not is_point_to_point(spec.workload):
-        return None
-    if spec.engine == "native" and not host.native:
-        return ("the compiled hot path benchfab._native is not built "
-                "(fix: install libibverbs-dev and rerun scripts/setup.sh, or pip install -e . again)")
-    if spec.transport != "verbs":
-        return None
-    if not host.rdma_devices:
-        return ("it needs an RDMA device and this host has none with an ACTIVE port (/sys/class/infiniband) "
-                "(fix: run it on a host with a ConnectX NIC, or in scripts/softroce-vm.sh; transport: tcp needs none)")
-    wanted = spec.rdma.device
-    if wanted is not None and wanted not in host.rdma_devices:
-        return (f"rdma.device {wanted} is not on this host (ACTIVE: {', '.join(host.rdma_devices)}) "
-                f"(fix: set rdma.device to one of them, or null for the first ACTIVE one)")
-    binary = POINT_TO_POINT.get(spec.workload)
-    if spec.engine == "perftest" and binary not in host.perftest:
-        return f"engine: perftest needs {binary} on PATH (fix: apt install perftest, or use engine: native)"
-    return None
-
+    return family_of(spec.workload).why_unrunnable(spec, host)

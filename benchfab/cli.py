@@ -59,7 +59,7 @@ def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .sweep import make_plan
-    from .workloads.catalog import PERFTEST_ITERATIONS
+    from .workloads import family_of
 
     spec = load_spec(args.spec)
     notes: list[str] = []
@@ -86,12 +86,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for t in rnd.tests:
             s = t.spec
             sizes = f"{format_size(min(s.sizes))}..{format_size(max(s.sizes))} ({len(s.sizes)})"
-            if s.duration is not None:
-                iters = f"{s.duration:g}s"
-            elif s.iterations is None:  # point-to-point: perftest's default count
-                iters = str(PERFTEST_ITERATIONS[s.workload])
-            else:
-                iters = str(s.iterations)
+            iters = family_of(s.workload).timing_label(s)
             place = "/".join("in" if p else "out" for p in s.in_place)
             print(f"{rnd.index:>5}  {t.test_id:<40} {s.workload:<15} {s.ranks:>5} {sizes:<22} {iters:>8} "
                   f"{place:<9} {format_duration(t.estimate_s):>9} {format_duration(t.timeout_s):>8}")
@@ -152,19 +147,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .records import format_results
     from .store import load_run
-    from .tables import format_p2p_table, format_table
-    from .workloads.catalog import is_point_to_point
 
     run = load_run(args.run, args.results)
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
         title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
         records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
-        if is_point_to_point(str(first["workload"])):
-            print(format_p2p_table(title, str(first["workload"]), records))
-        else:
-            print(format_table(title, str(first["dtype"]), str(first["redop"]), int(first["root"]), records))
+        print(format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
+                             int(first["root"]), records))
         print()
     bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
     for _, t in bad.iterrows():

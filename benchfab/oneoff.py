@@ -33,29 +33,19 @@ import yaml
 
 from .errors import EXIT_CODES_HELP, SpecError, UsageError
 from .units import format_size, parse_size
-from .workloads.catalog import COLLECTIVES, DTYPES, POINT_TO_POINT, REDOPS
+from .workloads import FAMILIES
+from .workloads.catalog import COLLECTIVES, DTYPES, NCCL_TYPE_NAMES, REDOPS
+from .workloads.p2p_params import PERFTEST_BINARY
 
 SOURCE = "benchfab run"
 
 # -- workload names ----------------------------------------------------------
 
-# benchfab's names, the nccl-tests binaries (all_reduce_perf...) and their stems.
-COLLECTIVE_ALIASES: dict[str, str] = {}
-for _name, _coll in COLLECTIVES.items():
-    COLLECTIVE_ALIASES[_name] = _name
-    COLLECTIVE_ALIASES[_coll.nccl_name] = _name  # all_reduce_perf
-    COLLECTIVE_ALIASES[_coll.nccl_name.removesuffix("_perf")] = _name  # all_reduce, alltoall
-COLLECTIVE_ALIASES["allgather"] = "all_gather"
-COLLECTIVE_ALIASES["reducescatter"] = "reduce_scatter"
-
-P2P_ALIASES: dict[str, str] = {}
-for _name, _binary in POINT_TO_POINT.items():
-    P2P_ALIASES[_name] = _name
-    P2P_ALIASES[_binary] = _name  # ib_write_bw, ib_write_lat
+# benchfab's names, the nccl-tests binaries (all_reduce_perf...) and their stems, perftest's binaries.
+WORKLOAD_ALIASES: dict[str, str] = {alias: name for family in FAMILIES for alias, name in family.aliases.items()}
 
 # nccl-tests -d names (test_typenames) -> benchfab dtypes; benchfab's own names work too.
-NCCL_DTYPES: dict[str, str] = {"half": "float16", "float": "float32", "double": "float64",
-                               **{d: d for d in DTYPES}}
+NCCL_DTYPES: dict[str, str] = {**{nccl: d for d, nccl in NCCL_TYPE_NAMES.items()}, **{d: d for d in DTYPES}}
 NCCL_DTYPES_MISSING = ("uint32", "uint64", "f8e4m3", "f8e5m2")
 
 # perftest: DEF_SIZE_BW / DEF_SIZE_LAT, and -a runs 2 .. 2^23 (MAX_SIZE).
@@ -66,14 +56,14 @@ PERFTEST_ALL_SIZES = {"min": 2, "max": 1 << 23, "factor": 2}
 def resolve_workload(name: str) -> str:
     """benchfab's workload for a name the user typed (benchfab's, nccl-tests' or perftest's)."""
     key = name.strip()
-    found = COLLECTIVE_ALIASES.get(key) or P2P_ALIASES.get(key)
+    found = WORKLOAD_ALIASES.get(key)
     if found:
         return found
-    known = sorted(set(COLLECTIVE_ALIASES) | set(P2P_ALIASES))
+    known = sorted(WORKLOAD_ALIASES)
     close = difflib.get_close_matches(key, known, n=1)
     raise UsageError(f"unknown workload {name!r}",
                      hint=f"did you mean {close[0]}?" if close else
-                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(POINT_TO_POINT)} "
+                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(PERFTEST_BINARY)} "
                      "(or a nccl-tests / perftest binary name such as all_reduce_perf, ib_write_bw)")
 
 

@@ -15,14 +15,7 @@ from dataclasses import dataclass, field
 from .errors import PlacementError
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
-from .workloads.catalog import COLLECTIVES, PERFTEST_ITERATIONS, is_point_to_point
-
-# Cost model of one op for the estimate: latency + bytes moved / bandwidth.
-# Figures for gloo between local processes on a small VM (see
-# shared reference: ~0.6-1 ms at 8 B, ~1.3 GB/s algbw at 128 MiB).
-LOCAL_OP_LATENCY_S = 0.8e-3
-LOCAL_BUS_BW_BPS = 1.5e9
-LOCAL_STARTUP_S = 2.5  # python + torch import + rendezvous for a test's ranks
+from .workloads import family_of
 
 
 @dataclass(frozen=True)
@@ -41,28 +34,13 @@ class PlannedTest:
     members: tuple[tuple[str, int], ...] = ()
 
     def task(self) -> Task:
-        s = self.spec
-        return Task(
-            test_id=self.test_id,
-            workload=s.workload,
-            ranks=s.ranks,
-            sizes=list(s.sizes),
+        return Task.for_test(
+            self.test_id,
+            self.spec,
             dtype=self.dtype,
             op=self.op,
-            iterations=s.iterations,
-            duration=s.duration,
-            warmup=s.warmup,
-            in_place=list(s.in_place),
-            check=s.check,
-            root=s.root,
-            device=s.device,
-            cuda_graph=s.cuda_graph,
             rendezvous_timeout=max(30.0, min(self.timeout_s, 600.0)),
             labels={"profile": self.profile_name, "fabric": self.profile.fabric, "mode": self.profile.mode},
-            transport=s.transport,
-            engine=s.engine,
-            memory=s.memory,
-            rdma=s.rdma.model_dump(),
         )
 
     @property
@@ -92,46 +70,9 @@ class Plan:
         return sum(max((t.estimate_s for t in r.tests), default=0.0) for r in self.rounds)
 
 
-def estimate_op_seconds(workload: str, size_bytes: int, nranks: int, cores: int) -> float:
-    """Rough time of one collective op on the local backend."""
-    moved = size_bytes * COLLECTIVES[workload].factor(max(nranks, 2))
-    oversubscribed = max(1.0, nranks / max(cores, 1))
-    return (LOCAL_OP_LATENCY_S + moved / LOCAL_BUS_BW_BPS) * oversubscribed
-
-
-# Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
-# of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
-# only make the estimate pessimistic, which is the safe side for timeouts).
-P2P_BW_BPS = {"tcp": 1.0e9, "verbs": 2.0e7}
-P2P_LAT_S = {"tcp": 30e-6, "verbs": 60e-6}
-
-
-def estimate_p2p_seconds(spec: TestSpec) -> float:
-    bw, lat = P2P_BW_BPS[spec.transport], P2P_LAT_S[spec.transport]
-    bw_test = spec.workload == "rdma_write_bw"
-    iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
-    total = LOCAL_STARTUP_S
-    for size in spec.sizes:
-        if spec.duration is not None:
-            total += spec.duration
-        elif bw_test:
-            total += (iters + spec.warmup) * size / bw + 0.05
-        else:
-            total += (iters + spec.warmup) * 2 * (lat + size / bw)
-    return total
-
-
 def estimate_test_seconds(spec: TestSpec, cores: int) -> float:
-    if is_point_to_point(spec.workload):
-        return estimate_p2p_seconds(spec)
-    total = LOCAL_STARTUP_S
-    for size in spec.sizes:
-        op_s = estimate_op_seconds(spec.workload, size, spec.ranks, cores)
-        for _ in spec.in_place:
-            timed = spec.duration if spec.duration is not None else (spec.iterations or 0) * op_s
-            extra_ops = spec.warmup + (1 if spec.check else 0) + 4  # barrier + combine + check sync
-            total += timed + extra_ops * op_s
-    return total
+    """Rough wall time of one test on the local backend (its family's cost model)."""
+    return family_of(spec.workload).estimate_seconds(spec, cores)
 
 
 def make_test_id(spec: TestSpec, profile: str, dtype: str, op: str, repeat: int, multi_profile: bool) -> str:

@@ -16,7 +16,6 @@ Every figure follows the same two rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -25,11 +24,10 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.figure  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from .analysis import LOG_Y_RATIO, bandwidth_table, curve_label, curves, p2p_table, size_ticks, y_scale  # noqa: E402
+from .analysis import LOG_Y_RATIO, curve_label, curves, size_ticks, y_scale  # noqa: E402
 from .store import Run  # noqa: E402
-from .workloads.catalog import COLLECTIVES  # noqa: E402
+from .workloads import FAMILIES, FigureSpec  # noqa: E402
 
 # Fixed (not from rcParams, which a user style could shorten): matplotlib's tab10.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -46,26 +44,8 @@ def curve_style(index: int, in_place: bool = False) -> tuple[str, str, str]:
     return PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)], family[1 if in_place else 0]
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    file: str
-    column: str
-    scale: float
-    ylabel: str
-    title: str
-    workloads: tuple[str, ...]
-    band: str | None = None
-
-
-FIGURES = (
-    FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
-               tuple(COLLECTIVES)),
-    FigureSpec("time.png", "time_s", 1e6, "time per op (us)", "Time per op vs message size", tuple(COLLECTIVES)),
-    FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
-               "Write bandwidth vs message size (perftest semantics)", ("rdma_write_bw",)),
-    FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-               "Write latency vs message size (perftest t_typical)", ("rdma_write_lat",), band="lat_p99_s"),
-)
+# Each family's figures, collectives first (busbw.png, time.png, p2p_bw.png, p2p_lat.png).
+FIGURES: tuple[FigureSpec, ...] = tuple(fig for family in FAMILIES for fig in family.figures)
 
 
 def build_figure(run: Run, fig_spec: FigureSpec) -> matplotlib.figure.Figure | None:
@@ -158,27 +138,8 @@ def markdown_summary(run: Run, images: list[str]) -> str:
     for _, t in run.tests.sort_values("test_id").iterrows() if not run.tests.empty else []:
         reason = str(t["reason"] or "").replace("|", "\\|")
         lines.append(f"| {t['test_id']} | {t['workload']} | {t['ranks']} | {t['status']} | {reason} |")
-    table = bandwidth_table(run.summary)
-    lines += ["", "## Bandwidth (GB/s = 1e9 B/s)", "", "| test | peak busbw | avg busbw | min time (us) | #wrong |",
-              "|---|---|---|---|---|"]
-    for _, r in table.iterrows():
-        wrong = "N/A" if pd.isna(r["wrong"]) else str(int(r["wrong"]))
-        lines.append(f"| {r['test_id']} | {r['peak_busbw_GBps']:.3f} | {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
-    p2p = p2p_table(run.summary)
-    if not p2p.empty:
-        lines += ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip)", "",
-                  "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() "
-                  "returns once the kernel has copied the bytes, not when they arrive.", "",
-                  "| test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) | min t_typical (us) |",
-                  "|---|---|---|---|---|---|---|"]
-        for _, r in p2p.iterrows():
-            bw = "" if pd.isna(r["max_bw_avg_Gbps"]) else f"{r['max_bw_avg_Gbps']:.3f}"
-            if r["workload"] != "rdma_write_bw":
-                peak = ""
-            else:
-                peak = "-" if pd.isna(r["max_bw_peak_Gbps"]) else f"{r['max_bw_peak_Gbps']:.3f}"
-            lat = "" if pd.isna(r["min_lat_median_us"]) else f"{r['min_lat_median_us']:.2f}"
-            lines.append(f"| {r['test_id']} | {r['workload']} | {r['transport']} | {r['engine']} | {bw} | {peak} | {lat} |")
+    for family in FAMILIES:
+        lines += family.report_section(run.summary)
     if images:
         lines += [""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"

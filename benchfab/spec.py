@@ -28,7 +28,8 @@ from pydantic import (
 
 from .errors import SpecError, SpecErrors
 from .units import format_size, parse_duration, parse_size
-from .workloads.catalog import COLLECTIVES, is_gpu_memory, is_point_to_point
+from .workloads import Problem, family_of
+from .workloads.catalog import COLLECTIVES, Memory, Transport
 from .yamlpos import Path as YPath
 from .yamlpos import YamlPositionError, load_with_lines
 
@@ -99,18 +100,15 @@ def _sizes(value: object) -> object:
 
 Size = Annotated[int, BeforeValidator(_size)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
+# Spelled out for type checkers and pydantic; tests check they match workloads.WORKLOADS
+# and workloads.catalog.DTYPES / REDOPS.
 Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "rdma_write_bw", "rdma_write_lat"]
-# Spelled out for type checkers; tests check they match workloads.catalog.
 DType = Literal["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
 RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]
 Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
-Transport = Literal["verbs", "tcp"]
 Engine = Literal["native", "perftest"]
-# hugepages: host memory on 2 MiB pages. cuda: DMA-BUF, else nvidia-peermem; cuda-dmabuf /
-# cuda-peermem force one registration path.
-Memory = Literal["host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"]
 Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology", "retest"]
 LeafScope = Literal["same-leaf", "cross-leaf", "any"]
 
@@ -359,9 +357,6 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
             value = getattr(layer, key)
             if value is not None:
                 merged[key] = value
-    point_to_point = is_point_to_point(merged["workload"])
-    if point_to_point and all(layer.iterations is None and layer.duration is None for layer in (test, spec.defaults)):
-        merged["iterations"] = None  # perftest's own defaults: 5000 for bw, 1000 for lat
     sizes = merged["sizes"]
     size_list = sizes.expand() if isinstance(sizes, SizeRange) else sorted(set(sizes))
     # iterations and duration are two ways of saying how long to time a size:
@@ -373,6 +368,8 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
         if layer.iterations is not None:
             merged["duration"] = None
             break
+    timing_given = any(layer.iterations is not None or layer.duration is not None for layer in (test, spec.defaults))
+    family_of(merged["workload"]).resolve(merged, timing_given)
     name = merged.get("name") or f"{merged['workload']}-{index}"
     if test.name is None:
         name = f"{merged['workload']}-{index}"
@@ -383,12 +380,12 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
         workload=merged["workload"],
         ranks=merged["ranks"],
         sizes=size_list,
-        dtypes=["none"] if point_to_point else merged["dtypes"],
-        ops=["none"] if point_to_point or not COLLECTIVES[merged["workload"]].reduces else merged["ops"],
+        dtypes=merged["dtypes"],
+        ops=merged["ops"],
         iterations=merged["iterations"],
         duration=merged["duration"],
         warmup=merged["warmup"],
-        in_place=[False] if point_to_point else sorted(merged["in_place"]),
+        in_place=merged["in_place"],
         check=merged["check"],
         root=merged["root"],
         timeout=merged["timeout"],
@@ -575,49 +572,35 @@ def _check_semantics(
                  "give each test a unique name", name_uses)
         if not (gone_everywhere | gone.get(i, set())) & {"*", "name", *name_uses}:
             names.setdefault(test.name, i)
-        if is_point_to_point(test.workload):
-            if test.ranks != 2:
-                fail(i, "ranks", f"{test.workload} runs between exactly 2 ranks, not {test.ranks}", "set ranks: 2",
-                     ("workload",))
-            if test.workload == "rdma_write_lat" and is_gpu_memory(test.memory):
-                fail(i, "memory", "the latency test polls the receive buffer with the CPU, which GPU memory does not allow",
-                     "use memory: host for rdma_write_lat", ("workload",))
-            if test.transport == "tcp" and test.memory != "host":
-                fail(i, "memory", "the tcp transport sends from plain host memory only", "use memory: host or transport: verbs",
-                     ("workload", "transport"))
-            if is_gpu_memory(test.memory) and test.device == "cpu":
-                fail(i, "device", f"memory: {test.memory} needs a GPU but device is cpu",
-                     "set device: auto or cuda, or memory: host", ("workload", "memory"))
-            if test.engine == "perftest" and test.transport == "tcp":
-                fail(i, "engine", "perftest runs over verbs only", "use engine: native for transport: tcp",
-                     ("workload", "transport"))
-            if test.iterations is not None and test.iterations < 5:
-                fail(i, "iterations", "perftest's loops need at least 5 iterations", "use iterations: 5 or more",
-                     ("workload", "duration"))
-        collective = COLLECTIVES.get(test.workload)
-        if collective is not None and collective.rooted and test.root >= test.ranks:
-            fail(i, "root", f"root {test.root} does not exist with {test.ranks} ranks", f"use a root below {test.ranks}",
-                 ("workload", "ranks"))
-        for p in test.profiles:
-            if p not in profiles:
-                close = difflib.get_close_matches(p, list(profiles), n=1)
-                fail(i, "profiles", f"unknown profile {p!r}",
-                     f"did you mean {close[0]!r}?" if close
-                     else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}")
-        pl = test.placement
-        if spec.backend == "local" and pl.pattern not in ("local", "group"):
-            fail(i, "placement", f"pattern {pl.pattern!r} places ranks on several nodes",
-                 "use backend: kubernetes, or pattern: local", ("backend",))
-        if spec.backend == "local" and pl.nodes != 1:
-            fail(i, "placement", f"the local backend has one node, placement asks for {pl.nodes}",
-                 "set placement.nodes: 1 or use backend: kubernetes", ("backend",))
-        if test.cuda_graph and test.device == "cpu":
-            fail(i, "cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests", ("device",))
+        for problem in _entry_problems(spec.backend, test, profiles):
+            fail(i, *problem)
     if spec.backend == "kubernetes" and not spec.image and not gone_everywhere & {"backend", "image"}:
         problems.append(SpecError("backend kubernetes needs the worker image", source=source,
                                   line=_line_for(("backend",), lines), field="image",
                                   hint="add image: <registry>/benchfab-worker:<tag>"))
     return problems
+
+
+def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
+    """What is wrong with one resolved test: its family's rules, then the rest."""
+    found = family_of(test.workload).problems(test)
+    for p in test.profiles:
+        if p not in profiles:
+            close = difflib.get_close_matches(p, list(profiles), n=1)
+            found.append(Problem("profiles", f"unknown profile {p!r}",
+                                 f"did you mean {close[0]!r}?" if close
+                                 else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}"))
+    pl = test.placement
+    if backend == "local" and pl.pattern not in ("local", "group"):
+        found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
+                             "use backend: kubernetes, or pattern: local", ("backend",)))
+    if backend == "local" and pl.nodes != 1:
+        found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
+                             "set placement.nodes: 1 or use backend: kubernetes", ("backend",)))
+    if test.cuda_graph and test.device == "cpu":
+        found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
+                             ("device",)))
+    return found
 
 
 def _line_for(path: YPath, lines: dict[YPath, int]) -> int | None:

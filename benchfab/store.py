@@ -16,7 +16,8 @@ append-only (nothing already stored is rewritten when a test finishes), and
 
 Schema history:
     1  first version (2026-11): collectives and point-to-point columns in one
-       tidy summary table (columns that do not apply are null).
+       tidy summary table (columns that do not apply are null). Summary columns
+       added since (profile, hosts: 2026-12) are read as null from older parts.
 """
 
 from __future__ import annotations
@@ -29,29 +30,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from . import records
 from .errors import StoreError
+from .records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow
 
-SCHEMA_VERSION = 1
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
-SUMMARY_COLUMNS = [
-    "schema_version", "run_id", "test_id", "test_name", "workload", "collective", "engine", "backend",
-    "transport", "fabric", "mode", "memory", "nodes", "ranks", "size_bytes", "count", "dtype", "redop",
-    "root", "in_place", "method", "iterations", "time_s", "algbw_Bps", "busbw_Bps", "wrong", "status", "reason",
-    # point-to-point (rdma_write_bw / rdma_write_lat), perftest's figures in SI units
-    "bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s", "lat_stdev_s",
-    "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "rdma_device", "port", "gid_index", "link_layer",
-    "mtu", "tx_depth", "cq_mod", "post_list",
-]
-RAW_COLUMNS = ["run_id", "test_id", "size_bytes", "in_place", "iteration", "time_s"]
-TEST_COLUMNS = [
-    "run_id", "test_id", "test_name", "workload", "profile", "fabric", "mode", "ranks", "nodes", "dtype",
-    "redop", "status", "reason", "log_tail", "started", "ended", "duration_s", "used",
-]
+# The columns of each table, from the record schema (benchfab.records).
+SUMMARY_COLUMNS = list(records.SUMMARY_COLUMNS)
+RAW_COLUMNS = list(records.RAW_COLUMNS)
+TEST_COLUMNS = list(records.TEST_COLUMNS)
 
 
 def new_run_id(spec_name: str) -> str:
@@ -114,7 +106,7 @@ class RunStore:
         meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **meta}
         atomic_write_bytes(self.path / "run.json", (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode())
 
-    def write_test(self, test_row: dict[str, Any], summary_rows: list[dict[str, Any]], raw_rows: list[dict[str, Any]]) -> None:
+    def write_test(self, test_row: TestRow, summary_rows: Sequence[SummaryRow], raw_rows: Sequence[RawRow]) -> None:
         """Store one finished (or interrupted) test. Summary and raw go first, the
         tests/ row last: a test counts as stored only once its row exists."""
         tid = test_row["test_id"]
@@ -130,8 +122,8 @@ class RunStore:
         return set(tests.loc[tests["status"] == "ok", "test_id"])
 
 
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns)
+def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=columns)
     # Columns that are all-None would be stored as a null type; give them a
     # real one so parts concatenate cleanly.
     for col in columns:
@@ -150,7 +142,12 @@ def _read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
     frames = [f for f in (_read_part(p, columns) for p in parts) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    # Parts written before a column was added lack it: it reads as null.
+    for col in columns:
+        if col not in frame.columns:
+            frame[col] = None
+    return frame
 
 
 def _read_part(part: Path, columns: list[str]) -> pd.DataFrame:
@@ -276,13 +273,39 @@ def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = 
     """
     path = resolve_run_path(run, results_dir)
     meta = read_meta(path)
+    tests = _read_parts(path / "tests", TEST_COLUMNS)
     return Run(
         path=path,
         meta=meta,
-        summary=_read_parts(path / "summary", SUMMARY_COLUMNS),
+        summary=_fill_from_tests(_read_parts(path / "summary", SUMMARY_COLUMNS), tests),
         raw=_read_parts(path / "raw", RAW_COLUMNS),
-        tests=_read_parts(path / "tests", TEST_COLUMNS),
+        tests=tests,
     )
+
+
+def _fill_from_tests(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """Summary parts written before the profile and hosts columns existed: their test's
+    row has both (profile, and the hosts in ``used``), so such runs still group by
+    records.MEASUREMENT_KEY with newer ones."""
+    if summary.empty or tests.empty:
+        return summary
+    by_test = tests.drop_duplicates("test_id").set_index("test_id")
+    hosts = by_test["used"].map(_used_hosts)
+    for column, source in (("profile", by_test["profile"]), ("hosts", hosts)):
+        missing = summary[column].isna()
+        if missing.any():
+            # An all-null column may come back typed as Arrow's null type, which holds no text.
+            summary[column] = summary[column].astype(object)
+            summary.loc[missing, column] = summary.loc[missing, "test_id"].map(source)
+    return summary
+
+
+def _used_hosts(used: Any) -> str | None:
+    try:
+        found = json.loads(used).get("hosts") if isinstance(used, str) else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return ",".join(str(h) for h in found) if isinstance(found, list) else None
 
 
 def load_runs(results_dir: str | os.PathLike[str] = "results", *, strict: bool = False) -> pd.DataFrame:

@@ -9,7 +9,6 @@ Ctrl-C / SIGTERM stores what the interrupted test had measured, marks the run
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -23,9 +22,8 @@ from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BackendError, CapabilityErro
 from .planner import Plan, PlannedTest, plan_local
 from .progress import Progress
 from .spec import SweepSpec, load_spec_text, spec_to_dict
-from .store import SCHEMA_VERSION, RunStore, new_run_id
-from .tables import format_p2p_table, format_table
-from .workloads.catalog import COLLECTIVES, POINT_TO_POINT, is_point_to_point
+from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
+from .store import RunStore, new_run_id
 
 
 @dataclass
@@ -78,129 +76,6 @@ def _batches(plan: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
     """The tests still to run, grouped by plan round (a backend with run_round runs each group at once)."""
     wanted = {t.test_id for t in todo}
     return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in plan.rounds) if b]
-
-
-P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
-              "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
-              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list")
-
-
-def _row_base(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str) -> dict[str, Any]:
-    """The columns every summary row has, whatever the workload."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "test_id": test.test_id,
-        "test_name": test.spec.name,
-        "workload": test.spec.workload,
-        "backend": backend,
-        "fabric": test.profile.fabric,
-        "mode": test.profile.mode,
-        "nodes": len(test.hosts),
-        "ranks": test.spec.ranks,
-        "size_bytes": rec["size_bytes"],
-        "iterations": rec.get("iterations"),
-        "status": rec.get("status", "ok"),
-        "reason": rec.get("reason", ""),
-    }
-
-
-def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[dict[str, Any]]:
-    if is_point_to_point(test.spec.workload):
-        return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
-    env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
-    device = str(env0.get("device", ""))
-    collective = COLLECTIVES[test.spec.workload]
-    return [
-        {
-            **_row_base(run_id, test, rec, backend),
-            "collective": collective.nccl_name,
-            "engine": "torch",
-            "transport": env0.get("transport"),
-            "memory": "cuda" if device.startswith("cuda") else "host",
-            "count": rec["count"],
-            "dtype": test.dtype,
-            "redop": test.op,
-            "root": test.spec.root if collective.rooted else -1,
-            "in_place": rec["in_place"],
-            "method": rec.get("method"),
-            "time_s": rec.get("time_s"),
-            "algbw_Bps": rec.get("algbw_Bps"),
-            "busbw_Bps": rec.get("busbw_Bps"),
-            "wrong": rec.get("wrong"),
-        }
-        for rec in outcome.results
-    ]
-
-
-def p2p_row(run_id: str, test: PlannedTest, rec: dict[str, Any], backend: str = "local") -> dict[str, Any]:
-    """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
-    elapsed / iterations for bandwidth, the median half round trip for latency."""
-    iters = rec.get("iterations")
-    elapsed = rec.get("elapsed_s")
-    if test.spec.workload == "rdma_write_bw":
-        time_s = elapsed / iters if elapsed and iters else None
-    else:
-        time_s = rec.get("lat_median_s")
-    transport = rec.get("transport", test.spec.transport)
-    return {
-        **_row_base(run_id, test, rec, backend),
-        "collective": POINT_TO_POINT[test.spec.workload],
-        "engine": rec.get("engine", test.spec.engine),
-        "transport": transport,
-        "memory": rec.get("memory", test.spec.memory),
-        "count": None,
-        "dtype": "none",
-        "redop": "none",
-        "root": -1,
-        "in_place": False,
-        "method": "rdma_write" if transport == "verbs" else "socket_write",
-        "time_s": time_s,
-        "algbw_Bps": None,
-        "busbw_Bps": None,
-        "wrong": None,
-        "rdma_device": rec.get("device"),
-        **{k: rec.get(k) for k in P2P_FIELDS},
-    }
-
-
-def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[dict[str, Any]]:
-    return [
-        {"run_id": run_id, "test_id": test.test_id, "size_bytes": rec["size_bytes"], "in_place": rec["in_place"],
-         "iteration": i, "time_s": t}
-        for rec in outcome.results
-        for i, t in enumerate(rec.get("per_iter_s") or [])
-    ]
-
-
-def test_row(run_id: str, test: PlannedTest, outcome: TestOutcome) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "test_id": test.test_id,
-        "test_name": test.spec.name,
-        "workload": test.spec.workload,
-        "profile": test.profile_name,
-        "fabric": test.profile.fabric,
-        "mode": test.profile.mode,
-        "ranks": test.spec.ranks,
-        "nodes": len(test.hosts),
-        "dtype": test.dtype,
-        "redop": test.op,
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "log_tail": outcome.log_tail,
-        "started": outcome.started,
-        "ended": outcome.ended,
-        "duration_s": outcome.ended - outcome.started,
-        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
-    }
-
-
-def test_title(test: PlannedTest, outcome: TestOutcome) -> str:
-    env0 = outcome.env[0] if outcome.env else {}
-    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
-    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
-            f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
 
 
 def run_sweep(
@@ -263,7 +138,7 @@ def run_sweep(
         skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
         store.write_test(test_row(run_id, test, skipped), [], [])
         counts["skipped"] = counts.get("skipped", 0) + 1
-        _print_outcome(test, skipped, out)
+        print_outcome(test, skipped, out)
     todo = [t for t in todo if t.test_id not in cannot]
     bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
     current: list[PlannedTest] = []
@@ -288,14 +163,14 @@ def run_sweep(
                 outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]
             current = []
             for i, (test, outcome) in enumerate(zip(batch, outcomes)):
-                _fail_on_wrong_data(outcome)
+                fail_on_wrong_data(outcome)
                 store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend.name), raw_rows(run_id, test, outcome))
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 if i:
                     bar.start_test(test.test_id, test.estimate_s, test.units)
                 bar.end_test(outcome.status, outcome.ended - outcome.started)
                 bar.clear()
-                _print_outcome(test, outcome, out)
+                print_outcome(test, outcome, out)
     except KeyboardInterrupt:
         bar.clear()
         for test in current:
@@ -315,43 +190,6 @@ def run_sweep(
     meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})
     store.write_meta(meta)
     return SweepResult(run_id, store.path, counts)
-
-
-def _fail_on_wrong_data(outcome: TestOutcome) -> None:
-    """A test whose data check counted wrong elements failed, as nccl-tests says FAILED:
-    the numbers of a link that corrupts data are not a measurement to keep as ok."""
-    bad = [r for r in outcome.results if (r.get("wrong") or 0) > 0]
-    if outcome.status != "ok" or not bad:
-        return
-    total = sum(int(r["wrong"]) for r in bad)
-    sizes = ", ".join(sorted({str(r["size_bytes"]) for r in bad}, key=int))
-    outcome.status = "failed"
-    outcome.reason = (f"{total} wrong element(s) in the data check at size(s) {sizes} B "
-                      f"(fix: look for a bad link or node in this test's hosts)" + (f"; {outcome.reason}" if outcome.reason else ""))
-
-
-def _print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:
-    title = test_title(test, outcome)
-    if outcome.results and is_point_to_point(test.spec.workload):
-        print(format_p2p_table(title, test.spec.workload, outcome.results), file=out)
-    elif outcome.results:
-        root = test.spec.root if COLLECTIVES[test.spec.workload].rooted else -1
-        print(format_table(title, test.dtype, test.op, root, outcome.results), file=out)
-    else:
-        print(f"# {title}", file=out)
-    if outcome.status != "ok":
-        print(f"# {outcome.status.upper()}: {outcome.reason}", file=out)
-        for line in outcome.log_tail.splitlines():
-            print(f"#   {line}", file=out)
-    elif outcome.reason:  # ok, with a warning (e.g. NCCL fell back from the fabric to sockets)
-        print(f"# WARNING: {outcome.reason}", file=out)
-    oks = [r for r in outcome.results if r.get("status") == "ok" and r.get("busbw_Bps") is not None]
-    if oks:
-        avg = sum(r["busbw_Bps"] for r in oks) / len(oks) / 1e9
-        wrong = sum(int(r["wrong"] or 0) for r in oks)
-        print(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}", file=out)
-        print(f"# Avg bus bandwidth    : {avg:.4g} GB/s", file=out)
-    print(file=out, flush=True)
 
 
 def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:

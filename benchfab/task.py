@@ -8,12 +8,19 @@ from ``--task`` (a JSON string passed as one argv element, never through a shell
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from .spec import TestSpec
 
 
 @dataclass(frozen=True)
 class Task:
+    """One planned test as its ranks see it. Fields named like TestSpec's are the
+    resolved test's (Task.for_test copies them by name); the others are the planned
+    combination (test_id, dtype, op) and how the controller runs it."""
+
     test_id: str
     workload: str
     ranks: int
@@ -36,6 +43,15 @@ class Task:
     memory: str = "host"
     rdma: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_test(cls, test_id: str, spec: TestSpec, *, dtype: str, op: str, rendezvous_timeout: float,
+                 labels: dict[str, str]) -> "Task":
+        """The task of one planned (test, dtype, op): every Task field the TestSpec has
+        comes from it, so a test field a worker needs is added to Task alone."""
+        from_spec = spec.model_dump(include={f.name for f in fields(cls)})
+        return cls(test_id=test_id, dtype=dtype, op=op, rendezvous_timeout=rendezvous_timeout, labels=labels,
+                   **from_spec)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
@@ -52,7 +68,7 @@ class Task:
 RECORD_PREFIX = "@@benchfab "
 
 
-def format_record(record: dict[str, Any]) -> str:
+def format_record(record: Mapping[str, Any]) -> str:
     return RECORD_PREFIX + json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
 
 

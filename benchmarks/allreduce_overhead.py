@@ -27,7 +27,7 @@ import torch.multiprocessing as mp
 
 from benchfab.task import Task
 from benchfab.units import format_size, parse_size
-from benchfab.workloads.collectives import CollectiveRunner
+from benchfab.workloads.collectives_torch import CollectiveRunner
 
 
 def iterations_for(size: int) -> int:

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchfab.task import Task
-from benchfab.workloads.collectives import CollectiveRunner, count_wrong, expected_output, pattern
+from benchfab.workloads.collectives_torch import CollectiveRunner, count_wrong, expected_output, pattern
 
 
 def _port() -> int:

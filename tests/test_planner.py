@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchfab.errors import PlacementError
-from benchfab.planner import estimate_op_seconds, plan_local
+from benchfab.planner import plan_local
+from benchfab.workloads.collectives import estimate_op_seconds
 from benchfab.spec import load_spec_text
 
 SPEC = """\

@@ -16,7 +16,7 @@ import benchfab
 from benchfab.analysis import LOG_Y_RATIO, p2p_table, y_scale
 from benchfab.report import FIGURES, build_figure, curve_style, write_report
 from benchfab.store import RunStore
-from benchfab.tables import TCP_NO_PEAK, format_p2p_table
+from benchfab.workloads.point_to_point import TCP_NO_PEAK, format_p2p_table
 
 from helpers import ROOT
 

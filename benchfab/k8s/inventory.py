@@ -13,7 +13,7 @@ from typing import Any
 
 from ..placement import NodeInfo
 from ..spec import SweepSpec, TestSpec
-from ..workloads.catalog import is_gpu_memory, is_point_to_point
+from ..workloads import family_of
 from .client import Kube
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
@@ -109,12 +109,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
 def gpus_per_rank(spec: SweepSpec, profile: str) -> int:
     """1 if any test of the profile may run on GPUs, else 0: collectives with device
     auto/cuda, point-to-point tests only with GPU memory."""
-    def on_gpu(t: TestSpec) -> bool:
-        if is_point_to_point(t.workload):
-            return is_gpu_memory(t.memory)
-        return t.device != "cpu"
-
-    return 1 if any(on_gpu(t) for t in spec.resolved_tests() if profile in t.profiles) else 0
+    return 1 if any(family_of(t.workload).on_gpu(t) for t in spec.resolved_tests() if profile in t.profiles) else 0
 
 
 HUGEPAGE_MIB = 2

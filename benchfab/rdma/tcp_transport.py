@@ -19,7 +19,7 @@ from benchfab.native import HAVE_NATIVE, require_native
 
 from . import stats
 from .oob import Exchange
-from .params import RdmaParams, make_record
+from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 
 def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:

@@ -32,7 +32,7 @@ from benchfab.workloads.catalog import is_gpu_memory
 from . import cuda_memory
 from .discovery import PortChoice, select_port
 from .oob import Exchange
-from .params import RdmaParams, make_record
+from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 
 def _pattern(size: int) -> bytes:

@@ -15,7 +15,7 @@ rank's buffer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 DTYPES: dict[str, int] = {
     "int8": 1,
@@ -27,6 +27,9 @@ DTYPES: dict[str, int] = {
     "float32": 4,
     "float64": 8,
 }
+
+# nccl-tests' names (test_typenames) where they differ from benchfab's.
+NCCL_TYPE_NAMES: dict[str, str] = {"float32": "float", "float64": "double", "float16": "half"}
 
 REDOPS: tuple[str, ...] = ("sum", "prod", "max", "min", "avg")
 
@@ -76,21 +79,12 @@ COLLECTIVES: dict[str, Collective] = {
 }
 
 
-# Point-to-point workloads: two ranks, the native (or perftest) engine, perftest's
-# semantics. Values: the perftest binary each one mirrors.
-POINT_TO_POINT: dict[str, str] = {
-    "rdma_write_bw": "ib_write_bw",
-    "rdma_write_lat": "ib_write_lat",
-}
-
-
-# perftest's default iteration counts (DEF_ITERS_WB for write bw, DEF_ITERS otherwise),
-# used when a point-to-point test gives neither iterations nor duration.
-PERFTEST_ITERATIONS: dict[str, int] = {"rdma_write_bw": 5000, "rdma_write_lat": 1000}
-
-
-def is_point_to_point(workload: str) -> bool:
-    return workload in POINT_TO_POINT
+# The one spelling of these settings: the spec validates them, the point-to-point
+# engines take them (benchfab.workloads.p2p_params).
+Transport = Literal["verbs", "tcp"]
+# hugepages: host memory on 2 MiB pages. cuda: DMA-BUF, else nvidia-peermem; cuda-dmabuf /
+# cuda-peermem force one registration path.
+Memory = Literal["host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"]
 
 
 def is_gpu_memory(memory: str) -> bool:

@@ -15,7 +15,7 @@ from benchfab.errors import WorkloadError
 from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
 from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
-from benchfab.rdma.params import RdmaParams
+from benchfab.workloads.p2p_params import RdmaParams
 
 DATA = Path(__file__).parent / "data"
 
@@ -69,7 +69,7 @@ def test_cq_mod_rule_matches_perftest() -> None:
 def test_params_from_worker_dict() -> None:
     p = RdmaParams.from_mapping({"workload": "rdma_write_lat", "size": 8, "foo": 1})
     assert p.test == "write_lat" and p.sizes == (8,) and p.extra == {"foo": 1}
-    with pytest.raises(WorkloadError, match="host memory"):
+    with pytest.raises(WorkloadError, match="latency test polls the receive buffer"):
         RdmaParams.from_mapping({"workload": "rdma_write_lat", "memory": "cuda"})
     with pytest.raises(WorkloadError, match="unknown rdma workload"):
         RdmaParams.from_mapping({"workload": "rdma_read_bw"})

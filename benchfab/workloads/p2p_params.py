@@ -1,4 +1,5 @@
-"""Parameters of one RDMA/TCP point-to-point test and the records it produces.
+"""Parameters of one RDMA/TCP point-to-point test, the rules they obey, and the
+records the engines (benchfab.rdma) produce.
 
 Defaults follow perftest so that a benchfab number and an ib_write_bw / ib_write_lat
 number mean the same thing: write_bw 5000 iterations, tx_depth 128, cq_mod 100 (capped
@@ -14,23 +15,38 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from benchfab.errors import WorkloadError
-from benchfab.workloads.catalog import PERFTEST_ITERATIONS, is_gpu_memory
+from benchfab.records import P2P_RECORD_KEYS
+
+from .base import Problem
+from .catalog import Memory, Transport, is_gpu_memory
 
 Test = Literal["write_bw", "write_lat"]
-Transport = Literal["verbs", "tcp"]
+# The spec offers native and perftest; "python" is refused by rdma.run_rdma_pair with its fix.
 Engine = Literal["native", "perftest", "python"]
-Memory = Literal["host", "hugepages", "cuda", "cuda-dmabuf", "cuda-peermem"]
+
+# Point-to-point workloads: two ranks, the native (or perftest) engine, perftest's
+# semantics. Values: the perftest binary each one mirrors.
+PERFTEST_BINARY: dict[str, str] = {
+    "rdma_write_bw": "ib_write_bw",
+    "rdma_write_lat": "ib_write_lat",
+}
+BANDWIDTH_WORKLOAD = "rdma_write_bw"
+LATENCY_WORKLOAD = "rdma_write_lat"
+
+# perftest's default iteration counts (DEF_ITERS_WB for write bw, DEF_ITERS otherwise),
+# used when a point-to-point test gives neither iterations nor duration.
+PERFTEST_ITERATIONS: dict[str, int] = {BANDWIDTH_WORKLOAD: 5000, LATENCY_WORKLOAD: 1000}
 
 # perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
 # MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
-BW_ITERS = PERFTEST_ITERATIONS["rdma_write_bw"]
-LAT_ITERS = PERFTEST_ITERATIONS["rdma_write_lat"]
+BW_ITERS = PERFTEST_ITERATIONS[BANDWIDTH_WORKLOAD]
+LAT_ITERS = PERFTEST_ITERATIONS[LATENCY_WORKLOAD]
 BW_TX_DEPTH = 128
 CQ_MOD = 100
 CQ_MOD_SIZE_LIMIT = 8192
 LAT_INLINE = 220
 
-_WORKLOAD_ALIASES = {"rdma_write_bw": "write_bw", "rdma_write_lat": "write_lat",
+_WORKLOAD_ALIASES = {BANDWIDTH_WORKLOAD: "write_bw", LATENCY_WORKLOAD: "write_lat",
                      "write_bw": "write_bw", "write_lat": "write_lat",
                      "tcp_write_bw": "write_bw", "tcp_write_lat": "write_lat"}
 
@@ -96,23 +112,22 @@ class RdmaParams:
         return p
 
     def validate(self) -> None:
-        if self.test not in ("write_bw", "write_lat"):
+        """The value checks a dict from outside the spec needs, then the same rules the
+        spec applies (pair_problems); the first broken one is raised."""
+        if self.test not in get_args(Test):
             raise WorkloadError(f"rdma test {self.test!r} is not write_bw or write_lat")
-        if self.transport not in ("verbs", "tcp"):
+        if self.transport not in get_args(Transport):
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
-        if self.engine not in ("native", "perftest", "python"):
+        if self.engine not in get_args(Engine):
             raise WorkloadError(f"engine {self.engine!r} is not native, perftest or python")
         if self.memory not in get_args(Memory):
             raise WorkloadError(f"memory {self.memory!r} is not one of {', '.join(get_args(Memory))}")
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
-        if self.iterations is not None and self.iterations < 5:
-            raise WorkloadError("iterations must be >= 5 (perftest's minimum)")
-        if self.test == "write_lat" and is_gpu_memory(self.memory) and self.transport == "verbs":
-            raise WorkloadError("write_lat polls the receive buffer with the CPU: it needs "
-                                "host memory", hint="use memory: host for latency tests")
-        if self.transport == "tcp" and self.memory != "host":
-            raise WorkloadError("the tcp transport sends from host memory only")
+        problems = pair_problems(latency=self.test == "write_lat", transport=self.transport, engine=self.engine,
+                                 memory=self.memory, iterations=self.iterations)
+        if problems:
+            raise WorkloadError(problems[0].message, hint=problems[0].hint)
 
     def iters(self) -> int:
         if self.iterations is not None:
@@ -142,13 +157,33 @@ class RdmaParams:
         return LAT_INLINE if self.test == "write_lat" else 0
 
 
-RECORD_KEYS = (
-    "workload", "transport", "engine", "memory", "device", "port", "gid_index",
-    "link_layer", "mtu", "size_bytes", "iterations", "warmup", "tx_depth", "cq_mod",
-    "post_list", "elapsed_s", "bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps",
-    "lat_min_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s",
-    "lat_p999_s", "lat_max_s", "wrong_bytes", "role",
-)
+RECORD_KEYS = P2P_RECORD_KEYS
+
+
+def pair_problems(*, latency: bool, transport: str, engine: str, memory: str, iterations: int | None,
+                  ranks: int | None = None, device: str | None = None, workload: str = LATENCY_WORKLOAD) -> list[Problem]:
+    """The rules of a point-to-point test, for the spec (which knows ranks and device)
+    and for RdmaParams (which does not). ``workload`` names the test in messages."""
+    found: list[Problem] = []
+    if ranks is not None and ranks != 2:
+        found.append(Problem("ranks", f"{workload} runs between exactly 2 ranks, not {ranks}", "set ranks: 2",
+                             ("workload",)))
+    if latency and is_gpu_memory(memory):
+        found.append(Problem("memory", "the latency test polls the receive buffer with the CPU, which GPU memory "
+                             "does not allow", f"use memory: host for {LATENCY_WORKLOAD}", ("workload",)))
+    if transport == "tcp" and memory != "host":
+        found.append(Problem("memory", "the tcp transport sends from plain host memory only",
+                             "use memory: host or transport: verbs", ("workload", "transport")))
+    if device == "cpu" and is_gpu_memory(memory):
+        found.append(Problem("device", f"memory: {memory} needs a GPU but device is cpu",
+                             "set device: auto or cuda, or memory: host", ("workload", "memory")))
+    if engine == "perftest" and transport == "tcp":
+        found.append(Problem("engine", "perftest runs over verbs only", "use engine: native for transport: tcp",
+                             ("workload", "transport")))
+    if iterations is not None and iterations < 5:
+        found.append(Problem("iterations", "perftest's loops need at least 5 iterations", "use iterations: 5 or more",
+                             ("workload", "duration")))
+    return found
 
 
 def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> dict[str, Any]:

@@ -1,0 +1,311 @@
+"""The record schema: what workers emit, what the store's tables hold, and the key
+that identifies one measurement across runs.
+
+Workers print records (``benchfab.task.format_record``); rank 0's ``result``
+records become summary rows (one per size x in-place flag, built by the test's
+workload family), their per-iteration times raw rows, and every test one test row.
+Each TypedDict below lists its columns once: the store's column lists are read
+from them, so a column is added in one place.
+
+Schema version 1 (see benchfab.store). Columns added within version 1 are
+appended at the end and read back as null from older parts: ``profile`` and
+``hosts`` in summary rows (2026-12).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Mapping, NotRequired, Sequence, TextIO, TypedDict
+
+if TYPE_CHECKING:
+    from .backends.base import TestOutcome
+    from .planner import PlannedTest
+
+SCHEMA_VERSION = 1
+
+
+class CollectiveResult(TypedDict):
+    """A collective test's ``result`` record: one size and in-place flag, from rank 0."""
+
+    type: str  # "result"
+    test_id: str
+    size_bytes: int
+    count: int
+    in_place: bool
+    iterations: int
+    time_s: float | None  # mean time per op, averaged over ranks
+    algbw_Bps: float | None
+    busbw_Bps: float | None
+    wrong: int | None  # None when the data check is off
+    method: str  # inplace | native | copy+inplace
+    status: str
+    reason: str
+    per_iter_s: list[float]  # max over ranks
+
+
+class P2PFigures(TypedDict, total=False):
+    """What a point-to-point engine measures for one message size (SI units; absent
+    or NaN where a figure does not apply, e.g. latency figures of a bandwidth test)."""
+
+    workload: str  # the engine's name: rdma_write_bw, tcp_write_lat...
+    transport: str
+    engine: str
+    memory: str
+    device: str | None
+    port: int
+    gid_index: int | None
+    link_layer: str | None
+    mtu: int | None
+    size_bytes: int
+    iterations: int
+    warmup: int
+    tx_depth: int
+    cq_mod: int
+    post_list: int
+    elapsed_s: float
+    bw_avg_Bps: float
+    bw_peak_Bps: float
+    msg_rate_pps: float
+    lat_min_s: float
+    lat_median_s: float
+    lat_mean_s: float
+    lat_stdev_s: float
+    lat_p99_s: float
+    lat_p999_s: float
+    lat_max_s: float
+    wrong_bytes: int | None
+    role: str
+
+
+# Every key an engine's record has (rdma.run_rdma_pair's contract).
+P2P_RECORD_KEYS: tuple[str, ...] = tuple(P2PFigures.__annotations__)
+
+
+class P2PResult(P2PFigures):
+    """A point-to-point test's ``result`` record, from rank 0 (perftest's client)."""
+
+    type: str
+    test_id: str
+    status: str
+    reason: str
+    in_place: bool  # always False: kept so every result record has the same keys
+    per_iter_s: list[float]
+
+
+class SummaryRow(TypedDict):
+    """One row of summary/<test_id>.parquet: one measurement."""
+
+    schema_version: int
+    run_id: str
+    test_id: str
+    test_name: str
+    workload: str
+    collective: str  # the nccl-tests / perftest binary this row compares with
+    engine: str | None
+    backend: str
+    transport: str | None
+    fabric: str
+    mode: str
+    memory: str | None
+    nodes: int
+    ranks: int
+    size_bytes: int
+    count: int | None
+    dtype: str
+    redop: str
+    root: int
+    in_place: bool
+    method: str | None
+    iterations: int | None
+    time_s: float | None
+    algbw_Bps: float | None
+    busbw_Bps: float | None
+    wrong: int | None
+    status: str
+    reason: str
+    # point-to-point only (perftest's figures in SI units); absent from collective rows
+    bw_avg_Bps: NotRequired[float | None]
+    bw_peak_Bps: NotRequired[float | None]
+    msg_rate_pps: NotRequired[float | None]
+    lat_min_s: NotRequired[float | None]
+    lat_median_s: NotRequired[float | None]
+    lat_mean_s: NotRequired[float | None]
+    lat_stdev_s: NotRequired[float | None]
+    lat_p99_s: NotRequired[float | None]
+    lat_p999_s: NotRequired[float | None]
+    lat_max_s: NotRequired[float | None]
+    wrong_bytes: NotRequired[int | None]
+    rdma_device: NotRequired[str | None]
+    port: NotRequired[int | None]
+    gid_index: NotRequired[int | None]
+    link_layer: NotRequired[str | None]
+    mtu: NotRequired[int | None]
+    tx_depth: NotRequired[int | None]
+    cq_mod: NotRequired[int | None]
+    post_list: NotRequired[int | None]
+    # added within schema 1: null in older parts
+    profile: str
+    hosts: str  # the test's nodes in rank order, comma-separated: the pair or group measured
+
+
+class RawRow(TypedDict):
+    """One row of raw/<test_id>.parquet: one timed iteration (max over ranks)."""
+
+    run_id: str
+    test_id: str
+    size_bytes: int
+    in_place: bool
+    iteration: int
+    time_s: float
+
+
+class TestRow(TypedDict):
+    """The row of tests/<test_id>.parquet: how one test ended and what it used."""
+
+    run_id: str
+    test_id: str
+    test_name: str
+    workload: str
+    profile: str
+    fabric: str
+    mode: str
+    ranks: int
+    nodes: int
+    dtype: str
+    redop: str
+    status: str
+    reason: str
+    log_tail: str
+    started: float
+    ended: float
+    duration_s: float
+    used: str  # JSON: hosts and each rank's env record
+
+
+SUMMARY_COLUMNS: tuple[str, ...] = tuple(SummaryRow.__annotations__)
+RAW_COLUMNS: tuple[str, ...] = tuple(RawRow.__annotations__)
+TEST_COLUMNS: tuple[str, ...] = tuple(TestRow.__annotations__)
+
+# The columns that say which measurement a summary row is: two rows with equal
+# values are the same measurement taken twice (another run, a repeat), which is
+# what comparisons across runs group by.
+MEASUREMENT_KEY: tuple[str, ...] = (
+    "workload", "profile", "fabric", "mode", "memory", "transport", "engine", "ranks", "nodes", "hosts",
+    "dtype", "redop", "in_place", "size_bytes",
+)
+
+
+def row_base(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """The columns every summary row has, whatever the workload (a family adds the rest)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "test_id": test.test_id,
+        "test_name": test.spec.name,
+        "workload": test.spec.workload,
+        "backend": backend,
+        "fabric": test.profile.fabric,
+        "mode": test.profile.mode,
+        "nodes": len(test.hosts),
+        "ranks": test.spec.ranks,
+        "size_bytes": rec["size_bytes"],
+        "iterations": rec.get("iterations"),
+        "status": rec.get("status", "ok"),
+        "reason": rec.get("reason", ""),
+        "profile": test.profile_name,
+        "hosts": ",".join(test.hosts),
+    }
+
+
+# The functions below dispatch to the test's family. They import the registry when
+# called: the families import this module for the schema, so it cannot import them first.
+
+
+def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
+    """The summary rows of one test, built by its workload family."""
+    from .workloads import family_of
+
+    return family_of(test.spec.workload).summary_rows(run_id, test, outcome, backend)
+
+
+def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[RawRow]:
+    return [
+        {"run_id": run_id, "test_id": test.test_id, "size_bytes": rec["size_bytes"], "in_place": rec["in_place"],
+         "iteration": i, "time_s": t}
+        for rec in outcome.results
+        for i, t in enumerate(rec.get("per_iter_s") or [])
+    ]
+
+
+def test_row(run_id: str, test: PlannedTest, outcome: TestOutcome) -> TestRow:
+    return {
+        "run_id": run_id,
+        "test_id": test.test_id,
+        "test_name": test.spec.name,
+        "workload": test.spec.workload,
+        "profile": test.profile_name,
+        "fabric": test.profile.fabric,
+        "mode": test.profile.mode,
+        "ranks": test.spec.ranks,
+        "nodes": len(test.hosts),
+        "dtype": test.dtype,
+        "redop": test.op,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "log_tail": outcome.log_tail,
+        "started": outcome.started,
+        "ended": outcome.ended,
+        "duration_s": outcome.ended - outcome.started,
+        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
+    }
+
+
+def test_title(test: PlannedTest, outcome: TestOutcome) -> str:
+    env0 = outcome.env[0] if outcome.env else {}
+    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
+    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
+            f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
+
+
+def fail_on_wrong_data(outcome: TestOutcome) -> None:
+    """A test whose data check counted wrong elements failed, as nccl-tests says FAILED:
+    the numbers of a link that corrupts data are not a measurement to keep as ok."""
+    bad = [r for r in outcome.results if (r.get("wrong") or 0) > 0]
+    if outcome.status != "ok" or not bad:
+        return
+    total = sum(int(r["wrong"]) for r in bad)
+    sizes = ", ".join(sorted({str(r["size_bytes"]) for r in bad}, key=int))
+    outcome.status = "failed"
+    outcome.reason = (f"{total} wrong element(s) in the data check at size(s) {sizes} B "
+                      f"(fix: look for a bad link or node in this test's hosts)"
+                      + (f"; {outcome.reason}" if outcome.reason else ""))
+
+
+def format_results(title: str, workload: str, dtype: str, redop: str, root: int,
+                   rows: Sequence[Mapping[str, Any]]) -> str:
+    """One test's table (result records or summary rows), in its family's style."""
+    from .workloads import family_of
+
+    return family_of(workload).format_table(title, workload, dtype, redop, root, rows)
+
+
+def print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:
+    """What the sweep prints when a test ends: its table, status and warnings."""
+    from .workloads import family_of
+
+    title = test_title(test, outcome)
+    family = family_of(test.spec.workload)
+    if outcome.results:
+        print(family.format_table(title, test.spec.workload, test.dtype, test.op, test.spec.root, outcome.results),
+              file=out)
+    else:
+        print(f"# {title}", file=out)
+    if outcome.status != "ok":
+        print(f"# {outcome.status.upper()}: {outcome.reason}", file=out)
+        for line in outcome.log_tail.splitlines():
+            print(f"#   {line}", file=out)
+    elif outcome.reason:  # ok, with a warning (e.g. NCCL fell back from the fabric to sockets)
+        print(f"# WARNING: {outcome.reason}", file=out)
+    for line in family.table_footer(outcome.results):
+        print(line, file=out)
+    print(file=out, flush=True)

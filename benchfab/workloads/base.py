@@ -1,0 +1,157 @@
+"""What a workload family owns, so that nothing outside ``benchfab.workloads`` branches
+on which family a test belongs to.
+
+A family is a set of workloads that share semantics end to end: collectives
+(torch.distributed, nccl-tests semantics) and point-to-point (verbs/tcp pairs,
+perftest semantics). Each family object answers, for its workloads, every question
+the spec loader, planner, capability check, worker, sweep, tables and report ask.
+The registry (``benchfab.workloads.family_of``) maps a workload name to its family;
+adding a workload means adding it to one family, adding a family means one entry
+in ``benchfab/workloads/__init__.py``.
+
+This module imports neither torch nor pandas: the spec loader and ``benchfab plan``
+use the families, and a family imports its heavy modules inside the methods that
+need them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from .catalog import is_gpu_memory
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..backends.base import TestOutcome
+    from ..capabilities import HostCapabilities
+    from ..planner import PlannedTest
+    from ..records import SummaryRow
+    from ..spec import TestSpec
+    from ..task import Task
+
+# Python + torch import + rendezvous of a test's ranks, on the local backend.
+LOCAL_STARTUP_S = 2.5
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a resolved test, as spec.py reports it: the field to
+    point at, what is wrong, the fix, and the other fields the check read (a check
+    is left out when one of them was already reported broken)."""
+
+    field: str
+    message: str
+    hint: str
+    uses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One report figure: a summary column against message size for some workloads."""
+
+    file: str
+    column: str
+    scale: float
+    ylabel: str
+    title: str
+    workloads: tuple[str, ...]
+    band: str | None = None
+
+
+@dataclass(frozen=True)
+class RankContext:
+    """Where one worker rank stands, and how it reports (benchfab.worker fills it in)."""
+
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    addr: str
+    port: int
+    emit: Callable[[Mapping[str, Any]], None]  # one record (benchfab.records) to the controller
+    log: Callable[[str], None]
+
+
+class WorkloadFamily(ABC):
+    """The behaviour of one family of workloads; see the module docstring."""
+
+    #: the workloads of this family, in the order the spec and help list them
+    workloads: tuple[str, ...]
+    #: names a user may type for a workload (the nccl-tests / perftest binaries)
+    aliases: Mapping[str, str]
+    #: report figures over this family's rows
+    figures: tuple[FigureSpec, ...]
+
+    def owns(self, workload: str) -> bool:
+        return workload in self.workloads
+
+    # -- spec ------------------------------------------------------------------
+
+    @abstractmethod
+    def resolve(self, merged: dict[str, Any], timing_given: bool) -> None:
+        """Adjust a test's merged fields (defaults applied) in place before the
+        TestSpec is built. ``timing_given``: the test or defaults set iterations or
+        duration."""
+
+    @abstractmethod
+    def problems(self, test: TestSpec) -> list[Problem]:
+        """What is wrong with a resolved test of this family (empty when nothing)."""
+
+    # -- planning --------------------------------------------------------------
+
+    @abstractmethod
+    def estimate_seconds(self, test: TestSpec, cores: int) -> float:
+        """Rough wall time of the whole test on the local backend with ``cores`` CPUs."""
+
+    def timing_label(self, test: TestSpec) -> str:
+        """How long each size is timed, for ``benchfab plan``: a duration or an iteration count."""
+        return f"{test.duration:g}s" if test.duration is not None else str(test.iterations)
+
+    @abstractmethod
+    def on_gpu(self, test: TestSpec) -> bool:
+        """Whether a rank of ``test`` may use a GPU (Kubernetes requests one per pod)."""
+
+    @abstractmethod
+    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+        """Why ``test`` cannot run on ``host`` (one line with the fix), or None."""
+
+    # -- worker ----------------------------------------------------------------
+
+    @abstractmethod
+    def run_worker(self, task: Task, ctx: RankContext) -> None:
+        """Run one rank of ``task``; rank 0 emits a result record per measurement."""
+
+    # -- results ---------------------------------------------------------------
+
+    @abstractmethod
+    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+        """The summary rows of one test: one per result record."""
+
+    @abstractmethod
+    def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,
+                     rows: Sequence[Mapping[str, Any]]) -> str:
+        """The text table of one test's records or summary rows, in the style of the
+        tool the family mirrors."""
+
+    def table_footer(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Lines printed after a finished test's status (nccl-tests' summary lines)."""
+        return []
+
+    @abstractmethod
+    def curve_label(self, first: Mapping[str, Any]) -> str:
+        """A figure legend entry for the curve whose first row is ``first``."""
+
+    @abstractmethod
+    def report_section(self, summary: pd.DataFrame) -> list[str]:
+        """Markdown lines of this family's table in report.md (empty to leave it out)."""
+
+
+def missing_gpu(test: TestSpec, host: HostCapabilities) -> str | None:
+    """A test whose buffers live on a GPU cannot run on a host without one."""
+    if is_gpu_memory(test.memory) and host.gpus == 0:
+        return (f"memory: {test.memory} needs a GPU and this host has none "
+                "(fix: run it on a GPU host, or set memory: host)")
+    return None

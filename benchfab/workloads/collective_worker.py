@@ -1,0 +1,118 @@
+"""One rank of a collective test: join the torch.distributed process group, run the
+collective over every size (collectives_torch.CollectiveRunner), emit rank 0's results.
+
+Imported by the worker only for collective tests: it imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+
+from ..errors import WorkloadError
+from ..records import CollectiveResult
+from ..task import Task
+from .base import RankContext
+
+
+def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
+    """(torch.device, process-group backend) for this rank."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if requested == "cuda" and gpus < local_world:
+        raise WorkloadError(
+            f"device: cuda asked for {local_world} GPU(s) on this host, {gpus} visible",
+            hint="use device: auto or cpu, or fewer ranks per host (two NCCL ranks cannot share one GPU)",
+        )
+    if requested in ("cuda", "auto") and gpus >= local_world and gpus > 0:
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank), "nccl"
+    return torch.device("cpu"), "gloo"
+
+
+def describe_env(device: Any, backend: str) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pg_backend": backend,
+        "device": str(device),
+        "transport": backend,
+    }
+    if device.type == "cuda":
+        info["gpu_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        try:
+            info["nccl"] = ".".join(str(x) for x in torch.cuda.nccl.version())  # type: ignore[no-untyped-call]
+        except Exception:  # nccl missing from this torch build: recorded, not fatal
+            info["nccl"] = None
+    for key in ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "NCCL_IB_GID_INDEX", "GLOO_SOCKET_IFNAME", "NCCL_ALGO", "NCCL_PROTO"):
+        if key in os.environ:
+            info.setdefault("env", {})[key] = os.environ[key]
+    return info
+
+
+def run_collective(task: Task, ctx: RankContext) -> None:
+    """Join the process group (rank 0 hosts the rendezvous store) and run the test."""
+    import torch.distributed as dist
+
+    rank, world = ctx.rank, ctx.world
+    device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
+    env = describe_env(device, backend)
+    ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://{ctx.addr}:{ctx.port}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=task.rendezvous_timeout),
+    )
+    try:
+        ctx.emit({"type": "env", "rank": rank, **env})
+        ctx.log(f"joined; running {task.workload} {task.dtype} {task.op} on {len(task.sizes)} size(s)")
+        if os.environ.get("BENCHFAB_TEST_HANG") == f"{task.test_id}:{rank}":
+            # Test hook: this rank never reaches its first collective, like the
+            # classic NCCL hang; the others block in it until the watchdog acts.
+            time.sleep(10_000)
+        _measure(task, ctx, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def _measure(task: Task, ctx: RankContext, device: Any) -> None:
+    from .catalog import COLLECTIVES
+    from .collectives_torch import CollectiveRunner
+
+    runner = CollectiveRunner(task, ctx.rank, ctx.world, device)
+    collective = COLLECTIVES[task.workload]
+    for res in runner.run(ctx.log):
+        if ctx.rank != 0:
+            continue
+        algbw = res.size_bytes / res.time_s if res.status == "ok" and res.time_s > 0 else None
+        result: CollectiveResult = {
+            "type": "result",
+            "test_id": task.test_id,
+            "size_bytes": res.size_bytes,
+            "count": res.count,
+            "in_place": res.in_place,
+            "iterations": res.iterations,
+            "time_s": res.time_s if res.status == "ok" else None,
+            "algbw_Bps": algbw,
+            "busbw_Bps": collective.busbw(algbw, ctx.world) if algbw is not None else None,
+            "wrong": res.wrong,
+            "method": res.method,
+            "status": res.status,
+            "reason": res.reason,
+            "per_iter_s": res.per_iter_s,
+        }
+        ctx.emit(result)
+    if ctx.rank == 0:
+        ctx.emit({"type": "done", "test_id": task.test_id})

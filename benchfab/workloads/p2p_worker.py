@@ -1,0 +1,138 @@
+"""One rank of a point-to-point test (imported by the worker only for such tests).
+
+No process group: the two ranks exchange connection data (QPN, PSN, GID, rkey,
+address) over one TCP connection to rank 0 at MASTER_ADDR:MASTER_PORT, which is
+reachable the same way locally and between pods.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from typing import Any, cast
+
+from ..errors import WorkloadError
+from ..records import P2PResult
+from ..task import Task
+from .base import RankContext
+from .catalog import is_gpu_memory
+from .p2p_params import LATENCY_WORKLOAD
+
+
+def _default_gpu(local_rank: int) -> int:
+    """The GPU a point-to-point rank uses for memory: cuda unless rdma.cuda_device says:
+    its local index over the GPUs it sees (in a pod that is usually the one it got)."""
+    try:
+        import torch
+
+        count = int(torch.cuda.device_count())  # NVML only: no CUDA context is made
+    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
+        count = 0
+    return local_rank % count if count > 0 else 0
+
+
+def run_point_to_point(task: Task, ctx: RankContext) -> None:
+    """rdma_write_bw / rdma_write_lat: rank 0 measures (perftest's client), rank 1 serves."""
+    from ..rdma import SocketExchange, run_rdma_pair
+
+    rank, addr, port = ctx.rank, ctx.addr, ctx.port
+    if ctx.world != 2:
+        raise WorkloadError(f"{task.workload} needs exactly 2 ranks, got {ctx.world}")
+    role = "client" if rank == 0 else "server"
+    timeout = max(10.0, task.rendezvous_timeout)
+    exchange = SocketExchange("server", "0.0.0.0", port, timeout) if rank == 0 else SocketExchange("client", addr, port, timeout)
+    # Rank 0 (the measuring client) must reach rank 1's tcp/perftest server: rank 1
+    # tells it the address it uses towards rank 0, which is right locally and in pods.
+    # In a pod the test network is the secondary interface (BENCHFAB_NET_IP, set by the
+    # Kubernetes backend from Multus' network-status), not the pod IP the rendezvous uses.
+    net_ip = os.environ.get("BENCHFAB_NET_IP") or None
+    hello = exchange("worker-hello", {"host": net_ip or _own_address_towards(addr, port)} if rank == 1 else {})
+    peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
+    params = _engine_params(task, ctx, timeout, peer_host, net_ip)
+    ctx.emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(),
+              "python": platform.python_version(), "transport": task.transport, "engine": task.engine,
+              "memory": task.memory, "role": role, "device": "cuda" if is_gpu_memory(task.memory) else "host",
+              "rdma_device": task.rdma.get("device"), "cuda_device": params.get("cuda_device"),
+              "peer_host": peer_host if rank == 0 else None, "net_ip": net_ip})
+    ctx.log(f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
+    try:
+        records = run_rdma_pair(role, params, exchange)
+    finally:
+        close = getattr(exchange, "close", None)
+        if close is not None:
+            close()
+    if rank == 0:
+        _emit_results(task, records, ctx)
+
+
+def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
+                   net_ip: str | None) -> dict[str, Any]:
+    """The engine's parameters (p2p_params.RdmaParams.from_mapping reads them)."""
+    params: dict[str, Any] = {
+        "workload": task.workload,
+        "sizes": task.sizes,
+        "iterations": task.iterations,
+        "warmup": task.warmup,
+        "duration_s": task.duration or 0.0,
+        "transport": task.transport,
+        "engine": task.engine,
+        "memory": task.memory,
+        "verify": task.check,
+        "timeout_s": timeout,
+        "peer_host": peer_host,
+        "keep_raw": True,
+        **{k: v for k, v in task.rdma.items() if v is not None},
+    }
+    if params.get("device") is None and os.environ.get("BENCHFAB_NET_HCA"):
+        params["device"] = os.environ["BENCHFAB_NET_HCA"]
+    if net_ip:
+        params["prefer_ip"] = net_ip
+    if is_gpu_memory(task.memory) and params.get("cuda_device") is None:
+        params["cuda_device"] = _default_gpu(ctx.local_rank)
+    return params
+
+
+def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -> None:
+    """Rank 0's result records, with per-iteration times made from the raw stamps."""
+    from ..rdma.stats import bw_per_iteration_s
+
+    for rec in records:
+        completed = rec.pop("raw_tcompleted_ns", None)
+        posted = rec.pop("raw_tposted_ns", None)
+        if task.workload == LATENCY_WORKLOAD:
+            samples = [d / 2 for d in _deltas(posted)]  # one RTT per sample; half reported, like perftest
+        elif completed is not None:
+            # Unsignaled writes carry their completion's stamp: use the CQE group ends.
+            samples = bw_per_iteration_s(completed, int(rec.get("cq_mod") or 1)).tolist()
+        else:
+            samples = []
+        result = cast(P2PResult, {"type": "result", "test_id": task.test_id, "status": "ok", "reason": "",
+                                  "in_place": False, "per_iter_s": samples, **_clean(rec)})
+        ctx.emit(result)
+    ctx.emit({"type": "done", "test_id": task.test_id})
+
+
+def _own_address_towards(addr: str, port: int) -> str:
+    """The local IP the kernel would use to reach addr (a UDP connect sends nothing)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((addr, port))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return socket.gethostbyname(socket.gethostname())
+
+
+def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+    # NaN is not JSON; absent figures travel as null.
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+
+
+def _deltas(stamps_ns: Any) -> list[float]:
+    """Seconds between consecutive nanosecond timestamps."""
+    if stamps_ns is None:
+        return []
+    stamps = [int(x) for x in stamps_ns]
+    return [(b - a) * 1e-9 for a, b in zip(stamps, stamps[1:])]
+
+

@@ -1,0 +1,255 @@
+"""Point-to-point workloads (rdma_write_bw, rdma_write_lat): two ranks, perftest's
+semantics, over verbs or TCP on the native engine or perftest's binaries.
+
+The engines live in benchfab.rdma; this family says what a test of it means: its
+rules (p2p_params.pair_problems), its time estimate, its summary rows, its
+ib_write_bw / ib_write_lat style table and its report figures and section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from ..records import SummaryRow, row_base
+from ..tables import gbit, num, scaled
+from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
+from .catalog import is_gpu_memory
+from .p2p_params import BANDWIDTH_WORKLOAD, LATENCY_WORKLOAD, PERFTEST_BINARY, PERFTEST_ITERATIONS, pair_problems
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..backends.base import TestOutcome
+    from ..capabilities import HostCapabilities
+    from ..planner import PlannedTest
+    from ..spec import TestSpec
+    from ..task import Task
+
+# Summary columns copied from the engine's record as they are.
+P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
+              "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list")
+
+# Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
+# of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
+# only make the estimate pessimistic, which is the safe side for timeouts).
+P2P_BW_BPS = {"tcp": 1.0e9, "verbs": 2.0e7}
+P2P_LAT_S = {"tcp": 30e-6, "verbs": 60e-6}
+
+# Why a tcp table has no BW peak: send() returns once the kernel has copied the
+# bytes into its socket buffer, not when they reach the peer, so the shortest
+# per-message interval measures memcpy (5-24x the wire rate in the example run).
+# BW average stays: its clock stops at the receiver's ack, after the last byte.
+TCP_NO_PEAK = ("# tcp: no BW peak column (send() returns when the kernel has copied the bytes, not when they "
+               "arrive); BW average is timed to the receiver's ack")
+
+
+def has_meaningful_peak(transport: Any) -> bool:
+    """BW peak is perftest's per-message rate: real for verbs, a memcpy rate for tcp."""
+    return str(transport) != "tcp"
+
+
+def estimate_p2p_seconds(spec: TestSpec) -> float:
+    bw, lat = P2P_BW_BPS[spec.transport], P2P_LAT_S[spec.transport]
+    bw_test = spec.workload == BANDWIDTH_WORKLOAD
+    iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
+    total = LOCAL_STARTUP_S
+    for size in spec.sizes:
+        if spec.duration is not None:
+            total += spec.duration
+        elif bw_test:
+            total += (iters + spec.warmup) * size / bw + 0.05
+        else:
+            total += (iters + spec.warmup) * 2 * (lat + size / bw)
+    return total
+
+
+def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str = "local") -> SummaryRow:
+    """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
+    elapsed / iterations for bandwidth, the median half round trip for latency."""
+    iters = rec.get("iterations")
+    elapsed = rec.get("elapsed_s")
+    if test.spec.workload == BANDWIDTH_WORKLOAD:
+        time_s = elapsed / iters if elapsed and iters else None
+    else:
+        time_s = rec.get("lat_median_s")
+    transport = rec.get("transport", test.spec.transport)
+    return cast(SummaryRow, {
+        **row_base(run_id, test, rec, backend),
+        "collective": PERFTEST_BINARY[test.spec.workload],
+        "engine": rec.get("engine", test.spec.engine),
+        "transport": transport,
+        "memory": rec.get("memory", test.spec.memory),
+        "count": None,
+        "dtype": "none",
+        "redop": "none",
+        "root": -1,
+        "in_place": False,
+        "method": "rdma_write" if transport == "verbs" else "socket_write",
+        "time_s": time_s,
+        "algbw_Bps": None,
+        "busbw_Bps": None,
+        "wrong": None,
+        "rdma_device": rec.get("device"),
+        **{k: rec.get(k) for k in P2P_FIELDS},
+    })
+
+
+def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec).
+
+    A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
+    rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
+    out = [f"# {title}"]
+    if workload == BANDWIDTH_WORKLOAD:
+        return "\n".join(out + _bw_lines(rows))
+    cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
+    out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
+               "  99% percentile[usec]  99.9% percentile[usec]")
+    widths = (11, 11, 15, 11, 13, 20, 22)
+    for r in rows:
+        lat_cells = [f"{num(scaled(r.get(c), 1e6), '.2f'):>{w}}" for c, w in zip(cols, widths)]
+        out.append(f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  " + "  ".join(lat_cells))
+    return "\n".join(out)
+
+
+def _bw_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = []
+    peak = all(has_meaningful_peak(r.get("transport")) for r in rows)
+    if not peak:
+        out.append(TCP_NO_PEAK)
+        out.append("#    #bytes  #iterations  BW average[Gb/sec]  MsgRate[Mpps]")
+    else:
+        out.append("#    #bytes  #iterations  BW peak[Gb/sec]  BW average[Gb/sec]  MsgRate[Mpps]")
+    for r in rows:
+        cells = f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  "
+        if peak:
+            cells += f"{gbit(r.get('bw_peak_Bps')):>15}  "
+        out.append(cells + f"{gbit(r.get('bw_avg_Bps')):>18}  "
+                   f"{num(scaled(r.get('msg_rate_pps'), 1e-6), '.6f'):>13}")
+    return out
+
+
+def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per point-to-point test: best BW average and BW peak (Gb/s), lowest median latency.
+
+    BW peak is NaN for tcp: send() returns once the kernel has copied the bytes, so
+    perftest's per-message peak measures that copy, not the link (see TCP_NO_PEAK)."""
+    import pandas as pd
+
+    from ..analysis import ok_rows
+
+    columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
+    rows = ok_rows(summary)
+    if not rows.empty:
+        rows = rows[rows["workload"].isin(list(PERFTEST_BINARY))]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
+    table = pd.DataFrame({
+        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
+        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
+                             else grouped["bw_avg_Bps"].max() * float("nan")),
+        "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
+    }).reset_index()
+    table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
+    return table[columns]
+
+
+def report_lines(summary: pd.DataFrame) -> list[str]:
+    """report.md's point-to-point section, or nothing when the run has no such rows."""
+    import pandas as pd
+
+    p2p = p2p_table(summary)
+    if p2p.empty:
+        return []
+    lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip)", "",
+             "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() "
+             "returns once the kernel has copied the bytes, not when they arrive.", "",
+             "| test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) | min t_typical (us) |",
+             "|---|---|---|---|---|---|---|"]
+    for _, r in p2p.iterrows():
+        bw = "" if pd.isna(r["max_bw_avg_Gbps"]) else f"{r['max_bw_avg_Gbps']:.3f}"
+        if r["workload"] != BANDWIDTH_WORKLOAD:
+            peak = ""
+        else:
+            peak = "-" if pd.isna(r["max_bw_peak_Gbps"]) else f"{r['max_bw_peak_Gbps']:.3f}"
+        lat = "" if pd.isna(r["min_lat_median_us"]) else f"{r['min_lat_median_us']:.2f}"
+        lines.append(f"| {r['test_id']} | {r['workload']} | {r['transport']} | {r['engine']} | {bw} | {peak} | {lat} |")
+    return lines
+
+
+class PointToPoint(WorkloadFamily):
+    workloads = tuple(PERFTEST_BINARY)
+    aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}
+    figures = (
+        FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
+                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,)),
+        FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
+                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s"),
+    )
+
+    def resolve(self, merged: dict[str, Any], timing_given: bool) -> None:
+        if not timing_given:
+            merged["iterations"] = None  # perftest's own defaults: 5000 for bw, 1000 for lat
+        # One message stream between two ranks: no element type, reduction or in-place form.
+        merged["dtypes"], merged["ops"], merged["in_place"] = ["none"], ["none"], [False]
+
+    def problems(self, test: TestSpec) -> list[Problem]:
+        return pair_problems(latency=test.workload == LATENCY_WORKLOAD, transport=test.transport,
+                             engine=test.engine, memory=test.memory, iterations=test.iterations,
+                             ranks=test.ranks, device=test.device, workload=test.workload)
+
+    def estimate_seconds(self, test: TestSpec, cores: int) -> float:
+        return estimate_p2p_seconds(test)
+
+    def timing_label(self, test: TestSpec) -> str:
+        if test.duration is None and test.iterations is None:
+            return str(PERFTEST_ITERATIONS[test.workload])  # perftest's default count
+        return super().timing_label(test)
+
+    def on_gpu(self, test: TestSpec) -> bool:
+        return is_gpu_memory(test.memory)
+
+    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+        gpu = missing_gpu(test, host)
+        if gpu is not None:
+            return gpu
+        if test.engine == "native" and not host.native:
+            return ("the compiled hot path benchfab._native is not built "
+                    "(fix: install libibverbs-dev and rerun scripts/setup.sh, or pip install -e . again)")
+        if test.transport != "verbs":
+            return None
+        if not host.rdma_devices:
+            return ("it needs an RDMA device and this host has none with an ACTIVE port (/sys/class/infiniband) "
+                    "(fix: run it on a host with a ConnectX NIC, or in scripts/softroce-vm.sh; transport: tcp needs none)")
+        wanted = test.rdma.device
+        if wanted is not None and wanted not in host.rdma_devices:
+            return (f"rdma.device {wanted} is not on this host (ACTIVE: {', '.join(host.rdma_devices)}) "
+                    f"(fix: set rdma.device to one of them, or null for the first ACTIVE one)")
+        binary = PERFTEST_BINARY.get(test.workload)
+        if test.engine == "perftest" and binary not in host.perftest:
+            return f"engine: perftest needs {binary} on PATH (fix: apt install perftest, or use engine: native)"
+        return None
+
+    def run_worker(self, task: Task, ctx: RankContext) -> None:
+        from .p2p_worker import run_point_to_point
+
+        run_point_to_point(task, ctx)
+
+    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+        return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
+
+    def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,
+                     rows: Sequence[Mapping[str, Any]]) -> str:
+        return format_p2p_table(title, workload, rows)
+
+    def curve_label(self, first: Mapping[str, Any]) -> str:
+        return f"{first['test_id']} ({first['transport']}, {first['engine']}, {first['memory']})"
+
+    def report_section(self, summary: pd.DataFrame) -> list[str]:
+        return report_lines(summary)
+
+
+POINT_TO_POINT = PointToPoint()

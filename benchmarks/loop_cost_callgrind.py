@@ -124,6 +124,7 @@ def client(cfg: dict[str, Any]) -> int:
     ch = Line(sock)
     if case == "tcp_bw":
         data = socket.create_connection(("127.0.0.1", ch.recv()["data_port"]), timeout=timeout)
+        data.settimeout(None)  # the native loops need a blocking fd (SO_RCVTIMEO is their timeout)
         data.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ch.send({"go": 1})
         res = _native.tcp_write_bw(data.fileno(), size, n, 0, timeout)

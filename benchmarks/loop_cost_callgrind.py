@@ -384,7 +384,7 @@ def by_line(a: dict[str, Any], b: dict[str, Any], dn: int) -> list[list[Any]]:
         file, line = key
         if file.endswith("_native.c") and 0 < line < len(where) and where[line]:
             label = where[line]
-        elif file.endswith("_native.c"):  # verbatim C helpers (helpers.pxi), above all markers
+        elif file.endswith("_native.c"):  # verbatim C helpers (includes/c_helpers.pxi), above all markers
             label = f"_native.c:{line}"
         else:
             label = f"{os.path.basename(file) or '?'}:{line}"

@@ -8,13 +8,21 @@ Environment switches:
     BENCHFAB_VERBS_INCLUDE=DIR  where infiniband/verbs.h lives (default /usr/include)
 """
 
+import glob
 import os
 
 from setuptools import Extension, setup
 
 REQUIRE = os.environ.get("BENCHFAB_REQUIRE_NATIVE", "") not in ("", "0")
 INCLUDE = os.environ.get("BENCHFAB_VERBS_INCLUDE", "/usr/include")
-SOURCE = os.path.join("native", "_native.pyx")
+NATIVE = "native"
+SOURCE = os.path.join(NATIVE, "_native.pyx")
+
+
+def native_includes():
+    """The files _native.pyx includes (native/*.pxi, native/includes/*.pxi): listed as
+    depends, so that editing one rebuilds the extension, and shipped in the sdist."""
+    return sorted(glob.glob(os.path.join(NATIVE, "**", "*.pxi"), recursive=True))
 
 
 def native_extensions():
@@ -33,13 +41,15 @@ def native_extensions():
     ext = Extension(
         "benchfab._native",
         sources=[SOURCE],
-        include_dirs=["native", INCLUDE],
+        depends=native_includes(),
+        include_dirs=[NATIVE, INCLUDE],
         libraries=["ibverbs"],
         extra_compile_args=["-O3"],
         optional=not REQUIRE,
     )
     exts = cythonize(
         [ext],
+        include_path=[NATIVE],
         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False, "embedsignature": True},
     )
     # cythonize() builds new Extension objects and drops `optional`: restore it.

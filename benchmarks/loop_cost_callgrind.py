@@ -124,6 +124,7 @@ def client(cfg: dict[str, Any]) -> int:
     ch = Line(sock)
     if case == "tcp_bw":
         data = socket.create_connection(("127.0.0.1", ch.recv()["data_port"]), timeout=timeout)
+        data.settimeout(None)  # the native loops need a blocking fd (SO_RCVTIMEO is their timeout)
         data.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ch.send({"go": 1})
         res = _native.tcp_write_bw(data.fileno(), size, n, 0, timeout)
@@ -383,7 +384,7 @@ def by_line(a: dict[str, Any], b: dict[str, Any], dn: int) -> list[list[Any]]:
         file, line = key
         if file.endswith("_native.c") and 0 < line < len(where) and where[line]:
             label = where[line]
-        elif file.endswith("_native.c"):  # verbatim C helpers (helpers.pxi), above all markers
+        elif file.endswith("_native.c"):  # verbatim C helpers (includes/c_helpers.pxi), above all markers
             label = f"_native.c:{line}"
         else:
             label = f"{os.path.basename(file) or '?'}:{line}"

@@ -1,19 +1,7 @@
 # TCP loops with the same shapes as the RDMA ones, over an already-connected stream
 # socket (made and owned by Python). Blocking send/recv with SO_SNDTIMEO/SO_RCVTIMEO as
-# the timeout: a silent peer makes a call fail with EAGAIN instead of hanging.
-
-from libc.errno cimport EINTR, EAGAIN  # EWOULDBLOCK == EAGAIN on Linux
-from posix.time cimport timeval
-
-cdef extern from "sys/socket.h" nogil:
-    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
-    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
-    int c_setsockopt "setsockopt"(int fd, int level, int name, const void *val, unsigned int len)
-    enum:
-        MSG_NOSIGNAL
-        SOL_SOCKET
-        SO_RCVTIMEO
-        SO_SNDTIMEO
+# the timeout: a silent peer makes a call fail with EAGAIN instead of hanging. The socket
+# calls are declared in includes/system_decl.pxi.
 
 
 cdef int _sock_fail(LoopStatus *st, ssize_t r, int err) noexcept nogil:
@@ -138,8 +126,7 @@ def tcp_write_bw(int fd, size_t size, uint64_t iters, uint64_t warmup=0,
     finally:
         free(buf)
     out = {"tposted_ns": a_tp, "tcompleted_ns": a_tc, "size_bytes": size}
-    out.update(_stats().bw_figures(a_tp, a_tc, size))
-    return out
+    return _with_bw_figures(out, size)
 
 
 def tcp_sink_bw(int fd, size_t size, uint64_t iters, uint64_t warmup=0,
@@ -215,5 +202,4 @@ def tcp_write_lat(int fd, size_t size, uint64_t iters, bint initiator, uint64_t 
     finally:
         free(buf)
     out = {"tposted_ns": a_tp[warmup:], "size_bytes": size}
-    out.update(_stats().lat_figures(out["tposted_ns"], rtt_factor=2))
-    return out
+    return _with_lat_figures(out)

@@ -5,7 +5,7 @@
 # calls without `nogil` (see docs/reference style-anchors §2). Cython reads struct layouts
 # from the real header at C compile time, so only the fields we touch are listed here;
 # nested anonymous unions (ibv_send_wr.wr.rdma) are set from the C helpers in
-# _native.pyx instead of being declared.
+# includes/c_helpers.pxi instead of being declared.
 #
 # ibv_post_send / ibv_poll_cq are `static inline` in the header (they dispatch through
 # qp->context->ops), so the loop makes no library calls; ibv_query_port and ibv_reg_mr

@@ -44,11 +44,11 @@ class SweepResult:
 
 
 def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:
-    """The spec's backend; ``cluster`` is a benchfab.k8s.client.ClusterOptions (kubeconfig, context, namespace)."""
+    """The spec's backend; ``cluster`` is a benchfab.backends.kubernetes.client.ClusterOptions (kubeconfig, context, namespace)."""
     if spec.backend == "local":
         return LocalBackend()
     if spec.backend == "kubernetes":
-        from .k8s.backend import KubernetesBackend
+        from .backends.kubernetes.backend import KubernetesBackend
 
         return KubernetesBackend(spec, cluster)
     raise BackendError(f"backend {spec.backend!r} is not available", hint="use backend: local or kubernetes")

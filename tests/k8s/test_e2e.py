@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import benchfab
-from benchfab.k8s.backend import KubernetesBackend
-from benchfab.k8s.client import ClusterOptions
+from benchfab.backends.kubernetes.backend import KubernetesBackend
+from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 

@@ -1,4 +1,4 @@
-"""``python -m benchfab.k8s.agent``: the long-lived process in every rank pod.
+"""``python -m benchfab.backends.kubernetes.agent``: the long-lived process in every rank pod.
 
 One agent pod lives on each (node, slot) for a profile's whole sweep, so a
 sweep pays the pod start-up (scheduling, image, CNI, device plugin) once, not
@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Any
 
-from ..task import format_record, parse_record  # json only: cheap before the first stage record
+from ...task import format_record, parse_record  # json only: cheap before the first stage record
 
 # Start-up stages in order. Each record names the stage being entered, so the last
 # one the controller saw is the one the agent is stuck in. STAGE_PROCESS is the
@@ -67,9 +67,9 @@ def stage(name: str, **info: Any) -> None:
 def devices() -> dict[str, Any]:
     """What the worker will need, checked once at start-up: the native extension and
     the RDMA devices this pod sees (reported in the ready record and the pod log)."""
-    from ..errors import BenchfabError
-    from ..native import native_status
-    from ..rdma.discovery import discover_sysfs
+    from ...errors import BenchfabError
+    from ...native import native_status
+    from ...rdma.discovery import discover_sysfs
 
     info: dict[str, Any] = {"native": native_status()}
     try:
@@ -128,7 +128,7 @@ class Worker:
 def main() -> int:
     pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not pod or not namespace:
-        print("benchfab.k8s.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
+        print("benchfab.backends.kubernetes.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
         return 2
     stage(STAGE_IMPORTS, pid=os.getpid(), python=sys.version.split()[0])
     from .client import Cache, ClusterOptions, connect

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..placement import NodeInfo
-from ..spec import SweepSpec, TestSpec
-from ..workloads.catalog import is_gpu_memory, is_point_to_point
+from ...placement import NodeInfo
+from ...spec import SweepSpec, TestSpec
+from ...workloads.catalog import is_gpu_memory, is_point_to_point
 from .client import Kube
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..spec import SweepSpec
+from ...spec import SweepSpec
 from .client import ClusterOptions, Kube, connect
 from .inventory import MOFED_WAIT, quantity
 

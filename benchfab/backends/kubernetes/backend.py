@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..backends.base import TestOutcome
-from ..errors import BackendError
-from ..placement import NodeInfo, plan_kubernetes
-from ..planner import Plan, PlannedTest
-from ..spec import SweepSpec
-from ..task import parse_record
+from ..base import TestOutcome
+from ...errors import BackendError
+from ...placement import NodeInfo, plan_kubernetes
+from ...planner import Plan, PlannedTest
+from ...spec import SweepSpec
+from ...task import parse_record
 from . import manifests as mf
 from .client import Cache, ClusterOptions, Kube, connect, iter_lines
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH

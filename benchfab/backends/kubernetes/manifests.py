@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..spec import KubeSettings, Profile
+from ...spec import KubeSettings, Profile
 
 APP = "benchfab"
 LABEL_RUN = "benchfab.io/run"
@@ -27,7 +27,7 @@ ANN_TASK = "benchfab.io/task"  # the agent's next test: JSON {seq, task, env}
 ANN_CANCEL = "benchfab.io/cancel"  # "<seq>": stop the worker of that test (timeout)
 ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
 ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
-AGENT_COMMAND = ["python", "-m", "benchfab.k8s.agent"]
+AGENT_COMMAND = ["python", "-m", "benchfab.backends.kubernetes.agent"]
 RENDEZVOUS_PORT = 29500
 
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import PlacementError, UsageError
-from ..placement import NodeInfo, plan_kubernetes
-from ..planner import Plan
-from ..spec import SweepSpec
+from ...errors import PlacementError, UsageError
+from ...placement import NodeInfo, plan_kubernetes
+from ...planner import Plan
+from ...spec import SweepSpec
 from . import manifests as mf
 from .client import ClusterOptions, cluster_configured
 from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ..errors import BackendError
+from ...errors import BackendError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 

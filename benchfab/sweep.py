@@ -20,7 +20,8 @@ from . import metadata
 from .backends.base import Backend, TestOutcome
 from .backends.local import LocalBackend
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BackendError, CapabilityError, SpecError, UsageError
-from .planner import Plan, PlannedTest, plan_local
+from . import planner
+from .planner import Plan, PlannedTest
 from .progress import Progress
 from .spec import SweepSpec, load_spec_text, spec_to_dict
 from .store import SCHEMA_VERSION, RunStore, new_run_id
@@ -61,7 +62,7 @@ def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
         # Placement needs the cluster's inventory: the backend reads it and plans.
         plan: Plan = getattr(backend, "plan")()
     else:
-        plan = plan_local(spec)
+        plan = planner.plan(spec, planner.local_nodes())
     cannot = unrunnable_tests(plan, backend)
     if not cannot:
         return plan

@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 
 from ..base import TestOutcome
 from ...errors import BackendError
-from ...placement import NodeInfo, plan_kubernetes
+from ... import planner
+from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from ...task import parse_record
@@ -159,7 +160,7 @@ class KubernetesBackend:
 
     def plan(self) -> Plan:
         if self._plan is None:
-            self._plan = plan_kubernetes(self.spec, self.nodes())
+            self._plan = planner.plan(self.spec, self.nodes())
         return self._plan
 
     def run_test(self, test: PlannedTest, log_dir: str, on_record: Callable[[dict[str, Any]], None]) -> TestOutcome:
@@ -243,11 +244,7 @@ class KubernetesBackend:
                           hugepages_mib_per_rank(self.spec, profile))
 
     def _deadline_s(self) -> int:
-        k = self.spec.kubernetes
-        if k.active_deadline is not None:
-            return int(k.active_deadline)
-        est = self._plan.estimate_s if self._plan is not None else 3600.0
-        return int(max(3600.0, 3 * est + k.start_timeout + 600))
+        return mf.pod_deadline_s(self.spec.kubernetes, self._plan.estimate_s if self._plan is not None else 3600.0)
 
     def _ensure_pods(self, profile: str, wanted: list[Slot]) -> None:
         assert self.cache is not None

@@ -111,6 +111,14 @@ def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
+    """A pod's activeDeadlineSeconds: the spec's, else well past the plan's estimate (it only
+    reaps pods a dead controller left behind; a live one deletes them itself)."""
+    if kube.active_deadline is not None:
+        return int(kube.active_deadline)
+    return int(max(3600.0, 3 * estimate_s + kube.start_timeout + 600))
+
+
 def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeSettings,
                  deadline_s: int) -> dict[str, Any]:
     name = pod_name(run_id, pod.profile_name, pod.node, pod.slot)

@@ -51,7 +51,7 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
     """The Kubernetes backend with --kubeconfig/--context/--namespace; None lets the sweep pick (local)."""
-    from .sweep import make_backend
+    from .backends.registry import make_backend
 
     return make_backend(spec, _cluster(args)) if spec.backend == "kubernetes" else None
 

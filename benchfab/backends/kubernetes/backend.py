@@ -28,7 +28,6 @@ from typing import Any, Callable, Sequence
 
 from ..base import TestOutcome
 from ...errors import BackendError
-from ... import planner
 from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
@@ -139,9 +138,10 @@ class KubernetesBackend:
         self.log_dir: Path | None = None
         self.stage_limits_s = dict(STAGE_LIMITS_S)  # per instance: tests and callers may tighten them
 
-    # -- sweep hooks -----------------------------------------------------------------------
-    def start_run(self, run_id: str) -> None:
+    # -- the Backend protocol ------------------------------------------------------------
+    def start(self, run_id: str, plan: Plan) -> None:
         self.run_id = run_id
+        self._plan = plan
 
     def unavailable(self, test: PlannedTest) -> str | None:
         # Placement already left out the nodes without the test's GPUs and RDMA resources.
@@ -157,14 +157,6 @@ class KubernetesBackend:
 
     def inventory(self) -> dict[str, Any]:
         return {"backend": "kubernetes", "namespace": self.namespace, "nodes": self.inventory_nodes()}
-
-    def plan(self) -> Plan:
-        if self._plan is None:
-            self._plan = planner.plan(self.spec, self.nodes())
-        return self._plan
-
-    def run_test(self, test: PlannedTest, log_dir: str, on_record: Callable[[dict[str, Any]], None]) -> TestOutcome:
-        return self.run_round([test], log_dir, lambda _tid, rec: on_record(rec))[0]
 
     # -- one round ---------------------------------------------------------------------------
     def run_round(self, tests: Sequence[PlannedTest], log_dir: str,

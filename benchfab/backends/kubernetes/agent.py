@@ -131,7 +131,8 @@ def main() -> int:
         print("benchfab.backends.kubernetes.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
         return 2
     stage(STAGE_IMPORTS, pid=os.getpid(), python=sys.version.split()[0])
-    from .client import Cache, ClusterOptions, connect
+    from .client import ClusterOptions, connect
+    from .watch import Cache
     from .manifests import ANN_CANCEL, ANN_TASK
     from .nccl import parse_nccl_log  # noqa: F401 - imported now so the first test does not pay for it
 

@@ -30,7 +30,8 @@ from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
-from .client import Cache, ClusterOptions, Kube, connect
+from .client import ClusterOptions, Kube, connect
+from .watch import Cache
 from .inventory import nodes_for_planner, read_inventory
 from .logs import LogFollowers
 from .pods import PodPool, PodState, Slot

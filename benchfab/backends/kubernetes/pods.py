@@ -19,7 +19,8 @@ from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from . import manifests as mf
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
-from .client import Cache, Kube
+from .client import Kube
+from .watch import Cache
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import attachment

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ...spec import SweepSpec
+from ...spec import Profile, SweepSpec
 from .client import ClusterOptions, Kube, connect
 from .inventory import MOFED_WAIT, quantity
 
@@ -53,51 +53,22 @@ def _on(pods: list[dict[str, Any]], node: str) -> list[dict[str, Any]]:
     return [p for p in pods if (p.get("spec") or {}).get("nodeName") == node]
 
 
+@dataclass(frozen=True)
+class _OperatorPods:
+    """The Network Operator's pods, by component, cluster-wide (its namespace is not assumed)."""
+
+    ofed: list[dict[str, Any]]
+    device_plugins: list[dict[str, Any]]  # RDMA shared and SR-IOV device plugins
+    peermem: list[dict[str, Any]]  # pods with an nvidia-peermem container (GPU Operator)
+
+
 def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
-    out: list[Check] = []
     gpu_res = spec.kubernetes.gpu_resource if spec else "nvidia.com/gpu"
     profiles = spec.resolved_profiles() if spec else {}
     resources = sorted({p.resource for p in profiles.values() if p.resource})
-
-    # -- NicClusterPolicy --------------------------------------------------------------
-    ncp = kube.get_custom("mellanox.com", "v1alpha1", "nicclusterpolicies", "nic-cluster-policy")
-    if ncp is None:
-        others = [o["metadata"]["name"] for o in kube.list_custom("mellanox.com", "v1alpha1", "nicclusterpolicies")]
-        out.append(Check("NicClusterPolicy", "cluster", "fail",
-                         "no NicClusterPolicy named nic-cluster-policy" + (f" (found: {', '.join(others)}; only "
-                                                                            "nic-cluster-policy is reconciled)" if others else ""),
-                         "create it (kubectl apply -f nic-cluster-policy.yaml) or rename yours to nic-cluster-policy"))
-    else:
-        status = ncp.get("status") or {}
-        state = status.get("state", "unknown")
-        bad = [f"{s.get('name')}={s.get('state')}" for s in status.get("appliedStates") or [] if s.get("state") != "ready"]
-        if state == "ready":
-            out.append(Check("NicClusterPolicy", "cluster", "pass", "state ready"))
-        else:
-            out.append(Check("NicClusterPolicy", "cluster", "fail",
-                             f"state {state}" + (f": {', '.join(bad)}" if bad else "") +
-                             (f" ({status.get('reason')})" if status.get("reason") else ""),
-                             "kubectl describe nicclusterpolicy nic-cluster-policy; look at the pods of the states "
-                             "that are not ready in the operator's namespace"))
-
-    # -- operator pods (namespace discovered) ----------------------------------------------
-    ofed = kube.list_pods(None, label_selector=OFED_LABEL).get("items", [])
-    shared_dp = kube.list_pods(None, label_selector=SHARED_DP_LABEL).get("items", [])
-    sriov_dp = [p for sel in SRIOV_DP_LABELS for p in kube.list_pods(None, label_selector=sel).get("items", [])]
-    operator = kube.list_pods(None, label_selector=OPERATOR_LABEL).get("items", [])
-    namespaces = sorted({p["metadata"]["namespace"] for p in ofed + shared_dp + sriov_dp + operator})
-    if operator:
-        ok = [p for p in operator if _ready(p)]
-        out.append(Check("operator pod", ",".join(namespaces) or "?", "pass" if ok else "fail",
-                         f"{len(ok)}/{len(operator)} Ready", "" if ok else "kubectl logs the network-operator pod"))
-    else:
-        out.append(Check("operator pod", "cluster", "warn", f"no pod labelled {OPERATOR_LABEL}"
-                         + (f"; operator components found in {', '.join(namespaces)}" if namespaces else ""),
-                         "check the Network Operator is installed (helm list -A)"))
-    peermem = [p for p in kube.list_pods(None).get("items", [])
-               if any(c.get("name") == "nvidia-peermem-ctr" for c in (p.get("spec") or {}).get("containers") or [])]
-
-    # -- GPU nodes ---------------------------------------------------------------------
+    out = _policy_checks(kube)
+    pods, operator = _operator_pods(kube)
+    out += operator
     selector = spec.nodes.selector if spec and spec.nodes.selector else None
     nodes = kube.list_nodes(selector).get("items", [])
     gpu_nodes = [n for n in nodes if (n["metadata"].get("labels") or {}).get("nvidia.com/gpu.present") == "true"
@@ -108,93 +79,144 @@ def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
                          "check the GPU Operator, or the spec's nodes.selector"))
     kernels: dict[str, list[str]] = {}
     for node in gpu_nodes:
-        name = node["metadata"]["name"]
-        labels = node["metadata"].get("labels") or {}
-        alloc = (node.get("status") or {}).get("allocatable") or {}
         kernel = (node.get("status") or {}).get("nodeInfo", {}).get("kernelVersion", "")
-        kernels.setdefault(kernel, []).append(name)
-        wait = labels.get(MOFED_WAIT)
-        pods = _on(ofed, name)
-        if wait == "true" or (pods and not all(_ready(p) for p in pods)):
-            pod = pods[0]["metadata"] if pods else None
-            where = f"kubectl logs -n {pod['namespace']} {pod['name']}" if pod else "the OFED pod's logs"
-            out.append(Check("MOFED ready", name, "fail",
-                             f"{MOFED_WAIT}={wait}" + (f", OFED pod {pods[0]['metadata']['name']} not Ready" if pods else ""),
-                             f"{where} (kernel headers for {kernel}? driver build error?); device plugins "
-                             "start only after MOFED is ready"))
-        elif wait == "false" or pods:
-            out.append(Check("MOFED ready", name, "pass", f"{MOFED_WAIT}=false" if wait else "OFED pod Ready"))
-        else:
-            out.append(Check("MOFED ready", name, "warn", "no OFED pod and no mofed.wait label (host-installed driver?)",
-                             "fine if the host has DOCA-OFED/MOFED; else enable ofedDriver in the NicClusterPolicy"))
-        dps = _on(shared_dp, name) + _on(sriov_dp, name)
-        if dps and all(_ready(p) for p in dps):
-            out.append(Check("device plugin", name, "pass", ", ".join(p["metadata"]["name"] for p in dps)))
-        elif dps:
-            out.append(Check("device plugin", name, "fail", f"{dps[0]['metadata']['name']} not Ready",
-                             f"kubectl logs -n {dps[0]['metadata']['namespace']} {dps[0]['metadata']['name']}"))
-        else:
-            out.append(Check("device plugin", name, "warn", "no RDMA shared or SR-IOV device plugin pod on this node",
-                             "enable rdmaSharedDevicePlugin or sriovDevicePlugin in the NicClusterPolicy"))
-        wanted = resources or sorted(k for k in alloc if k.startswith("rdma/") or "sriov" in k)
-        if not wanted:
-            out.append(Check("RDMA allocatable", name, "fail", "the node advertises no RDMA resource",
-                             "MOFED not ready, or the device plugin's selectors (ifNames, deviceIDs, linkTypes) "
-                             "match no NIC: check its config and logs"))
-        for res in wanted:
-            amount = quantity(alloc.get(res, 0))
-            if amount > 0:
-                out.append(Check("RDMA allocatable", name, "pass", f"{res}: {amount:g}"))
-            else:
-                out.append(Check("RDMA allocatable", name, "fail", f"{res}: 0 or missing",
-                                 "MOFED not ready (mofed.wait), device plugin not running, or its selector "
-                                 "(ifNames / deviceIDs / linkTypes, VF count) matches nothing on this node"))
-        peer = [p for p in _on(peermem, name) if _ready(p)]
-        kv = _kernel(kernel)
-        if peer:
-            out.append(Check("GPUDirect", name, "pass", "nvidia-peermem container Ready"))
-        elif kv is not None and kv >= DMABUF_KERNEL:
-            out.append(Check("GPUDirect", name, "pass", f"kernel {kernel} supports DMA-BUF (needs the open GPU "
-                             "kernel modules, CUDA >= 11.7)"))
-        else:
-            out.append(Check("GPUDirect", name, "fail", f"no nvidia-peermem and kernel {kernel or '?'} is older than "
-                             "5.12 (no DMA-BUF): GPU traffic will bounce through host memory",
-                             "enable driver.rdma in the GPU Operator ClusterPolicy (nvidia-peermem), or upgrade "
-                             "the kernel to >= 5.12 with open GPU kernel modules"))
+        kernels.setdefault(kernel, []).append(node["metadata"]["name"])
+        out += _node_checks(node, kernel, pods, resources)
     if len(kernels) > 1:
         out.append(Check("kernel versions", "cluster", "warn",
                          "; ".join(f"{k or '?'} on {len(v)} node(s)" for k, v in sorted(kernels.items())),
                          "mixed kernels need one MOFED build per kernel; results may differ by kernel"))
     elif kernels:
         out.append(Check("kernel versions", "cluster", "pass", next(iter(kernels)) or "?"))
-
-    # -- NADs --------------------------------------------------------------------------
     for pname, profile in profiles.items():
-        if not profile.network:
-            continue
-        ns, _, nad_name = profile.network.rpartition("/")
-        ns = ns or kube.namespace
-        nad = kube.get_custom("k8s.cni.cncf.io", "v1", "network-attachment-definitions", nad_name, namespace=ns)
-        scope = f"profile {pname}"
-        if nad is None:
-            out.append(Check("NAD", scope, "fail", f"network-attachment-definition {ns}/{nad_name} not found",
-                             f"create it in namespace {ns} (MacvlanNetwork / HostDeviceNetwork / SriovNetwork CR) or "
-                             "fix the profile's network"))
-            continue
-        tied = (nad["metadata"].get("annotations") or {}).get(RESOURCE_ANN)
-        if tied and profile.resource and tied != profile.resource:
-            out.append(Check("NAD", scope, "fail", f"{ns}/{nad_name} is tied to {tied}, the profile requests "
-                             f"{profile.resource}", "make the profile's resource match the NAD's "
-                             f"{RESOURCE_ANN} annotation"))
-        elif not tied and profile.mode == "sriov":
-            out.append(Check("NAD", scope, "fail", f"{ns}/{nad_name} has no {RESOURCE_ANN} annotation: the VF and "
-                             "the network cannot be matched", "render the NAD from a SriovNetwork / HostDeviceNetwork CR"))
-        elif not tied:
-            out.append(Check("NAD", scope, "warn", f"{ns}/{nad_name} carries no {RESOURCE_ANN} (usual for macvlan "
-                             "on the shared plugin)", ""))
-        else:
-            out.append(Check("NAD", scope, "pass", f"{ns}/{nad_name} -> {tied}"))
+        if profile.network:
+            out.append(_nad_check(kube, pname, profile))
     return out
+
+
+def _policy_checks(kube: Kube) -> list[Check]:
+    """The NicClusterPolicy: only the one named nic-cluster-policy is reconciled."""
+    ncp = kube.get_custom("mellanox.com", "v1alpha1", "nicclusterpolicies", "nic-cluster-policy")
+    if ncp is None:
+        others = [o["metadata"]["name"] for o in kube.list_custom("mellanox.com", "v1alpha1", "nicclusterpolicies")]
+        return [Check("NicClusterPolicy", "cluster", "fail",
+                      "no NicClusterPolicy named nic-cluster-policy" + (f" (found: {', '.join(others)}; only "
+                                                                         "nic-cluster-policy is reconciled)" if others else ""),
+                      "create it (kubectl apply -f nic-cluster-policy.yaml) or rename yours to nic-cluster-policy")]
+    status = ncp.get("status") or {}
+    state = status.get("state", "unknown")
+    bad = [f"{s.get('name')}={s.get('state')}" for s in status.get("appliedStates") or [] if s.get("state") != "ready"]
+    if state == "ready":
+        return [Check("NicClusterPolicy", "cluster", "pass", "state ready")]
+    return [Check("NicClusterPolicy", "cluster", "fail",
+                  f"state {state}" + (f": {', '.join(bad)}" if bad else "") +
+                  (f" ({status.get('reason')})" if status.get("reason") else ""),
+                  "kubectl describe nicclusterpolicy nic-cluster-policy; look at the pods of the states "
+                  "that are not ready in the operator's namespace")]
+
+
+def _operator_pods(kube: Kube) -> tuple[_OperatorPods, list[Check]]:
+    """The operator's component pods (namespace discovered), and the check of the operator pod itself."""
+    ofed = kube.list_pods(None, label_selector=OFED_LABEL).get("items", [])
+    shared_dp = kube.list_pods(None, label_selector=SHARED_DP_LABEL).get("items", [])
+    sriov_dp = [p for sel in SRIOV_DP_LABELS for p in kube.list_pods(None, label_selector=sel).get("items", [])]
+    operator = kube.list_pods(None, label_selector=OPERATOR_LABEL).get("items", [])
+    namespaces = sorted({p["metadata"]["namespace"] for p in ofed + shared_dp + sriov_dp + operator})
+    if operator:
+        ok = [p for p in operator if _ready(p)]
+        check = Check("operator pod", ",".join(namespaces) or "?", "pass" if ok else "fail",
+                      f"{len(ok)}/{len(operator)} Ready", "" if ok else "kubectl logs the network-operator pod")
+    else:
+        check = Check("operator pod", "cluster", "warn", f"no pod labelled {OPERATOR_LABEL}"
+                      + (f"; operator components found in {', '.join(namespaces)}" if namespaces else ""),
+                      "check the Network Operator is installed (helm list -A)")
+    peermem = [p for p in kube.list_pods(None).get("items", [])
+               if any(c.get("name") == "nvidia-peermem-ctr" for c in (p.get("spec") or {}).get("containers") or [])]
+    return _OperatorPods(ofed, shared_dp + sriov_dp, peermem), [check]
+
+
+def _node_checks(node: dict[str, Any], kernel: str, pods: _OperatorPods, resources: list[str]) -> list[Check]:
+    """One GPU node: MOFED, its device plugin, RDMA allocatable, a GPUDirect path."""
+    name = node["metadata"]["name"]
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    out = [_mofed_check(name, node["metadata"].get("labels") or {}, kernel, _on(pods.ofed, name))]
+    dps = _on(pods.device_plugins, name)
+    if dps and all(_ready(p) for p in dps):
+        out.append(Check("device plugin", name, "pass", ", ".join(p["metadata"]["name"] for p in dps)))
+    elif dps:
+        out.append(Check("device plugin", name, "fail", f"{dps[0]['metadata']['name']} not Ready",
+                         f"kubectl logs -n {dps[0]['metadata']['namespace']} {dps[0]['metadata']['name']}"))
+    else:
+        out.append(Check("device plugin", name, "warn", "no RDMA shared or SR-IOV device plugin pod on this node",
+                         "enable rdmaSharedDevicePlugin or sriovDevicePlugin in the NicClusterPolicy"))
+    wanted = resources or sorted(k for k in alloc if k.startswith("rdma/") or "sriov" in k)
+    if not wanted:
+        out.append(Check("RDMA allocatable", name, "fail", "the node advertises no RDMA resource",
+                         "MOFED not ready, or the device plugin's selectors (ifNames, deviceIDs, linkTypes) "
+                         "match no NIC: check its config and logs"))
+    for res in wanted:
+        amount = quantity(alloc.get(res, 0))
+        if amount > 0:
+            out.append(Check("RDMA allocatable", name, "pass", f"{res}: {amount:g}"))
+        else:
+            out.append(Check("RDMA allocatable", name, "fail", f"{res}: 0 or missing",
+                             "MOFED not ready (mofed.wait), device plugin not running, or its selector "
+                             "(ifNames / deviceIDs / linkTypes, VF count) matches nothing on this node"))
+    out.append(_gpudirect_check(name, kernel, [p for p in _on(pods.peermem, name) if _ready(p)]))
+    return out
+
+
+def _mofed_check(name: str, labels: dict[str, str], kernel: str, pods: list[dict[str, Any]]) -> Check:
+    wait = labels.get(MOFED_WAIT)
+    if wait == "true" or (pods and not all(_ready(p) for p in pods)):
+        pod = pods[0]["metadata"] if pods else None
+        where = f"kubectl logs -n {pod['namespace']} {pod['name']}" if pod else "the OFED pod's logs"
+        return Check("MOFED ready", name, "fail",
+                     f"{MOFED_WAIT}={wait}" + (f", OFED pod {pods[0]['metadata']['name']} not Ready" if pods else ""),
+                     f"{where} (kernel headers for {kernel}? driver build error?); device plugins "
+                     "start only after MOFED is ready")
+    if wait == "false" or pods:
+        return Check("MOFED ready", name, "pass", f"{MOFED_WAIT}=false" if wait else "OFED pod Ready")
+    return Check("MOFED ready", name, "warn", "no OFED pod and no mofed.wait label (host-installed driver?)",
+                 "fine if the host has DOCA-OFED/MOFED; else enable ofedDriver in the NicClusterPolicy")
+
+
+def _gpudirect_check(name: str, kernel: str, peer: list[dict[str, Any]]) -> Check:
+    kv = _kernel(kernel)
+    if peer:
+        return Check("GPUDirect", name, "pass", "nvidia-peermem container Ready")
+    if kv is not None and kv >= DMABUF_KERNEL:
+        return Check("GPUDirect", name, "pass", f"kernel {kernel} supports DMA-BUF (needs the open GPU "
+                     "kernel modules, CUDA >= 11.7)")
+    return Check("GPUDirect", name, "fail", f"no nvidia-peermem and kernel {kernel or '?'} is older than "
+                 "5.12 (no DMA-BUF): GPU traffic will bounce through host memory",
+                 "enable driver.rdma in the GPU Operator ClusterPolicy (nvidia-peermem), or upgrade "
+                 "the kernel to >= 5.12 with open GPU kernel modules")
+
+
+def _nad_check(kube: Kube, pname: str, profile: Profile) -> Check:
+    """The profile's network-attachment-definition exists and is tied to the profile's resource."""
+    assert profile.network is not None
+    ns, _, nad_name = profile.network.rpartition("/")
+    ns = ns or kube.namespace
+    nad = kube.get_custom("k8s.cni.cncf.io", "v1", "network-attachment-definitions", nad_name, namespace=ns)
+    scope = f"profile {pname}"
+    if nad is None:
+        return Check("NAD", scope, "fail", f"network-attachment-definition {ns}/{nad_name} not found",
+                     f"create it in namespace {ns} (MacvlanNetwork / HostDeviceNetwork / SriovNetwork CR) or "
+                     "fix the profile's network")
+    tied = (nad["metadata"].get("annotations") or {}).get(RESOURCE_ANN)
+    if tied and profile.resource and tied != profile.resource:
+        return Check("NAD", scope, "fail", f"{ns}/{nad_name} is tied to {tied}, the profile requests "
+                     f"{profile.resource}", "make the profile's resource match the NAD's "
+                     f"{RESOURCE_ANN} annotation")
+    if not tied and profile.mode == "sriov":
+        return Check("NAD", scope, "fail", f"{ns}/{nad_name} has no {RESOURCE_ANN} annotation: the VF and "
+                     "the network cannot be matched", "render the NAD from a SriovNetwork / HostDeviceNetwork CR")
+    if not tied:
+        return Check("NAD", scope, "warn", f"{ns}/{nad_name} carries no {RESOURCE_ANN} (usual for macvlan "
+                     "on the shared plugin)", "")
+    return Check("NAD", scope, "pass", f"{ns}/{nad_name} -> {tied}")
 
 
 def format_checks(rows: list[Check]) -> str:

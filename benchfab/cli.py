@@ -43,7 +43,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace) -> Any:
-    from .k8s.client import ClusterOptions
+    from .backends.kubernetes.client import ClusterOptions
 
     return ClusterOptions(kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None),
                           namespace=getattr(args, "namespace", None))
@@ -51,7 +51,7 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
     """The Kubernetes backend with --kubeconfig/--context/--namespace; None lets the sweep pick (local)."""
-    from .sweep import make_backend
+    from .backends.registry import make_backend
 
     return make_backend(spec, _cluster(args)) if spec.backend == "kubernetes" else None
 
@@ -66,7 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     where = ""
     if spec.backend == "kubernetes":
         # --nodes: offline; else the cluster; with no kubeconfig anywhere, offline on made-up nodes (noted).
-        from .k8s.render import find_nodes, plan_on
+        from .backends.kubernetes.render import find_nodes, plan_on
 
         found = find_nodes(spec, args.nodes, _cluster(args))
         plan = plan_on(spec, found)
@@ -218,7 +218,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .errors import UsageError as _Usage
-    from .k8s.render import render
+    from .backends.kubernetes.render import render
     from .spec import load_spec
 
     spec = load_spec(args.spec)
@@ -234,7 +234,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from .k8s.preflight import run_preflight
+    from .backends.kubernetes.preflight import run_preflight
     from .spec import load_spec
 
     spec = load_spec(args.spec) if args.spec else None

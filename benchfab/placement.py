@@ -28,17 +28,12 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import PlacementError
-
-if TYPE_CHECKING:  # the planner imports nothing from here at run time; no cycle
-    from .planner import Plan
-    from .spec import SweepSpec, TestSpec
 
 Group = tuple[str, ...]
 Member = tuple[str, int]  # (node name, slot on that node: a GPU + NIC/VF pod)
@@ -55,6 +50,9 @@ class NodeInfo:
     # Per profile: how many rank pods fit at once (free VFs or HCA shares, and GPUs).
     slots: Mapping[str, int] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Cores the node's ranks share, where they share them (the local backend's one host);
+    # None where each rank has a pod of its own.
+    cpus: int | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -328,106 +326,3 @@ def check_rounds(rounds: Sequence[Sequence[tuple[Member, ...]]], slots: Mapping[
                 if slots is not None and m[1] >= slots.get(m[0], 0):
                     raise PlacementError(f"round {i}: {m[0]} slot {m[1]} is beyond its {slots.get(m[0], 0)} slot(s)")
                 seen.add(m)
-
-
-# ---------------------------------------------------------------------------
-# The Kubernetes plan: spec x inventory -> rounds of placed tests
-
-K8S_TEST_OVERHEAD_S = 1.0  # hand a test to running agent pods and collect it (measured: docs/KUBERNETES.md)
-
-
-def _pattern_rounds(test: "TestSpec", names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
-    p = test.placement
-    cut = p.max_rounds
-    rounds: list[list[Group]]
-    if p.pattern == "all-pairs":
-        rounds = [[(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut)]
-    elif p.pattern == "ring":
-        rounds = ring_rounds(names)
-    elif p.pattern == "k-groups":
-        rounds = k_groups(names, p.k or 2)
-    elif p.pattern == "topology":
-        rounds = topology_pairs(names, leaf, p.scope)
-    elif p.pattern == "group":
-        rounds = [[one_group(names, p.nodes, leaf)]]
-    elif p.pattern == "retest":
-        sus = {y for pair in p.suspects for y in pair}
-        good = list(p.good) or [x for x in names if x not in sus]
-        rounds = retest_rounds(p.suspects, good)
-    else:
-        raise PlacementError(f"pattern {p.pattern!r} is for the local backend",
-                             hint="use all-pairs, ring, k-groups, topology, group or retest")
-    return rounds[:cut] if cut else rounds
-
-
-def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> "Plan":
-    """Place every test on the inventory: rounds of disjoint node pairs / groups.
-
-    Each (test entry, profile, dtype, op, repeat) expands into the rounds of
-    its pattern; combinations follow one another profile by profile, so a
-    profile's pods are reused for all of its tests. A rank is one pod on one
-    (node, slot); a slot is one GPU plus one NIC share or VF.
-
-    A test whose pattern cannot be placed at all (a group of 8 on 4 nodes)
-    refuses the plan, unless ``skip_unplaceable`` (offline ``render`` / ``plan``
-    on a few made-up nodes): then it is left out with a note. Either way a plan
-    with no test at all is refused.
-    """
-    from .planner import Plan, PlannedTest, Round, estimate_test_seconds, make_test_id
-
-    profiles = spec.resolved_profiles()
-    leaf = {n.name: n.leaf for n in nodes}
-    rounds: list[Round] = []
-    notes: list[str] = []
-    tests = spec.resolved_tests()
-    combos = [(pname, t, rep, dtype, op) for pname in profiles for t in tests if pname in t.profiles
-              for rep in range(t.repeat) for dtype in t.dtypes for op in t.ops]
-    for pname, test, rep, dtype, op in combos:
-        p = test.placement
-        per_node = p.gpus_per_node or 1
-        need = per_node * (p.rails or 1)
-        slots = {n.name: int(n.slots.get(pname, 0)) for n in nodes}
-        names = [n.name for n in nodes if slots[n.name] >= need]
-        if len(names) < len(nodes):
-            notes.append(f"{test.name}/{pname}: {len(nodes) - len(names)} node(s) without {need} free slot(s) left out")
-        try:
-            groups = _pattern_rounds(test, names, leaf)
-        except PlacementError as exc:
-            if not skip_unplaceable:
-                raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
-            notes.append(f"{test.name}/{pname}: skipped: {exc.message}")
-            continue
-        if not any(groups):
-            notes.append(f"{test.name}/{pname}: pattern {p.pattern}"
-                         + (f" (scope {p.scope})" if p.pattern == "topology" else "")
-                         + f" places no test on these {len(names)} node(s)")
-        placed: list[list[tuple[Member, ...]]]
-        if p.pattern == "group" and p.rails:
-            # Per-rail groups: the same nodes, one group per rail, all rails at once
-            # (rail-isolated, like NCCL_TESTS_SPLIT_MASK); slot r is rail r.
-            placed = [[tuple((x, r) for x in groups[0][0]) for r in range(p.rails)]]
-        else:
-            placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
-            notes.extend(f"{test.name}/{pname}: {m}" for m in more)
-        base = make_test_id(test, pname, dtype, op, rep, len(test.profiles) > 1)
-        for rnd in placed:
-            planned = []
-            for members in rnd:
-                hosts = tuple(dict.fromkeys(m[0] for m in members))
-                sized = test.model_copy(update={"ranks": len(members)})
-                if p.pattern == "group":
-                    suffix = f"rail{members[0][1]}" if p.rails else f"{len(hosts)}n"
-                else:
-                    suffix = "+".join(hosts)
-                est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
-                timeout = test.timeout if test.timeout is not None else 60.0 + 4.0 * est
-                planned.append(PlannedTest(f"{base}-{suffix}", sized, pname, profiles[pname], dtype, op, rep,
-                                           hosts, est, timeout, tuple(members)))
-            rounds.append(Round(len(rounds), tuple(planned)))
-    notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
-    if not rounds:
-        why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""
-        raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
-                             hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
-                                  "(benchfab preflight)")
-    return Plan(tuple(rounds), tuple(notes))

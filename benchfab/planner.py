@@ -1,18 +1,24 @@
-"""Spec (x inventory) -> Plan: ordered rounds of tests, with a time estimate.
+"""Spec x inventory -> Plan: ordered rounds of tests, with a time estimate.
 
-Pure functions: no I/O. A planned test is one (test entry, profile, dtype,
-op, repeat) combination; its id is derived only from the spec, so that
-``--resume`` finds the same ids again. The local backend has one host and runs
-one test per round; the Kubernetes backend will fill rounds with disjoint
-node pairs and groups.
+Pure functions: no I/O. ``plan(spec, nodes)`` is the one planner of every
+backend: a planned test is one (test entry, profile, dtype, op, repeat)
+combination (``expand``) placed on the inventory's nodes; its id is derived
+only from the spec (and, on Kubernetes, the nodes it was placed on), so that
+``--resume`` finds the same ids again. The local backend's inventory is one
+node, this host, and it runs one test per round; on Kubernetes rounds hold
+disjoint node pairs and groups (patterns in ``placement``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Sequence
 
 from .errors import PlacementError
+from .placement import (Group, Member, NodeInfo, all_pairs_rounds, assign_slots, k_groups, one_group, retest_rounds,
+                        ring_rounds, topology_pairs)
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
 from .workloads import family_of
@@ -88,25 +94,175 @@ def make_test_id(spec: TestSpec, profile: str, dtype: str, op: str, repeat: int,
     return "-".join(parts)
 
 
-def plan_local(spec: SweepSpec, cores: int | None = None, host: str = "localhost") -> Plan:
-    """Every test on this host, one test per round, in spec order."""
-    if spec.backend != "local":
-        raise PlacementError(f"plan_local cannot place a {spec.backend} spec")
-    cores = cores or os.cpu_count() or 1
+K8S_TEST_OVERHEAD_S = 1.0  # hand a test to running agent pods and collect it (measured: docs/KUBERNETES.md)
+LOCAL_HOST = "localhost"  # the local backend's one node: every rank is a process on this host
+
+
+def local_nodes(cores: int | None = None, host: str = LOCAL_HOST) -> list[NodeInfo]:
+    """The local backend's inventory: this host, with its cores (they bound how fast its ranks go)."""
+    return [NodeInfo(host, cpus=cores or os.cpu_count() or 1)]
+
+
+def timeout_for(test: TestSpec, estimate_s: float) -> float:
+    """A test's timeout: the spec's, else generous enough that a slow but healthy test is not killed."""
+    return test.timeout if test.timeout is not None else 60.0 + 4.0 * estimate_s
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One (test entry, profile, dtype, op, repeat): a planned test before it is placed."""
+
+    test: TestSpec
+    profile: str
+    dtype: str
+    op: str
+    repeat: int
+
+    @property
+    def base_id(self) -> str:
+        t = self.test
+        return make_test_id(t, self.profile, self.dtype, self.op, self.repeat, len(t.profiles) > 1)
+
+
+def expand(spec: SweepSpec, profile_major: bool = False) -> list[Combo]:
+    """Every combination of the spec, in run order.
+
+    Spec order (test, repeat, profile, dtype, op) by default; ``profile_major``
+    runs one profile's tests before the next profile's, so its pods are reused.
+    """
+    tests = spec.resolved_tests()
+    order = ([(p, t, rep) for p in spec.resolved_profiles() for t in tests if p in t.profiles for rep in range(t.repeat)]
+             if profile_major else [(p, t, rep) for t in tests for rep in range(t.repeat) for p in t.profiles])
+    return [Combo(t, p, dtype, op, rep) for p, t, rep in order for dtype in t.dtypes for op in t.ops]
+
+
+def plan(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> Plan:
+    """The spec's tests placed on ``nodes``: the one planner of every backend.
+
+    ``backend: local``: every rank of a test is a process on the inventory's one node
+    (``local_nodes()``), one test per round, in spec order. ``backend: kubernetes``:
+    see ``_plan_on_slots``; ``skip_unplaceable`` (offline ``render`` / ``plan`` on a few
+    made-up nodes) leaves a test that cannot be placed out with a note instead of
+    refusing the plan.
+    """
+    if spec.backend == "local":
+        return _plan_on_host(spec, nodes)
+    return _plan_on_slots(spec, nodes, skip_unplaceable)
+
+
+def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> Plan:
+    """Every test on the one node, one test per round, in spec order."""
+    if len(nodes) != 1:
+        raise PlacementError(f"the local backend places on one node, the inventory has {len(nodes)}")
+    node = nodes[0]
+    cores = node.cpus or 1
     profiles = spec.resolved_profiles()
+    tests = spec.resolved_tests()
+    notes = [f"{t.name}: {t.ranks} ranks on {cores} cores will be slow and noisy" for t in tests if t.ranks > 4 * cores]
+    # One estimate per test entry: its ranks share this host's cores.
+    estimates = {t.index: estimate_test_seconds(t, cores) for t in tests}
     rounds: list[Round] = []
-    notes: list[str] = []
-    for test in spec.resolved_tests():
-        if test.ranks > 4 * cores:
-            notes.append(f"{test.name}: {test.ranks} ranks on {cores} cores will be slow and noisy")
-        est = estimate_test_seconds(test, cores)
-        timeout = test.timeout if test.timeout is not None else 60.0 + 4.0 * est
-        for rep in range(test.repeat):
-            for pname in test.profiles:
-                for dtype in test.dtypes:
-                    for op in test.ops:
-                        tid = make_test_id(test, pname, dtype, op, rep, len(test.profiles) > 1)
-                        pt = PlannedTest(tid, test, pname, profiles[pname], dtype, op, rep, (host,), est, timeout)
-                        rounds.append(Round(len(rounds), (pt,)))
+    for c in expand(spec):
+        est = estimates[c.test.index]
+        pt = PlannedTest(c.base_id, c.test, c.profile, profiles[c.profile], c.dtype, c.op, c.repeat, (node.name,),
+                         est, timeout_for(c.test, est))
+        rounds.append(Round(len(rounds), (pt,)))
     return Plan(tuple(rounds), tuple(notes))
 
+
+def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
+    p = test.placement
+    cut = p.max_rounds
+    rounds: list[list[Group]]
+    if p.pattern == "all-pairs":
+        rounds = [[(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut)]
+    elif p.pattern == "ring":
+        rounds = ring_rounds(names)
+    elif p.pattern == "k-groups":
+        rounds = k_groups(names, p.k or 2)
+    elif p.pattern == "topology":
+        rounds = topology_pairs(names, leaf, p.scope)
+    elif p.pattern == "group":
+        rounds = [[one_group(names, p.nodes, leaf)]]
+    elif p.pattern == "retest":
+        sus = {y for pair in p.suspects for y in pair}
+        good = list(p.good) or [x for x in names if x not in sus]
+        rounds = retest_rounds(p.suspects, good)
+    else:
+        raise PlacementError(f"pattern {p.pattern!r} is for the local backend",
+                             hint="use all-pairs, ring, k-groups, topology, group or retest")
+    return rounds[:cut] if cut else rounds
+
+
+def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool) -> Plan:
+    """Place every test on the inventory: rounds of disjoint node pairs / groups.
+
+    Each combination (``expand``, profile by profile, so a profile's pods are reused
+    for all of its tests) becomes the rounds of its pattern. A rank is one pod on one
+    (node, slot); a slot is one GPU plus one NIC share or VF.
+
+    A test whose pattern cannot be placed at all (a group of 8 on 4 nodes) refuses
+    the plan, unless ``skip_unplaceable``: then it is left out with a note. Either
+    way a plan with no test at all is refused.
+    """
+    rounds: list[Round] = []
+    notes: list[str] = []
+    for combo in expand(spec, profile_major=True):
+        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes):
+            rounds.append(Round(len(rounds), placed))
+    notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
+    if not rounds:
+        why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""
+        raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
+                             hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
+                                  "(benchfab preflight)")
+    return Plan(tuple(rounds), tuple(notes))
+
+
+def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_unplaceable: bool,
+                 notes: list[str]) -> list[tuple[PlannedTest, ...]]:
+    """One combination's rounds of placed tests (appends its notes to ``notes``)."""
+    test, pname = combo.test, combo.profile
+    p = test.placement
+    per_node = p.gpus_per_node or 1
+    need = per_node * (p.rails or 1)
+    slots = {n.name: int(n.slots.get(pname, 0)) for n in nodes}
+    names = [n.name for n in nodes if slots[n.name] >= need]
+    if len(names) < len(nodes):
+        notes.append(f"{test.name}/{pname}: {len(nodes) - len(names)} node(s) without {need} free slot(s) left out")
+    try:
+        groups = _pattern_rounds(test, names, {n.name: n.leaf for n in nodes})
+    except PlacementError as exc:
+        if not skip_unplaceable:
+            raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
+        notes.append(f"{test.name}/{pname}: skipped: {exc.message}")
+        return []
+    if not any(groups):
+        notes.append(f"{test.name}/{pname}: pattern {p.pattern}"
+                     + (f" (scope {p.scope})" if p.pattern == "topology" else "")
+                     + f" places no test on these {len(names)} node(s)")
+    placed: list[list[tuple[Member, ...]]]
+    if p.pattern == "group" and p.rails:
+        # Per-rail groups: the same nodes, one group per rail, all rails at once
+        # (rail-isolated, like NCCL_TESTS_SPLIT_MASK); slot r is rail r.
+        placed = [[tuple((x, r) for x in groups[0][0]) for r in range(p.rails)]]
+    else:
+        placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
+        notes.extend(f"{test.name}/{pname}: {m}" for m in more)
+    profile = spec.resolved_profiles()[pname]
+    return [tuple(_placed_test(combo, profile, members) for members in rnd) for rnd in placed]
+
+
+def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...]) -> PlannedTest:
+    """One test on its (node, slot) members: one rank per member, the id names where it ran."""
+    test, p = combo.test, combo.test.placement
+    hosts = tuple(dict.fromkeys(m[0] for m in members))
+    sized = test.model_copy(update={"ranks": len(members)})
+    if p.pattern == "group":
+        suffix = f"rail{members[0][1]}" if p.rails else f"{len(hosts)}n"
+    else:
+        suffix = "+".join(hosts)
+    # One rank per pod: no oversubscription of a node's cores in the estimate.
+    est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
+    return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
+                       hosts, est, timeout_for(test, est), tuple(members))

@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 from . import metadata
 from .backends.base import Backend, TestOutcome
-from .backends.local import LocalBackend
-from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BackendError, CapabilityError, SpecError, UsageError
-from .planner import Plan, PlannedTest, plan_local
+from .backends.registry import make_backend
+from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, SpecError, UsageError
+from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .spec import SweepSpec, load_spec_text, spec_to_dict
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
@@ -41,30 +41,15 @@ class SweepResult:
         return EXIT_TESTS_NOT_OK if self.not_ok and not allow_failures else EXIT_ALL_OK
 
 
-def make_backend(spec: SweepSpec, cluster: Any = None) -> Backend:
-    """The spec's backend; ``cluster`` is a benchfab.k8s.client.ClusterOptions (kubeconfig, context, namespace)."""
-    if spec.backend == "local":
-        return LocalBackend()
-    if spec.backend == "kubernetes":
-        from .k8s.backend import KubernetesBackend
-
-        return KubernetesBackend(spec, cluster)
-    raise BackendError(f"backend {spec.backend!r} is not available", hint="use backend: local or kubernetes")
-
-
 def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
-    """The spec's plan, with a note for every test the backend cannot run at all."""
+    """The spec placed on the backend's nodes, with a note for every test the backend cannot run at all."""
     backend = backend or make_backend(spec)
-    if spec.backend == "kubernetes":
-        # Placement needs the cluster's inventory: the backend reads it and plans.
-        plan: Plan = getattr(backend, "plan")()
-    else:
-        plan = plan_local(spec)
-    cannot = unrunnable_tests(plan, backend)
+    placed = plan(spec, backend.nodes())
+    cannot = unrunnable_tests(placed, backend)
     if not cannot:
-        return plan
+        return placed
     notes = [f"{test_id} will be skipped: {why}" for test_id, why in cannot.items()]
-    return replace(plan, notes=plan.notes + tuple(notes))
+    return replace(placed, notes=placed.notes + tuple(notes))
 
 
 def unrunnable_tests(plan: Plan, backend: Backend) -> dict[str, str]:
@@ -72,10 +57,14 @@ def unrunnable_tests(plan: Plan, backend: Backend) -> dict[str, str]:
     return {t.test_id: why for t in plan.tests if (why := backend.unavailable(t)) is not None}
 
 
-def _batches(plan: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
-    """The tests still to run, grouped by plan round (a backend with run_round runs each group at once)."""
+def _batches(placed: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
+    """The tests still to run, grouped by plan round (the backend runs each group at once where it can)."""
     wanted = {t.test_id for t in todo}
-    return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in plan.rounds) if b]
+    return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in placed.rounds) if b]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def run_sweep(
@@ -96,19 +85,53 @@ def run_sweep(
     if store.exists() and not resume:
         raise UsageError(f"run {run_id!r} already exists in {root}/", hint=f"resume it with --resume {run_id}")
     backend = backend or make_backend(spec)
-    if hasattr(backend, "start_run"):
-        backend.start_run(run_id)  # the run id labels everything the backend creates
-    plan = make_plan(spec, backend)
+    placed = make_plan(spec, backend)
+    backend.start(run_id, placed)  # the run id labels everything the backend creates
     done = store.finished_tests() if resume else set()
-    todo = [t for t in plan.tests if t.test_id not in done]
-    cannot = unrunnable_tests(plan, backend)
+    todo = [t for t in placed.tests if t.test_id not in done]
+    cannot = unrunnable_tests(placed, backend)
+    _refuse_if_nothing_runs(todo, cannot, backend.name)
+    meta = _start_meta(store, spec, spec_text, backend, placed, resume)
+    print(f"# benchfab run {run_id}: {len(todo)} test(s) to run"
+          + (f", {len(done)} already done" if done else "")
+          + f"; results in {store.path}", file=out, flush=True)
+    for note in placed.notes:
+        print(f"# note: {note}", file=out)
+    counts: dict[str, int] = {}
+    for test in [t for t in todo if t.test_id in cannot]:
+        now = time.time()
+        skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
+        store.write_test(test_row(run_id, test, skipped), [], [])
+        counts["skipped"] = counts.get("skipped", 0) + 1
+        print_outcome(test, skipped, out)
+    todo = [t for t in todo if t.test_id not in cannot]
+    try:
+        _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
+    except KeyboardInterrupt:
+        meta.update({"status": "interrupted", "ended": _now()})
+        store.write_meta(meta)
+        print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {root}",
+              file=out, flush=True)
+        raise
+    finally:
+        backend.close()  # e.g. delete the run's pods
+    meta.update({"status": "complete", "ended": _now(), "counts": counts})
+    store.write_meta(meta)
+    return SweepResult(run_id, store.path, counts)
+
+
+def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], backend: str) -> None:
+    """Nothing could be measured: say so before a run directory exists."""
     if todo and all(t.test_id in cannot for t in todo):
-        # Nothing could be measured: say so before a run directory exists.
         reasons = sorted(set(cannot.values()))
-        raise CapabilityError(f"none of the {len(todo)} test(s) can run on backend {backend.name}: {reasons[0]}"
+        raise CapabilityError(f"none of the {len(todo)} test(s) can run on backend {backend}: {reasons[0]}"
                               + (f" (and {len(reasons) - 1} other reason(s): benchfab plan lists them)"
                                  if len(reasons) > 1 else ""))
 
+
+def _start_meta(store: RunStore, spec: SweepSpec, spec_text: str, backend: Backend, placed: Plan,
+                resume: bool) -> dict[str, Any]:
+    """run.json as the run starts (written first, so an interrupted run is still a run)."""
     meta: dict[str, Any] = store.read_meta() if resume else {}
     meta.update({
         "spec": spec_to_dict(spec),
@@ -119,33 +142,24 @@ def run_sweep(
         "host": metadata.host(),
         "git": metadata.git_revision(),
         "status": "running",
-        "planned_tests": [t.test_id for t in plan.tests],
-        "estimate_s": plan.estimate_s,
+        "planned_tests": [t.test_id for t in placed.tests],
+        "estimate_s": placed.estimate_s,
     })
-    meta.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    meta.setdefault("started", _now())
     if resume:
-        meta.setdefault("resumes", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        meta.setdefault("resumes", []).append(_now())
     store.write_meta(meta)
+    return meta
 
-    print(f"# benchfab run {run_id}: {len(todo)} test(s) to run"
-          + (f", {len(done)} already done" if done else "")
-          + f"; results in {store.path}", file=out, flush=True)
-    for note in plan.notes:
-        print(f"# note: {note}", file=out)
-    counts: dict[str, int] = {}
-    for test in [t for t in todo if t.test_id in cannot]:
-        now = time.time()
-        skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
-        store.write_test(test_row(run_id, test, skipped), [], [])
-        counts["skipped"] = counts.get("skipped", 0) + 1
-        print_outcome(test, skipped, out)
-    todo = [t for t in todo if t.test_id not in cannot]
-    bar = Progress(len(todo), sum(t.estimate_s for t in todo), enabled=progress)
+
+def _run_rounds(batches: list[list[PlannedTest]], backend: Backend, store: RunStore, counts: dict[str, int],
+                out: TextIO, progress: bool) -> None:
+    """Each round on the backend, each test stored and printed as it ends; on Ctrl-C the
+    interrupted round's tests are stored with what they had measured, then it re-raises."""
+    run_id = store.run_id
+    bar = Progress(sum(len(b) for b in batches), sum(t.estimate_s for b in batches for t in b), enabled=progress)
     current: list[PlannedTest] = []
     partials: dict[str, TestOutcome] = {}
-    # Backends with run_round (Kubernetes) run a plan round's tests side by side.
-    run_round = getattr(backend, "run_round", None)
-    batches = _batches(plan, todo) if run_round is not None else [[t] for t in todo]
     try:
         for batch in batches:
             current = batch
@@ -157,10 +171,7 @@ def run_sweep(
                 _p[test_id].results.append(rec)
                 bar.unit_done()
 
-            if run_round is not None:
-                outcomes = list(run_round(batch, str(store.log_dir), on_record))
-            else:
-                outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]
+            outcomes = list(backend.run_round(batch, str(store.log_dir), on_record))
             current = []
             for i, (test, outcome) in enumerate(zip(batch, outcomes)):
                 fail_on_wrong_data(outcome)
@@ -178,18 +189,8 @@ def run_sweep(
             partial.ended = time.time()
             partial.reason = "interrupted by the user; rerun with --resume"
             store.write_test(test_row(run_id, test, partial), summary_rows(run_id, test, partial, backend.name), raw_rows(run_id, test, partial))
-        meta.update({"status": "interrupted", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        store.write_meta(meta)
-        print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {root}",
-              file=out, flush=True)
         raise
-    finally:
-        if hasattr(backend, "close"):
-            backend.close()  # e.g. delete the run's pods
     bar.clear()
-    meta.update({"status": "complete", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts})
-    store.write_meta(meta)
-    return SweepResult(run_id, store.path, counts)
 
 
 def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:

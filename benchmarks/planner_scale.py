@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchfab.placement import NodeInfo, all_pairs_array, plan_kubernetes  # noqa: E402
+from benchfab.placement import NodeInfo, all_pairs_array  # noqa: E402
+from benchfab.planner import plan  # noqa: E402
 from benchfab.spec import load_spec_text  # noqa: E402
 
 
@@ -58,8 +59,8 @@ def planner_figures(n: int) -> tuple[float, int]:
     nodes = [NodeInfo(f"node-{i:05d}", slots={"ib": 8}) for i in range(n)]
     spec = load_spec_text(SPEC)
     t0 = time.perf_counter()
-    plan = plan_kubernetes(spec, nodes)
-    return time.perf_counter() - t0, len(plan.tests)
+    placed = plan(spec, nodes)
+    return time.perf_counter() - t0, len(placed.tests)
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchfab.errors import PlacementError
-from benchfab.planner import plan_local
+from benchfab.placement import NodeInfo
+from benchfab.planner import local_nodes, plan
 from benchfab.workloads.collectives import estimate_op_seconds
 from benchfab.spec import load_spec_text
 
@@ -30,35 +31,35 @@ tests:
 
 
 def test_expansion_ids_and_rounds() -> None:
-    plan = plan_local(load_spec_text(SPEC), cores=2)
-    ids = [t.test_id for t in plan.tests]
+    placed = plan(load_spec_text(SPEC), local_nodes(2))
+    ids = [t.test_id for t in placed.tests]
     assert ids[:4] == ["000-ar-lo-a-float32-sum", "000-ar-lo-a-float32-max", "000-ar-lo-a-bfloat16-sum", "000-ar-lo-a-bfloat16-max"]
     assert len(ids) == 2 * 2 * 2 + 2 and len(set(ids)) == len(ids)
     assert ids[-2:] == ["001-bc-rep0", "001-bc-rep1"]
     # local backend: one test per round, in spec order
-    assert [len(r.tests) for r in plan.rounds] == [1] * len(ids)
-    assert [r.index for r in plan.rounds] == list(range(len(ids)))
-    ar = plan.tests[0]
+    assert [len(r.tests) for r in placed.rounds] == [1] * len(ids)
+    assert [r.index for r in placed.rounds] == list(range(len(ids)))
+    ar = placed.tests[0]
     assert ar.spec.sizes == [1024, 32768, 1048576] and ar.units == 6
     assert ar.task().labels == {"profile": "lo-a", "fabric": "loopback", "mode": "none"}
-    assert {t.profile.fabric for t in plan.tests} == {"loopback", "tcp"}
+    assert {t.profile.fabric for t in placed.tests} == {"loopback", "tcp"}
 
 
 def test_ids_are_stable_between_plans() -> None:
-    a = [t.test_id for t in plan_local(load_spec_text(SPEC), cores=2).tests]
-    b = [t.test_id for t in plan_local(load_spec_text(SPEC), cores=8).tests]
+    a = [t.test_id for t in plan(load_spec_text(SPEC), local_nodes(2)).tests]
+    b = [t.test_id for t in plan(load_spec_text(SPEC), local_nodes(8)).tests]
     assert a == b
 
 
 def test_estimate_grows_with_work_and_sets_timeout() -> None:
-    small = plan_local(load_spec_text("tests:\n  - {sizes: [8], iterations: 10}\n"), cores=2)
-    big = plan_local(load_spec_text("tests:\n  - {sizes: [8, 64M], iterations: 100}\n"), cores=2)
+    small = plan(load_spec_text("tests:\n  - {sizes: [8], iterations: 10}\n"), local_nodes(2))
+    big = plan(load_spec_text("tests:\n  - {sizes: [8, 64M], iterations: 100}\n"), local_nodes(2))
     assert big.estimate_s > small.estimate_s > 0
     t = small.tests[0]
     assert t.timeout_s == pytest.approx(60 + 4 * t.estimate_s)
-    fixed = plan_local(load_spec_text("tests:\n  - {sizes: [8], timeout: 7s}\n"), cores=2)
+    fixed = plan(load_spec_text("tests:\n  - {sizes: [8], timeout: 7s}\n"), local_nodes(2))
     assert fixed.tests[0].timeout_s == 7.0
-    timed = plan_local(load_spec_text("tests:\n  - {sizes: [8, 16], duration: 2s}\n"), cores=2)
+    timed = plan(load_spec_text("tests:\n  - {sizes: [8, 16], duration: 2s}\n"), local_nodes(2))
     assert timed.estimate_s >= 2 * 2 * 2.0  # sizes x in-place x duration
 
 
@@ -66,10 +67,12 @@ def test_op_estimate_accounts_for_oversubscription() -> None:
     assert estimate_op_seconds("allreduce", 1 << 20, 8, 2) > estimate_op_seconds("allreduce", 1 << 20, 2, 2)
 
 
-def test_plan_local_refuses_other_backends() -> None:
+def test_local_pattern_is_refused_on_a_cluster_and_local_needs_one_node() -> None:
     spec = load_spec_text("backend: kubernetes\nimage: x/y:1\ntests:\n  - {ranks: 2}\n")
-    with pytest.raises(PlacementError):
-        plan_local(spec)
+    with pytest.raises(PlacementError, match="is for the local backend"):
+        plan(spec, local_nodes())
+    with pytest.raises(PlacementError, match="one node"):
+        plan(load_spec_text(SPEC), [NodeInfo("a"), NodeInfo("b")])
 
 
 def test_cli_plan_prints_tests_and_estimate(cli, write_spec) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import pytest
 from benchfab import records, store
 from benchfab.backends import base as backend_base
 from benchfab.errors import WorkloadError
-from benchfab.planner import plan_local
+from benchfab.planner import local_nodes, plan
 from benchfab.spec import Memory, Workload, load_spec_text
 from benchfab.task import Task
 from benchfab.workloads import FAMILIES, WORKLOADS, family_of
@@ -57,7 +57,7 @@ def _outcome(test_id: str, rec: dict[str, typing.Any]) -> backend_base.TestOutco
 
 
 def test_summary_rows_carry_the_measurement_key() -> None:
-    coll, p2p = plan_local(load_spec_text(SPEC), cores=2).tests
+    coll, p2p = plan(load_spec_text(SPEC), local_nodes(2)).tests
     coll_rows = records.summary_rows("run", coll, _outcome(coll.test_id, {
         "size_bytes": 8, "count": 2, "in_place": False, "iterations": 5, "time_s": 1e-6, "algbw_Bps": 8e6,
         "busbw_Bps": 8e6, "wrong": 0, "method": "copy+inplace"}))
@@ -73,7 +73,7 @@ def test_summary_rows_carry_the_measurement_key() -> None:
 
 
 def test_task_carries_the_resolved_test_and_round_trips() -> None:
-    coll, p2p = plan_local(load_spec_text(SPEC), cores=2).tests
+    coll, p2p = plan(load_spec_text(SPEC), local_nodes(2)).tests
     task = p2p.task()
     assert (task.workload, task.transport, task.sizes, task.in_place, task.dtype) == \
         ("rdma_write_bw", "tcp", [65536], [False], "none")

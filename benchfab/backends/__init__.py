@@ -1,5 +1,7 @@
-"""Backends place a test's ranks somewhere and watch them. ``local`` is the embedded default."""
+"""Backends place a test's ranks somewhere and watch them. ``local`` is the embedded default.
 
-from .base import Backend, TestOutcome
-
-__all__ = ["Backend", "TestOutcome"]
+Nothing is imported here on purpose: the Kubernetes agent (``python -m
+benchfab.backends.kubernetes.agent``) passes through this package and must reach
+its first start-up record before pydantic (spec) is loaded. Import from
+``benchfab.backends.base`` / ``benchfab.backends.registry`` instead.
+"""

@@ -1,13 +1,22 @@
-"""What every backend provides to the sweep loop."""
+"""What every backend provides to the sweep loop.
+
+sweep.py calls exactly these methods, in this order: ``nodes()`` (to plan),
+``unavailable()`` for every planned test, ``start()``, ``inventory()`` (for
+run.json), ``run_round()`` for every plan round, and ``close()`` at the end
+(also after Ctrl-C / SIGTERM).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
-from ..planner import PlannedTest
+from ..placement import NodeInfo
+from ..planner import Plan, PlannedTest
 
 RecordCallback = Callable[[dict[str, Any]], None]
+# A round runs several tests at once: each record comes with the id of its test.
+RoundRecordCallback = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -27,6 +36,10 @@ class TestOutcome:
 class Backend(Protocol):
     name: str
 
+    def nodes(self) -> list[NodeInfo]:
+        """The nodes tests are placed on (``planner.plan``); the local backend has one, this host."""
+        ...
+
     def inventory(self) -> dict[str, Any]:
         """Snapshot of what the tests can run on (hosts, devices), for run.json."""
         ...
@@ -36,6 +49,17 @@ class Backend(Protocol):
         Asked at plan time, so such a test is skipped before any rank starts."""
         ...
 
-    def run_test(self, test: PlannedTest, log_dir: str, on_record: RecordCallback) -> TestOutcome:
-        """Run one test to completion, failure or timeout; never leaves a rank behind."""
+    def start(self, run_id: str, plan: Plan) -> None:
+        """Before the first round: the run id labels everything the backend creates, and the
+        plan lets it prepare for all rounds at once (e.g. one gang start of a profile's pods)."""
+        ...
+
+    def run_round(self, tests: Sequence[PlannedTest], log_dir: str,
+                  on_record: RoundRecordCallback) -> list[TestOutcome]:
+        """Run one plan round's tests (side by side where the backend can) to completion,
+        failure or timeout; one outcome per test, in order; never leaves a rank behind."""
+        ...
+
+    def close(self) -> None:
+        """Release everything the run created (idempotent)."""
         ...

@@ -21,16 +21,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable, Sequence
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
-from ..planner import PlannedTest
+from ..planner import Plan, PlannedTest
 from ..task import parse_record
-from .base import RecordCallback, TestOutcome
+from ..placement import NodeInfo
+from ..planner import local_nodes
+from .base import RecordCallback, RoundRecordCallback, TestOutcome
+from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
 
 POLL_S = 0.05
 GRACE_S = 5.0  # after one rank fails, how long the others get to report their own error
-LOG_TAIL_LINES = 8
 
 
 def free_port() -> int:
@@ -92,6 +94,12 @@ class LocalBackend:
         self.extra_env = dict(extra_env or {})
         self._host: HostCapabilities | None = None
 
+    def nodes(self) -> list[NodeInfo]:
+        return local_nodes()
+
+    def start(self, run_id: str, plan: Plan) -> None:
+        """Nothing to prepare: each test starts its own ranks."""
+
     def unavailable(self, test: PlannedTest) -> str | None:
         if self._host is None:
             self._host = probe_host()
@@ -143,96 +151,99 @@ class LocalBackend:
             return outcome
         return outcome
 
-    def _run_once(self, test: PlannedTest, log_dir: Path, on_record: RecordCallback) -> TestOutcome:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        world = test.spec.ranks
-        port = free_port()
+    def run_round(self, tests: Sequence[PlannedTest], log_dir: str, on_record: RoundRecordCallback) -> list[TestOutcome]:
+        """One test after another: the ranks of a test already share this host's cores."""
+        return [self.run_test(t, log_dir, _for_test(on_record, t.test_id)) for t in tests]
+
+    def close(self) -> None:
+        """Nothing outlives a test here: ``run_test`` kills its ranks before it returns."""
+
+    def _spawn(self, test: PlannedTest, logs: list[Path], port: int) -> list[subprocess.Popen[Any]]:
         task_json = test.task().to_json()
-        logs = [log_dir / f"{test.test_id}.rank{r}.log" for r in range(world)]
-        outcome = TestOutcome(test.test_id, "failed", started=time.time())
         procs: list[subprocess.Popen[Any]] = []
-        followers = [LogFollower(p) for p in logs]
-        errors: dict[int, str] = {}
-        done = False
-
-        def drain() -> None:
-            nonlocal done
-            for rank, follower in enumerate(followers):
-                for line in follower.lines():
-                    rec = parse_record(line)
-                    if rec is None:
-                        continue
-                    kind = rec.get("type")
-                    if kind == "env":
-                        outcome.env.append(rec)
-                    elif kind == "error":
-                        errors.setdefault(rank, str(rec.get("message", "")))
-                    elif kind == "result" and rank == 0:
-                        outcome.results.append(rec)
-                        on_record(rec)
-                    elif kind == "done" and rank == 0:
-                        done = True
-
         try:
-            for rank in range(world):
-                with open(logs[rank], "wb") as log:
+            for rank, path in enumerate(logs):
+                with open(path, "wb") as log:
                     procs.append(subprocess.Popen(
                         [self.python, "-m", "benchfab.worker", "--task", task_json],
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env=self._env(rank, world, port),
+                        env=self._env(rank, len(logs), port),
                         start_new_session=True,
                     ))
-            deadline = outcome.started + test.timeout_s
-            first_failure: float | None = None
-            while True:
-                drain()
-                codes = [p.poll() for p in procs]
-                now = time.time()
-                if all(c is not None for c in codes):
-                    break
-                if first_failure is None and any(c not in (None, 0) for c in codes):
-                    first_failure = now
-                if first_failure is not None and now - first_failure > GRACE_S:
-                    break
-                if now > deadline:
-                    outcome.status = "timeout"
-                    break
-                time.sleep(POLL_S)
+        except BaseException:
+            _reap(procs)
+            raise
+        return procs
+
+    def _run_once(self, test: PlannedTest, log_dir: Path, on_record: RecordCallback) -> TestOutcome:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        logs = [log_dir / f"{test.test_id}.rank{r}.log" for r in range(test.spec.ranks)]
+        ranks = RankRecords(TestOutcome(test.test_id, "failed", started=time.time()))
+        followers = [LogFollower(p) for p in logs]
+
+        def drain() -> None:
+            for rank, follower in enumerate(followers):
+                for line in follower.lines():
+                    rec = parse_record(line)
+                    if rec is not None:
+                        ranks.take(rank, rec, on_record)
+
+        procs: list[subprocess.Popen[Any]] = []
+        try:
+            procs = self._spawn(test, logs, free_port())
+            self._watch(procs, drain, ranks.outcome, ranks.outcome.started + test.timeout_s)
             drain()
             codes = [p.poll() for p in procs]
-            if outcome.status == "timeout":
-                stuck = [r for r, c in enumerate(codes) if c is None]
-                last = outcome.results[-1]["size_bytes"] if outcome.results else None
-                progress = f"last finished size {last} B" if last is not None else "no size finished"
-                outcome.reason = f"timed out after {test.timeout_s:.0f}s; ranks {stuck} still running; {progress}"
-            elif all(c == 0 for c in codes) and done:
-                outcome.status = "ok"
-            else:
-                outcome.status = "failed"
-                if errors:
-                    rank = min(errors)
-                    outcome.reason = f"rank {rank}: {errors[rank]}"
-                else:
-                    bad = [(r, c) for r, c in enumerate(codes) if c not in (0,)]
-                    outcome.reason = "; ".join(f"rank {r} {_exit_text(c)}" for r, c in bad) or "rank 0 ended without finishing"
+            ranks.settle(test.timeout_s, stuck=[r for r, c in enumerate(codes) if c is None],
+                         exited_ok=all(c == 0 for c in codes),
+                         exit_problems=[f"rank {r} {_exit_text(c)}" for r, c in enumerate(codes) if c not in (0,)])
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    kill_group(p, signal.SIGKILL)
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
+            _reap(procs)
             for f in followers:
                 f.close()
-            outcome.ended = time.time()
-        outcome.log_tail = "\n".join(
-            f"[rank {r}] {line}" for r, path in enumerate(logs) for line in tail(path)
-        ) if outcome.status != "ok" else ""
+            ranks.outcome.ended = time.time()
+        outcome = ranks.outcome
+        outcome.log_tail = log_tail([tail(path) for path in logs]) if outcome.status != "ok" else ""
         return outcome
+
+    @staticmethod
+    def _watch(procs: list[subprocess.Popen[Any]], drain: Callable[[], None], outcome: TestOutcome,
+               deadline: float) -> None:
+        """Poll until every rank exited, one failed (plus GRACE_S for the others' errors), or the deadline."""
+        first_failure: float | None = None
+        while True:
+            drain()
+            codes = [p.poll() for p in procs]
+            now = time.time()
+            if all(c is not None for c in codes):
+                return
+            if first_failure is None and any(c not in (None, 0) for c in codes):
+                first_failure = now
+            if first_failure is not None and now - first_failure > GRACE_S:
+                return
+            if now > deadline:
+                outcome.status = "timeout"
+                return
+            time.sleep(POLL_S)
+
+
+def _for_test(on_record: RoundRecordCallback, test_id: str) -> RecordCallback:
+    """A one-test record callback that tags each record with its test for the round's callback."""
+    return lambda rec: on_record(test_id, rec)
+
+
+def _reap(procs: list[subprocess.Popen[Any]]) -> None:
+    """Kill every rank still running (its whole session) and wait for it."""
+    for p in procs:
+        if p.poll() is None:
+            kill_group(p, signal.SIGKILL)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _exit_text(code: int | None) -> str:

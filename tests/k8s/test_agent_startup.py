@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 import benchfab
-from benchfab.k8s import manifests as mf
-from benchfab.k8s.agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
-from benchfab.k8s.backend import KubernetesBackend
-from benchfab.k8s.client import ClusterOptions
+from benchfab.backends.kubernetes import manifests as mf
+from benchfab.backends.kubernetes.agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
+from benchfab.backends.kubernetes.backend import KubernetesBackend
+from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from benchfab.task import parse_record
@@ -47,7 +47,7 @@ tests:
 
 def _wrap_agent(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
     """Run ``script`` (sh) in the container before it execs the real agent."""
-    agent = f"exec {sys.executable} -m benchfab.k8s.agent"
+    agent = f"exec {sys.executable} -m benchfab.backends.kubernetes.agent"
     monkeypatch.setattr(mf, "AGENT_COMMAND", ["sh", "-c", f"{script}\n{agent}"])
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import benchfab
-from benchfab.k8s.backend import KubernetesBackend
-from benchfab.k8s.client import ClusterOptions
+from benchfab.backends.kubernetes.backend import KubernetesBackend
+from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 
@@ -94,7 +94,7 @@ def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeClust
     text = (SPEC + PAIRS).replace("start_timeout: 20s", "start_timeout: 4s")
 
     def break_nodes(backend: KubernetesBackend) -> None:
-        backend.plan()  # placed while every node looked fine, then:
+        backend.nodes()  # the inventory is read (and placed on) while every node looked fine, then:
         cluster.patch_node(nodes[3], {"status": {"allocatable": {SHARED: "0"}}})  # device plugin lost its devices
         cluster.patch_node(nodes[2], {"spec": {"taints": [{"key": "maintenance", "value": "true", "effect": "NoSchedule"}]}})
 

@@ -8,8 +8,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from benchfab.k8s import manifests as mf
-from benchfab.k8s.nccl import nccl_env, net_env
+from benchfab.backends.kubernetes import manifests as mf
+from benchfab.backends.kubernetes.nccl import nccl_env, net_env
 from benchfab.spec import KubeSettings, Profile
 
 from helpers import ROOT
@@ -41,7 +41,7 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
         assert "nodeName" not in spec and list(spec["nodeSelector"]) == ["kubernetes.io/hostname"]
         assert spec["restartPolicy"] == "Never" and spec["activeDeadlineSeconds"] > 0
         c = spec["containers"][0]
-        assert c["command"] == ["python", "-m", "benchfab.k8s.agent"]  # an argv list, no shell
+        assert c["command"] == ["python", "-m", "benchfab.backends.kubernetes.agent"]  # an argv list, no shell
         sc = c["securityContext"]
         assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}

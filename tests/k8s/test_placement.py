@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from benchfab import placement as pl
 from benchfab.errors import PlacementError
 from benchfab.placement import NodeInfo
-from benchfab.placement import plan_kubernetes
+from benchfab.planner import plan
 from benchfab.spec import load_spec_text
 
 
@@ -196,33 +196,33 @@ def test_plan_kubernetes_rounds_ids_and_capacity() -> None:
     spec = load_spec_text(K8S_SPEC)
     nodes = [NodeInfo(f"node-{i}", leaf="A" if i < 3 else "B", slots={"shared": 8, "sriov": 1 if i else 0})
              for i in range(5)]
-    plan = plan_kubernetes(spec, nodes)
-    by_profile = [(t.profile_name, t.spec.name) for t in plan.tests]
+    placed = plan(spec, nodes)
+    by_profile = [(t.profile_name, t.spec.name) for t in placed.tests]
     # profile-major order: all of 'shared' first, so its pods are reused
     assert [p for p, _ in by_profile] == sorted([p for p, _ in by_profile], key=["shared", "sriov"].index)
-    shared_pairs = [t for t in plan.tests if t.spec.name == "pairs" and t.profile_name == "shared"]
+    shared_pairs = [t for t in placed.tests if t.spec.name == "pairs" and t.profile_name == "shared"]
     assert len(shared_pairs) == 10 and {len(t.members) for t in shared_pairs} == {2}
     assert shared_pairs[0].test_id.startswith("000-pairs-shared-node-")
-    sriov_pairs = [t for t in plan.tests if t.profile_name == "sriov"]
+    sriov_pairs = [t for t in placed.tests if t.profile_name == "sriov"]
     assert len(sriov_pairs) == 6 and all("node-0" not in t.hosts for t in sriov_pairs)  # node-0 has no VF
-    assert any("node-0" in n or "1 node(s)" in n for n in plan.notes)
-    ar = next(t for t in plan.tests if t.spec.name == "ar")
+    assert any("node-0" in n or "1 node(s)" in n for n in placed.notes)
+    ar = next(t for t in placed.tests if t.spec.name == "ar")
     assert ar.spec.ranks == 8 and ar.task().ranks == 8 and ar.hosts == ("node-0", "node-1", "node-2", "node-3")
     assert ar.members[:2] == (("node-0", 0), ("node-0", 1))
-    rails = [t for t in plan.tests if t.spec.name == "rails"]
+    rails = [t for t in placed.tests if t.spec.name == "rails"]
     assert len(rails) == 2 and len({t.test_id for t in rails}) == 2
-    rnd = next(r for r in plan.rounds if rails[0] in r.tests)
+    rnd = next(r for r in placed.rounds if rails[0] in r.tests)
     assert len(rnd.tests) == 2  # rails run side by side: different slots of the same nodes
-    for r in plan.rounds:
+    for r in placed.rounds:
         pl.check_rounds([[t.members for t in r.tests]])
-    assert len({t.test_id for t in plan.tests}) == len(plan.tests)
+    assert len({t.test_id for t in placed.tests}) == len(placed.tests)
     # stable ids between plans
-    assert [t.test_id for t in plan_kubernetes(spec, nodes).tests] == [t.test_id for t in plan.tests]
+    assert [t.test_id for t in plan(spec, nodes).tests] == [t.test_id for t in placed.tests]
 
 
 def test_plan_kubernetes_refuses_empty_inventory() -> None:
     with pytest.raises(PlacementError, match="ar/shared: a group of 4 nodes, the inventory has 0"):
-        plan_kubernetes(load_spec_text(K8S_SPEC), [])
+        plan(load_spec_text(K8S_SPEC), [])
     pairs_only = load_spec_text(K8S_SPEC.split("  - name: ar")[0])
     with pytest.raises(PlacementError, match="nothing to run"):
-        plan_kubernetes(pairs_only, [NodeInfo("a", slots={"shared": 1})])
+        plan(pairs_only, [NodeInfo("a", slots={"shared": 1})])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchfab.k8s.nccl import fallback_problem, parse_nccl_log
+from benchfab.backends.kubernetes.nccl import fallback_problem, parse_nccl_log
 from benchfab.spec import Profile
 
 from fake_cluster import SHARED, SRIOV, FakeCluster, seed_nodes
@@ -122,7 +122,7 @@ def test_roce_profile_on_ib_hcas_is_flagged() -> None:
 
 def test_agent_reports_nccl_transport(tmp_path: Path) -> None:
     """The agent's relay parses what the worker prints (here: a canned NCCL log)."""
-    from benchfab.k8s import agent
+    from benchfab.backends.kubernetes import agent
 
     lines: list[str] = []
     agent.print = lambda *a, **k: lines.append(str(a[0]))  # type: ignore[attr-defined]

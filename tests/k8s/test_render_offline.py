@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from benchfab.k8s import manifests as mf
+from benchfab.backends.kubernetes import manifests as mf
 
 from fake_cluster import FakeCluster, seed_nodes
 from helpers import ROOT

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import benchfab
-from benchfab.k8s.agent import STAGE_IMPORTS
+from benchfab.backends.kubernetes.agent import STAGE_IMPORTS
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 
@@ -40,8 +40,8 @@ def cluster(tmp_path: Path, peer_ip: str) -> Iterator[FakeCluster]:
 
 
 def test_verbs_write_bw_and_lat_between_pods(cluster: FakeCluster, tmp_path: Path, peer_ip: str) -> None:
-    from benchfab.k8s.backend import KubernetesBackend
-    from benchfab.k8s.client import ClusterOptions
+    from benchfab.backends.kubernetes.backend import KubernetesBackend
+    from benchfab.backends.kubernetes.client import ClusterOptions
 
     seed_nodes(cluster, 2)
     text = f"""\

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..spec import KubeSettings, Profile
+from ...spec import KubeSettings, Profile
 
 APP = "benchfab"
 LABEL_RUN = "benchfab.io/run"
@@ -27,7 +27,7 @@ ANN_TASK = "benchfab.io/task"  # the agent's next test: JSON {seq, task, env}
 ANN_CANCEL = "benchfab.io/cancel"  # "<seq>": stop the worker of that test (timeout)
 ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
 ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
-AGENT_COMMAND = ["python", "-m", "benchfab.k8s.agent"]
+AGENT_COMMAND = ["python", "-m", "benchfab.backends.kubernetes.agent"]
 RENDEZVOUS_PORT = 29500
 
 
@@ -111,6 +111,14 @@ def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
+    """A pod's activeDeadlineSeconds: the spec's, else well past the plan's estimate (it only
+    reaps pods a dead controller left behind; a live one deletes them itself)."""
+    if kube.active_deadline is not None:
+        return int(kube.active_deadline)
+    return int(max(3600.0, 3 * estimate_s + kube.start_timeout + 600))
+
+
 def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeSettings,
                  deadline_s: int) -> dict[str, Any]:
     name = pod_name(run_id, pod.profile_name, pod.node, pod.slot)
@@ -125,39 +133,14 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
     if pod.profile.network:
         # Multus: the secondary network that carries the RDMA device (net1).
         annotations[ANN_NETWORKS] = pod.profile.network
-    limits: dict[str, str] = {}
-    if pod.profile.resource:
-        limits[pod.profile.resource] = "1"
-    if pod.gpus:
-        limits[kube.gpu_resource] = str(pod.gpus)
-    if pod.hugepages_mib:
-        # Hugepage requests must equal their limits, which copying the limits gives.
-        limits["hugepages-2Mi"] = f"{pod.hugepages_mib}Mi"
-    requests = dict(limits)
-    if kube.cpu:
-        requests["cpu"] = kube.cpu
-    if kube.memory:
-        requests["memory"] = kube.memory
-    if pod.hugepages_mib and "cpu" not in requests and "memory" not in requests:
-        # The API server refuses hugepages without a cpu or memory request.
-        requests["memory"] = "1Gi"
-    env: list[dict[str, Any]] = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "BENCHFAB_RUN", "value": run_id},
-        {"name": "PYTHONUNBUFFERED", "value": "1"},
-    ]
-    env.extend({"name": k, "value": v} for k, v in sorted(kube.env.items()))
     container: dict[str, Any] = {
         "name": "rank",
         "image": image,
         "imagePullPolicy": kube.image_pull_policy,
         # argv list, never a shell: nothing from the spec is ever interpreted by one.
         "command": list(AGENT_COMMAND),
-        "env": env,
-        "resources": {"limits": limits, "requests": requests} if limits or requests else {},
+        "env": _agent_env(run_id, kube),
+        "resources": _resources(pod, kube),
         "securityContext": {
             # IPC_LOCK lets verbs pin (register) memory beyond RLIMIT_MEMLOCK; the
             # device plugin hands the pod /dev/infiniband, so nothing privileged.
@@ -183,6 +166,41 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
     if annotations:
         meta["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def _resources(pod: PodPlan, kube: KubeSettings) -> dict[str, Any]:
+    """The rank pod's limits (its NIC share or VF, GPUs, hugepages) and requests."""
+    limits: dict[str, str] = {}
+    if pod.profile.resource:
+        limits[pod.profile.resource] = "1"
+    if pod.gpus:
+        limits[kube.gpu_resource] = str(pod.gpus)
+    if pod.hugepages_mib:
+        # Hugepage requests must equal their limits, which copying the limits gives.
+        limits["hugepages-2Mi"] = f"{pod.hugepages_mib}Mi"
+    requests = dict(limits)
+    if kube.cpu:
+        requests["cpu"] = kube.cpu
+    if kube.memory:
+        requests["memory"] = kube.memory
+    if pod.hugepages_mib and "cpu" not in requests and "memory" not in requests:
+        # The API server refuses hugepages without a cpu or memory request.
+        requests["memory"] = "1Gi"
+    return {"limits": limits, "requests": requests} if limits or requests else {}
+
+
+def _agent_env(run_id: str, kube: KubeSettings) -> list[dict[str, Any]]:
+    """What the agent learns from the downward API, plus the spec's kubernetes.env."""
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "BENCHFAB_RUN", "value": run_id},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    env.extend({"name": k, "value": v} for k, v in sorted(kube.env.items()))
+    return env
 
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:

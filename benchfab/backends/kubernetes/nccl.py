@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from ..spec import KubeSettings, Profile
+from ...spec import KubeSettings, Profile
 
 
 def attachment(network_status: str | None, network: str | None, namespace: str) -> dict[str, Any] | None:

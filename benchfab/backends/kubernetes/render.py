@@ -26,13 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import PlacementError, UsageError
-from ..placement import NodeInfo, plan_kubernetes
-from ..planner import Plan
-from ..spec import SweepSpec
+from ...errors import PlacementError, UsageError
+from ...placement import NodeInfo
+from ... import planner
+from ...planner import Plan
+from ...spec import SweepSpec
 from . import manifests as mf
-from .client import ClusterOptions, cluster_configured
-from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank
+from .client import ClusterOptions, cluster_configured, connect
+from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
 
 SYNTHETIC_PREFIX = "node-"
 
@@ -138,17 +139,16 @@ def find_nodes(spec: SweepSpec, nodes: str | int | list[str] | None, options: Cl
                 "to choose the offline nodes pass --nodes N or --nodes a,b,...")
         return Nodes(infos, offline_ns, True, [note],
                      where=f"offline on {_describe(infos)} (no Kubernetes configuration found)")
-    from .backend import KubernetesBackend
-
-    backend = KubernetesBackend(spec, options)
-    infos = backend.nodes()
-    return Nodes(infos, backend.namespace, False, where=f"the cluster's {len(infos)} usable node(s)")
+    # Only the inventory is read (as a sweep reads it): no pods, no watches.
+    kube = connect(options, spec.namespace)
+    infos = nodes_for_planner(spec, read_inventory(kube, spec))
+    return Nodes(infos, kube.namespace, False, where=f"the cluster's {len(infos)} usable node(s)")
 
 
 def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
-    """plan_kubernetes on the nodes found; offline, tests that cannot be placed are left out with a note."""
+    """The plan on the nodes found; offline, tests that cannot be placed are left out with a note."""
     try:
-        return plan_kubernetes(spec, found.infos, skip_unplaceable=found.offline)
+        return planner.plan(spec, found.infos, skip_unplaceable=found.offline)
     except PlacementError as exc:
         if not found.offline:
             raise
@@ -173,7 +173,7 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     found = found or find_nodes(spec, nodes, options)
     plan = plan or plan_on(spec, found)
     hostnames = {n.name: n.labels.get("hostname", n.name) for n in found.infos}
-    deadline = int(spec.kubernetes.active_deadline or max(3600.0, 3 * plan.estimate_s + spec.kubernetes.start_timeout + 600))
+    deadline = mf.pod_deadline_s(spec.kubernetes, plan.estimate_s)
     slots = sorted({(t.profile_name, n, s) for t in plan.tests for n, s in t.members},
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2]))
     groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace)])]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..placement import NodeInfo
-from ..spec import SweepSpec, TestSpec
-from ..workloads import family_of
+from ...placement import NodeInfo
+from ...spec import SweepSpec, TestSpec
+from ...workloads import family_of
 from .client import Kube
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"

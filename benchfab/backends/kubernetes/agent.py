@@ -1,4 +1,4 @@
-"""``python -m benchfab.k8s.agent``: the long-lived process in every rank pod.
+"""``python -m benchfab.backends.kubernetes.agent``: the long-lived process in every rank pod.
 
 One agent pod lives on each (node, slot) for a profile's whole sweep, so a
 sweep pays the pod start-up (scheduling, image, CNI, device plugin) once, not
@@ -30,9 +30,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..task import format_record, parse_record  # json only: cheap before the first stage record
+from ...task import format_record, parse_record  # json only: cheap before the first stage record
+
+if TYPE_CHECKING:
+    from .watch import Cache
 
 # Start-up stages in order. Each record names the stage being entered, so the last
 # one the controller saw is the one the agent is stuck in. STAGE_PROCESS is the
@@ -67,9 +70,9 @@ def stage(name: str, **info: Any) -> None:
 def devices() -> dict[str, Any]:
     """What the worker will need, checked once at start-up: the native extension and
     the RDMA devices this pod sees (reported in the ready record and the pod log)."""
-    from ..errors import BenchfabError
-    from ..native import native_status
-    from ..rdma.discovery import discover_sysfs
+    from ...errors import BenchfabError
+    from ...native import native_status
+    from ...rdma.discovery import discover_sysfs
 
     info: dict[str, Any] = {"native": native_status()}
     try:
@@ -128,12 +131,14 @@ class Worker:
 def main() -> int:
     pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not pod or not namespace:
-        print("benchfab.k8s.agent: POD_NAME and POD_NAMESPACE must be set (downward API)", file=sys.stderr)
+        print("benchfab.backends.kubernetes.agent: POD_NAME and POD_NAMESPACE must be set (downward API)",
+              file=sys.stderr)
         return 2
     stage(STAGE_IMPORTS, pid=os.getpid(), python=sys.version.split()[0])
-    from .client import Cache, ClusterOptions, connect
-    from .manifests import ANN_CANCEL, ANN_TASK
+    from .client import ClusterOptions, connect
+    from .manifests import ANN_CANCEL, ANN_TASK  # noqa: F401 - for _serve: loaded now, in STAGE_IMPORTS
     from .nccl import parse_nccl_log  # noqa: F401 - imported now so the first test does not pay for it
+    from .watch import Cache
 
     stage(STAGE_CONNECT)
     kube = connect(ClusterOptions(namespace=namespace))
@@ -163,6 +168,14 @@ def main() -> int:
             reported = cache.error
             stage(STAGE_WATCH, detail=f"last error: {cache.error}")
     emit({"type": "agent", "event": "ready", "pod": pod, **found})
+    _serve(cache, pod, stop)
+    return 0
+
+
+def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
+    """Run each new test written on our pod's annotation, until our pod is gone or we are stopped."""
+    from .manifests import ANN_CANCEL, ANN_TASK
+
     worker: Worker | None = None
     last_seq = 0
     seen = -1
@@ -199,7 +212,6 @@ def main() -> int:
         if worker is not None and worker.running():
             worker.kill()
         cache.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,309 @@
+"""Agent pods: one per (profile, node, slot), created, gang-started, replaced and deleted.
+
+A pod counts as started when it is Running, attached to its profile's network,
+and its agent said ``ready`` (its watch is up). Start-up is watched stage by
+stage (the agent reports each stage it enters): a pod that cannot start is
+explained from its events, an agent whose start-up stalls is named with its
+stage, and only the tests that need that slot fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ...errors import BackendError
+from ...planner import Plan, PlannedTest
+from ...spec import SweepSpec
+from . import manifests as mf
+from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
+from .client import Kube
+from .watch import Cache
+from .events import explain
+from .inventory import gpus_per_rank, hugepages_mib_per_rank
+from .nccl import attachment
+
+Slot = tuple[str, str, int]  # (profile, node, slot)
+
+# Agent start-up: how long each stage may go without the next one before the pod is
+# given up (seconds). The wait is progress-based: every new stage restarts the clock,
+# and kubernetes.start_timeout bounds the whole gang start. A fixed budget for the
+# whole start-up failed on loaded hosts (an emulated VM takes minutes to import
+# pydantic and the kubernetes client) while a truly stuck agent still fails here
+# within a few minutes, with the stage it was stuck in.
+STAGE_LIMITS_S: dict[str, float] = {
+    STAGE_PROCESS: 180.0,   # the interpreter starting: image filesystem, node load
+    STAGE_IMPORTS: 180.0,
+    STAGE_CONNECT: 120.0,
+    STAGE_DEVICES: 60.0,
+    STAGE_WATCH: 120.0,
+}
+DEFAULT_STAGE_LIMIT_S = 120.0  # a stage this controller does not know (another agent version)
+STAGE_FIXES = {
+    STAGE_PROCESS: "check the image's python and the node's load: kubectl logs POD; kubectl describe pod POD",
+    STAGE_IMPORTS: "a slow or overloaded node or a broken image: kubectl logs POD",
+    STAGE_CONNECT: "check the pod's service account and that it can reach the API server: kubectl logs POD",
+    STAGE_DEVICES: "reading /sys/class/infiniband or loading benchfab._native hung: check MOFED and the RDMA "
+                   "device plugin on the node",
+    STAGE_WATCH: "the agent needs get/list/watch on pods in its namespace (jobs/k8s/rbac.yaml): "
+                 "kubectl auth can-i watch pods --as=system:serviceaccount:NAMESPACE:SA",
+}
+
+
+@dataclass
+class PodState:
+    """One agent pod and what its log said, routed by test seq."""
+
+    key: Slot
+    name: str
+    records: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    lines: dict[int, list[str]] = field(default_factory=dict)
+    seen_n: int = 0
+    current_seq: int = 0
+    follower: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    agent_ready: threading.Event = field(default_factory=threading.Event)  # its agent watches for tasks
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Agent start-up progress: the stage it is in, since when (monotonic, and wall
+    # clock for messages), and the detail of its latest report (e.g. the last error).
+    stage: str = ""
+    stage_since: float = 0.0
+    stage_wall: float = 0.0
+    stage_detail: str = ""
+
+    def enter_stage(self, name: str, detail: str = "") -> None:
+        with self.lock:
+            self.enter_stage_locked(name, detail)
+
+    def enter_stage_locked(self, name: str, detail: str = "") -> None:
+        """Record a stage; only a new stage name restarts its clock (a repeat updates the detail)."""
+        if name != self.stage:
+            self.stage, self.stage_since, self.stage_wall = name, time.monotonic(), time.time()
+        self.stage_detail = detail
+
+
+class PodPool:
+    """The run's agent pods, of one profile at a time, and the watch cache that sees them."""
+
+    def __init__(self, kube: Kube, spec: SweepSpec, hostnames: Callable[[], dict[str, str]],
+                 follow: Callable[[PodState], None]) -> None:
+        self.kube = kube
+        self.spec = spec
+        self.namespace = kube.namespace
+        self.run_id = f"adhoc-{int(time.time())}"
+        self.plan: Plan | None = None
+        self.pods: dict[Slot, PodState] = {}
+        self.broken: dict[Slot, str] = {}  # slots whose pod could not start: reason
+        self.profile: str | None = None
+        self.cache: Cache | None = None
+        self.closed = False
+        self.stage_limits_s = dict(STAGE_LIMITS_S)  # per instance: tests and callers may tighten them
+        self._hostnames = hostnames  # node name -> its hostname label (from the inventory)
+        self._follow = follow  # starts reading a pod's log once it runs
+        self._service = False
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The pod as the watch cache last saw it (None: gone, or no cache yet)."""
+        return self.cache.get(name) if self.cache is not None else None
+
+    def ensure_cache(self) -> None:
+        if self.cache is None:
+            self.cache = Cache(self.kube, self.namespace, label_selector=mf.run_selector(self.run_id))
+            self.cache.start()
+            if not self.cache.synced.wait(30):
+                raise BackendError(f"cannot list pods in namespace {self.namespace}: {self.cache.error}",
+                                   hint="check access with: kubectl auth can-i list pods")
+        if not self._service:
+            self.kube.create("Service", mf.service_manifest(self.run_id, self.namespace))
+            self._service = True
+
+    def switch_profile(self, profile: str) -> None:
+        if self.profile is not None and self.profile != profile:
+            # Profiles may compete for the same devices (shared plugin vs VFs): free them first.
+            self.delete([k for k in self.pods if k[0] != profile])
+            self.broken = {k: v for k, v in self.broken.items() if k[0] == profile}
+        self.profile = profile
+
+    def wanted_slots(self, profile: str, tests: list[PlannedTest]) -> list[Slot]:
+        members = {(profile, n, s) for t in tests for n, s in t.members}
+        if self.spec.kubernetes.reuse_pods and self.plan is not None:
+            # Start the whole profile's pool at once: one gang start for all its rounds.
+            members |= {(profile, n, s) for t in self.plan.tests if t.profile_name == profile for n, s in t.members}
+        return sorted(m for m in members if m not in self.broken)
+
+    def missing(self, test: PlannedTest) -> str | None:
+        """Why one of the test's slots has no started pod (its reason for failing), or None."""
+        for node, slot in test.members:
+            key = (test.profile_name, node, slot)
+            if key in self.broken or key not in self.pods:
+                return f"pod for {node} slot {slot} did not start: {self.broken.get(key, 'no pod')}"
+        return None
+
+    def _pod_plan(self, key: Slot) -> mf.PodPlan:
+        profile, node, slot = key
+        prof = self.spec.resolved_profiles()[profile]
+        return mf.PodPlan(profile, prof, node, self._hostnames().get(node, node), slot,
+                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile))
+
+    def ensure(self, profile: str, wanted: list[Slot]) -> None:
+        """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""
+        assert self.cache is not None
+        cache = self.cache
+        # Pods that ended (crash, deadline) are replaced: delete them first (names are reused).
+        self.delete([k for k in wanted if k in self.pods and finished(cache.get(self.pods[k].name))])
+        new = [k for k in wanted if k not in self.pods]
+        deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
+        for key in new:
+            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self._pod_plan(key),
+                                   self.spec.kubernetes, deadline)
+            self.kube.create("Pod", body)
+            self.pods[key] = PodState(key, body["metadata"]["name"])
+        if new:
+            failed = self._gang_start(profile, new)
+            # A pod that could not start would grab its node's devices later: remove it now.
+            self.delete(failed)
+
+    def _gang_start(self, profile: str, new: list[Slot]) -> list[Slot]:
+        """Wait for the new pods; the slots that did not start (their reasons are in ``broken``).
+
+        Each pod first becomes Running and attached (scheduling, image, CNI: bounded by
+        kubernetes.start_timeout, explained from events), then its agent goes through its
+        start-up stages to "ready" (its watch is up, so agent start-up is not counted
+        against the first test). The agent may take as long as it keeps making progress,
+        within the same outer start_timeout.
+        """
+        network = self.spec.resolved_profiles()[profile].network
+        pending = {self.pods[k].name: k for k in new}
+        end = time.monotonic() + self.spec.kubernetes.start_timeout
+        failed: list[Slot] = []
+        while pending:
+            now = time.monotonic()
+            for name, key in list(pending.items()):
+                why, settled = self._start_step(self.pods[key], network, now)
+                if why is not None:
+                    self.broken[key] = why
+                    failed.append(key)
+                if settled:
+                    del pending[name]
+            if not pending or time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+        for name, key in pending.items():  # the outer start_timeout ran out
+            self.broken[key] = self._out_of_time(self.pods[key])
+            failed.append(key)
+        return failed
+
+    def _start_step(self, state: PodState, network: str | None, now: float) -> tuple[str | None, bool]:
+        """One look at a starting pod: (why it failed or None, whether it is settled either way)."""
+        assert self.cache is not None
+        pod = self.cache.get(state.name)
+        if finished(pod):
+            explained = explain(pod, self.kube.events_for(state.name))
+            if state.follower is not None:
+                explained += f"; its agent had reached stage '{state.stage}'"
+            return explained, True
+        if state.follower is None:
+            if ready(pod, network, self.namespace):
+                state.enter_stage(STAGE_PROCESS)
+                self._follow(state)
+            return None, False
+        if state.agent_ready.is_set():
+            return None, True
+        why = self.stalled(state, now)
+        return why, why is not None
+
+    def _out_of_time(self, state: PodState) -> str:
+        if state.follower is None:
+            return explain(self.get(state.name), self.kube.events_for(state.name))
+        with state.lock:
+            stage, wall = state.stage, state.stage_wall
+        return (f"the agent in pod {state.name} was still at stage '{stage}' (since {clock(wall)}) "
+                f"when kubernetes.start_timeout ({self.spec.kubernetes.start_timeout:.0f} s) ran out "
+                f"(fix: raise kubernetes.start_timeout if it is still progressing: kubectl logs {state.name})")
+
+    def stalled(self, state: PodState, now: float) -> str | None:
+        """Why the agent's start-up counts as stuck: no new stage within the stage's limit."""
+        with state.lock:
+            stage, since, wall, detail = state.stage, state.stage_since, state.stage_wall, state.stage_detail
+        limit = self.stage_limits_s.get(stage, DEFAULT_STAGE_LIMIT_S)
+        if now - since <= limit:
+            return None
+        account = str((self.get(state.name) or {}).get("spec", {}).get("serviceAccountName") or "default")
+        fix = (STAGE_FIXES.get(stage, "kubectl logs POD").replace("POD", state.name)
+               .replace("NAMESPACE", self.namespace).replace(":SA", f":{account}"))
+        # The agent's last error may carry its own, more specific fix (BenchfabError's hint): keep one.
+        tail = f"; {detail}" if detail else ""
+        if "(fix:" not in detail:
+            tail += f" (fix: {fix})"
+        return f"the agent in pod {state.name} stopped at stage '{stage}' for {now - since:.0f} s (since {clock(wall)}){tail}"
+
+    def delete(self, keys: list[Slot]) -> None:
+        if not keys:
+            return
+        names = []
+        for key in keys:
+            state = self.pods.pop(key, None)
+            if state is None:
+                continue
+            state.stop.set()
+            self.kube.delete_pod(state.name)
+            names.append(state.name)
+        if self.cache is not None and names:
+            cache = self.cache
+            # Wait until they are gone: their devices are free and the names can be reused.
+            cache.wait(lambda: not any(n in cache.objects for n in names), 60)
+
+    def close(self) -> None:
+        """Delete every object of this run (label selected) and wait until its pods are gone."""
+        if self.closed:
+            return
+        self.closed = True
+        for state in self.pods.values():
+            state.stop.set()
+        try:
+            self.kube.delete_run(mf.run_selector(self.run_id))
+            if self.cache is not None:
+                cache = self.cache
+                cache.wait(lambda: not cache.objects, 60)
+        finally:
+            if self.cache is not None:
+                self.cache.stop()
+            self.pods.clear()
+
+
+def clock(wall: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(wall))
+
+
+def finished(pod: dict[str, Any] | None) -> bool:
+    if pod is None:
+        return True
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or bool(
+        pod.get("metadata", {}).get("deletionTimestamp"))
+
+
+def ready(pod: dict[str, Any] | None, network: str | None, namespace: str) -> bool:
+    """Running, and attached to the profile's network when it has one (gang-start condition)."""
+    if pod is None or (pod.get("status") or {}).get("phase") != "Running":
+        return False
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    if not network:
+        return True
+    status = (pod.get("metadata", {}).get("annotations") or {}).get(mf.ANN_NETWORK_STATUS)
+    return attachment(status, network, namespace) is not None
+
+
+def death(pod: dict[str, Any] | None, name: str) -> str:
+    if pod is None:
+        return f"pod {name} was deleted during the test"
+    status = pod.get("status") or {}
+    if status.get("reason") == "DeadlineExceeded":
+        return f"pod {name} hit activeDeadlineSeconds"
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            return f"pod {name} ended during the test: {term.get('reason', '')} exit code {term.get('exitCode')}"
+    return f"pod {name} ended during the test ({status.get('phase')})"

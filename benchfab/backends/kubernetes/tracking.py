@@ -1,0 +1,175 @@
+"""Tests on agent pods: hand each its pods, watch its records, decide how it ended.
+
+A test is handed to its pods by patching the task annotation (a new ``seq`` per
+test). It ends when every rank's worker exited, one failed (plus a grace period
+for the others to report), its pod died, or the timeout (then the agents are
+told to cancel it). One bad node fails its own tests only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...planner import PlannedTest
+from ...spec import SweepSpec
+from ..base import RoundRecordCallback, TestOutcome
+from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
+from . import manifests as mf
+from .nccl import attachment, fallback_problem, nccl_env, net_env
+from .pods import PodPool, PodState, death, finished
+
+GRACE_S = 5.0
+POLL_S = 0.02
+
+
+@dataclass
+class Running:
+    """One test handed to its pods, and what its ranks reported so far."""
+
+    test: PlannedTest
+    seq: int
+    pods: list[PodState]
+    started: float
+    deadline: float
+    ranks: RankRecords
+    exits: dict[int, dict[str, Any]] = field(default_factory=dict)  # rank -> the agent's exit record
+    dead: dict[int, str] = field(default_factory=dict)  # rank -> why its pod went away
+    consumed: dict[int, int] = field(default_factory=dict)  # rank -> records of this seq already taken
+    first_failure: float | None = None
+
+    @property
+    def outcome(self) -> TestOutcome:
+        return self.ranks.outcome
+
+
+class TestTracker:
+    """Runs tests on the pool's started pods; remembers the controller's overhead per test."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, pool: PodPool, spec: SweepSpec) -> None:
+        self.pool = pool
+        self.spec = spec
+        self.seq = 0
+        self.overheads: list[float] = []  # per test: wall time not spent in the worker (seconds)
+        self.log_dir: Path | None = None
+
+    def assign(self, test: PlannedTest) -> Running:
+        """Write the test's task (and each rank's env) on its pods' annotations."""
+        pool = self.pool
+        self.seq += 1
+        seq = self.seq
+        states = [pool.pods[(test.profile_name, n, s)] for n, s in test.members]
+        rank0 = pool.get(states[0].name) or {}
+        master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
+        port = self.spec.kubernetes.master_port or (20000 + seq % 10000)
+        task_json = test.task().to_json()
+        outcome = TestOutcome(test.test_id, "failed", started=time.time())
+        for rank, state in enumerate(states):
+            pod = pool.get(state.name) or {}
+            entry = attachment(((pod.get("metadata") or {}).get("annotations") or {}).get(mf.ANN_NETWORK_STATUS),
+                               test.profile.network, pool.namespace)
+            env = {
+                "RANK": str(rank), "WORLD_SIZE": str(len(states)),
+                # One rank per pod and the pod sees only its own GPU: local rank 0 of 1.
+                "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                "MASTER_ADDR": master, "MASTER_PORT": str(port),
+                **nccl_env(test.profile, entry, self.spec.kubernetes),
+                **net_env(test.profile, entry),
+            }
+            ann = mf.task_annotation(seq, task_json, env)
+            if pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:
+                outcome.reason = f"pod {state.name} vanished before the test started"
+        return Running(test, seq, states, time.monotonic(), time.monotonic() + test.timeout_s, RankRecords(outcome))
+
+    def wait(self, running: list[Running], on_record: RoundRecordCallback) -> None:
+        """Until every test of the round ended (a test that could not be handed out already has)."""
+        active = [r for r in running if not r.outcome.reason]
+        for r in running:
+            if r.outcome.reason:
+                r.outcome.ended = time.time()
+        while active:
+            now = time.monotonic()
+            for r in list(active):
+                self._drain(r, on_record)
+                if self._over(r, now):
+                    self._finish(r)
+                    active.remove(r)
+            if active:
+                time.sleep(POLL_S)
+
+    def _drain(self, r: Running, on_record: RoundRecordCallback) -> None:
+        test_id = r.test.test_id
+        for rank, state in enumerate(r.pods):
+            with state.lock:
+                recs = state.records.get(r.seq, [])
+                fresh = recs[r.consumed.get(rank, 0):]
+                r.consumed[rank] = len(recs)
+            for rec in fresh:
+                if rec.get("type") == "agent" and rec.get("event") == "exit":
+                    r.exits[rank] = rec
+                else:
+                    r.ranks.take(rank, rec, lambda res: on_record(test_id, res),
+                                 env_extra={"pod": state.name, "node": state.key[1]})
+            if rank not in r.exits and rank not in r.dead:
+                pod = self.pool.get(state.name)
+                if pod is None or finished(pod):
+                    r.dead[rank] = death(pod, state.name)
+
+    def _over(self, r: Running, now: float) -> bool:
+        """Whether the test has ended; on its timeout, tell its agents to cancel it."""
+        if len(r.exits) + len(r.dead) >= len(r.pods):
+            return True
+        failed = any(int(e.get("code") or 0) != 0 for e in r.exits.values()) or bool(r.dead) or bool(r.ranks.errors)
+        if failed and r.first_failure is None:
+            r.first_failure = now
+        if r.first_failure is not None and now - r.first_failure > GRACE_S:
+            return True
+        if now > r.deadline:
+            r.outcome.status = "timeout"
+            for state in r.pods:
+                self.pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_CANCEL: str(r.seq)}}})
+            return True
+        return False
+
+    def _finish(self, r: Running) -> None:
+        o, test = r.outcome, r.test
+        o.ended = time.time()
+        worker_s = max((float(e.get("elapsed_s") or 0.0) for e in r.exits.values()), default=0.0)
+        if r.exits and not r.dead:
+            self.overheads.append(max(0.0, (o.ended - o.started) - worker_s))
+        nccl = [e.get("nccl") for e in r.exits.values() if e.get("nccl")]
+        for env in o.env:
+            rank = int(env.get("rank", -1))
+            if rank in r.exits and r.exits[rank].get("nccl"):
+                env["nccl"] = r.exits[rank]["nccl"]
+        warning = next((w for w in (fallback_problem(test.profile, x, test.spec.memory) for x in nccl) if w), None)
+        codes = {k: int(e.get("code") or 0) for k, e in sorted(r.exits.items())}
+        first_dead = min(r.dead) if r.dead else None
+        r.ranks.settle(
+            test.timeout_s, stuck=[rank for rank in range(len(r.pods)) if rank not in r.exits],
+            exited_ok=len(r.exits) == len(r.pods) and all(c == 0 for c in codes.values()),
+            exit_problems=[f"rank {k} exited with code {r.exits[k].get('code')}" for k, c in codes.items() if c != 0],
+            death=None if first_dead is None else f"rank {first_dead} ({r.pods[first_dead].key[1]}): {r.dead[first_dead]}")
+        if warning:
+            # The test ran, but not over the fabric the profile names: say so in the record.
+            o.reason = f"{o.reason}; {warning}" if o.reason else f"transport fallback: {warning}"
+            for env in o.env:
+                env["fallback"] = warning
+        if o.status != "ok":
+            o.log_tail = log_tail([[x for x in state.lines.get(r.seq, []) if x.strip()][-LOG_TAIL_LINES:]
+                                   for state in r.pods])
+        self._write_logs(r)
+
+    def _write_logs(self, r: Running) -> None:
+        if self.log_dir is None:
+            return
+        for rank, state in enumerate(r.pods):
+            with state.lock:
+                lines = state.lines.pop(r.seq, [])
+                state.records.pop(r.seq, None)
+            path = self.log_dir / f"{r.test.test_id}.rank{rank}.log"
+            path.write_text(f"# pod {state.name} on {state.key[1]}\n" + "\n".join(lines) + "\n")

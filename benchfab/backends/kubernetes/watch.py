@@ -1,0 +1,140 @@
+"""A watch cache: list + watch of the run's pods, resumed after 410 Gone.
+
+The controller asks "is this pod Running / gone?" many times a second; one
+list + watch per run answers that from memory instead of one API call each.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable
+
+from ...errors import BackendError
+from .client import Kube, iter_lines
+
+
+class Cache(threading.Thread):
+    """List + watch of pods (or nodes) matching selectors; resumes on 410 Gone."""
+
+    def __init__(self, kube: Kube, namespace: str | None, label_selector: str | None = None,
+                 field_selector: str | None = None, watch_timeout_s: int = 30) -> None:
+        super().__init__(daemon=True, name="benchfab-pod-cache")
+        self.kube = kube
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.watch_timeout_s = watch_timeout_s
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.cond = threading.Condition()
+        self.version = 0  # bumps on every change; waiters compare
+        self.relists = 0
+        self.synced = threading.Event()
+        self._stop = threading.Event()
+        self._resp: Any = None
+        self.error: str | None = None
+
+    def _kw(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.label_selector:
+            kw["label_selector"] = self.label_selector
+        if self.field_selector:
+            kw["field_selector"] = self.field_selector
+        return kw
+
+    def _list(self) -> str:
+        got = self.kube.list_pods(self.namespace, **self._kw())
+        with self.cond:
+            self.objects = {o["metadata"]["name"]: o for o in got.get("items", [])}
+            self.version += 1
+            self.cond.notify_all()
+        self.synced.set()
+        return str(got.get("metadata", {}).get("resourceVersion", ""))
+
+    def run(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        rv: str | None = None
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._list()
+                    self.relists += 1
+                fn = self.kube.core.list_namespaced_pod if self.namespace else self.kube.core.list_pod_for_all_namespaces
+                args = (self.namespace,) if self.namespace else ()
+                self._resp = self.kube.stream(fn, *args, watch=True, resource_version=rv,
+                                              allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_s,
+                                              _request_timeout=(10, self.watch_timeout_s + 30), **self._kw())
+                for line in iter_lines(self._resp):
+                    if self._stop.is_set():
+                        return
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = None  # history compacted: relist
+                            break
+                        raise BackendError(f"watch: {obj.get('code')} {obj.get('message')}")
+                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                    if kind == "BOOKMARK":
+                        continue
+                    name = obj["metadata"]["name"]
+                    with self.cond:
+                        if kind == "DELETED":
+                            self.objects.pop(name, None)
+                        else:
+                            self.objects[name] = obj
+                        self.version += 1
+                        self.cond.notify_all()
+                delay = 0.2
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = None
+                    continue
+                self.error = f"{exc.status} {exc.reason}"
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except (BackendError, Urllib3Error, OSError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
+                self.error = str(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                resp, self._resp = self._resp, None
+                if resp is not None:
+                    try:
+                        resp.release_conn()
+                    except Exception:  # noqa: BLE001 - closing a broken stream
+                        pass
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with self.cond:
+            return self.objects.get(name)
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until predicate() (called under the lock) holds, or the timeout."""
+        end = time.monotonic() + timeout_s
+        with self.cond:
+            while not predicate():
+                left = end - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self.cond.wait(min(left, 0.5))
+            return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            try:
+                resp.shutdown()  # urllib3 2: unblocks a read in the other thread
+            except Exception:  # noqa: BLE001
+                pass
+        with self.cond:
+            self.cond.notify_all()

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from helpers import ROOT
+from tests.helpers import ROOT
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

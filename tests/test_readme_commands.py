@@ -38,7 +38,7 @@ from typing import Iterator
 import pytest
 
 from benchfab.spec import load_spec
-from helpers import ROOT
+from tests.helpers import ROOT
 
 DOCS = ["README.md", "docs/KUBERNETES.md"]
 JOBS = sorted((ROOT / "jobs").glob("*.yaml"))

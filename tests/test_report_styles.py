@@ -18,7 +18,7 @@ from benchfab.report import FIGURES, build_figure, curve_style, write_report
 from benchfab.store import RunStore
 from benchfab.tables import TCP_NO_PEAK, format_p2p_table
 
-from helpers import ROOT
+from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "results" / "example"
 N_TESTS = 12  # more than matplotlib's 10-colour cycle

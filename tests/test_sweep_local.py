@@ -15,7 +15,7 @@ import benchfab
 from benchfab.capabilities import visible_gpus
 from benchfab.workloads.catalog import busbw_factor
 
-from helpers import ROOT, worker_pids_of
+from tests.helpers import ROOT, worker_pids_of
 
 pytestmark = pytest.mark.slow
 

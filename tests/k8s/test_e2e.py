@@ -20,8 +20,8 @@ from benchfab.k8s.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 
-from fake_cluster import SHARED, FakeCluster, seed_nodes
-from helpers import ROOT
+from tests.fakecluster import SHARED, FakeCluster, seed_nodes
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

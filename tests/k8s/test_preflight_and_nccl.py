@@ -9,7 +9,7 @@ import pytest
 from benchfab.k8s.nccl import fallback_problem, parse_nccl_log
 from benchfab.spec import Profile
 
-from fake_cluster import SHARED, SRIOV, FakeCluster, seed_nodes
+from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
 
 PREFLIGHT_SPEC = """\
 backend: kubernetes

@@ -16,8 +16,8 @@ import yaml
 
 from benchfab.k8s import manifests as mf
 
-from fake_cluster import FakeCluster, seed_nodes
-from helpers import ROOT
+from tests.fakecluster import FakeCluster, seed_nodes
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.k8s
 

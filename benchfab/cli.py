@@ -19,8 +19,9 @@ import argparse
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, UsageError

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -336,7 +337,7 @@ def check_rounds(rounds: Sequence[Sequence[tuple[Member, ...]]], slots: Mapping[
 K8S_TEST_OVERHEAD_S = 1.0  # hand a test to running agent pods and collect it (measured: docs/KUBERNETES.md)
 
 
-def _pattern_rounds(test: "TestSpec", names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
+def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
     p = test.placement
     cut = p.max_rounds
     rounds: list[list[Group]]
@@ -360,7 +361,7 @@ def _pattern_rounds(test: "TestSpec", names: list[str], leaf: dict[str, str | No
     return rounds[:cut] if cut else rounds
 
 
-def plan_kubernetes(spec: "SweepSpec", nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> "Plan":
+def plan_kubernetes(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> Plan:
     """Place every test on the inventory: rounds of disjoint node pairs / groups.
 
     Each (test entry, profile, dtype, op, repeat) expands into the rounds of

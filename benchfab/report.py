@@ -22,14 +22,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import pandas as pd
 
-from .analysis import LOG_Y_RATIO, bandwidth_table, curve_label, curves, p2p_table, size_ticks, y_scale  # noqa: E402
-from .store import Run  # noqa: E402
-from .workloads.catalog import COLLECTIVES  # noqa: E402
+from .analysis import LOG_Y_RATIO, bandwidth_table, curve_label, curves, p2p_table, size_ticks, y_scale
+from .store import Run
+from .workloads.catalog import COLLECTIVES
 
 # Fixed (not from rcParams, which a user style could shorten): matplotlib's tab10.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",

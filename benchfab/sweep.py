@@ -59,7 +59,7 @@ def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
     backend = backend or make_backend(spec)
     if spec.backend == "kubernetes":
         # Placement needs the cluster's inventory: the backend reads it and plans.
-        plan: Plan = getattr(backend, "plan")()
+        plan: Plan = getattr(backend, "plan")()  # noqa: B009 - not part of the Backend protocol
     else:
         plan = plan_local(spec)
     cannot = unrunnable_tests(plan, backend)
@@ -285,7 +285,7 @@ def run_sweep(
             if run_round is not None:
                 outcomes = list(run_round(batch, str(store.log_dir), on_record))
             else:
-                outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]
+                outcomes = [backend.run_test(batch[0], str(store.log_dir), lambda rec: on_record(batch[0].test_id, rec))]  # noqa: B023 - called before returning
             current = []
             for i, (test, outcome) in enumerate(zip(batch, outcomes)):
                 _fail_on_wrong_data(outcome)

@@ -8,7 +8,8 @@ type, redop, root, then out-of-place and in-place time (us), algbw and busbw
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 NCCL_TYPE_NAMES = {
     "float32": "float", "float64": "double", "float16": "half", "bfloat16": "bfloat16",

@@ -40,7 +40,7 @@ class Task:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Task":
+    def from_json(cls, text: str) -> Task:
         data: dict[str, Any] = json.loads(text)
         return cls(**data)
 

@@ -41,7 +41,7 @@ def _die_with_parent() -> None:
         return
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
+        PR_SET_PDEATHSIG = 1  # noqa: N806 - the constant's name in <sys/prctl.h>
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         return
@@ -98,7 +98,7 @@ def describe_env(device: Any, backend: str) -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
         try:
             info["nccl"] = ".".join(str(x) for x in torch.cuda.nccl.version())  # type: ignore[no-untyped-call]
-        except Exception:  # nccl missing from this torch build: recorded, not fatal
+        except Exception:  # noqa: BLE001 - nccl missing from this torch build: recorded, not fatal
             info["nccl"] = None
     for key in ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "NCCL_IB_GID_INDEX", "GLOO_SOCKET_IFNAME", "NCCL_ALGO", "NCCL_PROTO"):
         if key in os.environ:
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(task, args.rank, args.world_size, args.local_rank, args.local_world_size, args.master_addr, args.master_port)
-    except Exception as exc:  # any failure becomes one record the controller can show
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one record the controller can show
         emit({"type": "error", "rank": args.rank, "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]})
         if isinstance(exc, BenchfabError):
             # An expected failure whose message says what to fix: no traceback in the log tail.

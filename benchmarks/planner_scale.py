@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchfab.placement import NodeInfo, all_pairs_array, plan_kubernetes  # noqa: E402
-from benchfab.spec import load_spec_text  # noqa: E402
+from benchfab.placement import NodeInfo, all_pairs_array, plan_kubernetes
+from benchfab.spec import load_spec_text
 
 
 def all_pairs_figures(n: int) -> tuple[float, float, int]:

@@ -10,7 +10,6 @@ import pytest
 
 import benchfab
 from benchfab.report import write_report
-
 from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "results" / "example"

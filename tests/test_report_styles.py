@@ -17,7 +17,6 @@ from benchfab.analysis import LOG_Y_RATIO, p2p_table, y_scale
 from benchfab.report import FIGURES, build_figure, curve_style, write_report
 from benchfab.store import RunStore
 from benchfab.tables import TCP_NO_PEAK, format_p2p_table
-
 from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "results" / "example"

@@ -134,7 +134,7 @@ class LocalBackend:
         return env
 
     def run_test(self, test: PlannedTest, log_dir: str, on_record: RecordCallback) -> TestOutcome:
-        for attempt in range(3):
+        for _attempt in range(3):
             outcome = self._run_once(test, Path(log_dir), on_record)
             # Another program can take the port between free_port() and bind:
             # retry only that, and only while nothing was measured.

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..backends.base import TestOutcome
 from ..errors import BackendError
@@ -33,8 +34,8 @@ from ..planner import Plan, PlannedTest
 from ..spec import SweepSpec
 from ..task import parse_record
 from . import manifests as mf
-from .client import Cache, ClusterOptions, Kube, connect, iter_lines
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
+from .client import Cache, ClusterOptions, Kube, connect, iter_lines
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
 from .nccl import attachment, fallback_problem, nccl_env, net_env

@@ -14,8 +14,8 @@ rank's buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 DTYPES: dict[str, int] = {
     "int8": 1,

@@ -72,7 +72,7 @@ class Scheduler:
             message = f"0/{len(nodes)} nodes are available: {detail}. preemption: not eligible due to preemptionPolicy=Never."
             if self.sched_messages.get((ns, name)) != message:
                 self.sched_messages[(ns, name)] = message
-                self.store.update("pods", ns, name, lambda o: merge_patch(o, {"status": {"conditions": [
+                self.store.update("pods", ns, name, lambda o, message=message: merge_patch(o, {"status": {"conditions": [
                     {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}))
                 self.store.event(pod, "Warning", "FailedScheduling", message, "default-scheduler")
 

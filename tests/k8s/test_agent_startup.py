@@ -25,7 +25,6 @@ from benchfab.k8s.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from benchfab.task import parse_record
-
 from tests.fakecluster import FakeCluster, seed_nodes
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]

@@ -19,7 +19,6 @@ from benchfab.k8s.backend import KubernetesBackend
 from benchfab.k8s.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
-
 from tests.fakecluster import SHARED, FakeCluster, seed_nodes
 from tests.helpers import ROOT
 

@@ -11,7 +11,6 @@ import yaml
 from benchfab.k8s import manifests as mf
 from benchfab.k8s.nccl import nccl_env, net_env
 from benchfab.spec import KubeSettings, Profile
-
 from tests.helpers import ROOT
 
 K8S_VERSION = "1.33"

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from benchfab import placement as pl
 from benchfab.errors import PlacementError
-from benchfab.placement import NodeInfo
-from benchfab.placement import plan_kubernetes
+from benchfab.placement import NodeInfo, plan_kubernetes
 from benchfab.spec import load_spec_text
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from benchfab.k8s.nccl import fallback_problem, parse_nccl_log
 from benchfab.spec import Profile
-
 from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
 
 PREFLIGHT_SPEC = """\

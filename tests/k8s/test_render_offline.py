@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from benchfab.k8s import manifests as mf
-
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.helpers import ROOT
 

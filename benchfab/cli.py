@@ -19,8 +19,9 @@ import argparse
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, UsageError
@@ -217,8 +218,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .errors import UsageError as _Usage
     from .backends.kubernetes.render import render
+    from .errors import UsageError as _Usage
     from .spec import load_spec
 
     spec = load_spec(args.spec)

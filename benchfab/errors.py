@@ -10,8 +10,8 @@ problem of a spec, one complete line each.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
-
+from collections.abc import Sequence
+from typing import Any
 
 # Exit codes, in one place. Commands that run tests (sweep, run) end with 0 or 1; an
 # error ends any command with its class's code before anything is measured, and

@@ -26,8 +26,9 @@ import difflib
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import yaml
 

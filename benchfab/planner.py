@@ -12,13 +12,23 @@ disjoint node pairs and groups (patterns in ``placement``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Sequence
 
 from .errors import PlacementError
-from .placement import (Group, Member, NodeInfo, all_pairs_rounds, assign_slots, k_groups, one_group, retest_rounds,
-                        ring_rounds, topology_pairs)
+from .placement import (
+    Group,
+    Member,
+    NodeInfo,
+    all_pairs_rounds,
+    assign_slots,
+    k_groups,
+    one_group,
+    retest_rounds,
+    ring_rounds,
+    topology_pairs,
+)
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
 from .workloads import family_of

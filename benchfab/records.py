@@ -15,7 +15,8 @@ appended at the end and read back as null from older parts: ``profile`` and
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Mapping, NotRequired, Sequence, TextIO, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NotRequired, TextIO, TypedDict
 
 if TYPE_CHECKING:
     from .backends.base import TestOutcome

@@ -21,13 +21,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.figure  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 
-from .analysis import LOG_Y_RATIO, curve_label, curves, size_ticks, y_scale  # noqa: E402
-from .store import Run  # noqa: E402
-from .workloads import FAMILIES, FigureSpec  # noqa: E402
+from .analysis import LOG_Y_RATIO, curve_label, curves, size_ticks, y_scale
+from .store import Run
+from .workloads import FAMILIES, FigureSpec
 
 # Fixed (not from rcParams, which a user style could shorten): matplotlib's tab10.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, Collection, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -126,7 +127,7 @@ class SizeRange(_Model):
     step: Size | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "SizeRange":
+    def _check(self) -> SizeRange:
         if self.min > self.max:
             raise _Invalid(f"min ({format_size(self.min)}) is larger than max ({format_size(self.max)})",
                            "swap min and max")
@@ -220,7 +221,7 @@ class TestFields(_Model):
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     workload: Workload | None = None
     ranks: int | None = Field(default=None, ge=1, le=4096)
-    sizes: Annotated[Union[SizeRange, list[Size], None], BeforeValidator(_sizes)] = None
+    sizes: Annotated[SizeRange | list[Size] | None, BeforeValidator(_sizes)] = None
     dtypes: Annotated[list[DType] | None, BeforeValidator(_one_or_many)] = None
     ops: Annotated[list[RedOp] | None, BeforeValidator(_one_or_many)] = None
     iterations: int | None = Field(default=None, ge=1, le=10_000_000)

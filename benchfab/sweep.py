@@ -21,8 +21,8 @@ from .backends.registry import make_backend
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, SpecError, UsageError
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
-from .spec import SweepSpec, load_spec_text, spec_to_dict
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
+from .spec import SweepSpec, load_spec_text, spec_to_dict
 from .store import RunStore, new_run_id
 
 

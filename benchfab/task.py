@@ -8,8 +8,9 @@ from ``--task`` (a JSON string passed as one argv element, never through a shell
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .spec import TestSpec
@@ -45,7 +46,7 @@ class Task:
 
     @classmethod
     def for_test(cls, test_id: str, spec: TestSpec, *, dtype: str, op: str, rendezvous_timeout: float,
-                 labels: dict[str, str]) -> "Task":
+                 labels: dict[str, str]) -> Task:
         """The task of one planned (test, dtype, op): every Task field the TestSpec has
         comes from it, so a test field a worker needs is added to Task alone."""
         from_spec = spec.model_dump(include={f.name for f in fields(cls)})
@@ -56,7 +57,7 @@ class Task:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Task":
+    def from_json(cls, text: str) -> Task:
         data: dict[str, Any] = json.loads(text)
         return cls(**data)
 

@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import BenchfabError
 from .task import Task, format_record
@@ -39,7 +40,7 @@ def _die_with_parent() -> None:
         return
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
+        PR_SET_PDEATHSIG = 1  # noqa: N806 - the kernel constant's own name
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         return
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(task, args.rank, args.world_size, args.local_rank, args.local_world_size, args.master_addr, args.master_port)
-    except Exception as exc:  # any failure becomes one record the controller can show
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one record the controller can show
         emit({"type": "error", "rank": args.rank, "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]})
         if isinstance(exc, BenchfabError):
             # An expected failure whose message says what to fix: no traceback in the log tail.

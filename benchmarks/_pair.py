@@ -11,7 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchfab.rdma import SocketExchange, run_rdma_pair  # noqa: E402
+from benchfab.rdma import SocketExchange, run_rdma_pair
 
 
 def _server(params: dict[str, Any], port: int, q: Any) -> None:

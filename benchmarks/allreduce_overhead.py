@@ -36,7 +36,7 @@ def iterations_for(size: int) -> int:
     return max(3, min(200, int(0.06 / (0.7e-3 + size / 1.0e9))))
 
 
-def rank_main(rank: int, world: int, port: int, sizes: list[int], rounds: int, pin: bool, out: "mp.SimpleQueue[object]") -> None:
+def rank_main(rank: int, world: int, port: int, sizes: list[int], rounds: int, pin: bool, out: mp.SimpleQueue[object]) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     cpus = sorted(os.sched_getaffinity(0))

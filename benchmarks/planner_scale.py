@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchfab.placement import NodeInfo, all_pairs_array  # noqa: E402
-from benchfab.planner import plan  # noqa: E402
-from benchfab.spec import load_spec_text  # noqa: E402
+from benchfab.placement import NodeInfo, all_pairs_array
+from benchfab.planner import plan
+from benchfab.spec import load_spec_text
 
 
 def all_pairs_figures(n: int) -> tuple[float, float, int]:

@@ -27,7 +27,6 @@ from _pair import benchfab_pair, median
 
 from benchfab.rdma.perftest import wait_listening  # importable once _pair has set sys.path
 
-
 # Where Debian's iperf3 and qperf live: never /usr/local/bin or ~/.local/bin.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -63,6 +63,10 @@ VM_VENV_INSTALL = "scripts/softroce-vm.sh setup (pip install virtme-ng)"
 PROGRAMS: dict[str, tuple[Program, ...]] = {
     "host": (
         Program("gcc", debs=("gcc",), why="builds benchfab._native"),
+        # scripts/test.sh's static checks, before pytest (the test extra installs them).
+        Program("ruff", venv="host", why="scripts/test.sh lints with it"),
+        Program("mypy", venv="host", why="scripts/test.sh type-checks with it"),
+        Program("lint-imports", venv="host", why="scripts/test.sh checks the import contracts with it"),
     ),
     "vm": (
         Program("vng", venv="vm", why="boots the soft-RoCE VM"),
@@ -86,7 +90,7 @@ MODULES: dict[str, tuple[Module, ...]] = {
     "host": tuple(
         Module(name, "host", HOST_VENV_INSTALL)
         for name in ("torch", "numpy", "pandas", "pyarrow", "matplotlib", "pydantic", "yaml", "kubernetes",
-                     "pytest", "hypothesis", "kubernetes_validate", "cuda.bindings")
+                     "pytest", "hypothesis", "kubernetes_validate", "cuda.bindings", "mypy", "importlinter")
     ) + (Module("benchfab", "host", HOST_VENV_INSTALL, home="repo"),),
     "vm": (Module("virtme_ng", "vm", VM_VENV_INSTALL),),
     "bench": (),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Quickstart 2 (and what CI runs): set up, then run the whole test suite:
+#   0. ruff, mypy --strict and import-linter (lint-imports) over the code;
 #   1. pytest on this host (RDMA tests skip here: no RDMA device);
 #   2. the soft-RoCE lane: the `rdma` tests inside a VM with a real rxe0 device,
 #      where they must run (BENCHFAB_REQUIRE_RDMA=1 turns a skip into an error).
@@ -30,6 +31,10 @@ if [ "$vm_lane" = 1 ]; then
   scripts/softroce-vm.sh setup
 fi
 BENCHFAB_VENV="$venv" "$venv/bin/python" scripts/check_tools.py "${lanes[@]}"
+# Static checks first, each stopping the run with its findings (settings in pyproject.toml):
+"$venv/bin/ruff" check      # lint: pycodestyle, pyflakes, isort, bugbear, pyupgrade ([tool.ruff])
+"$venv/bin/mypy"            # types: mypy --strict over benchfab/ ([tool.mypy])
+"$venv/bin/lint-imports"    # import contracts: layers; kubernetes and torch only where allowed ([tool.importlinter])
 "$venv/bin/python" -m pytest "$@"
 if [ "$vm_lane" = 0 ]; then
   echo "test.sh: BENCHFAB_SKIP_VM=1: the soft-RoCE lane was not run" >&2

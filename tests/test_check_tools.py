@@ -58,6 +58,16 @@ def test_a_missing_program_says_which_script_installs_it(tmp_path: Path) -> None
     assert "fix: run scripts/setup.sh, as root for apt" in proc.stderr
 
 
+def test_a_linter_from_outside_the_venv_is_named(tmp_path: Path) -> None:
+    # scripts/test.sh calls the venv's ruff, mypy and lint-imports; a copy found first on
+    # the lane's PATH (pipx, ~/.local/bin) is one setup did not install.
+    stray = _executable(tmp_path / "local" / "bin" / "ruff")
+    proc = _check("host", "--venv", sys.prefix, "--path", f"{stray.parent}:{sys.prefix}/bin:{SYSTEM_PATH}")
+    assert proc.returncode == 1
+    assert f"ruff: resolved to {stray}, outside {Path(sys.prefix).absolute()}" in proc.stderr
+    assert "mypy: resolved" not in proc.stderr and "lint-imports: resolved" not in proc.stderr
+
+
 def test_virtme_run_from_outside_the_vm_venv_fails_the_check(tmp_path: Path) -> None:
     # The machine the bug hid on: vng in .venv-vm, virtme-run found elsewhere on PATH.
     venv = tmp_path / "venv-vm"

@@ -7,8 +7,8 @@ import pytest
 from benchfab.errors import PlacementError
 from benchfab.placement import NodeInfo
 from benchfab.planner import local_nodes, plan
-from benchfab.workloads.collectives import estimate_op_seconds
 from benchfab.spec import load_spec_text
+from benchfab.workloads.collectives import estimate_op_seconds
 
 SPEC = """\
 name: p

@@ -31,14 +31,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from benchfab.spec import load_spec
-from helpers import ROOT
+from tests.helpers import ROOT
 
 DOCS = ["README.md", "docs/KUBERNETES.md"]
 JOBS = sorted((ROOT / "jobs").glob("*.yaml"))

@@ -10,8 +10,7 @@ import pytest
 
 import benchfab
 from benchfab.report import write_report
-
-from helpers import ROOT
+from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "results" / "example"
 

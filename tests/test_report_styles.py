@@ -17,8 +17,7 @@ from benchfab.analysis import LOG_Y_RATIO, p2p_table, y_scale
 from benchfab.report import FIGURES, build_figure, curve_style, write_report
 from benchfab.store import RunStore
 from benchfab.workloads.point_to_point import TCP_NO_PEAK, format_p2p_table
-
-from helpers import ROOT
+from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "results" / "example"
 N_TESTS = 12  # more than matplotlib's 10-colour cycle

@@ -13,7 +13,7 @@ from benchfab.oneoff import build, resolve_workload, shaping_flags
 from benchfab.spec import load_spec, spec_to_dict
 
 try:
-    import benchfab._native  # noqa: F401  the tcp transport's loops live there
+    import benchfab._native  # the tcp transport's loops live there
 
     HAVE_NATIVE = True
 except ImportError:

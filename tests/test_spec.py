@@ -4,9 +4,8 @@ The wording of each reported case is checked in tests/test_spec_errors.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 import yaml

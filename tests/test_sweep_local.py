@@ -14,8 +14,7 @@ import pytest
 import benchfab
 from benchfab.capabilities import visible_gpus
 from benchfab.workloads.catalog import busbw_factor
-
-from helpers import ROOT, worker_pids_of
+from tests.helpers import ROOT, worker_pids_of
 
 pytestmark = pytest.mark.slow
 

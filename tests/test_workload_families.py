@@ -12,8 +12,7 @@ from benchfab.errors import WorkloadError
 from benchfab.planner import local_nodes, plan
 from benchfab.spec import Memory, Workload, load_spec_text
 from benchfab.task import Task
-from benchfab.workloads import FAMILIES, WORKLOADS, family_of
-from benchfab.workloads import catalog
+from benchfab.workloads import FAMILIES, WORKLOADS, catalog, family_of
 from benchfab.workloads.p2p_params import RdmaParams
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "results" / "example"

@@ -8,8 +8,9 @@ run.json), ``run_round()`` for every plan round, and ``close()`` at the end
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest

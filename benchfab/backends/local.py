@@ -20,14 +20,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
-from ..planner import Plan, PlannedTest
-from ..task import parse_record
 from ..placement import NodeInfo
-from ..planner import local_nodes
+from ..planner import Plan, PlannedTest, local_nodes
+from ..task import parse_record
 from .base import RecordCallback, RoundRecordCallback, TestOutcome
 from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
 
@@ -142,7 +142,7 @@ class LocalBackend:
         return env
 
     def run_test(self, test: PlannedTest, log_dir: str, on_record: RecordCallback) -> TestOutcome:
-        for attempt in range(3):
+        for _attempt in range(3):
             outcome = self._run_once(test, Path(log_dir), on_record)
             # Another program can take the port between free_port() and bind:
             # retry only that, and only while nothing was measured.

@@ -9,8 +9,9 @@ error or, when no rank said what went wrong, how the ranks ended.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .base import RecordCallback, TestOutcome
 

@@ -6,7 +6,8 @@ loaded only for a Kubernetes spec, never for a local sweep or in a worker.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import BackendError
 from ..spec import SweepSpec

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchfab.errors import WorkloadError
+from benchfab.workloads.p2p_params import RECORD_KEYS, RdmaParams, make_record
 
 from .discovery import PortChoice, RdmaDevice, RdmaPort, default_gid_index, discover, select_port
 from .oob import Exchange, ExchangeError, SocketExchange
-from benchfab.workloads.p2p_params import RECORD_KEYS, RdmaParams, make_record
 
 
 def run_rdma_pair(role: str, params: Mapping[str, Any] | RdmaParams,

@@ -72,7 +72,7 @@ def _init(drv: Any) -> None:
     """cuInit, turning "no driver" and "no GPU" into errors that say so."""
     try:
         result = drv.cuInit(0)
-    except Exception as exc:  # noqa: BLE001 - cuda-bindings raises (not returns) without libcuda
+    except Exception as exc:  # cuda-bindings raises (not returns) without libcuda
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WorkloadError("GPU memory was requested but the NVIDIA driver library (libcuda.so.1) "
                             f"could not be loaded: {detail}",

@@ -65,7 +65,7 @@ class SocketExchange:
             self._listener.settimeout(self.timeout_s)
             try:
                 sock, _ = self._listener.accept()
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 raise ExchangeError(f"out-of-band: no peer connected to {self.host}:"
                                     f"{self.port} within {self.timeout_s:g} s",
                                     hint="is the client running and able to reach us?") from exc
@@ -94,7 +94,7 @@ class SocketExchange:
         try:
             sock.sendall(line.encode())
             raw = self._rfile.readline()
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ExchangeError(f"out-of-band: peer did not answer {key!r} within "
                                 f"{self.timeout_s:g} s",
                                 hint="peer process dead or stuck") from exc

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from benchfab.errors import WorkloadError
+from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from .discovery import select_port
 from .oob import Exchange
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 BINARIES = {"write_bw": "ib_write_bw", "write_lat": "ib_write_lat"}
 _BW_UNITS = {"MiB/sec": float(1 << 20), "MB/sec": float(1 << 20), "Gb/sec": 125e6}

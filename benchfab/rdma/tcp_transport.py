@@ -16,10 +16,10 @@ import numpy as np
 
 from benchfab.errors import WorkloadError
 from benchfab.native import HAVE_NATIVE, require_native
+from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import stats
 from .oob import Exchange
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 
 def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
@@ -32,7 +32,7 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
         try:
             exchange("tcp-listen", {"port": lst.getsockname()[1]})
             sock, _ = lst.accept()
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise WorkloadError(f"tcp: no peer connected within {p.timeout_s:g} s") from exc
         finally:
             lst.close()

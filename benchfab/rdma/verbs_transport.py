@@ -28,11 +28,11 @@ import numpy as np
 from benchfab.errors import WorkloadError
 from benchfab.native import require_native
 from benchfab.workloads.catalog import is_gpu_memory
+from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import cuda_memory
 from .discovery import PortChoice, select_port
 from .oob import Exchange
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 
 def _pattern(size: int) -> bytes:

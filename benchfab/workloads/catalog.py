@@ -14,8 +14,9 @@ rank's buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 DTYPES: dict[str, int] = {
     "int8": 1,

@@ -52,7 +52,7 @@ def describe_env(device: Any, backend: str) -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
         try:
             info["nccl"] = ".".join(str(x) for x in torch.cuda.nccl.version())  # type: ignore[no-untyped-call]
-        except Exception:  # nccl missing from this torch build: recorded, not fatal
+        except Exception:  # noqa: BLE001 - nccl missing from this torch build: recorded, not fatal
             info["nccl"] = None
     for key in ("NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "NCCL_IB_GID_INDEX", "GLOO_SOCKET_IFNAME", "NCCL_ALGO", "NCCL_PROTO"):
         if key in os.environ:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fake_cluster import FakeCluster  # noqa: E402  (tests import it by this unique name)
+from tests.fakecluster import FakeCluster
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from benchfab.task import parse_record
-
-from fake_cluster import FakeCluster, seed_nodes
+from tests.fakecluster import FakeCluster, seed_nodes
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

@@ -19,9 +19,8 @@ from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
-
-from fake_cluster import SHARED, FakeCluster, seed_nodes
-from helpers import ROOT
+from tests.fakecluster import SHARED, FakeCluster, seed_nodes
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

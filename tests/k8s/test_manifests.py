@@ -11,8 +11,7 @@ import yaml
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.nccl import nccl_env, net_env
 from benchfab.spec import KubeSettings, Profile
-
-from helpers import ROOT
+from tests.helpers import ROOT
 
 K8S_VERSION = "1.33"
 

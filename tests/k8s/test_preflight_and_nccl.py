@@ -8,8 +8,7 @@ import pytest
 
 from benchfab.backends.kubernetes.nccl import fallback_problem, parse_nccl_log
 from benchfab.spec import Profile
-
-from fake_cluster import SHARED, SRIOV, FakeCluster, seed_nodes
+from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
 
 PREFLIGHT_SPEC = """\
 backend: kubernetes

@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from benchfab.backends.kubernetes import manifests as mf
-
-from fake_cluster import FakeCluster, seed_nodes
-from helpers import ROOT
+from tests.fakecluster import FakeCluster, seed_nodes
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.k8s
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +19,7 @@ import benchfab
 from benchfab.backends.kubernetes.agent import STAGE_IMPORTS
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "k8s"))
-from fake_cluster import SHARED, FakeCluster, seed_nodes  # noqa: E402
+from tests.fakecluster import SHARED, FakeCluster, seed_nodes
 
 pytestmark = [pytest.mark.rdma, pytest.mark.k8s, pytest.mark.slow]
 

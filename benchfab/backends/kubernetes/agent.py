@@ -181,7 +181,7 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
     seen = -1
     try:
         while not stop.is_set():
-            cache.wait(lambda: cache.version != seen, 0.5)
+            cache.wait(lambda: cache.version != seen, 0.5)  # noqa: B023 - called before `seen` changes
             seen = cache.version
             if not cache.synced.is_set():
                 continue

@@ -23,19 +23,20 @@ Lifecycle (see docs/KUBERNETES.md):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from .client import ClusterOptions, Kube, connect
-from .watch import Cache
 from .inventory import nodes_for_planner, read_inventory
 from .logs import LogFollowers
 from .pods import PodPool, PodState, Slot
 from .tracking import Running, TestTracker
+from .watch import Cache
 
 
 class KubernetesBackend:

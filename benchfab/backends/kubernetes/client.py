@@ -22,8 +22,9 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ...errors import BackendError
 
@@ -122,7 +123,7 @@ def _check_kubeconfig_files(paths: list[str]) -> None:
                                hint="fix or regenerate it, or pass --kubeconfig FILE") from None
 
 
-def connect(options: ClusterOptions, spec_namespace: str | None = None) -> "Kube":
+def connect(options: ClusterOptions, spec_namespace: str | None = None) -> Kube:
     """A Kube for the given kubeconfig/context, or the in-cluster service account."""
     try:
         from kubernetes import client

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...placement import NodeInfo
-from ...spec import SweepSpec, TestSpec
+from ...spec import SweepSpec
 from ...workloads import family_of
 from .client import Kube
 

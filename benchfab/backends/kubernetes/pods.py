@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ...errors import BackendError
 from ...planner import Plan, PlannedTest
@@ -20,10 +21,10 @@ from ...spec import SweepSpec
 from . import manifests as mf
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
 from .client import Kube
-from .watch import Cache
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import attachment
+from .watch import Cache
 
 Slot = tuple[str, str, int]  # (profile, node, slot)
 
@@ -190,7 +191,7 @@ class PodPool:
             if not pending or time.monotonic() >= end:
                 break
             time.sleep(0.05)
-        for name, key in pending.items():  # the outer start_timeout ran out
+        for key in pending.values():  # the outer start_timeout ran out
             self.broken[key] = self._out_of_time(self.pods[key])
             failed.append(key)
         return failed

@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import planner
 from ...errors import PlacementError, UsageError
 from ...placement import NodeInfo
-from ... import planner
 from ...planner import Plan
 from ...spec import SweepSpec
 from . import manifests as mf

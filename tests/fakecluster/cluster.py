@@ -1,0 +1,190 @@
+"""FakeCluster: the API server, store, scheduler and kubelet wired together, with the
+seeding and fault-injection calls the tests use."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .apiserver import APIServer, Fault, Handler
+from .kubelet import STATIC, Kubelet
+from .patch import merge_patch
+from .scheduler import Scheduler
+from .selectors import match_labels
+from .store import Store
+
+
+class FakeCluster:
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.store = Store()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fakek8s-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []
+        self.created: list[tuple[str, str]] = []  # every object the API created, in order
+        self.stopping = False
+        self.server = APIServer(("127.0.0.1", 0), Handler)
+        self.server.cluster = self
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self._write_kubeconfig()
+        self.scheduler = Scheduler(self.store)
+        self.kubelet = Kubelet(self.store, self.workdir, self.kubeconfig, self.server.server_address[1])
+        self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True, name="fake-apiserver"),
+                         threading.Thread(target=self._loop, daemon=True, name="fake-scheduler-kubelet")]
+        self.store.put("namespaces", {"metadata": {"name": "default"}})
+
+    # The kubelet's settings, set by tests before start().
+    @property
+    def extra_pod_env(self) -> dict[str, str]:
+        return self.kubelet.extra_pod_env
+
+    @extra_pod_env.setter
+    def extra_pod_env(self, env: dict[str, str]) -> None:
+        self.kubelet.extra_pod_env = env
+
+    @property
+    def secondary_ip(self) -> str | None:
+        return self.kubelet.secondary_ip
+
+    @secondary_ip.setter
+    def secondary_ip(self, ip: str | None) -> None:
+        self.kubelet.secondary_ip = ip
+
+    @property
+    def procs(self) -> dict[tuple[str, str], Any]:
+        return self.kubelet.procs
+
+    def _write_kubeconfig(self) -> None:
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "bench"}},
+                         {"name": "other", "context": {"cluster": "fake", "user": "fake", "namespace": "elsewhere"}}],
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(cfg))
+
+    def start(self) -> FakeCluster:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping = True
+        with self.store.lock:
+            self.store.cond.notify_all()
+        self.kubelet.stop()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- seeding ------------------------------------------------------------------------
+    def add_node(self, name: str, *, labels: dict[str, str] | None = None, allocatable: dict[str, Any] | None = None,
+                 ready: bool = True, unschedulable: bool = False, taints: list[dict[str, str]] | None = None,
+                 kernel: str = "6.8.0-45-generic") -> None:
+        alloc = {"cpu": "64", "memory": "512Gi", "pods": "110", **{k: str(v) for k, v in (allocatable or {}).items()}}
+        self.store.put("nodes", {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "spec": {"unschedulable": unschedulable, "taints": taints or []},
+            "status": {"capacity": dict(alloc), "allocatable": dict(alloc),
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "nodeInfo": {"kernelVersion": kernel, "osImage": "Ubuntu 24.04", "kubeletVersion": "v1.33.0"},
+                       "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+        })
+
+    def patch_node(self, name: str, patch: dict[str, Any]) -> None:
+        self.store.update("nodes", "", name, lambda o: merge_patch(o, patch))
+
+    def add_nad(self, namespace: str, name: str, resource: str | None, cni: str = "macvlan") -> None:
+        ann = {"k8s.v1.cni.cncf.io/resourceName": resource} if resource else {}
+        self.store.put("network-attachment-definitions", {
+            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace, "annotations": ann},
+            "spec": {"config": json.dumps({"cniVersion": "0.3.1", "type": cni, "ipam": {"type": "nv-ipam"}})},
+        })
+
+    def add_static_pod(self, namespace: str, name: str, node: str, labels: dict[str, str], ready: bool = True,
+                       containers: list[str] | None = None, requests: dict[str, str] | None = None) -> None:
+        self.store.put("pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": {STATIC: "true"}},
+            "spec": {"nodeName": node, "containers": [{"name": c, "image": "x", "resources": {"requests": requests or {}}}
+                                                      for c in (containers or ["main"])]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "containerStatuses": [{"name": c, "ready": ready} for c in (containers or ["main"])]},
+        })
+
+    def put_custom(self, plural: str, obj: dict[str, Any]) -> None:
+        self.store.put(plural, obj)
+
+    def inject(self, method: str, path: str, action: int | str, times: int = 1, retry_after: float | None = None) -> Fault:
+        f = Fault(method, path, action, times, retry_after)
+        self.faults.append(f)
+        return f
+
+    def compact(self) -> None:
+        self.store.compact()
+
+    # -- deletion -----------------------------------------------------------------------
+    def delete(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+        if plural != "pods":
+            return self.store.remove(plural, ns, name)
+        return self.kubelet.delete_pod(ns, name)
+
+    # -- the kubelet's processes ----------------------------------------------------------
+    def kill_pod_process(self, ns: str, name: str) -> None:
+        """Simulate a container crash (OOM kill, node trouble): SIGKILL its processes."""
+        self.kubelet.kill_pod_process(ns, name)
+
+    def log_path(self, ns: str, name: str) -> Path:
+        return self.kubelet.log_path(ns, name)
+
+    def process_alive(self, ns: str, name: str) -> bool:
+        return self.kubelet.process_alive(ns, name)
+
+    def live_processes(self) -> int:
+        return self.kubelet.live_processes()
+
+    # -- scheduler + kubelet loop ---------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stopping:
+            try:
+                self.scheduler.schedule()
+                self.kubelet.sync()
+            except Exception as exc:  # noqa: BLE001 - keep the fake cluster alive, show the bug
+                print(f"fake cluster loop error: {exc!r}", file=sys.stderr)
+            time.sleep(0.03)
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str, source: str) -> None:
+        self.store.event(obj, type_, reason, message, source)
+
+    # -- what tests look at -------------------------------------------------------------
+    def objects(self, plural: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return [o for o in self.store.list(plural) if match_labels(o["metadata"].get("labels") or {}, label_selector)]
+
+
+# Seeding shared by the tests.
+SHARED = "rdma/rdma_shared_device_a"
+SRIOV = "nvidia.com/cx7_sriov_rdma"
+
+
+def seed_nodes(c: FakeCluster, n: int, *, shared: int = 63, sriov: int = 4, leafs: int = 2) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"gpu-node-{i}"
+        c.add_node(name, labels={"nvidia.com/gpu.present": "true", "example.com/leaf": f"leaf-{i % leafs}",
+                                 "feature.node.kubernetes.io/pci-15b3.present": "true",
+                                 "network.nvidia.com/operator.mofed.wait": "false"},
+                   allocatable={SHARED: shared, SRIOV: sriov, "nvidia.com/gpu": 8})
+        names.append(name)
+    c.add_nad("bench", "rdma-net", SHARED)
+    c.add_nad("bench", "sriov-rdma-net", SRIOV, cni="sriov")
+    return names

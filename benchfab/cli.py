@@ -124,6 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from .runlock import run_status
     from .store import damage, list_runs, read_meta_quiet
 
     runs = list_runs(args.results)
@@ -143,7 +144,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         meta = read_meta_quiet(path)
         counts = meta.get("counts") or {}
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or f"{len(meta.get('planned_tests', []))} planned"
-        print(f"{path.name:<48} {meta.get('status', '?'):<12} {meta.get('started', ''):<21} {summary}")
+        print(f"{path.name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}")
     return 0
 
 

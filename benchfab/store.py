@@ -26,7 +26,6 @@ import json
 import os
 import re
 import tempfile
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,11 +44,6 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SUMMARY_COLUMNS = list(records.SUMMARY_COLUMNS)
 RAW_COLUMNS = list(records.RAW_COLUMNS)
 TEST_COLUMNS = list(records.TEST_COLUMNS)
-
-
-def new_run_id(spec_name: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{stamp}-{spec_name}"[:120]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -22,8 +22,9 @@ from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, SpecError, 
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
+from .runlock import RunLock, claim_new_run_id
 from .spec import SweepSpec, load_spec_text, spec_to_dict
-from .store import RunStore, new_run_id
+from .store import RunStore
 
 
 @dataclass
@@ -80,16 +81,28 @@ def run_sweep(
 ) -> SweepResult:
     out = out or sys.stdout
     root = Path(results_dir or spec.results_dir)
-    run_id = run_id or new_run_id(spec.name)
-    store = RunStore(root, run_id)
-    if store.exists() and not resume:
-        raise UsageError(f"run {run_id!r} already exists in {root}/", hint=f"resume it with --resume {run_id}")
     backend = backend or make_backend(spec)
     placed = make_plan(spec, backend)
-    backend.start(run_id, placed)  # the run id labels everything the backend creates
+    cannot = unrunnable_tests(placed, backend)
+    if not resume:
+        _refuse_if_nothing_runs(placed.tests, cannot, backend.name)  # before a run directory exists
+    run_id = run_id or claim_new_run_id(root, spec.name)
+    store = RunStore(root, run_id)
+    # One controller per run: a second sweep (or a --resume of a live run) is refused
+    # here, naming the owner; the lock goes with this process, however it ends.
+    with RunLock(store.path):
+        if store.exists() and not resume:
+            raise UsageError(f"run {run_id!r} already exists in {root}/", hint=f"resume it with --resume {run_id}")
+        backend.start(run_id, placed)  # the run id labels everything the backend creates
+        return _run_owned(spec, spec_text, store, backend, placed, cannot, resume, out, progress)
+
+
+def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backend, placed: Plan,
+               cannot: dict[str, str], resume: bool, out: TextIO, progress: bool) -> SweepResult:
+    """The sweep proper, once this controller owns the run directory."""
+    run_id = store.run_id
     done = store.finished_tests() if resume else set()
     todo = [t for t in placed.tests if t.test_id not in done]
-    cannot = unrunnable_tests(placed, backend)
     _refuse_if_nothing_runs(todo, cannot, backend.name)
     meta = _start_meta(store, spec, spec_text, backend, placed, resume)
     print(f"# benchfab run {run_id}: {len(todo)} test(s) to run"
@@ -97,7 +110,8 @@ def run_sweep(
           + f"; results in {store.path}", file=out, flush=True)
     for note in placed.notes:
         print(f"# note: {note}", file=out)
-    counts: dict[str, int] = {}
+    # A resumed run counts every test: those already ok, then what the rest do now.
+    counts: dict[str, int] = {"ok": len(done)} if done else {}
     for test in [t for t in todo if t.test_id in cannot]:
         now = time.time()
         skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
@@ -108,16 +122,30 @@ def run_sweep(
     try:
         _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
     except KeyboardInterrupt:
-        meta.update({"status": "interrupted", "ended": _now()})
-        store.write_meta(meta)
-        print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {root}",
+        _end_meta(store, meta, "interrupted", counts)
+        print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {store.path.parent}",
               file=out, flush=True)
+        raise
+    except BaseException as exc:
+        # Whatever stopped the controller, run.json must not say "running" forever.
+        _end_meta(store, meta, "failed", counts, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         raise
     finally:
         backend.close()  # e.g. delete the run's pods
-    meta.update({"status": "complete", "ended": _now(), "counts": counts})
-    store.write_meta(meta)
+    _end_meta(store, meta, "complete", counts)
     return SweepResult(run_id, store.path, counts)
+
+
+def _end_meta(store: RunStore, meta: dict[str, Any], status: str, counts: dict[str, int], reason: str = "") -> None:
+    meta.update({"status": status, "ended": _now(), "counts": dict(counts)})
+    if reason:
+        meta["reason"] = reason
+    try:
+        store.write_meta(meta)
+    except OSError:
+        if status == "complete":
+            raise
+        # Already on the way out with another error (a full disk, say): that one is reported.
 
 
 def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], backend: str) -> None:

@@ -72,3 +72,61 @@ def test_run_ids_claimed_in_the_same_second_differ(tmp_path: Path) -> None:
     assert all((tmp_path / i).is_dir() for i in ids)
     stamp = time.strftime("%Y%m%d", time.gmtime())
     assert all(i.startswith(stamp) and "-nightly" in i for i in ids)
+
+
+LONG_SPEC = """\
+name: held
+tests:
+  - {name: slow, workload: allreduce, ranks: 2, sizes: [8], duration: 25, in_place: false, timeout: 300}
+  - {name: quick, workload: allreduce, ranks: 2, sizes: [8], iterations: 2, warmup: 1}
+"""
+
+
+def _wait_for_running(run_dir: Path, proc: subprocess.Popen[str], seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        meta = run_dir / "run.json"
+        if meta.exists() and json.loads(meta.read_text()).get("status") == "running" and holder(run_dir):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("the first sweep never started")
+
+
+def test_second_controller_and_resume_of_a_live_run_are_refused_then_abandoned_run_resumes(
+        cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(LONG_SPEC)
+    results = tmp_path / "results"
+    first = subprocess.Popen([sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(results),
+                              "--run-id", "r1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        _wait_for_running(results / "r1", first)
+        for args in (("sweep", str(spec), "--run-id", "r1"), ("sweep", "--resume", "r1")):
+            proc = cli(*args, "--results", str(results), "--no-progress")
+            assert proc.returncode == 2, proc.stderr
+            assert f"run r1 is being written by another controller (pid {first.pid} on " in proc.stderr
+        listing = cli("runs", "--results", str(results))
+        assert "r1" in listing.stdout and " running " in listing.stdout
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the controller and its ranks, no clean-up
+        first.communicate()
+    listing = cli("runs", "--results", str(results))
+    assert " abandoned " in listing.stdout, listing.stdout
+    resumed = cli("sweep", "--resume", "r1", "--results", str(results), "--no-progress", "--allow-failures")
+    assert resumed.returncode == 0, resumed.stderr
+    meta = json.loads((results / "r1" / "run.json").read_text())
+    assert meta["status"] == "complete"
+    assert sum(meta["counts"].values()) == 2  # both tests, though only the resumed ones ran now
+
+
+def test_two_sweeps_in_the_same_second_get_two_runs(write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec("name: twin\ntests:\n  - {workload: allreduce, ranks: 2, sizes: [8], iterations: 2, warmup: 1}\n")
+    results = tmp_path / "results"
+    procs = [subprocess.Popen([sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(results),
+                               "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = sorted(p.parent.name for p in results.glob("*/run.json"))
+    assert len(runs) == 2 and all("-twin" in r for r in runs)

@@ -13,9 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchfab.rdma import SocketExchange, run_rdma_pair
 
+# Both ends run on this host (forked or spawned): a fixed secret they share.
+SECRET = b"benchfab-benchmark-pair-0123456789abcdef"
+
 
 def _server(params: dict[str, Any], port: int, q: Any) -> None:
-    ex = SocketExchange("client", "127.0.0.1", port, timeout_s=120)  # the OOB roles are free
+    ex = SocketExchange("client", "127.0.0.1", port, timeout_s=120, secret=SECRET)  # the OOB roles are free
     try:
         run_rdma_pair("server", params, ex)
         q.put(None)
@@ -27,7 +30,7 @@ def _server(params: dict[str, Any], port: int, q: Any) -> None:
 
 def benchfab_pair(params: dict[str, Any]) -> list[dict[str, Any]]:
     """Client records of one test; the server runs in a forked child."""
-    ex = SocketExchange("server", "127.0.0.1", 0, timeout_s=120)
+    ex = SocketExchange("server", "127.0.0.1", 0, timeout_s=120, secret=SECRET)
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     child = ctx.Process(target=_server, args=(params, ex.port, q))

@@ -27,6 +27,7 @@ from typing import IO, Any
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
+from ..rdma.oob import SECRET_ENV, new_test_secret
 from ..task import parse_record
 from .base import RecordCallback, RoundRecordCallback, TestOutcome
 from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
@@ -160,6 +161,7 @@ class LocalBackend:
 
     def _spawn(self, test: PlannedTest, logs: list[Path], port: int) -> list[subprocess.Popen[Any]]:
         task_json = test.task().to_json()
+        secret = new_test_secret()  # one per test: its ranks accept only each other
         procs: list[subprocess.Popen[Any]] = []
         try:
             for rank, path in enumerate(logs):
@@ -169,7 +171,7 @@ class LocalBackend:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env=self._env(rank, len(logs), port),
+                        env={**self._env(rank, len(logs), port), SECRET_ENV: secret},
                         start_new_session=True,
                     ))
         except BaseException:

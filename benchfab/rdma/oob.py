@@ -1,24 +1,69 @@
-"""Out-of-band exchange of connection info over a plain TCP socket.
+"""Out-of-band exchange of connection info over a plain TCP socket, authenticated.
 
 The RDMA loops need the peer's QP number, PSN, GID, rkey and buffer address before
 any RDMA can happen, plus a few barriers. ``run_rdma_pair`` takes any callable
 ``exchange(key, payload) -> peer_payload``; this module provides one over a socket for
-tests and for two processes that can reach each other by IP. (The worker can instead
-pass one built on torch.distributed's TCPStore.)
+two processes that can reach each other by IP.
 
-Protocol: one JSON object per line, ``{"key": ..., "payload": {...}}``. Each call sends
-ours, then reads the peer's and checks that both sides are at the same ``key`` (a
-mismatch means the two sides' control flow diverged: fail loudly, do not guess).
+Rank 0 listens, so anything on the network can connect to it: a port scanner, a
+stray process, an attacker pointing the measurement at another address. Both ranks
+therefore share a per-test secret (``SECRET_ENV``, made by the controller for each
+test and handed only to that test's two ranks), and every message carries an
+HMAC-SHA256 over the connection's nonce, the sender's role, a sequence number, the
+key and the payload. The server sends a fresh nonce on each accepted connection and
+takes a connection as its peer only once the first message verifies; a connection
+that is silent, sends junk, oversized lines or a wrong MAC is closed, named on
+stderr (the rank's log), and the server keeps accepting until the deadline.
+
+Protocol: the server's nonce line ``{"nonce": HEX}``, then one JSON object per line,
+``{"key": ..., "payload": {...}, "seq": N, "mac": HEX}``. Each call sends ours, then
+reads the peer's and checks that both sides are at the same ``key`` (a mismatch
+means the two sides' control flow diverged: fail loudly, do not guess).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import secrets
 import socket
+import sys
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from benchfab.errors import WorkloadError
+
+# The environment variable that carries a test's secret to its ranks (never argv,
+# which every local user can read in /proc).
+SECRET_ENV = "BENCHFAB_TEST_SECRET"
+MAX_LINE = 1 << 20  # far above any connection-info message (a few hundred bytes)
+FIRST_MESSAGE_S = 5.0  # how long a new connection may stay silent before it is dropped
+
+
+def new_test_secret() -> str:
+    """A fresh secret for one test's ranks (the controller calls this per test)."""
+    return secrets.token_hex(32)
+
+
+def secret_from_env(environ: dict[str, str] | None = None) -> bytes:
+    """The test's secret as handed to this rank; a clear error when the controller gave none."""
+    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
+    if len(value) < 32:
+        raise WorkloadError(f"{SECRET_ENV} is not set: the out-of-band channel has no secret to authenticate the peer",
+                            hint="start ranks through benchfab (sweep, run or the Kubernetes agent), which sets it per test")
+    return value.encode()
+
+
+def _mac(secret: bytes, nonce: str, role: str, seq: int, key: str, payload: Any) -> str:
+    body = json.dumps([nonce, role, seq, key, payload], separators=(",", ":"), sort_keys=True)
+    return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _warn_stray(message: str) -> None:
+    print(f"benchfab: out-of-band: {message}", file=sys.stderr, flush=True)
 
 
 class Exchange(Protocol):
@@ -33,20 +78,31 @@ class ExchangeError(WorkloadError):
 
 
 class SocketExchange:
-    """A server/client pair of out-of-band endpoints over one TCP connection.
+    """A server/client pair of authenticated out-of-band endpoints over one TCP connection.
 
     The server binds in the constructor (``port=0`` picks a free port, see ``.port``);
     the connection is made on first use. The client retries connecting until
-    ``timeout_s`` so that start order does not matter.
+    ``timeout_s`` so that start order does not matter. ``secret`` is the test's shared
+    secret (``secret_from_env()`` in a rank).
     """
 
-    def __init__(self, role: str, host: str, port: int, timeout_s: float = 30.0) -> None:
+    def __init__(self, role: str, host: str, port: int, timeout_s: float = 30.0, *, secret: bytes,
+                 on_stray: Callable[[str], None] = _warn_stray) -> None:
         if role not in ("server", "client"):
             raise ValueError("role must be 'server' or 'client'")
+        if len(secret) < 16:
+            raise ValueError("the out-of-band secret must be at least 16 bytes")
         self.role = role
+        self.peer_role = "client" if role == "server" else "server"
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
+        self._secret = secret
+        self._on_stray = on_stray
+        self._nonce = ""
+        self._sent = 0
+        self._received = 0
+        self._pending: dict[str, Any] | None = None  # the peer's first message, read while authenticating it
         self._listener: socket.socket | None = None
         self._sock: socket.socket | None = None
         self._rfile: Any = None
@@ -54,60 +110,113 @@ class SocketExchange:
             lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             lst.bind((host, port))
-            lst.listen(1)
+            lst.listen(8)  # the real peer waits here while a stray connection is dealt with
             self._listener = lst
             self.port = lst.getsockname()[1]
 
     def _open(self) -> socket.socket:
-        if self._sock is not None:
-            return self._sock
-        if self._listener is not None:
-            self._listener.settimeout(self.timeout_s)
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError as exc:
-                raise ExchangeError(f"out-of-band: no peer connected to {self.host}:"
+        if self._sock is None:
+            self._accept_peer() if self._listener is not None else self._connect()
+        assert self._sock is not None
+        return self._sock
+
+    def _accept_peer(self) -> None:
+        """Accept until a connection proves it holds the secret, or the deadline passes."""
+        assert self._listener is not None
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ExchangeError(f"out-of-band: no authenticated peer connected to {self.host}:"
                                     f"{self.port} within {self.timeout_s:g} s",
-                                    hint="is the client running and able to reach us?") from exc
+                                    hint="is the other rank running, able to reach us, and given the same test secret?")
+            self._listener.settimeout(left)
+            try:
+                sock, (peer_ip, peer_port) = self._listener.accept()
+            except TimeoutError:
+                continue
+            nonce = secrets.token_hex(16)
+            try:
+                sock.settimeout(min(FIRST_MESSAGE_S, max(0.1, deadline - time.monotonic())))
+                sock.sendall((json.dumps({"nonce": nonce}) + "\n").encode())
+                rfile = sock.makefile("rb")
+                self._nonce, self._received = nonce, 0
+                first = self._read_message(rfile)
+            except (OSError, ExchangeError) as exc:
+                self._on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {_why(exc)}")
+                sock.close()
+                continue
             self._listener.close()
             self._listener = None
-        else:
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                try:
-                    sock = socket.create_connection((self.host, self.port), timeout=2.0)
-                    break
-                except OSError as exc:
-                    if time.monotonic() > deadline:
-                        raise ExchangeError(f"out-of-band: cannot connect to {self.host}:"
-                                            f"{self.port}: {exc}") from exc
-                    time.sleep(0.1)
+            self._adopt(sock, rfile)
+            self._pending = first
+            return
+
+    def _connect(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=2.0)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise ExchangeError(f"out-of-band: cannot connect to {self.host}:{self.port}: {exc}") from exc
+                time.sleep(0.1)
+        sock.settimeout(self.timeout_s)
+        rfile = sock.makefile("rb")
+        try:
+            hello = json.loads(rfile.readline(MAX_LINE) or b"null")
+        except (OSError, ValueError) as exc:
+            sock.close()
+            raise ExchangeError(f"out-of-band: {self.host}:{self.port} did not greet like a benchfab rank: {_why(exc)}") from exc
+        if not isinstance(hello, dict) or not isinstance(hello.get("nonce"), str):
+            sock.close()
+            raise ExchangeError(f"out-of-band: {self.host}:{self.port} did not greet like a benchfab rank",
+                                hint="another program listens on the test's port; pick another master_port")
+        self._nonce = hello["nonce"]
+        self._adopt(sock, rfile)
+
+    def _adopt(self, sock: socket.socket, rfile: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout_s)
-        self._sock = sock
-        self._rfile = sock.makefile("rb")
-        return sock
+        self._sock, self._rfile = sock, rfile
+
+    def _read_message(self, rfile: Any) -> dict[str, Any]:
+        """The peer's next message, verified; ExchangeError for anything else."""
+        raw = rfile.readline(MAX_LINE)
+        if not raw:
+            raise ExchangeError("out-of-band: the peer closed the connection", hint="the peer failed; see its log")
+        if not raw.endswith(b"\n"):
+            raise ExchangeError(f"out-of-band: a message longer than {MAX_LINE} bytes")
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            raise ExchangeError("out-of-band: a message that is not JSON") from None
+        if not isinstance(msg, dict) or not isinstance(msg.get("key"), str) or not isinstance(msg.get("mac"), str):
+            raise ExchangeError("out-of-band: a message without key and mac")
+        expected = _mac(self._secret, self._nonce, self.peer_role, self._received, msg["key"], msg.get("payload"))
+        if msg.get("seq") != self._received or not hmac.compare_digest(expected, msg["mac"]):
+            raise ExchangeError("out-of-band: a message that does not carry this test's secret")
+        self._received += 1
+        payload = msg.get("payload")
+        return {"key": msg["key"], "payload": payload if isinstance(payload, dict) else {}}
 
     def __call__(self, key: str, payload: dict[str, Any]) -> dict[str, Any]:
         sock = self._open()
-        line = json.dumps({"key": key, "payload": payload}, separators=(",", ":")) + "\n"
+        mac = _mac(self._secret, self._nonce, self.role, self._sent, key, payload)
+        line = json.dumps({"key": key, "payload": payload, "seq": self._sent, "mac": mac}, separators=(",", ":")) + "\n"
         try:
             sock.sendall(line.encode())
-            raw = self._rfile.readline()
+            self._sent += 1
+            msg, self._pending = (self._pending, None) if self._pending is not None else (self._read_message(self._rfile), None)
         except TimeoutError as exc:
-            raise ExchangeError(f"out-of-band: peer did not answer {key!r} within "
-                                f"{self.timeout_s:g} s",
+            raise ExchangeError(f"out-of-band: peer did not answer {key!r} within {self.timeout_s:g} s",
                                 hint="peer process dead or stuck") from exc
         except OSError as exc:
             raise ExchangeError(f"out-of-band: exchange {key!r} failed: {exc}") from exc
-        if not raw:
-            raise ExchangeError(f"out-of-band: peer closed the connection before {key!r}",
-                                hint="the peer failed; see its log")
-        msg = json.loads(raw)
-        if msg.get("key") != key:
-            raise ExchangeError(f"out-of-band: out of step, we are at {key!r} and the peer "
-                                f"at {msg.get('key')!r}")
-        result: dict[str, Any] = msg.get("payload") or {}
+        if msg["key"] != key:
+            raise ExchangeError(f"out-of-band: out of step, we are at {key!r} and the peer at {msg['key']!r}")
+        result: dict[str, Any] = msg["payload"]
         return result
 
     def close(self) -> None:
@@ -124,3 +233,9 @@ class SocketExchange:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"silent for {FIRST_MESSAGE_S:g} s"
+    return str(exc).removeprefix("out-of-band: ") or type(exc).__name__

@@ -32,16 +32,33 @@ def _default_gpu(local_rank: int) -> int:
     return local_rank % count if count > 0 else 0
 
 
+def _exchange(rank: int, addr: str, port: int, timeout: float, ctx: RankContext) -> Any:
+    """The authenticated out-of-band channel: rank 0 listens on the address the test
+    uses (MASTER_ADDR), rank 1 connects to it; both hold the test's secret."""
+    from ..rdma.oob import SocketExchange, secret_from_env
+
+    secret = secret_from_env()
+    if rank != 0:
+        return SocketExchange("client", addr, port, timeout, secret=secret)
+    try:
+        return SocketExchange("server", addr, port, timeout, secret=secret)
+    except OSError as exc:
+        # MASTER_ADDR may be a name or a service address that is not one of ours: listen
+        # on every address then (the secret still decides who the peer is).
+        ctx.log(f"out-of-band: cannot listen on {addr}:{port} ({exc.strerror or exc}); listening on all addresses")
+        return SocketExchange("server", "0.0.0.0", port, timeout, secret=secret)
+
+
 def run_point_to_point(task: Task, ctx: RankContext) -> None:
     """rdma_write_bw / rdma_write_lat: rank 0 measures (perftest's client), rank 1 serves."""
-    from ..rdma import SocketExchange, run_rdma_pair
+    from ..rdma import run_rdma_pair
 
     rank, addr, port = ctx.rank, ctx.addr, ctx.port
     if ctx.world != 2:
         raise WorkloadError(f"{task.workload} needs exactly 2 ranks, got {ctx.world}")
     role = "client" if rank == 0 else "server"
     timeout = max(10.0, task.rendezvous_timeout)
-    exchange = SocketExchange("server", "0.0.0.0", port, timeout) if rank == 0 else SocketExchange("client", addr, port, timeout)
+    exchange = _exchange(rank, addr, port, timeout, ctx)
     # Rank 0 (the measuring client) must reach rank 1's tcp/perftest server: rank 1
     # tells it the address it uses towards rank 0, which is right locally and in pods.
     # In a pod the test network is the secondary interface (BENCHFAB_NET_IP, set by the

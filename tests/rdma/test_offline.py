@@ -15,7 +15,10 @@ from benchfab.errors import WorkloadError
 from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
 from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
+from benchfab.rdma.oob import new_test_secret
 from benchfab.workloads.p2p_params import RdmaParams
+
+SECRET = new_test_secret().encode()  # both ends of each exchange here share it
 
 DATA = Path(__file__).parent / "data"
 
@@ -178,15 +181,15 @@ def test_port_choice_follows_the_test_networks_address() -> None:
 
 
 def test_exchange_times_out_when_nobody_connects() -> None:
-    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=0.3)
-    with pytest.raises(WorkloadError, match="no peer connected"):
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=0.3, secret=SECRET)
+    with pytest.raises(WorkloadError, match="no authenticated peer connected"):
         srv("hello", {})
     srv.close()
 
 
 def test_exchange_detects_out_of_step_peers() -> None:
-    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=5)
-    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=5)
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=5, secret=SECRET)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=5, secret=SECRET)
     box: dict[str, Any] = {}
     t = threading.Thread(target=lambda: box.setdefault("r", srv("a", {"x": 1})))
     t.start()
@@ -215,8 +218,8 @@ def test_exchange_detects_out_of_step_peers() -> None:
 def test_tcp_pair_on_loopback(engine: str, workload: str) -> None:
     if engine == "native":
         pytest.importorskip("benchfab._native")
-    srv = SocketExchange("server", "127.0.0.1", 0)
-    cli = SocketExchange("client", "127.0.0.1", srv.port)
+    srv = SocketExchange("server", "127.0.0.1", 0, secret=SECRET)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, secret=SECRET)
     params = {"workload": workload, "sizes": [8, 65536], "iterations": 200,
               "peer_host": "127.0.0.1", "engine": engine, "warmup": 5}
     box: dict[str, Any] = {}

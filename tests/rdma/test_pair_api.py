@@ -10,13 +10,16 @@ import pytest
 
 from benchfab.errors import WorkloadError
 from benchfab.rdma import RECORD_KEYS, SocketExchange, discover, run_rdma_pair
+from benchfab.rdma.oob import new_test_secret
+
+SECRET = new_test_secret().encode()  # both ends of each exchange here share it
 
 pytestmark = pytest.mark.rdma
 
 
 def _pair(params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=60)
-    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=60)
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=60, secret=SECRET)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=60, secret=SECRET)
     box: dict[str, Any] = {}
 
     def server() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...planner import PlannedTest
+from ...rdma.oob import SECRET_ENV, new_test_secret
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
@@ -67,6 +68,7 @@ class TestTracker:
         master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
         port = self.spec.kubernetes.master_port or (20000 + seq % 10000)
         task_json = test.task().to_json()
+        secret = new_test_secret()  # one per test: its ranks accept only each other
         outcome = TestOutcome(test.test_id, "failed", started=time.time())
         for rank, state in enumerate(states):
             pod = pool.get(state.name) or {}
@@ -79,6 +81,7 @@ class TestTracker:
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 **nccl_env(test.profile, entry, self.spec.kubernetes),
                 **net_env(test.profile, entry),
+                SECRET_ENV: secret,
             }
             ann = mf.task_annotation(seq, task_json, env)
             if pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:

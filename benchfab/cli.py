@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, UsageError
+from .errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, UsageError, host_error
 from .units import format_duration, format_size
 
 
@@ -350,22 +350,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # Explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps
+    # an inherited SIG_IGN, so `benchfab sweep ... &` then `kill -INT` did nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args))
     except BenchfabError as exc:
-        if args.debug:
-            traceback.print_exc()
-        for line in str(exc).split("\n"):  # a spec with several problems: one line each
-            print(f"benchfab: error: {line}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc, args.debug)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        return _report(host_error(exc), args.debug)
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
         print("\nbenchfab: interrupted; every rank was stopped and the results so far are stored "
               "(benchfab runs; resume with benchfab sweep --resume RUN_ID)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
+
+
+def _report(exc: BenchfabError, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    for line in str(exc).split("\n"):  # a spec with several problems: one line each
+        print(f"benchfab: error: {line}", file=sys.stderr)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ problem of a spec, one complete line each.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -148,11 +149,39 @@ class StoreError(BenchfabError):
     """A results directory is missing, unreadable or of an unknown schema version."""
 
 
+class HostError(BenchfabError):
+    """The host refused an operation: a full disk, a read-only or foreign directory,
+    missing permissions. Made from the OSError by ``host_error``."""
+
+
+# What to do about the OS errors a controller meets when it writes results or logs.
+_OS_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free space on that disk, or pass --results DIR on another one; what was stored is kept",
+    errno.EDQUOT: "free space within your quota, or pass --results DIR elsewhere; what was stored is kept",
+    errno.EROFS: "the file system is read-only: pass --results DIR on a writable one",
+    errno.EACCES: "you may not write there: pass --results DIR you own, or fix its permissions",
+    errno.EPERM: "you may not write there: pass --results DIR you own, or fix its permissions",
+    errno.ENOTDIR: "a path component is a file, not a directory: pass another --results DIR",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n) and resume the run",
+}
+
+
+def host_error(exc: OSError) -> HostError:
+    """One line for an OSError: the operation's file, the system's words, and a fix."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or 0, "check the path and the disk it is on, then resume the run")
+    if str(exc.filename or "").startswith(("/proc", "/sys")):
+        fix = "results cannot go under /proc or /sys: pass --results DIR on a real disk"
+    return HostError(f"{where}{what}", hint=fix)
+
+
 __all__ = [
     "EXIT_ALL_OK",
     "EXIT_CODES_HELP",
     "EXIT_INTERRUPTED",
     "EXIT_TESTS_NOT_OK",
+    "host_error",
     "BackendError",
     "BenchfabError",
     "CapabilityError",
@@ -160,6 +189,7 @@ __all__ = [
     "PlacementError",
     "SpecError",
     "SpecErrors",
+    "HostError",
     "StoreError",
     "UsageError",
     "WorkloadError",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -197,6 +198,42 @@ class NodeSelection(_Model):
     exclude: list[str] = Field(default_factory=list)
 
 
+# Names that become parts of file names (rank logs, Parquet parts) and of Kubernetes
+# labels: no '/', no spaces, nothing a path or a label would misread.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
+    for name in value:
+        if not re.fullmatch(NAME_PATTERN, name):
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:63] or "fabric"
+            raise _Invalid(f"profile name {name!r} may only hold letters, digits, '_', '.' and '-' "
+                           "(it becomes part of file names and pod labels)", f"rename it, e.g. {safe}")
+    return value
+
+
+# Environment variables benchfab itself sets in a rank pod or process (the downward
+# API, the rendezvous, the test secret): kubernetes.env must not override them, or a
+# rank would join the wrong test or read the wrong pod.
+RESERVED_ENV: frozenset[str] = frozenset({
+    "POD_NAME", "POD_NAMESPACE", "NODE_NAME", "POD_IP", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR", "MASTER_PORT",
+})
+RESERVED_ENV_PREFIX = "BENCHFAB_"
+
+
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIX):
+            raise _Invalid(f"{name} is set by benchfab for every rank and cannot be overridden",
+                           f"remove {name}; variables named {RESERVED_ENV_PREFIX}* and "
+                           f"{', '.join(sorted(RESERVED_ENV))} are reserved")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise _Invalid(f"{name!r} is not a valid environment variable name",
+                           "use letters, digits and '_', not starting with a digit")
+    return value
+
+
 class KubeSettings(_Model):
     """How the Kubernetes backend makes and runs pods (all optional)."""
 
@@ -206,7 +243,7 @@ class KubeSettings(_Model):
     gpu_resource: str = "nvidia.com/gpu"
     hostname_label: str = "kubernetes.io/hostname"
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)  # extra env for every rank (NCCL_* tuning...)
+    env: Annotated[dict[str, str], AfterValidator(_env_names)] = Field(default_factory=dict)  # extra env for every rank (NCCL_* tuning...)
     cpu: str | None = None  # requests of each rank pod
     memory: str | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
@@ -218,7 +255,7 @@ class KubeSettings(_Model):
 class TestFields(_Model):
     """Fields a test may set; ``defaults`` accepts the same ones."""
 
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
     workload: Workload | None = None
     ranks: int | None = Field(default=None, ge=1, le=4096)
     sizes: Annotated[SizeRange | list[Size] | None, BeforeValidator(_sizes)] = None
@@ -330,13 +367,13 @@ class SweepSpec(_Model):
     """A validated sweep: what ``benchfab sweep`` runs."""
 
     version: Literal[1] = 1
-    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: str = Field(default="sweep", pattern=NAME_PATTERN)
     description: str = ""
     backend: Literal["local", "kubernetes"] = "local"
     results_dir: str = "results"
     namespace: str | None = None
     image: str | None = None
-    profiles: dict[str, Profile] = Field(default_factory=dict)
+    profiles: Annotated[dict[str, Profile], AfterValidator(_profile_names)] = Field(default_factory=dict)
     nodes: NodeSelection = Field(default_factory=NodeSelection)
     kubernetes: KubeSettings = Field(default_factory=KubeSettings)
     defaults: TestFields = Field(default_factory=TestFields)

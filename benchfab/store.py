@@ -22,6 +22,7 @@ Schema history:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -46,9 +47,29 @@ RAW_COLUMNS = list(records.RAW_COLUMNS)
 TEST_COLUMNS = list(records.TEST_COLUMNS)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+# mkstemp makes 0600 files; results are meant to be read by the team, so they get
+# the mode an ordinary file would (0666 less the umask).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
+    return fd, tmp
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -56,26 +77,34 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except OSError as exc:
+        _discard(tmp)
+        if not exc.filename:  # pyarrow's errors name no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """Overwrite an existing small file through its own blocks: the last resort when a
+    full disk has no room for the temporary copy an atomic write needs."""
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class RunStore:
@@ -99,7 +128,15 @@ class RunStore:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **meta}
-        atomic_write_bytes(self.path / "run.json", (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode())
+        data = (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode()
+        try:
+            atomic_write_bytes(self.path / "run.json", data)
+        except OSError as exc:
+            # On a full disk the run's status must still be told (failed, not running):
+            # the old run.json's blocks take the new text.
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not (self.path / "run.json").exists():
+                raise
+            rewrite_in_place(self.path / "run.json", data)
 
     def write_test(self, test_row: TestRow, summary_rows: Sequence[SummaryRow], raw_rows: Sequence[RawRow]) -> None:
         """Store one finished (or interrupted) test. Summary and raw go first, the

@@ -44,6 +44,7 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
         sc = c["securityContext"]
         assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+        assert sc["seccompProfile"] == spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         limits = c["resources"]["limits"]
         profile = meta["labels"][mf.LABEL_PROFILE]
         res = {"shared": "rdma/rdma_shared_device_a", "sriov": "nvidia.com/cx7_sriov_rdma"}[profile]

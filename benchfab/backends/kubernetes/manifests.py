@@ -148,6 +148,7 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
             "privileged": False,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"], "add": ["IPC_LOCK"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
     spec: dict[str, Any] = {
@@ -159,6 +160,8 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 5,
         "activeDeadlineSeconds": int(deadline_s),
+        # The runtime's default syscall filter (the restricted Pod Security level asks for it).
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
     if kube.tolerations:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .units import format_size
 from .workloads import family_of
 from .workloads.p2p_params import PERFTEST_BINARY
 
@@ -33,6 +34,7 @@ class HostCapabilities:
     rdma_devices: tuple[str, ...]  # devices with at least one ACTIVE port
     native: bool  # benchfab._native is built (verbs and tcp loops)
     perftest: tuple[str, ...]  # perftest binaries on PATH
+    memory_bytes: int | None = None  # MemTotal; None: unknown (no check)
 
 
 def visible_gpus(nvidia_proc: Path = NVIDIA_PROC, dev: Path = Path("/dev"), environ: dict[str, str] | None = None) -> int:
@@ -63,9 +65,35 @@ def probe_host() -> HostCapabilities:
         rdma_devices=devices,
         native=importlib.util.find_spec("benchfab._native") is not None,
         perftest=tuple(b for b in PERFTEST_BINARY.values() if shutil.which(b)),
+        memory_bytes=host_memory_bytes(),
     )
+
+
+def host_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# A test whose buffers would take more than this share of the host's memory is not
+# started: it would fail at allocation (or push the host into swap and measure that).
+MEMORY_SHARE = 0.8
 
 
 def why_unrunnable(spec: TestSpec, host: HostCapabilities) -> str | None:
     """Why ``spec`` cannot run on ``host`` (one line with the fix), or None if it can."""
-    return family_of(spec.workload).why_unrunnable(spec, host)
+    family = family_of(spec.workload)
+    why = family.why_unrunnable(spec, host)
+    if why is not None or host.memory_bytes is None:
+        return why
+    need = family.host_buffer_bytes(spec)
+    if need > MEMORY_SHARE * host.memory_bytes:
+        largest = max(spec.sizes)
+        return (f"its {spec.ranks} rank(s) need about {need / 2**30:,.1f} GiB of host memory for buffers at "
+                f"size {format_size(largest)}, and this host has {host.memory_bytes / 2**30:,.1f} GiB "
+                f"(fix: lower the largest size, or run it where each rank has its own node)")
+    return None

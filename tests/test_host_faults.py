@@ -119,3 +119,47 @@ def test_background_sweep_from_a_shell_still_stops_on_sigint(write_spec, tmp_pat
     finally:
         if shell.poll() is None:
             shell.kill()
+
+
+def _worker_pids(rank: int, marker: str) -> list[int]:
+    """benchfab.worker processes of ``rank`` whose task names ``marker`` (read from /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"benchfab.worker" in cmdline and any(marker.encode() in a for a in cmdline) \
+                and f"RANK={rank}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_rank_that_died_first_is_named_not_its_peers_connection_reset(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec("tests:\n  - {name: victim, workload: allreduce, ranks: 3, sizes: [8], duration: 60, in_place: false}\n")
+    results = tmp_path / "results"
+    sweep = subprocess.Popen([sys.executable, "-m", "benchfab", "sweep", str(spec), "--results", str(results),
+                              "--run-id", "k1", "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        pids: list[int] = []
+        while time.monotonic() < deadline and not pids:
+            log = results / "k1" / "logs" / "000-victim.rank1.log"
+            if log.exists() and "start" in log.read_text():  # rank 1 is inside the timed loop
+                pids = _worker_pids(1, "000-victim")
+            time.sleep(0.3)
+        assert pids, "rank 1 never started measuring"
+        os.kill(pids[0], signal.SIGKILL)
+        out, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 1, err
+    import benchfab
+
+    reason = benchfab.load_run("k1", results).tests["reason"].iloc[0]
+    assert reason.startswith("rank 1 killed by SIGKILL first"), reason

@@ -195,12 +195,15 @@ class LocalBackend:
         procs: list[subprocess.Popen[Any]] = []
         try:
             procs = self._spawn(test, logs, free_port())
-            self._watch(procs, drain, ranks.outcome, ranks.outcome.started + test.timeout_s)
+            failed_order = self._watch(procs, drain, ranks.outcome, ranks.outcome.started + test.timeout_s)
             drain()
             codes = [p.poll() for p in procs]
+            # The first rank to die without saying why (a kill, a crash) caused what the others report.
+            silent = next((r for r in failed_order if r not in ranks.errors), None)
             ranks.settle(test.timeout_s, stuck=[r for r, c in enumerate(codes) if c is None],
                          exited_ok=all(c == 0 for c in codes),
-                         exit_problems=[f"rank {r} {_exit_text(c)}" for r, c in enumerate(codes) if c not in (0,)])
+                         exit_problems=[f"rank {r} {_exit_text(c)}" for r, c in enumerate(codes) if c not in (0,)],
+                         first_silent_death=f"rank {silent} {_exit_text(codes[silent])}" if silent is not None else None)
         finally:
             _reap(procs)
             for f in followers:
@@ -212,22 +215,25 @@ class LocalBackend:
 
     @staticmethod
     def _watch(procs: list[subprocess.Popen[Any]], drain: Callable[[], None], outcome: TestOutcome,
-               deadline: float) -> None:
-        """Poll until every rank exited, one failed (plus GRACE_S for the others' errors), or the deadline."""
+               deadline: float) -> list[int]:
+        """Poll until every rank exited, one failed (plus GRACE_S for the others' errors), or the deadline.
+        Returns the ranks that exited non-zero, in the order they did."""
         first_failure: float | None = None
+        failed: list[int] = []
         while True:
             drain()
             codes = [p.poll() for p in procs]
+            failed.extend(r for r, c in enumerate(codes) if c not in (None, 0) and r not in failed)
             now = time.time()
             if all(c is not None for c in codes):
-                return
-            if first_failure is None and any(c not in (None, 0) for c in codes):
+                return failed
+            if first_failure is None and failed:
                 first_failure = now
             if first_failure is not None and now - first_failure > GRACE_S:
-                return
+                return failed
             if now > deadline:
                 outcome.status = "timeout"
-                return
+                return failed
             time.sleep(POLL_S)
 
 

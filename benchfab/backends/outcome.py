@@ -41,13 +41,16 @@ class RankRecords:
             self.done = True
 
     def settle(self, timeout_s: float, *, stuck: Sequence[int], exited_ok: bool,
-               exit_problems: Sequence[str], death: str | None = None) -> None:
+               exit_problems: Sequence[str], death: str | None = None,
+               first_silent_death: str | None = None) -> None:
         """The verdict, once the ranks are over (``outcome.status`` is "timeout" if the test ran out of time).
 
         ``stuck``: ranks still running at the timeout; ``exited_ok``: every rank exited 0;
         ``exit_problems``: one phrase per rank that did not ("rank 1 exited with code 3");
         ``death``: why a rank's host went away (a pod that died), which explains more than
-        the ranks' own errors.
+        the ranks' own errors; ``first_silent_death``: the first rank to end abnormally, when it
+        left no error of its own ("rank 1 was killed by SIGKILL"): the others' errors
+        (a peer's "connection reset") are only its consequence.
         """
         o = self.outcome
         if o.status == "timeout":
@@ -60,6 +63,9 @@ class RankRecords:
             o.status = "failed"
             if death is not None:
                 o.reason = death
+            elif first_silent_death is not None:
+                rank = min(self.errors) if self.errors else None
+                o.reason = f"{first_silent_death} first" + (f"; then rank {rank}: {self.errors[rank]}" if rank is not None else "")
             elif self.errors:
                 rank = min(self.errors)
                 o.reason = f"rank {rank}: {self.errors[rank]}"

@@ -118,6 +118,11 @@ class WorkloadFamily(ABC):
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
         """Why ``test`` cannot run on ``host`` (one line with the fix), or None."""
 
+    @abstractmethod
+    def host_buffer_bytes(self, test: TestSpec) -> int:
+        """Host memory the test's ranks allocate for buffers when they all run on one host
+        (0 where the buffers live on GPUs): checked against the host at plan time."""
+
     # -- worker ----------------------------------------------------------------
 
     @abstractmethod

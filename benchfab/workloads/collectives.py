@@ -178,6 +178,13 @@ class Collectives(WorkloadFamily):
                     "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")
         return missing_gpu(test, host)
 
+    def host_buffer_bytes(self, test: TestSpec) -> int:
+        if test.device == "cuda":
+            return 0
+        # Each rank holds its input, its output and the expected values of the check,
+        # none larger than the reported size (all_gather's output is the total).
+        return test.ranks * 3 * max(test.sizes)
+
     def run_worker(self, task: Task, ctx: RankContext) -> None:
         from .collective_worker import run_collective
 

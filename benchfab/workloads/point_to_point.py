@@ -212,6 +212,12 @@ class PointToPoint(WorkloadFamily):
     def on_gpu(self, test: TestSpec) -> bool:
         return is_gpu_memory(test.memory)
 
+    def host_buffer_bytes(self, test: TestSpec) -> int:
+        if is_gpu_memory(test.memory):
+            return 0
+        # Each side registers one buffer of the size; the python engine copies it once more.
+        return 2 * 2 * max(test.sizes)
+
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
         gpu = missing_gpu(test, host)
         if gpu is not None:

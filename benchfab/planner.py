@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from .errors import PlacementError
+from .fabrics import fabric_of
 from .placement import (
     Group,
     Member,
@@ -50,7 +51,7 @@ class PlannedTest:
     members: tuple[tuple[str, int], ...] = ()
 
     def task(self) -> Task:
-        return Task.for_test(
+        task = Task.for_test(
             self.test_id,
             self.spec,
             dtype=self.dtype,
@@ -58,6 +59,11 @@ class PlannedTest:
             rendezvous_timeout=max(30.0, min(self.timeout_s, 600.0)),
             labels={"profile": self.profile_name, "fabric": self.profile.fabric, "mode": self.profile.mode},
         )
+        # The profile's GID is the fabric's, for verbs tests too (rdma.gid_index still wins).
+        gid = fabric_of(self.profile).gid_index(self.profile)
+        if gid is not None and task.rdma.get("gid_index") is None:
+            task = replace(task, rdma={**task.rdma, "gid_index": gid})
+        return task
 
     @property
     def units(self) -> int:

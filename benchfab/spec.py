@@ -191,6 +191,28 @@ class Placement(_Model):
     good: list[str] = Field(default_factory=list)  # retest: known-good partners (default: every other node)
 
 
+# Environment variables benchfab itself sets in a rank pod or process (the downward
+# API, the rendezvous, the test secret): kubernetes.env must not override them, or a
+# rank would join the wrong test or read the wrong pod.
+RESERVED_ENV: frozenset[str] = frozenset({
+    "POD_NAME", "POD_NAMESPACE", "NODE_NAME", "POD_IP", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR", "MASTER_PORT",
+})
+RESERVED_ENV_PREFIX = "BENCHFAB_"
+
+
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIX):
+            raise _Invalid(f"{name} is set by benchfab for every rank and cannot be overridden",
+                           f"remove {name}; variables named {RESERVED_ENV_PREFIX}* and "
+                           f"{', '.join(sorted(RESERVED_ENV))} are reserved")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise _Invalid(f"{name!r} is not a valid environment variable name",
+                           "use letters, digits and '_', not starting with a digit")
+    return value
+
+
 class Profile(_Model):
     """How a rank reaches the fabric: labels for records plus what a pod must request."""
 
@@ -199,7 +221,11 @@ class Profile(_Model):
     resource: str | None = None
     network: str | None = None
     hca: str | None = None
-    gid_index: int | None = Field(default=None, ge=0)  # RoCE: NCCL_IB_GID_INDEX; None = NCCL picks (>= 2.21.5)
+    # RoCE: the GID every rank of the profile uses (NCCL_IB_GID_INDEX, and the verbs tests'
+    # GID unless a test sets rdma.gid_index); None: NCCL (>= 2.21.5) and benchfab pick
+    # the RoCE v2 IPv4 GID themselves.
+    gid_index: int | None = Field(default=None, ge=0)
+    env: Annotated[dict[str, str], AfterValidator(_env_names)] = Field(default_factory=dict)  # extra env for its ranks
 
 
 class RdmaOptions(_Model):
@@ -233,28 +259,6 @@ def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:63] or "fabric"
             raise _Invalid(f"profile name {name!r} may only hold letters, digits, '_', '.' and '-' "
                            "(it becomes part of file names and pod labels)", f"rename it, e.g. {safe}")
-    return value
-
-
-# Environment variables benchfab itself sets in a rank pod or process (the downward
-# API, the rendezvous, the test secret): kubernetes.env must not override them, or a
-# rank would join the wrong test or read the wrong pod.
-RESERVED_ENV: frozenset[str] = frozenset({
-    "POD_NAME", "POD_NAMESPACE", "NODE_NAME", "POD_IP", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR", "MASTER_PORT",
-})
-RESERVED_ENV_PREFIX = "BENCHFAB_"
-
-
-def _env_names(value: dict[str, str]) -> dict[str, str]:
-    for name in value:
-        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIX):
-            raise _Invalid(f"{name} is set by benchfab for every rank and cannot be overridden",
-                           f"remove {name}; variables named {RESERVED_ENV_PREFIX}* and "
-                           f"{', '.join(sorted(RESERVED_ENV))} are reserved")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise _Invalid(f"{name!r} is not a valid environment variable name",
-                           "use letters, digits and '_', not starting with a digit")
     return value
 
 

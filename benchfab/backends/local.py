@@ -171,7 +171,7 @@ class LocalBackend:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env={**self._env(rank, len(logs), port), SECRET_ENV: secret},
+                        env={**self._env(rank, len(logs), port), **test.profile.env, SECRET_ENV: secret},
                         start_new_session=True,
                     ))
         except BaseException:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ...fabrics import fabric_of, rank_env
 from ...spec import KubeSettings, Profile
 
 
@@ -53,35 +54,16 @@ def net_env(profile: Profile, entry: dict[str, Any] | None) -> dict[str, str]:
     if ips:
         env["BENCHFAB_NET_IP"] = ips[0]
     hcas = [h.lstrip("=") for h in (profile.hca or "").split(",") if h] or rdma_devices(entry)
-    if hcas and profile.fabric in ("ib", "roce"):
+    if hcas and fabric_of(profile).uses_rdma:
         env["BENCHFAB_NET_HCA"] = hcas[0]
     return env
 
 
 def nccl_env(profile: Profile, entry: dict[str, Any] | None, kube: KubeSettings) -> dict[str, str]:
-    env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET"}
-    ifname = (entry or {}).get("interface")
+    """A rank pod's NCCL variables: the profile's fabric given the pod's attachment
+    (interface, HCAs), then the profile's own env."""
     hcas = [h for h in (profile.hca or "").split(",") if h] or rdma_devices(entry)
-    if profile.fabric in ("ib", "roce"):
-        env["NCCL_IB_DISABLE"] = "0"
-        if hcas:
-            # NCCL matches HCA names by prefix (mlx5_1 would also take mlx5_10): '=' asks for exact names.
-            env["NCCL_IB_HCA"] = "=" + ",".join(h.lstrip("=") for h in hcas)
-        if kube.force_net:
-            env["NCCL_NET"] = "IB"
-        if profile.fabric == "roce":
-            if ifname:
-                # Bootstrap and the RoCE GID's IP live on the secondary interface.
-                env["NCCL_SOCKET_IFNAME"] = f"={ifname}"
-            if profile.gid_index is not None:
-                # NCCL >= 2.21.5 picks the RoCE v2 IPv4 GID itself; an explicit index is
-                # for older NCCL, or pods that see several IPv4 GIDs (macvlan).
-                env["NCCL_IB_GID_INDEX"] = str(profile.gid_index)
-    elif profile.fabric == "tcp":
-        env["NCCL_IB_DISABLE"] = "1"
-        if ifname:
-            env["NCCL_SOCKET_IFNAME"] = f"={ifname}"
-    return env
+    return rank_env(profile, (entry or {}).get("interface"), hcas, kube.force_net)
 
 
 @dataclass
@@ -139,16 +121,4 @@ def fallback_problem(profile: Profile, nccl: NcclTransport | dict[str, Any] | No
     if nccl is None:
         return None
     data = nccl.to_dict() if isinstance(nccl, NcclTransport) else nccl
-    network = data.get("network")
-    if not network or profile.fabric not in ("ib", "roce"):
-        return None
-    if network == "Socket":
-        return (f"NCCL fell back to sockets on a {profile.fabric} profile (no usable HCA in the pod: "
-                "check the RDMA resource, the NAD and NCCL_IB_HCA)")
-    layers = set(data.get("link_layers") or [])
-    want = "IB" if profile.fabric == "ib" else "RoCE"
-    if layers and want not in layers:
-        return f"NCCL used {'/'.join(sorted(layers))} HCAs on a {profile.fabric} profile"
-    if memory == "cuda" and data.get("gdr") is False:
-        return "NCCL moved GPU data without GPUDirect RDMA (no /GDRDMA channel): check nvidia-peermem or DMA-BUF"
-    return None
+    return fabric_of(profile).fallback_problem(profile, data, memory)

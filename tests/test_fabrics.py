@@ -67,3 +67,12 @@ tests:
     assert tasks["000-bw-roce"].rdma["gid_index"] == 3
     assert tasks["000-bw-ib"].rdma["gid_index"] is None  # IB addresses by LID: no GID to give
     assert tasks["001-own-roce"].rdma["gid_index"] == 1  # the test's own setting wins
+
+
+def test_every_backend_the_spec_accepts_is_registered() -> None:
+    import typing
+
+    from benchfab.backends.registry import BACKENDS
+    from benchfab.spec import SweepSpec
+
+    assert set(typing.get_args(SweepSpec.model_fields["backend"].annotation)) == set(BACKENDS)

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
          "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
-         "configmaps": "ConfigMap"}
-NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps"}
+         "configmaps": "ConfigMap", "roles": "Role", "rolebindings": "RoleBinding"}
+NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "roles", "rolebindings"}
 
 
 class Fault:
@@ -196,6 +196,7 @@ class Handler(BaseHTTPRequestHandler):
                 body.setdefault("status", {"phase": "Pending", "conditions": []})
             created = store.put(plural, body)
             cluster.created.append((plural, meta["name"]))
+            cluster.written.append((plural, created))
             if not apply_only:
                 self._send(201, created)
         elif self.command == "PATCH":
@@ -207,6 +208,23 @@ class Handler(BaseHTTPRequestHandler):
             got = store.update(plural, key_ns, name or "", apply)
             if apply_only:
                 return
+            if got is None:
+                self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+            else:
+                self._send(200, got)
+        elif self.command == "PUT":
+            if body is None or name is None:
+                self._send(400, _status(400, "BadRequest", "PUT needs a name and a body"))
+                return
+            if plural in NAMESPACED:
+                body.setdefault("metadata", {})["namespace"] = ns
+
+            def replace(obj: dict[str, Any]) -> dict[str, Any]:
+                return {**body, "metadata": {**obj["metadata"], **body["metadata"]}}
+
+            got = store.update(plural, key_ns, name, replace)
+            if got is not None:
+                cluster.written.append((plural, got))
             if got is None:
                 self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
             else:

@@ -29,6 +29,7 @@ class FakeCluster:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.created: list[tuple[str, str]] = []  # every object the API created, in order
+        self.written: list[tuple[str, dict[str, Any]]] = []  # every body created or replaced, in order
         self.stopping = False
         self.server = APIServer(("127.0.0.1", 0), Handler)
         self.server.cluster = self

@@ -53,6 +53,8 @@ def sweep(c: FakeCluster, text: str, tmp: Path, before: Any = None) -> tuple[Any
 def assert_clean(c: FakeCluster) -> None:
     assert c.objects("pods", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("roles", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("rolebindings", "app.kubernetes.io/name=benchfab") == []
     deadline = time.time() + 5
     while c.live_processes() and time.time() < deadline:
         time.sleep(0.1)
@@ -82,6 +84,13 @@ def test_pairs_and_group_sweep(cluster: FakeCluster, tmp_path: Path) -> None:
     # pods were reused: 4 nodes x 1 slot, created once for all 4 rounds
     posts = [p for m, p in cluster.requests if m == "POST" and p.endswith("/pods")]
     assert len(posts) == 4
+    # the agents' Role was made before their pods and named exactly those pods
+    role_posts = [i for i, (m, p) in enumerate(cluster.requests) if m == "POST" and p.endswith("/roles")]
+    first_pod = next(i for i, (m, p) in enumerate(cluster.requests) if m == "POST" and p.endswith("/pods"))
+    assert role_posts and role_posts[0] < first_pod
+    role = [body for plural, body in cluster.written if plural == "roles"][-1]
+    pod_names = {name for plural, name in cluster.created if plural == "pods"}
+    assert set(role["rules"][0]["resourceNames"]) == pod_names
     overhead = sorted(backend.overheads)
     assert len(overhead) == 7 and overhead[len(overhead) // 2] < 2.0  # goal: < 2 s per test after start-up
     print(f"orchestration overhead per test (s): median {overhead[len(overhead) // 2]:.3f}, max {overhead[-1]:.3f}")

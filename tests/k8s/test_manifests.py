@@ -28,12 +28,19 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     docs = list(yaml.safe_load_all(proc.stdout))
     validate_all(docs)
     kinds = [d["kind"] for d in docs]
-    assert kinds[0] == "Service" and set(kinds[1:]) == {"Pod"}
-    svc = docs[0]
+    assert kinds[:3] == ["Service", "Role", "RoleBinding"] and set(kinds[3:]) == {"Pod"}
+    svc, role, binding = docs[:3]
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
-    names = [d["metadata"]["name"] for d in docs]
+    pods = docs[3:]
+    # The agents may read their run's pods by name, nothing else, and only through this Role.
+    (rule,) = role["rules"]
+    assert rule["verbs"] == ["get", "list", "watch"] and rule["resources"] == ["pods"]
+    assert rule["resourceNames"] == sorted(p["metadata"]["name"] for p in pods)
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "benchfab-agent", "namespace": svc["metadata"]["namespace"]}]
+    names = [d["metadata"]["name"] for d in pods]
     assert len(names) == len(set(names))
-    for pod in docs[1:]:
+    for pod in pods:
         meta, spec = pod["metadata"], pod["spec"]
         assert meta["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov"
         assert len(meta["name"]) <= 63 and spec["hostname"] == meta["name"]
@@ -53,7 +60,7 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
         assert meta["annotations"][mf.ANN_NETWORKS] == {"shared": "rdma-net", "sriov": "sriov-rdma-net"}[profile]
     # rails: 8 slots per node for the sriov profile
     sriov_slots = {(d["metadata"]["labels"][mf.LABEL_NODE], d["metadata"]["labels"][mf.LABEL_SLOT])
-                   for d in docs[1:] if d["metadata"]["labels"][mf.LABEL_PROFILE] == "sriov"}
+                   for d in pods if d["metadata"]["labels"][mf.LABEL_PROFILE] == "sriov"}
     assert {s for _, s in sriov_slots} == {str(i) for i in range(8)}
 
 
@@ -77,7 +84,7 @@ tests:
     docs = list(yaml.safe_load_all(proc.stdout))
     validate_all(docs)
     pods = {d["metadata"]["labels"][mf.LABEL_PROFILE]: d["spec"]["containers"][0]["resources"]
-            for d in docs[1:]}
+            for d in docs if d["kind"] == "Pod"}
     huge, gpu = pods["huge"], pods["gpu"]
     # 2 regions x 3 MiB = 6 MiB -> three 2 MiB pages
     assert huge["limits"]["hugepages-2Mi"] == huge["requests"]["hugepages-2Mi"] == "6Mi"

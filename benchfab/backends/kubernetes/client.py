@@ -181,6 +181,7 @@ class Kube:
         self.namespace = namespace
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.retries = 0  # how many calls were retried (reported in tests)
@@ -239,8 +240,17 @@ class Kube:
     def create(self, kind: str, body: dict[str, Any]) -> None:
         ns = body["metadata"].get("namespace", self.namespace)
         core: Any = self.core
-        fn = core.create_namespaced_pod if kind == "Pod" else core.create_namespaced_service
+        rbac: Any = self.rbac
+        fn = {"Pod": core.create_namespaced_pod, "Service": core.create_namespaced_service,
+              "Role": rbac.create_namespaced_role, "RoleBinding": rbac.create_namespaced_role_binding}[kind]
         self.call(f"create {kind.lower()} {body['metadata']['name']}", fn, ns, body, ok_conflict=True)
+
+    def apply_role(self, body: dict[str, Any]) -> None:
+        """Create the Role, or replace it where it exists (its rules grow with the run's pods)."""
+        name, ns = body["metadata"]["name"], body["metadata"].get("namespace", self.namespace)
+        rbac: Any = self.rbac
+        if self.call(f"create role {name}", rbac.create_namespaced_role, ns, body, ok_conflict=True) is None:
+            self.call(f"replace role {name}", rbac.replace_namespaced_role, name, ns, body)
 
     def patch_pod(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         got = self.call(f"patch pod {name}", self.core.patch_namespaced_pod, name, self.namespace, patch,
@@ -252,13 +262,17 @@ class Kube:
                   grace_period_seconds=grace_s, ok_missing=True)
 
     def delete_run(self, selector: str) -> None:
-        """Delete every pod and service the run created (label selected: exact, nothing else)."""
+        """Delete every pod, service and role the run created (label selected: exact, nothing else)."""
         self.call("delete pods", self.core.delete_collection_namespaced_pod, self.namespace,
                   label_selector=selector, grace_period_seconds=0)
         for svc in self.call("list services", self.core.list_namespaced_service, self.namespace,
                              label_selector=selector).get("items", []):
             self.call("delete service", self.core.delete_namespaced_service, svc["metadata"]["name"],
                       self.namespace, ok_missing=True)
+        rbac: Any = self.rbac
+        self.call("delete rolebindings", rbac.delete_collection_namespaced_role_binding, self.namespace,
+                  label_selector=selector)
+        self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace, label_selector=selector)
 
     def events_for(self, name: str) -> list[dict[str, Any]]:
         got = self.call("list events", self.core.list_namespaced_event, self.namespace,

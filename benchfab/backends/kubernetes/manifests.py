@@ -80,6 +80,32 @@ def run_selector(run_id: str) -> str:
     return f"{LABEL_RUN}={label_value(run_id)}"
 
 
+def agent_role_name(run_id: str) -> str:
+    return f"benchfab-agent-{label_value(run_id)}"
+
+
+def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], service_account: str) -> list[dict[str, Any]]:
+    """The run's Role and RoleBinding: the agent in each rank pod may read and watch its
+    run's pods by name, and nothing else (RBAC cannot say "its own pod", and a static
+    Role would let every agent watch every pod of the namespace). ``list``/``watch``
+    with ``fieldSelector=metadata.name=POD`` are authorized against ``resourceNames``."""
+    name = agent_role_name(run_id)
+    labels = {**run_labels(run_id), "app.kubernetes.io/component": "agent-access"}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"],
+                   "resourceNames": sorted(set(pod_names))}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+    }
+    return [role, binding]
+
+
 @dataclass(frozen=True)
 class PodPlan:
     """One rank pod: a (profile, node, slot) of the run."""

@@ -48,8 +48,9 @@ STAGE_FIXES = {
     STAGE_CONNECT: "check the pod's service account and that it can reach the API server: kubectl logs POD",
     STAGE_DEVICES: "reading /sys/class/infiniband or loading benchfab._native hung: check MOFED and the RDMA "
                    "device plugin on the node",
-    STAGE_WATCH: "the agent needs get/list/watch on pods in its namespace (jobs/k8s/rbac.yaml): "
-                 "kubectl auth can-i watch pods --as=system:serviceaccount:NAMESPACE:SA",
+    STAGE_WATCH: "the agent reads its own pod through the run's Role benchfab-agent-RUN, which the controller "
+                 "makes (it needs roles and rolebindings rights: jobs/k8s/rbac.yaml): "
+                 "kubectl auth can-i watch pods/POD --as=system:serviceaccount:NAMESPACE:SA",
 }
 
 
@@ -104,6 +105,8 @@ class PodPool:
         self._hostnames = hostnames  # node name -> its hostname label (from the inventory)
         self._follow = follow  # starts reading a pod's log once it runs
         self._service = False
+        self._granted: set[str] = set()  # pod names the run's agent Role names
+        self._bound = False
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The pod as the watch cache last saw it (None: gone, or no cache yet)."""
@@ -156,6 +159,7 @@ class PodPool:
         self.delete([k for k in wanted if k in self.pods and finished(cache.get(self.pods[k].name))])
         new = [k for k in wanted if k not in self.pods]
         deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
+        self._grant_agents(new)
         for key in new:
             body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self._pod_plan(key),
                                    self.spec.kubernetes, deadline)
@@ -165,6 +169,18 @@ class PodPool:
             failed = self._gang_start(profile, new)
             # A pod that could not start would grab its node's devices later: remove it now.
             self.delete(failed)
+
+    def _grant_agents(self, new: list[Slot]) -> None:
+        """Before the pods exist: let their agents (and only theirs) read their own pods."""
+        names = {mf.pod_name(self.run_id, *key) for key in new} - self._granted
+        if not names:
+            return
+        self._granted |= names
+        role, binding = mf.agent_access(self.run_id, self.namespace, self._granted, self.spec.kubernetes.service_account)
+        self.kube.apply_role(role)
+        if not self._bound:
+            self.kube.create("RoleBinding", binding)
+            self._bound = True
 
     def _gang_start(self, profile: str, new: list[Slot]) -> list[Slot]:
         """Wait for the new pods; the slots that did not start (their reasons are in ``broken``).
@@ -232,7 +248,8 @@ class PodPool:
         if now - since <= limit:
             return None
         account = str((self.get(state.name) or {}).get("spec", {}).get("serviceAccountName") or "default")
-        fix = (STAGE_FIXES.get(stage, "kubectl logs POD").replace("POD", state.name)
+        fix = (STAGE_FIXES.get(stage, "kubectl logs POD").replace("benchfab-agent-RUN", mf.agent_role_name(self.run_id))
+               .replace("POD", state.name)
                .replace("NAMESPACE", self.namespace).replace(":SA", f":{account}"))
         # The agent's last error may carry its own, more specific fix (BenchfabError's hint): keep one.
         tail = f"; {detail}" if detail else ""

@@ -159,7 +159,8 @@ def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
 def render_objects(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
                    options: ClusterOptions | None = None, profile: str | None = None,
                    found: Nodes | None = None, plan: Plan | None = None) -> list[dict[str, Any]]:
-    """The Service, then the pods of every profile (or of ``profile`` only), profile by profile."""
+    """The Service and the agents' Role and RoleBinding, then the pods of every profile (or of
+    ``profile`` only), profile by profile."""
     return [obj for _, objs in _render_groups(spec, run_id, nodes, options, profile, found, plan)[0] for obj in objs]
 
 
@@ -187,6 +188,9 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
             pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, spec.kubernetes, deadline))
         if pods:
             groups.append((pname, pods))
+    # The agents' access to their own pods (the run's Role names exactly these pods).
+    names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs]
+    groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, spec.kubernetes.service_account))
     return groups, found, plan
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker_pids_of(parent_marker: str) -> list[int]:
-    """Worker processes whose environment carries ``parent_marker`` (BENCHFAB_PARENT_PID=...)."""
+def worker_pids_of(parent_marker: str, cmdline_marker: str = "") -> list[int]:
+    """Worker processes whose environment carries ``parent_marker`` (BENCHFAB_PARENT_PID=...,
+    RANK=1...) and whose command line holds ``cmdline_marker`` (a test id in its task)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -18,6 +19,6 @@ def worker_pids_of(parent_marker: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"benchfab.worker" in cmdline and parent_marker.encode() in environ:
+        if b"benchfab.worker" in cmdline and cmdline_marker.encode() in cmdline and parent_marker.encode() in environ:
             found.append(int(proc.name))
     return found

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, worker_pids_of
 
 SPEC = """\
 name: faults
@@ -121,23 +121,6 @@ def test_background_sweep_from_a_shell_still_stops_on_sigint(write_spec, tmp_pat
             shell.kill()
 
 
-def _worker_pids(rank: int, marker: str) -> list[int]:
-    """benchfab.worker processes of ``rank`` whose task names ``marker`` (read from /proc)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"benchfab.worker" in cmdline and any(marker.encode() in a for a in cmdline) \
-                and f"RANK={rank}".encode() in environ:
-            found.append(int(proc.name))
-    return found
-
-
 def test_the_rank_that_died_first_is_named_not_its_peers_connection_reset(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec("tests:\n  - {name: victim, workload: allreduce, ranks: 3, sizes: [8], duration: 60, in_place: false}\n")
     results = tmp_path / "results"
@@ -150,7 +133,7 @@ def test_the_rank_that_died_first_is_named_not_its_peers_connection_reset(cli, w
         while time.monotonic() < deadline and not pids:
             log = results / "k1" / "logs" / "000-victim.rank1.log"
             if log.exists() and "start" in log.read_text():  # rank 1 is inside the timed loop
-                pids = _worker_pids(1, "000-victim")
+                pids = worker_pids_of("RANK=1", cmdline_marker="000-victim")
             time.sleep(0.3)
         assert pids, "rank 1 never started measuring"
         os.kill(pids[0], signal.SIGKILL)

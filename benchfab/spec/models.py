@@ -29,12 +29,12 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import SpecError, SpecErrors
-from .units import format_size, parse_duration, parse_size
-from .workloads import Problem, family_of
-from .workloads.catalog import COLLECTIVES, Memory, Transport
-from .yamlpos import Path as YPath
-from .yamlpos import YamlPositionError, load_with_lines
+from ..errors import SpecError, SpecErrors
+from ..units import format_size, parse_duration, parse_size
+from ..workloads import Problem, family_of
+from ..workloads.catalog import COLLECTIVES, Memory, Transport
+from ..yamlpos import Path as YPath
+from ..yamlpos import YamlPositionError, load_with_lines
 
 MAX_SIZES_PER_TEST = 512
 

@@ -6,13 +6,20 @@ A spec has top-level settings, ``defaults`` applied to every test, named fabric
 benchfab's own words that names the file, the line and the field path, plus a
 fix. All problems of a file are reported at once (SpecErrors). See docs/SPEC.md.
 
-Callers import from ``benchfab.spec`` itself; the code lives in its modules.
+The package is split by job; callers import from ``benchfab.spec`` itself:
+
+- ``fields``: how one YAML value becomes a size, a duration, a list, and the
+  names a field accepts (the Literals);
+- ``models``: the pydantic models, the built-in defaults and how a test entry
+  is resolved against them;
+- ``wording``: pydantic's errors as SpecErrors in benchfab's words;
+- ``load``: reading a spec file, and the checks that span fields.
 """
 
 from __future__ import annotations
 
-from .models import (
-    BUILTIN_DEFAULTS,
+from ..workloads.catalog import Memory, Transport
+from .fields import (
     MAX_SIZES_PER_TEST,
     NAME_PATTERN,
     RESERVED_ENV,
@@ -21,26 +28,26 @@ from .models import (
     DType,
     Engine,
     Fabric,
-    KubeSettings,
     LeafScope,
-    Memory,
     Mode,
-    NodeSelection,
     Pattern,
-    Placement,
-    Profile,
-    RdmaOptions,
     RedOp,
     Seconds,
     Size,
+    Workload,
+)
+from .load import load_spec, load_spec_text
+from .models import (
+    BUILTIN_DEFAULTS,
+    KubeSettings,
+    NodeSelection,
+    Placement,
+    Profile,
+    RdmaOptions,
     SizeRange,
     SweepSpec,
     TestFields,
     TestSpec,
-    Transport,
-    Workload,
-    load_spec,
-    load_spec_text,
     spec_to_dict,
 )
 

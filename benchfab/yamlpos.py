@@ -98,39 +98,55 @@ def _line_text(text: str, line: int | None) -> str:
 def _explain(
     problem: str, context: str, line: int | None, context_line: int | None, exc: yaml.MarkedYAMLError, text: str
 ) -> tuple[str, str]:
+    # The checks run in this order, first match wins: what the problem names
+    # (a token, a key), then what PyYAML was parsing, then the rest.
     quoted = re.findall(r"'([^']*)'", problem)
     token = quoted[-1] if quoted else ""
+    return (_explain_token(problem, token)
+            or _explain_key(problem, context_line, text)
+            or _explain_context(problem, context, context_line, exc, token)
+            or _explain_rest(problem, context, token))
 
+
+def _explain_token(problem: str, token: str) -> tuple[str, str] | None:
     if "'\\t'" in problem:
         return "a tab character; YAML indents with spaces only", "replace the tab with spaces"
     if "that cannot start any token" in problem:
         return (f"a value cannot start with {token}", f"put the value in quotes: \"{token}...\"")
 
     if problem.startswith("expected <block end>"):
-        if token in ("<block mapping start>", "<block sequence start>", "<scalar>", "?"):  # '?': a key
-            return ("a key at the wrong indentation or a missing ':'",
-                    "indent this line exactly like the other keys of its block (spaces only), "
-                    "and check the line above ends its key with ':'")
-        if token in ("-", "<block entry>"):
-            return ("a list entry '- ...' where a key was expected",
-                    "indent the '- ' entries under the key they belong to (e.g. under tests:)")
-        if token in ("]", "}"):
-            return (f"a '{token}' that closes nothing",
-                    f"remove it, or open the list/mapping with '{'[' if token == ']' else '{'}' first")
-        if token == ",":
-            return ("a ',' outside [ ] or { }", "remove it, or put the items inside brackets: key: [a, b]")
-        if token == ":":
-            return ("a ':' with no key before it", "write the key before the ':', or remove the ':'")
-        if token in ("[", "{"):
-            return (f"a '{token}' where this block expects a key",
-                    f"put the {'list' if token == '[' else 'mapping'} after a key (key: {token}...), or quote the value")
-        if token in ("<tag>", "<anchor>", "<alias>"):
-            mark = {"<tag>": "!", "<anchor>": "&", "<alias>": "*"}[token]
-            return (f"a '{mark}' where this block expects a key", f"remove the '{mark}', or quote the value")
-        return ("unexpected content at this indentation", _GENERIC_FIX)
+        return _block_end(token)
     if problem.startswith("expected the node content") and token in (",", "]", "}", ":", "?", "-"):
         return (f"a value is missing before '{token}'", f"write the value, or remove the stray '{token}'")
+    return None
 
+
+def _block_end(token: str) -> tuple[str, str]:
+    """'expected <block end>': what PyYAML found instead of the block's next key."""
+    if token in ("<block mapping start>", "<block sequence start>", "<scalar>", "?"):  # '?': a key
+        return ("a key at the wrong indentation or a missing ':'",
+                "indent this line exactly like the other keys of its block (spaces only), "
+                "and check the line above ends its key with ':'")
+    if token in ("-", "<block entry>"):
+        return ("a list entry '- ...' where a key was expected",
+                "indent the '- ' entries under the key they belong to (e.g. under tests:)")
+    if token in ("]", "}"):
+        return (f"a '{token}' that closes nothing",
+                f"remove it, or open the list/mapping with '{'[' if token == ']' else '{'}' first")
+    if token == ",":
+        return ("a ',' outside [ ] or { }", "remove it, or put the items inside brackets: key: [a, b]")
+    if token == ":":
+        return ("a ':' with no key before it", "write the key before the ':', or remove the ':'")
+    if token in ("[", "{"):
+        return (f"a '{token}' where this block expects a key",
+                f"put the {'list' if token == '[' else 'mapping'} after a key (key: {token}...), or quote the value")
+    if token in ("<tag>", "<anchor>", "<alias>"):
+        mark = {"<tag>": "!", "<anchor>": "&", "<alias>": "*"}[token]
+        return (f"a '{mark}' where this block expects a key", f"remove the '{mark}', or quote the value")
+    return ("unexpected content at this indentation", _GENERIC_FIX)
+
+
+def _explain_key(problem: str, context_line: int | None, text: str) -> tuple[str, str] | None:
     if problem == "mapping values are not allowed here":
         return ("a ':' where no key can start",
                 "check the indentation of this line, a missing ':' on the line above, "
@@ -143,7 +159,12 @@ def _explain(
     if problem in ("sequence entries are not allowed here", "mapping keys are not allowed here"):
         return ("a '- ' entry where a value was expected",
                 "put the list on its own lines under the key, indented, or write it as [a, b]")
+    return None
 
+
+def _explain_context(
+    problem: str, context: str, context_line: int | None, exc: yaml.MarkedYAMLError, token: str
+) -> tuple[str, str] | None:
     if "quoted scalar" in context:
         quote = '"'
         if exc.context_mark is not None and exc.context_mark.buffer:
@@ -175,7 +196,10 @@ def _explain(
     if context == "while parsing a flow node" or "found '<stream end>'" in problem:
         return ("the file ends inside a '[...]' list or '{...}' mapping",
                 "close every '[' with ']' and every '{' with '}'")
+    return None
 
+
+def _explain_rest(problem: str, context: str, token: str) -> tuple[str, str]:
     if "expected a single document" in context:
         return ("a second YAML document ('---')", "keep one document per spec file: remove the '---' line and what follows")
     if problem.startswith("found undefined alias"):

@@ -38,7 +38,7 @@ LOCAL_STARTUP_S = 2.5
 
 
 class Problem(NamedTuple):
-    """One thing wrong with a resolved test, as spec.py reports it: the field to
+    """One thing wrong with a resolved test, as benchfab.spec reports it: the field to
     point at, what is wrong, the fix, and the other fields the check read (a check
     is left out when one of them was already reported broken)."""
 

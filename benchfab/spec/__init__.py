@@ -1,0 +1,85 @@
+"""The sweep spec: jobs/*.yaml turned into a typed, validated SweepSpec.
+
+A spec has top-level settings, ``defaults`` applied to every test, named fabric
+``profiles`` and a list of ``tests``. Validation is done by pydantic models with
+``extra="forbid"``; every error is translated into one SpecError line in
+benchfab's own words that names the file, the line and the field path, plus a
+fix. All problems of a file are reported at once (SpecErrors). See docs/SPEC.md.
+
+The package is split by job; callers import from ``benchfab.spec`` itself:
+
+- ``fields``: how one YAML value becomes a size, a duration, a list, and the
+  names a field accepts (the Literals);
+- ``models``: the pydantic models, the built-in defaults and how a test entry
+  is resolved against them;
+- ``wording``: pydantic's errors as SpecErrors in benchfab's words;
+- ``load``: reading a spec file, and the checks that span fields.
+"""
+
+from __future__ import annotations
+
+from ..workloads.catalog import Memory, Transport
+from .fields import (
+    MAX_SIZES_PER_TEST,
+    NAME_PATTERN,
+    RESERVED_ENV,
+    RESERVED_ENV_PREFIX,
+    Device,
+    DType,
+    Engine,
+    Fabric,
+    LeafScope,
+    Mode,
+    Pattern,
+    RedOp,
+    Seconds,
+    Size,
+    Workload,
+)
+from .load import load_spec, load_spec_text
+from .models import (
+    BUILTIN_DEFAULTS,
+    KubeSettings,
+    NodeSelection,
+    Placement,
+    Profile,
+    RdmaOptions,
+    SizeRange,
+    SweepSpec,
+    TestFields,
+    TestSpec,
+    spec_to_dict,
+)
+
+__all__ = [
+    "BUILTIN_DEFAULTS",
+    "MAX_SIZES_PER_TEST",
+    "NAME_PATTERN",
+    "RESERVED_ENV",
+    "RESERVED_ENV_PREFIX",
+    "DType",
+    "Device",
+    "Engine",
+    "Fabric",
+    "KubeSettings",
+    "LeafScope",
+    "Memory",
+    "Mode",
+    "NodeSelection",
+    "Pattern",
+    "Placement",
+    "Profile",
+    "RdmaOptions",
+    "RedOp",
+    "Seconds",
+    "Size",
+    "SizeRange",
+    "SweepSpec",
+    "TestFields",
+    "TestSpec",
+    "Transport",
+    "Workload",
+    "load_spec",
+    "load_spec_text",
+    "spec_to_dict",
+]

@@ -1,0 +1,225 @@
+"""Reading a spec: the file, its YAML, the models, then the checks that span fields.
+
+Every problem becomes one SpecError line, ``file:line: field: what (fix: how)``,
+in benchfab's words (pydantic's and PyYAML's wording never reaches the user).
+A file's problems are all collected: pydantic's errors, then the checks that
+span fields (run on a copy of the spec with the broken fields taken out), and
+raised together as one SpecErrors. Only a YAML syntax error stops at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import SpecError, SpecErrors
+from ..workloads import Problem, family_of
+from ..yamlpos import Path as YPath
+from ..yamlpos import YamlPositionError, load_with_lines
+from .fields import _kind, _show
+from .models import Profile, SweepSpec, TestSpec, _resolve
+from .wording import _format_loc, _get, _line_for, _validation_problems
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a spec file. Raises SpecError: one problem, or SpecErrors: several."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError("no such file", source=source, hint="check the path; specs usually live in jobs/") from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a spec file", source=source, hint="give the path of a .yaml file") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc}", source=source,
+                        hint="check that the file exists and is readable") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        utf16 = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise SpecError(
+            f"not a text file: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8{utf16}",
+            source=source,
+            line=line,
+            hint="save the spec as UTF-8 YAML",
+        ) from None
+    return load_spec_text(text, source=source)
+
+
+def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
+    """Validate spec text; the parse used by ``load_spec`` and by tests.
+
+    Raises SpecError when there is one problem, SpecErrors (a SpecError) when there
+    are several; ``exc.problems`` lists them either way.
+    """
+    problems: list[SpecError] = []
+    duplicates: list[YamlPositionError] = []
+
+    def yaml_problem(exc: YamlPositionError) -> SpecError:
+        field = _format_loc(exc.path) if exc.path else None
+        return SpecError(str(exc), source=source, line=exc.line, field=field, hint=exc.hint or "fix the YAML syntax")
+
+    try:
+        raw, lines = load_with_lines(text, problems=duplicates)
+    except YamlPositionError as exc:
+        raise _raise_all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", source=source, hint="flatten the spec") from None
+    problems.extend(map(yaml_problem, duplicates))
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else "plain text" if isinstance(raw, str) else f"a {_kind(raw)}"
+        problems.append(SpecError(
+            f"the spec is {kind}, expected a mapping with a 'tests' list",
+            source=source,
+            line=1,
+            hint="start from jobs/local.yaml",
+        ))
+        raise _raise_all(problems)
+    for key in [k for k in raw if not isinstance(k, str)]:
+        problems.append(SpecError(f"a key must be a word, got {_show(key)}", source=source,
+                                  line=lines.get((key,), 1), hint="quote the key, or remove it"))
+        raw = {k: v for k, v in raw.items() if k != key}
+    spec: SweepSpec | None
+    broken: list[tuple[Any, ...]] = []
+    try:
+        spec = SweepSpec.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        found, broken = _validation_problems(exc, raw, lines, source)
+        problems.extend(found)
+        spec = _without(raw, broken, source)
+    except (ValueError, TypeError, OverflowError) as exc:  # from BeforeValidators outside pydantic's wrapping
+        problems.append(SpecError(f"cannot read the spec: {exc}", source=source,
+                                  hint="see docs/SPEC.md for the accepted fields"))
+        spec = None
+    if spec is not None:
+        problems.extend(_check_semantics(spec, raw, lines, source, broken=broken))
+    if problems:
+        raise _raise_all(problems)
+    assert spec is not None
+    return spec
+
+
+def _raise_all(problems: list[SpecError]) -> SpecError:
+    """One problem as itself; several as one SpecErrors (one line each, sorted by line)."""
+    return problems[0] if len(problems) == 1 else SpecErrors(problems)
+
+
+def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str) -> SweepSpec | None:
+    """The spec with every broken field taken out (defaults apply instead), so the
+    checks that span fields can still look at the rest; None if that is not valid."""
+    fixed = copy.deepcopy(raw)
+    for loc in broken:
+        if loc == ("tests",) or not loc:
+            return None
+        head = loc[0]
+        if head == "tests" and len(loc) == 2:
+            if isinstance(fixed.get("tests"), list) and isinstance(loc[1], int) and loc[1] < len(fixed["tests"]):
+                fixed["tests"][loc[1]] = {}
+            continue
+        depth = {"tests": 3, "profiles": 3, "defaults": 2, "nodes": 2, "kubernetes": 2}.get(head, 1)
+        cut = loc[:depth]
+        parent: Any = _get(fixed, cut[:-1])
+        if isinstance(parent, dict):
+            parent.pop(cut[-1], None)
+        elif isinstance(parent, list) and isinstance(cut[-1], int) and cut[-1] < len(parent):
+            parent[cut[-1]] = {}
+    try:
+        return SweepSpec.model_validate({**fixed, "source": source})
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _check_semantics(
+    spec: SweepSpec,
+    raw: dict[str, Any],
+    lines: dict[YPath, int],
+    source: str,
+    *,
+    broken: Collection[tuple[Any, ...]] = (),
+) -> list[SpecError]:
+    """Checks that span fields (a test's own fields plus defaults) and the backend.
+
+    Returns every problem found. ``broken`` are the paths of problems already
+    reported, whose fields were taken out of ``spec`` (defaults stand in): a check
+    that reads such a field would judge a value the user did not write, so it is
+    left out.
+    """
+    profiles = spec.resolved_profiles()
+    problems: list[SpecError] = []
+    gone_everywhere, gone = _gone(broken)
+
+    def fail(i: int, field: str, message: str, hint: str, uses: tuple[str, ...] = ()) -> None:
+        taken = gone_everywhere | gone.get(i, set())
+        if taken & {"*", field, *uses}:
+            return
+        entry = raw["tests"][i] if isinstance(raw.get("tests"), list) and i < len(raw["tests"]) else {}
+        in_test = isinstance(entry, dict) and field in entry
+        path: YPath = ("tests", i, field) if in_test else ("defaults", field)
+        where = f"tests[{i}].{field}" if in_test else f"defaults.{field}"
+        if not in_test and ("defaults", field) not in lines:
+            path, where = ("tests", i), f"tests[{i}]"
+        problems.append(SpecError(message, source=source, line=_line_for(path, lines), field=where, hint=hint))
+
+    names: dict[str, int] = {}
+    for i, fields in enumerate(spec.tests):
+        test = _resolve(spec, i, fields)
+        if fields.iterations is not None and fields.duration is not None:
+            fail(i, "duration", "iterations and duration both given", "keep one: fixed iterations or a time budget",
+                 ("iterations",))
+        # A default name is made from the workload.
+        name_uses = () if fields.name is not None else ("workload",)
+        if test.name in names:
+            fail(i, "name", f"test name {test.name!r} is already used by tests[{names[test.name]}]",
+                 "give each test a unique name", name_uses)
+        if not (gone_everywhere | gone.get(i, set())) & {"*", "name", *name_uses}:
+            names.setdefault(test.name, i)
+        for problem in _entry_problems(spec.backend, test, profiles):
+            fail(i, *problem)
+    if spec.backend == "kubernetes" and not spec.image and not gone_everywhere & {"backend", "image"}:
+        problems.append(SpecError("backend kubernetes needs the worker image", source=source,
+                                  line=_line_for(("backend",), lines), field="image",
+                                  hint="add image: <registry>/benchfab-worker:<tag>"))
+    return problems
+
+
+def _gone(broken: Collection[tuple[Any, ...]]) -> tuple[set[str], dict[int, set[str]]]:
+    """The fields taken out for ``broken``: those of defaults or top-level settings
+    (every test), and per test index those of that one test ("*": the whole entry)."""
+    gone_everywhere: set[str] = set()  # fields taken out of defaults, or top-level settings
+    gone: dict[int, set[str]] = {}  # fields taken out of one test ("*": the whole entry)
+    for loc in broken:
+        if loc[0] == "tests" and len(loc) > 1 and isinstance(loc[1], int):
+            gone.setdefault(loc[1], set()).add(str(loc[2]) if len(loc) > 2 else "*")
+        elif loc[0] == "defaults":
+            gone_everywhere.add(str(loc[1]) if len(loc) > 1 else "*")
+        elif loc[0] in ("profiles", "backend", "image"):
+            gone_everywhere.add(str(loc[0]))
+    return gone_everywhere, gone
+
+
+def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
+    """What is wrong with one resolved test: its family's rules, then the rest."""
+    found = family_of(test.workload).problems(test)
+    for p in test.profiles:
+        if p not in profiles:
+            close = difflib.get_close_matches(p, list(profiles), n=1)
+            found.append(Problem("profiles", f"unknown profile {p!r}",
+                                 f"did you mean {close[0]!r}?" if close
+                                 else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}"))
+    pl = test.placement
+    if backend == "local" and pl.pattern not in ("local", "group"):
+        found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
+                             "use backend: kubernetes, or pattern: local", ("backend",)))
+    if backend == "local" and pl.nodes != 1:
+        found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
+                             "set placement.nodes: 1 or use backend: kubernetes", ("backend",)))
+    if test.cuda_graph and test.device == "cpu":
+        found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
+                             ("device",)))
+    return found

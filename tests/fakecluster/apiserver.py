@@ -10,6 +10,7 @@ events; injected faults answer 429/500/410 or drop the connection.
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import time
@@ -288,7 +289,14 @@ class Handler(BaseHTTPRequestHandler):
                 break
             for rv, kind, p, obj in events:
                 since = rv
-                if visible(p, obj) and not self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n"):
+                if not visible(p, obj):
+                    continue
+                # A real API server delivers watch events tens of ms after the write that
+                # made them (and a GET can see an object its watchers have not been told of).
+                low, high = self.server.cluster.watch_delay_s
+                if high > 0:
+                    time.sleep(random.uniform(low, high))
+                if not self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n"):
                     return
         self._end_stream()
 

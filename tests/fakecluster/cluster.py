@@ -30,6 +30,8 @@ class FakeCluster:
         self.requests: list[tuple[str, str]] = []
         self.created: list[tuple[str, str]] = []  # every object the API created, in order
         self.written: list[tuple[str, dict[str, Any]]] = []  # every body created or replaced, in order
+        # Each watch event waits a random time in this range before it is sent (seconds).
+        self.watch_delay_s: tuple[float, float] = (0.0, 0.0)
         self.stopping = False
         self.server = APIServer(("127.0.0.1", 0), Handler)
         self.server.cluster = self

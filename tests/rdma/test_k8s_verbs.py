@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.rdma, pytest.mark.k8s, pytest.mark.slow]
 def cluster(tmp_path: Path, peer_ip: str) -> Iterator[FakeCluster]:
     c = FakeCluster(tmp_path / "cluster")
     c.secondary_ip = peer_ip
+    c.watch_delay_s = (0.0, 0.2)  # watch events arrive late, as from a real API server
     c.start()
     c.store.put("namespaces", {"metadata": {"name": "bench"}})
     try:

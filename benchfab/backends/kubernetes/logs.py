@@ -12,7 +12,7 @@ import threading
 
 from ...task import parse_record
 from .client import iter_lines
-from .pods import PodPool, PodState, finished
+from .pods import PodPool, PodState
 
 
 class LogFollowers:
@@ -48,8 +48,8 @@ class LogFollowers:
                         resp.release_conn()
                     except Exception:  # noqa: BLE001
                         pass
-            pod = pool.get(state.name)
-            if pod is None or finished(pod):
+            if pool.ended(state):
+                pod = pool.get(state.name)
                 # The pod ended: read whatever it printed last, once, then stop.
                 if pod is not None:
                     self._read_rest(state)

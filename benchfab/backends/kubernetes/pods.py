@@ -60,6 +60,10 @@ class PodState:
 
     key: Slot
     name: str
+    # Whether the watch cache has shown this pod yet: watch events arrive some time
+    # after the create, so a pod the cache does not hold is "not seen yet" until it has
+    # been seen once, and "gone" only after.
+    seen: bool = False
     records: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     lines: dict[int, list[str]] = field(default_factory=dict)
     seen_n: int = 0
@@ -112,6 +116,14 @@ class PodPool:
         """The pod as the watch cache last saw it (None: gone, or no cache yet)."""
         return self.cache.get(name) if self.cache is not None else None
 
+    def ended(self, state: PodState) -> bool:
+        """The pod finished or was deleted (a pod the watch has not delivered yet has not)."""
+        pod = self.get(state.name)
+        if pod is None and not state.seen:
+            return False
+        state.seen = True
+        return finished(pod)
+
     def ensure_cache(self) -> None:
         if self.cache is None:
             self.cache = Cache(self.kube, self.namespace, label_selector=mf.run_selector(self.run_id))
@@ -154,9 +166,8 @@ class PodPool:
     def ensure(self, profile: str, wanted: list[Slot]) -> None:
         """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""
         assert self.cache is not None
-        cache = self.cache
         # Pods that ended (crash, deadline) are replaced: delete them first (names are reused).
-        self.delete([k for k in wanted if k in self.pods and finished(cache.get(self.pods[k].name))])
+        self.delete([k for k in wanted if k in self.pods and self.ended(self.pods[k])])
         new = [k for k in wanted if k not in self.pods]
         deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
         self._grant_agents(new)
@@ -216,6 +227,9 @@ class PodPool:
         """One look at a starting pod: (why it failed or None, whether it is settled either way)."""
         assert self.cache is not None
         pod = self.cache.get(state.name)
+        if pod is None and not state.seen:
+            return None, False  # created, but its ADDED event has not reached the cache yet
+        state.seen = True
         if finished(pod):
             explained = explain(pod, self.kube.events_for(state.name))
             if state.follower is not None:

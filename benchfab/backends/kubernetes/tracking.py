@@ -20,7 +20,7 @@ from ..base import RoundRecordCallback, TestOutcome
 from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
 from . import manifests as mf
 from .nccl import attachment, fallback_problem, nccl_env, net_env
-from .pods import PodPool, PodState, death, finished
+from .pods import PodPool, PodState, death
 
 GRACE_S = 5.0
 POLL_S = 0.02
@@ -118,9 +118,8 @@ class TestTracker:
                     r.ranks.take(rank, rec, lambda res: on_record(test_id, res),
                                  env_extra={"pod": state.name, "node": state.key[1]})
             if rank not in r.exits and rank not in r.dead:
-                pod = self.pool.get(state.name)
-                if pod is None or finished(pod):
-                    r.dead[rank] = death(pod, state.name)
+                if self.pool.ended(state):
+                    r.dead[rank] = death(self.pool.get(state.name), state.name)
 
     def _over(self, r: Running, now: float) -> bool:
         """Whether the test has ended; on its timeout, tell its agents to cancel it."""

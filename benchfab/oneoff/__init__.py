@@ -32,11 +32,11 @@ from typing import Any, NoReturn
 
 import yaml
 
-from .errors import EXIT_CODES_HELP, SpecError, UsageError
-from .units import format_size, parse_size
-from .workloads import FAMILIES
-from .workloads.catalog import COLLECTIVES, DTYPES, NCCL_TYPE_NAMES, REDOPS
-from .workloads.p2p_params import PERFTEST_BINARY
+from ..errors import EXIT_CODES_HELP, SpecError, UsageError
+from ..units import format_size, parse_size
+from ..workloads import FAMILIES
+from ..workloads.catalog import COLLECTIVES, DTYPES, NCCL_TYPE_NAMES, REDOPS
+from ..workloads.p2p_params import PERFTEST_BINARY
 
 SOURCE = "benchfab run"
 
@@ -516,7 +516,7 @@ def shaping_flags(flags: list[str]) -> list[str]:
 
 def build(workload_name: str, flags: list[str]) -> tuple[Any, str, argparse.Namespace]:
     """(validated SweepSpec, its YAML text, parsed flags) for ``benchfab run WORKLOAD FLAGS``."""
-    from .spec import load_spec_text
+    from ..spec import load_spec_text
 
     t, ns = parse(workload_name, flags)
     text = spec_text(t, ["run", workload_name, *shaping_flags(flags)])
@@ -528,7 +528,7 @@ def build(workload_name: str, flags: list[str]) -> tuple[Any, str, argparse.Name
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from ..sweep import run_sweep
 
     spec, text, ns = build(args.workload, list(args.flags))
     if ns.print_spec:

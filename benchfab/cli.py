@@ -260,16 +260,13 @@ def _command(sub: Any, name: str, what: str, *examples: str) -> argparse.Argumen
 
 RESULTS_HELP = "results directory (default: results)"
 RUN_HELP = "run id, unique prefix, directory or 'latest'"
+OFFLINE_HELP = ("kubernetes specs: place offline on N made-up nodes or on these node names instead of reading "
+                "the cluster (tests that do not fit are left out with a note); without --nodes and without "
+                "any kubeconfig: offline on as many nodes as the spec's largest test needs")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.",
-                                epilog="benchfab COMMAND --help describes each command.\n\n" + EXIT_CODES_HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"benchfab {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_spec_commands(sub: Any) -> None:
+    """validate, plan, render and preflight: the commands that read a spec without running it."""
     v = _command(sub, "validate", "check a sweep spec: every problem, one line each (file:line, field, fix)",
                  "benchfab validate jobs/local.yaml")
     v.add_argument("spec", help="the sweep spec (YAML), e.g. jobs/local.yaml")
@@ -278,10 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = _command(sub, "plan", "show the tests a sweep would run, its rounds, time estimate and timeouts",
                   "benchfab plan jobs/local.yaml", "benchfab plan jobs/ib-vs-roce.yaml --nodes 8")
     pl.add_argument("spec", help="the sweep spec (YAML)")
-    offline_help = ("kubernetes specs: place offline on N made-up nodes or on these node names instead of reading "
-                    "the cluster (tests that do not fit are left out with a note); without --nodes and without "
-                    "any kubeconfig: offline on as many nodes as the spec's largest test needs")
-    pl.add_argument("--nodes", metavar="N|A,B,...", help=offline_help)
+    pl.add_argument("--nodes", metavar="N|A,B,...", help=OFFLINE_HELP)
     _cluster_args(pl)
     pl.set_defaults(func=cmd_plan)
 
@@ -289,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "benchfab render jobs/ib-vs-roce.yaml --nodes a,b",
                   "benchfab render jobs/ib-vs-roce.yaml --profile ib-shared --nodes 8 | kubectl apply -f -")
     rd.add_argument("spec", help="a sweep spec with backend: kubernetes")
-    rd.add_argument("--nodes", metavar="N|A,B,...", help=offline_help)
+    rd.add_argument("--nodes", metavar="N|A,B,...", help=OFFLINE_HELP)
     rd.add_argument("--profile", metavar="NAME",
                     help="only this profile's pods (a sweep runs profiles one after another: apply one at a time)")
     rd.add_argument("--run-id", help="run id used in names and labels (default: render-<spec name>)")
@@ -302,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_args(pf)
     pf.set_defaults(func=cmd_preflight)
 
+
+def _add_sweep_commands(sub: Any) -> None:
+    """sweep and run: the commands that run tests."""
     s = _command(sub, "sweep", "run a sweep spec: tables on stdout, progress and ETA on stderr, results stored",
                  "benchfab sweep jobs/local.yaml", "benchfab sweep --resume RUN_ID",
                  "benchfab sweep jobs/nightly.yaml --context my-cluster --no-progress")
@@ -318,8 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
 
     from .oneoff import add_run_parser  # benchfab run: one test from nccl-tests / perftest flags
+
     add_run_parser(sub)
 
+
+def _add_results_commands(sub: Any) -> None:
+    """runs, show, devices and report: stored runs and this host's devices."""
     r = _command(sub, "runs", "list stored runs with their status and test counts",
                  "benchfab runs", "benchfab runs --results /data/benchfab")
     r.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
@@ -343,6 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
     rp.add_argument("--out", metavar="DIR", help="where to write (default: <run>/report)")
     rp.set_defaults(func=cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.",
+                                epilog="benchfab COMMAND --help describes each command.\n\n" + EXIT_CODES_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"benchfab {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_spec_commands(sub)
+    _add_sweep_commands(sub)
+    _add_results_commands(sub)
     return p
 
 

@@ -95,8 +95,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .runmeta import load_resume
     from .spec import load_spec
-    from .sweep import load_resume, run_sweep
+    from .sweep import run_sweep
 
     if args.resume:
         results = Path(args.results or "results")

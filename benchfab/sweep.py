@@ -1,6 +1,6 @@
 """The sweep loop: plan -> backend -> store, with progress and tables.
 
-``run_sweep`` is what ``benchfab sweep`` calls. It writes run.json first (so an
+``run_sweep`` is what ``benchfab sweep`` calls. It writes run.json first (runmeta.py, so an
 interrupted run is still a run), stores every test as soon as it ends, and on
 Ctrl-C / SIGTERM stores what the interrupted test had measured, marks the run
 ``interrupted`` and re-raises so the CLI can exit 130. The backend's own
@@ -15,15 +15,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import metadata
 from .backends.base import Backend, TestOutcome
 from .backends.registry import make_backend
-from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, SpecError, UsageError
+from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, UsageError
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 from .runlock import RunLock, claim_new_run_id
-from .spec import SweepSpec, load_spec_text, spec_to_dict
+from .runmeta import end_meta, start_meta
+from .spec import SweepSpec
 from .store import RunStore
 
 
@@ -64,10 +64,6 @@ def _batches(placed: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
     return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in placed.rounds) if b]
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def run_sweep(
     spec: SweepSpec,
     spec_text: str,
@@ -104,7 +100,7 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     done = store.finished_tests() if resume else set()
     todo = [t for t in placed.tests if t.test_id not in done]
     _refuse_if_nothing_runs(todo, cannot, backend.name)
-    meta = _start_meta(store, spec, spec_text, backend, placed, resume)
+    meta = start_meta(store, spec, spec_text, backend, placed, resume)
     print(f"# benchfab run {run_id}: {len(todo)} test(s) to run"
           + (f", {len(done)} already done" if done else "")
           + f"; results in {store.path}", file=out, flush=True)
@@ -122,30 +118,18 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     try:
         _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
     except KeyboardInterrupt:
-        _end_meta(store, meta, "interrupted", counts)
+        end_meta(store, meta, "interrupted", counts)
         print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {store.path.parent}",
               file=out, flush=True)
         raise
     except BaseException as exc:
         # Whatever stopped the controller, run.json must not say "running" forever.
-        _end_meta(store, meta, "failed", counts, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        end_meta(store, meta, "failed", counts, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         raise
     finally:
         backend.close()  # e.g. delete the run's pods
-    _end_meta(store, meta, "complete", counts)
+    end_meta(store, meta, "complete", counts)
     return SweepResult(run_id, store.path, counts)
-
-
-def _end_meta(store: RunStore, meta: dict[str, Any], status: str, counts: dict[str, int], reason: str = "") -> None:
-    meta.update({"status": status, "ended": _now(), "counts": dict(counts)})
-    if reason:
-        meta["reason"] = reason
-    try:
-        store.write_meta(meta)
-    except OSError:
-        if status == "complete":
-            raise
-        # Already on the way out with another error (a full disk, say): that one is reported.
 
 
 def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], backend: str) -> None:
@@ -155,29 +139,6 @@ def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], bac
         raise CapabilityError(f"none of the {len(todo)} test(s) can run on backend {backend}: {reasons[0]}"
                               + (f" (and {len(reasons) - 1} other reason(s): benchfab plan lists them)"
                                  if len(reasons) > 1 else ""))
-
-
-def _start_meta(store: RunStore, spec: SweepSpec, spec_text: str, backend: Backend, placed: Plan,
-                resume: bool) -> dict[str, Any]:
-    """run.json as the run starts (written first, so an interrupted run is still a run)."""
-    meta: dict[str, Any] = store.read_meta() if resume else {}
-    meta.update({
-        "spec": spec_to_dict(spec),
-        "spec_text": spec_text,
-        "spec_path": spec.source,
-        "inventory": backend.inventory(),
-        "versions": metadata.versions(),
-        "host": metadata.host(),
-        "git": metadata.git_revision(),
-        "status": "running",
-        "planned_tests": [t.test_id for t in placed.tests],
-        "estimate_s": placed.estimate_s,
-    })
-    meta.setdefault("started", _now())
-    if resume:
-        meta.setdefault("resumes", []).append(_now())
-    store.write_meta(meta)
-    return meta
 
 
 def _run_rounds(batches: list[list[PlannedTest]], backend: Backend, store: RunStore, counts: dict[str, int],
@@ -219,13 +180,3 @@ def _run_rounds(batches: list[list[PlannedTest]], backend: Backend, store: RunSt
             store.write_test(test_row(run_id, test, partial), summary_rows(run_id, test, partial, backend.name), raw_rows(run_id, test, partial))
         raise
     bar.clear()
-
-
-def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:
-    """The spec a run was started with, re-validated from the text stored in its run.json."""
-    store = RunStore(results_dir, run_id)
-    meta = store.read_meta()
-    text = meta.get("spec_text")
-    if not isinstance(text, str):
-        raise SpecError("run.json holds no spec text", source=str(store.path / "run.json"))
-    return load_spec_text(text, source=str(meta.get("spec_path") or "run.json")), text

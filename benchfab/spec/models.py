@@ -344,31 +344,10 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
     if test.name is None:
         name = f"{merged['workload']}-{index}"
     profiles = merged["profiles"] or list(spec.resolved_profiles())
-    return TestSpec(
-        index=index,
-        name=name,
-        workload=merged["workload"],
-        ranks=merged["ranks"],
-        sizes=size_list,
-        dtypes=merged["dtypes"],
-        ops=merged["ops"],
-        iterations=merged["iterations"],
-        duration=merged["duration"],
-        warmup=merged["warmup"],
-        in_place=merged["in_place"],
-        check=merged["check"],
-        root=merged["root"],
-        timeout=merged["timeout"],
-        device=merged["device"],
-        cuda_graph=merged["cuda_graph"],
-        profiles=profiles,
-        placement=merged["placement"],
-        repeat=merged["repeat"],
-        transport=merged["transport"],
-        engine=merged["engine"],
-        memory=merged["memory"],
-        rdma=merged["rdma"],
-    )
+    # Every TestSpec field comes from the merged layers by name: a new test field is
+    # added to the models and BUILTIN_DEFAULTS, not copied here by hand.
+    by_name = {k: merged[k] for k in TestSpec.model_fields if k in merged}
+    return TestSpec(**{**by_name, "index": index, "name": name, "sizes": size_list, "profiles": profiles})
 
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:

@@ -167,25 +167,46 @@ def topology_pairs(nodes: Sequence[str], leaf: Mapping[str, str | None], scope: 
 
     same-leaf: an independent round robin in every leaf, run side by side
     (round r holds every leaf's round r), so the whole cluster is busy while
-    each pair shares one leaf switch. cross-leaf: the global round robin with
-    the same-leaf pairs left out: each cross pair exactly once. Nodes with no
-    topology label form their own "leaf" ("").
+    each pair shares one leaf switch: as many rounds as the biggest leaf needs.
+    cross-leaf: every cross pair exactly once in as few rounds as we can build
+    (``cross_leaf_rounds``). Nodes with no topology label form their own "leaf" ("").
     """
     if scope == "any":
         return all_pairs(nodes)
+    by_leaf: dict[str, list[str]] = defaultdict(list)
+    for x in nodes:
+        by_leaf[leaf.get(x) or ""].append(x)
+    members = [m for _, m in sorted(by_leaf.items())]
     if scope == "same-leaf":
-        by_leaf: dict[str, list[str]] = defaultdict(list)
-        for x in nodes:
-            by_leaf[leaf.get(x) or ""].append(x)
-        per_leaf = [all_pairs(members) for _, members in sorted(by_leaf.items())]
+        per_leaf = [all_pairs(m) for m in members]
         depth = max((len(r) for r in per_leaf), default=0)
         return [[p for rounds in per_leaf if i < len(rounds) for p in rounds[i]] for i in range(depth)]
-    out: list[list[Group]] = []
-    for rnd in all_pairs(nodes):
-        cross = [p for p in rnd if (leaf.get(p[0]) or "") != (leaf.get(p[1]) or "")]
-        if cross:
-            out.append(cross)
-    return out
+    return cross_leaf_rounds(nodes, members)
+
+
+def bipartite_rounds(left: Sequence[str], right: Sequence[str]) -> list[list[Group]]:
+    """Every (left, right) pair once in max(len) rounds, the minimum (each node of the
+    bigger side has that many partners): round r pairs left[i] with right[(i + r) % m]."""
+    small, big = (left, right) if len(left) <= len(right) else (right, left)
+    if not small:
+        return []
+    m = len(big)
+    return [[(small[i], big[(i + r) % m]) for i in range(len(small))] for r in range(m)]
+
+
+def cross_leaf_rounds(nodes: Sequence[str], leaves: Sequence[Sequence[str]]) -> list[list[Group]]:
+    """Every pair of nodes in different leaves once. Two constructions, the shorter wins:
+    leaves paired by a round robin of leaves, each leaf pair a bipartite round robin run
+    side by side with the other leaf pairs of that round (minimal for two leaves, and for
+    an even number of equal leaves); or the global round robin without same-leaf pairs."""
+    leaf_of = {x: i for i, m in enumerate(leaves) for x in m}
+    by_leaves: list[list[Group]] = []
+    for pairing in all_pairs_rounds(len(leaves)) if len(leaves) > 1 else []:
+        blocks = [bipartite_rounds(leaves[a], leaves[b]) for a, b in pairing.tolist()]
+        depth = max((len(b) for b in blocks), default=0)
+        by_leaves.extend([p for b in blocks if i < len(b) for p in b[i]] for i in range(depth))
+    global_rr = [c for c in ([p for p in rnd if leaf_of[p[0]] != leaf_of[p[1]]] for rnd in all_pairs(nodes)) if c]
+    return min((by_leaves, global_rr), key=len)
 
 
 # ---------------------------------------------------------------------------

@@ -98,6 +98,22 @@ def test_topology_pairs_same_and_cross_leaf(assignment: list[str | None]) -> Non
     sizes = [assignment.count(x) for x in set(assignment)]
     biggest = max(sizes)
     assert len(same) == (0 if biggest < 2 else biggest - 1 if biggest % 2 == 0 else biggest)
+    # cross-leaf never takes more rounds than the global round robin; on two leaves it
+    # takes the minimum, the bigger leaf's size (each of its nodes has that many partners)
+    global_rr = [r for r in ([p for p in rnd if leaf[p[0]] != leaf[p[1]]] for rnd in pl.all_pairs(nodes)) if r]
+    assert len(cross) <= len(global_rr)
+    if len(sizes) == 2:
+        assert len(cross) == max(sizes)
+
+
+@pytest.mark.parametrize("a, b", [(4, 4), (3, 3), (2, 5), (1, 7), (8, 8)], ids=lambda v: str(v))
+def test_cross_leaf_pairs_take_the_fewest_rounds(a: int, b: int) -> None:
+    nodes = [f"a{i}" for i in range(a)] + [f"b{i}" for i in range(b)]
+    leaf = {x: x[0] for x in nodes}
+    cross = pl.topology_pairs(nodes, leaf, "cross-leaf")
+    assert_disjoint(cross)
+    assert sorted(tuple(sorted(p)) for r in cross for p in r) == sorted((x, y) for x in nodes[:a] for y in nodes[a:])
+    assert len(cross) == max(a, b)  # 4 rounds on 4+4 (was 6), 3 on 3+3 (was 5)
 
 
 def test_one_group_fills_a_leaf_first() -> None:

@@ -15,6 +15,11 @@ from typing import Any
 from ...errors import BackendError
 from .client import Kube, iter_lines
 
+# After a 410 Gone whose relist is Gone again, wait this long before the next list,
+# doubling up to the cap.
+GONE_BACKOFF_S = 0.2
+GONE_BACKOFF_MAX_S = 5.0
+
 
 class Cache(threading.Thread):
     """List + watch of pods (or nodes) matching selectors; resumes on 410 Gone."""
@@ -59,9 +64,14 @@ class Cache(threading.Thread):
 
         rv: str | None = None
         delay = 0.2
+        gone = 0  # 410s in a row with nothing watched in between
         while not self._stop.is_set():
             try:
                 if rv is None:
+                    if gone:
+                        # The new list's version was already compacted too (an idle resource
+                        # whose history is gone): relisting at once would storm the API server.
+                        self._stop.wait(min(GONE_BACKOFF_S * 2 ** (gone - 1), GONE_BACKOFF_MAX_S))
                     rv = self._list()
                     self.relists += 1
                 fn = self.kube.core.list_namespaced_pod if self.namespace else self.kube.core.list_pod_for_all_namespaces
@@ -79,8 +89,12 @@ class Cache(threading.Thread):
                     if kind == "ERROR":
                         if obj.get("code") == 410:
                             rv = None  # history compacted: relist
+                            gone += 1
                             break
                         raise BackendError(f"watch: {obj.get('code')} {obj.get('message')}")
+                    gone = 0
+                    # A BOOKMARK carries only a newer resourceVersion: resuming from it after
+                    # the stream ends needs no relist.
                     rv = obj.get("metadata", {}).get("resourceVersion", rv)
                     if kind == "BOOKMARK":
                         continue
@@ -92,10 +106,13 @@ class Cache(threading.Thread):
                             self.objects[name] = obj
                         self.version += 1
                         self.cond.notify_all()
+                else:
+                    gone = 0  # the stream ran its course: the version was good
                 delay = 0.2
             except ApiException as exc:
                 if exc.status == 410:
                     rv = None
+                    gone += 1
                     continue
                 self.error = f"{exc.status} {exc.reason}"
                 self._stop.wait(delay)

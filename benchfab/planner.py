@@ -81,6 +81,9 @@ class Round:
 class Plan:
     rounds: tuple[Round, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Tests the inventory cannot hold at all (a group of 8 on 7 nodes), with why: the
+    # sweep stores them as skipped and runs the rest.
+    unplaced: tuple[tuple[PlannedTest, str], ...] = field(default_factory=tuple)
 
     @property
     def tests(self) -> list[PlannedTest]:
@@ -157,7 +160,7 @@ def plan(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = Fa
 
     ``backend: local``: every rank of a test is a process on the inventory's one node
     (``local_nodes()``), one test per round, in spec order. ``backend: kubernetes``:
-    see ``_plan_on_slots``; ``skip_unplaceable`` (offline ``render`` / ``plan`` on a few
+    see ``_plan_on_slots``; ``skip_unplaceable`` (a sweep, and offline ``render`` / ``plan`` on a few
     made-up nodes) leaves a test that cannot be placed out with a note instead of
     refusing the plan.
     """
@@ -223,8 +226,9 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
     """
     rounds: list[Round] = []
     notes: list[str] = []
+    unplaced: list[tuple[PlannedTest, str]] = []
     for combo in expand(spec, profile_major=True):
-        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes):
+        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced):
             rounds.append(Round(len(rounds), placed))
     notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
@@ -232,12 +236,13 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
         raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
                              hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
                                   "(benchfab preflight)")
-    return Plan(tuple(rounds), tuple(notes))
+    return Plan(tuple(rounds), tuple(notes), tuple(unplaced))
 
 
 def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_unplaceable: bool,
-                 notes: list[str]) -> list[tuple[PlannedTest, ...]]:
-    """One combination's rounds of placed tests (appends its notes to ``notes``)."""
+                 notes: list[str], unplaced: list[tuple[PlannedTest, str]]) -> list[tuple[PlannedTest, ...]]:
+    """One combination's rounds of placed tests (appends its notes to ``notes``, and the
+    combination to ``unplaced`` when its pattern cannot be placed and that is allowed)."""
     test, pname = combo.test, combo.profile
     p = test.placement
     per_node = p.gpus_per_node or 1
@@ -252,6 +257,10 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
         if not skip_unplaceable:
             raise PlacementError(f"{test.name}/{pname}: {exc.message}", hint=exc.hint) from None
         notes.append(f"{test.name}/{pname}: skipped: {exc.message}")
+        profile = spec.resolved_profiles()[pname]
+        unplaced.append((PlannedTest(combo.base_id, test, pname, profile, combo.dtype, combo.op, combo.repeat,
+                                     (), 0.0, 0.0), f"cannot be placed: {exc.message}"
+                         + (f" (fix: {exc.hint})" if exc.hint else "")))
         return []
     if not any(groups):
         notes.append(f"{test.name}/{pname}: pattern {p.pattern}"

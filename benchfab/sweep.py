@@ -45,7 +45,8 @@ class SweepResult:
 def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
     """The spec placed on the backend's nodes, with a note for every test the backend cannot run at all."""
     backend = backend or make_backend(spec)
-    placed = plan(spec, backend.nodes())
+    # A test the inventory cannot hold is skipped with its reason; the others run.
+    placed = plan(spec, backend.nodes(), skip_unplaceable=True)
     cannot = unrunnable_tests(placed, backend)
     if not cannot:
         return placed
@@ -108,9 +109,10 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
         print(f"# note: {note}", file=out)
     # A resumed run counts every test: those already ok, then what the rest do now.
     counts: dict[str, int] = {"ok": len(done)} if done else {}
-    for test in [t for t in todo if t.test_id in cannot]:
+    skips = [(t, cannot[t.test_id]) for t in todo if t.test_id in cannot]
+    for test, why in skips + [(t, why) for t, why in placed.unplaced if t.test_id not in done]:
         now = time.time()
-        skipped = TestOutcome(test.test_id, "skipped", reason=cannot[test.test_id], started=now, ended=now)
+        skipped = TestOutcome(test.test_id, "skipped", reason=why, started=now, ended=now)
         store.write_test(test_row(run_id, test, skipped), [], [])
         counts["skipped"] = counts.get("skipped", 0) + 1
         print_outcome(test, skipped, out)

@@ -270,3 +270,17 @@ def test_compaction_on_an_idle_cluster_does_not_storm_relists(cluster: FakeClust
         assert 1 <= cache.relists - before <= 6, cache.relists - before  # was 65 in 3 s
     finally:
         cache.stop()
+
+
+def test_a_test_the_cluster_cannot_hold_is_skipped_and_the_rest_runs(cluster: FakeCluster, tmp_path: Path) -> None:
+    seed_nodes(cluster, 4)
+    text = SPEC + PAIRS + "  - name: ar8\n    placement: {pattern: group, nodes: 8}\n"
+    result, _, out = sweep(cluster, text, tmp_path)
+    assert result.counts == {"ok": 6, "skipped": 1}, out
+    assert result.exit_code() == 1  # a skip is not a pass (--allow-failures accepts it)
+    tests = benchfab.load_run("r", tmp_path / "res").tests.set_index("test_id")
+    skipped = tests.loc["001-ar8"]
+    assert skipped["status"] == "skipped"
+    assert skipped["reason"].startswith("cannot be placed: a group of 8 nodes, the inventory has 4"), skipped["reason"]
+    assert "# note: ar8/ib-shared: skipped: a group of 8 nodes, the inventory has 4" in out
+    assert_clean(cluster)

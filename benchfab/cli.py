@@ -125,24 +125,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from .errors import StoreError
     from .runlock import run_status
-    from .store import damage, list_runs, read_meta_quiet
+    from .store import list_runs, read_meta
 
     runs = list_runs(args.results)
     if not runs:
         print(f"no runs in {args.results}/")
         return 0
     print(f"{'run id':<48} {'status':<12} {'started':<21} tests")
-    damaged = 0
     for path in runs:
-        why = damage(path)
-        if why is not None:
+        try:
+            meta = read_meta(path)
+        except StoreError as exc:
             # Listed, not hidden: the user should learn that a run is unreadable.
-            damaged += 1
             print(f"{path.name:<48} {'damaged':<12} {'':<21} -")
-            print(f"benchfab: warning: {why}", file=sys.stderr)
+            print(f"benchfab: warning: {exc}", file=sys.stderr)
             continue
-        meta = read_meta_quiet(path)
         counts = meta.get("counts") or {}
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or f"{len(meta.get('planned_tests', []))} planned"
         print(f"{path.name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}")

@@ -272,22 +272,13 @@ def resolve_run_path(run: str | os.PathLike[str], results_dir: str | os.PathLike
 
 
 def list_runs(results_dir: str | os.PathLike[str] = "results") -> list[Path]:
-    """Every run directory under ``results_dir``, oldest first; damaged ones (see
-    ``damage``) sort last."""
+    """Every run directory under ``results_dir``, oldest first; damaged ones (whose
+    run.json ``read_meta`` refuses) sort last."""
     root = Path(results_dir)
     if not root.exists():
         return []
     runs = [p.parent for p in root.glob("*/run.json")]
     return sorted(runs, key=lambda p: (read_meta_quiet(p).get("started") or "~", p.name))
-
-
-def damage(path: Path) -> str | None:
-    """Why the run at ``path`` cannot be read (one line), or None when it can."""
-    try:
-        read_meta(path)
-    except StoreError as exc:
-        return str(exc)
-    return None
 
 
 def read_meta_quiet(path: Path) -> dict[str, Any]:

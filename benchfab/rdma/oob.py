@@ -208,7 +208,10 @@ class SocketExchange:
         try:
             sock.sendall(line.encode())
             self._sent += 1
-            msg, self._pending = (self._pending, None) if self._pending is not None else (self._read_message(self._rfile), None)
+            if self._pending is not None:  # read while the peer was being authenticated
+                msg, self._pending = self._pending, None
+            else:
+                msg = self._read_message(self._rfile)
         except TimeoutError as exc:
             raise ExchangeError(f"out-of-band: peer did not answer {key!r} within {self.timeout_s:g} s",
                                 hint="peer process dead or stuck") from exc

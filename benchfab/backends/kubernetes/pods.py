@@ -225,18 +225,13 @@ class PodPool:
 
     def _start_step(self, state: PodState, network: str | None, now: float) -> tuple[str | None, bool]:
         """One look at a starting pod: (why it failed or None, whether it is settled either way)."""
-        assert self.cache is not None
-        pod = self.cache.get(state.name)
-        if pod is None and not state.seen:
-            return None, False  # created, but its ADDED event has not reached the cache yet
-        state.seen = True
-        if finished(pod):
-            explained = explain(pod, self.kube.events_for(state.name))
+        if self.ended(state):  # a pod whose ADDED event has not arrived yet has not ended
+            explained = explain(self.get(state.name), self.kube.events_for(state.name))
             if state.follower is not None:
                 explained += f"; its agent had reached stage '{state.stage}'"
             return explained, True
         if state.follower is None:
-            if ready(pod, network, self.namespace):
+            if ready(self.get(state.name), network, self.namespace):
                 state.enter_stage(STAGE_PROCESS)
                 self._follow(state)
             return None, False

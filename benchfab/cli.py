@@ -9,6 +9,8 @@
     benchfab report RUN             PNG curves + markdown summary into results/<run_id>/report/
     benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
     benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
+    benchfab compare BASE NEW       verdicts per measurement key; exit 1 on a regression
+    benchfab baseline set|list      named baselines (a run id + its spec hash in results/baselines.json)
 
 Errors are one line (what, where, how to fix); ``--debug`` adds the traceback.
 """
@@ -77,6 +79,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
                          hint="leave --nodes out: the local backend runs every rank on this host")
     else:
         plan = make_plan(spec, _backend_for(spec, args))
+    if args.output == "json":
+        _print_json({"spec": args.spec, "backend": spec.backend, "estimate_s": plan.estimate_s,
+                     "notes": notes + list(plan.notes), "tests": [_planned_json(rnd.index, t) for rnd in plan.rounds
+                                                                  for t in rnd.tests]})
+        return 0
     print(f"# plan for {args.spec}: {len(plan.tests)} test(s) in {len(plan.rounds)} round(s), "
           f"estimated {format_duration(plan.estimate_s)} on backend {spec.backend}{where}")
     for note in notes + list(plan.notes):
@@ -94,11 +101,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
+    s = t.spec
+    return {"round": round_index, "test_id": t.test_id, "name": s.name, "workload": s.workload, "profile": t.profile_name,
+            "ranks": s.ranks, "hosts": list(t.hosts), "sizes": list(s.sizes), "in_place": list(s.in_place),
+            "dtype": t.dtype, "redop": t.op, "estimate_s": t.estimate_s, "timeout_s": t.timeout_s}
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .runmeta import load_resume
     from .spec import load_spec
     from .sweep import run_sweep
 
+    # Checked before anything runs: a baseline that does not exist is bad input (exit 2).
+    base = _parse_base(args.baseline, args.results or _spec_results(args)) if args.baseline else None
     if args.resume:
         results = Path(args.results or "results")
         spec, text = load_resume(results, args.resume)
@@ -121,7 +143,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
     if result.not_ok and args.allow_failures:
         print(f"# {result.not_ok} test(s) not ok; exit 0 because of --allow-failures", file=sys.stderr)
-    return result.exit_code(args.allow_failures)
+    code = result.exit_code(args.allow_failures)
+    if base is not None:
+        code = max(code, _judge(base, result.path, result.path.parent, args))
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -130,6 +155,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from .store import list_runs, read_meta
 
     runs = list_runs(args.results)
+    if args.output == "json":
+        listed: list[dict[str, Any]] = []
+        for path in runs:
+            try:
+                meta = read_meta(path)
+            except StoreError as exc:
+                listed.append({"run_id": path.name, "status": "damaged", "error": str(exc)})
+                continue
+            listed.append({"run_id": path.name, "status": run_status(path, meta), "started": meta.get("started"),
+                           "ended": meta.get("ended"), "spec_name": (meta.get("spec") or {}).get("name"),
+                           "counts": meta.get("counts") or {}, "planned_tests": len(meta.get("planned_tests") or [])})
+        _print_json(listed)
+        return 0
     if not runs:
         print(f"no runs in {args.results}/")
         return 0
@@ -153,6 +191,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .store import load_run
 
     run = load_run(args.run, args.results)
+    if args.output == "json":
+        import json
+
+        # pandas writes NaN as null and numpy scalars as numbers
+        _print_json({"run_id": run.run_id, "status": run.meta.get("status"), "started": run.meta.get("started"),
+                     "summary": json.loads(run.summary.to_json(orient="records")),
+                     "tests": json.loads(run.tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))})
+        return 0
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
         title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
@@ -240,7 +286,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     spec = load_spec(args.spec) if args.spec else None
-    return run_preflight(spec, _cluster(args), sys.stdout)
+    return run_preflight(spec, _cluster(args), sys.stdout, as_json=args.output == "json")
+
+
+def _output_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="text (default) or json")
 
 
 def _cluster_args(p: argparse.ArgumentParser) -> None:
@@ -276,6 +326,7 @@ def _add_spec_commands(sub: Any) -> None:
                   "benchfab plan jobs/local.yaml", "benchfab plan jobs/ib-vs-roce.yaml --nodes 8")
     pl.add_argument("spec", help="the sweep spec (YAML)")
     pl.add_argument("--nodes", metavar="N|A,B,...", help=OFFLINE_HELP)
+    _output_arg(pl)
     _cluster_args(pl)
     pl.set_defaults(func=cmd_plan)
 
@@ -293,6 +344,7 @@ def _add_spec_commands(sub: Any) -> None:
     pf = _command(sub, "preflight", "check the Network Operator setup a sweep needs: pass/warn/fail with fixes "
                   "(exit 1 on a fail)", "benchfab preflight jobs/ib-vs-roce.yaml --context my-cluster")
     pf.add_argument("spec", nargs="?", help="a spec: its profiles' resources and networks are checked too")
+    _output_arg(pf)
     _cluster_args(pf)
     pf.set_defaults(func=cmd_preflight)
 
@@ -311,6 +363,10 @@ def _add_sweep_commands(sub: Any) -> None:
                    help="exit 0 even if a test failed, timed out or was skipped (what was measured is stored either way)")
     # Failing on a test that is not ok is the default now; --strict stays accepted for old cron jobs.
     s.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--baseline", metavar="NAME|RUN|history:N",
+                   help="after the sweep, compare the run with this baseline, run or the last N comparable runs: "
+                        "the verdicts are printed and saved beside the run, and a regression exits 1")
+    _judging_args(s)
     _cluster_args(s)
     s.set_defaults(func=cmd_sweep)
 
@@ -324,12 +380,14 @@ def _add_results_commands(sub: Any) -> None:
     r = _command(sub, "runs", "list stored runs with their status and test counts",
                  "benchfab runs", "benchfab runs --results /data/benchfab")
     r.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    _output_arg(r)
     r.set_defaults(func=cmd_runs)
 
     sh = _command(sub, "show", "print a stored run's tables again, and why each test that was not ok was not",
                   "benchfab show latest", "benchfab show 20261201-0312")
     sh.add_argument("run", help=RUN_HELP)
     sh.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    _output_arg(sh)
     sh.set_defaults(func=cmd_show)
 
     dv = _command(sub, "devices", "list this host's RDMA devices, ports, link layers (ib/roce), rates and GIDs",
@@ -346,6 +404,141 @@ def _add_results_commands(sub: Any) -> None:
     rp.set_defaults(func=cmd_report)
 
 
+# -- verdicts: compare, baseline (benchfab.compare) -------------------------------------
+
+
+def _spec_results(args: argparse.Namespace) -> str:
+    """The results directory a sweep will use: --results, the spec's, or the resumed run's."""
+    if args.spec and Path(args.spec).exists() and not args.resume:
+        from .spec import load_spec
+
+        return str(load_spec(args.spec).results_dir)
+    return "results"
+
+
+def _parse_base(text: str, results: str) -> Any:
+    from .compare import parse_base
+
+    return parse_base(text, Path(results))
+
+
+def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int:
+    """Compare, print in the chosen format, save verdicts.json + JUnit beside the new run (and
+    --junit FILE); the exit code is 1 on a regression."""
+    from .compare import RENDERERS, Method, run_comparison, save
+    from .compare.outputs import render_junit
+    from .store import atomic_write_bytes
+
+    comparison = run_comparison(base, new, results, Method(factor=args.factor, p_threshold=args.p_threshold))
+    print(RENDERERS[getattr(args, "output", None) or "table"](comparison))
+    if getattr(args, "save", True):
+        for path in save(comparison, new):
+            print(f"# wrote {path}", file=sys.stderr)
+    if args.junit:
+        atomic_write_bytes(Path(args.junit), render_junit(comparison).encode())
+    return comparison.exit_code
+
+
+def _positive(kind: type, minimum: float) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below {minimum:g}")
+        return value
+    return parse
+
+
+def _judging_args(p: argparse.ArgumentParser) -> None:
+    from .compare import DEFAULT_FACTOR, DEFAULT_P_THRESHOLD
+
+    g = p.add_argument_group("judging (asv's defaults)")
+    g.add_argument("--factor", type=_positive(float, 1.0), default=DEFAULT_FACTOR,
+                   help=f"minimum effect: a key is worse or better only when its figure moved by this factor "
+                        f"(default {DEFAULT_FACTOR})")
+    g.add_argument("--p-threshold", type=_positive(float, 0.0), default=DEFAULT_P_THRESHOLD,
+                   help=f"and the Mann-Whitney U test's two-sided p-value is below this (default {DEFAULT_P_THRESHOLD})")
+    g.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    if args.history is not None:
+        if len(args.runs) > 1:
+            raise UsageError("--history N compares one run with its history: give only NEW",
+                             hint="e.g. benchfab compare --history 7 latest")
+        base_text, new_text = f"history:{args.history}", (args.runs or ["latest"])[0]
+    elif len(args.runs) != 2:
+        raise UsageError("benchfab compare needs BASE and NEW (or --history N [NEW])",
+                         hint="e.g. benchfab compare nightly-baseline latest")
+    else:
+        base_text, new_text = args.runs
+    from .store import resolve_run_path
+
+    base = _parse_base(base_text, args.results)
+    return _judge(base, resolve_run_path(new_text, results), results, args)
+
+
+def cmd_baseline_set(args: argparse.Namespace) -> int:
+    from .compare import set_baseline
+
+    entry = set_baseline(Path(args.results), args.run, args.name)
+    print(f"baseline {args.name} -> run {entry['run']} ({entry['spec_hash'][:19]}...) in {args.results}/baselines.json")
+    return 0
+
+
+def cmd_baseline_list(args: argparse.Namespace) -> int:
+    from .compare import read_baselines
+
+    baselines = read_baselines(Path(args.results))
+    if args.output == "json":
+        _print_json(baselines)
+        return 0
+    if not baselines:
+        print(f"no baselines in {args.results}/ (set one: benchfab baseline set RUN --name NAME)")
+        return 0
+    print(f"{'name':<24} {'run':<48} {'spec':<16} set")
+    for name, entry in baselines.items():
+        print(f"{name:<24} {entry.get('run', ''):<48} {entry.get('spec_name') or '':<16} {entry.get('set', '')}")
+    return 0
+
+
+def _add_verdict_commands(sub: Any) -> None:
+    """compare and baseline: runs judged against a run, a named baseline or their history."""
+    from .compare import FORMATS
+
+    c = _command(sub, "compare", "judge a run against a base run, a named baseline or its history, per measurement "
+                 "key: better/worse/same/new/missing/failed/changed (exit 1 on worse, failed or changed)",
+                 "benchfab compare nightly-good latest", "benchfab compare --history 7 latest -o junit > verdicts.xml",
+                 "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown")
+    c.add_argument("runs", nargs="*", metavar="BASE NEW",
+                   help="BASE: run id, prefix, 'latest', a baseline name or history:N; NEW: a run (default with "
+                        "--history: latest)")
+    c.add_argument("--history", type=_positive(int, 1), metavar="N",
+                   help="compare NEW with the last N complete runs of the same spec (median, MAD band, step detector)")
+    c.add_argument("-o", "--output", choices=FORMATS, default="table", help="what to print (default: table)")
+    c.add_argument("--save", action="store_true", help="write verdicts.json and verdicts.junit.xml into NEW's directory")
+    c.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    _judging_args(c)
+    c.set_defaults(func=cmd_compare)
+
+    b = _command(sub, "baseline", "name a run as a baseline, or list the names (a pointer and the spec hash, "
+                 "never a copy of the data)", "benchfab baseline set latest --name good-ib",
+                 "benchfab baseline list -o json")
+    bsub = b.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    bs = bsub.add_parser("set", help="point NAME at RUN", description="Point NAME at RUN in results/baselines.json.")
+    bs.add_argument("run", help=RUN_HELP)
+    bs.add_argument("--name", required=True, help="the baseline's name, e.g. good-ib")
+    bs.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    bs.set_defaults(func=cmd_baseline_set)
+    bl = bsub.add_parser("list", help="list the baselines", description="List the baselines in results/baselines.json.")
+    bl.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    _output_arg(bl)
+    bl.set_defaults(func=cmd_baseline_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.",
                                 epilog="benchfab COMMAND --help describes each command.\n\n" + EXIT_CODES_HELP,
@@ -356,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_commands(sub)
     _add_sweep_commands(sub)
     _add_results_commands(sub)
+    _add_verdict_commands(sub)
     return p
 
 

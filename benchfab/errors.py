@@ -149,6 +149,13 @@ class StoreError(BenchfabError):
     """A results directory is missing, unreadable or of an unknown schema version."""
 
 
+class UnknownRun(StoreError):
+    """A run named on the command line (id, prefix, 'latest', baseline) is not there or is
+    ambiguous: bad input, like an unknown file."""
+
+    exit_code = 2
+
+
 class HostError(BenchfabError):
     """The host refused an operation: a full disk, a read-only or foreign directory,
     missing permissions. Made from the OSError by ``host_error``."""
@@ -191,6 +198,7 @@ __all__ = [
     "SpecErrors",
     "HostError",
     "StoreError",
+    "UnknownRun",
     "UsageError",
     "WorkloadError",
 ]

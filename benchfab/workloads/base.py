@@ -37,6 +37,13 @@ if TYPE_CHECKING:
 LOCAL_STARTUP_S = 2.5
 
 
+class JudgedMetric(NamedTuple):
+    """The summary column a comparison of two runs judges for a workload, and its sense."""
+
+    column: str
+    higher_is_better: bool
+
+
 class Problem(NamedTuple):
     """One thing wrong with a resolved test, as benchfab.spec reports it: the field to
     point at, what is wrong, the fix, and the other fields the check read (a check
@@ -148,6 +155,11 @@ class WorkloadFamily(ABC):
     @abstractmethod
     def curve_label(self, first: Mapping[str, Any]) -> str:
         """A figure legend entry for the curve whose first row is ``first``."""
+
+    @abstractmethod
+    def judged_metric(self, workload: str) -> JudgedMetric:
+        """The column ``benchfab compare`` judges for ``workload`` (its samples are the raw
+        per-iteration times either way)."""
 
     @abstractmethod
     def report_section(self, summary: pd.DataFrame) -> list[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..records import SummaryRow, row_base
 from ..tables import num
-from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
+from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 
 if TYPE_CHECKING:
@@ -205,6 +205,9 @@ class Collectives(WorkloadFamily):
         wrong = sum(int(r["wrong"] or 0) for r in oks)
         return [f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}",
                 f"# Avg bus bandwidth    : {avg:.4g} GB/s"]
+
+    def judged_metric(self, workload: str) -> JudgedMetric:
+        return JudgedMetric("busbw_Bps", higher_is_better=True)  # nccl-tests' figure of merit
 
     def curve_label(self, first: Mapping[str, Any]) -> str:
         place = "in-place" if bool(first["in_place"]) else "out-of-place"

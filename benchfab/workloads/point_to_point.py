@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
-from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
+from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
 from .p2p_params import BANDWIDTH_WORKLOAD, LATENCY_WORKLOAD, PERFTEST_BINARY, PERFTEST_ITERATIONS, pair_problems
 
@@ -250,6 +250,12 @@ class PointToPoint(WorkloadFamily):
     def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,
                      rows: Sequence[Mapping[str, Any]]) -> str:
         return format_p2p_table(title, workload, rows)
+
+    def judged_metric(self, workload: str) -> JudgedMetric:
+        # perftest's headline figures: BW average for write_bw, t_typical (the median) for write_lat
+        if workload == BANDWIDTH_WORKLOAD:
+            return JudgedMetric("bw_avg_Bps", higher_is_better=True)
+        return JudgedMetric("lat_median_s", higher_is_better=False)
 
     def curve_label(self, first: Mapping[str, Any]) -> str:
         return f"{first['test_id']} ({first['transport']}, {first['engine']}, {first['memory']})"

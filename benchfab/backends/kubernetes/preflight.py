@@ -14,8 +14,9 @@ their resource; kernel versions agree across nodes.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from ...spec import Profile, SweepSpec
@@ -233,8 +234,11 @@ def format_checks(rows: list[Check]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_preflight(spec: SweepSpec | None, options: ClusterOptions, out: TextIO) -> int:
+def run_preflight(spec: SweepSpec | None, options: ClusterOptions, out: TextIO, as_json: bool = False) -> int:
     kube = connect(options, spec.namespace if spec else None)
     rows = checks(kube, spec)
-    out.write(format_checks(rows))
+    if as_json:
+        out.write(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    else:
+        out.write(format_checks(rows))
     return 1 if any(r.status == "fail" for r in rows) else 0

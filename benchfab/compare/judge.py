@@ -1,0 +1,233 @@
+"""Verdicts per measurement key: a new run against a base run (Mann-Whitney U on the raw
+per-iteration times plus a minimum effect factor, asv's rule) or against its history
+(median and a MAD band, with a lookback step detector that says from which run a
+key changed). What the document looks like: /work/wt/VERDICTS-CONTRACT.md, i.e.
+``Comparison.to_dict`` (schema 1), written as results/<new run>/verdicts.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
+from .keys import Key, KeyData, RunData, key_dict, key_id
+from .mannwhitney import mann_whitney_u
+
+VERDICTS_SCHEMA = 1
+# asv's defaults (asv continuous --factor, and its p-value cut for "significant")
+DEFAULT_FACTOR = 1.10
+DEFAULT_P_THRESHOLD = 0.002
+# History: a new value is outside the band when it is more than this many robust
+# standard deviations (1.4826 x MAD) from the history's median, as well as beyond the factor.
+BAND_Z = 3.0
+# Step detector: points compared with the mean of up to this many earlier runs (conbench's lookback).
+LOOKBACK = 5
+STEP_Z = 5.0
+
+REGRESSIONS = ("worse", "failed", "changed")
+VERDICT_ORDER = ("failed", "changed", "worse", "missing", "new", "better", "same")
+
+
+@dataclass(frozen=True)
+class Method:
+    test: str = "mann-whitney-u"  # or "history-mad"
+    factor: float = DEFAULT_FACTOR
+    p_threshold: float = DEFAULT_P_THRESHOLD
+
+
+@dataclass
+class Verdict:
+    key: dict[str, Any]
+    key_id: str
+    metric: str
+    higher_is_better: bool
+    verdict: str
+    base_median: float | None = None
+    new_median: float | None = None
+    ratio: float | None = None
+    p_value: float | None = None
+    cause: str | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict in REGRESSIONS
+
+
+@dataclass
+class Comparison:
+    base_label: str
+    base_runs: list[str]
+    new: str
+    method: Method
+    verdicts: list[Verdict]
+    incomplete: list[dict[str, Any]] = field(default_factory=list)  # rows left out: key column(s) missing
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.regression]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            out[v.verdict] = out.get(v.verdict, 0) + 1
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TESTS_NOT_OK if self.regressions else EXIT_ALL_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": VERDICTS_SCHEMA,
+            "base": {"label": self.base_label, "runs": list(self.base_runs)},
+            "new": self.new,
+            "method": asdict(self.method),
+            "verdicts": [asdict(v) for v in self.verdicts],
+            "incomplete": list(self.incomplete),
+            "notes": list(self.notes),
+        }
+
+
+def _sorted(verdicts: list[Verdict]) -> list[Verdict]:
+    return sorted(verdicts, key=lambda v: (VERDICT_ORDER.index(v.verdict), v.key_id))
+
+
+def _direction(ratio: float, higher_is_better: bool, factor: float) -> str:
+    """'worse', 'better' or 'same' by the effect alone: a ratio beyond the factor either way."""
+    slower = ratio < 1 / factor if higher_is_better else ratio > factor
+    faster = ratio > factor if higher_is_better else ratio < 1 / factor
+    return "worse" if slower else "better" if faster else "same"
+
+
+def _changed(base: KeyData, new: KeyData) -> str | None:
+    """The cause when the new run measured something else than the base under the same
+    key (a fall-back to sockets, GPUDirect off, another HCA or GID), or corrupted data."""
+    if new.wrong > 0:
+        return f"#wrong {new.wrong} (base: {base.wrong}): the data check found corrupted data"
+    if new.measured.get("fallback") and not base.measured.get("fallback"):
+        return str(new.measured["fallback"])
+    for label, value in new.measured.items():
+        before = base.measured.get(label)
+        if label == "fallback" or before is None or before == value:
+            continue
+        if label == "NCCL network":
+            return f"NCCL fell back to {value} (base: {before})" if value == "Socket" else f"NCCL used {value} (base: {before})"
+        return f"{label} {value} (base: {before})"
+    return None
+
+
+def _one_side(key: Key, data: KeyData, verdict: str, cause: str | None, side: str) -> Verdict:
+    median = data.median
+    return Verdict(key_dict(key), key_id(key), data.metric, data.higher_is_better, verdict,
+                   base_median=median if side == "base" else None, new_median=median if side == "new" else None,
+                   cause=cause)
+
+
+def _unpaired(key: Key, base: KeyData | None, new: KeyData | None) -> Verdict | None:
+    """The verdicts that need no numbers: new, missing, failed, changed."""
+    if new is None:
+        assert base is not None
+        return _one_side(key, base, "missing", "not measured in the new run", "base")
+    if not new.ok:
+        return _one_side(key, new, "failed", new.reason or None, "new")
+    if base is None:
+        return _one_side(key, new, "new", None, "new")
+    if not base.ok:
+        return _one_side(key, new, "new", f"base {base.reason}", "new")
+    cause = _changed(base, new)
+    if cause:
+        return Verdict(key_dict(key), key_id(key), new.metric, new.higher_is_better, "changed",
+                       base.median, new.median, _ratio(new.median, base.median), cause=cause)
+    return None
+
+
+def _ratio(new: float | None, base: float | None) -> float | None:
+    return new / base if new is not None and base is not None and base != 0 else None
+
+
+def compare_runs(base: RunData, new: RunData, method: Method | None = None, label: str | None = None) -> Comparison:
+    """Every key of either run judged: U test on the raw times, the factor on the judged metric."""
+    method = method or Method()
+    verdicts = []
+    for key in list(new.keys) + [k for k in base.keys if k not in new.keys]:
+        b, n = base.keys.get(key), new.keys.get(key)
+        fixed = _unpaired(key, b, n)
+        if fixed is not None:
+            verdicts.append(fixed)
+            continue
+        assert b is not None and n is not None
+        ratio = _ratio(n.median, b.median)
+        p_value = mann_whitney_u(b.samples, n.samples)[1] if len(b.samples) and len(n.samples) else None
+        verdict = "same" if ratio is None else _direction(ratio, n.higher_is_better, method.factor)
+        if verdict != "same" and p_value is not None and p_value >= method.p_threshold:
+            verdict = "same"  # as large as the factor, but the samples do not tell the runs apart
+        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict,
+                                b.median, n.median, ratio, p_value))
+    return Comparison(label or base.run_id, [base.run_id], new.run_id, method, _sorted(verdicts),
+                      base.incomplete + new.incomplete)
+
+
+def step_from(values: Sequence[float], factor: float) -> int | None:
+    """The index from which a series moved and stayed moved: the first point whose value and
+    every later one lie more than STEP_Z standard deviations from the mean of up to
+    LOOKBACK points before it (conbench's lookback z-score), on the same side, and beyond
+    the factor. None when the series has no such step."""
+    x = np.asarray(values, dtype=np.float64)
+    for i in range(2, len(x)):
+        window = x[max(0, i - LOOKBACK):i]
+        centre, spread = float(window.mean()), float(window.std(ddof=1))
+        if centre == 0:
+            continue
+        after = x[i:]
+        rel = after / centre
+        beyond = (rel > factor).all() or (rel < 1 / factor).all()
+        z = np.abs(after - centre) / spread if spread > 0 else np.full(len(after), np.inf)
+        if beyond and (z > STEP_Z).all():
+            return i
+    return None
+
+
+def compare_history(history: Sequence[RunData], new: RunData, method: Method | None = None,
+                    label: str | None = None) -> Comparison:
+    """Each key of ``new`` against its values in ``history`` (oldest first): median and a MAD
+    band; a step in the series (history then the new run) is named in the cause."""
+    method = method or Method(test="history-mad")
+    latest = history[-1] if history else None
+    verdicts = []
+    keys = list(new.keys) + ([k for k in latest.keys if k not in new.keys] if latest else [])
+    for key in keys:
+        n = new.keys.get(key)
+        earlier = [(run.run_id, run.keys[key]) for run in history if key in run.keys and run.keys[key].ok]
+        last_b = next((d for _, d in reversed(earlier)), None)
+        fixed = _unpaired(key, last_b if n is not None else (latest.keys.get(key) if latest else None), n)
+        if fixed is not None:
+            verdicts.append(fixed)
+            continue
+        assert n is not None
+        series = [(run_id, d.median) for run_id, d in earlier if d.median is not None]
+        values = np.array([v for _, v in series], dtype=np.float64)
+        centre = float(np.median(values))
+        sigma = 1.4826 * float(np.median(np.abs(values - centre)))
+        now = n.median
+        ratio = _ratio(now, centre)
+        verdict = "same" if ratio is None or now is None else _direction(ratio, n.higher_is_better, method.factor)
+        if verdict != "same" and now is not None and sigma > 0 and abs(now - centre) <= BAND_Z * sigma:
+            verdict = "same"  # beyond the factor, but within the history's own spread
+        cause = None
+        if now is not None:
+            ids = [run_id for run_id, _ in series] + [new.run_id]
+            step = step_from(list(values) + [now], method.factor)
+            if step is not None:
+                before = float(np.median(values[max(0, step - LOOKBACK):step]))
+                cause = (f"changed from run {ids[step]}" + (" (this run)" if step == len(ids) - 1 else "")
+                         + f": {n.metric} {before:.4g} -> {float(np.median(([*values, now])[step:])):.4g}")
+        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict,
+                                centre, now, ratio, None, cause))
+    incomplete = [row for run in [*history, new] for row in run.incomplete]
+    return Comparison(label or f"history:{len(history)}", [r.run_id for r in history], new.run_id, method,
+                      _sorted(verdicts), incomplete)

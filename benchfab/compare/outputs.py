@@ -1,0 +1,123 @@
+"""A comparison written out: a terminal table, markdown, JSON (the verdicts.json document)
+and JUnit XML (one testcase per key; a regression is a failure that carries the numbers),
+and saved beside the new run as verdicts.json + verdicts.junit.xml."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..store import atomic_write_bytes
+from .judge import Comparison, Verdict
+
+VERDICTS_FILE = "verdicts.json"
+JUNIT_FILE = "verdicts.junit.xml"
+FORMATS = ("table", "markdown", "json", "junit")
+
+
+def figure(metric: str, value: float | None) -> str:
+    """A judged value in the unit its table uses (GB/s for bandwidths, us for times)."""
+    if value is None or value != value:
+        return "-"
+    if metric.endswith("_Bps"):
+        return f"{value / 1e9:.3f} GB/s"
+    if metric.endswith("_s"):
+        return f"{value * 1e6:.2f} us"
+    return f"{value:.4g}"
+
+
+def _ratio(v: Verdict) -> str:
+    return "-" if v.ratio is None else f"{v.ratio:.3f}"
+
+
+def _p(v: Verdict) -> str:
+    return "-" if v.p_value is None else f"{v.p_value:.2g}"
+
+
+def summary_line(c: Comparison) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(c.counts().items())) or "no keys"
+    regress = len(c.regressions)
+    return (f"# compare {c.base_label} -> {c.new} ({c.method.test}, factor {c.method.factor:g}, "
+            f"p < {c.method.p_threshold:g}): {counts}; "
+            + (f"{regress} regression(s)" if regress else "no regression"))
+
+
+def _notes(c: Comparison) -> list[str]:
+    out = [f"note: {n}" for n in c.notes]
+    if c.incomplete:
+        first = c.incomplete[0]
+        out.append(f"note: {len(c.incomplete)} row(s) left out, key incomplete (e.g. run {first['run']} test "
+                   f"{first['test_id']} lacks {', '.join(first['missing'])})")
+    return out
+
+
+def render_table(c: Comparison) -> str:
+    rows = [(v.verdict, v.key_id, v.metric, figure(v.metric, v.base_median), figure(v.metric, v.new_median),
+             _ratio(v), _p(v), v.cause or "") for v in c.verdicts]
+    head = ("verdict", "key", "metric", "base", "new", "ratio", "p", "cause")
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head[:-1])]
+    lines = [summary_line(c)] + [f"# {n}" for n in _notes(c)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  cause")
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + ("  " + r[-1] if r[-1] else "") for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_markdown(c: Comparison) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"## {summary_line(c).lstrip('# ')}", ""] + [f"- {n}" for n in _notes(c)]
+    if c.notes or c.incomplete:
+        lines.append("")
+    lines += ["| verdict | key | metric | base | new | ratio | p | cause |", "|---|---|---|---:|---:|---:|---:|---|"]
+    for v in c.verdicts:
+        verdict = f"**{v.verdict}**" if v.regression else v.verdict
+        lines.append(f"| {verdict} | `{cell(v.key_id)}` | {v.metric} | {figure(v.metric, v.base_median)} | "
+                     f"{figure(v.metric, v.new_median)} | {_ratio(v)} | {_p(v)} | {cell(v.cause or '')} |")
+    return "\n".join(lines)
+
+
+def render_json(c: Comparison) -> str:
+    return json.dumps(c.to_dict(), indent=2)
+
+
+def render_junit(c: Comparison) -> str:
+    """One testsuite; one testcase per key (classname: the workload); worse, failed and
+    changed are failures whose message holds the numbers, missing keys are skipped."""
+    suite = ET.Element("testsuite", {
+        "name": f"benchfab compare {c.base_label} -> {c.new}", "tests": str(len(c.verdicts)),
+        "failures": str(len(c.regressions)), "errors": "0",
+        "skipped": str(sum(v.verdict == "missing" for v in c.verdicts)), "time": "0"})
+    for v in c.verdicts:
+        case = ET.SubElement(suite, "testcase", {"classname": f"benchfab.{v.key['workload']}", "name": v.key_id,
+                                                 "time": "0"})
+        numbers = (f"{v.metric} base {figure(v.metric, v.base_median)}, new {figure(v.metric, v.new_median)}, "
+                   f"ratio {_ratio(v)}, p {_p(v)}")
+        message = f"{v.verdict}: {numbers}" + (f"; {v.cause}" if v.cause else "")
+        if v.regression:
+            failure = ET.SubElement(case, "failure", {"type": v.verdict, "message": message})
+            failure.text = json.dumps({"key": v.key, "verdict": v.verdict, "base_median": v.base_median,
+                                       "new_median": v.new_median, "ratio": v.ratio, "p_value": v.p_value,
+                                       "cause": v.cause}, indent=2)
+        elif v.verdict == "missing":
+            ET.SubElement(case, "skipped", {"message": message})
+        else:
+            ET.SubElement(case, "system-out").text = message
+    root = ET.Element("testsuites", {"name": "benchfab", "tests": suite.get("tests", "0"),
+                                     "failures": suite.get("failures", "0")})
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json, "junit": render_junit}
+
+
+def save(c: Comparison, run_path: Path) -> list[Path]:
+    """verdicts.json (the contract's document) and the JUnit file, beside the new run's tables."""
+    written = []
+    for name, text in ((VERDICTS_FILE, render_json(c) + "\n"), (JUNIT_FILE, render_junit(c))):
+        atomic_write_bytes(run_path / name, text.encode())
+        written.append(run_path / name)
+    return written

@@ -66,6 +66,9 @@ PLACEHOLDERS: dict[str, dict[str, str]] = {
     "RUN": {"*": "latest"},
     "RUN_ID": {"*": "{run_id}"},  # the run benchfab sweep jobs/local.yaml made
     "WORKLOAD": {"*": "allreduce"},  # benchfab run WORKLOAD [--print-spec]
+    "BASE": {"*": "latest"},  # benchfab compare BASE NEW: the run against itself
+    "NEW": {"*": "latest"},
+    "NAME": {"*": "good"},  # benchfab baseline set RUN --name NAME
 }
 PRODUCER = "benchfab sweep jobs/local.yaml"  # runs first; the run later commands read
 

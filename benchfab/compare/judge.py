@@ -7,11 +7,13 @@ key changed). What the document looks like: /work/wt/VERDICTS-CONTRACT.md, i.e.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
 from .keys import Key, KeyData, RunData, key_dict, key_id
@@ -172,62 +174,96 @@ def compare_runs(base: RunData, new: RunData, method: Method | None = None, labe
                       base.incomplete + new.incomplete)
 
 
+def steps(series: npt.NDArray[np.float64], factor: float) -> npt.NDArray[np.int64]:
+    """Per row of ``series`` (keys x runs, oldest first, NaN where a run lacks the key), the
+    index from which it moved and stayed moved, or -1: the first present point whose value
+    and every later one lie more than STEP_Z standard deviations from the mean of the up to
+    LOOKBACK runs before it (conbench's lookback z-score), all on one side and beyond the
+    factor. Vectorised over keys: a history holds thousands."""
+    n_keys, n_runs = series.shape
+    found = np.full(n_keys, -1, dtype=np.int64)
+    if n_runs < 3:
+        return found
+    # later points: every value from i on is above m*f iff their minimum is (NaN skipped)
+    after_min = np.fmin.accumulate(series[:, ::-1], axis=1)[:, ::-1]
+    after_max = np.fmax.accumulate(series[:, ::-1], axis=1)[:, ::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # windows without two values: no step there
+        for i in range(2, n_runs):
+            window = series[:, max(0, i - LOOKBACK):i]
+            centre = np.nanmean(window, axis=1)
+            spread = np.nanstd(window, axis=1, ddof=1)
+            limit = np.where(spread > 0, STEP_Z * spread, 0.0)
+            up = (after_min[:, i] > centre * factor) & (after_min[:, i] - centre > limit)
+            down = (after_max[:, i] < centre / factor) & (centre - after_max[:, i] > limit)
+            hit = (up | down) & ~np.isnan(series[:, i]) & ~np.isnan(spread) & (found < 0)
+            found[hit] = i
+    return found
+
+
 def step_from(values: Sequence[float], factor: float) -> int | None:
-    """The index from which a series moved and stayed moved: the first point whose value and
-    every later one lie more than STEP_Z standard deviations from the mean of up to
-    LOOKBACK points before it (conbench's lookback z-score), on the same side, and beyond
-    the factor. None when the series has no such step."""
-    x = np.asarray(values, dtype=np.float64)
-    for i in range(2, len(x)):
-        window = x[max(0, i - LOOKBACK):i]
-        centre, spread = float(window.mean()), float(window.std(ddof=1))
-        if centre == 0:
-            continue
-        after = x[i:]
-        rel = after / centre
-        beyond = (rel > factor).all() or (rel < 1 / factor).all()
-        z = np.abs(after - centre) / spread if spread > 0 else np.full(len(after), np.inf)
-        if beyond and (z > STEP_Z).all():
-            return i
-    return None
+    """steps() of one series: the index it changed from, or None."""
+    at = int(steps(np.asarray([values], dtype=np.float64), factor)[0])
+    return None if at < 0 else at
 
 
-def compare_history(history: Sequence[RunData], new: RunData, method: Method | None = None,
-                    label: str | None = None) -> Comparison:
-    """Each key of ``new`` against its values in ``history`` (oldest first): median and a MAD
-    band; a step in the series (history then the new run) is named in the cause."""
+@dataclass
+class History:
+    """The earlier runs a history compares with, oldest first: each run's key -> median,
+    and the latest in full (what it measured: the changed and missing verdicts)."""
+
+    run_ids: list[str]
+    medians: list[dict[Key, float]]
+    latest: RunData | None
+
+
+def compare_history(history: History, new: RunData, method: Method | None = None, label: str | None = None) -> Comparison:
+    """Each key of ``new`` against its medians in the history: the history's median and a MAD
+    band; a step in the series (history, then the new run) is named in the cause."""
     method = method or Method(test="history-mad")
-    latest = history[-1] if history else None
+    keys = list(new.keys)
+    series = np.full((len(keys), len(history.run_ids) + 1), np.nan)
+    for j, medians in enumerate(history.medians):
+        series[:, j] = np.fromiter((medians.get(k, np.nan) for k in keys), dtype=np.float64, count=len(keys))
+    series[:, -1] = [np.nan if new.keys[k].median is None else new.keys[k].median for k in keys]
+    past = series[:, :-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # keys without history: all-NaN rows
+        centre = np.nanmedian(past, axis=1) if past.shape[1] else np.full(len(keys), np.nan)
+        sigma = 1.4826 * np.nanmedian(np.abs(past - centre[:, None]), axis=1) if past.shape[1] else centre
+    step_at = steps(series, method.factor)
+    ids = [*history.run_ids, new.run_id]
+    latest = history.latest.keys if history.latest else {}
     verdicts = []
-    keys = list(new.keys) + ([k for k in latest.keys if k not in new.keys] if latest else [])
-    for key in keys:
-        n = new.keys.get(key)
-        earlier = [(run.run_id, run.keys[key]) for run in history if key in run.keys and run.keys[key].ok]
-        last_b = next((d for _, d in reversed(earlier)), None)
-        fixed = _unpaired(key, last_b if n is not None else (latest.keys.get(key) if latest else None), n)
-        if fixed is not None:
-            verdicts.append(fixed)
+    for i, key in enumerate(keys):
+        n, last = new.keys[key], latest.get(key)
+        if not n.ok:
+            verdicts.append(_one_side(key, n, "failed", n.reason or None, "new"))
             continue
-        assert n is not None
-        series = [(run_id, d.median) for run_id, d in earlier if d.median is not None]
-        values = np.array([v for _, v in series], dtype=np.float64)
-        centre = float(np.median(values))
-        sigma = 1.4826 * float(np.median(np.abs(values - centre)))
-        now = n.median
-        ratio = _ratio(now, centre)
-        verdict = "same" if ratio is None or now is None else _direction(ratio, n.higher_is_better, method.factor)
-        if verdict != "same" and now is not None and sigma > 0 and abs(now - centre) <= BAND_Z * sigma:
+        if np.isnan(centre[i]):
+            verdicts.append(_one_side(key, n, "new", None, "new"))
+            continue
+        base_median = float(centre[i])
+        cause = _changed(last, n) if last is not None and last.ok else None
+        if cause:
+            verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, "changed", base_median,
+                                    n.median, _ratio(n.median, base_median), cause=cause))
+            continue
+        ratio = _ratio(n.median, base_median)
+        verdict = "same" if ratio is None or n.median is None else _direction(ratio, n.higher_is_better, method.factor)
+        if verdict != "same" and n.median is not None and sigma[i] > 0 and abs(n.median - base_median) <= BAND_Z * sigma[i]:
             verdict = "same"  # beyond the factor, but within the history's own spread
-        cause = None
-        if now is not None:
-            ids = [run_id for run_id, _ in series] + [new.run_id]
-            step = step_from(list(values) + [now], method.factor)
-            if step is not None:
-                before = float(np.median(values[max(0, step - LOOKBACK):step]))
-                cause = (f"changed from run {ids[step]}" + (" (this run)" if step == len(ids) - 1 else "")
-                         + f": {n.metric} {before:.4g} -> {float(np.median(([*values, now])[step:])):.4g}")
-        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict,
-                                centre, now, ratio, None, cause))
-    incomplete = [row for run in [*history, new] for row in run.incomplete]
-    return Comparison(label or f"history:{len(history)}", [r.run_id for r in history], new.run_id, method,
+        step_cause = None
+        if step_at[i] >= 0:
+            at = int(step_at[i])
+            row = series[i]
+            before = float(np.nanmedian(row[max(0, at - LOOKBACK):at]))
+            step_cause = (f"changed from run {ids[at]}" + (" (this run)" if at == len(ids) - 1 else "")
+                          + f": {n.metric} {before:.4g} -> {float(np.nanmedian(row[at:])):.4g}")
+        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict, base_median,
+                                n.median, ratio, None, step_cause))
+    verdicts += [_one_side(k, d, "missing", "not measured in the new run", "base") for k, d in latest.items()
+                 if k not in new.keys]
+    incomplete = (history.latest.incomplete if history.latest else []) + new.incomplete
+    return Comparison(label or f"history:{len(history.run_ids)}", list(history.run_ids), new.run_id, method,
                       _sorted(verdicts), incomplete)

@@ -6,7 +6,6 @@ id per key, and what each key measured beyond its key columns (its fingerprint).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,20 +26,6 @@ Key = tuple[Any, ...]  # the MEASUREMENT_KEY values of one measurement, in that 
 SUMMARY_READ = ("test_id", "status", "reason", "busbw_Bps", "bw_avg_Bps", "lat_median_s", "wrong", "wrong_bytes",
                 "rdma_device", "gid_index", "link_layer", "mtu")
 _INTEGER_KEYS = {"ranks", "nodes", "size_bytes"}
-
-
-def key_of(row: Mapping[str, Any]) -> Key:
-    """A row's key with plain Python values (JSON-ready, hashable)."""
-    out: list[Any] = []
-    for column in MEASUREMENT_KEY:
-        value = row[column]
-        if column in _INTEGER_KEYS:
-            out.append(int(value))
-        elif column == "in_place":
-            out.append(bool(value))
-        else:
-            out.append(str(value))
-    return tuple(out)
 
 
 def key_dict(key: Key) -> dict[str, Any]:
@@ -72,15 +57,10 @@ class KeyData:
     reason: str = ""
     metric: str = ""
     higher_is_better: bool = True
-    values: list[float] = field(default_factory=list)  # the judged metric, one per row
+    median: float | None = None  # of the judged metric over the key's rows
     samples: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))  # raw per-iteration times
     wrong: int = 0
     measured: dict[str, Any] = field(default_factory=dict)  # what was used: NCCL network, HCA, GID...
-
-    @property
-    def median(self) -> float | None:
-        known = [v for v in self.values if v == v]
-        return float(np.median(known)) if known else None
 
 
 @dataclass
@@ -93,59 +73,100 @@ class RunData:
     incomplete: list[dict[str, Any]]
 
 
-def load_keys(path: Path, with_samples: bool = True) -> RunData:
-    """Read one run's summary (and raw) tables with one Arrow scan each and group them by key."""
+@dataclass
+class _Grouped:
+    """A run's summary rows with complete keys, each row's key index, and per key the
+    aggregates (vectorised: a history reads a hundred runs of ten thousand rows)."""
+
+    run_id: str
+    meta: dict[str, Any]
+    rows: pd.DataFrame  # complete rows; column "key_index"
+    keys: list[Key]
+    first: pd.DataFrame  # the first row of each key, in key order
+    median: npt.NDArray[np.float64]
+    ok: npt.NDArray[np.bool_]
+    wrong: npt.NDArray[np.int64]
+    incomplete: list[dict[str, Any]]
+
+
+def _group(path: Path, tests: pd.DataFrame | None) -> _Grouped:
     meta = read_meta(path)
     run_id = str(meta.get("run_id") or path.name)
     summary = read_columns(path, "summary", list(dict.fromkeys(MEASUREMENT_KEY + SUMMARY_READ)))
-    tests = read_columns(path, "tests", ["test_id", "status", "reason", "used"])
     bad = incomplete_mask(summary)
     incomplete = [{"run": run_id, "test_id": str(r["test_id"]), "size_bytes": r["size_bytes"],
                    "missing": [c for c in MEASUREMENT_KEY if pd.isna(r[c])]}
                   for r in summary[bad].to_dict("records")]
-    summary = summary[~bad]
+    rows = summary[~bad].reset_index(drop=True)
+    columns = [rows[c].astype("int64").tolist() if c in _INTEGER_KEYS else
+               rows[c].astype(bool).tolist() if c == "in_place" else rows[c].astype(str).tolist()
+               for c in MEASUREMENT_KEY]
+    index: dict[Key, int] = {}
+    rows["key_index"] = [index.setdefault(k, len(index)) for k in zip(*columns)] if len(rows) else []
+    value = pd.Series(np.nan, index=rows.index)
+    for workload in rows["workload"].unique():
+        metric = family_of(str(workload)).judged_metric(str(workload)).column
+        mask = rows["workload"] == workload
+        value[mask] = rows.loc[mask, metric].astype("float64")
+    ok = rows["status"] == "ok"
+    if tests is not None and not tests.empty:
+        test_ok = rows["test_id"].map(dict(zip(tests["test_id"], tests["status"] == "ok")))
+        ok &= test_ok.fillna(True).astype(bool)
+    wrong = rows["wrong"].fillna(0).astype("int64") + rows["wrong_bytes"].fillna(0).astype("int64")
+    frame = pd.DataFrame({"key_index": rows["key_index"], "value": value, "ok": ok, "wrong": wrong})
+    grouped = frame.groupby("key_index", sort=True)
+    return _Grouped(run_id, meta, rows, list(index), rows.drop_duplicates("key_index").sort_values("key_index"),
+                    grouped["value"].median().to_numpy(dtype=np.float64), grouped["ok"].all().to_numpy(dtype=bool),
+                    grouped["wrong"].sum().to_numpy(dtype=np.int64), incomplete)
+
+
+def load_medians(path: Path) -> tuple[str, dict[Key, float]]:
+    """(run id, key -> median of its judged metric) over the keys measured without fault:
+    what a history needs of each earlier run (its tests/ table is not read)."""
+    g = _group(path, None)
+    clean = g.ok & (g.wrong == 0) & ~np.isnan(g.median)
+    return g.run_id, {k: float(m) for k, m, c in zip(g.keys, g.median, clean) if c}
+
+
+def load_keys(path: Path, with_samples: bool = True) -> RunData:
+    """Read one run's summary, tests (and raw) tables with one Arrow scan each and group them by key."""
+    tests = read_columns(path, "tests", ["test_id", "status", "reason", "used"])
+    g = _group(path, tests)
     test_info = {str(t["test_id"]): t for t in tests.to_dict("records")}
-    measured_by_test = {tid: _rank_facts(t.get("used")) for tid, t in test_info.items()}
+    facts_by_test = {tid: _rank_facts(t.get("used")) for tid, t in test_info.items()}
     keys: dict[Key, KeyData] = {}
-    row_key: list[Key] = []
-    for row in summary.to_dict("records"):
-        key = key_of(row)
-        row_key.append(key)
-        data = keys.get(key)
-        if data is None:
-            metric = family_of(str(row["workload"])).judged_metric(str(row["workload"]))
-            data = keys[key] = KeyData(metric=metric.column, higher_is_better=metric.higher_is_better)
-        test = test_info.get(str(row["test_id"]), {})
-        for status, reason in ((row["status"], row["reason"]), (test.get("status", "ok"), test.get("reason", ""))):
-            if status != "ok" and data.ok:
-                data.ok, data.reason = False, f"{status}: {reason}" if reason else str(status)
-        value = row[data.metric]
-        data.values.append(float(value) if value is not None and value == value else float("nan"))
-        for column in ("wrong", "wrong_bytes"):
-            if row[column] is not None and row[column] == row[column]:
-                data.wrong += int(row[column])
-        facts = dict(measured_by_test.get(str(row["test_id"]), {}))
+    bad_rows = g.rows[g.rows["status"] != "ok"].drop_duplicates("key_index").set_index("key_index")
+    for i, row in enumerate(g.first.to_dict("records")):
+        workload = str(row["workload"])
+        metric = family_of(workload).judged_metric(workload)
+        median = float(g.median[i])
+        data = KeyData(ok=bool(g.ok[i]), metric=metric.column, higher_is_better=metric.higher_is_better,
+                       median=None if median != median else median, wrong=int(g.wrong[i]),
+                       measured=dict(facts_by_test.get(str(row["test_id"]), {})))
+        if not data.ok:
+            test = test_info.get(str(row["test_id"]), {})
+            status, reason = ((bad_rows.loc[i, "status"], bad_rows.loc[i, "reason"]) if i in bad_rows.index
+                              else (test.get("status"), test.get("reason")))
+            data.reason = f"{status}: {reason}" if reason else str(status)
         for column, label in (("rdma_device", "RDMA device"), ("gid_index", "GID index"), ("link_layer", "link layer"),
                               ("mtu", "MTU")):
             if row[column] is not None and row[column] == row[column]:
-                facts[label] = int(row[column]) if column in ("gid_index", "mtu") else str(row[column])
-        for label, value in facts.items():
-            data.measured.setdefault(label, value)
+                data.measured.setdefault(label, int(row[column]) if column in ("gid_index", "mtu") else str(row[column]))
+        keys[g.keys[i]] = data
     if with_samples and keys:
-        _attach_samples(path, summary, row_key, keys)
-    return RunData(run_id, meta, keys, incomplete)
+        _attach_samples(path, g.rows, keys)
+    return RunData(g.run_id, g.meta, keys, g.incomplete)
 
 
-def _attach_samples(path: Path, summary: pd.DataFrame, row_key: list[Key], keys: dict[Key, KeyData]) -> None:
+def _attach_samples(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) -> None:
     """Each key's raw per-iteration times, joined on (test, size, in-place) and split in one sort."""
     raw = read_columns(path, "raw", ["test_id", "size_bytes", "in_place", "time_s"])
     if raw.empty:
         return
-    index = {k: i for i, k in enumerate(keys)}
     rows = pd.DataFrame({"test_id": summary["test_id"].astype(str).to_numpy(),
                          "size_bytes": summary["size_bytes"].astype("int64").to_numpy(),
                          "in_place": summary["in_place"].astype(bool).to_numpy(),
-                         "key_index": [index[k] for k in row_key]}).drop_duplicates(["test_id", "size_bytes", "in_place"])
+                         "key_index": summary["key_index"].to_numpy()}).drop_duplicates(["test_id", "size_bytes", "in_place"])
     raw = raw.astype({"test_id": str, "size_bytes": "int64", "in_place": bool})
     joined = raw.merge(rows, on=["test_id", "size_bytes", "in_place"], how="inner")
     order = np.argsort(joined["key_index"].to_numpy(), kind="stable")

@@ -10,8 +10,8 @@ from pathlib import Path
 from ..errors import UsageError
 from ..store import list_runs, read_meta_quiet, resolve_run_path
 from .baselines import baseline_run, spec_hash
-from .judge import Comparison, Method, compare_history, compare_runs
-from .keys import load_keys
+from .judge import Comparison, History, Method, compare_history, compare_runs
+from .keys import load_keys, load_medians
 
 HISTORY_RE = re.compile(r"^history:(\d+)$")
 
@@ -65,9 +65,11 @@ def run_comparison(base: Base, new: Path, results_dir: Path, method: Method) -> 
                                 "are new or missing")
         return result
     paths = comparable_runs(new, base.history, results_dir)
-    history = [load_keys(p, with_samples=False) for p in paths]
+    medians = [load_medians(p) for p in paths]
+    history = History([run_id for run_id, _ in medians], [m for _, m in medians],
+                      load_keys(paths[-1], with_samples=False) if paths else None)
     result = compare_history(history, new_data, Method("history-mad", method.factor, method.p_threshold), base.label)
-    if not history:
+    if not paths:
         result.notes.append(f"no earlier complete run of spec {(new_data.meta.get('spec') or {}).get('name')!r} "
                             f"in {results_dir}/: every key is new")
     return result

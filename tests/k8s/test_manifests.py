@@ -98,7 +98,7 @@ def test_render_refuses_a_local_spec(cli) -> None:  # type: ignore[no-untyped-de
     assert proc.returncode == 2 and "backend local" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("path", ["jobs/k8s/rbac.yaml", "jobs/k8s/cronjob.yaml"])
+@pytest.mark.parametrize("path", ["jobs/k8s/rbac.yaml", "jobs/k8s/cronjob.yaml", "jobs/k8s/nightly-storage.yaml"])
 def test_job_manifests_validate(path: str) -> None:
     docs = [d for d in yaml.safe_load_all((ROOT / path).read_text()) if d]
     validate_all(docs)
@@ -106,6 +106,20 @@ def test_job_manifests_validate(path: str) -> None:
         for rule in doc.get("rules", []):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]  # least privilege
             assert "secrets" not in rule["resources"]
+
+
+def test_nightly_cronjob_mounts_what_nightly_storage_defines() -> None:
+    """The CronJob's ConfigMap and PVC exist in nightly-storage.yaml, the ConfigMap holds
+    jobs/nightly.yaml as it is, and the Job judges the run (a slower fabric fails it)."""
+    storage = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "jobs/k8s/nightly-storage.yaml").read_text()) if d}
+    (cron,) = [d for d in yaml.safe_load_all((ROOT / "jobs/k8s/cronjob.yaml").read_text()) if d]
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["spec"]["configMap"]["name"] == storage["ConfigMap"]["metadata"]["name"]
+    assert volumes["results"]["persistentVolumeClaim"]["claimName"] == storage["PersistentVolumeClaim"]["metadata"]["name"]
+    assert storage["ConfigMap"]["data"]["nightly.yaml"] == (ROOT / "jobs/nightly.yaml").read_text()
+    script = pod["containers"][0]["args"][0]
+    assert "--baseline history:" in script and script.rstrip().endswith("exit $rc")
 
 
 def test_names_and_labels_are_valid_for_any_input() -> None:

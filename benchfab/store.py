@@ -214,14 +214,16 @@ TABLE_TYPES: dict[str, dict[str, pa.DataType]] = {
 }
 
 
-def read_columns(run_path: Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
+def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical: Sequence[str] = ()) -> pd.DataFrame:
     """Some columns of one table of a run, every part read in one Arrow scan (several
     times faster than a pandas read per part, for the comparisons over many runs). A
     column a part lacks (written before it was added) reads as null; a damaged part is
-    the StoreError that names it, as with load_run."""
+    the StoreError that names it, as with load_run. ``categorical`` columns (text) come back
+    as pandas Categoricals, decoded once per distinct value (a million raw rows name a
+    hundred tests)."""
     folder = Path(run_path) / table
     types = TABLE_TYPES[table]
-    schema = pa.schema([(c, types[c]) for c in columns])
+    schema = pa.schema([(c, pa.dictionary(pa.int32(), types[c]) if c in categorical else types[c]) for c in columns])
     parts = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})

@@ -21,14 +21,20 @@ EXACT_MAX_CELLS = 2500
 
 def average_ranks(values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """1-based ranks with ties given their average rank, and the size of each tie group."""
+    n = len(values)
     order = np.argsort(values, kind="mergesort")
     ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    sizes = np.diff(np.r_[starts, len(values)])
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=change[1:])
+    ranks = np.empty(n, dtype=np.float64)
+    if change.all():  # no ties: the ranks are the positions in sorted order
+        ranks[order] = np.arange(1, n + 1, dtype=np.float64)
+        return ranks, np.ones(n, dtype=np.int64)
+    starts = np.flatnonzero(change)
+    sizes = np.diff(np.append(starts, n))
     # every member of a tie group gets the mean of the ranks it spans
-    mean_rank = starts + (sizes + 1) / 2.0
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, sizes)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2.0, sizes)
     return ranks, sizes.astype(np.int64)
 
 

@@ -233,7 +233,8 @@ def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical
         _read_parts(folder, list(columns))  # raises the StoreError naming the damaged part
         raise
     frame: pd.DataFrame = scanned.to_pandas()
-    if table == "summary" and {"profile", "hosts"} & set(columns):
+    filled = [c for c in ("profile", "hosts") if c in columns]
+    if table == "summary" and filled and frame[filled].isna().any().any():  # parts older than those columns
         frame = _fill_from_tests(frame, read_columns(run_path, "tests", ["test_id", "profile", "used"]))
     return frame
 

@@ -16,6 +16,7 @@ from scipy.stats import mannwhitneyu
 from benchfab.cli import main
 from benchfab.compare import Method, compare_runs, load_keys, mann_whitney_u, parse_base, run_comparison, set_baseline
 from benchfab.compare.judge import step_from
+from benchfab.compare.keys import MEDIANS_CACHE
 from benchfab.errors import StoreError, UnknownRun, UsageError
 from benchfab.store import RunStore
 from tests.conftest import run_cli
@@ -196,6 +197,12 @@ def test_history_flags_the_slowed_key_and_names_the_run(results: Path) -> None:
     (worse,) = c.regressions
     assert worse.key["size_bytes"] == LAT_SIZE and worse.ratio == pytest.approx(1.2, rel=0.02)
     assert worse.cause is not None and worse.cause.startswith("changed from run new (this run)")
+    # Each complete history run's medians are cached beside it; a rewritten run is read afresh.
+    assert all((results / f"h{i}" / MEDIANS_CACHE).exists() for i in range(5))
+    for i in range(5):
+        rewrite_test(results, f"h{i}", LAT_TEST, size=LAT_SIZE, slowdown=1.2)
+    again = run_comparison(parse_base("history:5", results), results / "new", results, Method())
+    assert not again.regressions
 
 
 # -- baselines and the command ------------------------------------------------------------

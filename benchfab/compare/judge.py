@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
 from .keys import Key, KeyData, RunData, key_dict, key_id
@@ -213,7 +214,7 @@ class History:
     and the latest in full (what it measured: the changed and missing verdicts)."""
 
     run_ids: list[str]
-    medians: list[dict[Key, float]]
+    medians: list[pd.Series]  # per run: key id -> median
     latest: RunData | None
 
 
@@ -222,9 +223,10 @@ def compare_history(history: History, new: RunData, method: Method | None = None
     band; a step in the series (history, then the new run) is named in the cause."""
     method = method or Method(test="history-mad")
     keys = list(new.keys)
+    ids_of_keys = pd.Index([key_id(k) for k in keys])
     series = np.full((len(keys), len(history.run_ids) + 1), np.nan)
     for j, medians in enumerate(history.medians):
-        series[:, j] = np.fromiter((medians.get(k, np.nan) for k in keys), dtype=np.float64, count=len(keys))
+        series[:, j] = medians.reindex(ids_of_keys).to_numpy(dtype=np.float64)
     series[:, -1] = [np.nan if new.keys[k].median is None else new.keys[k].median for k in keys]
     past = series[:, :-1]
     with warnings.catch_warnings():

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..records import MEASUREMENT_KEY
-from ..store import read_columns, read_meta
+from ..store import atomic_write_bytes, read_columns, read_meta
 from ..units import format_size
 from ..workloads import family_of
 
@@ -120,12 +122,59 @@ def _group(path: Path, tests: pd.DataFrame | None) -> _Grouped:
                     grouped["wrong"].sum().to_numpy(dtype=np.int64), incomplete)
 
 
-def load_medians(path: Path) -> tuple[str, dict[Key, float]]:
-    """(run id, key -> median of its judged metric) over the keys measured without fault:
-    what a history needs of each earlier run (its tests/ table is not read)."""
+# A history reads the same earlier runs night after night: each complete run's key ->
+# median table is kept beside its tables, stamped with what it was computed from (the
+# summary/ and tests/ folders' change times and part counts: a resume or a rewritten part
+# changes them), so a stale one is never read. A cache, never the data: delete it freely.
+MEDIANS_CACHE = ".benchfab-medians.parquet"
+
+
+def _stamp(path: Path) -> str:
+    parts = []
+    for table in ("summary", "tests"):
+        folder = path / table
+        try:
+            parts.append(f"{table}:{folder.stat().st_mtime_ns}:{sum(1 for _ in folder.glob('*.parquet'))}")
+        except OSError:
+            parts.append(f"{table}:-")
+    return ";".join(parts)
+
+
+def _cached_medians(path: Path, stamp: str) -> pd.Series | None:
+    try:
+        table = pq.read_table(path / MEDIANS_CACHE)
+    except (OSError, pa.ArrowException):
+        return None
+    if (table.schema.metadata or {}).get(b"stamp", b"").decode() != stamp or table.column_names != ["key_id", "median"]:
+        return None
+    return pd.Series(table.column("median").to_numpy(), index=pd.Index(table.column("key_id").to_numpy(zero_copy_only=False)))
+
+
+def _write_medians(path: Path, stamp: str, medians: pd.Series) -> None:
+    table = pa.table({"key_id": medians.index.astype(str).to_numpy(), "median": medians.to_numpy(dtype=np.float64)})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata({"stamp": stamp}), sink)
+    try:
+        atomic_write_bytes(path / MEDIANS_CACHE, sink.getvalue().to_pybytes())
+    except OSError:
+        pass  # a read-only results directory: no cache, the next history computes it again
+
+
+def load_medians(path: Path) -> tuple[str, pd.Series]:
+    """(run id, key id -> median of its judged metric) over the keys measured without fault:
+    what a history needs of each earlier run (its tests/ table is not read). Complete runs
+    keep the result in a stamped cache file beside their tables."""
+    meta = read_meta(path)
+    stamp = _stamp(path)
+    complete = meta.get("status") == "complete"
+    if complete and (cached := _cached_medians(path, stamp)) is not None:
+        return str(meta.get("run_id") or path.name), cached
     g = _group(path, None)
     clean = g.ok & (g.wrong == 0) & ~np.isnan(g.median)
-    return g.run_id, {k: float(m) for k, m, c in zip(g.keys, g.median, clean) if c}
+    medians = pd.Series(g.median[clean], index=pd.Index([key_id(k) for k, c in zip(g.keys, clean) if c]), dtype=np.float64)
+    if complete:
+        _write_medians(path, stamp, medians)
+    return g.run_id, medians
 
 
 def load_keys(path: Path, with_samples: bool = True) -> RunData:

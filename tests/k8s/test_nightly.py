@@ -1,0 +1,79 @@
+"""The nightly CronJob's script (jobs/k8s/cronjob.yaml, run as written by sh) on the fake
+cluster, two nights: sweep -> verdicts against the history -> report steps; the second
+night's Job exits 1 because a key got slower, and its JUnit names that key."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fakecluster import FakeCluster, seed_nodes
+from tests.helpers import ROOT
+from tests.verdict_faults import rewrite_test
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+NIGHTLY = """\
+name: nightly-test
+backend: kubernetes
+namespace: bench
+image: registry.example.com/benchfab-worker:test
+profiles:
+  tcp: {fabric: tcp}
+defaults: {warmup: 20, timeout: 60s}
+kubernetes: {start_timeout: 20s}
+tests:
+  - {name: lat, workload: rdma_write_lat, transport: tcp, sizes: [8, 4K], iterations: 400, placement: {pattern: all-pairs}}
+"""
+
+
+def _night(cluster: FakeCluster, script: str, spec: Path, results: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BENCHFAB_NIGHTLY_SPEC": str(spec),
+           "BENCHFAB_RESULTS": str(results), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_second_night_slower_fails_the_job_and_junit_names_the_key(cluster: FakeCluster, tmp_path: Path) -> None:
+    """Seeded fault: after the first night, its 4 KiB latency is rewritten to 1/1.25 of what
+    was measured (through the store's writer), so the second night, measured for real, is
+    25 % slower than its history at that key."""
+    from benchfab.native import HAVE_NATIVE
+
+    if not HAVE_NATIVE:
+        pytest.skip("benchfab._native is not built")
+    (cron,) = [d for d in yaml.safe_load_all((ROOT / "jobs/k8s/cronjob.yaml").read_text()) if d]
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["sh", "-c"]
+    script = container["args"][0]
+    seed_nodes(cluster, 2)
+    spec = tmp_path / "nightly.yaml"
+    spec.write_text(NIGHTLY)
+    results = tmp_path / "results"
+
+    first = _night(cluster, script, spec, results)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (night1,) = [p.name for p in results.iterdir() if (p / "run.json").exists()]
+    doc = json.loads((results / night1 / "verdicts.json").read_text())
+    assert {v["verdict"] for v in doc["verdicts"]} == {"new"}  # no history yet
+    rewrite_test(results, night1, json.loads((results / night1 / "run.json").read_text())["planned_tests"][0],
+                 size=4096, slowdown=1 / 1.25)
+
+    second = _night(cluster, script, spec, results)
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    suite = ET.parse(results / "nightly-junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    failed = {c.get("name"): c.find("failure") for c in suite.iter("testcase") if c.find("failure") is not None}
+    slowed = [name for name in failed if name and "/4K/" in name]
+    assert slowed, failed
+    message = failed[slowed[0]].get("message")  # type: ignore[union-attr]
+    assert message is not None and message.startswith("worse: lat_median_s"), message
+    ratio = re.search(r"ratio (\d+\.\d+)", message)
+    assert ratio and float(ratio.group(1)) > 1.1, message

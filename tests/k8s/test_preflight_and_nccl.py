@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,10 @@ def test_preflight_passes_on_a_healthy_cluster(cluster: FakeCluster, cli, write_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " FAIL " not in proc.stdout and "0 fail" in proc.stdout
     assert "NicClusterPolicy" in proc.stdout and "nvidia-network-operator" in proc.stdout
+    as_json = cli("preflight", str(write_spec(PREFLIGHT_SPEC)), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
+    checks = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and checks and {c["status"] for c in checks} <= {"pass", "warn"}
+    assert {"name", "scope", "status", "detail", "fix"} == set(checks[0])
 
 
 def test_preflight_explains_each_seeded_failure(cluster: FakeCluster, cli, write_spec) -> None:  # type: ignore[no-untyped-def]

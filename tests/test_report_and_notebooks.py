@@ -29,7 +29,7 @@ def test_report_writes_curves_and_markdown(tmp_path: Path, cli) -> None:  # type
     run = benchfab.load_run(EXAMPLE)
     paths = write_report(run, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["busbw.png", "p2p_bw.png", "p2p_lat.png", "summary.md", "time.png"]
+    assert names == ["busbw.png", "p2p_bw.png", "p2p_lat.png", "report.html", "summary.md", "time.png"]
     for png in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png"):
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

@@ -267,6 +267,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             p, rows[-1], engine="perftest", transport="verbs", device=choice.device,
             port=choice.port, gid_index=choice.gid_index,
             link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
+            link_rate_bps=choice.link_rate_bps,
             mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
             tx_depth=head.get("tx_depth", tx or 1), memory=memory))
     return records

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # Summary columns copied from the engine's record as they are.
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
               "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
-              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list")
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps")
 
 # Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
 # of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
@@ -185,9 +185,13 @@ class PointToPoint(WorkloadFamily):
     aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}
     figures = (
         FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
-                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,)),
+                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,),
+                   bits_per_unit=8.0, pair_at="largest",
+                   export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
         FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s"),
+                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s",
+                   higher_is_better=False, pair_at="smallest",
+                   export_name="benchfab_min_latency_seconds", export_unit="seconds"),
     )
 
     def resolve(self, merged: dict[str, Any], timing_given: bool) -> None:

@@ -199,10 +199,10 @@ def test_documented_command_works_as_written(cmd: DocCommand, sandbox: Sandbox) 
 
 
 def test_report_writes_the_files_the_readme_lists(sandbox: Sandbox) -> None:
-    """README: busbw.png, time.png, p2p_bw.png, p2p_lat.png, summary.md (jobs/local.yaml has tcp p2p tests)."""
+    """README: busbw.png, time.png, p2p_bw.png, p2p_lat.png, summary.md, report.html (jobs/local.yaml has tcp p2p tests)."""
     proc = sandbox.run(["report", "latest"])
     assert proc.returncode == 0, proc.stderr
     written = {Path(line).name for line in proc.stdout.split()}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png", "summary.md"):
+    for name in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png", "summary.md", "report.html"):
         assert name in written and f"`{name}`" in readme, name

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,12 +129,13 @@ def _size_axis(ax: Any, sizes: list[int], label: bool = True) -> None:
         ax.set_xlabel("message size (bytes, binary prefixes)")
 
 
-def _value_axis(ax: Any, values: list[float], band_tops: list[float], ylabel: str) -> None:
+def _value_axis(ax: Any, values: list[float], band_tops: list[float], ylabel: str, wrap: int = 70) -> None:
     """The one y-axis rule (analysis.y_scale) over everything drawn, band included."""
+    ylabel = textwrap.fill(ylabel, wrap)
     if y_scale(values, band_tops) == "log":
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ylabel += "; log scale (values or their tail span decades)"
+        ylabel += "\nlog scale (values or their tail span decades)"
     else:
         ax.set_ylim(bottom=0)  # the top stays autoscaled to the data and the band
     ax.set_ylabel(ylabel, fontsize=9)
@@ -229,7 +231,7 @@ def build_profile_figure(summary: pd.DataFrame, fig_spec: FigureSpec,
             color = PALETTE[profiles.index(curve.profile) % len(PALETTE)]
             ax["ratio"].plot(ratio.index, ratio.values, marker=marker, markersize=4, linewidth=1.2, color=color,
                              label=f"{curve.profile} / {comp.curves[0].profile}")
-    _value_axis(ax["values"], values, band_tops, fig_spec.ylabel)
+    _value_axis(ax["values"], values, band_tops, fig_spec.ylabel, wrap=40)
     ax["values"].set_title(f"{fig_spec.title}, per profile\n{subtitle}", fontsize=10)
     ax["values"].legend(fontsize=7, loc="best")
     if has_rate:
@@ -246,6 +248,7 @@ def build_profile_figure(summary: pd.DataFrame, fig_spec: FigureSpec,
     for name in panels:
         _size_axis(ax[name], sizes, label=name == panels[-1])
     fig.tight_layout()
+    fig.align_ylabels(axes)
     return fig
 
 

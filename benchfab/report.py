@@ -154,6 +154,7 @@ def draw_curves(summary: pd.DataFrame, fig_spec: FigureSpec, subtitle: str) -> m
         return None
     column, scale, band = fig_spec.column, fig_spec.scale, fig_spec.band
     test_ids = sorted({(c.iloc[0]["run_id"], c.iloc[0]["test_id"]) for c in data.values()})
+    several_runs = len({run_id for run_id, _ in test_ids}) > 1  # the same test id in two runs: name the run
     legend_outside = len(data) > LEGEND_INSIDE_MAX
     fig, ax = plt.subplots(figsize=(12.5 if legend_outside else 9, 5.5), dpi=110)
     all_sizes: list[int] = []
@@ -164,7 +165,7 @@ def draw_curves(summary: pd.DataFrame, fig_spec: FigureSpec, subtitle: str) -> m
         color, marker, linestyle = curve_style(test_ids.index((first["run_id"], first["test_id"])), bool(first["in_place"]))
         y = curve[column] * scale
         ax.plot(curve["size_bytes"], y, marker=marker, markersize=4.5, linewidth=1.4, color=color,
-                linestyle=linestyle, label=curve_label(curve))
+                linestyle=linestyle, label=f"{first['run_id']}: {curve_label(curve)}" if several_runs else curve_label(curve))
         if band is not None and curve[band].notna().any():
             # The tail (p99) as a shaded band above the typical value.
             top = curve[band] * scale
@@ -286,7 +287,7 @@ def pair_maps(summary: pd.DataFrame, leaf: dict[str, str | None] | None = None) 
                 suffix = f"-{i}" if len(groups) > 1 else ""  # one profile measured it in several ways
                 file = f"pairs-{fig_spec.file.removesuffix('.png')}-{profile}{suffix}.png"
                 title = (f"{named.get('workload')} on {profile}, {named.get('ranks')} ranks: "
-                         f"{fig_spec.ylabel.split(';')[0]} at {format_size(matrix.attrs['size_bytes'])}")
+                         f"{fig_spec.quantity} at {format_size(matrix.attrs['size_bytes'])}")
                 found.append(PairMap(file, title, fig_spec, matrix,
                                      slowest_pairs(matrix, fig_spec.higher_is_better, SLOWEST_PAIRS)))
     return found
@@ -371,7 +372,7 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None) -> list
         save(build_profile_figure(summary, fig_spec, data.subtitle), profile_figure_file(fig_spec))
     maps = pair_maps(summary, data.leaf)
     for pm in maps:
-        save(draw_pair_heatmap(pm.matrix, pm.title, pm.fig_spec.ylabel.split(";")[0], pm.fig_spec.scale,
+        save(draw_pair_heatmap(pm.matrix, pm.title, pm.fig_spec.quantity, pm.fig_spec.scale,
                                pm.fig_spec.higher_is_better, data.leaf), pm.file)
     images = [p.name for p in written]
     md_text = markdown_report(data, images, maps)
@@ -458,7 +459,7 @@ def verdict_lines(run: Run) -> list[str]:
 
 def _pair_lines(pm: PairMap) -> list[str]:
     spec = pm.fig_spec
-    unit = spec.ylabel.split(";")[0]
+    unit = spec.quantity
     worse = "lowest" if spec.higher_is_better else "highest"
     lines = ["", f"## Pairs: {pm.title}", "", f"![{pm.file}]({pm.file})", "",
              f"Slowest pairs ({worse} first; vs median: the pair's value / the median pair's):", "",

@@ -72,6 +72,11 @@ class FigureSpec:
     export_name: str | None = None
     export_unit: str | None = None
 
+    @property
+    def quantity(self) -> str:
+        """What the column is, with its unit, without the axis label's notes (a heatmap's colour bar)."""
+        return self.ylabel.split(";")[0]
+
 
 @dataclass(frozen=True)
 class RankContext:

@@ -33,7 +33,15 @@ from benchfab.analysis import (
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.errors import StoreError
-from benchfab.report import FIGURES, ReportInput, build_profile_figure, draw_pair_heatmap, pair_maps, write_report
+from benchfab.report import (
+    FIGURES,
+    ReportInput,
+    build_profile_figure,
+    draw_curves,
+    draw_pair_heatmap,
+    pair_maps,
+    write_report,
+)
 from benchfab.spec import load_spec_text
 from benchfab.store import RunStore
 from benchfab.sweep import run_sweep
@@ -345,6 +353,14 @@ def test_report_of_two_runs_draws_both(pairs_run: benchfab.Run, tmp_path: Path, 
     md = (tmp_path / "both" / "summary.md").read_text()
     assert md.startswith("# benchfab runs pairs, pairs-again") and md.count("| pairs-again |") == 24
     data = ReportInput((pairs_run, benchfab.load_run(other)))
+    fig = draw_curves(data.summary, _figure("p2p_bw.png"), data.subtitle)
+    assert fig is not None
+    try:
+        labels = [line.get_label() for line in fig.axes[0].get_lines()]
+        assert len(labels) == len(set(labels)) == 24  # 12 tests in each run, each named with its run
+        assert sum(label.startswith("pairs-again: ") for label in labels) == 12
+    finally:
+        plt.close(fig)
     (comparison,) = profile_comparisons(data.summary[data.summary.workload == "rdma_write_bw"], "bw_avg_Bps")
     # each profile's curve is now the median over both runs' pairs: the same values, twice as many rows
     assert np.allclose(comparison.curves[0].points["value"],

@@ -33,6 +33,7 @@ from benchfab.analysis import (
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.errors import StoreError
+from benchfab.export import openmetrics_text
 from benchfab.report import (
     FIGURES,
     ReportInput,
@@ -129,6 +130,16 @@ def test_latency_axis_fits_the_band_and_its_scale_follows_the_rule(pairs_run: be
         assert top >= max(bands) and bottom <= min(lines)
     finally:
         plt.close(fig)
+    per_test = draw_curves(pairs_run.summary, _figure("p2p_lat.png"), "run pairs")  # the same rule, per test
+    assert per_test is not None
+    try:
+        ax = per_test.axes[0]
+        lines = [v for line in ax.get_lines() for v in line.get_ydata()]
+        bands = [float(p.vertices[:, 1].max()) for c in ax.collections for p in c.get_paths() if len(p.vertices)]
+        assert len(ax.collections) == 12 and ax.get_yscale() == y_scale(lines, bands)
+        assert ax.get_ylim()[1] >= max(bands)
+    finally:
+        plt.close(per_test)
     # The quickstart's case: a 35 us median under a band to 1,500 us is more than a decade: log.
     assert y_scale([35, 36, 40], [1500]) == "log" and y_scale([35, 36, 40], [300]) == "linear"
     assert TAIL_LOG_RATIO == 10
@@ -313,9 +324,7 @@ def test_openmetrics_export_parses_and_carries_the_figures(pairs_run: benchfab.R
     assert [x.value for x in families["benchfab_regressions"].samples] == [2.0]
     assert len(families["benchfab_verdict_ratio"].samples) == 2  # the changed key has no ratio
     assert {x.labels["status"]: x.value for x in families["benchfab_tests"].samples} == {"ok": 24.0}
-    # stdout by default, the same text
-    proc = cli("export", str(pairs_run.path), "--openmetrics")
-    assert proc.returncode == 0 and proc.stdout == text
+    assert text == openmetrics_text(pairs_run)  # what stdout gets without -o
 
 
 def test_bad_verdicts_file_is_one_line(pairs_run: benchfab.Run, report_dir: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -343,10 +343,20 @@ def draw_pair_heatmap(matrix: pd.DataFrame, title: str, value_label: str, scale:
     return fig
 
 
-def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class Marks:
+    """Nodes and pairs to mark on every heatmap, with why (e.g. a second pass's verdicts)."""
+
+    nodes: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+    why: str = "marked"
+
+
+def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: Marks | None = None) -> list[Path]:
     """Write the figures with data (busbw.png, time.png, p2p_bw.png, p2p_lat.png; *-profiles.png
-    when more than one profile measured the same thing; pairs-*.png for all-pairs runs),
-    summary.md and report.html (one file, images embedded); return their paths.
+    when more than one profile measured the same thing; pairs-*.png for all-pairs runs, with
+    ``marks`` drawn on them), summary.md and report.html (one file, images embedded); return
+    their paths.
 
     Several runs are drawn together; the default folder is the first run's report/."""
     data = ReportInput(tuple([runs] if isinstance(runs, Run) else runs))
@@ -373,9 +383,10 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None) -> list
     maps = pair_maps(summary, data.leaf)
     for pm in maps:
         save(draw_pair_heatmap(pm.matrix, pm.title, pm.fig_spec.quantity, pm.fig_spec.scale,
-                               pm.fig_spec.higher_is_better, data.leaf), pm.file)
+                               pm.fig_spec.higher_is_better, data.leaf, marks.nodes if marks else (),
+                               marks.pairs if marks else ()), pm.file)
     images = [p.name for p in written]
-    md_text = markdown_report(data, images, maps)
+    md_text = markdown_report(data, images, maps, marks)
     md = out / "summary.md"
     md.write_text(md_text)
     written.append(md)
@@ -406,7 +417,7 @@ def _cell(value: Any) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap]) -> str:
+def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
     """The report's text: runs, tests, each family's tables, verdicts, slowest pairs, figures."""
     several = len(data.runs) > 1
     lines = [f"# benchfab {data.subtitle}", ""]
@@ -428,7 +439,7 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         lines += verdict_lines(run)
     for pm in maps:
-        lines += _pair_lines(pm)
+        lines += _pair_lines(pm, marks)
     shown = {pm.file for pm in maps}  # each heatmap stands in its pairs section
     rest = [name for name in images if name not in shown]
     if rest:
@@ -457,7 +468,7 @@ def verdict_lines(run: Run) -> list[str]:
     return lines
 
 
-def _pair_lines(pm: PairMap) -> list[str]:
+def _pair_lines(pm: PairMap, marks: Marks | None) -> list[str]:
     spec = pm.fig_spec
     unit = spec.quantity
     worse = "lowest" if spec.higher_is_better else "highest"
@@ -466,6 +477,18 @@ def _pair_lines(pm: PairMap) -> list[str]:
              f"| node | node | {unit} | vs median |", "|---|---|---|---|"]
     for _, r in pm.slowest.iterrows():
         lines.append(f"| {r['node_a']} | {r['node_b']} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
+    if marks is None:
+        return lines
+    here = set(pm.matrix.index)
+    shown = []
+    nodes = [n for n in marks.nodes if n in here]
+    if nodes:
+        shown.append(f"nodes {', '.join(nodes)}")
+    pairs = [f"{a}-{b}" for a, b in marks.pairs if a in here and b in here]
+    if pairs:
+        shown.append(f"pairs {', '.join(pairs)}")
+    if shown:
+        lines += ["", f"Marked in red ({marks.why}): {'; '.join(shown)}."]
     return lines
 
 

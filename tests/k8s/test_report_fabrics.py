@@ -36,6 +36,7 @@ from benchfab.errors import StoreError
 from benchfab.export import openmetrics_text
 from benchfab.report import (
     FIGURES,
+    Marks,
     ReportInput,
     build_profile_figure,
     draw_curves,
@@ -241,7 +242,8 @@ def _verdicts(run: benchfab.Run) -> dict[str, object]:
 def report_dir(pairs_run: benchfab.Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (pairs_run.path / "verdicts.json").write_text(json.dumps(_verdicts(pairs_run)))
     out = tmp_path_factory.mktemp("report")
-    write_report(pairs_run, out)
+    write_report(pairs_run, out, Marks(nodes=("gpu-node-2", "elsewhere"), pairs=(("gpu-node-0", "gpu-node-3"),),
+                                       why="second pass: suspects"))
     return out
 
 
@@ -257,6 +259,8 @@ def test_report_writes_comparisons_heatmaps_and_verdicts(report_dir: Path) -> No
     assert table[0].startswith("| rdma_write_bw/roce-sriov/4KiB | bw_avg_Bps | **worse** |")  # regressions first
     assert "NCCL fell back to Socket (base: IB) \\| \"quoted\"" in md
     assert md.count("Slowest pairs (lowest first") == 2 and md.count("Slowest pairs (highest first") == 2
+    # Marks reach every heatmap's section; a node that is not in the run is left out.
+    assert md.count("Marked in red (second pass: suspects): nodes gpu-node-2; pairs gpu-node-0-gpu-node-3.") == 4
 
 
 def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> None:

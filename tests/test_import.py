@@ -17,6 +17,7 @@ import pytest
 import benchfab
 from benchfab.cli import main
 from benchfab.records import MEASUREMENT_KEY
+from benchfab.store import list_runs
 from tests.helpers import ROOT
 
 SOURCES = ROOT / "results" / "fabrics" / "sources"
@@ -149,3 +150,35 @@ def test_bad_perftest_reports_are_one_line_errors(tmp_path: Path, capsys: pytest
     assert _import(tmp_path, "perftest", str(IB_READ), "--profile", "p", "--run-id", "x") == 0
     assert _import(tmp_path, "perftest", str(IB_READ), "--profile", "p", "--run-id", "x") == 2
     assert "run x already exists" in _error(capsys)
+
+
+def test_mpirun_tagged_output_reads_like_the_plain_report(tmp_path: Path) -> None:
+    tagged = tmp_path / "tagged.txt"
+    tagged.write_text("".join(f"[1,0]<stdout>:{line}\n" for line in SPARK.read_text().splitlines()))
+    assert _import(tmp_path, "nccl-tests", str(tagged), "--profile", "p", "--fabric", "roce", "--run-id", "t") == 0
+    assert _import(tmp_path, "nccl-tests", str(SPARK), "--profile", "p", "--fabric", "roce", "--run-id", "plain") == 0
+    columns = ["size_bytes", "in_place", "time_s", "busbw_Bps", "hosts", "iterations"]
+    tagged_rows = benchfab.load_run("t", tmp_path).summary[columns].sort_values(columns[:2]).reset_index(drop=True)
+    plain_rows = benchfab.load_run("plain", tmp_path).summary[columns].sort_values(columns[:2]).reset_index(drop=True)
+    assert tagged_rows.equals(plain_rows)
+
+
+def test_the_example_dataset_is_what_its_sources_say() -> None:
+    """results/fabrics/: every imported run still matches its file (sha256) and names where it came from;
+    the rest were measured by benchfab; IB and RoCE are both there (the notebooks compare them)."""
+    results = ROOT / "results" / "fabrics"
+    runs = list_runs(results)
+    assert len(runs) >= 10
+    fabrics = set()
+    for path in runs:
+        run = benchfab.load_run(path)
+        fabrics |= set(run.summary["fabric"])
+        src = run.meta.get("imported_from")
+        if src is None:
+            assert run.meta["host"]["hostname"] and run.meta["versions"]["benchfab"]  # a run benchfab made
+            continue
+        assert hashlib.sha256((ROOT / src["path"]).read_bytes()).hexdigest() == src["sha256"], path.name
+        assert src["source_url"], path.name
+        if src["source_url"].startswith("https://"):
+            assert src["source_url"] in (results / "SOURCES.md").read_text(), path.name
+    assert {"ib", "roce", "tcp"} <= fabrics

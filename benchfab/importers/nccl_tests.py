@@ -25,6 +25,7 @@ import re
 from pathlib import PurePath
 from typing import Any
 
+from ..errors import UsageError
 from ..oneoff import NCCL_DTYPES, resolve_workload
 from ..workloads.catalog import COLLECTIVES
 from .parsed import ParsedReport, ParsedTest, bad_input
@@ -47,7 +48,7 @@ def collective_of(name: str, path: str, line: int | None) -> str:
     stem = PurePath(name).name.removesuffix("_mpi")
     try:
         workload = resolve_workload(stem)
-    except Exception:  # noqa: BLE001 - resolve_workload's UsageError, reworded for the file
+    except UsageError:  # reworded below, for the file
         workload = ""
     if workload not in COLLECTIVES:
         raise bad_input(path, line, f"{name!r} is not an nccl-tests collective benchfab stores",
@@ -97,7 +98,7 @@ def parse_text(text: str, path: str, workload: str | None) -> ParsedReport:
         elif s.startswith("#") and "size" in s.split() and "busbw" in s:
             header = (lineno, *_columns(s, path, lineno))
         elif header is not None and s and s.split()[0].isdigit():
-            _row(s, lineno, header, path, named or workload, tests, seen, iterations)
+            _row(s, lineno, header, path, tests, seen, iterations)
         if m := _ITERS.search(s):
             iterations = int(m.group(2))
     if header is None:
@@ -112,8 +113,9 @@ def parse_text(text: str, path: str, workload: str | None) -> ParsedReport:
         raise bad_input(path, None, f"--workload says {workload} but the report says {named}",
                         "drop --workload, or give the file that binary printed")
     hosts = [ranks[r] for r in sorted(ranks)]
+    found = named or workload or ""
     for test in tests.values():
-        test.workload, test.binary = named or workload or test.workload, COLLECTIVES[named or workload or test.workload].nccl_name
+        test.workload, test.binary = found, COLLECTIVES[found].nccl_name
         test.transport = _transport(facts.get("nccl_network"))
     return ParsedReport("nccl-tests", "text", version, list(tests.values()), hosts=hosts,
                         ranks=len(ranks) or None, facts=facts)
@@ -129,7 +131,7 @@ def _columns(header: str, path: str, lineno: int) -> tuple[list[str], list[list[
     return names[:starts[0]], [names[starts[0]:starts[1]], names[starts[1]:]]
 
 
-def _row(s: str, lineno: int, header: tuple[int, list[str], list[list[str]]], path: str, workload: str | None,
+def _row(s: str, lineno: int, header: tuple[int, list[str], list[list[str]]], path: str,
          tests: dict[tuple[str, str], ParsedTest], seen: dict[tuple[str, str, int], int], iterations: int | None) -> None:
     _, prefix, halves = header
     cells = s.split()
@@ -145,10 +147,9 @@ def _row(s: str, lineno: int, header: tuple[int, list[str], list[list[str]]], pa
     dtype, redop = _dtype(head.get("type", "none")), head.get("redop", "none")
     key = (dtype, redop)
     test = tests.get(key)
-    if test is None:
-        name = workload or "allreduce"  # checked once the whole file is read
-        test = tests[key] = ParsedTest(workload=name, binary=COLLECTIVES[name].nccl_name, family="collective",
-                                       memory="cuda", dtype=dtype, redop=redop, root=int(head.get("root", -1)))
+    if test is None:  # workload and binary are set once the whole file is read
+        test = tests[key] = ParsedTest(workload="", binary="", family="collective", memory="cuda", dtype=dtype,
+                                       redop=redop, root=int(head.get("root", -1)))
     if (dtype, redop, size) in seen:
         raise bad_input(path, lineno, f"size {size} ({dtype}, {redop}) appears twice (line {seen[dtype, redop, size]} "
                         "too): two runs in one file?", "split the file, one run each, and import each")

@@ -182,3 +182,18 @@ def test_the_example_dataset_is_what_its_sources_say() -> None:
         if src["source_url"].startswith("https://"):
             assert src["source_url"] in (results / "SOURCES.md").read_text(), path.name
     assert {"ib", "roce", "tcp"} <= fabrics
+
+
+def test_older_perftest_latency_tables_keep_what_they_print(tmp_path: Path) -> None:
+    """perftest before 4.x prints t_min, t_max and t_typical only: those are kept, the rest is NaN."""
+    lines = SOFTROCE_LAT.read_text().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.strip().startswith("#bytes"))
+    lines[head] = " #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]"
+    lines[head + 1] = " ".join(lines[head + 1].split()[:5])
+    old = tmp_path / "old_lat.txt"
+    old.write_text("\n".join(lines) + "\n")
+    assert _import(tmp_path, "perftest", str(old), "--profile", "p", "--run-id", "old") == 0
+    row = benchfab.load_run("old", tmp_path).summary.iloc[0]
+    new = SOFTROCE_LAT.read_text().splitlines()[head + 1].split()
+    assert row["lat_median_s"] == pytest.approx(float(new[4]) * 1e-6) == row["time_s"]
+    assert row["lat_p99_s"] != row["lat_p99_s"]  # NaN: not printed

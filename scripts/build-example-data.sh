@@ -47,6 +47,6 @@ for i in 1 2 3; do
     "$PY" -m benchfab run rdma_write_bw --transport tcp -s 64K -n 3000 --results "$OUT" \
         --run-id "local-tcp-history-$i" > /dev/null
 done
-# Logs of this host's processes are not part of the dataset (paths, pids).
-rm -rf "$OUT"/*/logs
+# Logs and owner files of this host's processes are not part of the dataset (paths, pids).
+rm -rf "$OUT"/*/logs "$OUT"/*/.owner
 "$PY" -m benchfab runs --results "$OUT"

@@ -58,13 +58,15 @@ KERNEL_NAME = "benchfab-test-venv"
 
 @pytest.fixture(scope="module")
 def venv_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / KERNEL_NAME
+    jupyter = tmp_path_factory.mktemp("jupyter")
+    spec_dir = jupyter / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "benchfab .venv", "language": "python", "env": {"MPLBACKEND": "Agg"}}))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(spec_dir.parent.parent))
+        mp.setenv("JUPYTER_PATH", str(jupyter))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(jupyter / "runtime"))  # connection files: not in $HOME
         yield KERNEL_NAME
 
 

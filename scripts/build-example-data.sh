@@ -36,10 +36,11 @@ import nccl-tests "$SRC/spark-issue25-roce-allgather-16g.txt" roce-spark-allgath
 import perftest "$SRC/perftest-273-roce-write-bw-postlist.txt" roce-ib0-write-bw roce-ib0 \
     https://github.com/linux-rdma/perftest/issues/273 --name roce-ib0-write-bw
 # soft-RoCE (rxe0 in this project's VM lane, tests/rdma/data/README.md)
+# (client and server in the one VM: --hosts names it twice)
 import perftest tests/rdma/data/ib_write_bw_client.txt softroce-write-bw softroce-rxe \
-    tests/rdma/data/README.md --name softroce
+    tests/rdma/data/README.md --name softroce --hosts softroce-vm,softroce-vm
 import perftest tests/rdma/data/ib_write_lat_client.txt softroce-write-lat softroce-rxe \
-    tests/rdma/data/README.md --name softroce
+    tests/rdma/data/README.md --name softroce --hosts softroce-vm,softroce-vm
 
 # This project's runs, made now on this host
 "$PY" scripts/example_pairs.py "$OUT" local-tcp-pairs > /dev/null

@@ -122,6 +122,10 @@ def test_perftest_reports_take_their_fabric_from_the_link_type(tmp_path: Path) -
     (lambda t: "hello\n", ["--fabric", "roce"], r"no nccl-tests result table"),
     (lambda t: t.replace("# Collective test starting: all_reduce_perf\n", ""), ["--fabric", "roce"],
      r"does not name its collective.*--workload all_reduce_perf"),
+    # no "#  Rank N ... on HOST" lines: how many ranks is not guessed
+    (lambda t: "\n".join(line for line in t.splitlines() if "Rank" not in line) + "\n", ["--fabric", "roce"],
+     r"names no ranks .*give --hosts A,B"),
+    (lambda t: t, ["--fabric", "roce", "--hosts", "x,y"], r"--hosts x,y but .* names the ranks' hosts spark-d708,spark-dbf4"),
 ])
 def test_bad_nccl_tests_reports_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                     edit, args, expected) -> None:  # type: ignore[no-untyped-def]
@@ -147,6 +151,8 @@ def test_bad_perftest_reports_are_one_line_errors(tmp_path: Path, capsys: pytest
     unit.write_text(IB_READ.read_text().replace("BW average[MB/sec]", "BW average[furlongs]"))
     assert _import(tmp_path, "perftest", str(unit), "--profile", "p") == 2
     assert "line 17: unknown bandwidth unit" in _error(capsys)
+    assert _import(tmp_path, "perftest", str(IB_READ), "--profile", "p", "--hosts", "cn3") == 2
+    assert "--hosts names 1 host(s), the report measured 2 ranks" in _error(capsys)
     assert _import(tmp_path, "perftest", str(IB_READ), "--profile", "p", "--run-id", "x") == 0
     assert _import(tmp_path, "perftest", str(IB_READ), "--profile", "p", "--run-id", "x") == 2
     assert "run x already exists" in _error(capsys)

@@ -49,9 +49,16 @@ def write_run(store: RunStore, report: ParsedReport, ctx: ImportContext, path: P
     if report.hosts and ctx.hosts and list(ctx.hosts) != report.hosts:
         raise UsageError(f"--hosts {','.join(ctx.hosts)} but {path} names the ranks' hosts {','.join(report.hosts)}",
                          hint="drop --hosts: the report's own hosts are kept")
+    if report.ranks is None and not hosts:
+        raise UsageError(f"{path}: the report names no ranks (no '#  Rank N ... on HOST' lines)",
+                         hint="give --hosts A,B,... (one host per rank, in rank order)")
+    if report.ranks is not None and hosts and len(hosts) != report.ranks:
+        raise UsageError(f"--hosts names {len(hosts)} host(s), the report measured {report.ranks} ranks",
+                         hint="give one host per rank, in rank order" + (" (perftest: client,server)"
+                                                                        if report.tool == "perftest" else ""))
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    ranks = report.ranks or max(len(hosts), 2)
-    nodes = len(dict.fromkeys(hosts)) if hosts else (2 if report.tool == "perftest" else 1)
+    ranks = report.ranks or len(hosts)
+    nodes = len(dict.fromkeys(hosts)) if hosts else ranks  # perftest without --hosts: a client and a server
     test_ids: list[str] = []
     counts: dict[str, int] = {}
     for index, test in enumerate(report.tests):

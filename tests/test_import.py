@@ -94,7 +94,9 @@ def test_nccl_tests_json_keeps_per_iteration_times(tmp_path: Path) -> None:
     run = benchfab.load_run("j", tmp_path)
     assert len(run.summary) == 2 and set(run.summary["hosts"]) == {"spark-d708,spark-dbf4"}
     assert list(run.raw["time_s"]) == pytest.approx([27.5e-6, 27.9e-6, 28.1e-6])
-    assert run.meta["imported_from"]["format"] == "json" and run.meta["started"] == "2026-11-30 10:00:00"
+    src = run.meta["imported_from"]
+    assert src["format"] == "json" and src["version"] is None and src["facts"]["json_version"] == 3
+    assert src["facts"]["nccl_version"] == 23102 and run.meta["started"] == "2026-11-30 10:00:00"
 
 
 def test_perftest_reports_take_their_fabric_from_the_link_type(tmp_path: Path) -> None:

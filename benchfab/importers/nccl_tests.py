@@ -212,13 +212,14 @@ def parse_json(text: str, path: str, workload: str | None) -> ParsedReport:
                             "give the file nccl-tests -J wrote, unedited") from None
     if not tests:
         raise bad_input(path, None, "the JSON file's 'results' list is empty", "give the file of a run that measured")
-    facts: dict[str, Any] = {"nccl_version": doc.get("nccl_version"), "args": args,
+    # The file says its format's version, not the nccl-tests release (the text report's first line does).
+    facts: dict[str, Any] = {"json_version": doc.get("version"), "nccl_version": doc.get("nccl_version"), "args": args,
                              "started": doc.get("start_time"), "ended": doc.get("end_time")}
     if isinstance(doc.get("average_bus_bandwidth"), dict):
         facts["avg_busbw_GBps"] = doc["average_bus_bandwidth"].get("bandwidth")
     if isinstance(doc.get("out_of_bounds"), dict):
         facts["out_of_bounds"] = doc["out_of_bounds"].get("count")
-    return ParsedReport("nccl-tests", "json", f"json-v{doc.get('version')}", list(tests.values()),
+    return ParsedReport("nccl-tests", "json", None, list(tests.values()),
                         hosts=[ranks[r] for r in sorted(ranks)], ranks=len(ranks) or None, facts=facts)
 
 

@@ -8,6 +8,7 @@
     benchfab show RUN               print a stored run's tables again
     benchfab report RUN [RUN...]    PNG curves, summary.md and report.html into results/<run_id>/report/
     benchfab export RUN --openmetrics  verdicts and key figures as OpenMetrics text
+    benchfab import TOOL FILE       store a saved nccl-tests / perftest report as a run
     benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
     benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
 
@@ -358,6 +359,10 @@ def _add_sweep_commands(sub: Any) -> None:
     from .oneoff import add_run_parser  # benchfab run: one test from nccl-tests / perftest flags
 
     add_run_parser(sub)
+
+    from .importers import add_import_parser  # benchfab import: a saved nccl-tests / perftest report
+
+    add_import_parser(sub)
 
 
 def _add_results_commands(sub: Any) -> None:

@@ -58,6 +58,12 @@ EXCLUDED: dict[str, str] = {
     "benchfab sweep jobs/ib-vs-roce.yaml --context prod -n gpu-bench": CLUSTER + " (test_e2e.py)",
     "benchfab sweep jobs/local-rdma.yaml": "needs an RDMA device; tests/rdma run it in the soft-RoCE VM "
                                            "(tests/rdma/run_in_vm.sh)",
+    "benchfab import TOOL FILE --profile NAME": "its run would become `latest` for the commands after it; "
+        "tests/test_import.py runs benchfab import on real reports",
+    "benchfab import nccl-tests all_reduce.txt --profile ib-shared --fabric ib --source https://example.org/run":
+        "an example file name; tests/test_import.py imports the real reports of results/fabrics/sources/",
+    "benchfab import perftest ib_write_bw.txt --profile roce-sriov --mode sriov --hosts node-a,node-b":
+        "an example file name; tests/test_import.py imports the real reports of results/fabrics/sources/",
 }
 
 # Values for the placeholders of synopsis lines, per subcommand ("*": any).

@@ -21,7 +21,10 @@ FIGURES: tuple[FigureSpec, ...] = tuple(fig for family in FAMILIES for fig in fa
 # Every workload name, in the order the spec documents them.
 WORKLOADS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.workloads)
 
-_BY_WORKLOAD: dict[str, WorkloadFamily] = {name: family for family in FAMILIES for name in family.workloads}
+# Stored rows may also hold imported-only workloads (ib_read_bw's, say): their family draws them.
+_BY_WORKLOAD: dict[str, WorkloadFamily] = {
+    name: family for family in FAMILIES for name in (*family.workloads, *family.imported)
+}
 
 
 def family_of(workload: str) -> WorkloadFamily:

@@ -101,6 +101,8 @@ class WorkloadFamily(ABC):
     aliases: Mapping[str, str]
     #: report figures over this family's rows
     figures: tuple[FigureSpec, ...]
+    #: workloads whose rows only `benchfab import` stores (a spec cannot run them)
+    imported: tuple[str, ...] = ()
 
     def owns(self, workload: str) -> bool:
         return workload in self.workloads

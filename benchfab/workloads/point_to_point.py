@@ -15,7 +15,14 @@ from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
-from .p2p_params import BANDWIDTH_WORKLOAD, LATENCY_WORKLOAD, PERFTEST_BINARY, PERFTEST_ITERATIONS, pair_problems
+from .p2p_params import (
+    BANDWIDTH_WORKLOAD,
+    LATENCY_WORKLOAD,
+    PERFTEST_BINARY,
+    PERFTEST_IMPORTED,
+    PERFTEST_ITERATIONS,
+    pair_problems,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +109,7 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
     A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
     rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
     out = [f"# {title}"]
-    if workload == BANDWIDTH_WORKLOAD:
+    if workload.endswith("_bw"):  # rdma_write_bw, tcp's, and imported ib_read_bw / ib_send_bw rows
         return "\n".join(out + _bw_lines(rows))
     cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
     out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
@@ -143,7 +150,7 @@ def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
     columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
     rows = ok_rows(summary)
     if not rows.empty:
-        rows = rows[rows["workload"].isin(list(PERFTEST_BINARY))]
+        rows = rows[rows["workload"].isin([*PERFTEST_BINARY, *PERFTEST_IMPORTED])]
     if rows.empty:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
@@ -183,6 +190,7 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
 class PointToPoint(WorkloadFamily):
     workloads = tuple(PERFTEST_BINARY)
     aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}
+    imported = tuple(PERFTEST_IMPORTED)
     figures = (
         FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
                    "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,),

@@ -82,6 +82,7 @@ PANEL_HEIGHTS = {"values": 3.0, "line_rate": 1.3, "ratio": 1.5}
 HEATMAP_ANNOTATE_MAX = 16  # nodes; beyond this the cells are too small for their numbers
 SLOWEST_PAIRS = 5
 MARK_COLOR = "#d62728"
+NO_COMMON_SIZES = "no ratio: no message size was measured on the reference profile and another"
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,8 @@ def build_profile_figure(summary: pd.DataFrame, fig_spec: FigureSpec,
             sizes.extend(int(s) for s in pts["size_bytes"])
             values.extend(float(v) for v in y.tolist())
         for curve, ratio in comp.ratios():
+            if ratio.empty:
+                continue
             color = PALETTE[profiles.index(curve.profile) % len(PALETTE)]
             ax["ratio"].plot(ratio.index, ratio.values, marker=marker, markersize=4, linewidth=1.2, color=color,
                              label=f"{curve.profile} / {comp.curves[0].profile}")
@@ -244,8 +247,12 @@ def build_profile_figure(summary: pd.DataFrame, fig_spec: FigureSpec,
     ax["ratio"].set_ylabel(f"ratio to reference\n({better} is better)", fontsize=8)
     ax["ratio"].grid(True, alpha=0.3)
     handles, labels = ax["ratio"].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax["ratio"].legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    if handles:
+        unique = dict(zip(labels, handles))
+        ax["ratio"].legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    else:  # e.g. imported reports that swept different size ranges
+        ax["ratio"].text(0.5, 0.5, NO_COMMON_SIZES, transform=ax["ratio"].transAxes, ha="center", va="center",
+                         fontsize=9, color="#444444")
     for name in panels:
         _size_axis(ax[name], sizes, label=name == panels[-1])
     fig.tight_layout()

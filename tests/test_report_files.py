@@ -116,3 +116,43 @@ def test_a_verbs_port_hands_its_rate_to_the_engines(tmp_path: Path) -> None:
     assert choice.rate_gbps == 400.0 and choice.link_rate_bps == 400e9
     (port / "rate").unlink()
     assert choose_port(discover_sysfs(tmp_path)).link_rate_bps is None
+
+
+FABRICS = ROOT / "results" / "fabrics"  # real imported reports (results/fabrics/SOURCES.md) and local runs
+
+
+def test_published_ib_and_roce_reports_side_by_side() -> None:
+    """nccl-tests all_reduce from an IB HDR cluster and from two RoCE DGX Spark nodes: one
+    figure, IB as the reference; the two reports swept different sizes, and the ratio
+    panel says so instead of drawing nothing."""
+    import matplotlib.pyplot as plt
+
+    from benchfab.report import NO_COMMON_SIZES, ReportInput, build_profile_figure
+    from benchfab.workloads import FIGURES
+
+    data = ReportInput((benchfab.load_run(FABRICS / "ib-hdr-allreduce"), benchfab.load_run(FABRICS / "roce-spark-allreduce-1")))
+    fig = build_profile_figure(data.summary, next(f for f in FIGURES if f.file == "busbw.png"), data.subtitle)
+    assert fig is not None
+    try:
+        values, ratio = fig.axes
+        labels = [line.get_label() for line in values.get_lines()]
+        assert labels[0].endswith("· ib-hdr (ib, none)") and labels[1].endswith("· roce-spark (roce, none)")
+        assert [t.get_text() for t in ratio.texts] == [NO_COMMON_SIZES] and ratio.get_lines()[1:] == []
+    finally:
+        plt.close(fig)
+
+
+def test_local_all_pairs_run_heatmap_and_slowest_pairs(tmp_path: Path) -> None:
+    """results/fabrics/local-tcp-pairs: tcp between fake-cluster pods on 4 nodes and 2 leaves."""
+    run = benchfab.load_run(FABRICS / "local-tcp-pairs")
+    paths = write_report(run, tmp_path)
+    assert {"pairs-p2p_bw-loopback-pods.png", "pairs-p2p_lat-loopback-pods.png"} <= {p.name for p in paths}
+    md = (tmp_path / "summary.md").read_text()
+    lat = run.summary[(run.summary.workload == "rdma_write_lat")]
+    smallest = lat[lat.size_bytes == lat.size_bytes.min()]
+    worst = smallest.sort_values("lat_median_s", ascending=False).iloc[0]
+    a, b = worst["hosts"].split(",")
+    section = md.split("Slowest pairs (highest first")[1]
+    first_row = next(line for line in section.splitlines() if line.startswith("| gpu-node"))
+    cells = [c.strip() for c in first_row.strip("|").split("|")]
+    assert {cells[0], cells[1]} == {a, b} and cells[2] == f"{worst['lat_median_s'] * 1e6:.4g}"

@@ -81,20 +81,32 @@ tests:
   - {workload: reduce_scatter, ops: [sum, max]}
   - {workload: broadcast, root: 2}
   - {workload: all_to_all}
+  - {workload: reduce, root: 1, ops: [sum, min]}
+  - {workload: gather, root: 2}
+  - {workload: scatter, root: 1}
+  - {workload: sendrecv}
 """)
     proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "c1")
     assert proc.returncode == 0, proc.stderr
     run = benchfab.load_run("c1", tmp_path / "res")
     assert set(run.tests["status"]) == {"ok"}, run.tests[["test_id", "reason"]]
     ok = run.summary[run.summary["status"] == "ok"]
-    assert set(ok["workload"]) == {"all_gather", "reduce_scatter", "broadcast", "all_to_all"}
+    assert set(ok["workload"]) == {"all_gather", "reduce_scatter", "broadcast", "all_to_all", "reduce", "gather",
+                                   "scatter", "sendrecv"}
     assert (ok["wrong"] == 0).all()
+    # nccl-tests' factors on 3 ranks, written out: gather/scatter (n-1)/n, reduce/sendrecv 1
+    assert {w: busbw_factor(w, 3) for w in ("gather", "scatter", "reduce", "sendrecv")} == pytest.approx(
+        {"gather": 2 / 3, "scatter": 2 / 3, "reduce": 1.0, "sendrecv": 1.0})
     for _, row in ok.iterrows():
         assert row["busbw_Bps"] == pytest.approx(row["algbw_Bps"] * busbw_factor(row["workload"], 3), rel=1e-9)
-        if row["workload"] in ("all_gather", "reduce_scatter", "all_to_all"):
+        if row["workload"] in ("all_gather", "reduce_scatter", "all_to_all", "gather", "scatter"):
             assert row["size_bytes"] == row["count"] * 4 * 3  # total size, as nccl-tests prints it
+        else:
+            assert row["size_bytes"] == row["count"] * 4
+    assert set(ok.loc[ok["workload"] == "reduce", "root"]) == {1} and set(ok.loc[ok["workload"] == "gather", "root"]) == {2}
+    assert set(ok.loc[ok["workload"] == "sendrecv", "root"]) == {-1}
     skipped = run.summary[run.summary["status"] == "skipped"]
-    assert set(skipped["workload"]) == {"all_to_all"} and skipped["in_place"].all()
+    assert set(skipped["workload"]) == {"all_to_all", "sendrecv"} and skipped["in_place"].all()
 
 
 def test_hung_rank_is_killed_and_sweep_goes_on(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,5 @@
-"""Collective workloads (allreduce, all_gather, reduce_scatter, broadcast, all_to_all)
-over torch.distributed, with nccl-tests semantics.
+"""Collective workloads (allreduce, all_gather, reduce_scatter, broadcast, all_to_all,
+reduce, gather, scatter, sendrecv) over torch.distributed, with nccl-tests semantics.
 
 The family object: rules, time estimate, summary rows, the all_reduce_perf style
 table and the report's bandwidth figures and section. The measuring code is in
@@ -157,6 +157,9 @@ class Collectives(WorkloadFamily):
         if COLLECTIVES[test.workload].rooted and test.root >= test.ranks:
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
+        if test.workload == "sendrecv" and test.ranks < 2:
+            return [Problem("ranks", "sendrecv exchanges data between ranks and needs at least 2",
+                            "set ranks: 2 or more", ("workload",))]
         return []
 
     def estimate_seconds(self, test: TestSpec, cores: int) -> float:

@@ -224,3 +224,25 @@ def test_resume_refuses_a_different_spec(cli, write_spec, tmp_path: Path) -> Non
     assert proc.returncode == 2 and "differs from the spec" in proc.stderr
     again = _sweep(cli, spec, tmp_path / "res", "--run-id", "r1")
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_multi_node_shape_runs_gpus_per_node_local_ranks_per_simulated_node(  # type: ignore[no-untyped-def]
+        cli, write_spec, tmp_path: Path) -> None:
+    """placement {group, nodes: 2, gpus_per_node: 2} on the local backend: 4 ranks, 2 per simulated
+    node, with torchrun's LOCAL_RANK / LOCAL_WORLD_SIZE, over real gloo (the pod shape's code path)."""
+    spec = write_spec("""\
+name: shape
+defaults: {iterations: 3, warmup: 1, sizes: [4K, 64K], timeout: 120s}
+tests:
+  - {name: ar, workload: allreduce, placement: {pattern: group, nodes: 2, gpus_per_node: 2}}
+""")
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "g1")
+    assert proc.returncode == 0, proc.stderr
+    run = benchfab.load_run("g1", tmp_path / "res")
+    assert set(run.tests["status"]) == {"ok"}, run.tests[["test_id", "reason"]]
+    s = run.summary
+    assert set(s["ranks"]) == {4} and (s["wrong"] == 0).all()
+    assert s["busbw_Bps"].iloc[0] == pytest.approx(s["algbw_Bps"].iloc[0] * 2 * 3 / 4, rel=1e-9)
+    used = json.loads(run.tests.iloc[0]["used"])["ranks"]
+    where = sorted((r["rank"], r["node"], r["local_rank"], r["local_world"]) for r in used)
+    assert where == [(0, "node0", 0, 2), (1, "node0", 1, 2), (2, "node1", 0, 2), (3, "node1", 1, 2)]

@@ -28,7 +28,7 @@ from ..capabilities import HostCapabilities, probe_host, why_unrunnable
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
 from ..rdma.oob import SECRET_ENV, new_test_secret
-from ..task import parse_record
+from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, parse_record
 from .base import RecordCallback, RoundRecordCallback, TestOutcome
 from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
 
@@ -122,15 +122,23 @@ class LocalBackend:
             }],
         }
 
-    def _env(self, rank: int, world: int, port: int) -> dict[str, str]:
+    def _env(self, rank: int, world: int, port: int, local_ranks: int | None = None) -> dict[str, str]:
+        """A rank's environment, torchrun's names: ``local_ranks`` per simulated node
+        (placement.gpus_per_node), else every rank local to this one node."""
+        local = local_ranks or world
         env = dict(os.environ)
         env.update(self.extra_env)
         env.update({
             "BENCHFAB_PARENT_PID": str(os.getpid()),
             "RANK": str(rank),
             "WORLD_SIZE": str(world),
-            "LOCAL_RANK": str(rank),
-            "LOCAL_WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank % local),
+            "LOCAL_WORLD_SIZE": str(local),
+            "GROUP_RANK": str(rank // local),
+            # The ranks share this host's GPUs whatever node they simulate: a CUDA rank
+            # takes GPU `rank`, never its node-local index (two ranks on one GPU fail).
+            HOST_RANK_ENV: str(rank),
+            HOST_RANKS_ENV: str(world),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
@@ -171,7 +179,8 @@ class LocalBackend:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env={**self._env(rank, len(logs), port), **test.profile.env, SECRET_ENV: secret},
+                        env={**self._env(rank, len(logs), port, test.local_ranks), **test.profile.env,
+                             SECRET_ENV: secret},
                         start_new_session=True,
                     ))
         except BaseException:
@@ -190,7 +199,7 @@ class LocalBackend:
                 for line in follower.lines():
                     rec = parse_record(line)
                     if rec is not None:
-                        ranks.take(rank, rec, on_record)
+                        ranks.take(rank, rec, on_record, env_extra=simulated_node(rank, test.local_ranks, len(logs)))
 
         procs: list[subprocess.Popen[Any]] = []
         try:
@@ -235,6 +244,11 @@ class LocalBackend:
                 outcome.status = "timeout"
                 return failed
             time.sleep(POLL_S)
+
+
+def simulated_node(rank: int, local_ranks: int, world: int) -> dict[str, Any] | None:
+    """The simulated node a rank of a multi-node shape stands for, for its env record."""
+    return None if local_ranks >= world else {"node": f"node{rank // local_ranks}"}
 
 
 def _for_test(on_record: RoundRecordCallback, test_id: str) -> RecordCallback:

@@ -346,6 +346,10 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
     profiles = merged["profiles"] or list(spec.resolved_profiles())
     # Every TestSpec field comes from the merged layers by name: a new test field is
     # added to the models and BUILTIN_DEFAULTS, not copied here by hand.
+    pl = merged["placement"]
+    if pl.gpus_per_node and pl.pattern in ("group", "local"):
+        # A job of `nodes` nodes with gpus_per_node ranks each (torchrun's nnodes x nproc_per_node).
+        merged["ranks"] = pl.nodes * pl.gpus_per_node
     by_name = {k: merged[k] for k in TestSpec.model_fields if k in merged}
     return TestSpec(**{**by_name, "index": index, "name": name, "sizes": size_list, "profiles": profiles})
 

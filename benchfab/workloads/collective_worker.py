@@ -15,13 +15,21 @@ from typing import Any
 
 from ..errors import WorkloadError
 from ..records import CollectiveResult
-from ..task import Task
+from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, Task
 from .base import RankContext
 
 
 def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
-    """(torch.device, process-group backend) for this rank."""
+    """(torch.device, process-group backend) for this rank.
+
+    The local backend simulating several nodes on one host says which GPU of the host
+    is this rank's (BENCHFAB_HOST_RANK of BENCHFAB_HOST_RANKS): node-local indices repeat.
+    """
     import torch
+
+    if HOST_RANK_ENV in os.environ:
+        local_rank = int(os.environ[HOST_RANK_ENV])
+        local_world = int(os.environ.get(HOST_RANKS_ENV, local_world))
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if requested == "cuda" and gpus < local_world:
@@ -76,7 +84,7 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         timeout=timedelta(seconds=task.rendezvous_timeout),
     )
     try:
-        ctx.emit({"type": "env", "rank": rank, **env})
+        ctx.emit({"type": "env", "rank": rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world, **env})
         ctx.log(f"joined; running {task.workload} {task.dtype} {task.op} on {len(task.sizes)} size(s)")
         if os.environ.get("BENCHFAB_TEST_HANG") == f"{task.test_id}:{rank}":
             # Test hook: this rank never reaches its first collective, like the

@@ -175,6 +175,13 @@ class Collectives(WorkloadFamily):
     def on_gpu(self, test: TestSpec) -> bool:
         return test.device != "cpu"
 
+    def ranks_per_pod(self, test: TestSpec) -> int:
+        # Like a training job: one pod per node owns its gpus_per_node GPUs and rails, so
+        # NCCL uses NVLink/P2P and shared memory inside the node and the NICs between
+        # nodes. Per-rail groups (placement.rails) keep one pod per (GPU, rail) slot.
+        p = test.placement
+        return 1 if p.rails else (p.gpus_per_node or 1)
+
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
         if test.device == "cuda" and host.gpus < test.ranks:
             return (f"device: cuda needs {test.ranks} GPU(s), one per rank, and this host has {host.gpus} "

@@ -246,3 +246,8 @@ tests:
     used = json.loads(run.tests.iloc[0]["used"])["ranks"]
     where = sorted((r["rank"], r["node"], r["local_rank"], r["local_world"]) for r in used)
     assert where == [(0, "node0", 0, 2), (1, "node0", 1, 2), (2, "node1", 0, 2), (3, "node1", 1, 2)]
+    # what NCCL did is a column (none here: gloo), and the node's software is in run.json
+    assert {"nccl_network", "nccl_hcas", "nccl_gdr", "nccl_merged_nics"} <= set(s.columns)
+    assert s["nccl_network"].isna().all()
+    import platform
+    assert run.meta["inventory"]["nodes"][0]["software"]["kernel"] == platform.release()

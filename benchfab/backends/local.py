@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
+from ..metadata import node_software
+from ..nccllog import parse_nccl_log
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
 from ..rdma.oob import SECRET_ENV, new_test_secret
@@ -118,6 +120,7 @@ class LocalBackend:
                 "gpus": len(gpus),
                 "gpu_pci": gpus,
                 "kernel": platform.release(),
+                "software": node_software(),
                 "fabric": "loopback",
             }],
         }
@@ -145,6 +148,9 @@ class LocalBackend:
         })
         # Loopback rendezvous must not depend on this host's name resolving.
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        # What NCCL really did is read back from each rank's log (attach_nccl), as on Kubernetes.
+        env.setdefault("NCCL_DEBUG", "INFO")
+        env.setdefault("NCCL_DEBUG_SUBSYS", "INIT,NET")
         # Ranks share this host's cores; without a cap each would start a
         # thread per core and they would fight over them.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
@@ -220,6 +226,7 @@ class LocalBackend:
             ranks.outcome.ended = time.time()
         outcome = ranks.outcome
         outcome.log_tail = log_tail([tail(path) for path in logs]) if outcome.status != "ok" else ""
+        attach_nccl(outcome, logs)
         return outcome
 
     @staticmethod
@@ -249,6 +256,21 @@ class LocalBackend:
 def simulated_node(rank: int, local_ranks: int, world: int) -> dict[str, Any] | None:
     """The simulated node a rank of a multi-node shape stands for, for its env record."""
     return None if local_ranks >= world else {"node": f"node{rank // local_ranks}"}
+
+
+def attach_nccl(outcome: TestOutcome, logs: Sequence[Path]) -> None:
+    """Each rank's NCCL INFO lines, parsed into its env record's ``nccl`` (as the Kubernetes agent does)."""
+    for rank, path in enumerate(logs):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                nccl = parse_nccl_log(line for line in f if "NCCL" in line)
+        except OSError:
+            continue
+        if not nccl.lines:
+            continue
+        for env in outcome.env:
+            if env.get("rank") == rank:
+                env["nccl"] = nccl.to_dict()
 
 
 def _for_test(on_record: RoundRecordCallback, test_id: str) -> RecordCallback:

@@ -122,6 +122,20 @@ class Placement(_Model):
     good: list[str] = Field(default_factory=list)  # retest: known-good partners (default: every other node)
 
 
+class Rail(_Model):
+    """One rail of a node: local rank i of every node uses rail i. The shared plugin names
+    the HCA (and the resource that exposes it, when each HCA has its own); SR-IOV names
+    the VF resource and the network (NAD) each VF attaches through. A bare string is an HCA."""
+
+    hca: str | None = None
+    resource: str | None = None  # default: the profile's resource
+    network: str | None = None  # default: the profile's network
+
+
+def _rail(value: object) -> object:
+    return {"hca": value} if isinstance(value, str) else value
+
+
 class Profile(_Model):
     """How a rank reaches the fabric: labels for records plus what a pod must request."""
 
@@ -130,6 +144,8 @@ class Profile(_Model):
     resource: str | None = None
     network: str | None = None
     hca: str | None = None
+    # The node's rails in rank order; a pod of G ranks requests rails[0:G] (see docs/KUBERNETES.md).
+    rails: list[Annotated[Rail, BeforeValidator(_rail)]] = Field(default_factory=list)
     # RoCE: the GID every rank of the profile uses (NCCL_IB_GID_INDEX, and the verbs tests'
     # GID unless a test sets rdma.gid_index); None: NCCL (>= 2.21.5) and benchfab pick
     # the RoCE v2 IPv4 GID themselves.
@@ -182,6 +198,9 @@ class KubeSettings(_Model):
     active_deadline: Seconds | None = Field(default=None, gt=0)  # pod lifetime cap; default from the plan
     master_port: int | None = Field(default=None, ge=1024, le=65535)  # default: varies per test
     force_net: bool = False  # set NCCL_NET=IB on ib/roce profiles: fail instead of falling back
+    # /dev/shm (a memory emptyDir) of a pod with several ranks, for NCCL's SHM transport between
+    # them (a container's default 64 MiB is too small); None: 1Gi per rank of the pod.
+    shm_size: str | None = None
 
 
 class TestFields(_Model):

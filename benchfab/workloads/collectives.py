@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import num
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
@@ -51,9 +52,11 @@ def collective_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backen
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     collective = COLLECTIVES[test.spec.workload]
+    nccl = summary_columns(env0.get("nccl"))
     return [
         cast(SummaryRow, {
             **row_base(run_id, test, rec, backend),
+            **nccl,
             "collective": collective.nccl_name,
             "engine": "torch",
             "transport": env0.get("transport"),

@@ -164,7 +164,7 @@ class RdmaOptions(_Model):
     cq_mod: int | None = Field(default=None, ge=1, le=16384)  # None: perftest's rule (-Q)
     post_list: int = Field(default=1, ge=1, le=1024)  # -l
     max_inline: int | None = Field(default=None, ge=0, le=4096)  # None: 220 B for lat, 0 for bw (-I)
-    cuda_device: int | None = Field(default=None, ge=0)  # GPU for memory: cuda*; None: local rank mod GPUs
+    cuda_device: int | None = Field(default=None, ge=0)  # GPU for memory: cuda*; None: the one nearest the HCA
 
 
 class NodeSelection(_Model):

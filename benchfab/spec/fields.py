@@ -91,7 +91,7 @@ RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]
 Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
-Engine = Literal["native", "perftest"]
+Engine = Literal["native", "perftest", "nccl-tests"]
 Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology", "retest"]
 LeafScope = Literal["same-leaf", "cross-leaf", "any"]
 

@@ -73,6 +73,9 @@ def run_collective(task: Task, ctx: RankContext) -> None:
     import torch.distributed as dist
 
     rank, world = ctx.rank, ctx.world
+    if task.engine == "nccl-tests":
+        _run_nccl_tests(task, ctx)
+        return
     device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
     env = describe_env(device, backend)
     ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
@@ -93,6 +96,29 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         _measure(task, ctx, device)
     finally:
         dist.destroy_process_group()
+
+
+def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
+    """engine: nccl-tests: rank 0 runs the binary for the node's ranks and emits its rows."""
+    from .nccl_tests_engine import run_nccl_tests
+
+    ctx.emit({"type": "env", "rank": ctx.rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world,
+              "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
+              "engine": "nccl-tests", "transport": "nccl", "device": "cuda"})
+    if ctx.rank != 0:
+        return  # rank 0's binary drives this rank's GPU too (-g)
+    for run in run_nccl_tests(task, ctx.world, ctx.local_world, max(60.0, task.rendezvous_timeout)):
+        for row in run.rows:
+            ok = row.time_s is not None
+            result: CollectiveResult = {
+                "type": "result", "test_id": task.test_id, "size_bytes": row.size_bytes, "count": row.count,
+                "in_place": row.in_place, "iterations": task.iterations or 0, "time_s": row.time_s,
+                "algbw_Bps": row.algbw_Bps, "busbw_Bps": row.busbw_Bps, "wrong": row.wrong,
+                "method": "nccl-tests", "status": "ok" if ok else "skipped",
+                "reason": "" if ok else "nccl-tests printed N/A", "per_iter_s": [],
+            }
+            ctx.emit(result)
+    ctx.emit({"type": "done", "test_id": task.test_id})
 
 
 def _measure(task: Task, ctx: RankContext, device: Any) -> None:

@@ -58,7 +58,7 @@ def collective_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backen
             **row_base(run_id, test, rec, backend),
             **nccl,
             "collective": collective.nccl_name,
-            "engine": "torch",
+            "engine": "nccl-tests" if test.spec.engine == "nccl-tests" else "torch",
             "transport": env0.get("transport"),
             "memory": "cuda" if device.startswith("cuda") else "host",
             "count": rec["count"],
@@ -160,6 +160,9 @@ class Collectives(WorkloadFamily):
         if COLLECTIVES[test.workload].rooted and test.root >= test.ranks:
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
+        if test.engine == "perftest":
+            return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
+                            "use engine: native (torch.distributed) or nccl-tests for collectives")]
         if test.workload == "sendrecv" and test.ranks < 2:
             return [Problem("ranks", "sendrecv exchanges data between ranks and needs at least 2",
                             "set ranks: 2 or more", ("workload",))]
@@ -186,6 +189,14 @@ class Collectives(WorkloadFamily):
         return 1 if p.rails else (p.gpus_per_node or 1)
 
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+        if test.engine == "nccl-tests":
+            from .nccl_tests_engine import binary_path
+
+            if binary_path(test.workload) is None:
+                return (f"engine: nccl-tests needs {COLLECTIVES[test.workload].nccl_name} (fix: run it in the worker "
+                        "image, which builds nccl-tests, set BENCHFAB_NCCL_TESTS_DIR, or use engine: native)")
+            if host.gpus < test.ranks:
+                return f"engine: nccl-tests needs {test.ranks} GPU(s) on this host, one per rank; it has {host.gpus}"
         if test.device == "cuda" and host.gpus < test.ranks:
             return (f"device: cuda needs {test.ranks} GPU(s), one per rank, and this host has {host.gpus} "
                     "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")

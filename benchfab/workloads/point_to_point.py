@@ -197,6 +197,9 @@ class PointToPoint(WorkloadFamily):
         merged["dtypes"], merged["ops"], merged["in_place"] = ["none"], ["none"], [False]
 
     def problems(self, test: TestSpec) -> list[Problem]:
+        if test.engine == "nccl-tests":
+            return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
+                            "use engine: native or perftest for rdma_write_*")]
         return pair_problems(latency=test.workload == LATENCY_WORKLOAD, transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
                              ranks=test.ranks, device=test.device, workload=test.workload)

@@ -194,6 +194,9 @@ def test_docker_definition_is_present() -> None:
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "FROM " in dockerfile and "perftest" in dockerfile and "pyverbs" in dockerfile
     assert "docker build" in (ROOT / "docker" / "README.md").read_text()
+    # nccl-tests is built where engine: nccl-tests looks for it
+    from benchfab.workloads.nccl_tests_engine import BIN_DIR_ENV
+    assert "github.com/NVIDIA/nccl-tests" in dockerfile and f"ENV {BIN_DIR_ENV}=/opt/nccl-tests" in dockerfile
 
 
 SRIOV_RAILS = ", ".join(f"{{resource: nvidia.com/rail{i}_vf, network: rail{i}-net}}" for i in range(8))

@@ -51,3 +51,18 @@ def test_spec_rules_and_the_plan_time_skip(monkeypatch: pytest.MonkeyPatch) -> N
     test = spec.resolved_tests()[0]
     why = family_of("allreduce").why_unrunnable(test, probe_host())
     assert why is not None and "all_reduce_perf" in why and "engine: native" in why
+
+
+def test_the_report_puts_both_engines_of_one_measurement_side_by_side() -> None:
+    import pandas as pd
+
+    from benchfab.workloads.collectives import engine_agreement_lines
+
+    base = {"workload": "allreduce", "profile": "p", "ranks": 2, "dtype": "float32", "redop": "sum",
+            "size_bytes": 8192, "in_place": False, "status": "ok"}
+    rows = pd.DataFrame([{**base, "engine": "torch", "busbw_Bps": 1e8}, {**base, "engine": "nccl-tests", "busbw_Bps": 2.3e8},
+                         {**base, "size_bytes": 16, "engine": "torch", "busbw_Bps": 1e6}])  # no nccl-tests twin: left out
+    lines = engine_agreement_lines(rows)
+    assert lines[1] == "## Engines side by side (busbw, GB/s)"
+    assert lines[-1] == "| allreduce | p | 2 | float32 | sum | 8192 | False | 0.100 | 0.230 | 2.30 |" and len(lines) == 6
+    assert engine_agreement_lines(rows[rows["engine"] == "torch"]) == []

@@ -127,7 +127,27 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     for _, r in table.iterrows():
         wrong = "N/A" if pd.isna(r["wrong"]) else str(int(r["wrong"]))
         lines.append(f"| {r['test_id']} | {r['peak_busbw_GBps']:.3f} | {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
-    return lines
+    return lines + engine_agreement_lines(summary)
+
+
+def engine_agreement_lines(summary: pd.DataFrame) -> list[str]:
+    """report.md's torch vs nccl-tests table: the same measurement (workload, profile, ranks,
+    dtype, redop, size, in-place) by both engines, and nccl-tests' busbw over torch's."""
+    if "engine" not in summary or not {"torch", "nccl-tests"} <= set(summary["engine"].dropna()):
+        return []
+    ok = summary[(summary["status"] == "ok") & summary["busbw_Bps"].notna()]
+    key = ["workload", "profile", "ranks", "dtype", "redop", "size_bytes", "in_place"]
+    key = [k for k in key if k in ok]
+    both = ok.pivot_table(index=key, columns="engine", values="busbw_Bps", aggfunc="max").dropna()
+    if both.empty:
+        return []
+    out = ["", "## Engines side by side (busbw, GB/s)", "", "| " + " | ".join(key) + " | torch | nccl-tests | nccl-tests / torch |",
+           "|" + "---|" * (len(key) + 3)]
+    for idx, r in both.iterrows():
+        cells = [str(x) for x in (idx if isinstance(idx, tuple) else (idx,))]
+        out.append("| " + " | ".join(cells) + f" | {r['torch'] / 1e9:.3f} | {r['nccl-tests'] / 1e9:.3f} | "
+                   f"{r['nccl-tests'] / r['torch']:.2f} |")
+    return out
 
 
 def _aliases() -> dict[str, str]:

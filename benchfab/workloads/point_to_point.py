@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
@@ -77,6 +78,7 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
     transport = rec.get("transport", test.spec.transport)
     return cast(SummaryRow, {
         **row_base(run_id, test, rec, backend),
+        **summary_columns(None),  # no NCCL in a verbs / tcp pair: the nccl_* columns are null
         "collective": PERFTEST_BINARY[test.spec.workload],
         "engine": rec.get("engine", test.spec.engine),
         "transport": transport,

@@ -185,9 +185,12 @@ class TestTracker:
     def _write_logs(self, r: Running) -> None:
         if self.log_dir is None:
             return
-        for rank, state in enumerate(r.pods):
+        local = r.test.local_ranks
+        for index, state in enumerate(r.pods):
             with state.lock:
                 lines = state.lines.pop(r.seq, [])
                 state.records.pop(r.seq, None)
-            path = self.log_dir / f"{r.test.test_id}.rank{rank}.log"
+            # One log per pod: a pod of several ranks holds ranks first..last (lines tagged by local rank).
+            ranks = f"{index * local}" if local == 1 else f"{index * local}-{index * local + local - 1}"
+            path = self.log_dir / f"{r.test.test_id}.rank{ranks}.log"
             path.write_text(f"# pod {state.name} on {state.key[1]}\n" + "\n".join(lines) + "\n")

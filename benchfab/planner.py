@@ -47,8 +47,11 @@ class PlannedTest:
     hosts: tuple[str, ...]
     estimate_s: float
     timeout_s: float
-    # Kubernetes backend: (node, slot) of each rank, in rank order; empty locally.
+    # Kubernetes backend: (node, first slot) of each pod, in rank order; empty locally.
     members: tuple[tuple[str, int], ...] = ()
+    # Ranks per member (pod on Kubernetes, simulated node locally), torchrun's
+    # LOCAL_WORLD_SIZE: rank = member index * local_ranks + LOCAL_RANK.
+    local_ranks: int = 1
 
     def task(self) -> Task:
         task = Task.for_test(
@@ -183,8 +186,10 @@ def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> Plan:
     rounds: list[Round] = []
     for c in expand(spec):
         est = estimates[c.test.index]
+        # gpus_per_node: G ranks per simulated node (the pod shape of a multi-node job), else all ranks on one.
+        local = c.test.placement.gpus_per_node or c.test.ranks
         pt = PlannedTest(c.base_id, c.test, c.profile, profiles[c.profile], c.dtype, c.op, c.repeat, (node.name,),
-                         est, timeout_for(c.test, est))
+                         est, timeout_for(c.test, est), local_ranks=local)
         rounds.append(Round(len(rounds), (pt,)))
     return Plan(tuple(rounds), tuple(notes))
 
@@ -275,11 +280,17 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
         placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
         notes.extend(f"{test.name}/{pname}: {m}" for m in more)
     profile = spec.resolved_profiles()[pname]
-    return [tuple(_placed_test(combo, profile, members) for members in rnd) for rnd in placed]
+    per_pod = family_of(test.workload).ranks_per_pod(test)
+    return [tuple(_placed_test(combo, profile, members, per_pod) for members in rnd) for rnd in placed]
 
 
-def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...]) -> PlannedTest:
-    """One test on its (node, slot) members: one rank per member, the id names where it ran."""
+def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
+    """(node, slot) members -> one (node, first slot) per pod of ``per_pod`` consecutive slots."""
+    return members if per_pod == 1 else members[::per_pod]
+
+
+def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], per_pod: int = 1) -> PlannedTest:
+    """One test on its (node, slot) members: ``per_pod`` ranks per pod, the id names where it ran."""
     test, p = combo.test, combo.test.placement
     hosts = tuple(dict.fromkeys(m[0] for m in members))
     sized = test.model_copy(update={"ranks": len(members)})
@@ -290,4 +301,4 @@ def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...]) ->
     # One rank per pod: no oversubscription of a node's cores in the estimate.
     est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
     return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
-                       hosts, est, timeout_for(test, est), tuple(members))
+                       hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod)

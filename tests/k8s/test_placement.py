@@ -224,7 +224,9 @@ def test_plan_kubernetes_rounds_ids_and_capacity() -> None:
     assert any("node-0" in n or "1 node(s)" in n for n in placed.notes)
     ar = next(t for t in placed.tests if t.spec.name == "ar")
     assert ar.spec.ranks == 8 and ar.task().ranks == 8 and ar.hosts == ("node-0", "node-1", "node-2", "node-3")
-    assert ar.members[:2] == (("node-0", 0), ("node-0", 1))
+    # one pod per node owning its 2 GPUs (torchrun's shape): rank = pod index * 2 + LOCAL_RANK
+    assert ar.members == tuple((f"node-{i}", 0) for i in range(4)) and ar.local_ranks == 2
+    assert all(t.local_ranks == 1 for t in placed.tests if t.spec.name != "ar")  # pairs and per-rail groups
     rails = [t for t in placed.tests if t.spec.name == "rails"]
     assert len(rails) == 2 and len({t.test_id for t in rails}) == 2
     rnd = next(r for r in placed.rounds if rails[0] in r.tests)

@@ -26,7 +26,7 @@ from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import attachment
 from .watch import Cache
 
-Slot = tuple[str, str, int]  # (profile, node, slot)
+Slot = tuple[str, str, int, int]  # (profile, node, first slot, ranks in the pod)
 
 # Agent start-up: how long each stage may go without the next one before the pod is
 # given up (seconds). The wait is progress-based: every new stage restarts the clock,
@@ -71,6 +71,7 @@ class PodState:
     follower: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     agent_ready: threading.Event = field(default_factory=threading.Event)  # its agent watches for tasks
+    software: dict[str, Any] | None = None  # the node's kernel, driver, MOFED, firmware (the ready record)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Agent start-up progress: the stage it is in, since when (monotonic, and wall
     # clock for messages), and the detail of its latest report (e.g. the last error).
@@ -143,25 +144,28 @@ class PodPool:
         self.profile = profile
 
     def wanted_slots(self, profile: str, tests: list[PlannedTest]) -> list[Slot]:
-        members = {(profile, n, s) for t in tests for n, s in t.members}
+        members = {key for t in tests for key in pod_keys(t)}
         if self.spec.kubernetes.reuse_pods and self.plan is not None:
-            # Start the whole profile's pool at once: one gang start for all its rounds.
-            members |= {(profile, n, s) for t in self.plan.tests if t.profile_name == profile for n, s in t.members}
+            # Start the whole profile's pool at once: one gang start for all its rounds. Only
+            # pods of this round's shapes: a node's one-GPU pods and its all-GPU pod hold the
+            # same devices, so the other shape is started when its round comes.
+            shapes = {t.local_ranks for t in tests}
+            members |= {key for t in self.plan.tests if t.profile_name == profile and t.local_ranks in shapes
+                        for key in pod_keys(t)}
         return sorted(m for m in members if m not in self.broken)
 
     def missing(self, test: PlannedTest) -> str | None:
         """Why one of the test's slots has no started pod (its reason for failing), or None."""
-        for node, slot in test.members:
-            key = (test.profile_name, node, slot)
+        for key in pod_keys(test):
             if key in self.broken or key not in self.pods:
-                return f"pod for {node} slot {slot} did not start: {self.broken.get(key, 'no pod')}"
+                return f"pod for {key[1]} slot {key[2]} did not start: {self.broken.get(key, 'no pod')}"
         return None
 
-    def _pod_plan(self, key: Slot) -> mf.PodPlan:
-        profile, node, slot = key
+    def pod_plan(self, key: Slot) -> mf.PodPlan:
+        profile, node, slot, ranks = key
         prof = self.spec.resolved_profiles()[profile]
         return mf.PodPlan(profile, prof, node, self._hostnames().get(node, node), slot,
-                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile))
+                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile), ranks)
 
     def ensure(self, profile: str, wanted: list[Slot]) -> None:
         """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""
@@ -169,10 +173,13 @@ class PodPool:
         # Pods that ended (crash, deadline) are replaced: delete them first (names are reused).
         self.delete([k for k in wanted if k in self.pods and self.ended(self.pods[k])])
         new = [k for k in wanted if k not in self.pods]
+        # A node's pods of another shape hold the GPUs and rails the new ones need: free them first.
+        shapes = {(k[1], k[3]) for k in new}
+        self.delete([k for k in self.pods if k[0] == profile and any(k[1] == n and k[3] != r for n, r in shapes)])
         deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
         self._grant_agents(new)
         for key in new:
-            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self._pod_plan(key),
+            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
                                    self.spec.kubernetes, deadline)
             self.kube.create("Pod", body)
             self.pods[key] = PodState(key, body["metadata"]["name"])
@@ -298,6 +305,11 @@ class PodPool:
             if self.cache is not None:
                 self.cache.stop()
             self.pods.clear()
+
+
+def pod_keys(test: PlannedTest) -> list[Slot]:
+    """The pods a test runs in, in rank order: (profile, node, first slot, ranks per pod)."""
+    return [(test.profile_name, node, slot, test.local_ranks) for node, slot in test.members]
 
 
 def clock(wall: float) -> str:

@@ -35,6 +35,7 @@ def start_meta(store: RunStore, spec: SweepSpec, spec_text: str, backend: Backen
         "git": metadata.git_revision(),
         "status": "running",
         "planned_tests": [t.test_id for t in placed.tests],
+        "left_out": [{"node": node, "reason": why} for node, why in placed.left_out],
         "estimate_s": placed.estimate_s,
     })
     meta.setdefault("started", _now())

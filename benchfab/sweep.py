@@ -107,6 +107,8 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
           + f"; results in {store.path}", file=out, flush=True)
     for note in placed.notes:
         print(f"# note: {note}", file=out)
+    for line in placed.left_out_lines():
+        print(f"# {line}", file=out)
     # A resumed run counts every test: those already ok, then what the rest do now.
     counts: dict[str, int] = {"ok": len(done)} if done else {}
     skips = [(t, cannot[t.test_id]) for t in todo if t.test_id in cannot]

@@ -58,6 +58,15 @@ def end_meta(store: RunStore, meta: dict[str, Any], status: str, counts: dict[st
         # Already on the way out with another error (a full disk, say): that one is reported.
 
 
+def record_left_behind(store: RunStore, meta: dict[str, Any], left: list[str], command: str) -> None:
+    """run.json names what the run's clean-up could not remove, and the command that removes it."""
+    meta.update({"left_behind": list(left), "cleanup_command": command})
+    try:
+        store.write_meta(meta)
+    except OSError:
+        pass  # the clean-up error itself is reported, with the same list and command
+
+
 def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:
     """The spec a run was started with, re-validated from the text stored in its run.json."""
     store = RunStore(results_dir, run_id)

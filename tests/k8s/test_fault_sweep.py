@@ -17,7 +17,7 @@ from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.errors import CleanupError
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
-from tests.fakecluster import FakeCluster, seed_nodes
+from tests.fakecluster import SHARED, FakeCluster, seed_nodes
 from tests.k8s.kubectl import debian_kubectl, kubectl
 from tests.k8s.test_e2e import PAIRS, SPEC, assert_clean
 
@@ -26,10 +26,12 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 def test_transient_faults_every_test_ok_nothing_left(cluster: FakeCluster, tmp_path: Path) -> None:
     seed_nodes(cluster, 3)
+    cluster.add_node("drained", unschedulable=True, allocatable={SHARED: 63, "nvidia.com/gpu": 8})
     cluster.create_delay_s = 1.0  # every pod ContainerCreating for a while first
     faults = [
         cluster.inject("GET", r"watch=true", "reset", times=3),  # watches dropped at connect
         cluster.inject("GET", r"watch=true", "cut", times=4, after=2),  # and in the middle of a stream
+        cluster.inject("GET", r"/log\?", "cut", times=2, after=3),  # log streams too
         cluster.inject("*", r"/pods", 429, times=4, retry_after=0.2),  # fewer than Kube.call's 6 tries
         cluster.inject("GET", r"/pods", "slow", times=6, delay_s=0.4),
         cluster.inject("PATCH", r"/pods/", 500, times=3),
@@ -44,6 +46,7 @@ def test_transient_faults_every_test_ok_nothing_left(cluster: FakeCluster, tmp_p
     assert all(f.hits for f in faults), [(f.action, f.hits) for f in faults]
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "complete"
     assert "left behind" not in out.getvalue()
+    assert "# node drained left out: cordoned\n" in out.getvalue()
     assert_clean(cluster)
 
 

@@ -143,7 +143,8 @@ def find_nodes(spec: SweepSpec, nodes: str | int | list[str] | None, options: Cl
     # Only the inventory is read (as a sweep reads it): no pods, no watches.
     kube = connect(options, spec.namespace)
     infos = nodes_for_planner(spec, read_inventory(kube, spec))
-    return Nodes(infos, kube.namespace, False, where=f"the cluster's {len(infos)} usable node(s)")
+    usable = sum(1 for n in infos if any(n.slots.values()))  # the plan names the others and why
+    return Nodes(infos, kube.namespace, False, where=f"the cluster's {usable} usable node(s)")
 
 
 def plan_on(spec: SweepSpec, found: Nodes) -> Plan:

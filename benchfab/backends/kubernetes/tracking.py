@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import BackendError
 from ...planner import PlannedTest
 from ...rdma.oob import SECRET_ENV, new_test_secret
 from ...spec import SweepSpec
@@ -91,8 +92,16 @@ class TestTracker:
             local_env = [{"RANK": str(index * local + i), "LOCAL_RANK": str(i), **net_env(test.profile, entries, rails, i)}
                          for i in range(local)]
             ann = mf.task_annotation(seq, task_json, env, local_env)
-            if pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:
-                outcome.reason = f"pod {state.name} vanished before the test started"
+            try:
+                if pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:
+                    outcome.reason = f"pod {state.name} vanished before the test started"
+            except BackendError as exc:
+                # The API server kept refusing (after Kube.call's retries): this test fails, the
+                # pod is replaced before its next test, the sweep goes on.
+                outcome.reason = f"could not hand the test to pod {state.name} ({state.key[1]}): {exc.message}"
+                pool.lost[state.key] = outcome.reason
+                self._cancel(seq, states[:index])  # its peers got it: they must not wait for this rank
+                break
         return Running(test, seq, states, time.monotonic(), time.monotonic() + test.timeout_s, RankRecords(outcome))
 
     def wait(self, running: list[Running], on_record: RoundRecordCallback) -> None:
@@ -143,10 +152,18 @@ class TestTracker:
             return True
         if now > r.deadline:
             r.outcome.status = "timeout"
-            for state in r.pods:
-                self.pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_CANCEL: str(r.seq)}}})
+            self._cancel(r.seq, r.pods)
             return True
         return False
+
+    def _cancel(self, seq: int, pods: list[PodState]) -> None:
+        """Tell the agents to stop test ``seq``. Best effort: an agent that misses it stops the
+        test when its next one arrives, and close() ends it with its pod."""
+        for state in pods:
+            try:
+                self.pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_CANCEL: str(seq)}}})
+            except BackendError:
+                pass
 
     def _finish(self, r: Running) -> None:
         o, test = r.outcome, r.test

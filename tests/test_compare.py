@@ -19,6 +19,7 @@ from benchfab.compare.judge import step_from
 from benchfab.compare.keys import MEDIANS_CACHE
 from benchfab.errors import StoreError, UnknownRun, UsageError
 from benchfab.store import RunStore
+from benchfab.verdicts import read_verdicts
 from tests.conftest import run_cli
 from tests.helpers import ROOT
 from tests.verdict_faults import copy_run, rewrite_test
@@ -234,6 +235,10 @@ def test_compare_command_outputs_and_exit_codes(results: Path, capsys: pytest.Ca
     assert proc.returncode == 1, proc.stderr
     assert "1 regression(s)" in proc.stdout and "worse" in proc.stdout
     doc = json.loads((results / "new" / "verdicts.json").read_text())
+    # the report/export side reads the same file through its own checked reader
+    read_back = read_verdicts(results / "new")
+    assert read_back is not None and [v.key_id for v in read_back.verdicts if v.verdict == "worse"] == [
+        v["key_id"] for v in doc["verdicts"] if v["verdict"] == "worse"]
     assert doc["schema"] == 1 and doc["new"] == "new" and doc["base"] == {"label": "base", "runs": ["base"]}
     assert doc["method"] == {"test": "mann-whitney-u", "factor": 1.1, "p_threshold": 0.002}
     (bad,) = [v for v in doc["verdicts"] if v["verdict"] == "worse"]

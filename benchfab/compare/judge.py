@@ -17,10 +17,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
+from ..verdicts import REGRESSIONS, VERDICTS_SCHEMA
 from .keys import Key, KeyData, RunData, key_dict, key_id
 from .mannwhitney import mann_whitney_u
 
-VERDICTS_SCHEMA = 1
 # asv's defaults (asv continuous --factor, and its p-value cut for "significant")
 DEFAULT_FACTOR = 1.10
 DEFAULT_P_THRESHOLD = 0.002
@@ -31,7 +31,6 @@ BAND_Z = 3.0
 LOOKBACK = 5
 STEP_Z = 5.0
 
-REGRESSIONS = ("worse", "failed", "changed")
 VERDICT_ORDER = ("failed", "changed", "worse", "missing", "new", "better", "same")
 
 

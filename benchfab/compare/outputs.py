@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..store import atomic_write_bytes
+from ..verdicts import VERDICTS_FILE
 from .judge import Comparison, Verdict
 
-VERDICTS_FILE = "verdicts.json"
 JUNIT_FILE = "verdicts.junit.xml"
 FORMATS = ("table", "markdown", "json", "junit")
 

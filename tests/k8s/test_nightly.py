@@ -1,5 +1,5 @@
 """The nightly CronJob's script (jobs/k8s/cronjob.yaml, run as written by sh) on the fake
-cluster, two nights: sweep -> verdicts against the history -> report steps; the second
+cluster, two nights: sweep -> verdicts against the history -> HTML report and OpenMetrics; the second
 night's Job exits 1 because a key got slower, and its JUnit names that key."""
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ def _night(cluster: FakeCluster, script: str, spec: Path, results: Path) -> subp
 
 
 def test_second_night_slower_fails_the_job_and_junit_names_the_key(cluster: FakeCluster, tmp_path: Path) -> None:
-    """Seeded fault: after the first night, its 4 KiB latency is rewritten to 1/1.25 of what
-    was measured (through the store's writer), so the second night, measured for real, is
-    25 % slower than its history at that key."""
+    """Seeded fault: after the first night, its 4 KiB latency is rewritten to a quarter of
+    what was measured (through the store's writer), so the second night, measured for
+    real, is about 4x slower than its history at that key. Not 20 %: two nights minutes
+    apart on a shared 2-core machine differ by up to 3x with the neighbours' load (the
+    20 % sensitivity is tests/test_compare*.py's); here the point is the Job's exit code
+    and its JUnit."""
     from benchfab.native import HAVE_NATIVE
 
     if not HAVE_NATIVE:
@@ -64,7 +67,7 @@ def test_second_night_slower_fails_the_job_and_junit_names_the_key(cluster: Fake
     doc = json.loads((results / night1 / "verdicts.json").read_text())
     assert {v["verdict"] for v in doc["verdicts"]} == {"new"}  # no history yet
     rewrite_test(results, night1, json.loads((results / night1 / "run.json").read_text())["planned_tests"][0],
-                 size=4096, slowdown=1 / 1.25)
+                 size=4096, slowdown=1 / 4)
 
     second = _night(cluster, script, spec, results)
     assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
@@ -77,3 +80,7 @@ def test_second_night_slower_fails_the_job_and_junit_names_the_key(cluster: Fake
     assert message is not None and message.startswith("worse: lat_median_s"), message
     ratio = re.search(r"ratio (\d+\.\d+)", message)
     assert ratio and float(ratio.group(1)) > 1.1, message
+    # the report steps ran on the volume too, after the verdicts: the HTML report and the textfile gauges
+    (night2,) = [p for p in results.iterdir() if (p / "run.json").exists() and p.name != night1]
+    assert (night2 / "report" / "report.html").exists()
+    assert "benchfab" in (results / "benchfab.prom").read_text()

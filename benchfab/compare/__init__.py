@@ -3,8 +3,9 @@ measurement key (records.MEASUREMENT_KEY). See docs/COMPARE.md."""
 
 from __future__ import annotations
 
+from ..verdicts import Verdict
 from .baselines import read_baselines, set_baseline
-from .judge import DEFAULT_FACTOR, DEFAULT_P_THRESHOLD, Comparison, Method, Verdict, compare_history, compare_runs
+from .judge import DEFAULT_FACTOR, DEFAULT_P_THRESHOLD, Comparison, Method, compare_history, compare_runs
 from .keys import RunData, key_id, load_keys
 from .mannwhitney import mann_whitney_u
 from .outputs import FORMATS, RENDERERS, save

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
-from ..verdicts import REGRESSIONS, VERDICTS_SCHEMA
+from ..verdicts import VERDICTS_SCHEMA, Verdict
 from .keys import Key, KeyData, RunData, key_dict, key_id
 from .mannwhitney import mann_whitney_u
 
@@ -41,22 +41,12 @@ class Method:
     p_threshold: float = DEFAULT_P_THRESHOLD
 
 
-@dataclass
-class Verdict:
-    key: dict[str, Any]
-    key_id: str
-    metric: str
-    higher_is_better: bool
-    verdict: str
-    base_median: float | None = None
-    new_median: float | None = None
-    ratio: float | None = None
-    p_value: float | None = None
-    cause: str | None = None
-
-    @property
-    def regression(self) -> bool:
-        return self.verdict in REGRESSIONS
+def _make(key: Key, metric: str, higher_is_better: bool, verdict: str, base_median: float | None = None,
+          new_median: float | None = None, ratio: float | None = None, p_value: float | None = None,
+          cause: str | None = None) -> Verdict:
+    """A verdict of the one type the readers of verdicts.json use (benchfab.verdicts)."""
+    return Verdict(key_dict(key), key_id(key), metric, higher_is_better, verdict, base_median, new_median, ratio,
+                   p_value, cause)
 
 
 @dataclass
@@ -125,7 +115,7 @@ def _changed(base: KeyData, new: KeyData) -> str | None:
 
 def _one_side(key: Key, data: KeyData, verdict: str, cause: str | None, side: str) -> Verdict:
     median = data.median
-    return Verdict(key_dict(key), key_id(key), data.metric, data.higher_is_better, verdict,
+    return _make(key, data.metric, data.higher_is_better, verdict,
                    base_median=median if side == "base" else None, new_median=median if side == "new" else None,
                    cause=cause)
 
@@ -143,7 +133,7 @@ def _unpaired(key: Key, base: KeyData | None, new: KeyData | None) -> Verdict | 
         return _one_side(key, new, "new", f"base {base.reason}", "new")
     cause = _changed(base, new)
     if cause:
-        return Verdict(key_dict(key), key_id(key), new.metric, new.higher_is_better, "changed",
+        return _make(key, new.metric, new.higher_is_better, "changed",
                        base.median, new.median, _ratio(new.median, base.median), cause=cause)
     return None
 
@@ -168,7 +158,7 @@ def compare_runs(base: RunData, new: RunData, method: Method | None = None, labe
         verdict = "same" if ratio is None else _direction(ratio, n.higher_is_better, method.factor)
         if verdict != "same" and p_value is not None and p_value >= method.p_threshold:
             verdict = "same"  # as large as the factor, but the samples do not tell the runs apart
-        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict,
+        verdicts.append(_make(key, n.metric, n.higher_is_better, verdict,
                                 b.median, n.median, ratio, p_value))
     return Comparison(label or base.run_id, [base.run_id], new.run_id, method, _sorted(verdicts),
                       base.incomplete + new.incomplete)
@@ -247,7 +237,7 @@ def compare_history(history: History, new: RunData, method: Method | None = None
         base_median = float(centre[i])
         cause = _changed(last, n) if last is not None and last.ok else None
         if cause:
-            verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, "changed", base_median,
+            verdicts.append(_make(key, n.metric, n.higher_is_better, "changed", base_median,
                                     n.median, _ratio(n.median, base_median), cause=cause))
             continue
         ratio = _ratio(n.median, base_median)
@@ -261,7 +251,7 @@ def compare_history(history: History, new: RunData, method: Method | None = None
             before = float(np.nanmedian(row[max(0, at - LOOKBACK):at]))
             step_cause = (f"changed from run {ids[at]}" + (" (this run)" if at == len(ids) - 1 else "")
                           + f": {n.metric} {before:.4g} -> {float(np.nanmedian(row[at:])):.4g}")
-        verdicts.append(Verdict(key_dict(key), key_id(key), n.metric, n.higher_is_better, verdict, base_median,
+        verdicts.append(_make(key, n.metric, n.higher_is_better, verdict, base_median,
                                 n.median, ratio, None, step_cause))
     verdicts += [_one_side(k, d, "missing", "not measured in the new run", "base") for k, d in latest.items()
                  if k not in new.keys]

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..store import atomic_write_bytes
-from ..verdicts import VERDICTS_FILE
-from .judge import Comparison, Verdict
+from ..verdicts import VERDICTS_FILE, Verdict
+from .judge import Comparison
 
 JUNIT_FILE = "verdicts.junit.xml"
 FORMATS = ("table", "markdown", "json", "junit")

@@ -4,6 +4,8 @@ releases and flags are real reports edited the way those releases print them (sr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchfab.errors import ToolOutputError, WorkloadError
@@ -116,3 +118,17 @@ def test_a_row_cut_short_and_a_word_in_a_number_cell_name_their_line() -> None:
     lines[first] = lines[first].replace("35.15", "fast")
     with pytest.raises(ToolOutputError, match="time must be a number, not 'fast'"):
         parse_nccl_tests("\n".join(lines))
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d.pop("results"), r"without the 'results' list"),
+    (lambda d: d["results"][1].pop("size"), r"results\[1\] has no size"),
+    (lambda d: d["results"][0]["in_place"].pop("bus_bw"), r"results\[0\] is not what nccl-tests -J writes \(KeyError"),
+    (lambda d: d["results"][0]["out_of_place"].update(time="fast"), r"results\[0\] is not what .*ValueError"),
+    (lambda d: d.update(config={"devices": [{"rank": "zero"}]}), r"config\.devices is not what nccl-tests -J writes"),
+])
+def test_a_damaged_json_file_is_one_error_not_a_traceback(edit, expected) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads((DATA / "dgx-spark-103-all-reduce.json").read_text())
+    edit(doc)
+    with pytest.raises(ToolOutputError, match=expected):
+        parse_nccl_tests(json.dumps(doc))

@@ -20,8 +20,14 @@ from ..workloads.nccl_tests_output import FIX_TEXT, NcclTestsRun, parse_nccl_tes
 from .parsed import ParsedReport, ParsedTest, bad_input
 
 
-def collective_of(name: str, path: str, line: int | None) -> str:
-    """benchfab's collective for a binary path or name (./build/all_reduce_perf) or benchfab's name."""
+def _not_stored(name: str, path: str, line: int | None) -> UsageError:
+    return bad_input(path, line, f"{name!r} is not an nccl-tests collective benchfab stores",
+                     f"benchfab stores {', '.join(c.nccl_name for c in COLLECTIVES.values())}; "
+                     "give --workload with the binary that printed the report")
+
+
+def collective_of(name: str, path: str) -> str:
+    """benchfab's collective for ``--workload``: a binary path or name (./build/all_reduce_perf) or benchfab's."""
     workload = workload_of_binary(name)
     if workload is None:
         try:
@@ -29,22 +35,22 @@ def collective_of(name: str, path: str, line: int | None) -> str:
         except UsageError:  # reworded below, for the file
             workload = ""
     if workload not in COLLECTIVES:
-        raise bad_input(path, line, f"{name!r} is not an nccl-tests collective benchfab stores",
-                        f"benchfab stores {', '.join(c.nccl_name for c in COLLECTIVES.values())}; "
-                        "give --workload with the binary that printed the report")
+        raise _not_stored(name, path, None)
     return workload
 
 
 def parse(text: str, path: str, workload: str | None) -> ParsedReport:
     """The report's tables; ``workload`` (a binary or benchfab name) for reports that do not name theirs."""
-    given = collective_of(workload, path, None) if workload else None
+    given = collective_of(workload, path) if workload else None
     try:
         run = parse_nccl_tests(text)
     except ToolOutputError as exc:
         raise bad_input(path, exc.line, exc.message, exc.hint or FIX_TEXT) from None
-    named = collective_of(run.binary, path, run.binary_line) if run.binary else None
+    if run.binary and run.workload is None:
+        raise _not_stored(run.binary, path, run.binary_line)
+    named = run.workload
     if run.format == "text":
-        _check_text(run, path, named, given, workload)
+        _check_text(run, path, named, given)
     else:
         _check_json(run, path, named, given, workload)
     found = named or given or ""
@@ -71,7 +77,7 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
                         hosts=run.hosts, ranks=run.nranks, facts=_facts(run))
 
 
-def _check_text(run: NcclTestsRun, path: str, named: str | None, given: str | None, workload: str | None) -> None:
+def _check_text(run: NcclTestsRun, path: str, named: str | None, given: str | None) -> None:
     if run.header_line is None:
         raise bad_input(path, None, "no nccl-tests result table (no '#  size  count  type ... busbw' header line)",
                         FIX_TEXT)
@@ -98,7 +104,7 @@ def _check_json(run: NcclTestsRun, path: str, named: str | None, given: str | No
 def _facts(run: NcclTestsRun) -> dict[str, Any]:
     """What the report states beyond its rows, kept in run.json."""
     facts: dict[str, Any] = dict(run.json_facts)
-    if run.nccl_version is not None or run.format == "json":
+    if run.nccl_version is not None or run.format == "json":  # -J always writes it
         facts["nccl_version"] = run.nccl_version
     if run.network:
         facts["nccl_network"] = run.network

@@ -227,8 +227,8 @@ def _from_json(text: str) -> NcclTestsRun:
                               hint="give the file nccl-tests -J wrote, whole, or its text output") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ToolOutputError("a JSON file without the 'results' list nccl-tests -J writes", hint=FIX_JSON)
-    args = doc.get("args") or []
-    config = doc.get("config") or {}
+    args = doc.get("args") if isinstance(doc.get("args"), list) else []
+    config = _object(doc.get("config"))
     run = NcclTestsRun(format="json", binary=PurePath(str(args[0])).name if args else None,
                        nccl_version=doc.get("nccl_version"),
                        json_facts={"json_version": doc.get("version"), "args": args,
@@ -242,14 +242,22 @@ def _from_json(text: str) -> NcclTestsRun:
             raise ToolOutputError(f"results[{i}] is not what nccl-tests -J writes ({type(exc).__name__}: {exc})",
                                   hint=FIX_JSON) from None
     devices = config.get("devices") or doc.get("devices") or []
-    run.ranks = [{"rank": int(d.get("rank", i)), "group": d.get("group"), "pid": d.get("pid"),
-                  "host": str(d.get("hostname", "")), "device": d.get("device"), "name": d.get("name")}
-                 for i, d in enumerate(devices) if isinstance(d, dict)]
-    if isinstance(avg := (doc.get("average_bus_bandwidth") or {}).get("bandwidth"), (int, float)):
+    try:
+        run.ranks = [{"rank": int(d.get("rank", i)), "group": d.get("group"), "pid": d.get("pid"),
+                      "host": str(d.get("hostname", "")), "device": d.get("device"), "name": d.get("name")}
+                     for i, d in enumerate(devices) if isinstance(d, dict)]
+    except (TypeError, ValueError) as exc:
+        raise ToolOutputError(f"config.devices is not what nccl-tests -J writes ({exc})", hint=FIX_JSON) from None
+    if isinstance(avg := _object(doc.get("average_bus_bandwidth")).get("bandwidth"), (int, float)):
         run.avg_busbw_Bps = float(avg) * 1e9
-    if isinstance(oob := (doc.get("out_of_bounds") or {}).get("count"), int):
+    if isinstance(oob := _object(doc.get("out_of_bounds")).get("count"), int):
         run.out_of_bounds = oob
     return run
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object the file may leave out (or null): {} then."""
+    return value if isinstance(value, dict) else {}
 
 
 def _json_rows(res: dict[str, Any], config: dict[str, Any]) -> list[NcclTestsRow]:

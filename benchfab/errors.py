@@ -150,6 +150,15 @@ class WorkloadError(BenchfabError):
     """A workload failed inside a worker (bad dtype/op combination, verbs error...)."""
 
 
+class ToolOutputError(WorkloadError):
+    """A tool's output benchfab cannot read (nccl-tests' table or -J file): what a workload's
+    binary printed, or a saved report ``benchfab import`` words as bad input at ``line``."""
+
+    def __init__(self, message: str, *, line: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.line = line  # 1-based, where the output says it; None: the whole output
+
+
 class NativeUnavailable(BenchfabError):
     """The compiled module benchfab._native is missing or cannot serve the request."""
 
@@ -207,6 +216,7 @@ __all__ = [
     "SpecErrors",
     "HostError",
     "StoreError",
+    "ToolOutputError",
     "UnknownRun",
     "UsageError",
     "WorkloadError",

@@ -3,12 +3,18 @@ itself runs in the GPU lane, tests/gpu)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pytest
 
 from benchfab.errors import SpecError, WorkloadError
 from benchfab.spec import load_spec_text
 from benchfab.task import Task
 from benchfab.workloads.nccl_tests_engine import nccl_tests_argv, run_nccl_tests
+from tests.helpers import ROOT
+
+SPARK = ROOT / "results" / "fabrics" / "sources" / "spark-pr103-roce-allreduce-first.txt"  # a real all_reduce_perf
 
 
 def _task(workload: str, **kw: object) -> Task:
@@ -35,6 +41,21 @@ def test_missing_binary_and_several_nodes_are_one_line_errors(monkeypatch: pytes
         run_nccl_tests(_task("allreduce"), 2, 2, 60)
     with pytest.raises(WorkloadError, match="runs on one node; this test has 16 ranks, 8 on this node"):
         run_nccl_tests(_task("allreduce"), 16, 8, 60)
+
+
+def test_what_the_binary_prints_is_read_by_the_one_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in all_reduce_perf printing a real report: the CPU lane has no GPU (the real binary: tests/gpu).
+    binary = tmp_path / "all_reduce_perf"
+    binary.write_text(f"#!/bin/sh\ncat {shlex.quote(str(SPARK))}\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("BENCHFAB_NCCL_TESTS_DIR", str(tmp_path))
+    (run,) = run_nccl_tests(_task("allreduce"), 2, 2, 60)  # one run per size of the task
+    assert run.workload == "allreduce" and run.hosts == ["spark-d708", "spark-dbf4"] and len(run.rows) == 8
+    cut = tmp_path / "cut.txt"
+    cut.write_text("\n".join(SPARK.read_text().splitlines()[:11] + ["        8192          2048     float     sum"]))
+    binary.write_text(f"#!/bin/sh\ncat {shlex.quote(str(cut))}\n")
+    with pytest.raises(WorkloadError, match="all_reduce_perf size 1024 B, output line 12: a table row with 4 of"):
+        run_nccl_tests(_task("allreduce"), 2, 2, 60)
 
 
 def test_spec_rules_and_the_plan_time_skip(monkeypatch: pytest.MonkeyPatch) -> None:

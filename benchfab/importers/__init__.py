@@ -12,7 +12,7 @@ path, sha256 and size, ``--source URL``, and the facts the report's header state
 The modules, one job each:
 
     command.py      the command: options, reading the file, the run id
-    nccl_tests.py   nccl-tests' text table and -J JSON file
+    nccl_tests.py   nccl-tests' text table and -J JSON file, read by workloads.nccl_tests_output
     perftest.py     perftest's client output, through benchfab.rdma.perftest's parsers
     parsed.py       what a parser returns (ParsedReport, ParsedTest) and the one-line input error
     write.py        a ParsedReport into the store

@@ -50,14 +50,12 @@ def add_import_parser(sub: Any) -> None:
 
 
 def parse_report(tool: str, text: str, path: str, workload: str | None) -> ParsedReport:
-    """The report in ``text``: nccl-tests' JSON when it starts with '{', else the tool's text."""
+    """The report in ``text`` (nccl-tests: its text table, or its -J JSON file)."""
     if tool == "perftest":
         if workload:
             raise UsageError("--workload is for nccl-tests reports", hint="drop it: perftest names its test")
         return perftest.parse(text, path)
-    if text.lstrip().startswith("{"):
-        return nccl_tests.parse_json(text, path, workload)
-    return nccl_tests.parse_text(text, path, workload)
+    return nccl_tests.parse(text, path, workload)
 
 
 def _fabric(tool: str, report: ParsedReport, given: str | None, path: str) -> str:

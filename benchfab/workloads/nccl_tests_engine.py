@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import WorkloadError
+from ..errors import ToolOutputError, WorkloadError
 from ..task import Task
 from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 from .nccl_tests_output import NcclTestsRun, parse_nccl_tests
@@ -72,5 +72,10 @@ def run_nccl_tests(task: Task, world: int, local_world: int, timeout_s: float) -
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise WorkloadError(f"{Path(binary).name} exited with code {done.returncode}: {last[0][:300]}")
-        runs.append(parse_nccl_tests(done.stdout, binary=Path(binary).name))
+        try:
+            runs.append(parse_nccl_tests(done.stdout, binary=Path(binary).name))
+        except ToolOutputError as exc:  # the line is of this size's output, which the worker does not keep
+            where = f" line {exc.line}" if exc.line is not None else ""
+            raise ToolOutputError(f"{Path(binary).name} size {size} B, output{where}: {exc.message}",
+                                  line=exc.line, hint=exc.hint) from None
     return runs

@@ -39,11 +39,13 @@ from .fields import (
 from .load import load_spec, load_spec_text
 from .models import (
     BUILTIN_DEFAULTS,
+    SECOND_PASS_PATTERNS,
     KubeSettings,
     NodeSelection,
     Placement,
     Profile,
     RdmaOptions,
+    SecondPassRules,
     SizeRange,
     SweepSpec,
     TestFields,
@@ -68,6 +70,8 @@ __all__ = [
     "NodeSelection",
     "Pattern",
     "Placement",
+    "SECOND_PASS_PATTERNS",
+    "SecondPassRules",
     "Profile",
     "RdmaOptions",
     "RedOp",

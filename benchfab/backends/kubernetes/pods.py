@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import BackendError
+from ...errors import BackendError, pod_not_started
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from . import manifests as mf
@@ -154,7 +154,7 @@ class PodPool:
         for node, slot in test.members:
             key = (test.profile_name, node, slot)
             if key in self.broken or key not in self.pods:
-                return f"pod for {node} slot {slot} did not start: {self.broken.get(key, 'no pod')}"
+                return pod_not_started(node, slot, self.broken.get(key, "no pod"))
         return None
 
     def _pod_plan(self, key: Slot) -> mf.PodPlan:

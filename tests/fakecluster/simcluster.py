@@ -8,8 +8,11 @@ pods in the node's namespace. Faults are set by node name: ``slow_node``, ``slow
 
 Also a command for a person (``scripts/simcluster.sh`` calls it):
 
-    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT]   # foreground until SIGTERM
+    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [faults]  # until SIGTERM / down
     python -m tests.fakecluster.simcluster down [--dir DIR]
+
+faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE
+(each may repeat; NODE is a name such as sim-node-3).
 """
 
 from __future__ import annotations
@@ -103,6 +106,13 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     state.mkdir(parents=True, exist_ok=True)
     sim = SimCluster.start(args.nodes, state / "cluster", args.rate)
+    try:
+        _seed(sim, args)
+    except (ValueError, IndexError) as exc:
+        sim.stop()
+        print(f"simcluster: {exc} (fix: name nodes sim-node-0..sim-node-{args.nodes - 1}, e.g. --slow-node sim-node-1:50)",
+              file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -123,6 +133,22 @@ def _up(args: argparse.Namespace) -> int:
         (state / "state.json").unlink(missing_ok=True)
         print("simcluster: stopped, namespaces and bridge removed", flush=True)
     return 0
+
+
+def _seed(sim: SimCluster, args: argparse.Namespace) -> None:
+    for spec in args.slow_node:
+        node, _, mbit = spec.partition(":")
+        sim.slow_node(node, float(mbit))
+    for spec in args.slow_link:
+        ends, _, mbit = spec.partition(":")
+        a, b = ends.split(",")
+        sim.slow_link(a, b, float(mbit))
+    for spec in args.lossy:
+        node, _, percent = spec.partition(":")
+        sim.lossy_node(node, float(percent))
+    for node in args.dead:
+        sim.index(node)
+        sim.dead_node(node)
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -153,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("nodes", type=int)
     up.add_argument("--rate", type=float, default=200.0, help="every NIC's rate, Mbit/s (default 200)")
     up.add_argument("--dir", default=str(STATE_DIR))
+    up.add_argument("--slow-node", action="append", default=[], metavar="NODE:MBIT", help="throttle a node's NIC both ways")
+    up.add_argument("--slow-link", action="append", default=[], metavar="A,B:MBIT", help="throttle the link between two nodes")
+    up.add_argument("--lossy", action="append", default=[], metavar="NODE:PERCENT", help="drop packets to and from a node")
+    up.add_argument("--dead", action="append", default=[], metavar="NODE", help="a node whose pods never start")
     down = sub.add_parser("down", help="stop the simulation and remove its namespaces, veths and bridge")
     down.add_argument("--dir", default=str(STATE_DIR))
     args = p.parse_args(argv)

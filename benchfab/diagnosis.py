@@ -335,3 +335,15 @@ def verdict_table(diagnosis: Diagnosis) -> str:
     lines.append("# to act on them (not run by benchfab):")
     lines += [f"  {c}" for f in diagnosis.verdicts for c in f.kubectl()]
     return "\n".join(lines) + "\n"
+
+
+def verdict_markdown(diagnosis: Diagnosis) -> list[str]:
+    """The verdicts as a markdown section (the run's report)."""
+    lines = ["", "## Second pass verdicts", ""]
+    if not diagnosis.verdicts:
+        return [*lines, "No verdicts: every node and link looked fine."]
+    lines += ["| verdict | where | evidence | to act on it (not run by benchfab) |", "|---|---|---|---|"]
+    for f in diagnosis.verdicts:
+        why = f.why.replace("|", "\\|")
+        lines.append(f"| {f.kind} | {' - '.join(f.nodes)} | {why} | {'<br>'.join(f'`{c}`' for c in f.kubectl())} |")
+    return lines

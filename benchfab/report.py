@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 
 from .analysis import LOG_Y_RATIO, curve_label, curves, size_ticks, y_scale
+from .diagnosis import load_diagnosis, verdict_markdown
 from .store import Run
 from .workloads import FAMILIES, FigureSpec
 
@@ -140,6 +141,9 @@ def markdown_summary(run: Run, images: list[str]) -> str:
         lines.append(f"| {t['test_id']} | {t['workload']} | {t['ranks']} | {t['status']} | {reason} |")
     for family in FAMILIES:
         lines += family.report_section(run.summary)
+    diagnosis = load_diagnosis(run.path)
+    if diagnosis is not None:
+        lines += verdict_markdown(diagnosis)
     if images:
         lines += [""] + [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,9 @@ from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
 from benchfab.native import HAVE_NATIVE
+from benchfab.report import markdown_summary
 from benchfab.spec import load_spec_text
+from benchfab.store import load_run
 from benchfab.sweep import run_sweep
 from tests.fakecluster.netsim import why_unavailable
 from tests.fakecluster.simcluster import SPEC_HEAD, SimCluster
@@ -104,6 +106,8 @@ def test_seeded_faults_are_named_exactly(sim_factory: list[SimCluster], tmp_path
     assert f"kubectl cordon {slow['nodes'][0]}" in slow["kubectl"]
     assert all("cordon" not in c for c in by_kind["bad-link"]["kubectl"])
     assert "kubectl label node" in out and "# to act on them (not run by benchfab):" in out
+    report = markdown_summary(load_run(path), [])
+    assert "## Second pass verdicts" in report and f"| bad-node | {slow['nodes'][0]} |" in report
 
 
 def test_fault_free_cluster_gets_no_verdict(sim_factory: list[SimCluster], tmp_path: Path) -> None:

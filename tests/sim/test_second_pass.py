@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ RATE, SLOW = 200.0, 50.0  # Mbit/s: every NIC, and a throttled NIC or link
 # ping-pong latency on two shared cores is the scheduler's (13 or 26 us, whichever core
 # wakes): the latency rule is left to the real clusters it is for.
 TESTS = """\
-kubernetes: {start_timeout: 25s}
+kubernetes: {start_timeout: 30s}
 second_pass: {above_median: null}
 defaults: {timeout: 60s}
 tests:
@@ -90,7 +91,16 @@ def verdicts(run_path: Path) -> set[tuple[str, tuple[str, ...]]]:
     return {(f.kind, tuple(sorted(f.nodes))) for f in found.verdicts}
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+# Two seeds in CI; more where there is time: BENCHFAB_SIM_SEEDS=3,4,5 (or 1-10) pytest tests/sim
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+@pytest.mark.parametrize("seed", _seeds(os.environ.get("BENCHFAB_SIM_SEEDS", "1,2")))
 def test_seeded_faults_are_named_exactly(sim_factory: list[SimCluster], tmp_path: Path, seed: int) -> None:
     sim = start(sim_factory, 8, tmp_path)
     seeded = seed_faults(sim, seed)

@@ -173,6 +173,15 @@ def _baseline(rows: pd.DataFrame) -> pd.DataFrame:
         spread_median=("spread", "median")).reset_index()
 
 
+def _hosts(used: Any) -> tuple[str, ...]:
+    """The nodes a test ran on, from its tests/ row's ``used`` JSON (none where it is missing)."""
+    try:
+        hosts = json.loads(used).get("hosts") if isinstance(used, str) and used else None
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(str(h) for h in hosts) if isinstance(hosts, list) else ()
+
+
 def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: SecondPassRules,
           baseline_from: set[str], judge_names: set[str]) -> list[Judged]:
     """Judge the tests whose name is in ``judge_names`` against the comparable tests of the
@@ -203,7 +212,7 @@ def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: 
     out = []
     for t in tests[tests["test_name"].isin(judge_names)].itertuples():
         g = by_test.get(str(t.test_id))
-        hosts = tuple(json.loads(str(t.used or "{}")).get("hosts") or []) if t.used else ()
+        hosts = _hosts(t.used)
         perf_v = float(g["perf"].min()) if g is not None and g["perf"].notna().any() else None
         spread_v = float(g["spread_x"].max()) if g is not None and g["spread_x"].notna().any() else None
         retrans_v = float(g["retrans"].max()) if g is not None and g["retrans"].notna().any() else None

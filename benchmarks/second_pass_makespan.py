@@ -124,8 +124,8 @@ def main() -> int:
           f"+ {n // 2} pairs x {1e3 * med['handout_s']:.1f} ms hand-out) = {total / 3600:.2f} h "
           f"({'under' if total < 7200 else 'over'} the 2 h goal)")
     concurrent = rounds * (overhead_round + measure + 2 * med["handout_s"])
-    print(f"  the hand-out is serial (one PATCH per rank pod, one test after another): handed out "
-          f"concurrently it would cost about two tests' worth a round: {concurrent / 3600:.2f} h")
+    print(f"  (the hand-out cost is taken to grow with the pairs of a round; if the API server kept up "
+          f"with any number of parallel PATCHes it would stay at about two tests' worth: {concurrent / 3600:.2f} h)")
     return 0
 
 

@@ -6,7 +6,9 @@
     benchfab sweep --resume RUN_ID  finish an interrupted run, skipping tests already ok
     benchfab runs                   list stored runs
     benchfab show RUN               print a stored run's tables again
-    benchfab report RUN             PNG curves + markdown summary into results/<run_id>/report/
+    benchfab report RUN [RUN...]    PNG curves, summary.md and report.html into results/<run_id>/report/
+    benchfab export RUN --openmetrics  verdicts and key figures as OpenMetrics text
+    benchfab import TOOL FILE       store a saved nccl-tests / perftest report as a run
     benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
     benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
 
@@ -220,14 +222,54 @@ def _default_gid(pick: Any, port: Any) -> int | None:
         return None
 
 
+# -- report and export: pictures, HTML and OpenMetrics of stored runs ---------------------
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .store import load_run
 
-    run = load_run(args.run, args.results)
-    for path in write_report(run, Path(args.out) if args.out else None):
+    runs = [load_run(run, args.results) for run in args.runs]
+    for path in write_report(runs, Path(args.out) if args.out else None):
         print(path)
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import openmetrics_text
+    from .store import atomic_write_bytes, load_run
+
+    text = openmetrics_text(load_run(args.run, args.results))
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        # Atomic: the textfile collector never reads a half-written file.
+        atomic_write_bytes(Path(args.output), text.encode())
+        print(args.output)
+    return 0
+
+
+def _add_report_commands(sub: Any) -> None:
+    """report and export: a stored run's figures, summary and HTML, and its OpenMetrics text."""
+    rp = _command(sub, "report", "write a run's PNG curves, summary.md and a self-contained report.html into "
+                  "<run>/report/; several runs (or profiles) are drawn side by side with ratio panels",
+                  "benchfab report latest", "benchfab report latest --out /tmp/report",
+                  "benchfab report RUN_IB RUN_ROCE --out /tmp/ib-vs-roce")
+    rp.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + "; several are drawn together")
+    rp.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    rp.add_argument("--out", metavar="DIR", help="where to write (default: the first run's report/)")
+    rp.set_defaults(func=cmd_report)
+
+    ex = _command(sub, "export", "print a run's verdicts (verdicts.json, when a comparison wrote it) and key "
+                  "figures (peak bandwidth, minimum latency per measurement) as OpenMetrics text",
+                  "benchfab export latest --openmetrics",
+                  "benchfab export latest --openmetrics -o /var/lib/node_exporter/textfile/benchfab.prom")
+    ex.add_argument("run", help=RUN_HELP)
+    ex.add_argument("--openmetrics", action="store_true", required=True,
+                    help="OpenMetrics text format (the one format; required so that others can be added)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write to FILE atomically (default: stdout)")
+    ex.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    ex.set_defaults(func=cmd_export)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -340,9 +382,13 @@ def _add_sweep_commands(sub: Any) -> None:
 
     add_run_parser(sub)
 
+    from .importers import add_import_parser  # benchfab import: a saved nccl-tests / perftest report
+
+    add_import_parser(sub)
+
 
 def _add_results_commands(sub: Any) -> None:
-    """runs, show, devices and report: stored runs and this host's devices."""
+    """runs, show and devices: stored runs and this host's devices."""
     r = _command(sub, "runs", "list stored runs with their status and test counts",
                  "benchfab runs", "benchfab runs --results /data/benchfab")
     r.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
@@ -360,13 +406,6 @@ def _add_results_commands(sub: Any) -> None:
     dv.add_argument("--gids", action="store_true", help="print every GID table entry")
     dv.set_defaults(func=cmd_devices)
 
-    rp = _command(sub, "report", "write a run's PNG curves and markdown summary into <run>/report/",
-                  "benchfab report latest", "benchfab report latest --out /tmp/report")
-    rp.add_argument("run", help=RUN_HELP)
-    rp.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
-    rp.add_argument("--out", metavar="DIR", help="where to write (default: <run>/report)")
-    rp.set_defaults(func=cmd_report)
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchfab", description="Benchmark the fabric of GPU clusters.",
@@ -378,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_commands(sub)
     _add_sweep_commands(sub)
     _add_results_commands(sub)
+    _add_report_commands(sub)
     return p
 
 

@@ -9,7 +9,7 @@ from them, so a column is added in one place.
 
 Schema version 1 (see benchfab.store). Columns added within version 1 are
 appended at the end and read back as null from older parts: ``profile`` and
-``hosts`` in summary rows (2026-12).
+``hosts`` in summary rows (2026-12), then ``link_rate_bps``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class P2PFigures(TypedDict, total=False):
     port: int
     gid_index: int | None
     link_layer: str | None
+    link_rate_bps: float | None  # the port's rate (bit/s) where the engine knows it: verbs ports
     mtu: int | None
     size_bytes: int
     iterations: int
@@ -151,6 +152,7 @@ class SummaryRow(TypedDict):
     # added within schema 1: null in older parts
     profile: str
     hosts: str  # the test's nodes in rank order, comma-separated: the pair or group measured
+    link_rate_bps: NotRequired[float | None]  # the link's rate (bit/s) where known: "% of line rate" in reports
 
 
 class RawRow(TypedDict):

@@ -63,6 +63,7 @@ VM_VENV_INSTALL = "scripts/softroce-vm.sh setup (pip install virtme-ng)"
 PROGRAMS: dict[str, tuple[Program, ...]] = {
     "host": (
         Program("gcc", debs=("gcc",), why="builds benchfab._native"),
+        Program("chromium", debs=("chromium",), why="tests open report.html in it (headless, DevTools over a pipe)"),
         # scripts/test.sh's static checks, before pytest (the test extra installs them).
         Program("ruff", venv="host", why="scripts/test.sh lints with it"),
         Program("mypy", venv="host", why="scripts/test.sh type-checks with it"),
@@ -94,7 +95,8 @@ MODULES: dict[str, tuple[Module, ...]] = {
     "host": tuple(
         Module(name, "host", HOST_VENV_INSTALL)
         for name in ("torch", "numpy", "pandas", "pyarrow", "matplotlib", "pydantic", "yaml", "kubernetes",
-                     "pytest", "hypothesis", "kubernetes_validate", "cuda.bindings", "mypy", "importlinter")
+                     "pytest", "hypothesis", "kubernetes_validate", "cuda.bindings", "mypy", "importlinter",
+                     "prometheus_client")
     ) + (Module("benchfab", "host", HOST_VENV_INSTALL, home="repo"),),
     "vm": (Module("virtme_ng", "vm", VM_VENV_INSTALL),),
     "bench": (),

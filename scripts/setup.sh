@@ -33,10 +33,11 @@ if command -v dpkg >/dev/null; then
   # python3-venv: a fresh Debian python cannot make venvs without it.
   # libibverbs-dev: headers for the native RDMA hot path (benchfab._native).
   # perftest: the perftest engine's binaries (host tests read their --help); iperf3,
-  # qperf: the peers benchmarks/tcp_vs_iperf3.py measures against. iproute2, nftables: the
-  # simulated cluster's namespaces, veths, tc shaping and packet drops (tests/sim).
+  # qperf: the peers benchmarks/tcp_vs_iperf3.py measures against. chromium: the tests
+  # open report.html in it headless and check it renders without console errors.
+  # iproute2, nftables: the simulated cluster's namespaces, veths, tc shaping and drops (tests/sim).
   apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core perftest iperf3 qperf \
-    iproute2 nftables
+    chromium iproute2 nftables
 fi
 
 python=${PYTHON:-python3}

@@ -60,6 +60,12 @@ EXCLUDED: dict[str, str] = {
                              "cluster (test_simcluster_cli.py)",
     "benchfab sweep jobs/local-rdma.yaml": "needs an RDMA device; tests/rdma run it in the soft-RoCE VM "
                                            "(tests/rdma/run_in_vm.sh)",
+    "benchfab import TOOL FILE --profile NAME": "its run would become `latest` for the commands after it; "
+        "tests/test_import.py runs benchfab import on real reports",
+    "benchfab import nccl-tests all_reduce.txt --profile ib-shared --fabric ib --source https://example.org/run":
+        "an example file name; tests/test_import.py imports the real reports of results/fabrics/sources/",
+    "benchfab import perftest ib_write_bw.txt --profile roce-sriov --mode sriov --hosts node-a,node-b":
+        "an example file name; tests/test_import.py imports the real reports of results/fabrics/sources/",
 }
 
 # Values for the placeholders of synopsis lines, per subcommand ("*": any).
@@ -201,10 +207,10 @@ def test_documented_command_works_as_written(cmd: DocCommand, sandbox: Sandbox) 
 
 
 def test_report_writes_the_files_the_readme_lists(sandbox: Sandbox) -> None:
-    """README: busbw.png, time.png, p2p_bw.png, p2p_lat.png, summary.md (jobs/local.yaml has tcp p2p tests)."""
+    """README: busbw.png, time.png, p2p_bw.png, p2p_lat.png, summary.md, report.html (jobs/local.yaml has tcp p2p tests)."""
     proc = sandbox.run(["report", "latest"])
     assert proc.returncode == 0, proc.stderr
     written = {Path(line).name for line in proc.stdout.split()}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png", "summary.md"):
+    for name in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png", "summary.md", "report.html"):
         assert name in written and f"`{name}`" in readme, name

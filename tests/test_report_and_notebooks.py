@@ -1,11 +1,12 @@
-"""The report and the notebooks, run on the real example dataset in results/example/."""
+"""The report on the real example run in results/example/, and the notebooks (over results/fabrics/) run by a kernel."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib
 import pytest
 
 import benchfab
@@ -29,7 +30,7 @@ def test_report_writes_curves_and_markdown(tmp_path: Path, cli) -> None:  # type
     run = benchfab.load_run(EXAMPLE)
     paths = write_report(run, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["busbw.png", "p2p_bw.png", "p2p_lat.png", "summary.md", "time.png"]
+    assert names == ["busbw.png", "p2p_bw.png", "p2p_lat.png", "report.html", "summary.md", "time.png"]
     for png in ("busbw.png", "time.png", "p2p_bw.png", "p2p_lat.png"):
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
@@ -50,14 +51,40 @@ def test_show_reprints_tables(cli) -> None:  # type: ignore[no-untyped-def]
     assert "BW peak[Gb/sec]" not in proc.stdout and "tcp: no BW peak column" in proc.stdout
 
 
+# The kernel the notebooks run in: this interpreter (the project's .venv), registered under a
+# name of our own in a kernelspec directory of our own, so a system Jupyter's "python3" is never used.
+KERNEL_NAME = "benchfab-test-venv"
+
+
+@pytest.fixture(scope="module")
+def venv_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    jupyter = tmp_path_factory.mktemp("jupyter")
+    spec_dir = jupyter / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "benchfab .venv", "language": "python", "env": {"MPLBACKEND": "Agg"}}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(jupyter))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(jupyter / "runtime"))  # connection files: not in $HOME
+        yield KERNEL_NAME
+
+
 @pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebook_runs(notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Execute every code cell in order, as Jupyter would, from the notebooks/ folder."""
-    matplotlib.use("Agg")
-    monkeypatch.chdir(notebook.parent)
-    cells = json.loads(notebook.read_text())["cells"]
-    namespace: dict[str, object] = {"__name__": "__main__"}
-    for i, cell in enumerate(c for c in cells if c["cell_type"] == "code"):
-        source = "".join(cell["source"])
-        exec(compile(source, f"{notebook.name}[cell {i}]", "exec"), namespace)  # noqa: S102
-    assert "run" in namespace
+def test_notebook_runs_in_a_kernel(notebook: Path, venv_kernel: str) -> None:
+    """Every notebook runs top to bottom in a real Jupyter kernel (nbclient + ipykernel), from
+    notebooks/ as Jupyter starts it, and says what its data is."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    intro = nb.cells[0]
+    assert intro.cell_type == "markdown" and ("**Data.**" in intro.source or "example dataset" in intro.source)
+    # Last, a cell that names the interpreter: the venv's, not a system Jupyter's python.
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
+    client = nbclient.NotebookClient(nb, kernel_name=venv_kernel, timeout=180,
+                                     resources={"metadata": {"path": str(notebook.parent)}})
+    client.execute()  # raises CellExecutionError naming the cell and the traceback on any failure
+    assert nb.cells[-1].outputs[0]["text"].strip() == sys.executable
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert errors == []

@@ -127,7 +127,7 @@ def test_tcp_bandwidth_has_no_peak_column(many: benchfab.Run) -> None:
 
 def test_report_of_many_curves(many: benchfab.Run, tmp_path: Path) -> None:
     paths = write_report(many, tmp_path)
-    assert sorted(p.name for p in paths) == ["busbw.png", "p2p_bw.png", "summary.md", "time.png"]
+    assert sorted(p.name for p in paths) == ["busbw.png", "p2p_bw.png", "report.html", "summary.md", "time.png"]
     md = (tmp_path / "summary.md").read_text()
     p2p_lines = [line for line in md.splitlines() if "| rdma_write_bw | tcp |" in line or "| rdma_write_bw | verbs |" in line]
     tcp_line = next(line for line in p2p_lines if line.startswith("| 200-tcp-bw |"))

@@ -201,6 +201,11 @@ class PortChoice:
     gid_index: int
     link_layer: str       # "ib" | "roce"
     gid: str | None
+    rate_gbps: float | None = None  # the port's signalling rate (sysfs rate), for "% of line rate"
+
+    @property
+    def link_rate_bps(self) -> float | None:
+        return self.rate_gbps * 1e9 if self.rate_gbps else None
 
 
 def select_port(device: str | None = None, port: int | None = None,
@@ -245,4 +250,4 @@ def choose_port(devices: list[RdmaDevice], device: str | None = None, port: int 
     if gidx is None:
         gidx = default_gid_index(chosen)
     gid = next((g.gid for g in chosen.gids if g.index == gidx), None)
-    return PortChoice(chosen.device, chosen.port, int(gidx), chosen.fabric, gid)
+    return PortChoice(chosen.device, chosen.port, int(gidx), chosen.fabric, gid, chosen.rate_gbps)

@@ -1,6 +1,8 @@
 """Adapter for perftest's ib_write_bw / ib_write_lat: build the command line, run it
 (subprocess, argument list, no shell), parse its report into the keys the native loops
-produce, so records from both engines sit in one table.
+produce, so records from both engines sit in one table. The report parsers (parse_bw,
+parse_lat, parse_header) also read ib_read_* / ib_send_* reports: ``benchfab import
+perftest`` (benchfab.importers) reads saved reports with them.
 
 Units: perftest prints bandwidth in MiB/s (2^20 B/s; builds before 2024-03 label the
 same unit "MB/sec") or Gb/s with --report_gbits (1e9 bit/s), latency in microseconds;
@@ -116,18 +118,24 @@ def _numbers(line: str) -> list[float] | None:
         return None
 
 
+def _bw_factor(header: str, lineno: int) -> float:
+    unit = re.search(r"BW average\[([^\]]+)\]", header)
+    if not unit or unit.group(1) not in _BW_UNITS:
+        raise WorkloadError(f"perftest: line {lineno}: unknown bandwidth unit in {header.strip()!r}",
+                            hint=f"perftest reports {', '.join(_BW_UNITS)}; give the report as perftest printed it")
+    return _BW_UNITS[unit.group(1)]
+
+
 def parse_bw(text: str) -> list[dict[str, Any]]:
-    """Rows of an ib_write_bw report: size_bytes, iterations, bw_peak_Bps, bw_avg_Bps,
-    msg_rate_pps (one row per size; several with -a)."""
+    """Rows of an ib_write_bw (ib_read_bw, ib_send_bw) report: size_bytes, iterations,
+    bw_peak_Bps, bw_avg_Bps, msg_rate_pps (one row per size; several with -a), each with
+    the ``line`` (1-based) it came from."""
     rows: list[dict[str, Any]] = []
     factor: float | None = None
-    for line in text.splitlines():
+    for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if s.startswith("#bytes") and "BW average" in s:
-            unit = re.search(r"BW average\[([^\]]+)\]", s)
-            if not unit or unit.group(1) not in _BW_UNITS:
-                raise WorkloadError(f"perftest: unknown bandwidth unit in {s!r}")
-            factor = _BW_UNITS[unit.group(1)]
+            factor = _bw_factor(s, lineno)
             continue
         if factor is None:
             continue
@@ -136,44 +144,68 @@ def parse_bw(text: str) -> list[dict[str, Any]]:
             size, iters, peak, avg, rate = nums[:5]
             rows.append({"size_bytes": int(size), "iterations": int(iters),
                          "bw_peak_Bps": peak * factor if peak > 0 else math.nan,
-                         "bw_avg_Bps": avg * factor, "msg_rate_pps": rate * 1e6})
+                         "bw_avg_Bps": avg * factor, "msg_rate_pps": rate * 1e6, "line": lineno})
     return rows
 
 
+# ib_*_lat columns after #bytes and #iterations, in perftest's order; releases before
+# 4.x print only the first three (t_min, t_max, t_typical).
+_LAT_COLUMNS = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
+
+
 def parse_lat(text: str) -> list[dict[str, Any]]:
-    """Rows of an ib_write_lat report (iterations mode): t_min, t_max, t_typical
-    (the median), t_avg, t_stdev, 99% and 99.9% in seconds, one-way (half round trip)."""
+    """Rows of an ib_write_lat (ib_read_lat, ib_send_lat) report (iterations mode): t_min,
+    t_max, t_typical (the median), t_avg, t_stdev, 99% and 99.9% in seconds, one-way (half
+    round trip); columns an older perftest does not print are NaN. Each row has its ``line``."""
     rows: list[dict[str, Any]] = []
     in_table = False
-    for line in text.splitlines():
+    for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if s.startswith("#bytes") and "t_typical" in s:
             if "usec" not in s:
-                raise WorkloadError("perftest: latency not reported in usec (was -C given?)")
+                raise WorkloadError(f"perftest: line {lineno}: latency not reported in usec (was -C given?)",
+                                    hint="rerun without -C (cycles), or give a report in microseconds")
             in_table = True
             continue
         if not in_table:
             continue
         nums = _numbers(s)
-        if nums and len(nums) >= 9:
-            us = [v * 1e-6 for v in nums[2:9]]
-            rows.append({"size_bytes": int(nums[0]), "iterations": int(nums[1]),
-                         "lat_min_s": us[0], "lat_max_s": us[1], "lat_median_s": us[2],
-                         "lat_mean_s": us[3], "lat_stdev_s": us[4], "lat_p99_s": us[5],
-                         "lat_p999_s": us[6]})
+        if nums and len(nums) >= 5:
+            figures = [v * 1e-6 for v in nums[2:2 + len(_LAT_COLUMNS)]]
+            row: dict[str, Any] = {"size_bytes": int(nums[0]), "iterations": int(nums[1]), "line": lineno}
+            row.update({k: (figures[i] if i < len(figures) else math.nan) for i, k in enumerate(_LAT_COLUMNS)})
+            rows.append(row)
     return rows
 
 
+# The title line perftest prints above its settings ("RDMA_Write BW Test", "Send Latency
+# Test", "RDMA_Read Bidirectional BW Test"): the verb and whether it measured bandwidth.
+_TITLE_RE = re.compile(r"^\s*(RDMA_Write|RDMA_Read|Send)\b(.*?)\b(BW|Latency) Test\s*$", re.MULTILINE)
+
+
 def parse_header(text: str) -> dict[str, Any]:
-    """What perftest says it used: link type, MTU, GID index, device."""
+    """What perftest says it used: link type, MTU, GID index, device, TX depth, CQ
+    moderation, the test's title and verb (write / read / send), and the GIDs it printed
+    (local first)."""
     info: dict[str, Any] = {}
     pats = {"device": r"Device\s*:\s*(\S+)", "link_type": r"Link type\s*:\s*(\S+)",
             "mtu": r"Mtu\s*:\s*(\d+)", "gid_index": r"GID index\s*:\s*(\d+)",
-            "tx_depth": r"TX depth\s*:\s*(\d+)", "cq_mod": r"CQ Moderation\s*:\s*(\d+)"}
+            "tx_depth": r"TX depth\s*:\s*(\d+)", "cq_mod": r"CQ Moderation\s*:\s*(\d+)",
+            "post_list": r"Post List\s*:\s*(\d+)", "qps": r"Number of qps\s*:\s*(\d+)",
+            "connection": r"Connection type\s*:\s*(\S+)", "version": r"Version:\s*(\S+)"}
     for key, pat in pats.items():
-        m = re.search(pat, text)
+        m = re.search(pat, text, re.IGNORECASE)  # "Gid index" in releases before 3.x
         if m:
             info[key] = int(m.group(1)) if m.group(1).isdigit() else m.group(1)
+    title = _TITLE_RE.search(text)
+    if title:
+        info["title"] = " ".join(title.group(0).split())
+        info["verb"] = {"RDMA_Write": "write", "RDMA_Read": "read", "Send": "send"}[title.group(1)]
+        info["kind"] = "bw" if title.group(3) == "BW" else "lat"
+        info["bidirectional"] = "Bidirectional" in title.group(2)
+    gids = re.findall(r"^\s*GID:\s*(\S+)", text, re.MULTILINE)
+    if gids:
+        info["gids"] = gids
     return info
 
 
@@ -258,6 +290,8 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           mtu=p.mtu, extra=extra)
         out = run(args, p.timeout_s + p.duration_s)
         rows = parse_bw(out) if p.test == "write_bw" else parse_lat(out)
+        for row in rows:
+            row.pop("line")
         if not rows:
             raise WorkloadError(f"{Path(binary).name}: no result line in its output")
         head = parse_header(out)
@@ -267,6 +301,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             p, rows[-1], engine="perftest", transport="verbs", device=choice.device,
             port=choice.port, gid_index=choice.gid_index,
             link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
+            link_rate_bps=choice.link_rate_bps,
             mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
             tx_depth=head.get("tx_depth", tx or 1), memory=memory))
     return records

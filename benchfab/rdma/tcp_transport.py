@@ -71,7 +71,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             if role == "client" and res is not None:
                 records.append(make_record(p, res, engine=engine, transport="tcp",
                                            device=None, port=None, gid_index=None,
-                                           link_layer=None, mtu=None, cq_mod=1,
+                                           link_layer=None, link_rate_bps=None, mtu=None, cq_mod=1,
                                            tx_depth=1))
     finally:
         sock.close()

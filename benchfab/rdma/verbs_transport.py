@@ -94,8 +94,8 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                 rec = _lat_one(role, p, exchange, ep, size)
             if rec is not None:
                 rec.update(device=choice.device, port=choice.port, gid_index=choice.gid_index,
-                           link_layer=choice.link_layer, mtu=ep.mtu, memory=memory,
-                           engine="native", transport="verbs")
+                           link_layer=choice.link_layer, link_rate_bps=choice.link_rate_bps, mtu=ep.mtu,
+                           memory=memory, engine="native", transport="verbs")
                 records.append(rec)
         exchange("rdma-done", {})
     finally:

@@ -14,10 +14,17 @@ from .point_to_point import POINT_TO_POINT
 
 FAMILIES: tuple[WorkloadFamily, ...] = (COLLECTIVE, POINT_TO_POINT)
 
+# Each family's figures, collectives first (busbw.png, time.png, p2p_bw.png, p2p_lat.png):
+# what the report draws and the export's key figures.
+FIGURES: tuple[FigureSpec, ...] = tuple(fig for family in FAMILIES for fig in family.figures)
+
 # Every workload name, in the order the spec documents them.
 WORKLOADS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.workloads)
 
-_BY_WORKLOAD: dict[str, WorkloadFamily] = {name: family for family in FAMILIES for name in family.workloads}
+# Stored rows may also hold imported-only workloads (ib_read_bw's, say): their family draws them.
+_BY_WORKLOAD: dict[str, WorkloadFamily] = {
+    name: family for family in FAMILIES for name in (*family.workloads, *family.imported)
+}
 
 
 def family_of(workload: str) -> WorkloadFamily:
@@ -28,4 +35,4 @@ def family_of(workload: str) -> WorkloadFamily:
         raise WorkloadError(f"unknown workload {workload!r}", hint=f"use one of {', '.join(WORKLOADS)}") from None
 
 
-__all__ = ["FAMILIES", "WORKLOADS", "FigureSpec", "Problem", "RankContext", "WorkloadFamily", "family_of"]
+__all__ = ["FAMILIES", "FIGURES", "WORKLOADS", "FigureSpec", "Problem", "RankContext", "WorkloadFamily", "family_of"]

@@ -50,7 +50,8 @@ class Problem(NamedTuple):
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One report figure: a summary column against message size for some workloads."""
+    """One report figure: a summary column against message size for some workloads, and
+    what else the report and export draw from that column."""
 
     file: str
     column: str
@@ -58,7 +59,23 @@ class FigureSpec:
     ylabel: str
     title: str
     workloads: tuple[str, ...]
-    band: str | None = None
+    band: str | None = None  # a tail column drawn as a band above the line (p99 latency)
+    # The column is a bandwidth: times this it is bit/s, comparable with the link's rate
+    # (link_rate_bps), so comparisons add a "% of line rate" panel where the rate is known.
+    bits_per_unit: float | None = None
+    higher_is_better: bool = True
+    # All-pairs runs: a node x node heatmap of the column at the "largest" size (bandwidth)
+    # or the "smallest" (latency); None: no heatmap.
+    pair_at: str | None = None
+    # OpenMetrics key figure per measurement: its peak (higher is better) or its minimum,
+    # as the gauge of this name (the name ends in the unit, e.g. _bytes_per_second).
+    export_name: str | None = None
+    export_unit: str | None = None
+
+    @property
+    def quantity(self) -> str:
+        """What the column is, with its unit, without the axis label's notes (a heatmap's colour bar)."""
+        return self.ylabel.split(";")[0]
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,8 @@ class WorkloadFamily(ABC):
     aliases: Mapping[str, str]
     #: report figures over this family's rows
     figures: tuple[FigureSpec, ...]
+    #: workloads whose rows only `benchfab import` stores (a spec cannot run them)
+    imported: tuple[str, ...] = ()
 
     def owns(self, workload: str) -> bool:
         return workload in self.workloads

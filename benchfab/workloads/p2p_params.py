@@ -30,6 +30,14 @@ PERFTEST_BINARY: dict[str, str] = {
     "rdma_write_bw": "ib_write_bw",
     "rdma_write_lat": "ib_write_lat",
 }
+# perftest binaries benchfab does not run but whose saved reports ``benchfab import perftest``
+# stores (rows of these workloads come only from imports).
+PERFTEST_IMPORTED: dict[str, str] = {
+    "rdma_read_bw": "ib_read_bw",
+    "rdma_send_bw": "ib_send_bw",
+    "rdma_read_lat": "ib_read_lat",
+    "rdma_send_lat": "ib_send_lat",
+}
 BANDWIDTH_WORKLOAD = "rdma_write_bw"
 LATENCY_WORKLOAD = "rdma_write_lat"
 

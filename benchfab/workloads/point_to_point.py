@@ -15,7 +15,14 @@ from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
-from .p2p_params import BANDWIDTH_WORKLOAD, LATENCY_WORKLOAD, PERFTEST_BINARY, PERFTEST_ITERATIONS, pair_problems
+from .p2p_params import (
+    BANDWIDTH_WORKLOAD,
+    LATENCY_WORKLOAD,
+    PERFTEST_BINARY,
+    PERFTEST_IMPORTED,
+    PERFTEST_ITERATIONS,
+    pair_problems,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +36,7 @@ if TYPE_CHECKING:
 # Summary columns copied from the engine's record as they are.
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
               "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
-              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "tcp_segments", "tcp_retrans")
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans")
 
 # Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
 # of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
@@ -102,7 +109,7 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
     A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
     rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
     out = [f"# {title}"]
-    if workload == BANDWIDTH_WORKLOAD:
+    if workload.endswith("_bw"):  # rdma_write_bw, tcp's, and imported ib_read_bw / ib_send_bw rows
         return "\n".join(out + _bw_lines(rows))
     cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
     out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
@@ -143,7 +150,7 @@ def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
     columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
     rows = ok_rows(summary)
     if not rows.empty:
-        rows = rows[rows["workload"].isin(list(PERFTEST_BINARY))]
+        rows = rows[rows["workload"].isin([*PERFTEST_BINARY, *PERFTEST_IMPORTED])]
     if rows.empty:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
@@ -183,11 +190,16 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
 class PointToPoint(WorkloadFamily):
     workloads = tuple(PERFTEST_BINARY)
     aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}
+    imported = tuple(PERFTEST_IMPORTED)
     figures = (
         FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
-                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,)),
+                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,),
+                   bits_per_unit=8.0, pair_at="largest",
+                   export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
         FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s"),
+                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s",
+                   higher_is_better=False, pair_at="smallest",
+                   export_name="benchfab_min_latency_seconds", export_unit="seconds"),
     )
 
     def resolve(self, merged: dict[str, Any], timing_given: bool) -> None:

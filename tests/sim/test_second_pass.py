@@ -21,7 +21,7 @@ from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
 from benchfab.native import HAVE_NATIVE
-from benchfab.report import markdown_summary
+from benchfab.report import markdown_summary, second_pass_marks
 from benchfab.spec import load_spec_text
 from benchfab.store import load_run
 from benchfab.sweep import run_sweep
@@ -118,6 +118,9 @@ def test_seeded_faults_are_named_exactly(sim_factory: list[SimCluster], tmp_path
     assert "kubectl label node" in out and "# to act on them (not run by benchfab):" in out
     report = markdown_summary(load_run(path), [])
     assert "## Second pass verdicts" in report and f"| bad-node | {slow['nodes'][0]} |" in report
+    marks = second_pass_marks([load_run(path)])  # what the pair heatmaps mark
+    assert marks is not None and set(marks.pairs) == {tuple(sorted(by_kind["bad-link"]["nodes"]))}
+    assert set(marks.nodes) == {v["nodes"][0] for v in stored["verdicts"] if v["kind"] != "bad-link"}
 
 
 def test_fault_free_cluster_gets_no_verdict(sim_factory: list[SimCluster], tmp_path: Path) -> None:

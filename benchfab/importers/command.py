@@ -1,0 +1,105 @@
+"""The ``benchfab import`` command: read one saved report, store it as a run."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+from ..errors import EXIT_CODES_HELP, UsageError
+from ..spec.fields import Fabric, Mode
+from ..store import RUN_ID_RE, RunStore
+from . import nccl_tests, perftest
+from .parsed import ParsedReport, bad_input
+from .write import ImportContext, sha256_of, write_run
+
+TOOLS = ("nccl-tests", "perftest")
+FABRICS: tuple[str, ...] = get_args(Fabric)
+MODES: tuple[str, ...] = get_args(Mode)
+
+EXAMPLES = (
+    "benchfab import nccl-tests all_reduce.txt --profile ib-shared --fabric ib",
+    "benchfab import nccl-tests run.json --profile roce-sriov --fabric roce --mode sriov",
+    "benchfab import perftest ib_write_bw.txt --profile ib-shared --hosts node-a,node-b --source https://...",
+)
+
+
+def add_import_parser(sub: Any) -> None:
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES) + "\n\n" + EXIT_CODES_HELP
+    p = sub.add_parser("import", help="store a saved nccl-tests or perftest report as a run",
+                       description="Store a saved nccl-tests (text table or -J JSON) or perftest (client output) "
+                                   "report as a benchfab run, with the file's path, sha256, tool version and "
+                                   "source in run.json; show, report and comparisons then treat it like a "
+                                   "measured run.",
+                       epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("tool", choices=TOOLS, help="the tool that printed the report")
+    p.add_argument("file", help="the saved report (nccl-tests: text or .json; perftest: the client's output)")
+    p.add_argument("--profile", required=True, metavar="NAME", help="the profile the rows file under (e.g. ib-shared)")
+    p.add_argument("--fabric", choices=FABRICS,
+                   help="the fabric measured (perftest: default from its 'Link type'; nccl-tests: required)")
+    p.add_argument("--mode", choices=MODES, default="none", help="how pods got the device: shared, sriov or none")
+    p.add_argument("--name", metavar="NAME", help="the spec name the run files under (default: import-TOOL-PROFILE)")
+    p.add_argument("--run-id", help="the run's id (default: import-<file name>-<sha256 prefix>)")
+    p.add_argument("--hosts", metavar="A,B", help="the hosts measured, in rank order, when the report names none "
+                   "(perftest: client,server)")
+    p.add_argument("--workload", metavar="BINARY", help="nccl-tests: the binary, for reports that do not name it")
+    p.add_argument("--source", metavar="URL", help="where the report was published (kept in run.json)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results)")
+    p.set_defaults(func=cmd_import)
+
+
+def parse_report(tool: str, text: str, path: str, workload: str | None) -> ParsedReport:
+    """The report in ``text``: nccl-tests' JSON when it starts with '{', else the tool's text."""
+    if tool == "perftest":
+        if workload:
+            raise UsageError("--workload is for nccl-tests reports", hint="drop it: perftest names its test")
+        return perftest.parse(text, path)
+    if text.lstrip().startswith("{"):
+        return nccl_tests.parse_json(text, path, workload)
+    return nccl_tests.parse_text(text, path, workload)
+
+
+def _fabric(tool: str, report: ParsedReport, given: str | None, path: str) -> str:
+    stated = perftest.LINK_LAYERS.get(str(report.facts.get("link_type"))) if tool == "perftest" else None
+    if given and stated and given != stated:
+        raise bad_input(path, None, f"--fabric {given} but the report says Link type {report.facts['link_type']} "
+                        f"({stated})", f"drop --fabric or give --fabric {stated}")
+    fabric = given or stated
+    if fabric is None:
+        raise UsageError(f"{path}: the report does not say which fabric it measured",
+                         hint="give --fabric ib, roce, tcp or loopback")
+    return fabric
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})", hint="give the path of a saved report") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_input(str(path), data[:exc.start].count(b"\n") + 1, f"not text (byte {exc.start} is not UTF-8)",
+                        "give the report as the tool printed it") from None
+    report = parse_report(args.tool, text, str(path), args.workload)
+    fabric = _fabric(args.tool, report, args.fabric, str(path))
+    hosts = tuple(h for h in (args.hosts or "").split(",") if h)
+    run_id = args.run_id or _default_run_id(path, data)
+    if not RUN_ID_RE.match(run_id):
+        raise UsageError(f"--run-id {run_id!r} is not a run id", hint="use letters, digits, '-', '_' and '.'")
+    ctx = ImportContext(profile=args.profile, fabric=fabric, mode=args.mode,
+                        name=args.name or f"import-{args.tool}-{args.profile}", hosts=hosts, source_url=args.source)
+    store = RunStore(Path(args.results), run_id)
+    tests = write_run(store, report, ctx, path, data)
+    rows = sum(len(t.rows) for t in report.tests)
+    print(f"# imported {args.tool} {report.format} report {path} ({rows} rows, {len(tests)} test(s)) "
+          f"as run {run_id}: {store.path}")
+    print(f"# next: benchfab show {run_id} --results {args.results}")
+    return 0
+
+
+def _default_run_id(path: Path, data: bytes) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "report"
+    return f"import-{stem[:80]}-{sha256_of(data)[:8]}"

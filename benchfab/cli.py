@@ -83,6 +83,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"estimated {format_duration(plan.estimate_s)} on backend {spec.backend}{where}")
     for note in notes + list(plan.notes):
         print(f"# note: {note}")
+    for line in plan.left_out_lines():
+        print(f"# {line}")
     print(f"{'round':>5}  {'test id':<40} {'workload':<15} {'ranks':>5} {'sizes':<22} {'iters':>8} "
           f"{'in-place':<9} {'estimate':>9} {'timeout':>8}")
     for rnd in plan.rounds:

@@ -137,6 +137,15 @@ class BackendError(BenchfabError):
     """Starting, watching or cleaning up ranks failed."""
 
 
+class CleanupError(BackendError):
+    """What a run created could not all be removed: what is left and the command that removes it."""
+
+    def __init__(self, message: str, *, left: Sequence[str], command: str) -> None:
+        super().__init__(message, hint=f"remove them with: {command}")
+        self.left = list(left)
+        self.command = command
+
+
 class WorkloadError(BenchfabError):
     """A workload failed inside a worker (bad dtype/op combination, verbs error...)."""
 

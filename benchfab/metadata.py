@@ -56,3 +56,41 @@ def host() -> dict[str, Any]:
         "machine": platform.machine(),
         "argv": sys.argv,
     }
+
+
+def _first_line(path: Path) -> str | None:
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return None
+    return text.splitlines()[0].strip() if text else None
+
+
+def _ofed_version() -> str | None:
+    """MOFED / DOCA-OFED as ``ofed_info -s`` prints it (e.g. MLNX_OFED_LINUX-24.10-1.1.4.0:), None without it."""
+    try:
+        done = subprocess.run(["ofed_info", "-s"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = done.stdout.strip()
+    return out.rstrip(":") if done.returncode == 0 and out else None
+
+
+def node_software(sysfs: Path = Path("/sys"), proc: Path = Path("/proc")) -> dict[str, Any]:
+    """What a node runs under the ranks: kernel, NVIDIA driver, MOFED/DOCA and each HCA's
+    firmware (each None / absent where this node has none). Recorded per node: in run.json's
+    inventory on the local backend, in every rank's env record (the tests' ``used``) everywhere."""
+    driver = _first_line(sysfs / "module" / "nvidia" / "version")
+    if driver is None:
+        # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ..."
+        line = _first_line(proc / "driver" / "nvidia" / "version") or ""
+        words = line.split("Kernel Module", 1)[-1].split() if "Kernel Module" in line else []
+        driver = words[0] if words else None
+    firmware = {}
+    ib = sysfs / "class" / "infiniband"
+    if ib.is_dir():
+        for dev in sorted(ib.iterdir()):
+            fw = _first_line(dev / "fw_ver")
+            if fw:
+                firmware[dev.name] = fw
+    return {"kernel": platform.release(), "nvidia_driver": driver, "ofed": _ofed_version(), "hca_firmware": firmware}

@@ -50,6 +50,9 @@ class NodeInfo:
     leaf: str | None = None  # value of the topology label (rack / leaf switch)
     # Per profile: how many rank pods fit at once (free VFs or HCA shares, and GPUs).
     slots: Mapping[str, int] = field(default_factory=dict)
+    # Per profile: why the node has no slot for it (cordoned, MOFED not ready, 0 allocatable
+    # of the profile's resource, ...): the plan names every node it leaves out with this.
+    unfit: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     # Cores the node's ranks share, where they share them (the local backend's one host);
     # None where each rank has a pod of its own.

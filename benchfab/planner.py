@@ -47,8 +47,11 @@ class PlannedTest:
     hosts: tuple[str, ...]
     estimate_s: float
     timeout_s: float
-    # Kubernetes backend: (node, slot) of each rank, in rank order; empty locally.
+    # Kubernetes backend: (node, first slot) of each pod, in rank order; empty locally.
     members: tuple[tuple[str, int], ...] = ()
+    # Ranks per member (pod on Kubernetes, simulated node locally), torchrun's
+    # LOCAL_WORLD_SIZE: rank = member index * local_ranks + LOCAL_RANK.
+    local_ranks: int = 1
 
     def task(self) -> Task:
         task = Task.for_test(
@@ -84,6 +87,10 @@ class Plan:
     # Tests the inventory cannot hold at all (a group of 8 on 7 nodes), with why: the
     # sweep stores them as skipped and runs the rest.
     unplaced: tuple[tuple[PlannedTest, str], ...] = field(default_factory=tuple)
+    # Every node some test could not use, with why (cordoned, NotReady, a taint, MOFED not
+    # ready, 0 allocatable of the profile's resource, no GPU, too few free slots): printed by
+    # plan and sweep, stored in run.json.
+    left_out: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
     def tests(self) -> list[PlannedTest]:
@@ -93,6 +100,10 @@ class Plan:
     def estimate_s(self) -> float:
         # Rounds run one after another; tests inside a round run in parallel.
         return sum(max((t.estimate_s for t in r.tests), default=0.0) for r in self.rounds)
+
+    def left_out_lines(self) -> list[str]:
+        """One line per node left out, as plan and sweep print them."""
+        return [f"node {node} left out: {why}" for node, why in self.left_out]
 
 
 def estimate_test_seconds(spec: TestSpec, cores: int) -> float:
@@ -183,8 +194,10 @@ def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> Plan:
     rounds: list[Round] = []
     for c in expand(spec):
         est = estimates[c.test.index]
+        # gpus_per_node: G ranks per simulated node (the pod shape of a multi-node job), else all ranks on one.
+        local = c.test.placement.gpus_per_node or c.test.ranks
         pt = PlannedTest(c.base_id, c.test, c.profile, profiles[c.profile], c.dtype, c.op, c.repeat, (node.name,),
-                         est, timeout_for(c.test, est))
+                         est, timeout_for(c.test, est), local_ranks=local)
         rounds.append(Round(len(rounds), (pt,)))
     return Plan(tuple(rounds), tuple(notes))
 
@@ -227,30 +240,39 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
     rounds: list[Round] = []
     notes: list[str] = []
     unplaced: list[tuple[PlannedTest, str]] = []
+    left_out: dict[tuple[str, str], None] = {}
     for combo in expand(spec, profile_major=True):
-        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced):
+        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced, left_out):
             rounds.append(Round(len(rounds), placed))
     notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
         why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""
+        if left_out:
+            why += "; " + "; ".join(f"{node}: {reason}" for node, reason in islice(left_out, 3))
+            why += "; ..." if len(left_out) > 3 else ""
         raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
                              hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
                                   "(benchfab preflight)")
-    return Plan(tuple(rounds), tuple(notes), tuple(unplaced))
+    return Plan(tuple(rounds), tuple(notes), tuple(unplaced), tuple(left_out))
 
 
 def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_unplaceable: bool,
-                 notes: list[str], unplaced: list[tuple[PlannedTest, str]]) -> list[tuple[PlannedTest, ...]]:
-    """One combination's rounds of placed tests (appends its notes to ``notes``, and the
-    combination to ``unplaced`` when its pattern cannot be placed and that is allowed)."""
+                 notes: list[str], unplaced: list[tuple[PlannedTest, str]],
+                 left_out: dict[tuple[str, str], None]) -> list[tuple[PlannedTest, ...]]:
+    """One combination's rounds of placed tests (appends its notes to ``notes``, the nodes it
+    cannot use to ``left_out`` with why, and the combination to ``unplaced`` when its pattern
+    cannot be placed and that is allowed)."""
     test, pname = combo.test, combo.profile
     p = test.placement
     per_node = p.gpus_per_node or 1
     need = per_node * (p.rails or 1)
     slots = {n.name: int(n.slots.get(pname, 0)) for n in nodes}
     names = [n.name for n in nodes if slots[n.name] >= need]
-    if len(names) < len(nodes):
-        notes.append(f"{test.name}/{pname}: {len(nodes) - len(names)} node(s) without {need} free slot(s) left out")
+    for n in nodes:
+        if slots[n.name] < need:
+            why = n.unfit.get(pname) or (f"{slots[n.name]} free slot(s) for profile {pname}, "
+                                         f"{test.name} needs {need} per node")
+            left_out[(n.name, why)] = None
     try:
         groups = _pattern_rounds(test, names, {n.name: n.leaf for n in nodes})
     except PlacementError as exc:
@@ -275,11 +297,17 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
         placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
         notes.extend(f"{test.name}/{pname}: {m}" for m in more)
     profile = spec.resolved_profiles()[pname]
-    return [tuple(_placed_test(combo, profile, members) for members in rnd) for rnd in placed]
+    per_pod = family_of(test.workload).ranks_per_pod(test)
+    return [tuple(_placed_test(combo, profile, members, per_pod) for members in rnd) for rnd in placed]
 
 
-def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...]) -> PlannedTest:
-    """One test on its (node, slot) members: one rank per member, the id names where it ran."""
+def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
+    """(node, slot) members -> one (node, first slot) per pod of ``per_pod`` consecutive slots."""
+    return members if per_pod == 1 else members[::per_pod]
+
+
+def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], per_pod: int = 1) -> PlannedTest:
+    """One test on its (node, slot) members: ``per_pod`` ranks per pod, the id names where it ran."""
     test, p = combo.test, combo.test.placement
     hosts = tuple(dict.fromkeys(m[0] for m in members))
     sized = test.model_copy(update={"ranks": len(members)})
@@ -290,4 +318,4 @@ def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...]) ->
     # One rank per pod: no oversubscription of a node's cores in the estimate.
     est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
     return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
-                       hosts, est, timeout_for(test, est), tuple(members))
+                       hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod)

@@ -127,6 +127,16 @@ class SummaryRow(TypedDict):
     wrong: int | None
     status: str
     reason: str
+    # collectives: what NCCL's INFO log of rank 0 says it used (benchfab.nccllog); None without NCCL
+    nccl_version: NotRequired[str | None]
+    nccl_network: NotRequired[str | None]
+    nccl_plugin: NotRequired[str | None]
+    nccl_hcas: NotRequired[str | None]
+    nccl_link_layer: NotRequired[str | None]
+    nccl_merged_nics: NotRequired[bool | None]
+    nccl_gdr: NotRequired[bool | None]
+    nccl_channels: NotRequired[int | None]
+    nccl_algorithms: NotRequired[str | None]
     # point-to-point only (perftest's figures in SI units); absent from collective rows
     bw_avg_Bps: NotRequired[float | None]
     bw_peak_Bps: NotRequired[float | None]

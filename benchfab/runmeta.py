@@ -35,6 +35,7 @@ def start_meta(store: RunStore, spec: SweepSpec, spec_text: str, backend: Backen
         "git": metadata.git_revision(),
         "status": "running",
         "planned_tests": [t.test_id for t in placed.tests],
+        "left_out": [{"node": node, "reason": why} for node, why in placed.left_out],
         "estimate_s": placed.estimate_s,
     })
     meta.setdefault("started", _now())
@@ -55,6 +56,15 @@ def end_meta(store: RunStore, meta: dict[str, Any], status: str, counts: dict[st
         if status == "complete":
             raise
         # Already on the way out with another error (a full disk, say): that one is reported.
+
+
+def record_left_behind(store: RunStore, meta: dict[str, Any], left: list[str], command: str) -> None:
+    """run.json names what the run's clean-up could not remove, and the command that removes it."""
+    meta.update({"left_behind": list(left), "cleanup_command": command})
+    try:
+        store.write_meta(meta)
+    except OSError:
+        pass  # the clean-up error itself is reported, with the same list and command
 
 
 def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:

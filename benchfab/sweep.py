@@ -19,12 +19,12 @@ from typing import Any, TextIO
 from .backends.base import Backend, TestOutcome
 from .backends.registry import make_backend
 from .diagnosis import DIAGNOSIS_FILE, Diagnosis
-from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, UsageError
+from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, CleanupError, UsageError
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 from .runlock import RunLock, claim_new_run_id
-from .runmeta import end_meta, load_resume, start_meta
+from .runmeta import end_meta, load_resume, record_left_behind, start_meta
 from .secondpass import run_second_pass, second_pass_entries
 from .spec import SECOND_PASS_PATTERNS, SweepSpec
 from .store import RunStore, resolve_run_path
@@ -110,6 +110,8 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
           + f"; results in {store.path}", file=out, flush=True)
     for note in placed.notes:
         print(f"# note: {note}", file=out)
+    for line in placed.left_out_lines():
+        print(f"# {line}", file=out)
     # A resumed run counts every test: those already ok, then what the rest do now.
     counts: dict[str, int] = {"ok": len(done)} if done else {}
     skips = [(t, cannot[t.test_id]) for t in todo if t.test_id in cannot]
@@ -130,15 +132,34 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
         end_meta(store, meta, "interrupted", counts)
         print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {store.path.parent}",
               file=out, flush=True)
+        _close(backend, store, meta, out)
         raise
     except BaseException as exc:
         # Whatever stopped the controller, run.json must not say "running" forever.
         end_meta(store, meta, "failed", counts, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        _close(backend, store, meta, out)
         raise
-    finally:
-        backend.close()  # e.g. delete the run's pods
+    left = _close(backend, store, meta, out)
+    if left is not None:
+        # Every test is stored, but the run left objects behind: it did not end cleanly.
+        end_meta(store, meta, "failed", counts, reason=left.message[:300])
+        raise left
     end_meta(store, meta, "complete", counts)
     return SweepResult(run_id, store.path, counts)
+
+
+def _close(backend: Backend, store: RunStore, meta: dict[str, Any], out: TextIO) -> CleanupError | None:
+    """Release what the run created (e.g. delete its pods); what could not be is printed, one
+    line each, with the command that removes it, and recorded in run.json."""
+    try:
+        backend.close()
+    except CleanupError as exc:
+        for obj in exc.left:
+            print(f"# left behind: {obj}", file=out)
+        print(f"# remove them with: {exc.command}", file=out, flush=True)
+        record_left_behind(store, meta, exc.left, exc.command)
+        return exc
+    return None
 
 
 def _plan_runner(backend: Backend, store: RunStore, counts: dict[str, int], out: TextIO,
@@ -165,10 +186,12 @@ def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None
             found = run_second_pass(spec, store.path, backend.nodes(), _plan_runner(backend, store, counts, out, progress),
                                     out, every_pattern=True)
         finally:
-            backend.close()
+            left = _close(backend, store, store.read_meta(), out)
         meta = store.read_meta()
         meta["diagnosis"] = {"file": DIAGNOSIS_FILE, "verdicts": len(found.verdicts), "retest_counts": counts}
         store.write_meta(meta)
+    if left is not None:
+        raise left
     return found
 
 

@@ -68,6 +68,11 @@ class Task:
 # worker or its libraries print is kept as the test's log.
 RECORD_PREFIX = "@@benchfab "
 
+# A rank's index and count among the ranks on its host, whatever node it stands for:
+# the local backend simulating nodes sets them, and a CUDA rank picks GPU HOST_RANK.
+HOST_RANK_ENV = "BENCHFAB_HOST_RANK"
+HOST_RANKS_ENV = "BENCHFAB_HOST_RANKS"
+
 
 def format_record(record: Mapping[str, Any]) -> str:
     return RECORD_PREFIX + json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)

@@ -211,6 +211,26 @@ def check_modules(mods: tuple[Module, ...], venv: Path) -> list[str]:
     return problems
 
 
+# Debian packages a lane uses unpacked into build/debian/PKG by scripts/setup.sh (not installed:
+# they would clash with a copy a machine may already have), and the file the tests run.
+UNPACKED: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "host": (("kubernetes-client", "usr/bin/kubectl", "tests/k8s drive benchfab render's manifests through it"),),
+    "vm": (),
+    "bench": (),
+}
+
+
+def check_unpacked(lane: str, root: Path = ROOT) -> list[str]:
+    """One line per unpacked Debian package of the lane that setup.sh has not put in place."""
+    problems = []
+    for pkg, program, why in UNPACKED[lane]:
+        dest = root / "build" / "debian" / pkg
+        if not (dest / "VERSION").is_file() or not (dest / program).is_file():
+            problems.append(f"{pkg}: Debian's package is not unpacked in {dest} ({why}; the tests run "
+                            f"{dest / program}) (fix: run {DEB_INSTALL[lane]})")
+    return problems
+
+
 def check_vm_kernel(boot: Path = Path("/boot")) -> list[str]:
     """The kernel the VM boots (the newest /boot/vmlinuz-*) must be a Debian linux-image package's."""
     kernels = sorted(boot.glob("vmlinuz-*"), key=lambda p: [int(x) if x.isdigit() else x for x in
@@ -238,6 +258,7 @@ def check(lanes: list[str], venvs: dict[str, Path], search_path: str | None = No
             by_venv.setdefault(m.venv, []).append(m)
         for venv_key, mods in by_venv.items():
             problems.extend(check_modules(tuple(mods), venvs[venv_key]))
+        problems.extend(check_unpacked(lane))
         if lane == "vm":
             problems.extend(check_vm_kernel())
     return problems

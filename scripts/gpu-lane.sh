@@ -2,8 +2,12 @@
 # The GPU lane: on a host with an NVIDIA GPU, build benchfab._native where the verbs
 # headers are (or from .debs/), then run the tests marked gpu (tests/gpu: CUDA memory
 # and its dma-buf export, the clear failure when GPU memory has no NIC to register
-# with, a one-rank NCCL sweep with and without a CUDA graph) and the no-GPU error tests,
-# so a GPU host runs them too. Exits with pytest's status; the log goes to OUT_DIR.
+# with, a one-rank NCCL sweep with and without a CUDA graph, the multi-node pod shape
+# with gpus_per_node: 1 and NCCL's INFO log of that real run parsed into the nccl_*
+# columns, this host's PCIe topology from sysfs compared with `nvidia-smi topo -m`,
+# engine: nccl-tests next to torch where all_reduce_perf is found) and the parser and
+# no-GPU error tests, so a GPU host runs them too. Exits with pytest's status; the log
+# goes to OUT_DIR.
 #
 #   scripts/gpu-lane.sh [OUT_DIR]          (default build/gpu-lane)
 #
@@ -60,9 +64,12 @@ PY
     echo "no verbs headers: benchfab._native not built (the NIC-side test will skip)"
   fi
   "$py" -c "from benchfab.native import native_status; print('native:', native_status())"
+  nvidia-smi topo -m 2>&1 || echo "nvidia-smi topo -m: not available"
+  "$py" -c "from benchfab.workloads.nccl_tests_engine import binary_path; print('nccl-tests:', binary_path('allreduce') or 'not found (set BENCHFAB_NCCL_TESTS_DIR)')"
 } 2>&1 | tee "$out/env.txt"
 set +e
-"$py" -m pytest tests/gpu tests/test_cuda_memory.py -v -s -rs -p no:cacheprovider \
+"$py" -m pytest tests/gpu tests/test_cuda_memory.py tests/test_nccl_log.py tests/test_pcitopo.py \
+  tests/test_nccl_tests_output.py tests/test_nccl_tests_engine.py -v -s -rs -p no:cacheprovider \
   --junitxml "$out/junit.xml" 2>&1 | tee "$out/pytest.log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -40,6 +40,33 @@ if command -v dpkg >/dev/null; then
     chromium iproute2 nftables
 fi
 
+unpack_deb() {
+  # A Debian package unpacked into build/debian/PKG (not installed: Debian's kubectl would
+  # clash with a kubectl a machine may already have in /usr/bin). Its Version goes to
+  # build/debian/PKG/VERSION, which scripts/check_tools.py reads.
+  local pkg=$1 dest=build/debian/$1
+  [ -s "$dest/VERSION" ] && return 0
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    echo "setup: cannot unpack Debian's $pkg into $dest (no apt-get/dpkg-deb)" >&2
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null || { [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get download -qq "$pkg"; }); then
+    echo "setup: apt-get download $pkg failed: tests that drive kubectl will fail (rerun setup as root)" >&2
+    rm -rf "$tmp"
+    return 0
+  fi
+  rm -rf "$dest" && mkdir -p "$dest"
+  dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dest"
+  dpkg-deb -f "$tmp"/"$pkg"_*.deb Version > "$dest/VERSION"
+  rm -rf "$tmp"
+  echo "setup: unpacked Debian's $pkg $(cat "$dest/VERSION") into $dest" >&2
+}
+# kubernetes-client: Debian's kubectl, which tests/k8s drives against the fake API server
+# (kubectl apply -f of benchfab render, and the clean-up command benchfab prints).
+unpack_deb kubernetes-client
+
 python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv with $($python --version)" >&2

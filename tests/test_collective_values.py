@@ -12,7 +12,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchfab.task import Task
-from benchfab.workloads.collectives_torch import CollectiveRunner, count_wrong, expected_output, pattern
+from benchfab.workloads.collectives_torch import (
+    NO_IN_PLACE,
+    ROOT_ONLY_OUTPUT,
+    CollectiveRunner,
+    count_wrong,
+    expected_output,
+    pattern,
+)
 
 
 def _port() -> int:
@@ -33,7 +40,7 @@ def _worker(rank: int, world: int, port: int, cases: list[tuple[str, str, str, i
         for workload, op, dtype, root in cases:
             runner = CollectiveRunner(_task(workload, op, dtype, root), rank, world, torch.device("cpu"))
             for in_place in (False, True):
-                if workload == "all_to_all" and in_place:
+                if workload in NO_IN_PLACE and in_place:
                     continue
                 buf = runner.buffers(4096, in_place)
                 opfn = runner.make_op(buf, in_place)
@@ -43,8 +50,20 @@ def _worker(rank: int, world: int, port: int, cases: list[tuple[str, str, str, i
                 if workload == "allreduce" and op == "sum":
                     manual = sum(pattern(r, buf.count, op, torch.float64) for r in range(world)).to(buf.recv.dtype)
                     assert torch.equal(buf.recv, manual)
-                exp = expected_output(workload, rank, world, buf.count, op, buf.recv.dtype, root)
-                out.put((rank, workload, op, dtype, in_place, count_wrong(buf.recv, exp, op), runner.check(buf, opfn)))
+                n = buf.count
+                if workload == "sendrecv":  # the ring: what the previous rank sent, by hand
+                    assert torch.equal(buf.recv, pattern((rank - 1) % world, n, op, torch.float64).to(buf.recv.dtype))
+                if workload == "scatter":  # the root's chunk number `rank`
+                    assert torch.equal(buf.recv, pattern(root, n * world, op, torch.float64)[rank * n:(rank + 1) * n]
+                                       .to(buf.recv.dtype))
+                if workload == "reduce" and op == "sum" and rank == root:
+                    manual = sum(pattern(r, n, op, torch.float64) for r in range(world)).to(buf.recv.dtype)
+                    assert torch.equal(buf.recv, manual)
+                local = 0
+                if workload not in ROOT_ONLY_OUTPUT or rank == root:
+                    exp = expected_output(workload, rank, world, n, op, buf.recv.dtype, root)
+                    local = count_wrong(buf.recv, exp, op)
+                out.put((rank, workload, op, dtype, in_place, local, runner.check(buf, opfn)))
     finally:
         dist.destroy_process_group()
 
@@ -53,7 +72,8 @@ CASES = [
     ("allreduce", "sum", "float32", 0), ("allreduce", "prod", "float32", 0), ("allreduce", "max", "int32", 0),
     ("allreduce", "min", "bfloat16", 0), ("allreduce", "avg", "float32", 0), ("allreduce", "sum", "int8", 0),
     ("all_gather", "none", "float32", 0), ("reduce_scatter", "sum", "float32", 0), ("broadcast", "none", "float16", 1),
-    ("all_to_all", "none", "int64", 0),
+    ("all_to_all", "none", "int64", 0), ("reduce", "sum", "float32", 1), ("reduce", "max", "bfloat16", 0),
+    ("gather", "none", "int32", 1), ("scatter", "none", "float32", 1), ("sendrecv", "none", "float16", 0),
 ]
 
 
@@ -65,7 +85,7 @@ def test_collectives_compute_expected_values(world: int) -> None:
     results = []
     while not out.empty():
         results.append(out.get())
-    expected_rows = world * sum(1 if w == "all_to_all" else 2 for w, *_ in CASES)
+    expected_rows = world * sum(1 if w in NO_IN_PLACE else 2 for w, *_ in CASES)
     assert len(results) == expected_rows
     for rank, workload, op, dtype, in_place, local_wrong, global_wrong in results:
         assert local_wrong == 0, (rank, workload, op, dtype, in_place)

@@ -93,7 +93,8 @@ def test_unknown_value_says_did_you_mean_and_lists_the_accepted_ones() -> None:
     message = one_line("tests:\n  - workload: alreduce\n")
     assert message == (
         "s.yaml:2: tests[0].workload: unknown workload 'alreduce'; accepted: allreduce, all_gather, reduce_scatter, "
-        "broadcast, all_to_all, rdma_write_bw, rdma_write_lat (fix: did you mean 'allreduce'?)"
+        "broadcast, all_to_all, reduce, gather, scatter, sendrecv, rdma_write_bw, rdma_write_lat "
+        "(fix: did you mean 'allreduce'?)"
     )
     far = one_line("tests:\n  - dtypes: [float32, foo]\n")
     assert far == ("s.yaml:2: tests[0].dtypes[1]: unknown dtype 'foo' (fix: use one of: int8, uint8, int32, int64, "

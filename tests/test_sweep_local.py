@@ -81,20 +81,32 @@ tests:
   - {workload: reduce_scatter, ops: [sum, max]}
   - {workload: broadcast, root: 2}
   - {workload: all_to_all}
+  - {workload: reduce, root: 1, ops: [sum, min]}
+  - {workload: gather, root: 2}
+  - {workload: scatter, root: 1}
+  - {workload: sendrecv}
 """)
     proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "c1")
     assert proc.returncode == 0, proc.stderr
     run = benchfab.load_run("c1", tmp_path / "res")
     assert set(run.tests["status"]) == {"ok"}, run.tests[["test_id", "reason"]]
     ok = run.summary[run.summary["status"] == "ok"]
-    assert set(ok["workload"]) == {"all_gather", "reduce_scatter", "broadcast", "all_to_all"}
+    assert set(ok["workload"]) == {"all_gather", "reduce_scatter", "broadcast", "all_to_all", "reduce", "gather",
+                                   "scatter", "sendrecv"}
     assert (ok["wrong"] == 0).all()
+    # nccl-tests' factors on 3 ranks, written out: gather/scatter (n-1)/n, reduce/sendrecv 1
+    assert {w: busbw_factor(w, 3) for w in ("gather", "scatter", "reduce", "sendrecv")} == pytest.approx(
+        {"gather": 2 / 3, "scatter": 2 / 3, "reduce": 1.0, "sendrecv": 1.0})
     for _, row in ok.iterrows():
         assert row["busbw_Bps"] == pytest.approx(row["algbw_Bps"] * busbw_factor(row["workload"], 3), rel=1e-9)
-        if row["workload"] in ("all_gather", "reduce_scatter", "all_to_all"):
+        if row["workload"] in ("all_gather", "reduce_scatter", "all_to_all", "gather", "scatter"):
             assert row["size_bytes"] == row["count"] * 4 * 3  # total size, as nccl-tests prints it
+        else:
+            assert row["size_bytes"] == row["count"] * 4
+    assert set(ok.loc[ok["workload"] == "reduce", "root"]) == {1} and set(ok.loc[ok["workload"] == "gather", "root"]) == {2}
+    assert set(ok.loc[ok["workload"] == "sendrecv", "root"]) == {-1}
     skipped = run.summary[run.summary["status"] == "skipped"]
-    assert set(skipped["workload"]) == {"all_to_all"} and skipped["in_place"].all()
+    assert set(skipped["workload"]) == {"all_to_all", "sendrecv"} and skipped["in_place"].all()
 
 
 def test_hung_rank_is_killed_and_sweep_goes_on(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -212,3 +224,30 @@ def test_resume_refuses_a_different_spec(cli, write_spec, tmp_path: Path) -> Non
     assert proc.returncode == 2 and "differs from the spec" in proc.stderr
     again = _sweep(cli, spec, tmp_path / "res", "--run-id", "r1")
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_multi_node_shape_runs_gpus_per_node_local_ranks_per_simulated_node(  # type: ignore[no-untyped-def]
+        cli, write_spec, tmp_path: Path) -> None:
+    """placement {group, nodes: 2, gpus_per_node: 2} on the local backend: 4 ranks, 2 per simulated
+    node, with torchrun's LOCAL_RANK / LOCAL_WORLD_SIZE, over real gloo (the pod shape's code path)."""
+    spec = write_spec("""\
+name: shape
+defaults: {iterations: 3, warmup: 1, sizes: [4K, 64K], timeout: 120s}
+tests:
+  - {name: ar, workload: allreduce, placement: {pattern: group, nodes: 2, gpus_per_node: 2}}
+""")
+    proc = _sweep(cli, spec, tmp_path / "res", "--run-id", "g1")
+    assert proc.returncode == 0, proc.stderr
+    run = benchfab.load_run("g1", tmp_path / "res")
+    assert set(run.tests["status"]) == {"ok"}, run.tests[["test_id", "reason"]]
+    s = run.summary
+    assert set(s["ranks"]) == {4} and (s["wrong"] == 0).all()
+    assert s["busbw_Bps"].iloc[0] == pytest.approx(s["algbw_Bps"].iloc[0] * 2 * 3 / 4, rel=1e-9)
+    used = json.loads(run.tests.iloc[0]["used"])["ranks"]
+    where = sorted((r["rank"], r["node"], r["local_rank"], r["local_world"]) for r in used)
+    assert where == [(0, "node0", 0, 2), (1, "node0", 1, 2), (2, "node1", 0, 2), (3, "node1", 1, 2)]
+    # what NCCL did is a column (none here: gloo), and the node's software is in run.json
+    assert {"nccl_network", "nccl_hcas", "nccl_gdr", "nccl_merged_nics"} <= set(s.columns)
+    assert s["nccl_network"].isna().all()
+    import platform
+    assert run.meta["inventory"]["nodes"][0]["software"]["kernel"] == platform.release()

@@ -62,5 +62,6 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None:
-        """Release everything the run created (idempotent)."""
+        """Release everything the run created (idempotent). What cannot be released is raised
+        as a CleanupError naming it and the command that removes it (again on a second call)."""
         ...

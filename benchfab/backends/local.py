@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
+from ..metadata import node_software
+from ..nccllog import parse_nccl_log
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
 from ..rdma.oob import SECRET_ENV, new_test_secret
-from ..task import parse_record
+from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, parse_record
 from .base import RecordCallback, RoundRecordCallback, TestOutcome
 from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
 
@@ -118,25 +120,37 @@ class LocalBackend:
                 "gpus": len(gpus),
                 "gpu_pci": gpus,
                 "kernel": platform.release(),
+                "software": node_software(),
                 "fabric": "loopback",
             }],
         }
 
-    def _env(self, rank: int, world: int, port: int) -> dict[str, str]:
+    def _env(self, rank: int, world: int, port: int, local_ranks: int | None = None) -> dict[str, str]:
+        """A rank's environment, torchrun's names: ``local_ranks`` per simulated node
+        (placement.gpus_per_node), else every rank local to this one node."""
+        local = local_ranks or world
         env = dict(os.environ)
         env.update(self.extra_env)
         env.update({
             "BENCHFAB_PARENT_PID": str(os.getpid()),
             "RANK": str(rank),
             "WORLD_SIZE": str(world),
-            "LOCAL_RANK": str(rank),
-            "LOCAL_WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank % local),
+            "LOCAL_WORLD_SIZE": str(local),
+            "GROUP_RANK": str(rank // local),
+            # The ranks share this host's GPUs whatever node they simulate: a CUDA rank
+            # takes GPU `rank`, never its node-local index (two ranks on one GPU fail).
+            HOST_RANK_ENV: str(rank),
+            HOST_RANKS_ENV: str(world),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
         })
         # Loopback rendezvous must not depend on this host's name resolving.
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        # What NCCL really did is read back from each rank's log (attach_nccl), as on Kubernetes.
+        env.setdefault("NCCL_DEBUG", "INFO")
+        env.setdefault("NCCL_DEBUG_SUBSYS", "INIT,NET")
         # Ranks share this host's cores; without a cap each would start a
         # thread per core and they would fight over them.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world)))
@@ -171,7 +185,8 @@ class LocalBackend:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env={**self._env(rank, len(logs), port), **test.profile.env, SECRET_ENV: secret},
+                        env={**self._env(rank, len(logs), port, test.local_ranks), **test.profile.env,
+                             SECRET_ENV: secret},
                         start_new_session=True,
                     ))
         except BaseException:
@@ -190,7 +205,7 @@ class LocalBackend:
                 for line in follower.lines():
                     rec = parse_record(line)
                     if rec is not None:
-                        ranks.take(rank, rec, on_record)
+                        ranks.take(rank, rec, on_record, env_extra=simulated_node(rank, test.local_ranks, len(logs)))
 
         procs: list[subprocess.Popen[Any]] = []
         try:
@@ -211,6 +226,7 @@ class LocalBackend:
             ranks.outcome.ended = time.time()
         outcome = ranks.outcome
         outcome.log_tail = log_tail([tail(path) for path in logs]) if outcome.status != "ok" else ""
+        attach_nccl(outcome, logs)
         return outcome
 
     @staticmethod
@@ -235,6 +251,26 @@ class LocalBackend:
                 outcome.status = "timeout"
                 return failed
             time.sleep(POLL_S)
+
+
+def simulated_node(rank: int, local_ranks: int, world: int) -> dict[str, Any] | None:
+    """The simulated node a rank of a multi-node shape stands for, for its env record."""
+    return None if local_ranks >= world else {"node": f"node{rank // local_ranks}"}
+
+
+def attach_nccl(outcome: TestOutcome, logs: Sequence[Path]) -> None:
+    """Each rank's NCCL INFO lines, parsed into its env record's ``nccl`` (as the Kubernetes agent does)."""
+    for rank, path in enumerate(logs):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                nccl = parse_nccl_log(line for line in f if "NCCL" in line)
+        except OSError:
+            continue
+        if not nccl.lines:
+            continue
+        for env in outcome.env:
+            if env.get("rank") == rank:
+                env["nccl"] = nccl.to_dict()
 
 
 def _for_test(on_record: RoundRecordCallback, test_id: str) -> RecordCallback:

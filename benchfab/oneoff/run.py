@@ -152,8 +152,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 EPILOG = """\
 Collectives (nccl-tests flags): allreduce, all_gather, reduce_scatter, broadcast,
-all_to_all, or all_reduce_perf, all_gather_perf, reduce_scatter_perf,
-broadcast_perf, alltoall_perf.
+all_to_all, reduce, gather, scatter, sendrecv, or all_reduce_perf, all_gather_perf,
+reduce_scatter_perf, broadcast_perf, alltoall_perf, reduce_perf, gather_perf,
+scatter_perf, sendrecv_perf.
 Point-to-point (perftest flags): rdma_write_bw, rdma_write_lat, or ib_write_bw,
 ib_write_lat; --transport tcp runs the same loops over a socket.
 
@@ -173,7 +174,7 @@ def add_run_parser(sub: Any) -> None:
     r = sub.add_parser("run", help="one test from nccl-tests / perftest flags, without a spec",
                        description="Run one test from nccl-tests or perftest flags, without writing a spec.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("workload", help="allreduce ... all_to_all, rdma_write_bw, rdma_write_lat (or the tools' binary names)")
+    r.add_argument("workload", help="allreduce ... sendrecv, rdma_write_bw, rdma_write_lat (or the tools' binary names)")
     r.add_argument("flags", nargs=argparse.REMAINDER, help="the tool's flags plus --print-spec, --results, --run-id, "
                    "--no-progress (see benchfab run WORKLOAD --help)")
     r.set_defaults(func=cmd_run)

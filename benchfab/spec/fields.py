@@ -84,13 +84,14 @@ Size = Annotated[int, BeforeValidator(_size)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
 # Spelled out for type checkers and pydantic; tests check they match workloads.WORKLOADS
 # and workloads.catalog.DTYPES / REDOPS.
-Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "rdma_write_bw", "rdma_write_lat"]
+Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "reduce", "gather", "scatter",
+                   "sendrecv", "rdma_write_bw", "rdma_write_lat"]
 DType = Literal["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
 RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]
 Mode = Literal["shared", "sriov", "none"]
 Device = Literal["auto", "cpu", "cuda"]
-Engine = Literal["native", "perftest"]
+Engine = Literal["native", "perftest", "nccl-tests"]
 Pattern = Literal["local", "group", "all-pairs", "ring", "k-groups", "topology", "retest"]
 LeafScope = Literal["same-leaf", "cross-leaf", "any"]
 

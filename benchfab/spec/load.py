@@ -212,13 +212,22 @@ def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) 
             found.append(Problem("profiles", f"unknown profile {p!r}",
                                  f"did you mean {close[0]!r}?" if close
                                  else f"define it under 'profiles:' or use one of {', '.join(sorted(profiles))}"))
+    per_pod = family_of(test.workload).ranks_per_pod(test)
+    for p in test.profiles:
+        rails = profiles[p].rails if p in profiles else []
+        if rails and len(rails) < per_pod:
+            found.append(Problem("placement", f"gpus_per_node {per_pod} needs one rail per GPU and profile {p!r} "
+                                 f"lists {len(rails)}", f"list {per_pod} rails under profiles.{p}.rails, or leave "
+                                 "rails out (every rank then uses the profile's resource and network)", ("profiles",)))
     pl = test.placement
     if backend == "local" and pl.pattern not in ("local", "group"):
         found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
                              "use backend: kubernetes, or pattern: local", ("backend",)))
-    if backend == "local" and pl.nodes != 1:
+    if backend == "local" and pl.nodes != 1 and not pl.gpus_per_node:
+        # With gpus_per_node the nodes are simulated: gpus_per_node local ranks each, all on this host.
         found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
-                             "set placement.nodes: 1 or use backend: kubernetes", ("backend",)))
+                             "set placement.nodes: 1, add gpus_per_node to simulate the nodes on this host, "
+                             "or use backend: kubernetes", ("backend",)))
     if test.cuda_graph and test.device == "cpu":
         found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
                              ("device",)))

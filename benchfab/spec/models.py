@@ -156,6 +156,20 @@ class SecondPassRules(_Model):
     retests: int = Field(default=2, ge=1, le=10)  # rounds, each suspect with another known-good partner
 
 
+class Rail(_Model):
+    """One rail of a node: local rank i of every node uses rail i. The shared plugin names
+    the HCA (and the resource that exposes it, when each HCA has its own); SR-IOV names
+    the VF resource and the network (NAD) each VF attaches through. A bare string is an HCA."""
+
+    hca: str | None = None
+    resource: str | None = None  # default: the profile's resource
+    network: str | None = None  # default: the profile's network
+
+
+def _rail(value: object) -> object:
+    return {"hca": value} if isinstance(value, str) else value
+
+
 class Profile(_Model):
     """How a rank reaches the fabric: labels for records plus what a pod must request."""
 
@@ -164,6 +178,8 @@ class Profile(_Model):
     resource: str | None = None
     network: str | None = None
     hca: str | None = None
+    # The node's rails in rank order; a pod of G ranks requests rails[0:G] (see docs/KUBERNETES.md).
+    rails: list[Annotated[Rail, BeforeValidator(_rail)]] = Field(default_factory=list)
     # RoCE: the GID every rank of the profile uses (NCCL_IB_GID_INDEX, and the verbs tests'
     # GID unless a test sets rdma.gid_index); None: NCCL (>= 2.21.5) and benchfab pick
     # the RoCE v2 IPv4 GID themselves.
@@ -182,7 +198,7 @@ class RdmaOptions(_Model):
     cq_mod: int | None = Field(default=None, ge=1, le=16384)  # None: perftest's rule (-Q)
     post_list: int = Field(default=1, ge=1, le=1024)  # -l
     max_inline: int | None = Field(default=None, ge=0, le=4096)  # None: 220 B for lat, 0 for bw (-I)
-    cuda_device: int | None = Field(default=None, ge=0)  # GPU for memory: cuda*; None: local rank mod GPUs
+    cuda_device: int | None = Field(default=None, ge=0)  # GPU for memory: cuda*; None: the one nearest the HCA
 
 
 class NodeSelection(_Model):
@@ -216,6 +232,9 @@ class KubeSettings(_Model):
     active_deadline: Seconds | None = Field(default=None, gt=0)  # pod lifetime cap; default from the plan
     master_port: int | None = Field(default=None, ge=1024, le=65535)  # default: varies per test
     force_net: bool = False  # set NCCL_NET=IB on ib/roce profiles: fail instead of falling back
+    # /dev/shm (a memory emptyDir) of a pod with several ranks, for NCCL's SHM transport between
+    # them (a container's default 64 MiB is too small); None: 1Gi per rank of the pod.
+    shm_size: str | None = None
 
 
 class TestFields(_Model):
@@ -381,6 +400,10 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
     profiles = merged["profiles"] or list(spec.resolved_profiles())
     # Every TestSpec field comes from the merged layers by name: a new test field is
     # added to the models and BUILTIN_DEFAULTS, not copied here by hand.
+    pl = merged["placement"]
+    if pl.gpus_per_node and pl.pattern in ("group", "local"):
+        # A job of `nodes` nodes with gpus_per_node ranks each (torchrun's nnodes x nproc_per_node).
+        merged["ranks"] = pl.nodes * pl.gpus_per_node
     by_name = {k: merged[k] for k in TestSpec.model_fields if k in merged}
     return TestSpec(**{**by_name, "index": index, "name": name, "sizes": size_list, "profiles": profiles})
 

@@ -133,6 +133,12 @@ class WorkloadFamily(ABC):
     def on_gpu(self, test: TestSpec) -> bool:
         """Whether a rank of ``test`` may use a GPU (Kubernetes requests one per pod)."""
 
+    def ranks_per_pod(self, test: TestSpec) -> int:
+        """How many ranks of ``test`` share one pod (one node's launcher) on Kubernetes:
+        1, each rank its own (GPU, NIC) slot, unless the family runs a node's ranks
+        together the way training jobs do."""
+        return 1
+
     @abstractmethod
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
         """Why ``test`` cannot run on ``host`` (one line with the fix), or None."""

@@ -7,9 +7,10 @@ src/*.cu ``*GetBw``):
     algbw = S / t                 S in bytes as nccl-tests reports it
     busbw = algbw * factor(n)
 
-For all_gather, reduce_scatter and all_to_all the reported size S is the
-*total* buffer (count * typesize * n); for all_reduce and broadcast it is one
-rank's buffer.
+For all_gather, reduce_scatter, all_to_all, gather and scatter the reported size
+S is the *total* buffer (count * typesize * n); for all_reduce, broadcast, reduce
+and sendrecv it is one rank's buffer. sendrecv is nccl-tests' ring exchange: each
+rank sends to rank+1 and receives from rank-1 at the same time.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ COLLECTIVES: dict[str, Collective] = {
     "reduce_scatter": Collective("reduce_scatter", "reduce_scatter_perf", True, False, True, _ring_gather),
     "all_to_all": Collective("all_to_all", "alltoall_perf", False, False, True, _ring_gather),
     "broadcast": Collective("broadcast", "broadcast_perf", False, True, False, _one),
+    "reduce": Collective("reduce", "reduce_perf", True, True, False, _one),
+    "gather": Collective("gather", "gather_perf", False, True, True, _ring_gather),
+    "scatter": Collective("scatter", "scatter_perf", False, True, True, _ring_gather),
+    "sendrecv": Collective("sendrecv", "sendrecv_perf", False, False, False, _one),
 }
 
 

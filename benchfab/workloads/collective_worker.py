@@ -15,13 +15,21 @@ from typing import Any
 
 from ..errors import WorkloadError
 from ..records import CollectiveResult
-from ..task import Task
+from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, Task
 from .base import RankContext
 
 
 def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
-    """(torch.device, process-group backend) for this rank."""
+    """(torch.device, process-group backend) for this rank.
+
+    The local backend simulating several nodes on one host says which GPU of the host
+    is this rank's (BENCHFAB_HOST_RANK of BENCHFAB_HOST_RANKS): node-local indices repeat.
+    """
     import torch
+
+    if HOST_RANK_ENV in os.environ:
+        local_rank = int(os.environ[HOST_RANK_ENV])
+        local_world = int(os.environ.get(HOST_RANKS_ENV, local_world))
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if requested == "cuda" and gpus < local_world:
@@ -65,6 +73,9 @@ def run_collective(task: Task, ctx: RankContext) -> None:
     import torch.distributed as dist
 
     rank, world = ctx.rank, ctx.world
+    if task.engine == "nccl-tests":
+        _run_nccl_tests(task, ctx)
+        return
     device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
     env = describe_env(device, backend)
     ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
@@ -76,7 +87,7 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         timeout=timedelta(seconds=task.rendezvous_timeout),
     )
     try:
-        ctx.emit({"type": "env", "rank": rank, **env})
+        ctx.emit({"type": "env", "rank": rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world, **env})
         ctx.log(f"joined; running {task.workload} {task.dtype} {task.op} on {len(task.sizes)} size(s)")
         if os.environ.get("BENCHFAB_TEST_HANG") == f"{task.test_id}:{rank}":
             # Test hook: this rank never reaches its first collective, like the
@@ -85,6 +96,29 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         _measure(task, ctx, device)
     finally:
         dist.destroy_process_group()
+
+
+def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
+    """engine: nccl-tests: rank 0 runs the binary for the node's ranks and emits its rows."""
+    from .nccl_tests_engine import run_nccl_tests
+
+    ctx.emit({"type": "env", "rank": ctx.rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world,
+              "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
+              "engine": "nccl-tests", "transport": "nccl", "device": "cuda"})
+    if ctx.rank != 0:
+        return  # rank 0's binary drives this rank's GPU too (-g)
+    for run in run_nccl_tests(task, ctx.world, ctx.local_world, max(60.0, task.rendezvous_timeout)):
+        for row in run.rows:
+            ok = row.time_s is not None
+            result: CollectiveResult = {
+                "type": "result", "test_id": task.test_id, "size_bytes": row.size_bytes, "count": row.count,
+                "in_place": row.in_place, "iterations": task.iterations or 0, "time_s": row.time_s,
+                "algbw_Bps": row.algbw_Bps, "busbw_Bps": row.busbw_Bps, "wrong": row.wrong,
+                "method": "nccl-tests", "status": "ok" if ok else "skipped",
+                "reason": "" if ok else "nccl-tests printed N/A", "per_iter_s": [],
+            }
+            ctx.emit(result)
+    ctx.emit({"type": "done", "test_id": task.test_id})
 
 
 def _measure(task: Task, ctx: RankContext, device: Any) -> None:

@@ -1,5 +1,5 @@
-"""Collective workloads (allreduce, all_gather, reduce_scatter, broadcast, all_to_all)
-over torch.distributed, with nccl-tests semantics.
+"""Collective workloads (allreduce, all_gather, reduce_scatter, broadcast, all_to_all,
+reduce, gather, scatter, sendrecv) over torch.distributed, with nccl-tests semantics.
 
 The family object: rules, time estimate, summary rows, the all_reduce_perf style
 table and the report's bandwidth figures and section. The measuring code is in
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import num
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
@@ -51,11 +52,13 @@ def collective_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backen
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     collective = COLLECTIVES[test.spec.workload]
+    nccl = summary_columns(env0.get("nccl"))
     return [
         cast(SummaryRow, {
             **row_base(run_id, test, rec, backend),
+            **nccl,
             "collective": collective.nccl_name,
-            "engine": "torch",
+            "engine": "nccl-tests" if test.spec.engine == "nccl-tests" else "torch",
             "transport": env0.get("transport"),
             "memory": "cuda" if device.startswith("cuda") else "host",
             "count": rec["count"],
@@ -124,7 +127,27 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     for _, r in table.iterrows():
         wrong = "N/A" if pd.isna(r["wrong"]) else str(int(r["wrong"]))
         lines.append(f"| {r['test_id']} | {r['peak_busbw_GBps']:.3f} | {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
-    return lines
+    return lines + engine_agreement_lines(summary)
+
+
+def engine_agreement_lines(summary: pd.DataFrame) -> list[str]:
+    """report.md's torch vs nccl-tests table: the same measurement (workload, profile, ranks,
+    dtype, redop, size, in-place) by both engines, and nccl-tests' busbw over torch's."""
+    if "engine" not in summary or not {"torch", "nccl-tests"} <= set(summary["engine"].dropna()):
+        return []
+    ok = summary[(summary["status"] == "ok") & summary["busbw_Bps"].notna()]
+    key = ["workload", "profile", "ranks", "dtype", "redop", "size_bytes", "in_place"]
+    key = [k for k in key if k in ok]
+    both = ok.pivot_table(index=key, columns="engine", values="busbw_Bps", aggfunc="max").dropna()
+    if both.empty:
+        return []
+    out = ["", "## Engines side by side (busbw, GB/s)", "", "| " + " | ".join(key) + " | torch | nccl-tests | nccl-tests / torch |",
+           "|" + "---|" * (len(key) + 3)]
+    for idx, r in both.iterrows():
+        cells = [str(x) for x in (idx if isinstance(idx, tuple) else (idx,))]
+        out.append("| " + " | ".join(cells) + f" | {r['torch'] / 1e9:.3f} | {r['nccl-tests'] / 1e9:.3f} | "
+                   f"{r['nccl-tests'] / r['torch']:.2f} |")
+    return out
 
 
 def _aliases() -> dict[str, str]:
@@ -160,6 +183,12 @@ class Collectives(WorkloadFamily):
         if COLLECTIVES[test.workload].rooted and test.root >= test.ranks:
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
+        if test.engine == "perftest":
+            return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
+                            "use engine: native (torch.distributed) or nccl-tests for collectives")]
+        if test.workload == "sendrecv" and test.ranks < 2:
+            return [Problem("ranks", "sendrecv exchanges data between ranks and needs at least 2",
+                            "set ranks: 2 or more", ("workload",))]
         return []
 
     def estimate_seconds(self, test: TestSpec, cores: int) -> float:
@@ -175,7 +204,22 @@ class Collectives(WorkloadFamily):
     def on_gpu(self, test: TestSpec) -> bool:
         return test.device != "cpu"
 
+    def ranks_per_pod(self, test: TestSpec) -> int:
+        # Like a training job: one pod per node owns its gpus_per_node GPUs and rails, so
+        # NCCL uses NVLink/P2P and shared memory inside the node and the NICs between
+        # nodes. Per-rail groups (placement.rails) keep one pod per (GPU, rail) slot.
+        p = test.placement
+        return 1 if p.rails else (p.gpus_per_node or 1)
+
     def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+        if test.engine == "nccl-tests":
+            from .nccl_tests_engine import binary_path
+
+            if binary_path(test.workload) is None:
+                return (f"engine: nccl-tests needs {COLLECTIVES[test.workload].nccl_name} (fix: run it in the worker "
+                        "image, which builds nccl-tests, set BENCHFAB_NCCL_TESTS_DIR, or use engine: native)")
+            if host.gpus < test.ranks:
+                return f"engine: nccl-tests needs {test.ranks} GPU(s) on this host, one per rank; it has {host.gpus}"
         if test.device == "cuda" and host.gpus < test.ranks:
             return (f"device: cuda needs {test.ranks} GPU(s), one per rank, and this host has {host.gpus} "
                     "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")

@@ -116,7 +116,22 @@ def expected_output(workload: str, rank: int, nranks: int, count: int, op: str, 
         return _reduce(parts, op, dtype)
     if workload == "all_to_all":
         return torch.cat([pattern(q, count, op, dtype, offset=rank * count) for q in range(nranks)])
+    if workload == "reduce":  # only the root's output is defined (checked), as in nccl-tests
+        return _reduce([pattern(r, count, op, dtype) for r in range(nranks)], op, dtype)
+    if workload == "gather":
+        return torch.cat([pattern(r, count, op, dtype) for r in range(nranks)])
+    if workload == "scatter":
+        return pattern(root, count, op, dtype, offset=rank * count)
+    if workload == "sendrecv":  # the ring: rank r receives what rank r-1 sent
+        return pattern((rank - 1) % nranks, count, op, dtype)
     raise WorkloadError(f"unknown collective {workload!r}")
+
+
+# Rooted collectives whose output exists on the root only: the other ranks check nothing.
+ROOT_ONLY_OUTPUT = ("reduce", "gather")
+# Collectives whose input on every rank is the root's total buffer (count * nranks elements).
+_TOTAL_INPUT = ("reduce_scatter", "all_to_all", "scatter")
+_TOTAL_OUTPUT = ("all_gather", "all_to_all", "gather")
 
 
 def count_wrong(output: torch.Tensor, expected: torch.Tensor, op: str) -> int:
@@ -131,6 +146,13 @@ def count_wrong(output: torch.Tensor, expected: torch.Tensor, op: str) -> int:
     else:
         bad = out != expected
     return int(bad.sum().item())
+
+
+# Collectives benchfab runs out-of-place only, and why (the in-place row is stored as skipped).
+NO_IN_PLACE = {
+    "all_to_all": "all_to_all has no in-place form in torch.distributed",
+    "sendrecv": "sendrecv in place would receive into the buffer it is sending; run out-of-place",
+}
 
 
 class CollectiveRunner:
@@ -157,17 +179,17 @@ class CollectiveRunner:
         count = self.collective.count_for(size_bytes, self.typesize, self.nranks)
         n, w = count, self.nranks
         kind = self.task.workload
-        send_len = n * w if kind in ("reduce_scatter", "all_to_all") else n
-        recv_len = n * w if kind in ("all_gather", "all_to_all") else n
+        send_len = n * w if kind in _TOTAL_INPUT else n
+        recv_len = n * w if kind in _TOTAL_OUTPUT else n
         def zeros(length: int) -> torch.Tensor:
             return torch.zeros(length, dtype=self.dtype, device=self.device)
 
         if not in_place:
             return Buffers(zeros(send_len), zeros(recv_len), count)
-        if kind == "all_gather":
+        if kind in ("all_gather", "gather"):
             recv = zeros(recv_len)
             return Buffers(recv[self.rank * n:(self.rank + 1) * n], recv, count)
-        if kind == "reduce_scatter":
+        if kind in ("reduce_scatter", "scatter"):
             send = zeros(send_len)
             return Buffers(send, send[self.rank * n:(self.rank + 1) * n], count)
         buf = zeros(max(send_len, recv_len))
@@ -175,7 +197,7 @@ class CollectiveRunner:
 
     def method(self, in_place: bool) -> str:
         kind = self.task.workload
-        if kind in ("allreduce", "broadcast") and not in_place:
+        if kind in ("allreduce", "broadcast", "reduce") and not in_place:
             return "copy+inplace"
         return "inplace" if in_place else "native"
 
@@ -210,19 +232,58 @@ class CollectiveRunner:
             return lambda: _reduce_scatter_single(recv, send, op=redop)
         if kind == "all_to_all":
             return lambda: dist.all_to_all_single(recv, send)
+        if kind == "reduce":
+            return self._reduce_op(send, recv, in_place)
+        if kind in ("gather", "scatter"):
+            return self._rooted_op(kind, send, recv, buf.count)
+        if kind == "sendrecv":
+            return self._sendrecv_op(send, recv)
         raise WorkloadError(f"unknown collective {kind!r}")
+
+    def _reduce_op(self, send: torch.Tensor, recv: torch.Tensor, in_place: bool) -> Callable[[], None]:
+        redop, root = _REDUCE_OPS[self.op], self.task.root
+        if in_place:
+            return lambda: dist.reduce(recv, dst=root, op=redop)
+
+        def reduce_oop() -> None:
+            # torch reduces in place; the copy keeps the send buffer intact like NCCL's out-of-place path.
+            recv.copy_(send)
+            dist.reduce(recv, dst=root, op=redop)
+
+        return reduce_oop
+
+    def _rooted_op(self, kind: str, send: torch.Tensor, recv: torch.Tensor, count: int) -> Callable[[], None]:
+        """gather / scatter: the root's total buffer as one list of per-rank chunks (views, no copy)."""
+        root = self.task.root
+        on_root = self.rank == root
+        if kind == "gather":
+            chunks = list(recv.split(count)) if on_root else None  # type: ignore[no-untyped-call]
+            return lambda: dist.gather(send, gather_list=chunks, dst=root)
+        parts = list(send.split(count)) if on_root else None  # type: ignore[no-untyped-call]
+        return lambda: dist.scatter(recv, scatter_list=parts, src=root)
+
+    def _sendrecv_op(self, send: torch.Tensor, recv: torch.Tensor) -> Callable[[], None]:
+        """nccl-tests' sendrecv: send to rank+1 while receiving from rank-1, every rank at once."""
+        peer_to, peer_from = (self.rank + 1) % self.nranks, (self.rank - 1) % self.nranks
+
+        def sendrecv() -> None:
+            ops = [dist.P2POp(dist.isend, send, peer_to), dist.P2POp(dist.irecv, recv, peer_from)]
+            for req in dist.batch_isend_irecv(ops):
+                req.wait()
+
+        return sendrecv
 
     def fill_check_input(self, buf: Buffers) -> None:
         kind = self.task.workload
         n = buf.count
-        if kind in ("reduce_scatter", "all_to_all"):
+        if kind in _TOTAL_INPUT:
             data = pattern(self.rank, n * self.nranks, self.op, self.dtype)
         else:
             data = pattern(self.rank, n, self.op, self.dtype)
-        if kind == "broadcast" and self.rank != self.task.root:
+        if kind in ("broadcast", "scatter") and self.rank != self.task.root:
             data = torch.zeros_like(data)
         buf.send.copy_(data.to(self.device))
-        if buf.recv.data_ptr() != buf.send.data_ptr() and kind in ("allreduce", "broadcast"):
+        if buf.recv.data_ptr() != buf.send.data_ptr() and kind in ("allreduce", "broadcast", "reduce", "sendrecv"):
             buf.recv.zero_()
 
     # -- timing ------------------------------------------------------------
@@ -306,10 +367,13 @@ class CollectiveRunner:
         if os.environ.get("BENCHFAB_TEST_CORRUPT") == f"{self.task.test_id}:{self.rank}":
             # Test hook: this rank's result is off by one element, as after a bad link.
             buf.recv.view(-1)[0] += 1
-        expected = expected_output(
-            self.task.workload, self.rank, self.nranks, buf.count, self.op, self.dtype, self.task.root
-        )
-        wrong = torch.tensor([count_wrong(buf.recv, expected, self.op)], dtype=torch.int64, device=self.device)
+        mine = 0
+        if self.task.workload not in ROOT_ONLY_OUTPUT or self.rank == self.task.root:
+            expected = expected_output(
+                self.task.workload, self.rank, self.nranks, buf.count, self.op, self.dtype, self.task.root
+            )
+            mine = count_wrong(buf.recv, expected, self.op)
+        wrong = torch.tensor([mine], dtype=torch.int64, device=self.device)
         dist.all_reduce(wrong, op=dist.ReduceOp.SUM)
         return int(wrong.item())
 
@@ -317,9 +381,9 @@ class CollectiveRunner:
         buf = self.buffers(size_bytes, in_place)
         size = self.collective.size_for(buf.count, self.typesize, self.nranks)
         method = self.method(in_place)
-        if self.task.workload == "all_to_all" and in_place:
+        if in_place and self.task.workload in NO_IN_PLACE:
             return SizeResult(size, buf.count, True, 0, float("nan"), [], None, method,
-                              status="skipped", reason="all_to_all has no in-place form in torch.distributed")
+                              status="skipped", reason=NO_IN_PLACE[self.task.workload])
         op = self.make_op(buf, in_place)
         for _ in range(self.task.warmup):
             op()

@@ -20,16 +20,47 @@ from .catalog import is_gpu_memory
 from .p2p_params import LATENCY_WORKLOAD
 
 
-def _default_gpu(local_rank: int) -> int:
-    """The GPU a point-to-point rank uses for memory: cuda unless rdma.cuda_device says:
-    its local index over the GPUs it sees (in a pod that is usually the one it got)."""
+def _visible_gpu_addresses() -> list[str]:
+    """The PCI address of each GPU this rank sees, by CUDA index (empty without CUDA)."""
     try:
         import torch
 
-        count = int(torch.cuda.device_count())  # NVML only: no CUDA context is made
+        out = []
+        for i in range(int(torch.cuda.device_count())):
+            p = torch.cuda.get_device_properties(i)
+            # Older torch builds lack the PCI fields: then the pairing falls back to local rank order.
+            parts = [getattr(p, f, None) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
+            if any(x is None for x in parts):
+                return []
+            out.append(f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.0")
+        return out
     except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
-        count = 0
-    return local_rank % count if count > 0 else 0
+        return []
+
+
+def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] | None]:
+    """The GPU a point-to-point rank uses for memory unless rdma.cuda_device says: the one
+    of the GPUs it sees nearest to its HCA in the PCIe tree (benchfab.pcitopo), else its
+    local index over them; and that pairing's locality (None where unknown)."""
+    from ..pcitopo import nearest_visible_gpu, read_topology
+
+    visible = _visible_gpu_addresses()
+    topo = read_topology()
+    gpu, _ = nearest_visible_gpu(topo, hca, visible, local_rank)
+    return gpu, _locality(topo, visible, gpu, hca)
+
+
+def _locality(topo: Any, visible: list[str], gpu: int, hca: str | None) -> dict[str, Any] | None:
+    """(GPU, HCA) pairing of a rank with its distance class; a SYS pairing is flagged."""
+    if not hca or not 0 <= gpu < len(visible):
+        return None
+    host_index = next((i for i, g in enumerate(topo.gpus) if g.address == visible[gpu].lower()), None)
+    if host_index is None:
+        return None
+    pairing: dict[str, Any] | None = topo.pairing(host_index, hca)
+    if pairing is not None:
+        pairing["gpu"] = gpu
+    return pairing
 
 
 def _exchange(rank: int, addr: str, port: int, timeout: float, ctx: RankContext) -> Any:
@@ -67,11 +98,16 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
     hello = exchange("worker-hello", {"host": net_ip or _own_address_towards(addr, port)} if rank == 1 else {})
     peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
     params = _engine_params(task, ctx, timeout, peer_host, net_ip)
+    locality = params.pop("locality", None)  # recorded, not an engine parameter
     ctx.emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(),
               "python": platform.python_version(), "transport": task.transport, "engine": task.engine,
               "memory": task.memory, "role": role, "device": "cuda" if is_gpu_memory(task.memory) else "host",
               "rdma_device": task.rdma.get("device"), "cuda_device": params.get("cuda_device"),
-              "peer_host": peer_host if rank == 0 else None, "net_ip": net_ip})
+              "peer_host": peer_host if rank == 0 else None, "net_ip": net_ip,
+              "locality": locality})
+    if locality and locality.get("sys_distance"):
+        ctx.log(f"WARNING: GPU {locality['gpu']} and {locality['hca']} are SYS apart (across NUMA nodes): "
+                "GPUDirect RDMA over SYS is known to halve bandwidth; set rdma.cuda_device to a nearer GPU")
     ctx.log(f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
     before = tcp_counters() if task.transport == "tcp" else None
     try:
@@ -124,8 +160,14 @@ def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
         params["device"] = os.environ["BENCHFAB_NET_HCA"]
     if net_ip:
         params["prefer_ip"] = net_ip
-    if is_gpu_memory(task.memory) and params.get("cuda_device") is None:
-        params["cuda_device"] = _default_gpu(ctx.local_rank)
+    if is_gpu_memory(task.memory):
+        from ..pcitopo import read_topology
+
+        if params.get("cuda_device") is None:
+            params["cuda_device"], params["locality"] = _default_gpu(ctx.local_rank, params.get("device"))
+        else:
+            params["locality"] = _locality(read_topology(), _visible_gpu_addresses(), int(params["cuda_device"]),
+                                           params.get("device"))
     return params
 
 

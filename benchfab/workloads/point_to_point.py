@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
 from .base import LOCAL_STARTUP_S, FigureSpec, Problem, RankContext, WorkloadFamily, missing_gpu
@@ -84,6 +85,7 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
     transport = rec.get("transport", test.spec.transport)
     return cast(SummaryRow, {
         **row_base(run_id, test, rec, backend),
+        **summary_columns(None),  # no NCCL in a verbs / tcp pair: the nccl_* columns are null
         "collective": PERFTEST_BINARY[test.spec.workload],
         "engine": rec.get("engine", test.spec.engine),
         "transport": transport,
@@ -209,6 +211,9 @@ class PointToPoint(WorkloadFamily):
         merged["dtypes"], merged["ops"], merged["in_place"] = ["none"], ["none"], [False]
 
     def problems(self, test: TestSpec) -> list[Problem]:
+        if test.engine == "nccl-tests":
+            return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
+                            "use engine: native or perftest for rdma_write_*")]
         return pair_problems(latency=test.workload == LATENCY_WORKLOAD, transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
                              ranks=test.ranks, device=test.device, workload=test.workload)

@@ -27,12 +27,38 @@ if TYPE_CHECKING:
 KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
          "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
          "configmaps": "ConfigMap", "roles": "Role", "rolebindings": "RoleBinding"}
-NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "roles", "rolebindings"}
+NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "roles", "rolebindings",
+              "sriovnetworknodepolicies", "sriovnetworknodestates"}
+# Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
+# kube-apiserver answers for a resource type it does not know.
+CUSTOM = {"network-attachment-definitions": "k8s.cni.cncf.io", "nicclusterpolicies": "mellanox.com",
+          "sriovnetworknodepolicies": "sriovnetwork.openshift.io", "sriovnetworknodestates": "sriovnetwork.openshift.io"}
+KINDS.update({"sriovnetworknodepolicies": "SriovNetworkNodePolicy", "sriovnetworknodestates": "SriovNetworkNodeState"})
+# The field selectors kube-apiserver accepts per resource (every resource: metadata.name and
+# metadata.namespace); anything else is 400 "field label not supported".
+FIELD_LABELS = {
+    "pods": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+             "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"},
+    "events": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+               "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+               "reason", "reportingComponent", "source", "type"},
+    "nodes": {"spec.unschedulable"},
+}
 
 
 class Fault:
-    def __init__(self, method: str, path: str, action: int | str, times: int, retry_after: float | None) -> None:
+    """One injected misbehaviour for requests matching (method, path regex), ``times`` times.
+
+    ``action``: an HTTP status (429, 500, 410, ...) answered instead; "reset": the connection
+    dropped (a POST/PATCH/PUT is applied first, its answer lost); "slow": answered normally
+    after ``delay_s``; "cut": a watch or log stream dropped mid-stream after ``after`` chunks
+    (no terminating chunk, as when a load balancer or the API server goes away).
+    """
+
+    def __init__(self, method: str, path: str, action: int | str, times: int, retry_after: float | None,
+                 delay_s: float = 0.0, after: int = 0) -> None:
         self.method, self.path, self.action, self.left, self.retry_after = method, re.compile(path), action, times, retry_after
+        self.delay_s, self.after = delay_s, after
         self.hits = 0
 
 
@@ -60,6 +86,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _chunk(self, data: bytes) -> bool:
+        cut = getattr(self, "_cut_after", None)
+        if cut is not None:
+            if cut <= 0:
+                self._drop()
+                return False
+            self._cut_after = cut - 1
         try:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
@@ -84,23 +116,33 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(n) or b"null") if n else None
 
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _fault(self) -> bool:
         cluster = self.server.cluster
         cluster.requests.append((self.command, self.path))
+        self._cut_after: int | None = None
         for f in cluster.faults:
             if f.left > 0 and f.method in (self.command, "*") and f.path.search(self.path):
                 f.left -= 1
                 f.hits += 1
+                if f.action == "slow":
+                    time.sleep(f.delay_s)
+                    return False
+                if f.action == "cut":
+                    self._cut_after = f.after
+                    return False
                 if f.action == "reset":
                     if self.command in ("POST", "PATCH", "PUT"):
                         # The request arrived and is applied, but the answer is lost.
                         self._saved_body = self._body()
                         self._route(apply_only=True)
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                    self._drop()
                     return True
                 code = int(f.action)
                 headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
@@ -138,10 +180,18 @@ class Handler(BaseHTTPRequestHandler):
         if parts[:1] == ["version"]:
             self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake"})
             return
-        if parts[:2] == ["api", "v1"]:
+        if self.command == "GET" and (found := discovery(parts, self.server.cluster.crds)) is not None:
+            self._send(200, found)
+            return
+        if parts[:2] == ["api", "v1"] and len(parts) > 2:
             rest = parts[2:]
-        elif parts[:1] == ["apis"] and len(parts) >= 3:
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
             rest = parts[3:]
+            plural = rest[2] if rest[:1] == ["namespaces"] and len(rest) >= 3 else rest[0]
+            if plural in CUSTOM and plural not in self.server.cluster.crds:
+                self._body()
+                self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                return
         else:
             self._send(404, _status(404, "NotFound", f"no route {url.path}"))
             return
@@ -153,7 +203,9 @@ class Handler(BaseHTTPRequestHandler):
         plural = rest[0] if rest else ""
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        body = self._body() if self.command in ("POST", "PATCH", "PUT") and not apply_only else None
+        # A DELETE may carry DeleteOptions (kubectl sends them): read it, or the connection's
+        # next request would start inside it.
+        body = self._body() if self.command in ("POST", "PATCH", "PUT", "DELETE") and not apply_only else None
         if apply_only:
             body = getattr(self, "_saved_body", None)
         try:
@@ -166,6 +218,15 @@ class Handler(BaseHTTPRequestHandler):
         cluster = self.server.cluster
         store = cluster.store
         key_ns = ns if plural in NAMESPACED else ""
+        if name is None and (bad := unsupported_field(plural, q.get("fieldSelector"))):
+            self._send(400, _status(400, "BadRequest", f'"{bad}" is not a known field selector: only '
+                                    f'"metadata.name", "metadata.namespace"'
+                                    + "".join(f', "{f}"' for f in sorted(FIELD_LABELS.get(plural, ())))))
+            return
+        if self.command == "POST" and ns is not None and plural in NAMESPACED and plural != "events" \
+                and store.get("namespaces", "", ns) is None:
+            self._send(404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            return
         if self.command == "GET" and name is None:
             if q.get("watch") in ("true", "True", "1"):
                 self._watch(plural, ns, q)
@@ -173,6 +234,9 @@ class Handler(BaseHTTPRequestHandler):
             items = [o for o in store.list(plural, ns if plural in NAMESPACED else None)
                      if match_labels(o["metadata"].get("labels") or {}, q.get("labelSelector"))
                      and match_fields(o, q.get("fieldSelector"))]
+            if plural == "pods" and "as=Table" in self.headers.get("Accept", ""):
+                self._send(200, pod_table(items, str(store.rv)))  # what `kubectl get pods` prints
+                return
             self._send(200, {"kind": KINDS.get(plural, "Object") + "List", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(store.rv)}, "items": items})
         elif self.command == "GET" and sub == "log":
@@ -231,14 +295,16 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, got)
         elif self.command == "DELETE":
+            if isinstance(body, dict) and body.get("gracePeriodSeconds") is not None:
+                q = {**q, "gracePeriodSeconds": str(body["gracePeriodSeconds"])}
             if name is None:
                 victims = [o for o in store.list(plural, ns)
                            if match_labels(o["metadata"].get("labels") or {}, q.get("labelSelector"))]
                 for o in victims:
-                    cluster.delete(plural, key_ns, o["metadata"]["name"])
+                    cluster.delete(plural, key_ns, o["metadata"]["name"], _grace(q))
                 self._send(200, {"kind": KINDS.get(plural, "Object") + "List", "items": victims, "metadata": {}})
                 return
-            obj = cluster.delete(plural, key_ns, name)
+            obj = cluster.delete(plural, key_ns, name, _grace(q))
             if obj is None:
                 self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
             else:
@@ -252,6 +318,8 @@ class Handler(BaseHTTPRequestHandler):
         end = time.monotonic() + timeout
         rv_text = q.get("resourceVersion") or ""
         lsel, fsel = q.get("labelSelector"), q.get("fieldSelector")
+        bookmarks = q.get("allowWatchBookmarks") in ("true", "True", "1")
+        quiet_since = time.monotonic()
 
         def visible(p: str, obj: dict[str, Any]) -> bool:
             return (p == plural and (ns is None or obj["metadata"].get("namespace") == ns)
@@ -283,6 +351,18 @@ class Handler(BaseHTTPRequestHandler):
                     events = [e for e in store.history if e[0] > since]
                     if not events:
                         store.cond.wait(min(0.5, max(0.0, end - time.monotonic())))
+                        events = [e for e in store.history if e[0] > since]
+                    if not events:
+                        if bookmarks and time.monotonic() - quiet_since >= self.server.cluster.bookmark_interval_s:
+                            # Like kube-apiserver: on a quiet watch, the newest version it may resume
+                            # from, so a reconnect after a compaction needs no relist.
+                            quiet_since = time.monotonic()
+                            since = store.rv
+                            mark = {"type": "BOOKMARK", "object": {
+                                "kind": KINDS.get(plural, "Object"), "apiVersion": "v1",
+                                "metadata": {"resourceVersion": str(since)}}}
+                            if not self._chunk(json.dumps(mark).encode() + b"\n"):
+                                return
                         continue
             if gone:
                 self._chunk(json.dumps({"type": "ERROR", "object": _status(410, "Expired", "too old resource version")}).encode() + b"\n")
@@ -291,6 +371,7 @@ class Handler(BaseHTTPRequestHandler):
                 since = rv
                 if not visible(p, obj):
                     continue
+                quiet_since = time.monotonic()
                 # A real API server delivers watch events tens of ms after the write that
                 # made them (and a GET can see an object its watchers have not been told of).
                 low, high = self.server.cluster.watch_delay_s
@@ -333,6 +414,91 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 time.sleep(0.02)
         self._end_stream()
+
+
+def pod_status(pod: dict[str, Any]) -> str:
+    """The STATUS column of ``kubectl get pods``: a waiting or terminated container's reason, else the phase."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        reason = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
+        if reason:
+            return str(reason)
+    return str(status.get("phase") or "Pending")
+
+
+def pod_table(pods: list[dict[str, Any]], rv: str) -> dict[str, Any]:
+    """A meta.k8s.io/v1 Table of pods (server-side printing, as kubectl asks for it)."""
+    columns = [("Name", "string", "name"), ("Ready", "string", ""), ("Status", "string", ""),
+               ("Restarts", "integer", ""), ("Node", "string", "")]
+    rows = []
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        ready = f"{sum(1 for c in statuses if c.get('ready'))}/{len((pod.get('spec') or {}).get('containers') or [])}"
+        rows.append({"cells": [pod["metadata"]["name"], ready, pod_status(pod), 0,
+                               (pod.get("spec") or {}).get("nodeName") or "<none>"],
+                     "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                "metadata": pod["metadata"]}})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+            "columnDefinitions": [{"name": n, "type": t, "format": f, "description": "", "priority": 0}
+                                  for n, t, f in columns], "rows": rows}
+
+
+def _grace(q: dict[str, str]) -> int | None:
+    """A DELETE's gracePeriodSeconds (None: the pod's terminationGracePeriodSeconds)."""
+    value = q.get("gracePeriodSeconds")
+    return int(value) if value not in (None, "") else None
+
+
+def unsupported_field(plural: str, selector: str | None) -> str | None:
+    """The first field of ``selector`` kube-apiserver would refuse for this resource, or None."""
+    for term in (selector or "").split(","):
+        field = re.split(r"!=|==|=", term, maxsplit=1)[0].strip()
+        if field and field not in {"metadata.name", "metadata.namespace", *FIELD_LABELS.get(plural, ())}:
+            return field
+    return None
+
+
+# Discovery, as kubectl asks for it before it reads or writes anything.
+_CORE = [("pods", "Pod", True), ("services", "Service", True), ("events", "Event", True),
+         ("namespaces", "Namespace", False), ("nodes", "Node", False), ("configmaps", "ConfigMap", True)]
+_GROUPS: dict[str, list[tuple[str, str, bool]]] = {
+    "rbac.authorization.k8s.io": [("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
+}
+
+
+def discovery(parts: list[str], crds: set[str]) -> dict[str, Any] | None:
+    """The /api, /api/v1, /apis and /apis/GROUP/VERSION documents (None: not a discovery path)."""
+    groups = dict(_GROUPS)
+    for plural, group in CUSTOM.items():
+        if plural in crds:
+            groups.setdefault(group, []).append((plural, KINDS[plural], plural in NAMESPACED))
+
+    def resources(version: str, items: list[tuple[str, str, bool]]) -> dict[str, Any]:
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": version,
+                "resources": [{"name": p, "singularName": "", "namespaced": ns, "kind": k, "verbs": verbs}
+                              for p, k, ns in items]}
+
+    if parts == ["api"]:
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+    if parts == ["api", "v1"]:
+        return resources("v1", _CORE)
+    if parts == ["apis"]:
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{_version(g)}", "version": _version(g)}],
+             "preferredVersion": {"groupVersion": f"{g}/{_version(g)}", "version": _version(g)}}
+            for g in sorted(groups)]}
+    if len(parts) == 3 and parts[0] == "apis" and parts[1] in groups and parts[2] == _version(parts[1]):
+        return resources(f"{parts[1]}/{parts[2]}", groups[parts[1]])
+    return None
+
+
+def _version(group: str) -> str:
+    return "v1alpha1" if group == "mellanox.com" else "v1"
 
 
 class APIServer(ThreadingHTTPServer):

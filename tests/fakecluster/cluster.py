@@ -32,6 +32,10 @@ class FakeCluster:
         self.written: list[tuple[str, dict[str, Any]]] = []  # every body created or replaced, in order
         # Each watch event waits a random time in this range before it is sent (seconds).
         self.watch_delay_s: tuple[float, float] = (0.0, 0.0)
+        # A watch that asked for bookmarks gets one after this long without an event (seconds).
+        self.bookmark_interval_s = 1.0
+        # Custom resources whose CRD is installed (others answer 404); put_custom installs one.
+        self.crds: set[str] = {"network-attachment-definitions", "nicclusterpolicies"}
         self.stopping = False
         # host: where the API server listens (the netns simulation's gateway, for its pods).
         self.server = APIServer((host, 0), Handler)
@@ -127,21 +131,37 @@ class FakeCluster:
         })
 
     def put_custom(self, plural: str, obj: dict[str, Any]) -> None:
+        self.crds.add(plural)
         self.store.put(plural, obj)
 
-    def inject(self, method: str, path: str, action: int | str, times: int = 1, retry_after: float | None = None) -> Fault:
-        f = Fault(method, path, action, times, retry_after)
+    def inject(self, method: str, path: str, action: int | str, times: int = 1, retry_after: float | None = None,
+               delay_s: float = 0.0, after: int = 0) -> Fault:
+        """Misbehave on matching requests ``times`` times: see ``Fault`` for the actions."""
+        f = Fault(method, path, action, times, retry_after, delay_s, after)
         self.faults.append(f)
         return f
 
-    def compact(self) -> None:
-        self.store.compact()
+    # -- the kubelet's image pulls and container creation -----------------------------------
+    def fail_pulls(self, image: str, message: str = "manifest unknown") -> None:
+        """Pulling ``image`` fails on every node: its pods stay Pending, ErrImagePull then ImagePullBackOff."""
+        self.kubelet.pull_failures[image] = message
+
+    @property
+    def create_delay_s(self) -> float:
+        return self.kubelet.create_delay_s
+
+    @create_delay_s.setter
+    def create_delay_s(self, seconds: float) -> None:
+        self.kubelet.create_delay_s = seconds
+
+    def compact(self, before: int | None = None) -> None:
+        self.store.compact(before)
 
     # -- deletion -----------------------------------------------------------------------
-    def delete(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+    def delete(self, plural: str, ns: str, name: str, grace_s: int | None = None) -> dict[str, Any] | None:
         if plural != "pods":
             return self.store.remove(plural, ns, name)
-        return self.kubelet.delete_pod(ns, name)
+        return self.kubelet.delete_pod(ns, name, grace_s)
 
     # -- the kubelet's processes ----------------------------------------------------------
     def kill_pod_process(self, ns: str, name: str) -> None:

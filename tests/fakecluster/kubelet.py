@@ -49,24 +49,34 @@ class Kubelet:
         # Address every secondary-network attachment reports (e.g. the soft-RoCE netdev's);
         # None: a distinct 127.77.x.y per attachment.
         self.secondary_ip: str | None = None
+        self.pull_failures: dict[str, str] = {}  # image -> why its pull fails
+        self.create_delay_s = 0.0  # how long a pod stays ContainerCreating (pull, volumes) before it runs
+        self.creating: dict[tuple[str, str], float] = {}  # pods in ContainerCreating: since (monotonic)
         # node name -> (network namespace, its address): that node's pods run in it (netsim.py).
         self.node_netns: dict[str, tuple[str, str]] = {}
         self.stuck_nodes: set[str] = set()  # pods bound here stay Pending: never started
 
     # -- deletion -----------------------------------------------------------------------
-    def delete_pod(self, ns: str, name: str) -> dict[str, Any] | None:
+    def delete_pod(self, ns: str, name: str, grace_s: int | None = None) -> dict[str, Any] | None:
+        """Graceful deletion: the pod gets deletionTimestamp and stays while its container has
+        ``grace_s`` (else its terminationGracePeriodSeconds, default 30) to exit after SIGTERM,
+        then SIGKILL, then the pod is removed. 0 still sends SIGTERM first (2 s), like a kubelet."""
         key = (ns, name)
+        self.creating.pop(key, None)
         if key in self.procs:
-            got = self.store.update("pods", ns, name, lambda o: merge_patch(o, {"metadata": {"deletionTimestamp": now_iso()}}))
-            threading.Thread(target=self._finish_delete, args=(key,), daemon=True).start()
+            pod = self.store.get("pods", ns, name) or {}
+            grace = grace_s if grace_s is not None else int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            got = self.store.update("pods", ns, name, lambda o: merge_patch(o, {"metadata": {
+                "deletionTimestamp": now_iso(), "deletionGracePeriodSeconds": grace}}))
+            threading.Thread(target=self._finish_delete, args=(key, max(grace, 2)), daemon=True).start()
             return got
         return self.store.remove("pods", ns, name)
 
-    def _finish_delete(self, key: tuple[str, str]) -> None:
-        self._kill(key)
+    def _finish_delete(self, key: tuple[str, str], grace_s: float) -> None:
+        self._kill(key, grace_s)
         self.store.remove("pods", *key)
 
-    def _kill(self, key: tuple[str, str]) -> None:
+    def _kill(self, key: tuple[str, str], grace_s: float = 2.0) -> None:
         proc = self.procs.pop(key, None)
         if proc is None:
             return
@@ -75,7 +85,7 @@ class Kubelet:
         except (ProcessLookupError, PermissionError):
             pass
         try:
-            proc.wait(timeout=2)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -194,6 +204,8 @@ class Kubelet:
                     "pci-address": f"0000:3b:00.{len(self.procs) % 8 + 2}", "rdma-device": f"mlx5_{len(self.procs) % 8 + 2}"}}
             status.append(entry)
         container = spec["containers"][0]
+        if not self._created(pod, str(container.get("image", ""))):
+            return
         node = self.store.get("nodes", "", spec["nodeName"]) or {}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
                "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT), "FAKE_POD": self._pod_marker((ns, name)),
@@ -223,6 +235,36 @@ class Kubelet:
                        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
                        "containerStatuses": [{"name": "rank", "ready": True, "state": {"running": {"startedAt": now_iso()}}}]}}))
 
+
+    def _created(self, pod: dict[str, Any], image: str) -> bool:
+        """Whether the container may start now: ContainerCreating for ``create_delay_s``, and
+        forever ErrImagePull / ImagePullBackOff (with the kubelet's events) for an image whose
+        pull fails."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        key = (ns, name)
+        first = key not in self.creating
+        since = self.creating.setdefault(key, time.monotonic())
+        why = self.pull_failures.get(image)
+        if why is None and time.monotonic() - since >= self.create_delay_s:
+            self.creating.pop(key, None)
+            return True
+        waiting = {"reason": "ContainerCreating"}
+        if why is not None:
+            message = f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": {why}'
+            waiting = {"reason": "ErrImagePull" if first else "ImagePullBackOff",
+                       "message": message if first else f'Back-off pulling image "{image}"'}
+            if first:
+                self.store.event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {message}', "kubelet")
+                self.store.event(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet")
+            elif (pod.get("status") or {}).get("containerStatuses", [{}])[0].get("state", {}).get("waiting", {}) \
+                    .get("reason") != "ImagePullBackOff":
+                self.store.event(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', "kubelet")
+                self.store.event(pod, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet")
+        current = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state", {}).get("waiting")
+        if current != waiting:
+            self.store.update("pods", ns, name, lambda o: merge_patch(o, {"status": {
+                "containerStatuses": [{"name": "rank", "ready": False, "state": {"waiting": waiting}}]}}))
+        return False
 
     def stop(self) -> None:
         for key in list(self.procs):

@@ -67,12 +67,12 @@ class Store:
             return [copy.deepcopy(o) for (p, n, _), o in sorted(self.objects.items())
                     if p == plural and (ns is None or n == ns)]
 
-    def compact(self) -> None:
+    def compact(self, before: int | None = None) -> None:
+        """Like an etcd compaction: versions older than ``before`` can no longer be watched
+        from; by default every version handed out so far, the latest included."""
         with self.lock:
-            # Like an etcd compaction right now: every version handed out so far,
-            # including the latest, can no longer be watched from.
-            self.history.clear()
-            self.oldest = self.rv + 1
+            self.oldest = self.rv + 1 if before is None else before
+            self.history = [e for e in self.history if e[0] >= self.oldest]
             self.cond.notify_all()
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str, source: str) -> None:

@@ -99,7 +99,9 @@ def test_pairs_and_group_sweep(cluster: FakeCluster, tmp_path: Path) -> None:
 
 def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeCluster, tmp_path: Path) -> None:
     nodes = seed_nodes(cluster, 4)
-    text = (SPEC + PAIRS).replace("start_timeout: 20s", "start_timeout: 4s")
+    # Long enough for the healthy nodes' agents to start on a loaded 2-core machine (4 s
+    # missed it at load averages of 7-10), short enough that the Pending pods' rounds end soon.
+    text = (SPEC + PAIRS).replace("start_timeout: 20s", "start_timeout: 8s")
 
     def break_nodes(backend: KubernetesBackend) -> None:
         backend.nodes()  # the inventory is read (and placed on) while every node looked fine, then:
@@ -110,7 +112,7 @@ def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeClust
     run = benchfab.load_run("r", tmp_path / "res")
     reasons = dict(zip(run.tests["test_id"], run.tests["reason"]))
     statuses = dict(zip(run.tests["test_id"], run.tests["status"]))
-    assert statuses["000-pairs-gpu-node-0+gpu-node-1"] == "ok"  # one bad node does not stop the sweep
+    assert statuses["000-pairs-gpu-node-0+gpu-node-1"] == "ok", reasons  # one bad node does not stop the sweep
     r3 = reasons["000-pairs-gpu-node-0+gpu-node-3"]
     assert statuses["000-pairs-gpu-node-0+gpu-node-3"] == "failed"
     assert "did not start" in r3 and "no free rdma/rdma_shared_device_a" in r3 and "preflight" in r3
@@ -283,4 +285,27 @@ def test_a_test_the_cluster_cannot_hold_is_skipped_and_the_rest_runs(cluster: Fa
     assert skipped["status"] == "skipped"
     assert skipped["reason"].startswith("cannot be placed: a group of 8 nodes, the inventory has 4"), skipped["reason"]
     assert "# note: ar8/ib-shared: skipped: a group of 8 nodes, the inventory has 4" in out
+    assert_clean(cluster)
+
+
+def test_one_pod_per_node_runs_its_gpus_per_node_ranks(cluster: FakeCluster, tmp_path: Path) -> None:
+    """A gpus_per_node: 2 group on 2 nodes runs as 2 agent pods of 2 local ranks each (torchrun's
+    shape), after a pairs round on one-rank pods: the node's one-rank pod is replaced by its
+    two-rank pod, and the 4 gloo ranks get RANK = pod index x 2 + LOCAL_RANK."""
+    seed_nodes(cluster, 2)
+    text = SPEC + PAIRS + "  - name: ar2x2\n    placement: {pattern: group, nodes: 2, gpus_per_node: 2}\n"
+    result, backend, out = sweep(cluster, text, tmp_path)
+    assert result.counts == {"ok": 2}, out
+    run = benchfab.load_run("r", tmp_path / "res")
+    tests = run.tests.set_index("test_id")
+    import json
+    used = json.loads(tests.loc["001-ar2x2-2n", "used"])
+    ranks = sorted(used["ranks"], key=lambda r: r["rank"])
+    assert [(r["rank"], r["node"], r["local_rank"], r["local_world"]) for r in ranks] == [
+        (0, "gpu-node-0", 0, 2), (1, "gpu-node-0", 1, 2), (2, "gpu-node-1", 0, 2), (3, "gpu-node-1", 1, 2)]
+    assert len({r["pod"] for r in ranks}) == 2 and len({r["pid"] for r in ranks}) == 4
+    s = run.summary
+    assert set(s.loc[s["test_id"] == "001-ar2x2-2n", "ranks"]) == {4} and (s["wrong"] == 0).all()
+    created = sorted(name for plural, name in cluster.created if plural == "pods")
+    assert len(created) == 4 and sum(name.endswith("-0x2") for name in created) == 2
     assert_clean(cluster)

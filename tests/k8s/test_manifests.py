@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from benchfab.backends.kubernetes import manifests as mf
-from benchfab.backends.kubernetes.nccl import nccl_env, net_env
-from benchfab.spec import KubeSettings, Profile
+from benchfab.backends.kubernetes.nccl import attachments, nccl_env, net_env
+from benchfab.errors import SpecError
+from benchfab.spec import KubeSettings, Profile, load_spec_text
 from tests.helpers import ROOT
 
 K8S_VERSION = "1.33"
@@ -120,32 +121,117 @@ def test_names_and_labels_are_valid_for_any_input() -> None:
 def test_nccl_env_per_fabric() -> None:
     k = KubeSettings()
     ib = nccl_env(Profile(fabric="ib", mode="sriov", resource="r", network="n"),
-                  {"interface": "net1", "device-info": {"pci": {"rdma-device": "mlx5_1"}}}, k)
+                  [{"interface": "net1", "device-info": {"pci": {"rdma-device": "mlx5_1"}}}], k)
     assert ib["NCCL_IB_HCA"] == "=mlx5_1" and ib["NCCL_DEBUG"] == "INFO" and "NCCL_NET" not in ib
-    roce = nccl_env(Profile(fabric="roce", mode="shared", hca="mlx5_0,mlx5_3", gid_index=3), {"interface": "net1"}, k)
+    roce = nccl_env(Profile(fabric="roce", mode="shared", hca="mlx5_0,mlx5_3", gid_index=3), [{"interface": "net1"}], k)
     assert roce["NCCL_IB_HCA"] == "=mlx5_0,mlx5_3" and roce["NCCL_SOCKET_IFNAME"] == "=net1"
     assert roce["NCCL_IB_GID_INDEX"] == "3"
-    assert "NCCL_IB_GID_INDEX" not in nccl_env(Profile(fabric="roce"), None, k)  # NCCL >= 2.21.5 picks it
-    assert nccl_env(Profile(fabric="tcp"), None, k)["NCCL_IB_DISABLE"] == "1"
-    assert nccl_env(Profile(fabric="ib"), None, KubeSettings(force_net=True))["NCCL_NET"] == "IB"
+    assert "NCCL_IB_GID_INDEX" not in nccl_env(Profile(fabric="roce"), [], k)  # NCCL >= 2.21.5 picks it
+    assert nccl_env(Profile(fabric="tcp"), [], k)["NCCL_IB_DISABLE"] == "1"
+    assert nccl_env(Profile(fabric="ib"), [], KubeSettings(force_net=True))["NCCL_NET"] == "IB"
 
 
 def test_net_env_names_the_secondary_interface_and_its_hca() -> None:
     sriov = {"interface": "net1", "ips": ["10.20.0.7/24"], "device-info": {"pci": {"rdma-device": "mlx5_4"}}}
-    assert net_env(Profile(fabric="roce", mode="sriov"), sriov) == {
+    assert net_env(Profile(fabric="roce", mode="sriov"), [sriov]) == {
         "BENCHFAB_NET_IP": "10.20.0.7", "BENCHFAB_NET_HCA": "mlx5_4"}
     # The profile's hca wins over the device plugin's; tcp profiles get no HCA.
-    assert net_env(Profile(fabric="ib", hca="=mlx5_2,mlx5_3"), sriov)["BENCHFAB_NET_HCA"] == "mlx5_2"
-    assert net_env(Profile(fabric="tcp"), sriov) == {"BENCHFAB_NET_IP": "10.20.0.7"}
-    assert net_env(Profile(fabric="roce"), None) == {}
+    assert net_env(Profile(fabric="ib", hca="=mlx5_2,mlx5_3"), [sriov])["BENCHFAB_NET_HCA"] == "mlx5_2"
+    assert net_env(Profile(fabric="tcp"), [sriov]) == {"BENCHFAB_NET_IP": "10.20.0.7"}
+    assert net_env(Profile(fabric="roce"), []) == {}
 
 
 def test_task_annotation_round_trips() -> None:
     text = mf.task_annotation(3, '{"a":1}', {"RANK": "0"})
     assert json.loads(text) == {"seq": 3, "task": '{"a":1}', "env": {"RANK": "0"}}
+    two = json.loads(mf.task_annotation(4, "{}", {"WORLD_SIZE": "4"}, [{"LOCAL_RANK": "0"}, {"LOCAL_RANK": "1"}]))
+    assert two["local_env"] == [{"LOCAL_RANK": "0"}, {"LOCAL_RANK": "1"}]
+
+
+def _vf(i: int) -> dict:  # type: ignore[type-arg]
+    """Multus network-status of VF i as the SR-IOV CNI writes it."""
+    return {"name": f"bench/rail{i}-net", "interface": f"net{i + 1}", "ips": [f"10.{i}.0.7/24"],
+            "device-info": {"type": "pci", "pci": {"pci-address": f"0000:{i:02x}:00.2", "rdma-device": f"mlx5_{i + 8}"}}}
+
+
+def test_a_pod_of_a_nodes_gpus_gets_every_rail() -> None:
+    """SR-IOV: one VF per rail, each rail's network in the Multus annotation, NCCL_IB_HCA listing all
+    rails, local rank i on rail i; shared plugin: one unit of the resource that exposes the HCAs."""
+    rails = [{"resource": f"nvidia.com/rail{i}_vf", "network": f"rail{i}-net"} for i in range(8)]
+    sriov = Profile(fabric="ib", mode="sriov", rails=rails)  # type: ignore[arg-type]
+    pod = mf.PodPlan("sriov", sriov, "n0", "n0", 0, gpus=1, ranks=8)
+    body = mf.pod_manifest("run", "bench", "img", pod, KubeSettings(), 3600)
+    limits = body["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {**{f"nvidia.com/rail{i}_vf": "1" for i in range(8)}, "nvidia.com/gpu": "8"}
+    assert body["metadata"]["annotations"][mf.ANN_NETWORKS] == ",".join(f"rail{i}-net" for i in range(8))
+    assert body["metadata"]["labels"][mf.LABEL_RANKS] == "8" and body["metadata"]["name"].endswith("-0x8")
+    assert body["spec"]["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
+    assert body["spec"]["containers"][0]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    status = json.dumps([{"name": "cbr0", "interface": "eth0", "default": True}] + [_vf(i) for i in range(8)])
+    entries = attachments(status, mf.pod_networks(pod), "bench")
+    assert [e["interface"] for e in entries] == [f"net{i}" for i in range(1, 9)]
+    env = nccl_env(sriov, entries, KubeSettings(), pod.rails)
+    assert env["NCCL_IB_HCA"] == "=" + ",".join(f"mlx5_{i}" for i in range(8, 16))
+    assert [net_env(sriov, entries, pod.rails, i)["BENCHFAB_NET_HCA"] for i in (0, 7)] == ["mlx5_8", "mlx5_15"]
+    assert net_env(sriov, entries, pod.rails, 3)["BENCHFAB_NET_IP"] == "10.3.0.7"
+    # the shared plugin: the named HCAs, one unit of the one resource, the network attached once
+    shared = Profile(fabric="ib", mode="shared", resource="rdma/shared_ib", network="ipoib",
+                     rails=[f"mlx5_{i}" for i in range(8)])  # type: ignore[list-item]
+    spod = mf.PodPlan("shared", shared, "n0", "n0", 0, gpus=1, ranks=8)
+    sbody = mf.pod_manifest("run", "bench", "img", spod, KubeSettings(shm_size="32Gi"), 3600)
+    assert sbody["spec"]["containers"][0]["resources"]["limits"] == {"rdma/shared_ib": "1", "nvidia.com/gpu": "8"}
+    assert sbody["metadata"]["annotations"][mf.ANN_NETWORKS] == "ipoib"
+    assert sbody["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "32Gi"
+    assert nccl_env(shared, [], KubeSettings(), spod.rails)["NCCL_IB_HCA"] == "=" + ",".join(f"mlx5_{i}" for i in range(8))
+    # a one-rank pod on slot 3 uses rail 3 only, and has no /dev/shm volume
+    one = mf.PodPlan("sriov", sriov, "n0", "n0", 3, gpus=1)
+    obody = mf.pod_manifest("run", "bench", "img", one, KubeSettings(), 3600)
+    assert obody["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/rail3_vf": "1", "nvidia.com/gpu": "1"}
+    assert "volumes" not in obody["spec"] and obody["metadata"]["name"].endswith("-3")
 
 
 def test_docker_definition_is_present() -> None:
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "FROM " in dockerfile and "perftest" in dockerfile and "pyverbs" in dockerfile
     assert "docker build" in (ROOT / "docker" / "README.md").read_text()
+    # nccl-tests is built where engine: nccl-tests looks for it
+    from benchfab.workloads.nccl_tests_engine import BIN_DIR_ENV
+    assert "github.com/NVIDIA/nccl-tests" in dockerfile and f"ENV {BIN_DIR_ENV}=/opt/nccl-tests" in dockerfile
+
+
+SRIOV_RAILS = ", ".join(f"{{resource: nvidia.com/rail{i}_vf, network: rail{i}-net}}" for i in range(8))
+SHARED_RAILS = ", ".join(f"mlx5_{i}" for i in range(8))
+RAILS_SPEC = f"""\
+name: rails
+backend: kubernetes
+image: img
+profiles:
+  ib-sriov:
+    fabric: ib
+    mode: sriov
+    rails: [{SRIOV_RAILS}]
+  ib-shared: {{fabric: ib, mode: shared, resource: rdma/shared_ib, network: ipoib, rails: [{SHARED_RAILS}]}}
+tests:
+  - {{name: ar64, workload: allreduce, dtypes: bfloat16, placement: {{pattern: group, nodes: 8, gpus_per_node: 8}}}}
+"""
+
+
+def test_render_of_an_8x8_group_gives_8_pods_per_profile_with_8_gpus_and_8_rails() -> None:
+    from benchfab.backends.kubernetes.render import render_objects
+
+    spec = load_spec_text(RAILS_SPEC)
+    pods = [o for o in render_objects(spec, "run", nodes=8) if o["kind"] == "Pod"]
+    for profile in ("ib-sriov", "ib-shared"):
+        mine = [p for p in pods if p["metadata"]["labels"][mf.LABEL_PROFILE] == profile]
+        assert len(mine) == 8 and len({p["spec"]["nodeSelector"]["kubernetes.io/hostname"] for p in mine}) == 8
+        for p in mine:
+            limits = p["spec"]["containers"][0]["resources"]["limits"]
+            assert limits["nvidia.com/gpu"] == "8" and p["metadata"]["labels"][mf.LABEL_RANKS] == "8"
+            if profile == "ib-sriov":  # one VF of each rail, each rail's network attached
+                assert [limits[f"nvidia.com/rail{i}_vf"] for i in range(8)] == ["1"] * 8
+                assert p["metadata"]["annotations"][mf.ANN_NETWORKS].split(",") == [f"rail{i}-net" for i in range(8)]
+            else:
+                assert limits["rdma/shared_ib"] == "1"
+    # fewer rails than GPUs per node is a spec error naming the field and the fix
+    with pytest.raises(SpecError, match=r"gpus_per_node 8 needs one rail per GPU and profile 'ib-shared' lists 2"):
+        load_spec_text(RAILS_SPEC.replace(SHARED_RAILS, "mlx5_0, mlx5_1"))

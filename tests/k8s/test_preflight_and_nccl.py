@@ -132,7 +132,7 @@ def test_agent_reports_nccl_transport(tmp_path: Path) -> None:
         import subprocess
         import time
 
-        w.seq, w.started = 5, time.monotonic()
+        w.seq, w.started, w.local_rank, w.prefix = 5, time.monotonic(), 0, ""
         script = "import sys; sys.stdout.write(sys.argv[1]); sys.stdout.write('@@benchfab {\"type\": \"done\"}\\n')"
         w.proc = subprocess.Popen([sys.executable, "-c", script, NCCL_SOCKET], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
@@ -142,7 +142,7 @@ def test_agent_reports_nccl_transport(tmp_path: Path) -> None:
     import json
 
     records = [json.loads(x[len("@@benchfab "):]) for x in lines if x.startswith("@@benchfab ")]
-    assert records[0]["type"] == "done" and records[0]["seq"] == 5
+    assert records[0]["type"] == "done" and records[0]["seq"] == 5 and records[0]["local_rank"] == 0
     exit_rec = records[-1]
     assert exit_rec["event"] == "exit" and exit_rec["code"] == 0 and exit_rec["nccl"]["network"] == "Socket"
     assert [r["n"] for r in records] == sorted(r["n"] for r in records)

@@ -81,13 +81,19 @@ def test_render_offline_skips_the_tests_that_do_not_fit(home: Path) -> None:
 def test_render_profile_emits_one_profile_that_fits_the_gpus(home: Path) -> None:
     both = bf("render", IB_VS_ROCE, "--nodes", "8", home=home)
     assert both.returncode == 0, both.stderr
-    assert set(gpus_per_node(pods(both.stdout)).values()) == {16}  # two profiles x 8 one-GPU pods per 8-GPU node
+    # two profiles x (the pairs test's one-GPU pod + the group's 8-GPU pod) per node
+    assert set(gpus_per_node(pods(both.stdout)).values()) == {18}
     one = bf("render", IB_VS_ROCE, "--nodes", "8", "--profile", "roce-shared", home=home)
     assert one.returncode == 0, one.stderr
     got = pods(one.stdout)
     assert {p["metadata"]["labels"][mf.LABEL_PROFILE] for p in got} == {"roce-shared"}
-    per = gpus_per_node(got)
-    assert sorted(per) == [f"node-{i}" for i in range(8)] and set(per.values()) == {8}  # the 8-node group, 8 GPUs each
+    # the gpus_per_node: 8 group on 8 nodes: one pod per node with all 8 GPUs and a /dev/shm for NCCL
+    wide = [p for p in got if p["metadata"]["labels"].get(mf.LABEL_RANKS) == "8"]
+    per = gpus_per_node(wide)
+    assert sorted(per) == [f"node-{i}" for i in range(8)] and set(per.values()) == {8} and len(wide) == 8
+    assert all(p["spec"]["volumes"][0]["emptyDir"]["medium"] == "Memory" for p in wide)
+    assert set(gpus_per_node([p for p in got if p not in wide]).values()) == {1}  # pairs: one (GPU, NIC) per rank
+    assert "8 pod(s) of 1 rank, 1 GPU; 8 pod(s) of 8 ranks, 8 GPUs" in one.stdout
     assert "# ---- profile ib-shared" not in one.stdout and "not meant to run at once" not in one.stderr
     bad = bf("render", IB_VS_ROCE, "--nodes", "8", "--profile", "nope", home=home)
     assert bad.returncode == 2 and "one of: ib-shared, roce-shared" in one_line_error(bad)

@@ -6,7 +6,8 @@ once per round. The controller hands it a test by writing the annotation
 ``benchfab.io/task`` = {seq, task, env} on the agent's own pod; the agent
 watches its pod (plain list + watch: works with any API server, needs only
 get/list/watch on pods), starts ``python -m benchfab.worker`` with the test's
-env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), and prints the worker's records
+env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), once per local rank when the pod
+holds a node's GPUs (``local_env``: RANK and LOCAL_RANK of each), and prints the worker's records
 to its own stdout (the pod log) tagged with ``seq`` and a running counter
 ``n`` (so a reconnecting log reader can drop lines it already saw). Other
 output lines pass through unchanged as the test's log; NCCL INFO lines are
@@ -71,10 +72,11 @@ def devices() -> dict[str, Any]:
     """What the worker will need, checked once at start-up: the native extension and
     the RDMA devices this pod sees (reported in the ready record and the pod log)."""
     from ...errors import BenchfabError
+    from ...metadata import node_software
     from ...native import native_status
     from ...rdma.discovery import discover_sysfs
 
-    info: dict[str, Any] = {"native": native_status()}
+    info: dict[str, Any] = {"native": native_status(), "software": node_software()}
     try:
         info["rdma_devices"] = [d.name for d in discover_sysfs()]
     except (OSError, ValueError, BenchfabError) as exc:  # an odd sysfs must not stop the agent
@@ -83,15 +85,19 @@ def devices() -> dict[str, Any]:
 
 
 class Worker:
-    """One test's worker process and the thread that relays its output."""
+    """One local rank's worker process of a test, and the thread that relays its output.
+    Its records and its exit carry ``local_rank``, from which the controller knows its rank."""
 
-    def __init__(self, seq: int, task_json: str, env: dict[str, str]) -> None:
+    def __init__(self, seq: int, task_json: str, env: dict[str, str], local_rank: int = 0, of: int = 1) -> None:
         self.seq = seq
+        self.local_rank = local_rank
+        # Several ranks share the pod log: tag their plain lines (a one-rank pod's stay as they are).
+        self.prefix = f"[local rank {local_rank}] " if of > 1 else ""
         self.started = time.monotonic()
         full = dict(os.environ)
         full.update(env)
         full["BENCHFAB_PARENT_PID"] = str(os.getpid())  # the worker dies with us (PR_SET_PDEATHSIG)
-        emit({"type": "agent", "event": "start", "seq": seq})
+        emit({"type": "agent", "event": "start", "seq": seq, "local_rank": local_rank})
         self.proc = subprocess.Popen([sys.executable, "-m", "benchfab.worker", "--task", task_json],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=full, start_new_session=True)
@@ -105,16 +111,16 @@ class Worker:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             rec = parse_record(line)
             if rec is not None:
-                emit({**rec, "seq": self.seq})
+                emit({**rec, "seq": self.seq, "local_rank": self.local_rank})
                 continue
             if "NCCL" in line:
                 nccl_lines.append(line)
-            say(line)
+            say(self.prefix + line)
         code = self.proc.wait()
         from .nccl import parse_nccl_log  # loaded at start-up already (STAGE_IMPORTS)
 
         nccl = parse_nccl_log(nccl_lines)
-        emit({"type": "agent", "event": "exit", "seq": self.seq, "code": code,
+        emit({"type": "agent", "event": "exit", "seq": self.seq, "local_rank": self.local_rank, "code": code,
               "elapsed_s": time.monotonic() - self.started, "nccl": nccl.to_dict() if nccl.lines else None})
 
     def running(self) -> bool:
@@ -176,9 +182,15 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
     """Run each new test written on our pod's annotation, until our pod is gone or we are stopped."""
     from .manifests import ANN_CANCEL, ANN_TASK
 
-    worker: Worker | None = None
+    workers: list[Worker] = []  # the current test's local ranks
     last_seq = 0
     seen = -1
+
+    def stop_workers() -> None:
+        for w in workers:
+            if w.running():
+                w.kill()
+
     try:
         while not stop.is_set():
             cache.wait(lambda: cache.version != seen, 0.5)  # noqa: B023 - called before `seen` changes
@@ -190,9 +202,9 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
                 break  # our pod is gone: nothing left to do
             ann = obj.get("metadata", {}).get("annotations") or {}
             cancel = int(ann.get(ANN_CANCEL) or 0)
-            if worker is not None and worker.running() and worker.seq <= cancel:
-                say(f"benchfab agent: test {worker.seq} cancelled by the controller")
-                worker.kill()
+            if any(w.running() for w in workers) and workers[0].seq <= cancel:
+                say(f"benchfab agent: test {workers[0].seq} cancelled by the controller")
+                stop_workers()
             raw = ann.get(ANN_TASK)
             if not raw:
                 continue
@@ -204,13 +216,15 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
                 continue
             if seq <= last_seq or seq <= cancel:
                 continue
-            if worker is not None and worker.running():
-                worker.kill()  # a newer test replaces a stale one
+            stop_workers()  # a newer test replaces a stale one
             last_seq = seq
-            worker = Worker(seq, str(job["task"]), {str(k): str(v) for k, v in dict(job.get("env") or {}).items()})
+            env = {str(k): str(v) for k, v in dict(job.get("env") or {}).items()}
+            per_rank = [dict(x) for x in job.get("local_env") or [{}]]
+            # One worker per local rank (torchrun's nproc_per_node): the pod's env plus its own.
+            workers = [Worker(seq, str(job["task"]), {**env, **{str(k): str(v) for k, v in extra.items()}}, i,
+                              len(per_rank)) for i, extra in enumerate(per_rank)]
     finally:
-        if worker is not None and worker.running():
-            worker.kill()
+        stop_workers()
         cache.stop()
 
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...errors import CleanupError
 from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
@@ -104,11 +105,15 @@ class KubernetesBackend:
             return self._run_round(list(tests), on_record)
         except BaseException:
             # Ctrl-C / SIGTERM (KeyboardInterrupt) or a bug: leave nothing behind.
-            self.close()
+            try:
+                self.close()
+            except CleanupError:
+                pass  # the sweep's own close() raises it again and reports what is left
             raise
 
     def close(self) -> None:
-        """Delete every object of this run (label selected) and wait until its pods are gone."""
+        """Delete every object of this run (label selected) and wait until its pods are gone;
+        a CleanupError names what is left and the kubectl line that removes it."""
         self.pool.close()
 
     # -- one round ---------------------------------------------------------------------------

@@ -261,18 +261,53 @@ class Kube:
         self.call(f"delete pod {name}", self.core.delete_namespaced_pod, name, self.namespace,
                   grace_period_seconds=grace_s, ok_missing=True)
 
-    def delete_run(self, selector: str) -> None:
-        """Delete every pod, service and role the run created (label selected: exact, nothing else)."""
-        self.call("delete pods", self.core.delete_collection_namespaced_pod, self.namespace,
-                  label_selector=selector, grace_period_seconds=0)
-        for svc in self.call("list services", self.core.list_namespaced_service, self.namespace,
-                             label_selector=selector).get("items", []):
-            self.call("delete service", self.core.delete_namespaced_service, svc["metadata"]["name"],
-                      self.namespace, ok_missing=True)
+    # What a run creates, as kubectl names the kinds: clean-up deletes and lists these.
+    RUN_KINDS = ("pods", "services", "roles", "rolebindings")
+
+    def delete_run(self, selector: str) -> dict[str, str]:
+        """Delete every pod, service and role the run created (label selected: exact, nothing else).
+
+        Each kind is tried even when another failed (each call with its own retries), so one
+        failing endpoint leaves as little as possible; returns kind -> its error, for those that failed.
+        """
+        core: Any = self.core
         rbac: Any = self.rbac
-        self.call("delete rolebindings", rbac.delete_collection_namespaced_role_binding, self.namespace,
-                  label_selector=selector)
-        self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace, label_selector=selector)
+
+        def services() -> None:  # no delete-collection for services before Kubernetes 1.31
+            for svc in self.call("list services", core.list_namespaced_service, self.namespace,
+                                 label_selector=selector).get("items", []):
+                self.call("delete service", core.delete_namespaced_service, svc["metadata"]["name"],
+                          self.namespace, ok_missing=True)
+
+        steps: dict[str, Callable[[], Any]] = {
+            "pods": lambda: self.call("delete pods", core.delete_collection_namespaced_pod, self.namespace,
+                              label_selector=selector, grace_period_seconds=0),
+            "services": services,
+            "rolebindings": lambda: self.call("delete rolebindings", rbac.delete_collection_namespaced_role_binding, self.namespace,
+                              label_selector=selector),
+            "roles": lambda: self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace,
+                                       label_selector=selector),
+        }
+        errors = {}
+        for kind, step in steps.items():
+            try:
+                step()
+            except BackendError as exc:
+                errors[kind] = exc.message
+        return errors
+
+    def run_objects(self, selector: str) -> list[str]:
+        """Every object of the run that still exists, as kind/name (pods being deleted included)."""
+        core: Any = self.core
+        rbac: Any = self.rbac
+        lists = {"pod": core.list_namespaced_pod, "service": core.list_namespaced_service,
+                 "role": rbac.list_namespaced_role, "rolebinding": rbac.list_namespaced_role_binding}
+        return [f"{kind}/{o['metadata']['name']}" for kind, fn in lists.items()
+                for o in self.call(f"list {kind}s", fn, self.namespace, label_selector=selector).get("items", [])]
+
+    def delete_command(self, selector: str) -> str:
+        """The kubectl line that removes what ``delete_run`` removes."""
+        return f"kubectl delete {','.join(self.RUN_KINDS)} -n {self.namespace} -l {selector}"
 
     def events_for(self, name: str) -> list[dict[str, Any]]:
         got = self.call("list events", self.core.list_namespaced_event, self.namespace,

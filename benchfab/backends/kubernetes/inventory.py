@@ -52,6 +52,38 @@ def _tolerated(taint: dict[str, Any], tolerations: list[dict[str, Any]]) -> bool
     return False
 
 
+def untolerated_taints(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> list[str]:
+    """The node's NoSchedule/NoExecute taints the run's pods do not tolerate, as key=value:effect."""
+    return [f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(t, tolerations)]
+
+
+def scheduling_problems(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> list[str]:
+    """Why the scheduler would put no pod of the run on this node (empty: it would): NotReady,
+    cordoned, a NoSchedule/NoExecute taint the pods do not tolerate. Preflight fails such a
+    node with the same words the inventory leaves it out with."""
+    status, spec = node.get("status") or {}, node.get("spec") or {}
+    problems = []
+    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+        problems.append("NotReady")
+    if spec.get("unschedulable"):
+        problems.append("cordoned")
+    untolerated = untolerated_taints(node, tolerations)
+    if untolerated:
+        problems.append("untolerated taint " + ", ".join(untolerated))
+    return problems
+
+
+def node_health(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> list[str]:
+    """Why no test of the run may go on this node (empty: it may): what keeps the scheduler
+    off it, and MOFED not ready."""
+    problems = scheduling_problems(node, tolerations)
+    if (node["metadata"].get("labels") or {}).get(MOFED_WAIT) == "true":
+        # The device plugins wait for MOFED: allocatable RDMA units left from before are stale.
+        problems.append(f"MOFED not ready ({MOFED_WAIT}=true)")
+    return problems
+
+
 def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
     """One dict per node matching nodes.selector, with health and free capacity."""
     nodes = kube.list_nodes(spec.nodes.selector).get("items", [])
@@ -72,30 +104,19 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
         labels = meta.get("labels") or {}
         alloc = status.get("allocatable") or {}
         held = used.get(name, {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
-        taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]
-        untolerated = [f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in taints
-                       if not _tolerated(t, k8s.tolerations)]
         free = {k: max(0.0, quantity(v) - held.get(k, 0.0)) for k, v in alloc.items()}
         rdma = {p.resource: {"allocatable": quantity(alloc.get(p.resource, 0)), "free": free.get(p.resource, 0.0)}
                 for p in profiles.values() if p.resource}
-        problems = []
-        if not ready:
-            problems.append("not Ready")
-        if cordoned:
-            problems.append("cordoned")
-        if untolerated:
-            problems.append("untolerated taint " + ", ".join(untolerated))
+        problems = node_health(node, k8s.tolerations)
         if name in spec.nodes.exclude:
-            problems.append("excluded by the spec")
+            problems.append("excluded by the spec (nodes.exclude)")
         out.append({
             "name": name,
             "hostname": labels.get(k8s.hostname_label, name),
             "leaf": labels.get(spec.nodes.topology_key) if spec.nodes.topology_key else None,
-            "ready": ready,
-            "cordoned": cordoned,
-            "taints": untolerated,
+            "ready": "NotReady" not in problems,
+            "cordoned": "cordoned" in problems,
+            "taints": untolerated_taints(node, k8s.tolerations),
             "usable": not problems,
             "problems": problems,
             "gpus": {"allocatable": quantity(alloc.get(k8s.gpu_resource, 0)), "free": free.get(k8s.gpu_resource, 0.0)},
@@ -127,18 +148,34 @@ def hugepages_mib_per_rank(spec: SweepSpec, profile: str) -> int:
 
 
 def nodes_for_planner(spec: SweepSpec, inventory: list[dict[str, Any]]) -> list[NodeInfo]:
+    """Every node of the inventory with its slots per profile; a node with no slot for a
+    profile says why (``NodeInfo.unfit``), so that the plan can name it."""
     profiles = spec.resolved_profiles()
+    gpu = spec.kubernetes.gpu_resource
     out = []
     for node in inventory:
-        if not node["usable"]:
-            continue
         slots: dict[str, int] = {}
+        unfit: dict[str, str] = {}
         for pname, profile in profiles.items():
-            n = float(MAX_SLOTS)
+            n, why = float(MAX_SLOTS), ""
             if profile.resource:
-                n = min(n, node["rdma"][profile.resource]["free"])
+                have = node["rdma"][profile.resource]
+                n = min(n, have["free"])
+                if have["allocatable"] <= 0:
+                    why = f"0 allocatable {profile.resource} (profile {pname})"
+                elif have["free"] < 1:
+                    why = f"all {have['allocatable']:g} {profile.resource} held by other pods (profile {pname})"
             if gpus_per_rank(spec, pname):
                 n = min(n, node["gpus"]["free"])
+                if node["gpus"]["allocatable"] <= 0:
+                    why = why or f"no GPU (0 allocatable {gpu})"
+                elif node["gpus"]["free"] < 1:
+                    why = why or f"all {node['gpus']['allocatable']:g} GPUs ({gpu}) held by other pods"
+            if node["problems"]:
+                n, why = 0, ", ".join(node["problems"])
             slots[pname] = int(n)
-        out.append(NodeInfo(node["name"], leaf=node["leaf"], slots=slots, labels={"hostname": node["hostname"]}))
+            if why:
+                unfit[pname] = why
+        out.append(NodeInfo(node["name"], leaf=node["leaf"], slots=slots, unfit=unfit,
+                            labels={"hostname": node["hostname"]}))
     return out

@@ -82,6 +82,7 @@ def route_line(state: PodState, line: str) -> None:
         if rec.get("type") == "agent" and rec.get("event") == "start":
             state.current_seq = seq
         if rec.get("type") == "agent" and rec.get("event") == "ready":
+            state.software = rec.get("software")
             state.agent_ready.set()
         if rec.get("type") == "agent" and rec.get("event") == "stage":
             state.enter_stage_locked(str(rec.get("stage") or ""), str(rec.get("detail") or ""))

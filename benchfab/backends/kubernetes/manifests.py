@@ -17,13 +17,14 @@ from typing import Any
 
 import yaml
 
-from ...spec import KubeSettings, Profile
+from ...spec import KubeSettings, Profile, Rail
 
 APP = "benchfab"
 LABEL_RUN = "benchfab.io/run"
 LABEL_PROFILE = "benchfab.io/profile"
 LABEL_NODE = "benchfab.io/node"
 LABEL_SLOT = "benchfab.io/slot"
+LABEL_RANKS = "benchfab.io/ranks"  # local ranks in the pod (a node's GPUs), when more than one
 ANN_TASK = "benchfab.io/task"  # the agent's next test: JSON {seq, task, env}
 ANN_CANCEL = "benchfab.io/cancel"  # "<seq>": stop the worker of that test (timeout)
 ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
@@ -66,10 +67,12 @@ def service_name(run_id: str) -> str:
     return f"bf-{run_key(run_id)}"  # DNS-1035: starts with a letter
 
 
-def pod_name(run_id: str, profile: str, node: str, slot: int) -> str:
+def pod_name(run_id: str, profile: str, node: str, slot: int, ranks: int = 1) -> str:
     # <= 63 chars: the pod's hostname (for DNS through the headless Service) is the same string.
+    # A pod of several ranks (one node's GPUs) is named apart from the one-rank pod of its first slot.
     stem = f"{dns_label(profile, 12)}-{dns_label(node, 32)}"
-    return f"bf-{run_key(run_id)}-{stem}-{slot}"[:63].rstrip("-")
+    tail = f"{slot}" if ranks == 1 else f"{slot}x{ranks}"
+    return f"bf-{run_key(run_id)}-{stem}"[:63 - len(tail) - 1].rstrip("-") + f"-{tail}"
 
 
 def run_labels(run_id: str) -> dict[str, str]:
@@ -115,8 +118,31 @@ class PodPlan:
     node: str  # node name
     hostname: str  # value of the node's hostname label (can differ from its name)
     slot: int
-    gpus: int  # GPUs the pod requests (0 for CPU-only tests)
+    gpus: int  # GPUs per rank the pod requests (0 for CPU-only tests)
     hugepages_mib: int = 0  # hugepages-2Mi the pod requests (memory: hugepages tests)
+    ranks: int = 1  # local ranks in the pod: one node's GPUs and rails (gpus_per_node), else 1
+
+    @property
+    def rails(self) -> list[Rail]:
+        """The rails of this pod's ranks: rank i uses rail i (the profile's rails, else its resource and network)."""
+        return pod_rails(self.profile, self.slot, self.ranks)
+
+
+def pod_rails(profile: Profile, first: int, ranks: int) -> list[Rail]:
+    """Rails first..first+ranks-1 of the profile, each with its resource and network filled in."""
+    if not profile.rails:
+        return [Rail(hca=None, resource=profile.resource, network=profile.network)] * ranks
+    # More slots than listed rails (pairs sharing a node): slot s uses rail s mod the rail count.
+    picked = [profile.rails[(first + i) % len(profile.rails)] for i in range(ranks)]
+    return [Rail(hca=r.hca, resource=r.resource or profile.resource, network=r.network or profile.network)
+            for r in picked]
+
+
+def pod_networks(pod: PodPlan) -> list[str]:
+    """The Multus attachments of a pod: one per VF on SR-IOV (each rail's network), else each
+    distinct network once (a shared device's network carries every HCA of the node)."""
+    nets = [r.network for r in pod.rails if r.network]
+    return nets if pod.profile.mode == "sriov" else list(dict.fromkeys(nets))
 
 
 def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
@@ -148,7 +174,7 @@ def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
 
 def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeSettings,
                  deadline_s: int) -> dict[str, Any]:
-    name = pod_name(run_id, pod.profile_name, pod.node, pod.slot)
+    name = pod_name(run_id, pod.profile_name, pod.node, pod.slot, pod.ranks)
     labels = {
         **run_labels(run_id),
         "app.kubernetes.io/component": "rank",
@@ -156,10 +182,12 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
         LABEL_NODE: label_value(pod.node),
         LABEL_SLOT: str(pod.slot),
     }
+    if pod.ranks > 1:
+        labels[LABEL_RANKS] = str(pod.ranks)
     annotations: dict[str, str] = {}
-    if pod.profile.network:
-        # Multus: the secondary network that carries the RDMA device (net1).
-        annotations[ANN_NETWORKS] = pod.profile.network
+    if networks := pod_networks(pod):
+        # Multus: the secondary network(s) that carry the RDMA devices (net1, net2, ...).
+        annotations[ANN_NETWORKS] = ",".join(networks)
     container: dict[str, Any] = {
         "name": "rank",
         "image": image,
@@ -190,6 +218,12 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
+    if pod.ranks > 1:
+        # NCCL's SHM transport between the pod's ranks lives in /dev/shm, which a container
+        # gets as 64 MiB: a memory-backed emptyDir of shm_size (default 1Gi per rank) instead.
+        size = kube.shm_size or f"{pod.ranks}Gi"
+        spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}}]
+        container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     if kube.tolerations:
         spec["tolerations"] = [dict(t) for t in kube.tolerations]
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
@@ -201,10 +235,10 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
 def _resources(pod: PodPlan, kube: KubeSettings) -> dict[str, Any]:
     """The rank pod's limits (its NIC share or VF, GPUs, hugepages) and requests."""
     limits: dict[str, str] = {}
-    if pod.profile.resource:
-        limits[pod.profile.resource] = "1"
+    for resource, count in rail_resources(pod).items():
+        limits[resource] = str(count)
     if pod.gpus:
-        limits[kube.gpu_resource] = str(pod.gpus)
+        limits[kube.gpu_resource] = str(pod.gpus * pod.ranks)
     if pod.hugepages_mib:
         # Hugepage requests must equal their limits, which copying the limits gives.
         limits["hugepages-2Mi"] = f"{pod.hugepages_mib}Mi"
@@ -217,6 +251,16 @@ def _resources(pod: PodPlan, kube: KubeSettings) -> dict[str, Any]:
         # The API server refuses hugepages without a cpu or memory request.
         requests["memory"] = "1Gi"
     return {"limits": limits, "requests": requests} if limits or requests else {}
+
+
+def rail_resources(pod: PodPlan) -> dict[str, int]:
+    """RDMA resources of a pod's rails: one VF per rail on SR-IOV; on the shared plugin one
+    unit of each distinct resource (one unit exposes the HCAs that resource names)."""
+    counts: dict[str, int] = {}
+    for rail in pod.rails:
+        if rail.resource:
+            counts[rail.resource] = counts.get(rail.resource, 0) + 1
+    return counts if pod.profile.mode == "sriov" else dict.fromkeys(counts, 1)
 
 
 def _agent_env(run_id: str, kube: KubeSettings) -> list[dict[str, Any]]:
@@ -238,5 +282,10 @@ def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
     return "".join("---\n" + yaml.safe_dump(o, sort_keys=False, default_flow_style=False) for o in objects)
 
 
-def task_annotation(seq: int, task_json: str, env: dict[str, str]) -> str:
-    return json.dumps({"seq": seq, "task": task_json, "env": env}, separators=(",", ":"), sort_keys=True)
+def task_annotation(seq: int, task_json: str, env: dict[str, str], local_env: list[dict[str, str]] | None = None) -> str:
+    """The agent's next test: the pod's env, and per local rank what differs (RANK, LOCAL_RANK...):
+    the agent starts one worker per entry of ``local_env`` (one when it is absent)."""
+    body: dict[str, Any] = {"seq": seq, "task": task_json, "env": env}
+    if local_env:
+        body["local_env"] = local_env
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)

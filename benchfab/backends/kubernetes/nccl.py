@@ -1,22 +1,21 @@
 """NCCL per fabric: the environment a rank gets, and what its INFO log says it used.
 
 ``nccl_env`` turns a profile plus the pod's Multus network-status into NCCL
-variables; ``parse_nccl_log`` reads NCCL_DEBUG=INFO output back into the
-transport, HCAs and GPUDirect path really used, so a silent fall-back to
-sockets (or to bounce buffers) is caught instead of reported as a slow fabric.
-Pure functions.
+variables; ``parse_nccl_log`` (benchfab.nccllog, shared with the local backend)
+reads NCCL_DEBUG=INFO output back into the transport, HCAs and GPUDirect path
+really used, so a silent fall-back to sockets (or to bounce buffers) is caught
+instead of reported as a slow fabric. Pure functions.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from ...fabrics import fabric_of, rank_env
-from ...spec import KubeSettings, Profile
+from ...nccllog import NcclTransport, parse_nccl_log
+from ...spec import KubeSettings, Profile, Rail
 
 
 def attachment(network_status: str | None, network: str | None, namespace: str) -> dict[str, Any] | None:
@@ -36,6 +35,21 @@ def attachment(network_status: str | None, network: str | None, namespace: str) 
     return None
 
 
+def attachments(network_status: str | None, networks: Sequence[str], namespace: str) -> list[dict[str, Any]]:
+    """The network-status entries of a pod's attachments to ``networks``, in the order Multus
+    lists them (net1, net2, ...; a NAD attached twice, one VF per rail, gives two entries)."""
+    if not network_status or not networks:
+        return []
+    try:
+        entries = json.loads(network_status)
+    except json.JSONDecodeError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    wanted = {n for net in networks for n in (net, net if "/" in net else f"{namespace}/{net}")}
+    return [e for e in entries if isinstance(e, dict) and e.get("name") in wanted and not e.get("default")]
+
+
 def rdma_devices(entry: dict[str, Any] | None) -> list[str]:
     """HCAs the device plugin gave the pod (SR-IOV VFs carry device-info.pci.rdma-device)."""
     if not entry:
@@ -45,75 +59,52 @@ def rdma_devices(entry: dict[str, Any] | None) -> list[str]:
     return [d for d in str(dev).split(",") if d]
 
 
-def net_env(profile: Profile, entry: dict[str, Any] | None) -> dict[str, str]:
-    """Where a point-to-point rank should run its test: the address of its secondary
-    interface (BENCHFAB_NET_IP: rank 1 gives it to rank 0 as the peer address, and on
-    RoCE it picks the device and GID) and, where known, its HCA (BENCHFAB_NET_HCA)."""
+def _rail_entry(entries: Sequence[dict[str, Any]], rail: int) -> dict[str, Any] | None:
+    """Local rank ``rail``'s attachment: its own VF's where the pod has one per rail, else the one."""
+    if not entries:
+        return None
+    return entries[rail] if rail < len(entries) else entries[0]
+
+
+def net_env(profile: Profile, entries: Sequence[dict[str, Any]], rails: Sequence[Rail] = (),
+            rail: int = 0) -> dict[str, str]:
+    """Where a point-to-point rank (local rank ``rail`` of its pod) should run its test: the
+    address of its secondary interface (BENCHFAB_NET_IP: rank 1 gives it to rank 0 as the
+    peer address, and on RoCE it picks the device and GID) and, where known, its rail's HCA
+    (BENCHFAB_NET_HCA)."""
     env: dict[str, str] = {}
+    entry = _rail_entry(entries, rail)
     ips = [str(ip).split("/", 1)[0] for ip in (entry or {}).get("ips") or [] if ip]
     if ips:
         env["BENCHFAB_NET_IP"] = ips[0]
-    hcas = [h.lstrip("=") for h in (profile.hca or "").split(",") if h] or rdma_devices(entry)
+    named = rails[rail].hca if rail < len(rails) else None
+    hcas = ([named] if named else []) or [h.lstrip("=") for h in (profile.hca or "").split(",") if h] \
+        or rdma_devices(entry)
     if hcas and fabric_of(profile).uses_rdma:
         env["BENCHFAB_NET_HCA"] = hcas[0]
     return env
 
 
-def nccl_env(profile: Profile, entry: dict[str, Any] | None, kube: KubeSettings) -> dict[str, str]:
-    """A rank pod's NCCL variables: the profile's fabric given the pod's attachment
-    (interface, HCAs), then the profile's own env."""
-    hcas = [h for h in (profile.hca or "").split(",") if h] or rdma_devices(entry)
-    return rank_env(profile, (entry or {}).get("interface"), hcas, kube.force_net)
+def pod_hcas(profile: Profile, entries: Sequence[dict[str, Any]], rails: Sequence[Rail] = ()) -> list[str]:
+    """The HCAs of a pod's rails: the rails' names, else the profile's hca, else each
+    attachment's SR-IOV VF (device-info.pci.rdma-device)."""
+    named = [r.hca for r in rails if r.hca]
+    if named:
+        return list(dict.fromkeys(named))
+    listed = [h for h in (profile.hca or "").split(",") if h]
+    return listed or list(dict.fromkeys(d for e in entries for d in rdma_devices(e)))
 
 
-@dataclass
-class NcclTransport:
-    """What NCCL's INFO log says a rank used."""
-
-    network: str | None = None  # "IB", "Socket" or a plugin name
-    hcas: list[str] = field(default_factory=list)  # from "NET/IB : Using [0]mlx5_0:1/IB ..."
-    link_layers: list[str] = field(default_factory=list)  # IB / RoCE per HCA
-    channels: list[str] = field(default_factory=list)  # distinct "via ..." paths
-    gdr: bool | None = None  # True: a channel went via .../GDRDMA; False: NET channels without it
-    dmabuf: bool = False  # "DMA-BUF is available"
-    lines: int = 0  # NCCL lines seen
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeSettings,
+             rails: Sequence[Rail] = ()) -> dict[str, str]:
+    """A rank pod's NCCL variables: the profile's fabric given the pod's attachments (the
+    first one's interface, every rail's HCA in NCCL_IB_HCA), then the profile's own env."""
+    first = entries[0] if entries else {}
+    return rank_env(profile, first.get("interface"), pod_hcas(profile, entries, rails), kube.force_net)
 
 
-_NET = re.compile(r"Using network (\S+)")
-_PLUGIN = re.compile(r"NET/Plugin: Loaded net plugin (\S+)")
-_IB_USING = re.compile(r"NET/IB ?: Using (.*?)(?:; OOB|$)")
-_IB_DEV = re.compile(r"\[\d+\]([\w.-]+?):\d+/(IB|RoCE|UNSPECIFIED)")
-_VIA = re.compile(r"via (NET/[\w/]+|P2P/\S+|SHM\S*)")
-
-
-def parse_nccl_log(lines: Iterable[str]) -> NcclTransport:
-    out = NcclTransport()
-    channels: dict[str, None] = {}
-    for line in lines:
-        if "NCCL" not in line:
-            continue
-        out.lines += 1
-        if m := _NET.search(line):
-            out.network = m.group(1)
-        elif m := _PLUGIN.search(line):
-            out.network = out.network or m.group(1)
-        if m := _IB_USING.search(line):
-            for dev, layer in _IB_DEV.findall(m.group(1)):
-                if dev not in out.hcas:
-                    out.hcas.append(dev)
-                    out.link_layers.append(layer)
-        if "DMA-BUF is available" in line:
-            out.dmabuf = True
-        if m := _VIA.search(line):
-            channels[m.group(1)] = None
-    out.channels = list(channels)
-    net_channels = [c for c in out.channels if c.startswith("NET/")]
-    if net_channels:
-        out.gdr = any(c.endswith("/GDRDMA") or "/GDRDMA/" in c for c in net_channels)
-    return out
+__all__ = ["NcclTransport", "attachment", "attachments", "fallback_problem", "nccl_env", "net_env", "parse_nccl_log",
+           "pod_hcas", "rdma_devices"]
 
 
 def fallback_problem(profile: Profile, nccl: NcclTransport | dict[str, Any] | None, memory: str = "host") -> str | None:

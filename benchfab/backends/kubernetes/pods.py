@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import BackendError, pod_not_started
+from ...errors import BackendError, CleanupError, pod_not_started
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from . import manifests as mf
@@ -26,7 +26,7 @@ from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import attachment
 from .watch import Cache
 
-Slot = tuple[str, str, int]  # (profile, node, slot)
+Slot = tuple[str, str, int, int]  # (profile, node, first slot, ranks in the pod)
 
 # Agent start-up: how long each stage may go without the next one before the pod is
 # given up (seconds). The wait is progress-based: every new stage restarts the clock,
@@ -71,6 +71,7 @@ class PodState:
     follower: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     agent_ready: threading.Event = field(default_factory=threading.Event)  # its agent watches for tasks
+    software: dict[str, Any] | None = None  # the node's kernel, driver, MOFED, firmware (the ready record)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Agent start-up progress: the stage it is in, since when (monotonic, and wall
     # clock for messages), and the detail of its latest report (e.g. the last error).
@@ -102,9 +103,11 @@ class PodPool:
         self.plan: Plan | None = None
         self.pods: dict[Slot, PodState] = {}
         self.broken: dict[Slot, str] = {}  # slots whose pod could not start: reason
+        self.lost: dict[Slot, str] = {}  # started pods the API server would not hand a test to: replaced
         self.profile: str | None = None
         self.cache: Cache | None = None
         self.closed = False
+        self.cleanup_error: CleanupError | None = None  # what close() could not remove
         self.stage_limits_s = dict(STAGE_LIMITS_S)  # per instance: tests and callers may tighten them
         self._hostnames = hostnames  # node name -> its hostname label (from the inventory)
         self._follow = follow  # starts reading a pod's log once it runs
@@ -143,36 +146,46 @@ class PodPool:
         self.profile = profile
 
     def wanted_slots(self, profile: str, tests: list[PlannedTest]) -> list[Slot]:
-        members = {(profile, n, s) for t in tests for n, s in t.members}
+        members = {key for t in tests for key in pod_keys(t)}
         if self.spec.kubernetes.reuse_pods and self.plan is not None:
-            # Start the whole profile's pool at once: one gang start for all its rounds.
-            members |= {(profile, n, s) for t in self.plan.tests if t.profile_name == profile for n, s in t.members}
+            # Start the whole profile's pool at once: one gang start for all its rounds. Only
+            # pods of this round's shapes: a node's one-GPU pods and its all-GPU pod hold the
+            # same devices, so the other shape is started when its round comes.
+            shapes = {t.local_ranks for t in tests}
+            members |= {key for t in self.plan.tests if t.profile_name == profile and t.local_ranks in shapes
+                        for key in pod_keys(t)}
         return sorted(m for m in members if m not in self.broken)
 
     def missing(self, test: PlannedTest) -> str | None:
         """Why one of the test's slots has no started pod (its reason for failing), or None."""
-        for node, slot in test.members:
-            key = (test.profile_name, node, slot)
+        for key in pod_keys(test):
+            if key in self.lost:
+                return self.lost[key]
             if key in self.broken or key not in self.pods:
-                return pod_not_started(node, slot, self.broken.get(key, "no pod"))
+                return pod_not_started(key[1], key[2], self.broken.get(key, "no pod"))
         return None
 
-    def _pod_plan(self, key: Slot) -> mf.PodPlan:
-        profile, node, slot = key
+    def pod_plan(self, key: Slot) -> mf.PodPlan:
+        profile, node, slot, ranks = key
         prof = self.spec.resolved_profiles()[profile]
         return mf.PodPlan(profile, prof, node, self._hostnames().get(node, node), slot,
-                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile))
+                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile), ranks)
 
     def ensure(self, profile: str, wanted: list[Slot]) -> None:
         """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""
         assert self.cache is not None
-        # Pods that ended (crash, deadline) are replaced: delete them first (names are reused).
-        self.delete([k for k in wanted if k in self.pods and self.ended(self.pods[k])])
+        # Pods that ended (crash, deadline) or could not be handed a test are replaced: delete
+        # them first (names are reused).
+        self.delete([k for k in wanted if k in self.pods and (self.ended(self.pods[k]) or k in self.lost)])
+        self.lost.clear()
         new = [k for k in wanted if k not in self.pods]
+        # A node's pods of another shape hold the GPUs and rails the new ones need: free them first.
+        shapes = {(k[1], k[3]) for k in new}
+        self.delete([k for k in self.pods if k[0] == profile and any(k[1] == n and k[3] != r for n, r in shapes)])
         deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
         self._grant_agents(new)
         for key in new:
-            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self._pod_plan(key),
+            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
                                    self.spec.kubernetes, deadline)
             self.kube.create("Pod", body)
             self.pods[key] = PodState(key, body["metadata"]["name"])
@@ -283,21 +296,58 @@ class PodPool:
             cache.wait(lambda: not any(n in cache.objects for n in names), 60)
 
     def close(self) -> None:
-        """Delete every object of this run (label selected) and wait until its pods are gone."""
+        """Delete every object of this run (label selected) and wait until its pods are gone.
+
+        What cannot be removed (the API server keeps failing) is named, with the kubectl line
+        that removes it, in a CleanupError; a second close raises the same one.
+        """
         if self.closed:
+            if self.cleanup_error is not None:
+                raise self.cleanup_error
             return
         self.closed = True
         for state in self.pods.values():
             state.stop.set()
+        selector = mf.run_selector(self.run_id)
         try:
-            self.kube.delete_run(mf.run_selector(self.run_id))
-            if self.cache is not None:
+            failed = self.kube.delete_run(selector)
+            errors = list(failed.values())
+            if self.cache is not None and "pods" not in failed:
                 cache = self.cache
-                cache.wait(lambda: not cache.objects, 60)
+                if not cache.wait(lambda: not cache.objects, 60):
+                    errors.append(f"pods still there 60 s after their deletion: {', '.join(sorted(cache.objects))}")
         finally:
             if self.cache is not None:
                 self.cache.stop()
-            self.pods.clear()
+        if errors:
+            self.cleanup_error = self._left_behind(selector, errors)
+        self.pods.clear()
+        if self.cleanup_error is not None:
+            raise self.cleanup_error
+
+    def _left_behind(self, selector: str, errors: list[str]) -> CleanupError | None:
+        """What is left of the run after a clean-up that failed (None: nothing after all)."""
+        try:
+            left = self.kube.run_objects(selector)
+        except BackendError as exc:
+            # Cannot even list: name what this controller made and has not seen go.
+            names = sorted((set(self.cache.objects) if self.cache is not None else set())
+                           | {s.name for s in self.pods.values()})
+            left = [f"pod/{n}" for n in names]
+            if self._service:
+                left.append(f"service/{mf.service_name(self.run_id)}")
+            if self._granted:
+                left += [f"role/{mf.agent_role_name(self.run_id)}", f"rolebinding/{mf.agent_role_name(self.run_id)}"]
+            errors.append(f"and listing what is left failed too ({exc.message}), so these may be left")
+        if not left:
+            return None
+        return CleanupError(f"clean-up of run {self.run_id} failed ({'; '.join(errors)}): left behind in namespace "
+                            f"{self.namespace}: {', '.join(left)}", left=left, command=self.kube.delete_command(selector))
+
+
+def pod_keys(test: PlannedTest) -> list[Slot]:
+    """The pods a test runs in, in rank order: (profile, node, first slot, ranks per pod)."""
+    return [(test.profile_name, node, slot, test.local_ranks) for node, slot in test.members]
 
 
 def clock(wall: float) -> str:

@@ -5,9 +5,13 @@ fix. The operator's namespace is discovered from its pods' labels (it is
 ``nvidia-network-operator`` on new installs, ``network-operator`` on older
 ones), never assumed. Exit code 1 if anything failed.
 
-Checks: NicClusterPolicy ``nic-cluster-policy`` state; per GPU node: MOFED
-ready (label and OFED pod), RDMA device plugin pod, RDMA allocatable > 0 for
-each profile's resource, a GPUDirect path (nvidia-peermem container Ready, or
+Checks: NicClusterPolicy ``nic-cluster-policy`` state; per GPU node: Ready,
+not cordoned, no untolerated NoSchedule taint; MOFED ready (label and OFED
+pod), RDMA device plugin pod (a Pending one is explained by its DaemonSet's
+wait for ``mofed.wait=false``, not sent to its logs), RDMA allocatable > 0 for
+each profile's resource (for an SR-IOV profile, when the SR-IOV operator is
+installed, which of its SriovNetworkNodePolicy and the node's
+SriovNetworkNodeState is wrong), a GPUDirect path (nvidia-peermem container Ready, or
 a kernel new enough for DMA-BUF); the profiles' NADs exist and are tied to
 their resource; kernel versions agree across nodes.
 """
@@ -20,7 +24,7 @@ from typing import Any, TextIO
 
 from ...spec import Profile, SweepSpec
 from .client import ClusterOptions, Kube, connect
-from .inventory import MOFED_WAIT, quantity
+from .inventory import MOFED_WAIT, quantity, scheduling_problems
 
 OFED_LABEL = "nvidia.com/ofed-driver"
 SHARED_DP_LABEL = "app=rdma-shared-dp"
@@ -28,6 +32,7 @@ SRIOV_DP_LABELS = ("app=sriovdp", "app=sriov-device-plugin")
 OPERATOR_LABEL = "app.kubernetes.io/name=network-operator"
 RESOURCE_ANN = "k8s.v1.cni.cncf.io/resourceName"
 DMABUF_KERNEL = (5, 12)
+SRIOV_GROUP, SRIOV_VERSION = "sriovnetwork.openshift.io", "v1"
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,28 @@ class _OperatorPods:
     peermem: list[dict[str, Any]]  # pods with an nvidia-peermem container (GPU Operator)
 
 
+@dataclass(frozen=True)
+class _Sriov:
+    """The SR-IOV Network Operator's objects, when it is installed (empty lists when not)."""
+
+    policies: list[dict[str, Any]]  # SriovNetworkNodePolicy: resourceName, numVfs, nodeSelector
+    states: dict[str, dict[str, Any]]  # node name -> its SriovNetworkNodeState (syncStatus, interfaces)
+
+    @classmethod
+    def read(cls, kube: Kube, wanted: bool) -> _Sriov:
+        if not wanted:  # no SR-IOV profile: nothing to explain with them
+            return cls([], {})
+        policies = kube.list_custom(SRIOV_GROUP, SRIOV_VERSION, "sriovnetworknodepolicies")
+        states = kube.list_custom(SRIOV_GROUP, SRIOV_VERSION, "sriovnetworknodestates")
+        return cls(policies, {s["metadata"]["name"]: s for s in states})
+
+
 def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
     gpu_res = spec.kubernetes.gpu_resource if spec else "nvidia.com/gpu"
     profiles = spec.resolved_profiles() if spec else {}
     resources = sorted({p.resource for p in profiles.values() if p.resource})
+    sriov_resources = {p.resource for p in profiles.values() if p.resource and p.mode == "sriov"}
+    tolerations = spec.kubernetes.tolerations if spec else []
     out = _policy_checks(kube)
     pods, operator = _operator_pods(kube)
     out += operator
@@ -78,10 +101,12 @@ def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
                          + (f" among nodes matching {selector}" if selector else ""),
                          "check the GPU Operator, or the spec's nodes.selector"))
     kernels: dict[str, list[str]] = {}
+    sriov = _Sriov.read(kube, bool(sriov_resources))
     for node in gpu_nodes:
         kernel = (node.get("status") or {}).get("nodeInfo", {}).get("kernelVersion", "")
         kernels.setdefault(kernel, []).append(node["metadata"]["name"])
-        out += _node_checks(node, kernel, pods, resources)
+        out.append(_schedulable_check(node, tolerations))
+        out += _node_checks(node, kernel, pods, resources, sriov_resources, sriov)
     if len(kernels) > 1:
         out.append(Check("kernel versions", "cluster", "warn",
                          "; ".join(f"{k or '?'} on {len(v)} node(s)" for k, v in sorted(kernels.items())),
@@ -135,20 +160,47 @@ def _operator_pods(kube: Kube) -> tuple[_OperatorPods, list[Check]]:
     return _OperatorPods(ofed, shared_dp + sriov_dp, peermem), [check]
 
 
-def _node_checks(node: dict[str, Any], kernel: str, pods: _OperatorPods, resources: list[str]) -> list[Check]:
+def _schedulable_check(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> Check:
+    """Ready, not cordoned, no NoSchedule/NoExecute taint the run's pods do not tolerate."""
+    name = node["metadata"]["name"]
+    problems = scheduling_problems(node, tolerations)
+    if not problems:
+        return Check("node schedulable", name, "pass", "Ready, not cordoned, no untolerated taint")
+    fixes = {"NotReady": f"kubectl describe node {name} (its kubelet, network or disk pressure)",
+             "cordoned": f"kubectl uncordon {name} when its maintenance is over, or list it under nodes.exclude",
+             "untolerated": "remove the taint (kubectl taint node ...-) or add a toleration under kubernetes.tolerations"}
+    fix = "; ".join(text for word, text in fixes.items() if any(p.startswith(word) for p in problems))
+    return Check("node schedulable", name, "fail", ", ".join(problems), fix)
+
+
+def _device_plugin_check(name: str, labels: dict[str, str], dps: list[dict[str, Any]]) -> Check:
+    if dps and all(_ready(p) for p in dps):
+        return Check("device plugin", name, "pass", ", ".join(p["metadata"]["name"] for p in dps))
+    if not dps:
+        return Check("device plugin", name, "warn", "no RDMA shared or SR-IOV device plugin pod on this node",
+                     "enable rdmaSharedDevicePlugin or sriovDevicePlugin in the NicClusterPolicy")
+    bad = next(p for p in dps if not _ready(p))
+    ns, pod = bad["metadata"]["namespace"], bad["metadata"]["name"]
+    if (bad.get("status") or {}).get("phase") == "Pending":
+        # A Pending pod has no logs: what holds it is its scheduling or its DaemonSet's node selector.
+        if labels.get(MOFED_WAIT) != "false":
+            return Check("device plugin", name, "fail", f"{pod} Pending: its DaemonSet runs only on nodes labelled "
+                         f"{MOFED_WAIT}=false, this node has {MOFED_WAIT}={labels.get(MOFED_WAIT, '(unset)')}",
+                         "get MOFED ready on this node first (see the MOFED ready check); the operator then "
+                         "sets the label and the device plugin starts")
+        return Check("device plugin", name, "fail", f"{pod} Pending",
+                     f"kubectl describe pod -n {ns} {pod} (its events say why it is not scheduled or started)")
+    return Check("device plugin", name, "fail", f"{pod} not Ready", f"kubectl logs -n {ns} {pod}")
+
+
+def _node_checks(node: dict[str, Any], kernel: str, pods: _OperatorPods, resources: list[str],
+                 sriov_resources: set[str], sriov: _Sriov) -> list[Check]:
     """One GPU node: MOFED, its device plugin, RDMA allocatable, a GPUDirect path."""
     name = node["metadata"]["name"]
+    labels = node["metadata"].get("labels") or {}
     alloc = (node.get("status") or {}).get("allocatable") or {}
-    out = [_mofed_check(name, node["metadata"].get("labels") or {}, kernel, _on(pods.ofed, name))]
-    dps = _on(pods.device_plugins, name)
-    if dps and all(_ready(p) for p in dps):
-        out.append(Check("device plugin", name, "pass", ", ".join(p["metadata"]["name"] for p in dps)))
-    elif dps:
-        out.append(Check("device plugin", name, "fail", f"{dps[0]['metadata']['name']} not Ready",
-                         f"kubectl logs -n {dps[0]['metadata']['namespace']} {dps[0]['metadata']['name']}"))
-    else:
-        out.append(Check("device plugin", name, "warn", "no RDMA shared or SR-IOV device plugin pod on this node",
-                         "enable rdmaSharedDevicePlugin or sriovDevicePlugin in the NicClusterPolicy"))
+    out = [_mofed_check(name, labels, kernel, _on(pods.ofed, name))]
+    out.append(_device_plugin_check(name, labels, _on(pods.device_plugins, name)))
     wanted = resources or sorted(k for k in alloc if k.startswith("rdma/") or "sriov" in k)
     if not wanted:
         out.append(Check("RDMA allocatable", name, "fail", "the node advertises no RDMA resource",
@@ -158,12 +210,66 @@ def _node_checks(node: dict[str, Any], kernel: str, pods: _OperatorPods, resourc
         amount = quantity(alloc.get(res, 0))
         if amount > 0:
             out.append(Check("RDMA allocatable", name, "pass", f"{res}: {amount:g}"))
+        elif res in sriov_resources and (sriov.policies or sriov.states):
+            out.append(_sriov_check(node, res, sriov))
         else:
             out.append(Check("RDMA allocatable", name, "fail", f"{res}: 0 or missing",
                              "MOFED not ready (mofed.wait), device plugin not running, or its selector "
                              "(ifNames / deviceIDs / linkTypes, VF count) matches nothing on this node"))
     out.append(_gpudirect_check(name, kernel, [p for p in _on(pods.peermem, name) if _ready(p)]))
     return out
+
+
+def _sriov_check(node: dict[str, Any], res: str, sriov: _Sriov) -> Check:
+    """A VF resource the node does not advertise: which SR-IOV object is wrong (the policy's
+    resourceName, nodeSelector or numVfs, or the node's SriovNetworkNodeState sync)."""
+    name = node["metadata"]["name"]
+    labels = node["metadata"].get("labels") or {}
+    short = res.rpartition("/")[2]  # the policy names the resource without its prefix
+    policies = [p for p in sriov.policies if (p.get("spec") or {}).get("resourceName") == short]
+
+    def fail(detail: str, fix: str) -> Check:
+        return Check("RDMA allocatable", name, "fail", f"{res}: 0 or missing; {detail}", fix)
+
+    if not policies:
+        known = sorted({str((p.get("spec") or {}).get("resourceName")) for p in sriov.policies})
+        return fail(f"no SriovNetworkNodePolicy has resourceName {short}"
+                    + (f" (policies name: {', '.join(known)})" if known else ""),
+                    f"create a SriovNetworkNodePolicy with resourceName: {short}, or set the profile's resource "
+                    "to one a policy names")
+    mine = [p for p in policies if all(labels.get(k) == v for k, v in ((p.get("spec") or {}).get("nodeSelector")
+                                                                       or {}).items())]
+    if not mine:
+        p = policies[0]
+        return fail(f"SriovNetworkNodePolicy {p['metadata'].get('namespace')}/{p['metadata']['name']} selects "
+                    f"nodes {(p.get('spec') or {}).get('nodeSelector')}, which this node does not match",
+                    "label the node to match the policy's nodeSelector, or widen the selector")
+    policy = mine[0]
+    where = f"{policy['metadata'].get('namespace')}/{policy['metadata']['name']}"
+    num_vfs = int((policy.get("spec") or {}).get("numVfs") or 0)
+    if num_vfs < 1:
+        return fail(f"SriovNetworkNodePolicy {where} has numVfs {num_vfs}",
+                    f"set numVfs >= 1 in SriovNetworkNodePolicy {where} (kubectl edit sriovnetworknodepolicy -n "
+                    f"{policy['metadata'].get('namespace')} {policy['metadata']['name']})")
+    state = sriov.states.get(name)
+    if state is None:
+        return fail(f"no SriovNetworkNodeState for this node (policy {where} wants numVfs {num_vfs})",
+                    "the sriov-network-config-daemon is not running on it: check its DaemonSet and the node's "
+                    "feature.node.kubernetes.io/network-sriov.capable label")
+    status = state.get("status") or {}
+    sync = status.get("syncStatus") or "unknown"
+    if sync != "Succeeded":
+        err = status.get("lastSyncError")
+        return fail(f"SriovNetworkNodeState {name} syncStatus {sync}" + (f": {err}" if err else ""),
+                    f"kubectl logs -n {state['metadata'].get('namespace')} the sriov-network-config-daemon pod on "
+                    f"{name}; a sync often needs a drain and reboot to finish")
+    pfs = (policy.get("spec") or {}).get("nicSelector", {}).get("pfNames") or []
+    have = [f"{i.get('name')}: {i.get('numVfs', 0)} VF(s)" for i in status.get("interfaces") or []
+            if not pfs or any(str(i.get("name")) == pf.split("#")[0] for pf in pfs)]
+    return fail(f"SriovNetworkNodeState {name} synced but the policy {where}'s NICs show "
+                + (", ".join(have) if have else "no matching interface"),
+                f"check the policy's nicSelector (pfNames {pfs or 'any'}) against the node's NICs, and the SR-IOV "
+                "device plugin's logs")
 
 
 def _mofed_check(name: str, labels: dict[str, str], kernel: str, pods: list[dict[str, Any]]) -> Check:

@@ -34,6 +34,7 @@ from ...spec import SweepSpec
 from . import manifests as mf
 from .client import ClusterOptions, cluster_configured, connect
 from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
+from .pods import pod_keys
 
 SYNTHETIC_PREFIX = "node-"
 
@@ -142,7 +143,8 @@ def find_nodes(spec: SweepSpec, nodes: str | int | list[str] | None, options: Cl
     # Only the inventory is read (as a sweep reads it): no pods, no watches.
     kube = connect(options, spec.namespace)
     infos = nodes_for_planner(spec, read_inventory(kube, spec))
-    return Nodes(infos, kube.namespace, False, where=f"the cluster's {len(infos)} usable node(s)")
+    usable = sum(1 for n in infos if any(n.slots.values()))  # the plan names the others and why
+    return Nodes(infos, kube.namespace, False, where=f"the cluster's {usable} usable node(s)")
 
 
 def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
@@ -175,16 +177,16 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     plan = plan or plan_on(spec, found)
     hostnames = {n.name: n.labels.get("hostname", n.name) for n in found.infos}
     deadline = mf.pod_deadline_s(spec.kubernetes, plan.estimate_s)
-    slots = sorted({(t.profile_name, n, s) for t in plan.tests for n, s in t.members},
-                   key=lambda k: (list(profiles).index(k[0]), k[1], k[2]))
+    slots = sorted({key for t in plan.tests for key in pod_keys(t)},
+                   key=lambda k: (list(profiles).index(k[0]), k[1], k[2], k[3]))
     groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace)])]
     for pname in profiles:
         if profile is not None and pname != profile:
             continue
         pods = []
-        for _, node, slot in (k for k in slots if k[0] == pname):
+        for _, node, slot, ranks in (k for k in slots if k[0] == pname):
             pod = mf.PodPlan(pname, profiles[pname], node, hostnames[node], slot, gpus_per_rank(spec, pname),
-                             hugepages_mib_per_rank(spec, pname))
+                             hugepages_mib_per_rank(spec, pname), ranks)
             pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, spec.kubernetes, deadline))
         if pods:
             groups.append((pname, pods))
@@ -192,6 +194,17 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs]
     groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, spec.kubernetes.service_account))
     return groups, found, plan
+
+
+def _shapes(pods: list[dict[str, Any]], gpu_resource: str) -> str:
+    """The pod shapes of a profile, e.g. "16 pod(s) of 1 rank, 1 GPU; 8 pod(s) of 8 ranks, 8 GPUs"."""
+    counts: dict[tuple[int, int], int] = {}
+    for pod in pods:
+        ranks = int(pod["metadata"]["labels"].get(mf.LABEL_RANKS, "1"))
+        gpus = int(pod["spec"]["containers"][0].get("resources", {}).get("limits", {}).get(gpu_resource, "0"))
+        counts[(ranks, gpus)] = counts.get((ranks, gpus), 0) + 1
+    return "; ".join(f"{n} pod(s) of {r} rank{'s' if r > 1 else ''}, {g or 'no'} GPU{'s' if g != 1 else ''}"
+                     for (r, g), n in sorted(counts.items()))
 
 
 def render(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
@@ -222,10 +235,10 @@ def render(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = N
             for o in objs:
                 node = o["metadata"]["labels"][mf.LABEL_NODE]
                 per_node[node] = per_node.get(node, 0) + 1
-            gpus = gpus_per_rank(spec, pname)
             parts.append(
                 f"# ---- profile {pname} ({pr.fabric}/{pr.mode}, resource {pr.resource or '-'}, network "
                 f"{pr.network or '-'}): {len(objs)} pod(s) on {len(per_node)} node(s), up to "
-                f"{max(per_node.values())} per node, {'one GPU' if gpus else 'no GPU'} each; label {mf.LABEL_PROFILE}={pname}\n")
+                f"{max(per_node.values())} per node; {_shapes(objs, spec.kubernetes.gpu_resource)}; "
+                f"label {mf.LABEL_PROFILE}={pname}\n")
         parts.append(mf.to_yaml(objs))
     return "".join(parts), notes

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, UsageError, host_error
+from .errors import EXIT_ALL_OK, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_TESTS_NOT_OK, BenchfabError, UsageError, host_error
 from .units import format_duration, format_size
 
 
@@ -151,6 +151,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if base is not None:
         code = max(code, _judge(base, result.path, result.path.parent, args))
     return code
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .runmeta import load_resume
+    from .store import resolve_run_path
+    from .sweep import diagnose_run
+
+    path = resolve_run_path(args.run, args.results)
+    spec, _text = load_resume(path.parent, path.name)
+    found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
+    print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
+    return EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -413,6 +425,16 @@ def _add_sweep_commands(sub: Any) -> None:
     _judging_args(s)
     _cluster_args(s)
     s.set_defaults(func=cmd_sweep)
+
+    dg = _command(sub, "diagnose", "second pass for a stored run: find suspect pairs, retest them against known-good "
+                  "nodes, print and store verdicts (bad node, bad link, lossy, dead) with kubectl commands "
+                  "(printed, never run); exit 1 when there is a verdict",
+                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config")
+    dg.add_argument("run", help=RUN_HELP)
+    dg.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    _cluster_args(dg)
+    dg.set_defaults(func=cmd_diagnose)
 
     from .oneoff import add_run_parser  # benchfab run: one test from nccl-tests / perftest flags
 

@@ -221,3 +221,13 @@ __all__ = [
     "UsageError",
     "WorkloadError",
 ]
+
+
+# A test whose rank pod never started fails with this reason; the second pass
+# (diagnosis.py) reads the node back from it to call that node dead.
+NOT_STARTED_RE = re.compile(r"pod for (?P<node>\S+) slot \d+ did not start")
+
+
+def pod_not_started(node: str, slot: int, why: str) -> str:
+    """The reason of a test that could not run because its pod on ``node`` never started."""
+    return f"pod for {node} slot {slot} did not start: {why}"

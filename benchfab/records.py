@@ -76,6 +76,8 @@ class P2PFigures(TypedDict, total=False):
     lat_p999_s: float
     lat_max_s: float
     wrong_bytes: int | None
+    tcp_segments: int  # tcp transport, per test: segments rank 0's network namespace sent
+    tcp_retrans: int  # ... and retransmitted (loss on the path)
     role: str
 
 
@@ -147,6 +149,8 @@ class SummaryRow(TypedDict):
     lat_p999_s: NotRequired[float | None]
     lat_max_s: NotRequired[float | None]
     wrong_bytes: NotRequired[int | None]
+    tcp_segments: NotRequired[int | None]  # tcp transport, per test: TCP segments rank 0's namespace sent
+    tcp_retrans: NotRequired[int | None]  # ... and retransmitted meanwhile (loss on the path)
     rdma_device: NotRequired[str | None]
     port: NotRequired[int | None]
     gid_index: NotRequired[int | None]

@@ -54,6 +54,7 @@ from .analysis import (
     slowest_pairs,
     y_scale,
 )
+from .diagnosis import load_diagnosis, verdict_markdown
 from .errors import UsageError
 from .store import Run
 from .tables import num
@@ -359,6 +360,21 @@ class Marks:
     why: str = "marked"
 
 
+def second_pass_marks(runs: Sequence[Run]) -> Marks | None:
+    """The nodes and links the runs' second passes gave a verdict (diagnosis.json), to mark."""
+    nodes: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
+    for run in runs:
+        diagnosis = load_diagnosis(run.path)
+        if diagnosis is not None:
+            found_nodes, found_pairs = diagnosis.marked()
+            nodes |= found_nodes
+            pairs |= found_pairs
+    if not nodes and not pairs:
+        return None
+    return Marks(tuple(sorted(nodes)), tuple(sorted(pairs)), "second pass verdicts")
+
+
 def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: Marks | None = None) -> list[Path]:
     """Write the figures with data (busbw.png, time.png, p2p_bw.png, p2p_lat.png; *-profiles.png
     when more than one profile measured the same thing; pairs-*.png for all-pairs runs, with
@@ -369,6 +385,7 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
     data = ReportInput(tuple([runs] if isinstance(runs, Run) else runs))
     if not data.runs:
         raise UsageError("report: no run given", hint="name at least one run id, or latest")
+    marks = marks or second_pass_marks(data.runs)
     out = Path(out_dir) if out_dir else data.runs[0].path / "report"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -445,6 +462,9 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
         lines += family.report_section(summary)
     for run in data.runs:
         lines += verdict_lines(run)
+        diagnosis = load_diagnosis(run.path)
+        if diagnosis is not None:
+            lines += verdict_markdown(diagnosis)
     for pm in maps:
         lines += _pair_lines(pm, marks)
     shown = {pm.file for pm in maps}  # each heatmap stands in its pairs section

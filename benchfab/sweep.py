@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from .backends.base import Backend, TestOutcome
 from .backends.registry import make_backend
+from .diagnosis import DIAGNOSIS_FILE, Diagnosis
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, CleanupError, UsageError
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 from .runlock import RunLock, claim_new_run_id
-from .runmeta import end_meta, record_left_behind, start_meta
-from .spec import SweepSpec
-from .store import RunStore
+from .runmeta import end_meta, load_resume, record_left_behind, start_meta
+from .secondpass import run_second_pass, second_pass_entries
+from .spec import SECOND_PASS_PATTERNS, SweepSpec
+from .store import RunStore, resolve_run_path
 
 
 @dataclass
@@ -121,6 +124,10 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     todo = [t for t in todo if t.test_id not in cannot]
     try:
         _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
+        if second_pass_entries(spec):
+            # Same backend, same pods: the retests run before they are deleted.
+            found = run_second_pass(spec, store.path, backend.nodes(), _plan_runner(backend, store, counts, out, progress), out)
+            meta["diagnosis"] = {"file": DIAGNOSIS_FILE, "verdicts": len(found.verdicts)}
     except KeyboardInterrupt:
         end_meta(store, meta, "interrupted", counts)
         print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {store.path.parent}",
@@ -153,6 +160,39 @@ def _close(backend: Backend, store: RunStore, meta: dict[str, Any], out: TextIO)
         record_left_behind(store, meta, exc.left, exc.command)
         return exc
     return None
+
+
+def _plan_runner(backend: Backend, store: RunStore, counts: dict[str, int], out: TextIO,
+                 progress: bool) -> Callable[[Plan], None]:
+    """Runs a further plan's rounds in this run (the second pass's retests), counted with the rest."""
+    return lambda extra: _run_rounds(_batches(extra, extra.tests), backend, store, counts, out, progress)
+
+
+def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None = None, progress: bool = True,
+                 backend: Backend | None = None) -> Diagnosis:
+    """``benchfab diagnose RUN``: the second pass for a stored run, on its spec's backend now."""
+    out = out or sys.stdout
+    path = resolve_run_path(run, results_dir or "results")
+    spec, _text = load_resume(path.parent, path.name)
+    if not second_pass_entries(spec, every_pattern=True):
+        raise UsageError(f"run {path.name} has no test with a pattern the second pass can judge",
+                         hint=f"the second pass needs placement.pattern {' / '.join(SECOND_PASS_PATTERNS)}")
+    backend = backend or make_backend(spec)
+    store = RunStore(path.parent, path.name)
+    counts: dict[str, int] = {}
+    with RunLock(store.path):
+        backend.start(store.run_id, plan(spec, backend.nodes(), skip_unplaceable=True))
+        try:
+            found = run_second_pass(spec, store.path, backend.nodes(), _plan_runner(backend, store, counts, out, progress),
+                                    out, every_pattern=True)
+        finally:
+            left = _close(backend, store, store.read_meta(), out)
+        meta = store.read_meta()
+        meta["diagnosis"] = {"file": DIAGNOSIS_FILE, "verdicts": len(found.verdicts), "retest_counts": counts}
+        store.write_meta(meta)
+    if left is not None:
+        raise left
+    return found
 
 
 def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], backend: str) -> None:

@@ -68,6 +68,10 @@ PROGRAMS: dict[str, tuple[Program, ...]] = {
         Program("ruff", venv="host", why="scripts/test.sh lints with it"),
         Program("mypy", venv="host", why="scripts/test.sh type-checks with it"),
         Program("lint-imports", venv="host", why="scripts/test.sh checks the import contracts with it"),
+        # The simulated cluster (tests/fakecluster/netsim.py, scripts/simcluster.sh), as root.
+        Program("ip", debs=("iproute2",), why="the simulated cluster's namespaces and veths"),
+        Program("tc", debs=("iproute2",), why="the simulated cluster's shaped links"),
+        Program("nft", debs=("nftables",), why="the simulated cluster's packet drops"),
     ),
     "vm": (
         Program("vng", venv="vm", why="boots the soft-RoCE VM"),

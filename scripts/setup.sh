@@ -35,8 +35,9 @@ if command -v dpkg >/dev/null; then
   # perftest: the perftest engine's binaries (host tests read their --help); iperf3,
   # qperf: the peers benchmarks/tcp_vs_iperf3.py measures against. chromium: the tests
   # open report.html in it headless and check it renders without console errors.
+  # iproute2, nftables: the simulated cluster's namespaces, veths, tc shaping and drops (tests/sim).
   apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core perftest iperf3 qperf \
-    chromium
+    chromium iproute2 nftables
 fi
 
 unpack_deb() {

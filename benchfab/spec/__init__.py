@@ -39,12 +39,14 @@ from .fields import (
 from .load import load_spec, load_spec_text
 from .models import (
     BUILTIN_DEFAULTS,
+    SECOND_PASS_PATTERNS,
     KubeSettings,
     NodeSelection,
     Placement,
     Profile,
     Rail,
     RdmaOptions,
+    SecondPassRules,
     SizeRange,
     SweepSpec,
     TestFields,
@@ -69,6 +71,8 @@ __all__ = [
     "NodeSelection",
     "Pattern",
     "Placement",
+    "SECOND_PASS_PATTERNS",
+    "SecondPassRules",
     "Profile",
     "Rail",
     "RdmaOptions",

@@ -120,6 +120,40 @@ class Placement(_Model):
     max_rounds: int | None = Field(default=None, ge=1)  # cut long patterns (all-pairs on many nodes)
     suspects: list[tuple[str, str]] = Field(default_factory=list)  # retest: pairs that looked bad
     good: list[str] = Field(default_factory=list)  # retest: known-good partners (default: every other node)
+    # all-pairs / ring / k-groups / topology: find suspects after the pass, retest them against
+    # known-good nodes and store verdicts (rules: the spec's second_pass; docs/DIAGNOSIS.md).
+    second_pass: bool = False
+
+    @model_validator(mode="after")
+    def _second_pass_pattern(self) -> Placement:
+        if self.second_pass and self.pattern not in SECOND_PASS_PATTERNS:
+            raise _Invalid(f"second_pass needs a pattern that tests many node sets, not {self.pattern}",
+                           f"use pattern: {' / '.join(SECOND_PASS_PATTERNS)}, or drop second_pass")
+        return self
+
+
+SECOND_PASS_PATTERNS = ("all-pairs", "ring", "k-groups", "topology")
+
+
+class SecondPassRules(_Model):
+    """When a pass's test is a suspect, and how many retest rounds the second pass runs.
+
+    Each figure is relative to the tests of the same measurement (test entry, profile,
+    workload, dtype, op, size) in the pass: its median, or ClusterKit-style its best
+    bandwidth / lowest latency. A rule set to null is off.
+    """
+
+    below_median: float | None = Field(default=0.7, gt=0, lt=1)  # bandwidth < this x the median
+    below_best: float | None = Field(default=None, gt=0, lt=1)  # bandwidth < this x the best (ClusterKit: X %)
+    above_median: float | None = Field(default=3.0, gt=1)  # latency > this x the median latency
+    above_lowest: float | None = Field(default=None, gt=1)  # latency > this x the lowest (ClusterKit: Y x)
+    # Lossy / flaky: more than this fraction of the TCP segments a tcp test sent were retransmitted
+    # (per test, rank 0's network namespace: /proc/net/snmp) ...
+    max_retrans: float | None = Field(default=0.005, gt=0, lt=1)
+    # ... or p99 / median of its timed iterations > this x the median of that ratio (off by
+    # default: on a shared host the scheduler's hiccups spread iteration times as much as loss).
+    spread_factor: float | None = Field(default=None, gt=1)
+    retests: int = Field(default=2, ge=1, le=10)  # rounds, each suspect with another known-good partner
 
 
 class Rail(_Model):
@@ -327,6 +361,7 @@ class SweepSpec(_Model):
     profiles: Annotated[dict[str, Profile], AfterValidator(_profile_names)] = Field(default_factory=dict)
     nodes: NodeSelection = Field(default_factory=NodeSelection)
     kubernetes: KubeSettings = Field(default_factory=KubeSettings)
+    second_pass: SecondPassRules = Field(default_factory=SecondPassRules)
     defaults: TestFields = Field(default_factory=TestFields)
     tests: list[TestFields] = Field(min_length=1)
     source: str | None = None

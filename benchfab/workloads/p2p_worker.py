@@ -109,6 +109,7 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         ctx.log(f"WARNING: GPU {locality['gpu']} and {locality['hca']} are SYS apart (across NUMA nodes): "
                 "GPUDirect RDMA over SYS is known to halve bandwidth; set rdma.cuda_device to a nearer GPU")
     ctx.log(f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
+    before = tcp_counters() if task.transport == "tcp" else None
     try:
         records = run_rdma_pair(role, params, exchange)
     finally:
@@ -116,7 +117,25 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         if close is not None:
             close()
     if rank == 0:
+        after = tcp_counters() if before is not None else None
+        if before is not None and after is not None:
+            # Per test (every size ran on the one connection): what this rank's network
+            # namespace sent and retransmitted meanwhile. Loss on the path shows here.
+            for rec in records:
+                rec["tcp_segments"], rec["tcp_retrans"] = after[0] - before[0], after[1] - before[1]
         _emit_results(task, records, ctx)
+
+
+def tcp_counters() -> tuple[int, int] | None:
+    """(segments sent, segments retransmitted) by TCP in this network namespace, from
+    /proc/net/snmp (a pod's own namespace in a pod; None where it cannot be read)."""
+    try:
+        with open("/proc/net/snmp", encoding="ascii") as f:
+            lines = [line.split() for line in f if line.startswith("Tcp:")]
+        fields = dict(zip(lines[0][1:], lines[1][1:]))
+        return int(fields["OutSegs"]), int(fields["RetransSegs"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
 
 
 def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,

@@ -22,7 +22,12 @@ One module per role, wired together by :class:`FakeCluster` (``cluster.py``):
   requests with 429/500/410 or drops the connection; ``compact()`` forgets
   watch history so resumes get 410 Gone.
 
-Differences from a real cluster, on purpose: every pod's IP is 127.0.0.1 (the
+- ``netsim.py`` / ``simcluster.py``: the simulated cluster with real links: one network
+  namespace per node (veth into a bridge, its own address), tc-shaped NICs and links,
+  nftables drops; the kubelet runs each node's pods inside its namespace, the API server
+  listens on the bridge (``SimCluster.start(n)``; ``scripts/simcluster.sh up N`` / ``down``).
+
+Differences from a real cluster, on purpose (outside the netns simulation): every pod's IP is 127.0.0.1 (the
 processes share this host), "python" in a command is this interpreter, and
 pods get KUBECONFIG pointing at this server instead of a service-account token.
 

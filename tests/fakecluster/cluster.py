@@ -22,7 +22,7 @@ from .store import Store
 
 
 class FakeCluster:
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, host: str = "127.0.0.1") -> None:
         self.store = Store()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fakek8s-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -37,9 +37,10 @@ class FakeCluster:
         # Custom resources whose CRD is installed (others answer 404); put_custom installs one.
         self.crds: set[str] = {"network-attachment-definitions", "nicclusterpolicies"}
         self.stopping = False
-        self.server = APIServer(("127.0.0.1", 0), Handler)
+        # host: where the API server listens (the netns simulation's gateway, for its pods).
+        self.server = APIServer((host, 0), Handler)
         self.server.cluster = self
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         self.kubeconfig = self.workdir / "kubeconfig"
         self._write_kubeconfig()
         self.scheduler = Scheduler(self.store)
@@ -95,7 +96,7 @@ class FakeCluster:
     # -- seeding ------------------------------------------------------------------------
     def add_node(self, name: str, *, labels: dict[str, str] | None = None, allocatable: dict[str, Any] | None = None,
                  ready: bool = True, unschedulable: bool = False, taints: list[dict[str, str]] | None = None,
-                 kernel: str = "6.8.0-45-generic") -> None:
+                 kernel: str = "6.8.0-45-generic", address: str = "127.0.0.1") -> None:
         alloc = {"cpu": "64", "memory": "512Gi", "pods": "110", **{k: str(v) for k, v in (allocatable or {}).items()}}
         self.store.put("nodes", {
             "apiVersion": "v1", "kind": "Node",
@@ -104,7 +105,7 @@ class FakeCluster:
             "status": {"capacity": dict(alloc), "allocatable": dict(alloc),
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                        "nodeInfo": {"kernelVersion": kernel, "osImage": "Ubuntu 24.04", "kubeletVersion": "v1.33.0"},
-                       "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+                       "addresses": [{"type": "InternalIP", "address": address}]},
         })
 
     def patch_node(self, name: str, patch: dict[str, Any]) -> None:

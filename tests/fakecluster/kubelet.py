@@ -8,6 +8,12 @@ its output as the pod log, and reports the exit; activeDeadlineSeconds is enforc
 Differences from a real kubelet, on purpose: every pod's IP is 127.0.0.1 (the processes
 share this host), "python" in a command is this interpreter, and pods get KUBECONFIG
 pointing at the fake API server instead of a service-account token.
+
+With ``node_netns`` (the netns simulation, ``netsim.py``) a node's pods run inside that
+node's network namespace (``ip netns exec NS argv...``, an argv list) and their pod IP and
+Multus attachment address are the namespace's own address, so their traffic crosses that
+node's shaped veth. Pods bound to a node in ``stuck_nodes`` are never started (a node whose
+pods never become ready).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .netsim import IP
 from .patch import merge_patch
 from .store import Store, now_iso
 
@@ -45,6 +52,9 @@ class Kubelet:
         self.pull_failures: dict[str, str] = {}  # image -> why its pull fails
         self.create_delay_s = 0.0  # how long a pod stays ContainerCreating (pull, volumes) before it runs
         self.creating: dict[tuple[str, str], float] = {}  # pods in ContainerCreating: since (monotonic)
+        # node name -> (network namespace, its address): that node's pods run in it (netsim.py).
+        self.node_netns: dict[str, tuple[str, str]] = {}
+        self.stuck_nodes: set[str] = set()  # pods bound here stay Pending: never started
 
     # -- deletion -----------------------------------------------------------------------
     def delete_pod(self, ns: str, name: str, grace_s: int | None = None) -> dict[str, Any] | None:
@@ -135,7 +145,8 @@ class Kubelet:
                 continue
             proc = self.procs.get(key)
             if proc is None and phase == "Pending":
-                self._start(pod)
+                if spec["nodeName"] not in self.stuck_nodes:
+                    self._start(pod)
                 continue
             if proc is None:
                 continue
@@ -163,7 +174,8 @@ class Kubelet:
         meta, spec = pod["metadata"], pod["spec"]
         ns, name = meta["namespace"], meta["name"]
         networks = (meta.get("annotations") or {}).get("k8s.v1.cni.cncf.io/networks", "")
-        status = [{"name": "cbr0", "interface": "eth0", "ips": ["127.0.0.1"], "default": True, "dns": {}}]
+        netns, pod_ip = self.node_netns.get(spec["nodeName"], (None, "127.0.0.1"))
+        status = [{"name": "cbr0", "interface": "eth0", "ips": [pod_ip], "default": True, "dns": {}}]
         for i, ref in enumerate(x.strip() for x in networks.split(",") if x.strip()):
             nad_ns, _, nad = ref.partition("/") if "/" in ref else (ns, "", ref)
             nad = nad.split("@")[0]
@@ -181,10 +193,11 @@ class Kubelet:
                                "kubelet")
                 return
             # Secondary-network addresses are in 127/8, which all reaches this host, so a
-            # test that connects to a pod's net1 address really gets there.
-            entry: dict[str, Any] = {"name": f"{nad_ns}/{nad}", "interface": f"net{i + 1}",
-                                     "ips": [self.secondary_ip or f"127.77.{i}.{len(self.procs) % 250 + 2}"], "mac": "02:00:00:00:00:01",
-                                     "dns": {}}
+            # test that connects to a pod's net1 address really gets there; in a node's
+            # namespace the attachment is that namespace's one interface and address.
+            ip = self.secondary_ip or (pod_ip if netns else f"127.77.{i}.{len(self.procs) % 250 + 2}")
+            entry: dict[str, Any] = {"name": f"{nad_ns}/{nad}", "interface": "eth0" if netns else f"net{i + 1}",
+                                     "ips": [ip], "mac": "02:00:00:00:00:01", "dns": {}}
             res = (obj["metadata"].get("annotations") or {}).get("k8s.v1.cni.cncf.io/resourceName", "")
             if "sriov" in res:
                 entry["device-info"] = {"type": "pci", "version": "1.1.0", "pci": {
@@ -196,9 +209,9 @@ class Kubelet:
         node = self.store.get("nodes", "", spec["nodeName"]) or {}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
                "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT), "FAKE_POD": self._pod_marker((ns, name)),
-               "HOSTNAME": name, **self.extra_pod_env}
+               "HOSTNAME": name, **self.extra_pod_env, **({"GLOO_SOCKET_IFNAME": "eth0"} if netns else {})}
         fields = {"metadata.name": name, "metadata.namespace": ns, "spec.nodeName": spec["nodeName"],
-                  "status.podIP": "127.0.0.1", "status.hostIP": (node.get("status", {}).get("addresses") or [{}])[0].get("address", "")}
+                  "status.podIP": pod_ip, "status.hostIP": (node.get("status", {}).get("addresses") or [{}])[0].get("address", "")}
         for e in container.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
@@ -207,6 +220,8 @@ class Kubelet:
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
+        if netns:
+            argv = [IP, "netns", "exec", netns, *argv]
         log = self.log_path(ns, name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
@@ -216,7 +231,7 @@ class Kubelet:
         self.started_at[(ns, name)] = time.monotonic()
         self.store.update("pods", ns, name, lambda o: merge_patch(o, {
             "metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": json.dumps(status)}},
-            "status": {"phase": "Running", "podIP": "127.0.0.1", "hostIP": fields["status.hostIP"], "startTime": now_iso(),
+            "status": {"phase": "Running", "podIP": pod_ip, "hostIP": fields["status.hostIP"], "startTime": now_iso(),
                        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
                        "containerStatuses": [{"name": "rank", "ready": True, "state": {"running": {"startedAt": now_iso()}}}]}}))
 

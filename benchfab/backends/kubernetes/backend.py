@@ -126,14 +126,15 @@ class KubernetesBackend:
             group = [t for t in tests if t.profile_name == profile]
             self.pool.switch_profile(profile)
             self.pool.ensure(profile, self.pool.wanted_slots(profile, group))
-            running: list[Running] = []
+            ready: list[PlannedTest] = []
             for test in group:
                 why = self.pool.missing(test)
                 if why is None:
-                    running.append(self.tests.assign(test))
+                    ready.append(test)
                     continue
                 now = time.time()
                 outcomes[test.test_id] = TestOutcome(test.test_id, "failed", reason=why, started=now, ended=now)
+            running: list[Running] = self.tests.assign_all(ready)
             self.tests.wait(running, on_record)
             for r in running:
                 outcomes[r.test.test_id] = r.outcome

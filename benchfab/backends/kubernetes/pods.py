@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import BackendError, CleanupError
+from ...errors import BackendError, CleanupError, pod_not_started
 from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from . import manifests as mf
@@ -162,7 +162,7 @@ class PodPool:
             if key in self.lost:
                 return self.lost[key]
             if key in self.broken or key not in self.pods:
-                return f"pod for {key[1]} slot {key[2]} did not start: {self.broken.get(key, 'no pod')}"
+                return pod_not_started(key[1], key[2], self.broken.get(key, "no pod"))
         return None
 
     def pod_plan(self, key: Slot) -> mf.PodPlan:

@@ -1,0 +1,193 @@
+"""A fake cluster whose nodes are network namespaces with real, shaped links (``netsim.py``).
+
+``SimCluster.start(n)`` builds the network (one namespace per node, a bridge, the gateway
+address), starts the fake API server on the gateway, seeds ``n`` Ready nodes ``sim-node-<i>``
+with that node's address and the NAD ``sim-net``, and tells the kubelet to run each node's
+pods in the node's namespace. Faults are set by node name: ``slow_node``, ``slow_link``,
+``lossy_node``, ``dead_node`` (its pods never start). ``stop()`` removes everything.
+
+Also a command for a person (``scripts/simcluster.sh`` calls it):
+
+    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [faults]  # until SIGTERM / down
+    python -m tests.fakecluster.simcluster down [--dir DIR]
+
+faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE
+(each may repeat; NODE is a name such as sim-node-3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cluster import FakeCluster
+from .netsim import NetSim, NodeNet, why_unavailable
+
+NAMESPACE = "bench"
+NETWORK = "sim-net"
+NODE_PREFIX = "sim-node-"
+STATE_DIR = Path("/tmp/benchfab-simcluster")
+
+# A spec head that runs on the simulated cluster: tcp over each node's veth.
+SPEC_HEAD = f"""\
+backend: kubernetes
+namespace: {NAMESPACE}
+image: registry.example.com/benchfab-worker:sim
+profiles:
+  tcp: {{fabric: tcp, mode: none, network: {NETWORK}}}
+"""
+
+
+@dataclass
+class SimCluster:
+    net: NetSim
+    cluster: FakeCluster
+    names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, count: int, workdir: Path, rate_mbit: float = 200.0) -> SimCluster:
+        why = why_unavailable()
+        if why:
+            raise RuntimeError(why)
+        net = NetSim(count, rate_mbit=rate_mbit).up()
+        try:
+            cluster = FakeCluster(workdir, host=net.gateway)
+            cluster.store.put("namespaces", {"metadata": {"name": NAMESPACE}})
+            names = []
+            for node in net.nodes:
+                name = f"{NODE_PREFIX}{node.index}"
+                cluster.add_node(name, address=node.address)
+                cluster.kubelet.node_netns[name] = (node.netns, node.address)
+                names.append(name)
+            cluster.add_nad(NAMESPACE, NETWORK, None)
+            cluster.start()
+        except BaseException:
+            net.down()
+            raise
+        return cls(net, cluster, names)
+
+    def stop(self) -> None:
+        try:
+            self.cluster.stop()
+        finally:
+            self.net.down()
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    # -- seeded faults, by node name -----------------------------------------------------------
+    def slow_node(self, name: str, mbit: float) -> None:
+        self.net.slow_node(self.index(name), mbit)
+
+    def slow_link(self, a: str, b: str, mbit: float) -> None:
+        self.net.slow_link(self.index(a), self.index(b), mbit)
+
+    def lossy_node(self, name: str, percent: float) -> None:
+        self.net.lossy_node(self.index(name), percent)
+
+    def dead_node(self, name: str) -> None:
+        self.cluster.kubelet.stuck_nodes.add(name)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    state = Path(args.dir)
+    if (state / "state.json").exists():
+        print(f"simcluster: {state} already holds a running simulation (run: down --dir {state})", file=sys.stderr)
+        return 1
+    state.mkdir(parents=True, exist_ok=True)
+    sim = SimCluster.start(args.nodes, state / "cluster", args.rate)
+    try:
+        _seed(sim, args)
+    except (ValueError, IndexError) as exc:
+        sim.stop()
+        print(f"simcluster: {exc} (fix: name nodes sim-node-0..sim-node-{args.nodes - 1}, e.g. --slow-node sim-node-1:50)",
+              file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        kubeconfig = state / "kubeconfig"
+        kubeconfig.write_text(sim.cluster.kubeconfig.read_text())
+        (state / "spec-head.yaml").write_text(SPEC_HEAD)
+        (state / "state.json").write_text(json.dumps({
+            "pid": os.getpid(), "nodes": sim.names, "tag": sim.net.tag, "bridge": sim.net.bridge,
+            "gateway": sim.net.gateway, "api": sim.cluster.url, "rate_mbit": args.rate,
+            "netns": [n.netns for n in sim.net.nodes]}, indent=2))
+        print(f"simcluster: {len(sim.names)} nodes on {sim.net.subnet}.0/24, API server {sim.cluster.url}; "
+              f"KUBECONFIG={kubeconfig}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+        (state / "state.json").unlink(missing_ok=True)
+        print("simcluster: stopped, namespaces and bridge removed", flush=True)
+    return 0
+
+
+def _seed(sim: SimCluster, args: argparse.Namespace) -> None:
+    for spec in args.slow_node:
+        node, _, mbit = spec.partition(":")
+        sim.slow_node(node, float(mbit))
+    for spec in args.slow_link:
+        ends, _, mbit = spec.partition(":")
+        a, b = ends.split(",")
+        sim.slow_link(a, b, float(mbit))
+    for spec in args.lossy:
+        node, _, percent = spec.partition(":")
+        sim.lossy_node(node, float(percent))
+    for node in args.dead:
+        sim.index(node)
+        sim.dead_node(node)
+
+
+def _down(args: argparse.Namespace) -> int:
+    state_file = Path(args.dir) / "state.json"
+    if not state_file.exists():
+        print(f"simcluster: no simulation recorded in {args.dir}", file=sys.stderr)
+        return 0
+    state = json.loads(state_file.read_text())
+    try:
+        os.kill(int(state["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        # Its owner died without cleaning up: remove what it made, by the names it recorded.
+        net = NetSim(len(state["nodes"]), tag=state["tag"], subnet=state["gateway"].rsplit(".", 1)[0])
+        net.nodes = [NodeNet(i, ns, "", "") for i, ns in enumerate(state["netns"])]
+        net.down()
+        state_file.unlink(missing_ok=True)
+        return 0
+    deadline = time.monotonic() + 60
+    while state_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return 0 if not state_file.exists() else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="simcluster", description="a fake Kubernetes cluster on shaped netns links")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start N simulated nodes and the API server (runs until SIGTERM / down)")
+    up.add_argument("nodes", type=int)
+    up.add_argument("--rate", type=float, default=200.0, help="every NIC's rate, Mbit/s (default 200)")
+    up.add_argument("--dir", default=str(STATE_DIR))
+    up.add_argument("--slow-node", action="append", default=[], metavar="NODE:MBIT", help="throttle a node's NIC both ways")
+    up.add_argument("--slow-link", action="append", default=[], metavar="A,B:MBIT", help="throttle the link between two nodes")
+    up.add_argument("--lossy", action="append", default=[], metavar="NODE:PERCENT", help="drop packets to and from a node")
+    up.add_argument("--dead", action="append", default=[], metavar="NODE", help="a node whose pods never start")
+    down = sub.add_parser("down", help="stop the simulation and remove its namespaces, veths and bridge")
+    down.add_argument("--dir", default=str(STATE_DIR))
+    args = p.parse_args(argv)
+    return _up(args) if args.command == "up" else _down(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""scripts/simcluster.sh as a person uses it: up, a sweep with the normal CLI and the
+kubeconfig it writes, `benchfab diagnose` on the stored run, down with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchfab.native import HAVE_NATIVE
+from tests.conftest import run_cli
+from tests.fakecluster.netsim import why_unavailable
+from tests.helpers import ROOT
+
+_why = why_unavailable() or (None if HAVE_NATIVE else "benchfab._native is not built (the tcp engine)")
+pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.netns,
+              pytest.mark.skipif(_why is not None, reason=_why or "")]
+
+
+def simcluster(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BENCHFAB_SIM_DIR": str(state)}
+    return subprocess.run([str(ROOT / "scripts" / "simcluster.sh"), *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def netns_and_links(tag: str) -> list[str]:
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return [n for n in names if n.startswith(f"bfs{tag}")] + [w for w in links.split() if w.startswith(f"bfs{tag}")]
+
+
+def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
+    state = tmp_path / "sim"
+    up = simcluster("up", "5", "--slow-node", "sim-node-1:50", state=state)
+    assert up.returncode == 0, up.stderr
+    tag = json.loads((state / "state.json").read_text())["tag"]
+    try:
+        assert netns_and_links(tag)
+        spec = tmp_path / "spec.yaml"
+        spec.write_text((state / "spec-head.yaml").read_text() + (
+            "kubernetes: {start_timeout: 60s}\ndefaults: {timeout: 60s}\ntests:\n"
+            "  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,\n"
+            "     placement: {pattern: all-pairs}}\n"))
+        kube = ["--kubeconfig", str(state / "kubeconfig")]
+        res = str(tmp_path / "res")
+        swept = run_cli("sweep", str(spec), "--results", res, "--run-id", "pass1", "--no-progress", *kube)
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        assert not (tmp_path / "res" / "pass1" / "diagnosis.json").exists()  # no second_pass in the spec
+        diag = run_cli("diagnose", "pass1", "--results", res, "--no-progress", *kube)
+        assert diag.returncode == 1, diag.stdout + diag.stderr  # a verdict: exit 1
+        assert "bad-node  sim-node-1" in diag.stdout and "kubectl cordon sim-node-1" in diag.stdout, diag.stdout
+        stored = json.loads((tmp_path / "res" / "pass1" / "diagnosis.json").read_text())
+        assert [(v["kind"], v["nodes"]) for v in stored["verdicts"]] == [("bad-node", ["sim-node-1"])]
+        assert json.loads((tmp_path / "res" / "pass1" / "run.json").read_text())["diagnosis"]["verdicts"] == 1
+    finally:
+        down = simcluster("down", state=state)
+    assert down.returncode == 0, down.stderr
+    assert netns_and_links(tag) == []
+    assert not (state / "state.json").exists()

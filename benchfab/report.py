@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 import textwrap
 from collections.abc import Sequence
@@ -36,7 +37,10 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only; never needs a display
+# Files only; never needs a display. A backend the user chose is kept: Jupyter's kernel sets
+# MPLBACKEND to its inline backend, so a notebook shows the figures these functions draw.
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.figure
 import matplotlib.patches
 import matplotlib.pyplot as plt
@@ -271,6 +275,12 @@ class PairMap:
     matrix: pd.DataFrame
     slowest: pd.DataFrame
 
+    def draw(self, leaf: dict[str, str | None] | None = None, marks: Marks | None = None) -> matplotlib.figure.Figure:
+        """The heatmap the report saves as ``file``, with ``marks`` (e.g. second_pass_marks) on it."""
+        return draw_pair_heatmap(self.matrix, self.title, self.fig_spec.quantity, self.fig_spec.scale,
+                                 self.fig_spec.higher_is_better, leaf, marks.nodes if marks else (),
+                                 marks.pairs if marks else ())
+
 
 def pair_maps(summary: pd.DataFrame, leaf: dict[str, str | None] | None = None) -> list[PairMap]:
     """A node x node map per figure with a ``pair_at`` size, profile and measurement
@@ -406,9 +416,7 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
         save(build_profile_figure(summary, fig_spec, data.subtitle), profile_figure_file(fig_spec))
     maps = pair_maps(summary, data.leaf)
     for pm in maps:
-        save(draw_pair_heatmap(pm.matrix, pm.title, pm.fig_spec.quantity, pm.fig_spec.scale,
-                               pm.fig_spec.higher_is_better, data.leaf, marks.nodes if marks else (),
-                               marks.pairs if marks else ()), pm.file)
+        save(pm.draw(data.leaf, marks), pm.file)
     images = [p.name for p in written]
     md_text = markdown_report(data, images, maps, marks)
     md = out / "summary.md"

@@ -70,10 +70,18 @@ def venv_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield KERNEL_NAME
 
 
+# What a notebook prints that the CLI prints too: (benchfab ARGS, its exit code), over results/fabrics/.
+CLI_OUTPUTS = {
+    "regression.ipynb": [(("compare", "roce-spark-allreduce-1", "roce-spark-allreduce-2"), 0),
+                         (("compare", "--history", "2", "local-tcp-history-3"), 1)],
+}
+
+
 @pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebook_runs_in_a_kernel(notebook: Path, venv_kernel: str) -> None:
+def test_notebook_runs_in_a_kernel(notebook: Path, venv_kernel: str, cli) -> None:  # type: ignore[no-untyped-def]
     """Every notebook runs top to bottom in a real Jupyter kernel (nbclient + ipykernel), from
-    notebooks/ as Jupyter starts it, and says what its data is."""
+    notebooks/ as Jupyter starts it, and says what its data is; where it shows verdicts, they
+    are the CLI's, character for character."""
     import nbclient
     import nbformat
 
@@ -88,3 +96,9 @@ def test_notebook_runs_in_a_kernel(notebook: Path, venv_kernel: str) -> None:
     assert nb.cells[-1].outputs[0]["text"].strip() == sys.executable
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
     assert errors == []
+    printed = "".join(o["text"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    for args, exit_code in CLI_OUTPUTS.get(notebook.name, []):
+        proc = cli(*args, "--results", str(ROOT / "results" / "fabrics"))
+        assert proc.returncode == exit_code, proc.stderr
+        assert proc.stdout.strip() and proc.stdout in printed

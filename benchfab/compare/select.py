@@ -54,8 +54,15 @@ def comparable_runs(new: Path, n: int, results_dir: Path) -> list[Path]:
     return found[-n:]
 
 
-def run_comparison(base: Base, new: Path, results_dir: Path, method: Method) -> Comparison:
-    """Load what the comparison needs (raw samples only for a run-to-run comparison) and judge."""
+def run_comparison(base: Base | str, new: Path | str, results_dir: Path | str = "results",
+                   method: Method | None = None) -> Comparison:
+    """Load what the comparison needs (raw samples only for a run-to-run comparison) and judge:
+    ``benchfab compare BASE NEW``. ``base`` and ``new`` as the CLI takes them (a run id, prefix,
+    directory or 'latest'; ``base`` also a baseline name or history:N), ``method`` asv's defaults."""
+    results_dir = Path(results_dir)
+    base = parse_base(base, results_dir) if isinstance(base, str) else base
+    new = resolve_run_path(new, results_dir)
+    method = method or Method()
     new_data = load_keys(new, with_samples=base.run is not None)
     if base.run is not None:
         base_data = load_keys(base.run)

@@ -4,7 +4,9 @@ seeded 20 % slowdown of one key flags exactly that key (sensitivity check).
 
 The false-positive check needs a quiet machine: on a host whose load average exceeds its
 cores, two runs minutes apart measure the neighbours' load (2-4x swings on a shared 2-core
-box), not benchfab, so the check is skipped there with the load it saw."""
+box), not benchfab, so the check is skipped there with the load it saw. The same two checks
+on links a shaper holds steady, which run on a loaded machine too, are
+tests/sim/test_verdicts_on_shaped_links.py (root, as in CI)."""
 
 from __future__ import annotations
 

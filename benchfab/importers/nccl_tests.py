@@ -54,7 +54,6 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
     else:
         _check_json(run, path, named, given, workload)
     found = named or given or ""
-    transport = run.network.lower() if run.network else None  # "ib" also for RoCE: NCCL's IB verbs
     tests: dict[tuple[str, str], ParsedTest] = {}
     for row in run.rows:
         if row.time_s is None:
@@ -63,7 +62,10 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
         if test is None:
             test = tests[row.dtype, row.redop] = ParsedTest(
                 workload=found, binary=COLLECTIVES[found].nccl_name, family="collective", memory="cuda",
-                dtype=row.dtype, redop=row.redop, root=row.root, transport=transport)
+                dtype=row.dtype, redop=row.redop, root=row.root,
+                # The nccl-tests engine's own rows say "nccl" (the measurement key then matches
+                # a sweep's); the network NCCL chose is its own column ("IB" also for RoCE).
+                transport="nccl", nccl_network=run.network)
         test.rows.append({"size_bytes": row.size_bytes, "count": row.count, "in_place": row.in_place,
                           "time_s": row.time_s, "algbw_Bps": row.algbw_Bps, "busbw_Bps": row.busbw_Bps,
                           "wrong": row.wrong, "iterations": row.iterations,

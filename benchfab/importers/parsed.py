@@ -26,7 +26,8 @@ class ParsedTest:
     redop: str = "none"
     root: int = -1
     memory: str | None = None  # where the buffers were: nccl-tests' are on the GPU ("cuda")
-    transport: str | None = None  # NCCL's network ("ib", "socket") where its log says; verbs for perftest
+    transport: str | None = None  # as a sweep's rows say: "nccl" for nccl-tests (its engine's), perftest's engine
+    nccl_network: str | None = None  # NCCL's network where the report's INFO lines say ("IB", "Socket")
     rows: list[dict[str, Any]] = field(default_factory=list)  # summary columns, one per size (x in-place)
     raw: list[dict[str, Any]] = field(default_factory=list)  # size_bytes, in_place, iteration, time_s
 

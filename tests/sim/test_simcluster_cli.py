@@ -58,6 +58,11 @@ def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
         assert (suite.get("tests"), suite.get("failures")) == ("5", "1")
         (failed,) = [c for c in suite.iter("testcase") if c.find("failure") is not None]
         assert failed.get("name") == "sim-node-1" and "kubectl cordon sim-node-1" in (failed.findtext("failure") or "")
+        # sweep --junit (no --baseline): the run's second-pass suite alone, through the sweep command.
+        resumed = run_cli("sweep", "--resume", "pass1", "--results", res, "--no-progress", "--junit",
+                          str(tmp_path / "sweep.xml"), *kube)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert ET.parse(tmp_path / "sweep.xml").getroot().find("testsuite").get("name") == "benchfab diagnose pass1"  # type: ignore[union-attr]
         stored = json.loads((tmp_path / "res" / "pass1" / "diagnosis.json").read_text())
         assert [(v["kind"], v["nodes"]) for v in stored["verdicts"]] == [("bad-node", ["sim-node-1"])]
         assert json.loads((tmp_path / "res" / "pass1" / "run.json").read_text())["diagnosis"]["verdicts"] == 1

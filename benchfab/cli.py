@@ -150,6 +150,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, _judge(base, result.path, result.path.parent, args))
+    elif args.junit:
+        _write_junit(Path(args.junit), result.path)
     return code
 
 
@@ -162,6 +164,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     spec, _text = load_resume(path.parent, path.name)
     found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
     print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
+    if args.junit:
+        _write_junit(Path(args.junit), path)
     return EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
 
 
@@ -433,6 +437,8 @@ def _add_sweep_commands(sub: Any) -> None:
     dg.add_argument("run", help=RUN_HELP)
     dg.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
     dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    dg.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE: a failing "
+                    "testcase per verdict, a passing one per node judged fine")
     _cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)
 
@@ -489,8 +495,6 @@ def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int
     """Compare, print in the chosen format, save verdicts.json + JUnit beside the new run (and
     --junit FILE); the exit code is 1 on a regression."""
     from .compare import RENDERERS, Method, run_comparison, save
-    from .compare.outputs import render_junit
-    from .store import atomic_write_bytes
 
     comparison = run_comparison(base, new, results, Method(factor=args.factor, p_threshold=args.p_threshold))
     print(RENDERERS[getattr(args, "output", None) or "table"](comparison))
@@ -498,8 +502,24 @@ def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int
         for path in save(comparison, new):
             print(f"# wrote {path}", file=sys.stderr)
     if args.junit:
-        atomic_write_bytes(Path(args.junit), render_junit(comparison).encode())
+        _write_junit(Path(args.junit), new, comparison)
     return comparison.exit_code
+
+
+def _write_junit(path: Path, run_path: Path, comparison: Any = None) -> None:
+    """--junit FILE: the comparison's testsuite and, when the run had a second pass, its
+    verdicts' testsuite, in one file written atomically (nothing without either)."""
+    from .compare.outputs import junit_suite as comparison_suite
+    from .diagnosis import junit_suite as diagnosis_suite
+    from .diagnosis import load_diagnosis
+    from .junit import document
+    from .store import atomic_write_bytes
+
+    suites = [] if comparison is None else [comparison_suite(comparison)]
+    if (diagnosis := load_diagnosis(run_path)) is not None:
+        suites.append(diagnosis_suite(diagnosis))
+    if suites:
+        atomic_write_bytes(path, document(suites).encode())
 
 
 def _positive(kind: type, minimum: float) -> Any:

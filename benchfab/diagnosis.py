@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from . import junit
 from .errors import NOT_STARTED_RE, StoreError
 from .placement import classify_suspects
 from .spec import SecondPassRules
@@ -117,6 +119,9 @@ class Finding:
         cmds.append(f"kubectl label node {' '.join(self.nodes)} {VERDICT_LABEL}={self.kind} --overwrite")
         return cmds
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "nodes": list(self.nodes), "evidence": list(self.evidence), "kubectl": self.kubectl()}
+
 
 @dataclass
 class Diagnosis:
@@ -138,8 +143,7 @@ class Diagnosis:
         return {"schema": DIAGNOSIS_SCHEMA, "run_id": self.run_id, "rules": self.rules,
                 "suspects": self.suspects, "good": self.good, "retest_tests": self.retest_tests,
                 "unresolved": [list(p) for p in self.unresolved],
-                "verdicts": [{**asdict(f), "nodes": list(f.nodes), "evidence": list(f.evidence),
-                              "kubectl": f.kubectl()} for f in self.verdicts]}
+                "verdicts": [f.to_json() for f in self.verdicts]}
 
 
 # -- judging tests ---------------------------------------------------------------------------
@@ -356,3 +360,31 @@ def verdict_markdown(diagnosis: Diagnosis) -> list[str]:
         why = f.why.replace("|", "\\|")
         lines.append(f"| {f.kind} | {' - '.join(f.nodes)} | {why} | {'<br>'.join(f'`{c}`' for c in f.kubectl())} |")
     return lines
+
+
+def junit_suite(diagnosis: Diagnosis) -> ET.Element:
+    """The second pass as a testsuite: a failure per verdict (its kind, nodes, evidence and
+    kubectl commands as the diagnosis.json entry), a pass per node judged fine (known-good, or a
+    suspect cleared by its retests), a skip per unresolved suspect pair."""
+    def where(nodes: tuple[str, ...]) -> tuple[str, str]:
+        return ("benchfab.diagnosis.link", " - ".join(nodes)) if len(nodes) == 2 else ("benchfab.diagnosis.node", nodes[0])
+
+    cases = [junit.Case(*where(f.nodes), "failure", f"{f.kind}: {f.why}", f.kind, json.dumps(f.to_json(), indent=2))
+             for f in diagnosis.verdicts]
+    judged = {f.nodes for f in diagnosis.verdicts}
+    unresolved = [p for p in diagnosis.unresolved if p not in judged]
+    cases += [junit.Case(*where(p), "skipped", "unresolved suspect pair: a retest is missing") for p in unresolved]
+    # The ends of a bad link are fine as nodes; a bad node, or an end of an unresolved pair, is not.
+    not_fine = {f.nodes[0] for f in diagnosis.verdicts if len(f.nodes) == 1} | {n for p in unresolved for n in p}
+    for node in dict.fromkeys(diagnosis.suspects + diagnosis.good):
+        if node in not_fine:
+            continue
+        if node not in diagnosis.suspects:
+            cases.append(junit.Case(*where((node,)), "passed", "fine in the pass (a known-good partner)"))
+        elif diagnosis.retest_tests:
+            cases.append(junit.Case(*where((node,)), "passed",
+                                    "suspect in the pass, fine with known-good partners in the retests"))
+        else:
+            cases.append(junit.Case(*where((node,)), "skipped", "suspect in the pass, not retested "
+                                    "(no known-good partner)"))
+    return junit.suite(f"benchfab diagnose {diagnosis.run_id}", cases)

@@ -4,14 +4,31 @@ shaped links is tests/sim/test_second_pass.py)."""
 from __future__ import annotations
 
 import json
+import shutil
+import xml.etree.ElementTree as ET
 from itertools import combinations
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from benchfab.diagnosis import Diagnosis, Judged, classify, find_suspects, judge, verdict_table
+from benchfab.cli import main
+from benchfab.diagnosis import (
+    Diagnosis,
+    Judged,
+    classify,
+    find_suspects,
+    judge,
+    junit_suite,
+    load_diagnosis,
+    verdict_table,
+    write_diagnosis,
+)
 from benchfab.errors import SpecError, pod_not_started
+from benchfab.junit import document
 from benchfab.spec import SecondPassRules, load_spec_text
+from tests.helpers import ROOT
+from tests.verdict_faults import copy_run
 
 
 def frames(figures: dict[tuple[str, str], float], workload: str = "rdma_write_bw",
@@ -56,7 +73,9 @@ def judged(a: str, b: str, *, slow: bool = False, lossy: bool = False, reason: s
                   0.25 if slow else 1.0, None, 0.03 if lossy else 0.0, slow, lossy)
 
 
-def test_bad_node_bad_link_dead_from_a_pass_and_its_retests() -> None:
+def eight_node_diagnosis() -> Diagnosis:
+    """n0 slow with everyone (and with known-good n3 in the retest), n1-n2 slow only together,
+    n7's pod never started: judged and classified the way run_second_pass does."""
     nodes = [f"n{i}" for i in range(8)]
     dead = pod_not_started("n7", 0, "pod is Pending")
     passed = [judged(a, b, slow="n0" in (a, b) or {a, b} == {"n1", "n2"}, reason=dead if "n7" in (a, b) else "")
@@ -67,10 +86,85 @@ def test_bad_node_bad_link_dead_from_a_pass_and_its_retests() -> None:
     retests = [judged("n0", "n3", slow=True, name="bw-retest1"), judged("n1", "n4", name="bw-retest1"),
                judged("n2", "n5", name="bw-retest1")]
     found, unresolved = classify(suspects, retests, passed)
-    assert {(f.kind, f.nodes) for f in found} == {("dead", ("n7",)), ("bad-node", ("n0",)), ("bad-link", ("n1", "n2"))}
     assert unresolved == []
+    return Diagnosis("r", {}, found, list(suspects.nodes), list(suspects.good), [r.test_id for r in retests])
+
+
+def test_bad_node_bad_link_dead_from_a_pass_and_its_retests() -> None:
+    found = eight_node_diagnosis().verdicts
+    assert {(f.kind, f.nodes) for f in found} == {("dead", ("n7",)), ("bad-node", ("n0",)), ("bad-link", ("n1", "n2"))}
     table = verdict_table(Diagnosis("r", {}, found))
     assert "kubectl cordon n0" in table and "kubectl cordon n1" not in table
+
+
+def junit_cases(xml_text: str, suite_name: str) -> dict[str, ET.Element]:
+    root = ET.fromstring(xml_text)
+    (suite,) = [s for s in root.iter("testsuite") if s.get("name") == suite_name]
+    return {c.get("name", ""): c for c in suite.iter("testcase")}
+
+
+def test_junit_has_a_failure_per_verdict_and_a_pass_per_fine_node(tmp_path: Path) -> None:
+    write_diagnosis(tmp_path, eight_node_diagnosis())
+    stored = load_diagnosis(tmp_path)  # what `benchfab diagnose --junit` renders: the stored verdicts
+    assert stored is not None
+    text = document([junit_suite(stored)])
+    root = ET.fromstring(text)
+    (suite,) = root.iter("testsuite")
+    # 3 verdicts fail; n1..n6 pass (n1, n2: fine as nodes, their link is the verdict); n7 is dead, n0 bad.
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "3", "0")
+    assert (root.get("tests"), root.get("failures")) == ("9", "3")
+    cases = junit_cases(text, "benchfab diagnose r")
+    assert sorted(cases) == ["n0", "n1", "n1 - n2", "n2", "n3", "n4", "n5", "n6", "n7"]
+    failed = {name: c.find("failure") for name, c in cases.items() if c.find("failure") is not None}
+    assert {name: f.get("type") for name, f in failed.items() if f is not None} == {
+        "n0": "bad-node", "n1 - n2": "bad-link", "n7": "dead"}
+    assert cases["n1 - n2"].get("classname") == "benchfab.diagnosis.link"
+    bad = failed["n0"]
+    assert bad is not None and bad.get("message", "").startswith("bad-node: slow or failing")
+    body = json.loads(bad.text or "")
+    assert body["nodes"] == ["n0"] and "kubectl cordon n0" in body["kubectl"]
+    assert any(e["perf"] == 0.25 and e["hosts"] == ["n0", "n3"] for e in body["evidence"])  # the retest's figure
+    link = json.loads(failed["n1 - n2"].text or "")  # type: ignore[union-attr]
+    assert not any("cordon" in c for c in link["kubectl"]) and link["nodes"] == ["n1", "n2"]
+    assert "retests" in (cases["n1"].findtext("system-out") or "")
+    assert "known-good" in (cases["n6"].findtext("system-out") or "")
+
+
+def test_junit_skips_what_was_not_retested() -> None:
+    nodes = [f"n{i}" for i in range(4)]
+    passed = [judged(a, b, slow={a, b} == {"n1", "n2"}) for a, b in combinations(nodes, 2)]
+    suspects = find_suspects(passed, nodes)
+    found, unresolved = classify(suspects, [], passed)  # no retest ran
+    cases = junit_cases(document([junit_suite(Diagnosis("q", {}, found, list(suspects.nodes), list(suspects.good),
+                                                        unresolved=unresolved))]), "benchfab diagnose q")
+    assert unresolved == [("n1", "n2")] and cases["n1 - n2"].find("skipped") is not None
+    assert "n1" not in cases and cases["n0"].find("system-out") is not None
+
+
+def test_junit_file_of_a_run_holds_the_comparison_and_the_second_pass(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--junit FILE on a run with diagnosis.json (sweep --baseline and compare share this path):
+    two testsuites in one <testsuites>, and the comparison's suite unchanged."""
+    res = tmp_path / "results"
+    res.mkdir()
+    shutil.copytree(ROOT / "results" / "example", res / "example")
+    copy_run(res, "example", "base", started="2026-12-01T01:00:00Z")
+    copy_run(res, "example", "new", started="2026-12-02T01:00:00Z")
+    out = tmp_path / "ci" / "verdicts.xml"
+    out.parent.mkdir()
+    assert main(["compare", "base", "new", "--results", str(res), "--junit", str(out)]) == 0
+    alone = ET.parse(out).getroot()
+    write_diagnosis(res / "new", eight_node_diagnosis())
+    assert main(["compare", "base", "new", "--results", str(res), "--junit", str(out)]) == 0
+    capsys.readouterr()
+    both = ET.parse(out).getroot()
+    names = [s.get("name") for s in both.iter("testsuite")]
+    assert names == ["benchfab compare base -> new", "benchfab diagnose r"]
+    compared, before = next(both.iter("testsuite")), next(alone.iter("testsuite"))
+    compared.tail = before.tail = None  # the indentation after it differs: it is no longer the last suite
+    assert ET.tostring(compared) == ET.tostring(before)
+    assert both.get("tests") == str(int(compared.get("tests", "")) + 9) and both.get("failures") == "3"
+    assert [p.name for p in out.parent.iterdir()] == ["verdicts.xml"]  # written atomically: no temp file left
 
 
 def test_a_fine_pass_has_no_suspect() -> None:

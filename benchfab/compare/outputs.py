@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from .. import junit
 from ..store import atomic_write_bytes
 from ..verdicts import VERDICTS_FILE, Verdict
 from .judge import Comparison
@@ -82,33 +83,24 @@ def render_json(c: Comparison) -> str:
     return json.dumps(c.to_dict(), indent=2)
 
 
-def render_junit(c: Comparison) -> str:
+def junit_suite(c: Comparison) -> ET.Element:
     """One testsuite; one testcase per key (classname: the workload); worse, failed and
     changed are failures whose message holds the numbers, missing keys are skipped."""
-    suite = ET.Element("testsuite", {
-        "name": f"benchfab compare {c.base_label} -> {c.new}", "tests": str(len(c.verdicts)),
-        "failures": str(len(c.regressions)), "errors": "0",
-        "skipped": str(sum(v.verdict == "missing" for v in c.verdicts)), "time": "0"})
+    cases = []
     for v in c.verdicts:
-        case = ET.SubElement(suite, "testcase", {"classname": f"benchfab.{v.key['workload']}", "name": v.key_id,
-                                                 "time": "0"})
         numbers = (f"{v.metric} base {figure(v.metric, v.base_median)}, new {figure(v.metric, v.new_median)}, "
                    f"ratio {_ratio(v)}, p {_p(v)}")
         message = f"{v.verdict}: {numbers}" + (f"; {v.cause}" if v.cause else "")
-        if v.regression:
-            failure = ET.SubElement(case, "failure", {"type": v.verdict, "message": message})
-            failure.text = json.dumps({"key": v.key, "verdict": v.verdict, "base_median": v.base_median,
-                                       "new_median": v.new_median, "ratio": v.ratio, "p_value": v.p_value,
-                                       "cause": v.cause}, indent=2)
-        elif v.verdict == "missing":
-            ET.SubElement(case, "skipped", {"message": message})
-        else:
-            ET.SubElement(case, "system-out").text = message
-    root = ET.Element("testsuites", {"name": "benchfab", "tests": suite.get("tests", "0"),
-                                     "failures": suite.get("failures", "0")})
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        outcome: junit.Outcome = "failure" if v.regression else "skipped" if v.verdict == "missing" else "passed"
+        detail = json.dumps({"key": v.key, "verdict": v.verdict, "base_median": v.base_median,
+                             "new_median": v.new_median, "ratio": v.ratio, "p_value": v.p_value,
+                             "cause": v.cause}, indent=2) if v.regression else ""
+        cases.append(junit.Case(f"benchfab.{v.key['workload']}", v.key_id, outcome, message, v.verdict, detail))
+    return junit.suite(f"benchfab compare {c.base_label} -> {c.new}", cases)
+
+
+def render_junit(c: Comparison) -> str:
+    return junit.document([junit_suite(c)])
 
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json, "junit": render_junit}

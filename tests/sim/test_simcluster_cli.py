@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,19 @@ def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
         swept = run_cli("sweep", str(spec), "--results", res, "--run-id", "pass1", "--no-progress", *kube)
         assert swept.returncode == 0, swept.stdout + swept.stderr
         assert not (tmp_path / "res" / "pass1" / "diagnosis.json").exists()  # no second_pass in the spec
-        diag = run_cli("diagnose", "pass1", "--results", res, "--no-progress", *kube)
+        junit = tmp_path / "diagnose.xml"
+        diag = run_cli("diagnose", "pass1", "--results", res, "--no-progress", "--junit", str(junit), *kube)
         assert diag.returncode == 1, diag.stdout + diag.stderr  # a verdict: exit 1
         assert "bad-node  sim-node-1" in diag.stdout and "kubectl cordon sim-node-1" in diag.stdout, diag.stdout
+        (suite,) = ET.parse(junit).getroot().iter("testsuite")  # one failure, the other 4 nodes judged fine
+        assert (suite.get("tests"), suite.get("failures")) == ("5", "1")
+        (failed,) = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+        assert failed.get("name") == "sim-node-1" and "kubectl cordon sim-node-1" in (failed.findtext("failure") or "")
+        # sweep --junit (no --baseline): the run's second-pass suite alone, through the sweep command.
+        resumed = run_cli("sweep", "--resume", "pass1", "--results", res, "--no-progress", "--junit",
+                          str(tmp_path / "sweep.xml"), *kube)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert ET.parse(tmp_path / "sweep.xml").getroot().find("testsuite").get("name") == "benchfab diagnose pass1"  # type: ignore[union-attr]
         stored = json.loads((tmp_path / "res" / "pass1" / "diagnosis.json").read_text())
         assert [(v["kind"], v["nodes"]) for v in stored["verdicts"]] == [("bad-node", ["sim-node-1"])]
         assert json.loads((tmp_path / "res" / "pass1" / "run.json").read_text())["diagnosis"]["verdicts"] == 1

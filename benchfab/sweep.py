@@ -18,8 +18,9 @@ from typing import Any, TextIO
 
 from .backends.base import Backend, TestOutcome
 from .backends.registry import make_backend
+from .compare.keys import load_medians
 from .diagnosis import DIAGNOSIS_FILE, Diagnosis
-from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, CapabilityError, CleanupError, UsageError
+from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BenchfabError, CapabilityError, CleanupError, UsageError
 from .planner import Plan, PlannedTest, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
@@ -145,7 +146,18 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
         end_meta(store, meta, "failed", counts, reason=left.message[:300])
         raise left
     end_meta(store, meta, "complete", counts)
+    _cache_medians(store.path, out)
     return SweepResult(run_id, store.path, counts)
+
+
+def _cache_medians(path: Path, out: TextIO) -> None:
+    """Leave the complete run's key -> median table beside it, which every later history
+    reads (reading a run's parts cold costs a history ~0.2 s per run; 100 runs: 27 s)."""
+    try:
+        load_medians(path)
+    except (BenchfabError, OSError) as exc:
+        # Only a cache: the next history computes it instead; the run itself is stored.
+        print(f"# note: the medians cache of {path.name} was not written ({exc})", file=out)
 
 
 def _close(backend: Backend, store: RunStore, meta: dict[str, Any], out: TextIO) -> CleanupError | None:

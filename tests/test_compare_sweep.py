@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchfab.compare import Method, parse_base, run_comparison
+from benchfab.compare.keys import MEDIANS_CACHE
 from tests.conftest import run_cli
 from tests.verdict_faults import copy_run, rewrite_test
 
@@ -79,6 +80,8 @@ def test_sweep_with_baseline_compares_and_sets_the_exit_code(two_runs: TwoRuns) 
     regressions = [v for v in doc["verdicts"] if v["verdict"] in ("worse", "failed", "changed")]
     assert two_runs.new_rc == (1 if regressions else 0)
     assert (two_runs.results / "b" / "verdicts.junit.xml").exists()
+    # Each complete run leaves the medians a later history reads, so a history never reads cold.
+    assert all((two_runs.results / r / MEDIANS_CACHE).is_file() for r in ("a", "b"))
 
 
 def test_same_spec_twice_no_regression(two_runs: TwoRuns) -> None:

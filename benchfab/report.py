@@ -65,6 +65,7 @@ from .tables import num
 from .units import format_size
 from .verdicts import read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
+from .workloads.point_to_point import locality_lines
 
 # Fixed (not from rcParams, which a user style could shorten): matplotlib's tab10.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -468,6 +469,8 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     summary = data.summary
     for family in FAMILIES:
         lines += family.report_section(summary)
+    for run in data.runs:
+        lines += locality_lines(run.run_id, run.tests)
     for run in data.runs:
         lines += verdict_lines(run)
         diagnosis = load_diagnosis(run.path)

@@ -189,6 +189,50 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+SYS_WARNING = ("GPUDirect RDMA over SYS is known to halve bandwidth or worse "
+               "(fix: set rdma.cuda_device to a GPU nearer the HCA, or the HCA nearer the GPU)")
+
+
+def rank_pairings(used: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """(rank, locality) of each rank of a stored test's ``used`` (JSON text) that recorded
+    its GPU-NIC pairing (p2p_worker: point-to-point ranks with GPU memory)."""
+    import json
+
+    try:
+        ranks = json.loads(used).get("ranks") if isinstance(used, str) else None
+    except ValueError:
+        return []
+    found: list[tuple[int, Mapping[str, Any]]] = []
+    for i, env in enumerate(ranks if isinstance(ranks, list) else []):
+        locality = env.get("locality") if isinstance(env, dict) else None
+        if isinstance(locality, dict) and locality.get("distance"):
+            found.append((int(env.get("rank", i)), locality))
+    return found
+
+
+def locality_lines(run_id: str, tests: pd.DataFrame) -> list[str]:
+    """The report's GPU-NIC locality section of one run: each recorded (GPU, HCA) pairing
+    with its distance class, and a WARNING line per SYS pairing; nothing without pairings."""
+    if tests.empty or "used" not in tests.columns:
+        return []
+    table: list[str] = []
+    warnings: list[str] = []
+    for _, t in tests.sort_values("test_id").iterrows():
+        for rank, loc in rank_pairings(t["used"]):
+            sys_apart = bool(loc.get("sys_distance")) or loc.get("distance") == "SYS"
+            distance = f"**{loc['distance']}**" if sys_apart else str(loc["distance"])
+            table.append(f"| {run_id} | {t['test_id']} | {rank} | {loc.get('gpu')} ({loc.get('gpu_pci')}) "
+                         f"| {loc.get('hca')} ({loc.get('hca_pci')}) | {distance} |")
+            if sys_apart:
+                warnings.append(f"- **WARNING**: {run_id} {t['test_id']} rank {rank}: GPU {loc.get('gpu')} and "
+                                f"{loc.get('hca')} are SYS apart (across NUMA nodes): {SYS_WARNING}.")
+    if not table:
+        return []
+    return (["", f"## GPU-NIC locality of `{run_id}` (nvidia-smi topo -m classes: PIX nearest, SYS farthest)", "",
+             "| run | test | rank | GPU | HCA | distance |", "|---|---|---|---|---|---|", *table]
+            + (["", *warnings] if warnings else []))
+
+
 class PointToPoint(WorkloadFamily):
     workloads = tuple(PERFTEST_BINARY)
     aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}

@@ -160,3 +160,39 @@ def test_run_json_stores_the_nodes_left_out(cluster: FakeCluster, tmp_path: Path
     start_meta(store, spec, SPEC, backend, placed, resume=False)
     stored = json.loads((store.path / "run.json").read_text())["left_out"]
     assert {x["node"]: x["reason"] for x in stored} == WANT
+
+
+RAIL_VFS = [f"nvidia.com/rail{i}_vf" for i in range(4)]
+RAILS_SPEC = """\
+backend: kubernetes
+namespace: bench
+image: x/benchfab:1
+profiles:
+  rails:
+    fabric: ib
+    mode: sriov
+    rails: [{rails}]
+tests: [{{name: ar, workload: allreduce, placement: {{pattern: group, nodes: 2, gpus_per_node: 4}}}}]
+""".format(rails=", ".join(f"{{resource: {r}, network: rail{i}-net}}" for i, r in enumerate(RAIL_VFS)))
+
+
+def test_a_rails_profile_counts_each_rails_resource(cluster: FakeCluster) -> None:
+    """A profile with rails and no resource of its own: a node without one rail's VFs, or with
+    them all held, is left out naming that rail, and no pod goes there (both nodes sort first,
+    so a plan that counted only GPUs would pick them)."""
+    from benchfab.backends.kubernetes.backend import KubernetesBackend
+    from benchfab.backends.kubernetes.client import ClusterOptions
+    from benchfab.spec import load_spec_text
+    from benchfab.sweep import make_plan
+
+    cluster.add_node("a-no-rail2", allocatable={**{r: 2 for r in RAIL_VFS}, RAIL_VFS[2]: 0, "nvidia.com/gpu": 8})
+    cluster.add_node("b-rail3-held", allocatable={**{r: 1 for r in RAIL_VFS}, "nvidia.com/gpu": 8})
+    cluster.add_static_pod("bench", "other", "b-rail3-held", {"app": "other"}, requests={RAIL_VFS[3]: "1"})
+    for name in ("c-full", "d-full"):
+        cluster.add_node(name, allocatable={**{r: 1 for r in RAIL_VFS}, "nvidia.com/gpu": 8})
+    spec = load_spec_text(RAILS_SPEC)
+    placed = make_plan(spec, KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig))))
+    assert dict(placed.left_out) == {
+        "a-no-rail2": f"0 allocatable {RAIL_VFS[2]} (profile rails, rail 2)",
+        "b-rail3-held": f"all 1 {RAIL_VFS[3]} held by other pods (profile rails, rail 3)"}
+    assert [t.hosts for t in placed.tests] == [("c-full", "d-full")]

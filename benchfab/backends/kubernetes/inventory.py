@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...placement import NodeInfo
-from ...spec import SweepSpec
+from ...spec import Profile, Rail, SweepSpec
 from ...workloads import family_of
 from .client import Kube
+from .manifests import pod_rails
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
 MAX_SLOTS = 64  # more rank pods per node than this is never useful
@@ -105,8 +106,8 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
         alloc = status.get("allocatable") or {}
         held = used.get(name, {})
         free = {k: max(0.0, quantity(v) - held.get(k, 0.0)) for k, v in alloc.items()}
-        rdma = {p.resource: {"allocatable": quantity(alloc.get(p.resource, 0)), "free": free.get(p.resource, 0.0)}
-                for p in profiles.values() if p.resource}
+        rdma = {res: {"allocatable": quantity(alloc.get(res, 0)), "free": free.get(res, 0.0)}
+                for p in profiles.values() for res in profile_resources(p)}
         problems = node_health(node, k8s.tolerations)
         if name in spec.nodes.exclude:
             problems.append("excluded by the spec (nodes.exclude)")
@@ -125,6 +126,48 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
             "kernel": (status.get("nodeInfo") or {}).get("kernelVersion"),
         })
     return out
+
+
+def profile_rails(profile: Profile) -> list[Rail]:
+    """Every rail of the profile with its resource filled in (one rail: the profile itself)."""
+    return pod_rails(profile, 0, len(profile.rails) or 1)
+
+
+def profile_resources(profile: Profile) -> list[str]:
+    """The RDMA resources a profile's pods request: its own and each rail's, each once."""
+    return list(dict.fromkeys(r.resource for r in profile_rails(profile) if r.resource))
+
+
+def resource_unfit(resource: str, have: dict[str, float], profile: str, rail: int | None = None) -> str:
+    """Why a node has no slot for the profile for want of ``resource`` ("" when it has some free):
+    the reason a plan leaves the node out with."""
+    where = f"profile {profile}" + (f", rail {rail}" if rail is not None else "")
+    if have["allocatable"] <= 0:
+        return f"0 allocatable {resource} ({where})"
+    if have["free"] < 1:
+        return f"all {have['allocatable']:g} {resource} held by other pods ({where})"
+    return ""
+
+
+def rail_slots(profile: Profile, pname: str, rdma: dict[str, dict[str, float]]) -> tuple[int, str]:
+    """How many slots of the profile a node's free RDMA units serve, and why not more (""
+    when the units are not what stops it). Slot s uses rail s mod the rail count
+    (manifests.pod_rails) and takes one unit of that rail's resource: exact for SR-IOV's
+    one VF per rank, on the safe side for a shared device (a pod takes one unit per resource)."""
+    rails = profile_rails(profile)
+    if not profile_resources(profile):
+        return MAX_SLOTS, ""
+    taken: dict[str, float] = {}
+    for s in range(MAX_SLOTS):
+        index = s % len(rails)
+        res = rails[index].resource
+        if res is None:
+            continue
+        if taken.get(res, 0.0) + 1 > rdma[res]["free"]:
+            # A reason only where a rail has no unit at all; fewer units than slots is the planner's to say.
+            return s, resource_unfit(res, rdma[res], pname, index if profile.rails else None)
+        taken[res] = taken.get(res, 0.0) + 1
+    return MAX_SLOTS, ""
 
 
 def gpus_per_rank(spec: SweepSpec, profile: str) -> int:
@@ -157,14 +200,9 @@ def nodes_for_planner(spec: SweepSpec, inventory: list[dict[str, Any]]) -> list[
         slots: dict[str, int] = {}
         unfit: dict[str, str] = {}
         for pname, profile in profiles.items():
-            n, why = float(MAX_SLOTS), ""
-            if profile.resource:
-                have = node["rdma"][profile.resource]
-                n = min(n, have["free"])
-                if have["allocatable"] <= 0:
-                    why = f"0 allocatable {profile.resource} (profile {pname})"
-                elif have["free"] < 1:
-                    why = f"all {have['allocatable']:g} {profile.resource} held by other pods (profile {pname})"
+            # Each rail's resource, not only the profile's: a rails profile may have none of its own.
+            units, why = rail_slots(profile, pname, node["rdma"])
+            n = float(units)
             if gpus_per_rank(spec, pname):
                 n = min(n, node["gpus"]["free"])
                 if node["gpus"]["allocatable"] <= 0:

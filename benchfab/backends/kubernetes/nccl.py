@@ -50,6 +50,37 @@ def attachments(network_status: str | None, networks: Sequence[str], namespace: 
     return [e for e in entries if isinstance(e, dict) and e.get("name") in wanted and not e.get("default")]
 
 
+def _qualified(network: str, namespace: str) -> str:
+    return network if "/" in network else f"{namespace}/{network}"
+
+
+def missing_attachments(network_status: str | None, rails: Sequence[Rail], one_per_rail: bool,
+                        namespace: str) -> list[tuple[int, str]]:
+    """(local rail index, network) of each of a pod's rails whose network its Multus
+    network-status does not list: with ``one_per_rail`` (SR-IOV: a VF per rail) every rail
+    needs an entry of its own, a NAD two rails share listed twice; else each distinct
+    network once. Empty: every rail is attached."""
+    wanted = [r.network for r in rails if r.network]
+    listed: dict[str, int] = {}
+    for e in attachments(network_status, wanted, namespace):
+        name = _qualified(str(e.get("name")), namespace)
+        listed[name] = listed.get(name, 0) + 1
+    missing: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for i, rail in enumerate(rails):
+        if not rail.network:
+            continue
+        name = _qualified(rail.network, namespace)
+        if name in seen and not one_per_rail:
+            continue
+        seen.add(name)
+        if listed.get(name, 0) > 0:
+            listed[name] -= 1
+        else:
+            missing.append((i, rail.network))
+    return missing
+
+
 def rdma_devices(entry: dict[str, Any] | None) -> list[str]:
     """HCAs the device plugin gave the pod (SR-IOV VFs carry device-info.pci.rdma-device)."""
     if not entry:
@@ -103,8 +134,8 @@ def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeSett
     return rank_env(profile, first.get("interface"), pod_hcas(profile, entries, rails), kube.force_net)
 
 
-__all__ = ["NcclTransport", "attachment", "attachments", "fallback_problem", "nccl_env", "net_env", "parse_nccl_log",
-           "pod_hcas", "rdma_devices"]
+__all__ = ["NcclTransport", "attachment", "attachments", "fallback_problem", "missing_attachments", "nccl_env",
+           "net_env", "parse_nccl_log", "pod_hcas", "rdma_devices"]
 
 
 def fallback_problem(profile: Profile, nccl: NcclTransport | dict[str, Any] | None, memory: str = "host") -> str | None:

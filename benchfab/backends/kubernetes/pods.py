@@ -1,6 +1,6 @@
 """Agent pods: one per (profile, node, slot), created, gang-started, replaced and deleted.
 
-A pod counts as started when it is Running, attached to its profile's network,
+A pod counts as started when it is Running, attached to each of its rails' networks,
 and its agent said ``ready`` (its watch is up). Start-up is watched stage by
 stage (the agent reports each stage it enters): a pod that cannot start is
 explained from its events, an agent whose start-up stalls is named with its
@@ -23,7 +23,7 @@ from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, S
 from .client import Kube
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
-from .nccl import attachment
+from .nccl import missing_attachments
 from .watch import Cache
 
 Slot = tuple[str, str, int, int]  # (profile, node, first slot, ranks in the pod)
@@ -215,14 +215,14 @@ class PodPool:
         against the first test). The agent may take as long as it keeps making progress,
         within the same outer start_timeout.
         """
-        network = self.spec.resolved_profiles()[profile].network
         pending = {self.pods[k].name: k for k in new}
+        plans = {k: self.pod_plan(k) for k in new}  # once: each look checks every rail's attachment
         end = time.monotonic() + self.spec.kubernetes.start_timeout
         failed: list[Slot] = []
         while pending:
             now = time.monotonic()
             for name, key in list(pending.items()):
-                why, settled = self._start_step(self.pods[key], network, now)
+                why, settled = self._start_step(self.pods[key], plans[key], now)
                 if why is not None:
                     self.broken[key] = why
                     failed.append(key)
@@ -236,7 +236,7 @@ class PodPool:
             failed.append(key)
         return failed
 
-    def _start_step(self, state: PodState, network: str | None, now: float) -> tuple[str | None, bool]:
+    def _start_step(self, state: PodState, plan: mf.PodPlan, now: float) -> tuple[str | None, bool]:
         """One look at a starting pod: (why it failed or None, whether it is settled either way)."""
         if self.ended(state):  # a pod whose ADDED event has not arrived yet has not ended
             explained = explain(self.get(state.name), self.kube.events_for(state.name))
@@ -244,7 +244,7 @@ class PodPool:
                 explained += f"; its agent had reached stage '{state.stage}'"
             return explained, True
         if state.follower is None:
-            if ready(self.get(state.name), network, self.namespace):
+            if ready(self.get(state.name), plan, self.namespace):
                 state.enter_stage(STAGE_PROCESS)
                 self._follow(state)
             return None, False
@@ -255,7 +255,9 @@ class PodPool:
 
     def _out_of_time(self, state: PodState) -> str:
         if state.follower is None:
-            return explain(self.get(state.name), self.kube.events_for(state.name))
+            pod = self.get(state.name)
+            unattached = attachment_problem(pod, self.pod_plan(state.key), state.name, self.namespace)
+            return unattached or explain(pod, self.kube.events_for(state.name))
         with state.lock:
             stage, wall = state.stage, state.stage_wall
         return (f"the agent in pod {state.name} was still at stage '{stage}' (since {clock(wall)}) "
@@ -361,16 +363,35 @@ def finished(pod: dict[str, Any] | None) -> bool:
         pod.get("metadata", {}).get("deletionTimestamp"))
 
 
-def ready(pod: dict[str, Any] | None, network: str | None, namespace: str) -> bool:
-    """Running, and attached to the profile's network when it has one (gang-start condition)."""
-    if pod is None or (pod.get("status") or {}).get("phase") != "Running":
-        return False
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    if not network:
-        return True
-    status = (pod.get("metadata", {}).get("annotations") or {}).get(mf.ANN_NETWORK_STATUS)
-    return attachment(status, network, namespace) is not None
+def running(pod: dict[str, Any] | None) -> bool:
+    return (pod is not None and (pod.get("status") or {}).get("phase") == "Running"
+            and not pod.get("metadata", {}).get("deletionTimestamp"))
+
+
+def unattached_rails(pod: dict[str, Any] | None, plan: mf.PodPlan, namespace: str) -> list[str]:
+    """The pod's rails its Multus network-status does not list (``rail R (network N)``, R the
+    profile's rail index; ``network N`` without rails): every rail's network, not only the
+    profile's, must be attached before a rank may use it."""
+    status = ((pod or {}).get("metadata", {}).get("annotations") or {}).get(mf.ANN_NETWORK_STATUS)
+    rails = plan.rails
+    count = len(plan.profile.rails)
+    missing = missing_attachments(status, rails, plan.profile.mode == "sriov", namespace)
+    return [f"rail {(plan.slot + i) % count} (network {net})" if count else f"network {net}" for i, net in missing]
+
+
+def ready(pod: dict[str, Any] | None, plan: mf.PodPlan, namespace: str) -> bool:
+    """Running, and attached to each of its rails' networks (gang-start condition)."""
+    return running(pod) and not unattached_rails(pod, plan, namespace)
+
+
+def attachment_problem(pod: dict[str, Any] | None, plan: mf.PodPlan, name: str, namespace: str) -> str | None:
+    """Why a Running pod is not ready: the rails Multus did not attach (None: it is not that)."""
+    missing = unattached_rails(pod, plan, namespace) if running(pod) else []
+    if not missing:
+        return None
+    return (f"pod {name} is Running but its Multus network-status ({mf.ANN_NETWORK_STATUS}) lists no attachment "
+            f"for {', '.join(missing)} (fix: check that NetworkAttachmentDefinition and its device plugin "
+            f"resource on node {plan.node}: kubectl describe pod {name} -n {namespace})")
 
 
 def death(pod: dict[str, Any] | None, name: str) -> str:

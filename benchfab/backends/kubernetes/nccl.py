@@ -18,23 +18,6 @@ from ...nccllog import NcclTransport, parse_nccl_log
 from ...spec import KubeSettings, Profile, Rail
 
 
-def attachment(network_status: str | None, network: str | None, namespace: str) -> dict[str, Any] | None:
-    """The network-status entry of the profile's NAD (named "<ns>/<nad>" by Multus)."""
-    if not network_status or not network:
-        return None
-    try:
-        entries = json.loads(network_status)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(entries, list):
-        return None
-    wanted = {network if "/" in network else f"{namespace}/{network}", network}
-    for e in entries:
-        if isinstance(e, dict) and e.get("name") in wanted and not e.get("default"):
-            return e
-    return None
-
-
 def attachments(network_status: str | None, networks: Sequence[str], namespace: str) -> list[dict[str, Any]]:
     """The network-status entries of a pod's attachments to ``networks``, in the order Multus
     lists them (net1, net2, ...; a NAD attached twice, one VF per rail, gives two entries)."""
@@ -46,7 +29,7 @@ def attachments(network_status: str | None, networks: Sequence[str], namespace: 
         return []
     if not isinstance(entries, list):
         return []
-    wanted = {n for net in networks for n in (net, net if "/" in net else f"{namespace}/{net}")}
+    wanted = {n for net in networks for n in (net, _qualified(net, namespace))}
     return [e for e in entries if isinstance(e, dict) and e.get("name") in wanted and not e.get("default")]
 
 
@@ -134,7 +117,7 @@ def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeSett
     return rank_env(profile, first.get("interface"), pod_hcas(profile, entries, rails), kube.force_net)
 
 
-__all__ = ["NcclTransport", "attachment", "attachments", "fallback_problem", "missing_attachments", "nccl_env",
+__all__ = ["NcclTransport", "attachments", "fallback_problem", "missing_attachments", "nccl_env",
            "net_env", "parse_nccl_log", "pod_hcas", "rdma_devices"]
 
 

@@ -1,17 +1,15 @@
 """The verdicts on real local sweeps (gloo all-reduce and tcp latency between local processes):
-the same spec run twice gives no regression at the defaults (false-positive check), and a
-seeded 20 % slowdown of one key flags exactly that key (sensitivity check).
+`sweep --baseline` compares at the end and sets the exit code, and a seeded 20 % slowdown of
+one key flags exactly that key (sensitivity check against the run it was copied from).
 
-The false-positive check needs a quiet machine: on a host whose load average exceeds its
-cores, two runs minutes apart measure the neighbours' load (2-4x swings on a shared 2-core
-box), not benchfab, so the check is skipped there with the load it saw. The same two checks
-on links a shaper holds steady, which run on a loaded machine too, are
-tests/sim/test_verdicts_on_shaped_links.py (root, as in CI)."""
+Two local runs minutes apart are not compared with each other here: on this shared 2-core
+box tcp latency between them moved 4x even with a load average below the cores, which says
+nothing about benchfab. The false-positive and sensitivity checks between two real runs are
+tests/sim/test_verdicts_on_shaped_links.py, on links a shaper holds steady (root, as in CI)."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +46,6 @@ class TwoRuns:
     base_proc_rc: int
     new_stdout: str
     new_rc: int
-    quiet: bool
-    load: str
-
-
-def _quiet() -> tuple[bool, float]:
-    load = os.getloadavg()[0]
-    return load < (os.cpu_count() or 1), load
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +55,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
     spec = tmp / "spec.yaml"
     spec.write_text(SPEC)
     results = tmp / "results"
-    quiet_before, load_before = _quiet()
     a = run_cli("sweep", str(spec), "--results", str(results), "--run-id", "a", "--no-progress")
     b = run_cli("sweep", str(spec), "--results", str(results), "--run-id", "b", "--no-progress", "--baseline", "a")
-    quiet_after, load_after = _quiet()
     assert a.returncode == 0, a.stderr
-    return TwoRuns(results, a.returncode, b.stdout, b.returncode, quiet_before and quiet_after,
-                   f"load average {load_before:.1f} before, {load_after:.1f} after, {os.cpu_count()} cores")
+    return TwoRuns(results, a.returncode, b.stdout, b.returncode)
 
 
 def test_sweep_with_baseline_compares_and_sets_the_exit_code(two_runs: TwoRuns) -> None:
@@ -84,16 +72,6 @@ def test_sweep_with_baseline_compares_and_sets_the_exit_code(two_runs: TwoRuns) 
     assert all((two_runs.results / r / MEDIANS_CACHE).is_file() for r in ("a", "b"))
 
 
-def test_same_spec_twice_no_regression(two_runs: TwoRuns) -> None:
-    """False-positive check: the defaults (factor 1.10, p < 0.002) flag nothing between two runs."""
-    if not two_runs.quiet:
-        pytest.skip(f"not a quiet machine ({two_runs.load})")
-    doc = json.loads((two_runs.results / "b" / "verdicts.json").read_text())
-    assert {v["verdict"] for v in doc["verdicts"]} == {"same"}, [(v["key_id"], v["ratio"], v["p_value"])
-                                                                for v in doc["verdicts"]]
-    assert two_runs.new_rc == 0
-
-
 def test_seeded_slowdown_flags_exactly_that_key(two_runs: TwoRuns) -> None:
     """Sensitivity check. Seeded fault: run 'b' copied to 'c' with the tcp latency test's
     4 KiB times made 20 % longer, written through the store's own writer."""
@@ -103,10 +81,6 @@ def test_seeded_slowdown_flags_exactly_that_key(two_runs: TwoRuns) -> None:
     against_itself = run_comparison(parse_base("b", results), results / "c", results, Method())
     assert [(v.verdict, v.key["size_bytes"], v.key["workload"]) for v in against_itself.regressions] == [
         ("worse", SEEDED_SIZE, "rdma_write_lat")]
-    if not two_runs.quiet:
-        pytest.skip(f"against the other run only on a quiet machine ({two_runs.load})")
-    against_a = run_comparison(parse_base("a", results), results / "c", results, Method())
-    assert [(v.verdict, v.key["size_bytes"]) for v in against_a.regressions] == [("worse", SEEDED_SIZE)]
 
 
 def test_unknown_baseline_is_refused_before_the_sweep(two_runs: TwoRuns, tmp_path: Path) -> None:

@@ -62,8 +62,9 @@ def _mac(secret: bytes, nonce: str, role: str, seq: int, key: str, payload: Any)
     return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
 
 
-def _warn_stray(message: str) -> None:
-    print(f"benchfab: out-of-band: {message}", file=sys.stderr, flush=True)
+def warn_stray(message: str, channel: str = "out-of-band") -> None:
+    """Name a dropped connection in the rank's log (stderr)."""
+    print(f"benchfab: {channel}: {message}", file=sys.stderr, flush=True)
 
 
 class Exchange(Protocol):
@@ -87,7 +88,7 @@ class SocketExchange:
     """
 
     def __init__(self, role: str, host: str, port: int, timeout_s: float = 30.0, *, secret: bytes,
-                 on_stray: Callable[[str], None] = _warn_stray) -> None:
+                 on_stray: Callable[[str], None] = warn_stray) -> None:
         if role not in ("server", "client"):
             raise ValueError("role must be 'server' or 'client'")
         if len(secret) < 16:

@@ -3,11 +3,15 @@ compared with, and the fallback where there is no RDMA device.
 
 The loops run in benchfab._native (send/recv without the GIL). Where the extension is
 not built, a Python loop with the same shape runs instead and the records say
-engine="python", so nobody mistakes its numbers for the native ones.
+engine="python", so nobody mistakes its numbers for the native ones. The data
+connection is the one that presents a token the peer got through the authenticated
+out-of-band channel (``_accept_peer``).
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import socket
 import time
 from typing import Any
@@ -19,7 +23,14 @@ from benchfab.native import HAVE_NATIVE, require_native
 from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import stats
-from .oob import Exchange
+from .oob import Exchange, warn_stray
+
+# The data connection's proof: the server sends a fresh token through the authenticated
+# out-of-band channel, the client's first bytes on the data socket are that token.
+# Anything else that connects first (a scanner, another test's rank) is closed and named,
+# and the server keeps accepting until its deadline, as the out-of-band listener does.
+TOKEN_BYTES = 16
+FIRST_BYTES_S = 5.0  # how long a new data connection may stay silent before it is dropped
 
 
 def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
@@ -27,13 +38,11 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind((p.listen_host, p.tcp_port))
-        lst.listen(1)
-        lst.settimeout(p.timeout_s)
+        lst.listen(8)  # the real peer waits here while a stray connection is dealt with
+        token = secrets.token_bytes(TOKEN_BYTES)
         try:
-            exchange("tcp-listen", {"port": lst.getsockname()[1]})
-            sock, _ = lst.accept()
-        except TimeoutError as exc:
-            raise WorkloadError(f"tcp: no peer connected within {p.timeout_s:g} s") from exc
+            exchange("tcp-listen", {"port": lst.getsockname()[1], "token": token.hex()})
+            sock = _accept_peer(lst, token, p.timeout_s)
         finally:
             lst.close()
     else:
@@ -42,6 +51,7 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
             raise WorkloadError("tcp transport: the client needs peer_host (the server's address)")
         try:
             sock = socket.create_connection((p.peer_host, int(info["port"])), timeout=p.timeout_s)
+            sock.sendall(bytes.fromhex(str(info["token"])))
         except OSError as exc:
             raise WorkloadError(f"tcp: cannot connect to {p.peer_host}:{info['port']}: {exc}") from exc
     # Latency needs Nagle off. Bandwidth keeps it on, like iperf3: with it off the tail
@@ -50,6 +60,35 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(None)  # the loops use SO_RCVTIMEO/SO_SNDTIMEO, i.e. blocking fds
     return sock
+
+
+def _accept_peer(lst: socket.socket, token: bytes, timeout_s: float) -> socket.socket:
+    """The first connection whose first bytes are the token, within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WorkloadError(f"tcp: no peer connected with this test's token within {timeout_s:g} s")
+        lst.settimeout(left)
+        try:
+            sock, (peer_ip, peer_port) = lst.accept()
+        except TimeoutError:
+            continue
+        got = b""
+        try:
+            sock.settimeout(min(FIRST_BYTES_S, max(0.1, deadline - time.monotonic())))
+            while len(got) < TOKEN_BYTES:
+                chunk = sock.recv(TOKEN_BYTES - len(got))
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        if hmac.compare_digest(got, token):
+            return sock
+        why = "it sent another token" if len(got) == TOKEN_BYTES else "it did not send the token"
+        warn_stray(f"ignored a connection from {peer_ip}:{peer_port}: {why}", channel="tcp data")
+        sock.close()
 
 
 def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:

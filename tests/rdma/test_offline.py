@@ -4,6 +4,7 @@ perftest output parser, the out-of-band exchange and the TCP loops on loopback."
 from __future__ import annotations
 
 import math
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -237,9 +238,70 @@ def test_tcp_pair_on_loopback(engine: str, workload: str) -> None:
             assert 0 < r["lat_median_s"] < 0.1
 
 
+def _stray_wrong_token(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"\x00" * 16)
+        assert s.recv(1) == b""  # the server closed it
+
+
+def _stray_silent_then_gone(port: int) -> None:
+    socket.create_connection(("127.0.0.1", port)).close()
+
+
+def test_tcp_data_connection_takes_only_the_peer_with_the_token(capfd: pytest.CaptureFixture[str]) -> None:
+    """The tcp data port is announced to the authenticated peer only, but anything can
+    connect to it: here two strays connect before the real client does (one with a
+    wrong token, one that closes without a word). The server drops and names both,
+    then measures with the real client."""
+    srv = SocketExchange("server", "127.0.0.1", 0, secret=SECRET)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, secret=SECRET)
+
+    def client_exchange(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        got = cli(key, payload)
+        if key == "tcp-listen":
+            _stray_wrong_token(int(got["port"]))
+            _stray_silent_then_gone(int(got["port"]))
+        return got
+
+    params = {"workload": "tcp_write_lat", "sizes": [8], "iterations": 50, "peer_host": "127.0.0.1",
+              "engine": "python", "warmup": 2}
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.setdefault("s", run_rdma_pair("server", params, srv)))
+    t.start()
+    recs = run_rdma_pair("client", params, client_exchange)
+    t.join(60)
+    assert box["s"] == [] and [r["size_bytes"] for r in recs] == [8]
+    err = capfd.readouterr().err
+    assert err.count("benchfab: tcp data: ignored a connection from 127.0.0.1") == 2, err
+    assert "it sent another token" in err and "it did not send the token" in err
+
+
+def test_tcp_data_connection_without_the_peer_times_out() -> None:
+    """Only strays connect: the server gives up at its deadline with a clear error."""
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=5, secret=SECRET)
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=5, secret=SECRET)
+    params = {"workload": "tcp_write_lat", "sizes": [8], "iterations": 10, "peer_host": "127.0.0.1",
+              "engine": "python", "timeout_s": 2}
+    box: dict[str, Any] = {}
+
+    def server() -> None:
+        try:
+            run_rdma_pair("server", params, srv)
+        except WorkloadError as exc:
+            box["exc"] = exc
+
+    t = threading.Thread(target=server)
+    t.start()
+    info = cli("tcp-listen", {})
+    _stray_wrong_token(int(info["port"]))
+    t.join(30)
+    assert "no peer connected with this test's token within 2 s" in str(box["exc"])
+    srv.close()
+    cli.close()
+
+
 def test_tcp_silent_peer_times_out() -> None:
     native = pytest.importorskip("benchfab._native")
-    import socket
     a, b = socket.socketpair()
     with pytest.raises(WorkloadError, match="timed out"):
         native.tcp_write_lat(a.fileno(), 8, 10, False, timeout_s=0.3)

@@ -243,7 +243,7 @@ def shipped_rbac(c: FakeCluster, ns: str = NS) -> Path:
 
 
 @pytest.mark.slow
-def test_the_shipped_rbac_is_all_a_sweep_and_preflight_need(cluster: FakeCluster, tmp_path: Path, cli,  # type: ignore[no-untyped-def]
+def test_the_shipped_rbac_is_all_preflight_plan_render_and_a_sweep_need(cluster: FakeCluster, tmp_path: Path, cli,  # type: ignore[no-untyped-def]
                                                              write_spec) -> None:
     controller = shipped_rbac(cluster)
     nodes = seed_nodes(cluster, 3)
@@ -258,6 +258,10 @@ def test_the_shipped_rbac_is_all_a_sweep_and_preflight_need(cluster: FakeCluster
     assert cluster.denied == []
 
     text = SPEC + PAIRS
+    for command in ("plan", "render"):  # the inventory, read the same way
+        proc = cli(command, str(write_spec(text, "sweep.yaml")), "--kubeconfig", str(controller))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert cluster.denied == []
     spec = load_spec_text(text)
     out = io.StringIO()
     result = run_sweep(spec, text, results_dir=str(tmp_path / "res"), run_id="r", out=out, progress=False,

@@ -217,8 +217,9 @@ class Handler(BaseHTTPRequestHandler):
         # request for a resource type that is not installed is 403 without the right, 404 with it.
         attrs = Attributes.of(self.command, group, name if plural == "namespaces" else ns, plural, name, sub, q)
         if not allowed(cluster.store, who, attrs):
-            cluster.denied.append((who.user, forbidden_message(who, attrs)))
-            self._refuse(403, "Forbidden", forbidden_message(who, attrs), apply_only,
+            message = forbidden_message(who, attrs)
+            cluster.denied.append((who.user, message))
+            self._refuse(403, "Forbidden", message, apply_only,
                          {"name": attrs.name, "group": group, "kind": plural})
             return
         if plural in CUSTOM and plural not in cluster.crds:

@@ -8,6 +8,24 @@ One module per role, wired together by :class:`FakeCluster` (``cluster.py``):
   field selectors (``selectors.py``), create/get/patch (merge and JSON patch,
   ``patch.py``)/delete and delete-collection, pod logs (follow streams while the
   process runs), events.
+- ``rbac.py``: authentication and authorization. A request needs ``Authorization: Bearer
+  TOKEN`` (else 401 Unauthorized). The kubeconfig user's token (``FakeCluster.kubeconfig``)
+  is a cluster-admin (group system:masters), so tests that do not care see no RBAC;
+  ``token_for(ns, sa)`` / ``kubeconfig_for(ns, sa)`` give a service account's, and the kubelet
+  gives each pod its own account's. Any other user gets what the Roles, ClusterRoles,
+  RoleBindings and ClusterRoleBindings in the store grant, as kube-apiserver's RBAC authorizer
+  decides it: verbs from the request (get/list/watch/create/update/patch/delete/
+  deletecollection), apiGroups and resources with "*", subresources ("pods/log", "*/log"),
+  resourceNames (a list/watch is allowed by them only with the field selector
+  metadata.name=NAME; create and deletecollection never), subjects ServiceAccount / User /
+  Group (system:serviceaccounts, system:serviceaccounts:NS, system:authenticated); refusals
+  are 403 with kube-apiserver's message, before the resource is looked up (a CRD that is not
+  installed is 403 without the right). Writing a Role, ClusterRole or binding (create,
+  update) may not grant what the writer does not hold unless it may ``escalate`` / ``bind``.
+  ``cluster.identities`` records who made each request, ``cluster.denied`` each refusal.
+  kubectl (client-go) sends no credentials over plain HTTP, so it is given
+  ``insecure_kubeconfig()``: a second port where a request without credentials is the
+  admin, like kube-apiserver's old localhost --insecure-port.
 - ``store.py``: the objects, their resourceVersions and the watch history.
 - ``scheduler.py``: binds pending pods to nodes that are Ready, not cordoned, match
   the nodeSelector, tolerate the taints and have the requested extended
@@ -29,7 +47,12 @@ One module per role, wired together by :class:`FakeCluster` (``cluster.py``):
 
 Differences from a real cluster, on purpose (outside the netns simulation): every pod's IP is 127.0.0.1 (the
 processes share this host), "python" in a command is this interpreter, and
-pods get KUBECONFIG pointing at this server instead of a service-account token.
+pods get KUBECONFIG (this server, their service account's token) instead of a mounted token.
+RBAC differs from kube-apiserver's in what is left out: no anonymous user (no token is 401,
+even for /version), discovery and /version open to every authenticated user, no
+ClusterRole aggregation, no impersonation, no non-resource URL rules, no
+SelfSubjectAccessReview (``kubectl auth can-i``), escalation checked on create/update but
+not on PATCH, and ServiceAccount objects need not exist for a token or a pod to use them.
 
 Tests import it as a package: ``from tests.fakecluster import FakeCluster, seed_nodes``
 (the repository root is on pytest's ``pythonpath``, see pyproject.toml).

@@ -4,7 +4,9 @@ benchfab uses, over the cluster's store.
 List and watch with resourceVersion (a watch from a compacted version gets an ERROR 410
 event, like kube-apiserver), label and field selectors, create/get/patch (merge and JSON
 patch)/delete and delete-collection, pod logs (follow streams while the process runs),
-events; injected faults answer 429/500/410 or drop the connection.
+events; injected faults answer 429/500/410 or drop the connection. Every request is
+authenticated by its bearer token (401 without a known one) and authorized by RBAC
+(``rbac.py``: 403 in kube-apiserver's wording) before anything is looked up.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from .patch import json_patch, merge_patch
+from .rbac import Attributes, Identity, allowed, forbidden_message, refused_grant
 from .selectors import match_fields, match_labels
 
 if TYPE_CHECKING:
@@ -26,9 +29,10 @@ if TYPE_CHECKING:
 
 KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
          "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
-         "configmaps": "ConfigMap", "roles": "Role", "rolebindings": "RoleBinding"}
-NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "roles", "rolebindings",
-              "sriovnetworknodepolicies", "sriovnetworknodestates"}
+         "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding",
+         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding"}
+NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "serviceaccounts", "roles",
+              "rolebindings", "sriovnetworknodepolicies", "sriovnetworknodestates"}
 # Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
 # kube-apiserver answers for a resource type it does not know.
 CUSTOM = {"network-attachment-definitions": "k8s.cni.cncf.io", "nicclusterpolicies": "mellanox.com",
@@ -70,6 +74,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: APIServer
+    _who: Identity  # the authenticated user of the request being answered
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
@@ -177,21 +182,26 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         parts = [p for p in url.path.split("/") if p]
+        cluster = self.server.cluster
+        credentials = self.headers.get("Authorization")
+        who = cluster.users.authenticate(credentials)
+        if who is None and credentials is None and self.server.insecure:
+            who = cluster.users.admin  # the insecure port: no credentials, no questions
+        if who is None:  # like kube-apiserver without anonymous access
+            self._refuse(401, "Unauthorized", "Unauthorized", apply_only)
+            return
+        cluster.identities.append((who.user, self.command, self.path))
+        # Discovery and /version: every authenticated user may read them (system:discovery).
         if parts[:1] == ["version"]:
             self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake"})
             return
-        if self.command == "GET" and (found := discovery(parts, self.server.cluster.crds)) is not None:
+        if self.command == "GET" and (found := discovery(parts, cluster.crds)) is not None:
             self._send(200, found)
             return
         if parts[:2] == ["api", "v1"] and len(parts) > 2:
-            rest = parts[2:]
+            group, rest = "", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 4:
-            rest = parts[3:]
-            plural = rest[2] if rest[:1] == ["namespaces"] and len(rest) >= 3 else rest[0]
-            if plural in CUSTOM and plural not in self.server.cluster.crds:
-                self._body()
-                self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
-                return
+            group, rest = parts[1], parts[3:]
         else:
             self._send(404, _status(404, "NotFound", f"no route {url.path}"))
             return
@@ -203,6 +213,19 @@ class Handler(BaseHTTPRequestHandler):
         plural = rest[0] if rest else ""
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        # Authorization comes before the resource is looked up, as in kube-apiserver: a
+        # request for a resource type that is not installed is 403 without the right, 404 with it.
+        attrs = Attributes.of(self.command, group, name if plural == "namespaces" else ns, plural, name, sub, q)
+        if not allowed(cluster.store, who, attrs):
+            message = forbidden_message(who, attrs)
+            cluster.denied.append((who.user, message))
+            self._refuse(403, "Forbidden", message, apply_only,
+                         {"name": attrs.name, "group": group, "kind": plural})
+            return
+        if plural in CUSTOM and plural not in cluster.crds:
+            self._refuse(404, "NotFound", "the server could not find the requested resource", apply_only)
+            return
+        self._who = who
         # A DELETE may carry DeleteOptions (kubectl sends them): read it, or the connection's
         # next request would start inside it.
         body = self._body() if self.command in ("POST", "PATCH", "PUT", "DELETE") and not apply_only else None
@@ -212,6 +235,17 @@ class Handler(BaseHTTPRequestHandler):
             self._dispatch(plural, ns, name, sub, q, body, apply_only)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _refuse(self, code: int, reason: str, message: str, apply_only: bool,
+                details: dict[str, str] | None = None) -> None:
+        """Answer an error before the request's body was read (read it now: the connection is reused)."""
+        if apply_only:  # the connection is about to be dropped: nothing is applied, nothing answered
+            return
+        self._body()
+        status = _status(code, reason, message)
+        if details is not None:
+            status["details"] = {k: v for k, v in details.items() if v}
+        self._send(code, status)
 
     def _dispatch(self, plural: str, ns: str | None, name: str | None, sub: str | None, q: dict[str, str],
                   body: Any, apply_only: bool) -> None:
@@ -226,6 +260,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and ns is not None and plural in NAMESPACED and plural != "events" \
                 and store.get("namespaces", "", ns) is None:
             self._send(404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            return
+        if self.command in ("POST", "PUT") and isinstance(body, dict) \
+                and (why := refused_grant(store, self._who, plural, key_ns or "", body)) is not None:
+            cluster.denied.append((self._who.user, why))
+            if not apply_only:
+                self._send(403, _status(403, "Forbidden", why))
             return
         if self.command == "GET" and name is None:
             if q.get("watch") in ("true", "True", "1"):
@@ -463,9 +503,12 @@ def unsupported_field(plural: str, selector: str | None) -> str | None:
 
 # Discovery, as kubectl asks for it before it reads or writes anything.
 _CORE = [("pods", "Pod", True), ("services", "Service", True), ("events", "Event", True),
-         ("namespaces", "Namespace", False), ("nodes", "Node", False), ("configmaps", "ConfigMap", True)]
+         ("namespaces", "Namespace", False), ("nodes", "Node", False), ("configmaps", "ConfigMap", True),
+         ("serviceaccounts", "ServiceAccount", True)]
 _GROUPS: dict[str, list[tuple[str, str, bool]]] = {
-    "rbac.authorization.k8s.io": [("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
+    "rbac.authorization.k8s.io": [("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+                                  ("clusterroles", "ClusterRole", False),
+                                  ("clusterrolebindings", "ClusterRoleBinding", False)],
 }
 
 
@@ -505,5 +548,6 @@ class APIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     cluster: FakeCluster
+    insecure = False  # FakeCluster.insecure_kubeconfig's port: requests without credentials are the admin
 
 

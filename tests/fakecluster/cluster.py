@@ -4,6 +4,7 @@ seeding and fault-injection calls the tests use."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -13,9 +14,10 @@ from typing import Any
 
 import yaml
 
-from .apiserver import APIServer, Fault, Handler
+from .apiserver import KINDS, NAMESPACED, APIServer, Fault, Handler
 from .kubelet import STATIC, Kubelet
 from .patch import merge_patch
+from .rbac import ADMIN_TOKEN, Users
 from .scheduler import Scheduler
 from .selectors import match_labels
 from .store import Store
@@ -28,6 +30,8 @@ class FakeCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        self.identities: list[tuple[str, str, str]] = []  # (user, method, path) of each authenticated request
+        self.denied: list[tuple[str, str]] = []  # (user, the 403 message) of each request RBAC refused
         self.created: list[tuple[str, str]] = []  # every object the API created, in order
         self.written: list[tuple[str, dict[str, Any]]] = []  # every body created or replaced, in order
         # Each watch event waits a random time in this range before it is sent (seconds).
@@ -38,13 +42,18 @@ class FakeCluster:
         self.crds: set[str] = {"network-attachment-definitions", "nicclusterpolicies"}
         self.stopping = False
         # host: where the API server listens (the netns simulation's gateway, for its pods).
+        self.host = host
         self.server = APIServer((host, 0), Handler)
         self.server.cluster = self
+        self._insecure: APIServer | None = None  # made by insecure_kubeconfig
         self.url = f"http://{host}:{self.server.server_address[1]}"
+        # Who each bearer token is: the kubeconfig's user is a cluster-admin, service
+        # accounts get their own tokens (token_for) and only what RBAC grants them.
+        self.users = Users()
         self.kubeconfig = self.workdir / "kubeconfig"
-        self._write_kubeconfig()
+        self._write_kubeconfig(self.kubeconfig, ADMIN_TOKEN, "bench")
         self.scheduler = Scheduler(self.store)
-        self.kubelet = Kubelet(self.store, self.workdir, self.kubeconfig, self.server.server_address[1])
+        self.kubelet = Kubelet(self.store, self.workdir, self.pod_kubeconfig, self.server.server_address[1])
         self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True, name="fake-apiserver"),
                          threading.Thread(target=self._loop, daemon=True, name="fake-scheduler-kubelet")]
         self.store.put("namespaces", {"metadata": {"name": "default"}})
@@ -70,15 +79,61 @@ class FakeCluster:
     def procs(self) -> dict[tuple[str, str], Any]:
         return self.kubelet.procs
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path, token: str | None, namespace: str, server: str | None = None) -> Path:
         cfg = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "bench"}},
+            "clusters": [{"name": "fake", "cluster": {"server": server or self.url}}],
+            "users": [{"name": "fake", "user": {"token": token} if token is not None else {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}},
                          {"name": "other", "context": {"cluster": "fake", "user": "fake", "namespace": "elsewhere"}}],
         }
-        self.kubeconfig.write_text(yaml.safe_dump(cfg))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole or not at all: a pod's process may be reading it while the next pod starts.
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}")
+        tmp.write_text(yaml.safe_dump(cfg))
+        os.replace(tmp, path)
+        return path
+
+    # -- identities -----------------------------------------------------------------------
+    def token_for(self, namespace: str, service_account: str) -> str:
+        """The bearer token of the service account (user system:serviceaccount:NS:NAME)."""
+        return self.users.service_account_token(namespace, service_account)
+
+    def kubeconfig_for(self, namespace: str, service_account: str, path: Path | None = None) -> Path:
+        """A kubeconfig that authenticates as the service account (its namespace as the context's)."""
+        path = path or self.workdir / "kubeconfigs" / f"{namespace}_{service_account}"
+        return self._write_kubeconfig(path, self.token_for(namespace, service_account), namespace)
+
+    def insecure_kubeconfig(self) -> Path:
+        """A kubeconfig for kubectl. client-go sends credentials only over TLS and this server
+        speaks plain HTTP, so kubectl talks to a second port where a request without
+        credentials is the cluster-admin, like kube-apiserver's localhost --insecure-port
+        (no authentication or authorization; removed in Kubernetes 1.20). A wrong token is
+        still 401 there."""
+        if self._insecure is None:
+            server = APIServer((self.host, 0), Handler)
+            server.cluster, server.insecure = self, True
+            threading.Thread(target=server.serve_forever, daemon=True, name="fake-apiserver-insecure").start()
+            self._insecure = server
+        return self._write_kubeconfig(self.workdir / "kubeconfig-insecure", None, "bench",
+                                      f"http://{self.host}:{self._insecure.server_address[1]}")
+
+    def pod_kubeconfig(self, namespace: str, service_account: str | None) -> Path:
+        """What a pod's container gets instead of a mounted token: its service account's
+        kubeconfig, or (automountServiceAccountToken: false) one without credentials."""
+        if service_account is None:
+            return self._write_kubeconfig(self.workdir / "kubeconfigs" / f"{namespace}__no-token", None, namespace)
+        return self.kubeconfig_for(namespace, service_account)
+
+    def apply(self, docs: list[dict[str, Any]]) -> None:
+        """Put manifests (Namespaces, ServiceAccounts, Roles, bindings, ...) straight into the
+        store, as ``kubectl apply`` by an admin would."""
+        plurals = {kind: plural for plural, kind in KINDS.items()}
+        for doc in docs:
+            plural = plurals[doc["kind"]]
+            if plural not in NAMESPACED:
+                doc["metadata"].pop("namespace", None)
+            self.store.put(plural, doc)
 
     def start(self) -> FakeCluster:
         for t in self._threads:
@@ -90,8 +145,10 @@ class FakeCluster:
         with self.store.lock:
             self.store.cond.notify_all()
         self.kubelet.stop()
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, self._insecure):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
 
     # -- seeding ------------------------------------------------------------------------
     def add_node(self, name: str, *, labels: dict[str, str] | None = None, allocatable: dict[str, Any] | None = None,

@@ -6,8 +6,10 @@ resource), then runs the command with the pod's env (fieldRef values resolved), 
 its output as the pod log, and reports the exit; activeDeadlineSeconds is enforced.
 
 Differences from a real kubelet, on purpose: every pod's IP is 127.0.0.1 (the processes
-share this host), "python" in a command is this interpreter, and pods get KUBECONFIG
-pointing at the fake API server instead of a service-account token.
+share this host), "python" in a command is this interpreter, and instead of a mounted
+service-account token a pod gets KUBECONFIG: a kubeconfig with its service account's token
+(``spec.serviceAccountName``, default "default"; none with automountServiceAccountToken:
+false), so what it may do is what RBAC grants that account.
 
 With ``node_netns`` (the netns simulation, ``netsim.py``) a node's pods run inside that
 node's network namespace (``ip netns exec NS argv...``, an argv list) and their pod IP and
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,12 @@ STATIC = "fake.benchfab.io/static"  # pods seeded by tests (operator pods): the 
 
 
 class Kubelet:
-    def __init__(self, store: Store, workdir: Path, kubeconfig: Path, port: int) -> None:
+    def __init__(self, store: Store, workdir: Path, kubeconfig_for: Callable[[str, str | None], Path],
+                 port: int) -> None:
         self.store = store
         self.workdir = workdir
-        self.kubeconfig = kubeconfig
+        # (namespace, service account or None: no token mounted) -> the kubeconfig its pods get.
+        self.kubeconfig_for = kubeconfig_for
         self.port = port  # the API server's: part of every pod's process marker
         self.procs: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
         self.started_at: dict[tuple[str, str], float] = {}
@@ -207,8 +212,10 @@ class Kubelet:
         if not self._created(pod, str(container.get("image", ""))):
             return
         node = self.store.get("nodes", "", spec["nodeName"]) or {}
+        # The pod's own service account, as the token a real kubelet mounts would say.
+        account = None if spec.get("automountServiceAccountToken") is False else spec.get("serviceAccountName") or "default"
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-               "KUBECONFIG": str(self.kubeconfig), "PYTHONPATH": str(ROOT), "FAKE_POD": self._pod_marker((ns, name)),
+               "KUBECONFIG": str(self.kubeconfig_for(ns, account)), "PYTHONPATH": str(ROOT), "FAKE_POD": self._pod_marker((ns, name)),
                "HOSTNAME": name, **self.extra_pod_env, **({"GLOO_SOCKET_IFNAME": "eth0"} if netns else {})}
         fields = {"metadata.name": name, "metadata.namespace": ns, "spec.nodeName": spec["nodeName"],
                   "status.podIP": pod_ip, "status.hostIP": (node.get("status", {}).get("addresses") or [{}])[0].get("address", "")}

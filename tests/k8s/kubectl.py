@@ -17,7 +17,8 @@ def debian_kubectl() -> Path | None:
 
 
 def kubectl(cluster: FakeCluster, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``kubectl ARGS`` with the fake cluster's kubeconfig (its context's namespace is bench).
+    """``kubectl ARGS`` as the fake cluster's admin (its context's namespace is bench), through its
+    insecure port: kubectl sends no credentials over plain HTTP (FakeCluster.insecure_kubeconfig).
 
     No ~/.kube cache: a discovery cache from another session's fake server (same address,
     other port) must not answer for this one.
@@ -25,5 +26,5 @@ def kubectl(cluster: FakeCluster, *args: str, stdin: str | None = None, timeout:
     if debian_kubectl() is None:
         raise AssertionError(f"Debian's kubectl is missing at {DEBIAN_KUBECTL}: run scripts/setup.sh")
     cache = cluster.workdir / "kubectl-cache"
-    return subprocess.run([str(DEBIAN_KUBECTL), f"--kubeconfig={cluster.kubeconfig}", f"--cache-dir={cache}", *args],
+    return subprocess.run([str(DEBIAN_KUBECTL), f"--kubeconfig={cluster.insecure_kubeconfig()}", f"--cache-dir={cache}", *args],
                           input=stdin, capture_output=True, text=True, timeout=timeout)

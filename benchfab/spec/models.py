@@ -221,7 +221,11 @@ class KubeSettings(_Model):
 
     start_timeout: Seconds = Field(default=300.0, gt=0)  # gang start: every pod Running + attached
     reuse_pods: bool = True  # one long-lived agent pod per (node, slot) for a profile's whole sweep
-    service_account: str = "benchfab-agent"
+    # The agents' service account. None: each run makes its own, benchfab-agent-<run>, and
+    # deletes it with the run, so concurrent runs' agents cannot read each other's pods
+    # (their tasks carry the test secrets). A named account must exist; every run that
+    # names it shares it.
+    service_account: str | None = None
     gpu_resource: str = "nvidia.com/gpu"
     hostname_label: str = "kubernetes.io/hostname"
     tolerations: list[dict[str, Any]] = Field(default_factory=list)

@@ -52,7 +52,9 @@ RBAC differs from kube-apiserver's in what is left out: no anonymous user (no to
 even for /version), discovery and /version open to every authenticated user, no
 ClusterRole aggregation, no impersonation, no non-resource URL rules, no
 SelfSubjectAccessReview (``kubectl auth can-i``), escalation checked on create/update but
-not on PATCH, and ServiceAccount objects need not exist for a token or a pod to use them.
+not on PATCH, and a token works whether or not its ServiceAccount object exists. A pod
+is refused (403, the ServiceAccount admission plugin's wording) when the account it names
+does not exist; "default" always does.
 
 Tests import it as a package: ``from tests.fakecluster import FakeCluster, seed_nodes``
 (the repository root is on pytest's ``pythonpath``, see pyproject.toml).

@@ -297,6 +297,11 @@ class Handler(BaseHTTPRequestHandler):
             if store.get(plural, key_ns, meta.get("name", "")) is not None:
                 self._send(409, _status(409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists'))
                 return
+            if plural == "pods" and (missing := _missing_account(store, ns or "", body)):
+                # The ServiceAccount admission plugin: a pod names an account that exists.
+                self._send(403, _status(403, "Forbidden", f'pods "{meta.get("name")}" is forbidden: error looking up '
+                                        f'service account {ns}/{missing}: serviceaccount "{missing}" not found'))
+                return
             if plural == "pods":
                 body.setdefault("status", {"phase": "Pending", "conditions": []})
             created = store.put(plural, body)
@@ -454,6 +459,15 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 time.sleep(0.02)
         self._end_stream()
+
+
+def _missing_account(store: Any, namespace: str, pod: dict[str, Any]) -> str | None:
+    """The pod's service account when it does not exist ("default" always does, as the
+    namespace's service-account controller makes it)."""
+    account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+    if account == "default" or store.get("serviceaccounts", namespace, account) is not None:
+        return None
+    return account
 
 
 def pod_status(pod: dict[str, Any]) -> str:

@@ -55,6 +55,7 @@ def assert_clean(c: FakeCluster) -> None:
     assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("roles", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("rolebindings", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("serviceaccounts", "app.kubernetes.io/name=benchfab") == []
     deadline = time.time() + 5
     while c.live_processes() and time.time() < deadline:
         time.sleep(0.1)

@@ -29,16 +29,20 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     docs = list(yaml.safe_load_all(proc.stdout))
     validate_all(docs)
     kinds = [d["kind"] for d in docs]
-    assert kinds[:3] == ["Service", "Role", "RoleBinding"] and set(kinds[3:]) == {"Pod"}
-    svc, role, binding = docs[:3]
+    assert kinds[:4] == ["Service", "ServiceAccount", "Role", "RoleBinding"] and set(kinds[4:]) == {"Pod"}
+    svc, account, role, binding = docs[:4]
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
-    pods = docs[3:]
+    pods = docs[4:]
     # The agents may read their run's pods by name, nothing else, and only through this Role.
     (rule,) = role["rules"]
     assert rule["verbs"] == ["get", "list", "watch"] and rule["resources"] == ["pods"]
     assert rule["resourceNames"] == sorted(p["metadata"]["name"] for p in pods)
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "benchfab-agent", "namespace": svc["metadata"]["namespace"]}]
+    # ... as the run's own account (concurrent runs' agents cannot read each other's pods).
+    own = mf.agent_role_name("20260101-000000-shared-vs-sriov")
+    assert account["metadata"]["name"] == own and account["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": own, "namespace": svc["metadata"]["namespace"]}]
+    assert {p["spec"]["serviceAccountName"] for p in pods} == {own}
     names = [d["metadata"]["name"] for d in pods]
     assert len(names) == len(set(names))
     for pod in pods:

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, connect
-from benchfab.spec import load_spec_text
+from benchfab.spec import KubeSettings, load_spec_text
 from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.helpers import ROOT
@@ -270,25 +270,25 @@ def test_the_shipped_rbac_is_all_preflight_plan_render_and_a_sweep_need(cluster:
     assert cluster.denied == []  # not even a refusal the backend got past
     assert_clean(cluster)
     users = {who for who, _, _ in cluster.identities[admin_requests:]}
-    assert users == {user("benchfab-controller"), user("benchfab-agent")}
+    # The agents ran as the run's own account, which the controller made and removed.
+    assert users == {user("benchfab-controller"), user(mf.agent_role_name("r"))}
     # Each agent read its own pod with its own account's token, by name.
-    agent = [path for who, _, path in cluster.identities if who == user("benchfab-agent")]
+    agent = [path for who, _, path in cluster.identities if who == user(mf.agent_role_name("r"))]
     assert agent and all("fieldSelector=metadata.name%3Dbf-" in p for p in agent), agent[:5]
 
 
 def test_an_agent_token_reads_only_its_runs_pods(pods: FakeCluster) -> None:
     """The run's access made as the controller makes it, through the shipped rights; then the
-    agent account's token, as the kubelet hands it to the run's pods."""
+    agent account's token, as the kubelet hands it to the run's pods. Two runs at the same
+    time each have their own account, so neither run's agents can read the other's pods."""
     controller = shipped_rbac(pods)
     kube = connect(ClusterOptions(kubeconfig=str(controller)))
-    role_, binding_ = mf.agent_access("run-1", NS, ["a"], "benchfab-agent")
-    kube.apply_role(role_)
-    kube.create("RoleBinding", binding_)
-    # Another team's run with its own agent account: its Role names its own pod.
-    for doc in mf.agent_access("run-2", NS, ["b"], "team-b-agent"):
-        kube.create(doc["kind"], doc)
+    for run, pod in (("run-1", "a"), ("run-2", "b")):
+        for doc in mf.agent_access(run, NS, [pod], KubeSettings()):
+            kube.apply_role(doc) if doc["kind"] == "Role" else kube.create(doc["kind"], doc)
     assert pods.denied == []
-    agent = client.CoreV1Api(config.new_client_from_config(config_file=str(pods.pod_kubeconfig(NS, "benchfab-agent"))))
+    account = mf.agent_role_name("run-1")
+    agent = client.CoreV1Api(config.new_client_from_config(config_file=str(pods.pod_kubeconfig(NS, account))))
     assert ok(agent.read_namespaced_pod, "a", NS)["metadata"]["name"] == "a"
     assert names(ok(agent.list_namespaced_pod, NS, field_selector="metadata.name=a")) == ["a"]
     for call, args in ((agent.read_namespaced_pod, ("b", NS)), (agent.read_namespaced_pod, ("c", "other")),
@@ -296,16 +296,22 @@ def test_an_agent_token_reads_only_its_runs_pods(pods: FakeCluster) -> None:
                        (agent.patch_namespaced_pod, ("a", NS, {"metadata": {"labels": {"x": "y"}}})),
                        (agent.delete_namespaced_pod, ("a", NS)), (agent.list_node, ())):
         status, message = refused(call, *args)
-        assert status == 403 and f'User "{user("benchfab-agent")}"' in message, message
-    # The limit of per-run Roles (docs/KUBERNETES.md): a concurrent run under the same agent
-    # account binds that account to its pods too, so run-1's agents can read them.
-    for doc in mf.agent_access("run-3", NS, ["b"], "benchfab-agent"):
-        kube.create(doc["kind"], doc)
-    assert ok(agent.read_namespaced_pod, "b", NS)["metadata"]["name"] == "b"
-    # With each run's clean-up its access is gone too.
-    assert kube.delete_run(mf.run_selector("run-1")) == {} and kube.delete_run(mf.run_selector("run-3")) == {}
+        assert status == 403 and f'User "{user(account)}"' in message, message
+    # A named account (kubernetes.service_account) is the spec's choice, shared by every run
+    # that names it: bound to both runs' Roles, it reads both runs' pods (docs/KUBERNETES.md).
+    shared = KubeSettings(service_account="team-agent")
+    for run, pod in (("run-3", "a"), ("run-4", "b")):
+        assert [d["kind"] for d in mf.agent_access(run, NS, [pod], shared)] == ["Role", "RoleBinding"]
+        for doc in mf.agent_access(run, NS, [pod], shared):
+            kube.create(doc["kind"], doc)
+    team = client.CoreV1Api(config.new_client_from_config(config_file=str(pods.pod_kubeconfig(NS, "team-agent"))))
+    assert ok(team.read_namespaced_pod, "b", NS)["metadata"]["name"] == "b"
+    # With each run's clean-up its access (and its own account) is gone too.
+    for run in ("run-1", "run-2", "run-3", "run-4"):
+        assert kube.delete_run(mf.run_selector(run)) == {}
+    assert pods.store.get("serviceaccounts", NS, account) is None
     assert refused(agent.read_namespaced_pod, "a", NS)[0] == 403
-    assert refused(agent.read_namespaced_pod, "b", NS)[0] == 403
+    assert refused(team.read_namespaced_pod, "b", NS)[0] == 403
 
 
 def test_the_shipped_rbac_lets_the_controller_name_what_a_failed_clean_up_left(cluster: FakeCluster) -> None:
@@ -313,10 +319,49 @@ def test_the_shipped_rbac_lets_the_controller_name_what_a_failed_clean_up_left(c
     roles, rolebindings) and prints a ``kubectl delete -l`` line, which lists them too."""
     kube = connect(ClusterOptions(kubeconfig=str(shipped_rbac(cluster))))
     kube.create("Service", mf.service_manifest("run-1", NS))
-    role_, binding_ = mf.agent_access("run-1", NS, ["bf-x-0"], "benchfab-agent")
+    account, role_, binding_ = mf.agent_access("run-1", NS, ["bf-x-0"], KubeSettings())
+    kube.create("ServiceAccount", account)
     kube.apply_role(role_)
     kube.create("RoleBinding", binding_)
     name = mf.agent_role_name("run-1")
     assert sorted(kube.run_objects(mf.run_selector("run-1"))) == [
-        f"role/{name}", f"rolebinding/{name}", f"service/{mf.service_name('run-1')}"]
+        f"role/{name}", f"rolebinding/{name}", f"service/{mf.service_name('run-1')}", f"serviceaccount/{name}"]
     assert cluster.denied == []
+
+
+def test_a_named_agent_account_must_exist(cluster: FakeCluster, tmp_path: Path, cli,  # type: ignore[no-untyped-def]
+                                          write_spec) -> None:
+    """kubernetes.service_account names an account the run does not make: preflight says
+    whether it exists, and a sweep without it stops before any pod with one line and the fix
+    (the API server would refuse every pod: the ServiceAccount admission check)."""
+    seed_nodes(cluster, 2)
+    cluster.add_nad(NS, "rdma-net", None)
+    text = (SPEC + PAIRS).replace("kubernetes: {start_timeout: 20s}",
+                                  "kubernetes: {start_timeout: 20s, service_account: team-agent}")
+    spec = write_spec(text)
+    fix = "kubectl create serviceaccount team-agent -n bench, or drop kubernetes.service_account"
+    proc = cli("preflight", str(spec), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
+    (check,) = [c for c in json.loads(proc.stdout) if c["name"] == "agent account"]
+    assert check["status"] == "fail" and check["detail"].startswith("service account bench/team-agent")
+    assert check["fix"].startswith(fix)
+    proc = cli("sweep", str(spec), "--kubeconfig", str(cluster.kubeconfig), "--results", str(tmp_path / "res"),
+               "--run-id", "r", "--no-progress")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "service account bench/team-agent (kubernetes.service_account) does not exist" in proc.stderr, proc.stderr
+    assert fix in proc.stderr
+    meta = json.loads((tmp_path / "res" / "r" / "run.json").read_text())
+    assert meta["status"] == "failed" and fix in meta["reason"]  # the run says why it stopped
+    assert cluster.objects("pods", "app.kubernetes.io/name=benchfab") == []
+    assert_clean(cluster)
+    # Made, the account is used as named: no account of the run's own.
+    cluster.store.put("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "team-agent", "namespace": NS}})
+    proc = cli("preflight", str(spec), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
+    (check,) = [c for c in json.loads(proc.stdout) if c["name"] == "agent account"]
+    assert check["status"] == "pass" and check["detail"].startswith("team-agent")
+    proc = cli("sweep", str(spec), "--kubeconfig", str(cluster.kubeconfig), "--results", str(tmp_path / "res"),
+               "--run-id", "r2", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {who for who, _, _ in cluster.identities} >= {user("team-agent")}
+    assert cluster.store.get("serviceaccounts", NS, "team-agent") is not None  # not the run's to delete
+    assert_clean(cluster)

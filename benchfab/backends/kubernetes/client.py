@@ -242,6 +242,7 @@ class Kube:
         core: Any = self.core
         rbac: Any = self.rbac
         fn = {"Pod": core.create_namespaced_pod, "Service": core.create_namespaced_service,
+              "ServiceAccount": core.create_namespaced_service_account,
               "Role": rbac.create_namespaced_role, "RoleBinding": rbac.create_namespaced_role_binding}[kind]
         self.call(f"create {kind.lower()} {body['metadata']['name']}", fn, ns, body, ok_conflict=True)
 
@@ -251,6 +252,16 @@ class Kube:
         rbac: Any = self.rbac
         if self.call(f"create role {name}", rbac.create_namespaced_role, ns, body, ok_conflict=True) is None:
             self.call(f"replace role {name}", rbac.replace_namespaced_role, name, ns, body)
+
+    def missing_service_account(self, name: str) -> tuple[str, str] | None:
+        """(what, fix) when pods cannot run as the named account; None: it exists."""
+        core: Any = self.core
+        if self.call(f"get serviceaccount {name}", core.read_namespaced_service_account, name, self.namespace,
+                     ok_missing=True) is not None:
+            return None
+        return (f"service account {self.namespace}/{name} (kubernetes.service_account) does not exist",
+                f"kubectl create serviceaccount {name} -n {self.namespace}, or drop kubernetes.service_account: "
+                "each run then makes its own")
 
     def patch_pod(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         got = self.call(f"patch pod {name}", self.core.patch_namespaced_pod, name, self.namespace, patch,
@@ -262,7 +273,7 @@ class Kube:
                   grace_period_seconds=grace_s, ok_missing=True)
 
     # What a run creates, as kubectl names the kinds: clean-up deletes and lists these.
-    RUN_KINDS = ("pods", "services", "roles", "rolebindings")
+    RUN_KINDS = ("pods", "services", "roles", "rolebindings", "serviceaccounts")
 
     def delete_run(self, selector: str) -> dict[str, str]:
         """Delete every pod, service and role the run created (label selected: exact, nothing else).
@@ -287,6 +298,10 @@ class Kube:
                               label_selector=selector),
             "roles": lambda: self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace,
                                        label_selector=selector),
+            # After the pods: a pod's account is looked up while it is deleted (graceful termination).
+            "serviceaccounts": lambda: self.call("delete serviceaccounts",
+                                                 core.delete_collection_namespaced_service_account, self.namespace,
+                                                 label_selector=selector),
         }
         errors = {}
         for kind, step in steps.items():
@@ -301,7 +316,8 @@ class Kube:
         core: Any = self.core
         rbac: Any = self.rbac
         lists = {"pod": core.list_namespaced_pod, "service": core.list_namespaced_service,
-                 "role": rbac.list_namespaced_role, "rolebinding": rbac.list_namespaced_role_binding}
+                 "role": rbac.list_namespaced_role, "rolebinding": rbac.list_namespaced_role_binding,
+                 "serviceaccount": core.list_namespaced_service_account}
         return [f"{kind}/{o['metadata']['name']}" for kind, fn in lists.items()
                 for o in self.call(f"list {kind}s", fn, self.namespace, label_selector=selector).get("items", [])]
 

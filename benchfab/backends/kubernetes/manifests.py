@@ -87,13 +87,21 @@ def agent_role_name(run_id: str) -> str:
     return f"benchfab-agent-{label_value(run_id)}"
 
 
-def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], service_account: str) -> list[dict[str, Any]]:
-    """The run's Role and RoleBinding: the agent in each rank pod may read and watch its
-    run's pods by name, and nothing else (RBAC cannot say "its own pod", and a static
-    Role would let every agent watch every pod of the namespace). ``list``/``watch``
-    with ``fieldSelector=metadata.name=POD`` are authorized against ``resourceNames``."""
+def agent_account(run_id: str, kube: KubeSettings) -> str:
+    """The service account the run's agents run as: the spec's, else the run's own."""
+    return kube.service_account or agent_role_name(run_id)
+
+
+def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], kube: KubeSettings) -> list[dict[str, Any]]:
+    """The run's ServiceAccount (unless the spec names one), Role and RoleBinding: the agent
+    in each rank pod may read and watch its run's pods by name, and nothing else (RBAC
+    cannot say "its own pod", and a static Role would let every agent watch every pod of
+    the namespace). ``list``/``watch`` with ``fieldSelector=metadata.name=POD`` are
+    authorized against ``resourceNames``. An account of the run's own keeps concurrent
+    runs apart: bound to both runs' Roles, a shared one reads both runs' pods."""
     name = agent_role_name(run_id)
     labels = {**run_labels(run_id), "app.kubernetes.io/component": "agent-access"}
+    account = agent_account(run_id, kube)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
@@ -104,9 +112,13 @@ def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], service_
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
     }
-    return [role, binding]
+    if kube.service_account:
+        return [role, binding]
+    own = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace,
+                                                                      "labels": labels}}
+    return [own, role, binding]
 
 
 @dataclass(frozen=True)
@@ -210,7 +222,7 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
         "nodeSelector": {kube.hostname_label: pod.hostname},
         "hostname": name,
         "subdomain": service_name(run_id),
-        "serviceAccountName": kube.service_account,
+        "serviceAccountName": agent_account(run_id, kube),
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 5,
         "activeDeadlineSeconds": int(deadline_s),

@@ -199,8 +199,14 @@ class PodPool:
         names = {mf.pod_name(self.run_id, *key) for key in new} - self._granted
         if not names:
             return
+        named = self.spec.kubernetes.service_account
+        if named and not self._bound and (missing := self.kube.missing_service_account(named)):
+            raise BackendError(missing[0], hint=missing[1])
         self._granted |= names
-        role, binding = mf.agent_access(self.run_id, self.namespace, self._granted, self.spec.kubernetes.service_account)
+        *account, role, binding = mf.agent_access(self.run_id, self.namespace, self._granted, self.spec.kubernetes)
+        if not self._bound:
+            for obj in account:  # the run's own account, before any pod names it
+                self.kube.create("ServiceAccount", obj)
         self.kube.apply_role(role)
         if not self._bound:
             self.kube.create("RoleBinding", binding)
@@ -339,7 +345,10 @@ class PodPool:
             if self._service:
                 left.append(f"service/{mf.service_name(self.run_id)}")
             if self._granted:
-                left += [f"role/{mf.agent_role_name(self.run_id)}", f"rolebinding/{mf.agent_role_name(self.run_id)}"]
+                name = mf.agent_role_name(self.run_id)
+                left += [f"role/{name}", f"rolebinding/{name}"]
+                if not self.spec.kubernetes.service_account:
+                    left.append(f"serviceaccount/{name}")
             errors.append(f"and listing what is left failed too ({exc.message}), so these may be left")
         if not left:
             return None

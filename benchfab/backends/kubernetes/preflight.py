@@ -117,7 +117,19 @@ def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
     for pname, profile in profiles.items():
         if profile.network:
             out.append(_nad_check(kube, pname, profile))
+    if spec is not None:
+        out.append(_agent_account_check(kube, spec.kubernetes.service_account))
     return out
+
+
+def _agent_account_check(kube: Kube, named: str | None) -> Check:
+    if not named:
+        return Check("agent account", kube.namespace, "pass", "each run makes its own (benchfab-agent-<run>)")
+    missing = kube.missing_service_account(named)
+    if missing is not None:
+        return Check("agent account", kube.namespace, "fail", *missing)
+    return Check("agent account", kube.namespace, "pass",
+                 f"{named} (shared by every run that names it: their agents can read each other's pods)")
 
 
 def _policy_checks(kube: Kube) -> list[Check]:

@@ -192,7 +192,7 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
             groups.append((pname, pods))
     # The agents' access to their own pods (the run's Role names exactly these pods).
     names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs]
-    groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, spec.kubernetes.service_account))
+    groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, spec.kubernetes))
     return groups, found, plan
 
 

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
          "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
          "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding",
-         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding"}
+         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding", "networkpolicies": "NetworkPolicy"}
 NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "serviceaccounts", "roles",
+              "networkpolicies",
               "rolebindings", "sriovnetworknodepolicies", "sriovnetworknodestates"}
 # Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
 # kube-apiserver answers for a resource type it does not know.
@@ -523,6 +524,7 @@ _GROUPS: dict[str, list[tuple[str, str, bool]]] = {
     "rbac.authorization.k8s.io": [("roles", "Role", True), ("rolebindings", "RoleBinding", True),
                                   ("clusterroles", "ClusterRole", False),
                                   ("clusterrolebindings", "ClusterRoleBinding", False)],
+    "networking.k8s.io": [("networkpolicies", "NetworkPolicy", True)],  # stored, not enforced (every pod is on this host)
 }
 
 

@@ -53,6 +53,7 @@ def sweep(c: FakeCluster, text: str, tmp: Path, before: Any = None) -> tuple[Any
 def assert_clean(c: FakeCluster) -> None:
     assert c.objects("pods", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("networkpolicies", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("roles", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("rolebindings", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("serviceaccounts", "app.kubernetes.io/name=benchfab") == []

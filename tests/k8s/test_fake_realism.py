@@ -52,7 +52,8 @@ def test_debian_kubectl_applies_what_render_prints(cluster: FakeCluster, tmp_pat
     assert applied.returncode == 0, applied.stderr
     for doc in rendered:
         kind = doc["kind"].lower()
-        prefix = kind if kind in ("pod", "service", "serviceaccount") else f"{kind}.rbac.authorization.k8s.io"
+        group = {"pod": "", "service": "", "serviceaccount": "", "networkpolicy": ".networking.k8s.io"}
+        prefix = kind + group.get(kind, ".rbac.authorization.k8s.io")
         assert f"{prefix}/{doc['metadata']['name']} created" in applied.stdout, applied.stdout
     pods = sorted(d["metadata"]["name"] for d in rendered if d["kind"] == "Pod")
     assert sorted(o["metadata"]["name"] for o in cluster.objects("pods")) == pods

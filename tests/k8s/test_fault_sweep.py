@@ -79,12 +79,12 @@ def test_persistent_faults_fail_truthfully_and_print_what_is_left(cluster: FakeC
         else:
             assert status == "ok", (test_id, reasons[test_id])
     # what is left is listed, with the command that removes it, on stdout, in run.json and in the error
-    left = {obj for plural in ("pods", "services", "roles", "rolebindings", "serviceaccounts")
+    left = {obj for plural in ("pods", "services", "networkpolicies", "roles", "rolebindings", "serviceaccounts")
             for obj in (f"{plural[:-1]}/{o['metadata']['name']}" for o in cluster.objects(plural, "benchfab.io/run=r"))}
     assert left and set(err.value.left) == left
     for obj in left:
         assert f"# left behind: {obj}\n" in text
-    command = "kubectl delete pods,services,roles,rolebindings,serviceaccounts -n bench -l benchfab.io/run=r"
+    command = "kubectl delete pods,services,networkpolicies,roles,rolebindings,serviceaccounts -n bench -l benchfab.io/run=r"
     assert f"# remove them with: {command}" in text and command in str(err.value)
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["status"] == "failed" and set(meta["left_behind"]) == left and meta["cleanup_command"] == command

@@ -29,10 +29,11 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     docs = list(yaml.safe_load_all(proc.stdout))
     validate_all(docs)
     kinds = [d["kind"] for d in docs]
-    assert kinds[:4] == ["Service", "ServiceAccount", "Role", "RoleBinding"] and set(kinds[4:]) == {"Pod"}
-    svc, account, role, binding = docs[:4]
+    assert kinds[:5] == ["Service", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding"]
+    assert set(kinds[5:]) == {"Pod"}
+    svc, policy, account, role, binding = docs[:5]
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
-    pods = docs[4:]
+    pods = docs[5:]
     # The agents may read their run's pods by name, nothing else, and only through this Role.
     (rule,) = role["rules"]
     assert rule["verbs"] == ["get", "list", "watch"] and rule["resources"] == ["pods"]
@@ -43,6 +44,11 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     assert account["metadata"]["name"] == own and account["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": own, "namespace": svc["metadata"]["namespace"]}]
     assert {p["spec"]["serviceAccountName"] for p in pods} == {own}
+    # Ingress to the run's pods (the rendezvous store, the out-of-band port) from its own pods only.
+    run_pods = {"matchLabels": {mf.LABEL_RUN: "20260101-000000-shared-vs-sriov"}}
+    assert policy["spec"] == {"podSelector": run_pods, "policyTypes": ["Ingress"],
+                              "ingress": [{"from": [{"podSelector": run_pods}]}]}
+    assert all(p["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov" for p in pods)
     names = [d["metadata"]["name"] for d in pods]
     assert len(names) == len(set(names))
     for pod in pods:

@@ -182,6 +182,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.rbac = client.RbacAuthorizationV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.retries = 0  # how many calls were retried (reported in tests)
@@ -241,7 +242,9 @@ class Kube:
         ns = body["metadata"].get("namespace", self.namespace)
         core: Any = self.core
         rbac: Any = self.rbac
+        net: Any = self.networking
         fn = {"Pod": core.create_namespaced_pod, "Service": core.create_namespaced_service,
+              "NetworkPolicy": net.create_namespaced_network_policy,
               "ServiceAccount": core.create_namespaced_service_account,
               "Role": rbac.create_namespaced_role, "RoleBinding": rbac.create_namespaced_role_binding}[kind]
         self.call(f"create {kind.lower()} {body['metadata']['name']}", fn, ns, body, ok_conflict=True)
@@ -273,7 +276,7 @@ class Kube:
                   grace_period_seconds=grace_s, ok_missing=True)
 
     # What a run creates, as kubectl names the kinds: clean-up deletes and lists these.
-    RUN_KINDS = ("pods", "services", "roles", "rolebindings", "serviceaccounts")
+    RUN_KINDS = ("pods", "services", "networkpolicies", "roles", "rolebindings", "serviceaccounts")
 
     def delete_run(self, selector: str) -> dict[str, str]:
         """Delete every pod, service and role the run created (label selected: exact, nothing else).
@@ -283,6 +286,7 @@ class Kube:
         """
         core: Any = self.core
         rbac: Any = self.rbac
+        net: Any = self.networking
 
         def services() -> None:  # no delete-collection for services before Kubernetes 1.31
             for svc in self.call("list services", core.list_namespaced_service, self.namespace,
@@ -294,6 +298,8 @@ class Kube:
             "pods": lambda: self.call("delete pods", core.delete_collection_namespaced_pod, self.namespace,
                               label_selector=selector, grace_period_seconds=0),
             "services": services,
+            "networkpolicies": lambda: self.call("delete networkpolicies", net.delete_collection_namespaced_network_policy,
+                                                 self.namespace, label_selector=selector),
             "rolebindings": lambda: self.call("delete rolebindings", rbac.delete_collection_namespaced_role_binding, self.namespace,
                               label_selector=selector),
             "roles": lambda: self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace,
@@ -315,7 +321,9 @@ class Kube:
         """Every object of the run that still exists, as kind/name (pods being deleted included)."""
         core: Any = self.core
         rbac: Any = self.rbac
+        net: Any = self.networking
         lists = {"pod": core.list_namespaced_pod, "service": core.list_namespaced_service,
+                 "networkpolicy": net.list_namespaced_network_policy,
                  "role": rbac.list_namespaced_role, "rolebinding": rbac.list_namespaced_role_binding,
                  "serviceaccount": core.list_namespaced_service_account}
         return [f"{kind}/{o['metadata']['name']}" for kind, fn in lists.items()

@@ -176,6 +176,21 @@ def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def network_policy_manifest(run_id: str, namespace: str) -> dict[str, Any]:
+    """Ingress to the run's pods from the run's pods only. The rendezvous store (torch's
+    TCPStore takes any connection) and the out-of-band port listen on the pod network:
+    where the CNI enforces NetworkPolicy, other pods cannot reach them at all. Multus
+    secondary networks are outside NetworkPolicy; there the out-of-band secret and the
+    tcp data token decide who the peer is."""
+    run_pods = {"matchLabels": {LABEL_RUN: label_value(run_id)}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": service_name(run_id), "namespace": namespace, "labels": run_labels(run_id)},
+        "spec": {"podSelector": run_pods, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": run_pods}]}]},
+    }
+
+
 def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
     """A pod's activeDeadlineSeconds: the spec's, else well past the plan's estimate (it only
     reaps pods a dead controller left behind; a live one deletes them itself)."""

@@ -136,6 +136,7 @@ class PodPool:
                                    hint="check access with: kubectl auth can-i list pods")
         if not self._service:
             self.kube.create("Service", mf.service_manifest(self.run_id, self.namespace))
+            self.kube.create("NetworkPolicy", mf.network_policy_manifest(self.run_id, self.namespace))
             self._service = True
 
     def switch_profile(self, profile: str) -> None:
@@ -343,7 +344,7 @@ class PodPool:
                            | {s.name for s in self.pods.values()})
             left = [f"pod/{n}" for n in names]
             if self._service:
-                left.append(f"service/{mf.service_name(self.run_id)}")
+                left += [f"service/{mf.service_name(self.run_id)}", f"networkpolicy/{mf.service_name(self.run_id)}"]
             if self._granted:
                 name = mf.agent_role_name(self.run_id)
                 left += [f"role/{name}", f"rolebinding/{name}"]

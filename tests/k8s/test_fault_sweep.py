@@ -79,8 +79,10 @@ def test_persistent_faults_fail_truthfully_and_print_what_is_left(cluster: FakeC
         else:
             assert status == "ok", (test_id, reasons[test_id])
     # what is left is listed, with the command that removes it, on stdout, in run.json and in the error
-    left = {obj for plural in ("pods", "services", "networkpolicies", "roles", "rolebindings", "serviceaccounts")
-            for obj in (f"{plural[:-1]}/{o['metadata']['name']}" for o in cluster.objects(plural, "benchfab.io/run=r"))}
+    kinds = {"pods": "pod", "services": "service", "networkpolicies": "networkpolicy", "roles": "role",
+             "rolebindings": "rolebinding", "serviceaccounts": "serviceaccount"}
+    left = {f"{kind}/{o['metadata']['name']}" for plural, kind in kinds.items()
+            for o in cluster.objects(plural, "benchfab.io/run=r")}
     assert left and set(err.value.left) == left
     for obj in left:
         assert f"# left behind: {obj}\n" in text

@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from benchfab.errors import WorkloadError
 
@@ -76,6 +76,32 @@ class Exchange(Protocol):
 
 class ExchangeError(WorkloadError):
     """The out-of-band channel failed: peer gone, silent past the timeout, or out of step."""
+
+
+Proof = TypeVar("Proof")
+
+
+def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[socket.socket], Proof],
+                  on_stray: Callable[[str], None]) -> tuple[socket.socket, Proof] | None:
+    """The first connection ``prove`` accepts, with what it returned; None at the deadline.
+
+    A connection that fails the proof (``prove`` raises OSError or ExchangeError, or stays
+    silent for FIRST_MESSAGE_S) is closed and named through ``on_stray``, and accepting goes
+    on: the real peer waits in the listen backlog meanwhile. Both listeners a rank opens
+    (this channel's and the tcp transport's data port) take their peer this way."""
+    while (left := deadline - time.monotonic()) > 0:
+        listener.settimeout(left)
+        try:
+            sock, (peer_ip, peer_port) = listener.accept()
+        except TimeoutError:
+            continue
+        try:
+            sock.settimeout(min(FIRST_MESSAGE_S, max(0.1, deadline - time.monotonic())))
+            return sock, prove(sock)
+        except (OSError, ExchangeError) as exc:
+            on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {_why(exc)}")
+            sock.close()
+    return None
 
 
 class SocketExchange:
@@ -124,34 +150,24 @@ class SocketExchange:
     def _accept_peer(self) -> None:
         """Accept until a connection proves it holds the secret, or the deadline passes."""
         assert self._listener is not None
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ExchangeError(f"out-of-band: no authenticated peer connected to {self.host}:"
-                                    f"{self.port} within {self.timeout_s:g} s",
-                                    hint="is the other rank running, able to reach us, and given the same test secret?")
-            self._listener.settimeout(left)
-            try:
-                sock, (peer_ip, peer_port) = self._listener.accept()
-            except TimeoutError:
-                continue
+
+        def prove(sock: socket.socket) -> tuple[Any, dict[str, Any]]:
             nonce = secrets.token_hex(16)
-            try:
-                sock.settimeout(min(FIRST_MESSAGE_S, max(0.1, deadline - time.monotonic())))
-                sock.sendall((json.dumps({"nonce": nonce}) + "\n").encode())
-                rfile = sock.makefile("rb")
-                self._nonce, self._received = nonce, 0
-                first = self._read_message(rfile)
-            except (OSError, ExchangeError) as exc:
-                self._on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {_why(exc)}")
-                sock.close()
-                continue
-            self._listener.close()
-            self._listener = None
-            self._adopt(sock, rfile)
-            self._pending = first
-            return
+            sock.sendall((json.dumps({"nonce": nonce}) + "\n").encode())
+            rfile = sock.makefile("rb")
+            self._nonce, self._received = nonce, 0
+            return rfile, self._read_message(rfile)
+
+        got = accept_proven(self._listener, time.monotonic() + self.timeout_s, prove, self._on_stray)
+        if got is None:
+            raise ExchangeError(f"out-of-band: no authenticated peer connected to {self.host}:"
+                                f"{self.port} within {self.timeout_s:g} s",
+                                hint="is the other rank running, able to reach us, and given the same test secret?")
+        sock, (rfile, first) = got
+        self._listener.close()
+        self._listener = None
+        self._adopt(sock, rfile)
+        self._pending = first
 
     def _connect(self) -> None:
         deadline = time.monotonic() + self.timeout_s

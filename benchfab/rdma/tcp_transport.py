@@ -23,14 +23,13 @@ from benchfab.native import HAVE_NATIVE, require_native
 from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import stats
-from .oob import Exchange, warn_stray
+from .oob import Exchange, ExchangeError, accept_proven, warn_stray
 
 # The data connection's proof: the server sends a fresh token through the authenticated
 # out-of-band channel, the client's first bytes on the data socket are that token.
 # Anything else that connects first (a scanner, another test's rank) is closed and named,
 # and the server keeps accepting until its deadline, as the out-of-band listener does.
 TOKEN_BYTES = 16
-FIRST_BYTES_S = 5.0  # how long a new data connection may stay silent before it is dropped
 
 
 def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
@@ -64,31 +63,20 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
 
 def _accept_peer(lst: socket.socket, token: bytes, timeout_s: float) -> socket.socket:
     """The first connection whose first bytes are the token, within timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise WorkloadError(f"tcp: no peer connected with this test's token within {timeout_s:g} s")
-        lst.settimeout(left)
+
+    def prove(sock: socket.socket) -> None:
+        got = bytearray(TOKEN_BYTES)
         try:
-            sock, (peer_ip, peer_port) = lst.accept()
-        except TimeoutError:
-            continue
-        got = b""
-        try:
-            sock.settimeout(min(FIRST_BYTES_S, max(0.1, deadline - time.monotonic())))
-            while len(got) < TOKEN_BYTES:
-                chunk = sock.recv(TOKEN_BYTES - len(got))
-                if not chunk:
-                    break
-                got += chunk
-        except OSError:
-            pass
-        if hmac.compare_digest(got, token):
-            return sock
-        why = "it sent another token" if len(got) == TOKEN_BYTES else "it did not send the token"
-        warn_stray(f"ignored a connection from {peer_ip}:{peer_port}: {why}", channel="tcp data")
-        sock.close()
+            _recv_exact(sock, memoryview(got))
+        except WorkloadError:  # closed before the token's last byte
+            raise ExchangeError("it did not send the token") from None
+        if not hmac.compare_digest(bytes(got), token):
+            raise ExchangeError("it sent another token")
+
+    got = accept_proven(lst, time.monotonic() + timeout_s, prove, lambda m: warn_stray(m, channel="tcp data"))
+    if got is None:
+        raise WorkloadError(f"tcp: no peer connected with this test's token within {timeout_s:g} s")
+    return got[0]
 
 
 def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import BackendError
@@ -171,6 +171,18 @@ def connect(options: ClusterOptions, spec_namespace: str | None = None) -> Kube:
     return Kube(client.ApiClient(cfg), namespace or "default")
 
 
+@dataclass(frozen=True)
+class RunKind:
+    """A kind of object a run creates: how kubectl names it, how to list and delete it by label."""
+
+    plural: str
+    singular: str
+    list: Callable[..., Any]
+    delete_collection: Callable[..., Any] | None  # None: list, then delete each with delete_one
+    delete_one: Callable[..., Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # extra arguments of the collection delete
+
+
 class Kube:
     """Thin, retrying wrapper over CoreV1Api / CustomObjectsApi returning dicts."""
 
@@ -275,63 +287,58 @@ class Kube:
         self.call(f"delete pod {name}", self.core.delete_namespaced_pod, name, self.namespace,
                   grace_period_seconds=grace_s, ok_missing=True)
 
-    # What a run creates, as kubectl names the kinds: clean-up deletes and lists these.
-    RUN_KINDS = ("pods", "services", "networkpolicies", "roles", "rolebindings", "serviceaccounts")
+    def _run_kinds(self) -> list[RunKind]:
+        """What a run creates, in clean-up order (the pods first: a pod's account is looked up
+        while it is deleted, so the service accounts go last)."""
+        core: Any = self.core
+        rbac: Any = self.rbac
+        net: Any = self.networking
+        return [
+            RunKind("pods", "pod", core.list_namespaced_pod, core.delete_collection_namespaced_pod,
+                    options={"grace_period_seconds": 0}),
+            # No delete-collection for services before Kubernetes 1.31: one by one.
+            RunKind("services", "service", core.list_namespaced_service, None, core.delete_namespaced_service),
+            RunKind("networkpolicies", "networkpolicy", net.list_namespaced_network_policy,
+                    net.delete_collection_namespaced_network_policy),
+            RunKind("roles", "role", rbac.list_namespaced_role, rbac.delete_collection_namespaced_role),
+            RunKind("rolebindings", "rolebinding", rbac.list_namespaced_role_binding,
+                    rbac.delete_collection_namespaced_role_binding),
+            RunKind("serviceaccounts", "serviceaccount", core.list_namespaced_service_account,
+                    core.delete_collection_namespaced_service_account),
+        ]
+
+    def _list_run(self, kind: RunKind, selector: str) -> list[dict[str, Any]]:
+        return list(self.call(f"list {kind.plural}", kind.list, self.namespace, label_selector=selector).get("items", []))
 
     def delete_run(self, selector: str) -> dict[str, str]:
-        """Delete every pod, service and role the run created (label selected: exact, nothing else).
+        """Delete every object the run created (label selected: exact, nothing else).
 
         Each kind is tried even when another failed (each call with its own retries), so one
         failing endpoint leaves as little as possible; returns kind -> its error, for those that failed.
         """
-        core: Any = self.core
-        rbac: Any = self.rbac
-        net: Any = self.networking
-
-        def services() -> None:  # no delete-collection for services before Kubernetes 1.31
-            for svc in self.call("list services", core.list_namespaced_service, self.namespace,
-                                 label_selector=selector).get("items", []):
-                self.call("delete service", core.delete_namespaced_service, svc["metadata"]["name"],
-                          self.namespace, ok_missing=True)
-
-        steps: dict[str, Callable[[], Any]] = {
-            "pods": lambda: self.call("delete pods", core.delete_collection_namespaced_pod, self.namespace,
-                              label_selector=selector, grace_period_seconds=0),
-            "services": services,
-            "networkpolicies": lambda: self.call("delete networkpolicies", net.delete_collection_namespaced_network_policy,
-                                                 self.namespace, label_selector=selector),
-            "rolebindings": lambda: self.call("delete rolebindings", rbac.delete_collection_namespaced_role_binding, self.namespace,
-                              label_selector=selector),
-            "roles": lambda: self.call("delete roles", rbac.delete_collection_namespaced_role, self.namespace,
-                                       label_selector=selector),
-            # After the pods: a pod's account is looked up while it is deleted (graceful termination).
-            "serviceaccounts": lambda: self.call("delete serviceaccounts",
-                                                 core.delete_collection_namespaced_service_account, self.namespace,
-                                                 label_selector=selector),
-        }
         errors = {}
-        for kind, step in steps.items():
+        for kind in self._run_kinds():
             try:
-                step()
+                if kind.delete_collection is not None:
+                    self.call(f"delete {kind.plural}", kind.delete_collection, self.namespace, label_selector=selector,
+                              **kind.options)
+                    continue
+                assert kind.delete_one is not None
+                for obj in self._list_run(kind, selector):
+                    self.call(f"delete {kind.singular}", kind.delete_one, obj["metadata"]["name"], self.namespace,
+                              ok_missing=True)
             except BackendError as exc:
-                errors[kind] = exc.message
+                errors[kind.plural] = exc.message
         return errors
 
     def run_objects(self, selector: str) -> list[str]:
         """Every object of the run that still exists, as kind/name (pods being deleted included)."""
-        core: Any = self.core
-        rbac: Any = self.rbac
-        net: Any = self.networking
-        lists = {"pod": core.list_namespaced_pod, "service": core.list_namespaced_service,
-                 "networkpolicy": net.list_namespaced_network_policy,
-                 "role": rbac.list_namespaced_role, "rolebinding": rbac.list_namespaced_role_binding,
-                 "serviceaccount": core.list_namespaced_service_account}
-        return [f"{kind}/{o['metadata']['name']}" for kind, fn in lists.items()
-                for o in self.call(f"list {kind}s", fn, self.namespace, label_selector=selector).get("items", [])]
+        return [f"{kind.singular}/{o['metadata']['name']}" for kind in self._run_kinds()
+                for o in self._list_run(kind, selector)]
 
     def delete_command(self, selector: str) -> str:
         """The kubectl line that removes what ``delete_run`` removes."""
-        return f"kubectl delete {','.join(self.RUN_KINDS)} -n {self.namespace} -l {selector}"
+        return f"kubectl delete {','.join(k.plural for k in self._run_kinds())} -n {self.namespace} -l {selector}"
 
     def events_for(self, name: str) -> list[dict[str, Any]]:
         got = self.call("list events", self.core.list_namespaced_event, self.namespace,

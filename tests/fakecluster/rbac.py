@@ -193,13 +193,10 @@ def _atoms(rule: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _covers(owner: dict[str, Any], atom: tuple[str, str, str, str]) -> bool:
+    """The owner's rule holds the single permission: the request it describes is one the rule allows."""
     group, resource, verb, name = atom
-    verbs, groups = owner.get("verbs") or [], owner.get("apiGroups") or []
-    resources, names = owner.get("resources") or [], owner.get("resourceNames") or []
-    _, slash, sub = resource.partition("/")
-    return (("*" in verbs or verb in verbs) and ("*" in groups or group in groups)
-            and ("*" in resources or resource in resources or bool(slash and f"*/{sub}" in resources))
-            and (not names or (name != "" and name in names)))
+    base, _, sub = resource.partition("/")
+    return rule_allows(owner, Attributes(verb, group, base, sub, name, ""))
 
 
 def not_held(store: Store, who: Identity, namespace: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 from .patch import json_patch, merge_patch
 from .rbac import Attributes, Identity, allowed, forbidden_message, refused_grant
-from .selectors import match_fields, match_labels
+from .selectors import match_fields, match_labels, query_true
 
 if TYPE_CHECKING:
     from .cluster import FakeCluster
@@ -32,8 +32,7 @@ KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event
          "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding",
          "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding", "networkpolicies": "NetworkPolicy"}
 NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "serviceaccounts", "roles",
-              "networkpolicies",
-              "rolebindings", "sriovnetworknodepolicies", "sriovnetworknodestates"}
+              "rolebindings", "networkpolicies", "sriovnetworknodepolicies", "sriovnetworknodestates"}
 # Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
 # kube-apiserver answers for a resource type it does not know.
 CUSTOM = {"network-attachment-definitions": "k8s.cni.cncf.io", "nicclusterpolicies": "mellanox.com",
@@ -269,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(403, _status(403, "Forbidden", why))
             return
         if self.command == "GET" and name is None:
-            if q.get("watch") in ("true", "True", "1"):
+            if query_true(q, "watch"):
                 self._watch(plural, ns, q)
                 return
             items = [o for o in store.list(plural, ns if plural in NAMESPACED else None)
@@ -364,7 +363,7 @@ class Handler(BaseHTTPRequestHandler):
         end = time.monotonic() + timeout
         rv_text = q.get("resourceVersion") or ""
         lsel, fsel = q.get("labelSelector"), q.get("fieldSelector")
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "True", "1")
+        bookmarks = query_true(q, "allowWatchBookmarks")
         quiet_since = time.monotonic()
 
         def visible(p: str, obj: dict[str, Any]) -> bool:
@@ -437,7 +436,7 @@ class Handler(BaseHTTPRequestHandler):
         if not path.exists():
             self._send(400, _status(400, "BadRequest", f'container "rank" in pod "{name}" is waiting to start'))
             return
-        if q.get("follow") not in ("true", "True", "1"):
+        if not query_true(q, "follow"):
             data = path.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

@@ -26,6 +26,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .selectors import query_true
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -99,7 +101,7 @@ class Attributes:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "get")
         found = name or ""
         if not found and verb == "get":
-            verb = "watch" if query.get("watch") in ("true", "True", "1") else "list"
+            verb = "watch" if query_true(query, "watch") else "list"
             found = exact_name(query.get("fieldSelector"))
         if not found and verb == "delete":
             verb = "deletecollection"

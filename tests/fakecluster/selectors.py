@@ -56,3 +56,8 @@ def match_fields(obj: dict[str, Any], selector: str | None) -> bool:
         if (got_s == v.strip()) == neg:
             return False
     return True
+
+
+def query_true(query: dict[str, str], name: str) -> bool:
+    """A boolean query parameter (watch, follow, allowWatchBookmarks) as the API server parses it."""
+    return query.get(name) in ("true", "True", "1")

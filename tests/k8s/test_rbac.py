@@ -340,12 +340,20 @@ def test_a_named_agent_account_must_exist(cluster: FakeCluster, tmp_path: Path, 
                                   "kubernetes: {start_timeout: 20s, service_account: team-agent}")
     spec = write_spec(text)
     fix = "kubectl create serviceaccount team-agent -n bench, or drop kubernetes.service_account"
-    proc = cli("preflight", str(spec), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
-    (check,) = [c for c in json.loads(proc.stdout) if c["name"] == "agent account"]
+
+    def account_check() -> dict[str, str]:
+        proc = cli("preflight", str(spec), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
+        (check,) = [c for c in json.loads(proc.stdout) if c["name"] == "agent account"]
+        return dict(check)
+
+    def sweep(run_id: str) -> Any:
+        return cli("sweep", str(spec), "--kubeconfig", str(cluster.kubeconfig), "--results", str(tmp_path / "res"),
+                   "--run-id", run_id, "--no-progress")
+
+    check = account_check()
     assert check["status"] == "fail" and check["detail"].startswith("service account bench/team-agent")
     assert check["fix"].startswith(fix)
-    proc = cli("sweep", str(spec), "--kubeconfig", str(cluster.kubeconfig), "--results", str(tmp_path / "res"),
-               "--run-id", "r", "--no-progress")
+    proc = sweep("r")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "service account bench/team-agent (kubernetes.service_account) does not exist" in proc.stderr, proc.stderr
     assert fix in proc.stderr
@@ -356,11 +364,9 @@ def test_a_named_agent_account_must_exist(cluster: FakeCluster, tmp_path: Path, 
     # Made, the account is used as named: no account of the run's own.
     cluster.store.put("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
                                           "metadata": {"name": "team-agent", "namespace": NS}})
-    proc = cli("preflight", str(spec), "--kubeconfig", str(cluster.kubeconfig), "-o", "json")
-    (check,) = [c for c in json.loads(proc.stdout) if c["name"] == "agent account"]
+    check = account_check()
     assert check["status"] == "pass" and check["detail"].startswith("team-agent")
-    proc = cli("sweep", str(spec), "--kubeconfig", str(cluster.kubeconfig), "--results", str(tmp_path / "res"),
-               "--run-id", "r2", "--no-progress")
+    proc = sweep("r2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {who for who, _, _ in cluster.identities} >= {user("team-agent")}
     assert cluster.store.get("serviceaccounts", NS, "team-agent") is not None  # not the run's to delete

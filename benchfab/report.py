@@ -99,7 +99,10 @@ class ReportInput:
 
     @property
     def summary(self) -> pd.DataFrame:
-        frames = [r.summary for r in self.runs if not r.summary.empty]
+        """Every run's summary rows, each row's run_id the id of the run it was read from (as
+        the report's headings name it): a copied or renamed run's rows never merge with the
+        original's in a table row or a curve."""
+        frames = [r.summary.assign(run_id=r.run_id) for r in self.runs if not r.summary.empty]
         if not frames:
             return self.runs[0].summary
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

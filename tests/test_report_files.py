@@ -156,3 +156,36 @@ def test_local_all_pairs_run_heatmap_and_slowest_pairs(tmp_path: Path) -> None:
     first_row = next(line for line in section.splitlines() if line.startswith("| gpu-node"))
     cells = [c.strip() for c in first_row.strip("|").split("|")]
     assert {cells[0], cells[1]} == {a, b} and cells[2] == f"{worst['lat_median_s'] * 1e6:.4g}"
+
+
+def test_multi_run_tables_keep_each_run_and_profile_on_its_own_row(tmp_path: Path) -> None:
+    """`benchfab report A B` of two runs that share test ids (seeded: B's 2-rank allreduce
+    and tcp bandwidth test made twice as slow): each table row is one run and one profile,
+    and says which, so a row never shows one run's peak beside the other's minimum time."""
+    from benchfab.cli import main
+    from tests.verdict_faults import copy_run, rewrite_test
+
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copytree(EXAMPLE, results / "example")
+    copy_run(results, "example", "a")
+    copy_run(results, "example", "b")
+    for test_id in ("000-allreduce-2r", "006-tcp-write-bw"):
+        rewrite_test(results, "b", test_id, slowdown=2.0)
+    assert main(["report", "a", "b", "--results", str(results), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "summary.md").read_text()
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
+            if line.startswith(("| a |", "| b |"))]
+    for test_id, peak_col, avg_col in (("000-allreduce-2r", 3, 4), ("006-tcp-write-bw", 6, None)):
+        mine = {r[0]: r for r in rows if r[2] == test_id}
+        assert set(mine) == {"a", "b"} and {r[1] for r in mine.values()} == {"loopback"}, rows
+        for run_id, row in mine.items():
+            s = benchfab.load_run(results / run_id).summary
+            s = s[s["test_id"] == test_id]
+            if avg_col is not None:  # collectives: peak and average busbw of this run alone
+                assert float(row[peak_col]) == pytest.approx(s["busbw_Bps"].max() / 1e9, abs=1e-3)
+                assert float(row[avg_col]) == pytest.approx(s["busbw_Bps"].mean() / 1e9, abs=1e-3)
+                assert float(row[peak_col]) >= float(row[avg_col])
+            else:  # point-to-point: max BW average of this run alone (Gb/s)
+                assert float(row[peak_col]) == pytest.approx(s["bw_avg_Bps"].max() * 8e-9, abs=1e-3)
+        assert float(mine["a"][peak_col]) == pytest.approx(2 * float(mine["b"][peak_col]), rel=0.01)

@@ -20,19 +20,24 @@ from tests.helpers import ROOT
 EXAMPLE = ROOT / "results" / "example"
 
 VERDICTS = {
-    "schema": 1,
-    "base": {"label": "history:5", "runs": ["a", "b"]},
+    "schema": 2,
+    "base": {"label": "history:5 (2 of 5 runs)", "runs": ["a", "b"]},
     "new": "example",
-    "method": {"test": "history-mad", "factor": 1.1, "p_threshold": 0.002},
+    "method": {"test": "history-spread", "factor": 1.1, "z": 5.0},
     "verdicts": [
         {"key": {"workload": "allreduce", "size_bytes": 8}, "key_id": "allreduce/loopback/float32/8B/1n",
          "metric": "busbw_Bps", "higher_is_better": True, "verdict": "failed", "base_median": 1.0e6,
-         "new_median": None, "ratio": None, "p_value": None, "cause": "test timed out <after 60 s>"},
+         "new_median": None, "ratio": None, "noise": None, "cause": "test timed out <after 60 s>"},
         {"key": {"workload": "allreduce", "size_bytes": 32}, "key_id": "allreduce/loopback/float32/32B/1n",
          "metric": "busbw_Bps", "higher_is_better": True, "verdict": "better", "base_median": 1.0e6,
-         "new_median": 1.3e6, "ratio": 1.3, "p_value": 0.0001, "cause": None},
+         "new_median": 1.3e6, "ratio": 1.3, "noise": 0.05, "cause": None},
     ],
+    "damaged": [],
 }
+# What a comparison wrote before the noise model (schema 1): still read, without noise.
+VERDICTS_1 = {**VERDICTS, "schema": 1, "method": {"test": "history-mad", "factor": 1.1, "p_threshold": 0.002},
+              "verdicts": [{**{k: v for k, v in item.items() if k != "noise"}, "p_value": 0.0001}
+                           for item in VERDICTS["verdicts"]]}
 
 
 @pytest.fixture
@@ -49,15 +54,20 @@ def test_no_verdicts_file_is_none_and_a_written_one_reads_back(example: Path) ->
     assert verdicts is not None and verdicts.base_runs == ("a", "b")
     assert [v.key_id for v in verdicts.regressions] == ["allreduce/loopback/float32/8B/1n"]
     assert verdicts.verdicts[1].ratio == 1.3 and verdicts.verdicts[0].new_median is None
+    assert verdicts.verdicts[1].noise == 0.05
+    (example / "verdicts.json").write_text(json.dumps(VERDICTS_1))
+    older = read_verdicts(example)
+    assert older is not None and older.verdicts[1].noise is None and older.verdicts[1].ratio == 1.3
 
 
 @pytest.mark.parametrize("damage, message", [
     (lambda d: "{not json", "not JSON (Expecting property name enclosed in double quotes at line 1)"),
-    (lambda d: {**d, "schema": 2}, "schema 2, this benchfab reads schema 1"),
+    (lambda d: {**d, "schema": 3}, "schema 3, this benchfab reads schemas 1, 2"),
     (lambda d: {**d, "base": "x"}, "field base: needs a label (text) and runs (a list)"),
     (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "verdict": "slower"}]}, "field verdicts[0].verdict: 'slower'"),
-    (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "p_value": float("nan")}]},
-     "field verdicts[0].p_value: nan is not a finite number"),
+    (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "noise": float("nan")}]},
+     "field verdicts[0].noise: nan is not a finite number"),
+    (lambda d: {**d, "damaged": "yes"}, "field damaged: needs a list of text"),
     (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "higher_is_better": "yes"}]},
      "field verdicts[0].higher_is_better: needs true or false"),
 ])

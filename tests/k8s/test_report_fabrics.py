@@ -228,14 +228,14 @@ def _verdicts(run: benchfab.Run) -> dict[str, object]:
         items.append({"key": {"workload": "rdma_write_bw", "profile": profile, "size_bytes": 4096},
                       "key_id": f"rdma_write_bw/{profile}/4KiB", "metric": "bw_avg_Bps", "higher_is_better": True,
                       "verdict": "worse" if worse else "same", "base_median": median * (1.25 if worse else 1.0),
-                      "new_median": median, "ratio": 0.8 if worse else 1.0, "p_value": 1e-4 if worse else 0.6,
+                      "new_median": median, "ratio": 0.8 if worse else 1.0, "noise": 0.04,
                       "cause": None})
     items.append({"key": {"workload": "rdma_write_lat", "profile": "ib-shared", "size_bytes": 8},
                   "key_id": "rdma_write_lat/ib-shared/8B", "metric": "lat_median_s", "higher_is_better": False,
-                  "verdict": "changed", "base_median": None, "new_median": None, "ratio": None, "p_value": None,
+                  "verdict": "changed", "base_median": None, "new_median": None, "ratio": None, "noise": None,
                   "cause": 'NCCL fell back to Socket (base: IB) | "quoted"'})
-    return {"schema": 1, "base": {"label": "nightly-baseline", "runs": ["base-1"]}, "new": run.run_id,
-            "method": {"test": "mann-whitney-u", "factor": 1.10, "p_threshold": 0.002}, "verdicts": items}
+    return {"schema": 2, "base": {"label": "nightly-baseline", "runs": ["base-1"]}, "new": run.run_id,
+            "method": {"test": "noise-band", "factor": 1.10, "z": 5.0}, "verdicts": items, "damaged": []}
 
 
 @pytest.fixture(scope="module")

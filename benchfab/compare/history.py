@@ -27,7 +27,7 @@ from .judge import (
     sort_verdicts,
 )
 from .keys import RunData, key_id
-from .noise import history_spread
+from .noise import combined, history_spread, standard_error
 
 # Step detector: points compared with the mean of up to this many earlier runs (conbench's lookback).
 LOOKBACK = 5
@@ -121,7 +121,10 @@ def compare_history(history: History, new: RunData, method: Method | None = None
             before = float(np.nanmedian(row[max(0, at - LOOKBACK):at]))
             step_cause = (f"changed from run {ids[at]}" + (" (this run)" if at == len(ids) - 1 else "")
                           + f": {n.metric} {before:.4g} -> {float(np.nanmedian(row[at:])):.4g}")
-        noise = float(sigma[i]) if math.isfinite(sigma[i]) else None
+        # The history's spread, and this run's own: a run whose blocks scatter (the host
+        # was busy while it ran) is judged with that scatter too.
+        own = standard_error(n.units)
+        noise = combined(None if own is None else own * own, float(sigma[i])) if math.isfinite(sigma[i]) else None
         verdicts.append(judge(key, n, base_median, ratio, noise, method, step_cause))
     verdicts += [lost(k, d, planned) for k, d in latest.items() if k not in new.keys]
     incomplete = (history.latest.incomplete if history.latest else []) + new.incomplete

@@ -17,7 +17,9 @@ one run alone cannot show that. So a comparison measures two parts, on units tha
   does not hide in it (verdicts are measured from ratio 1, not from the median). For a
   history: each key's own spread over the earlier runs, moderated toward the typical
   key's spread and never below it (three runs that happened to agree must not make a
-  band of 0; a run of noisy tests must not judge its one steady key on that key's calm).
+  band of 0; a run of noisy tests must not judge its one steady key on that key's calm),
+  plus the new run's own within-run error (a run whose blocks scatter, because the host
+  was busy while it ran, is judged with that scatter too).
 
 A key is worse or better only when its ratio is beyond the factor *and* beyond Z times that
 noise; otherwise it is "same", and where the noise is wider than the factor the verdict

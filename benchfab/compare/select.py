@@ -149,7 +149,7 @@ def _against_history(earlier: Earlier, n: int, new: Path, method: Method, label:
         result = _against_run(latest, new, method, label, note)
     else:
         medians = [load_medians(p) for p in earlier.paths]
-        new_data = load_keys(new, with_samples=False)
+        new_data = load_keys(new)
         history = History([run_id for run_id, _ in medians], [m for _, m in medians],
                           load_keys(earlier.paths[-1], with_samples=False) if earlier.paths else None)
         result = compare_history(history, new_data, Method("history-spread", method.factor, method.z), label,

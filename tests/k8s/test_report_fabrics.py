@@ -364,7 +364,8 @@ def test_report_of_two_runs_draws_both(pairs_run: benchfab.Run, tmp_path: Path, 
     proc = cli("report", str(pairs_run.path), str(other), "--out", str(tmp_path / "both"))
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "both" / "summary.md").read_text()
-    assert md.startswith("# benchfab runs pairs, pairs-again") and md.count("| pairs-again |") == 24
+    # 24 rows in the tests table and 24 in the point-to-point table (a row per run, profile and test)
+    assert md.startswith("# benchfab runs pairs, pairs-again") and md.count("| pairs-again |") == 48
     data = ReportInput((pairs_run, benchfab.load_run(other)))
     fig = draw_curves(data.summary, _figure("p2p_bw.png"), data.subtitle)
     assert fig is not None

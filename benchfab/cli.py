@@ -600,7 +600,8 @@ def _add_verdict_commands(sub: Any) -> None:
     from .compare import FORMATS
 
     c = _command(sub, "compare", "judge a run against a base run, a named baseline or its history, per measurement "
-                 "key: better/worse/same/new/missing/failed/changed (exit 1 on worse, failed or changed)",
+                 "key, against the runs' noise: better/worse/same/new/missing/removed/failed/changed (exit 1 on "
+                 "worse, failed, changed, missing, or a damaged store)",
                  "benchfab compare nightly-good latest", "benchfab compare --history 7 latest -o junit > verdicts.xml",
                  "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown")
     c.add_argument("runs", nargs="*", metavar="BASE NEW",

@@ -14,7 +14,7 @@ from .units import format_size
 from .workloads import family_of
 from .workloads.point_to_point import p2p_table
 
-__all__ = ["COMPARE_KEYS", "LOG_Y_RATIO", "TAIL_LOG_RATIO", "Comparison", "ProfileCurve", "bandwidth_table",
+__all__ = ["COMPARE_KEYS", "LOG_Y_RATIO", "TABLE_ROW", "TAIL_LOG_RATIO", "Comparison", "ProfileCurve", "bandwidth_table",
            "curve_label", "curves", "ok_rows", "p2p_table", "pair_matrix", "pair_rows", "profile_comparisons",
            "profile_order", "size_ticks", "slowest_pairs", "topology_order", "y_scale"]
 
@@ -58,21 +58,34 @@ def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
     return ticks, [format_size(t) for t in ticks]
 
 
+# A report table's row is one test of one run on one profile: `benchfab report A B` holds
+# the same test id in both runs, and a row grouped by test id alone would show the peak of
+# one run beside the minimum time of the other.
+TABLE_ROW = ["run_id", "profile", "test_id"]
+
+
+def table_groups(rows: pd.DataFrame, extra: list[str] | None = None) -> list[str]:
+    """The columns a per-test table groups by: run, profile and test (those the rows have)."""
+    return [c for c in [*TABLE_ROW, *(extra or [])] if c in rows.columns]
+
+
 def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Peak and average bus bandwidth per test (GB/s), and total wrong elements."""
+    """Per run, profile and test: peak and average bus bandwidth (GB/s), the minimum time
+    per op (us) and total wrong elements."""
     rows = ok_rows(summary)
     if not rows.empty:
         rows = rows[rows["busbw_Bps"].notna()]
+    columns = [*TABLE_ROW, "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"]
     if rows.empty:
-        return pd.DataFrame(columns=["test_id", "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"])
-    grouped = rows.groupby("test_id")
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
     table = pd.DataFrame({
         "peak_busbw_GBps": grouped["busbw_Bps"].max() / 1e9,
         "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
         "min_time_us": grouped["time_s"].min() * 1e6,
         "wrong": grouped["wrong"].sum(min_count=1),
     })
-    return table.reset_index()
+    return table.reset_index().reindex(columns=columns)
 
 
 # One rule for every figure's y axis: linear from zero, so that a 12 -> 21 -> 15 Gb/s

@@ -494,9 +494,10 @@ def _parse_base(text: str, results: str) -> Any:
 def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int:
     """Compare, print in the chosen format, save verdicts.json + JUnit beside the new run (and
     --junit FILE); the exit code is 1 on a regression."""
-    from .compare import RENDERERS, Method, run_comparison, save
+    from .compare import RENDERERS, Method, Scope, run_comparison, save
 
-    comparison = run_comparison(base, new, results, Method(factor=args.factor, p_threshold=args.p_threshold))
+    comparison = run_comparison(base, new, results, Method(factor=args.factor, z=args.noise_z),
+                                Scope(any_host=args.any_host, any_spec=args.any_spec))
     print(RENDERERS[getattr(args, "output", None) or "table"](comparison))
     if getattr(args, "save", True):
         for path in save(comparison, new):
@@ -535,14 +536,20 @@ def _positive(kind: type, minimum: float) -> Any:
 
 
 def _judging_args(p: argparse.ArgumentParser) -> None:
-    from .compare import DEFAULT_FACTOR, DEFAULT_P_THRESHOLD
+    from .compare import DEFAULT_FACTOR, NOISE_Z
 
-    g = p.add_argument_group("judging (asv's defaults)")
+    g = p.add_argument_group("judging (docs/COMPARE.md: the noise model)")
     g.add_argument("--factor", type=_positive(float, 1.0), default=DEFAULT_FACTOR,
                    help=f"minimum effect: a key is worse or better only when its figure moved by this factor "
-                        f"(default {DEFAULT_FACTOR})")
-    g.add_argument("--p-threshold", type=_positive(float, 0.0), default=DEFAULT_P_THRESHOLD,
-                   help=f"and the Mann-Whitney U test's two-sided p-value is below this (default {DEFAULT_P_THRESHOLD})")
+                        f"(default {DEFAULT_FACTOR}, asv's)")
+    g.add_argument("--noise-z", type=_positive(float, 0.0), default=NOISE_Z, metavar="Z",
+                   help=f"and by more than Z standard deviations of the runs' noise (within each run: repeats or "
+                        f"blocks of iterations; between runs: the spread of every key, or of the history) "
+                        f"(default {NOISE_Z:g})")
+    g.add_argument("--any-host", action="store_true",
+                   help="history: also use earlier runs measured on other machines (left out by default)")
+    g.add_argument("--any-spec", action="store_true",
+                   help="history: also use earlier runs of another text of the spec of the same name")
     g.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE")
 
 
@@ -593,7 +600,8 @@ def _add_verdict_commands(sub: Any) -> None:
     from .compare import FORMATS
 
     c = _command(sub, "compare", "judge a run against a base run, a named baseline or its history, per measurement "
-                 "key: better/worse/same/new/missing/failed/changed (exit 1 on worse, failed or changed)",
+                 "key, against the runs' noise: better/worse/same/new/missing/removed/failed/changed (exit 1 on "
+                 "worse, failed, changed, missing, or a damaged store)",
                  "benchfab compare nightly-good latest", "benchfab compare --history 7 latest -o junit > verdicts.xml",
                  "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown")
     c.add_argument("runs", nargs="*", metavar="BASE NEW",

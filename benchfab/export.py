@@ -100,8 +100,8 @@ def verdict_gauges(run: Run) -> list[Gauge]:
     if verdicts is None:
         return []
     base = {"run_id": run.run_id, "base": verdicts.base_label}
-    regression = Gauge("benchfab_verdict_regression", "1 when the key regressed against the base (worse, failed "
-                       "or changed), else 0; the verdict label says which")
+    regression = Gauge("benchfab_verdict_regression", "1 when the key regressed against the base (worse, failed, "
+                       "changed or missing), else 0; the verdict label says which")
     ratio = Gauge("benchfab_verdict_ratio", "the key's new median / base median of the judged metric")
     for v in verdicts.verdicts:
         labels = {**base, "key_id": v.key_id, "metric": v.metric}
@@ -110,7 +110,9 @@ def verdict_gauges(run: Run) -> list[Gauge]:
             ratio.samples.append((labels, v.ratio))
     count = Gauge("benchfab_regressions", "keys that regressed against the base in the latest comparison",
                   samples=[(base, float(len(verdicts.regressions)))])
-    return [count, regression, ratio]
+    damaged = Gauge("benchfab_comparison_damaged", "stored files the latest comparison could not read (any: it "
+                    "failed, whatever the keys say)", samples=[(base, float(len(verdicts.damaged)))])
+    return [count, damaged, regression, ratio]
 
 
 def run_gauges(run: Run) -> list[Gauge]:

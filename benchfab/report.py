@@ -63,7 +63,7 @@ from .errors import UsageError
 from .store import Run
 from .tables import num
 from .units import format_size
-from .verdicts import read_verdicts
+from .verdicts import noise_text, read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
 from .workloads.point_to_point import locality_lines
 
@@ -99,7 +99,10 @@ class ReportInput:
 
     @property
     def summary(self) -> pd.DataFrame:
-        frames = [r.summary for r in self.runs if not r.summary.empty]
+        """Every run's summary rows, each row's run_id the id of the run it was read from (as
+        the report's headings name it): a copied or renamed run's rows never merge with the
+        original's in a table row or a curve."""
+        frames = [r.summary.assign(run_id=r.run_id) for r in self.runs if not r.summary.empty]
         if not frames:
             return self.runs[0].summary
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -492,16 +495,18 @@ def verdict_lines(run: Run) -> list[str]:
         return []
     bad = len(verdicts.regressions)
     method = ", ".join(f"{k} {v}" for k, v in verdicts.method.items())
+    factor = float(verdicts.method.get("factor") or 1.0)
     lines = ["", f"## Verdicts of `{verdicts.new}` against {verdicts.base_label}", "",
              f"{bad} regression(s) in {len(verdicts.verdicts)} key(s); base run(s): "
-             f"{', '.join(verdicts.base_runs) or 'none'}; method: {method}.", "",
-             "| key | metric | verdict | base median | new median | new/base | p | cause |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{', '.join(verdicts.base_runs) or 'none'}; method: {method}.", ""]
+    lines += [f"- **damaged**: {_cell(d)}" for d in verdicts.damaged]
+    lines += ["", "| key | metric | verdict | base median | new median | new/base | noise | cause |",
+              "|---|---|---|---|---|---|---|---|"]
     # Regressions first, then the rest, each in the file's order.
     for v in sorted(verdicts.verdicts, key=lambda v: not v.regression):
-        verdict = f"**{v.verdict}**" if v.regression else v.verdict
+        verdict = f"**{v.verdict}**" if v.regression else v.label(factor)
         lines.append(f"| {_cell(v.key_id)} | {_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
-                     f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {num(v.p_value, '.2g')} "
+                     f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {noise_text(v.noise)} "
                      f"| {_cell(v.cause)} |")
     return lines
 

@@ -1,5 +1,11 @@
 """Reading a run's ``verdicts.json``: what a comparison (``benchfab compare BASE NEW
---save``, ``benchfab sweep --baseline``) judged for that run, schema 1.
+--save``, ``benchfab sweep --baseline``) judged for that run.
+
+Schema history: 1, a Mann-Whitney U p-value per key (``p_value``); 2 (2026-12), the noise
+model (benchfab.compare.noise): ``p_value`` gave way to ``noise`` (the relative change
+the runs' noise covers), verdict ``removed`` (a key the new run's spec no longer has;
+``missing`` became a regression), and ``damaged`` (stored files a comparison could not
+read: a regression). Schema 1 files are still read (their ``noise`` is null).
 
 The comparison writes the file (atomically, beside run.json); the HTML report and the
 OpenMetrics export read it through ``read_verdicts`` and work without it. Reading
@@ -18,10 +24,12 @@ from typing import Any
 from .errors import StoreError
 
 VERDICTS_FILE = "verdicts.json"
-VERDICTS_SCHEMA = 1
-VERDICTS = ("better", "worse", "same", "new", "missing", "failed", "changed")
-# What makes a comparison exit 1: slower, a test that failed, or a change of what was measured.
-REGRESSIONS = frozenset({"worse", "failed", "changed"})
+VERDICTS_SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
+VERDICTS = ("better", "worse", "same", "new", "missing", "removed", "failed", "changed")
+# What makes a comparison exit 1: slower, a test that failed, a change of what was measured,
+# or a measurement the base has and the new run lost (not one its spec dropped: "removed").
+REGRESSIONS = frozenset({"worse", "failed", "changed", "missing"})
 
 
 @dataclass(frozen=True)
@@ -36,12 +44,27 @@ class Verdict:
     base_median: float | None
     new_median: float | None
     ratio: float | None
-    p_value: float | None
+    noise: float | None  # the relative change these runs' noise covers (0.38: ±38 %); None: unknown
     cause: str | None
 
     @property
     def regression(self) -> bool:
         return self.verdict in REGRESSIONS
+
+    def noise_limited(self, factor: float) -> bool:
+        """A "same" that says only that these runs cannot tell: their noise is wider than the factor."""
+        return self.verdict == "same" and self.noise is not None and self.noise > factor - 1
+
+    def label(self, factor: float) -> str:
+        """The verdict as a table shows it: "same (noise ±38 %)" where the noise decided."""
+        return f"same (noise {noise_text(self.noise)})" if self.noise_limited(factor) else self.verdict
+
+
+def noise_text(noise: float | None) -> str:
+    """±38 %, or - when unknown."""
+    if noise is None:
+        return "-"
+    return f"±{noise * 100:,.0f} %"
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,7 @@ class Verdicts:
     new: str
     method: dict[str, Any]
     verdicts: tuple[Verdict, ...]
+    damaged: tuple[str, ...] = ()  # stored files the comparison could not read, one line each
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -84,9 +108,9 @@ def _parse(path: Path, data: Any) -> Verdicts:
 
     if not isinstance(data, dict):
         raise bad("(top)", "is not an object")
-    if data.get("schema") != VERDICTS_SCHEMA:
-        raise StoreError(f"{path}: schema {data.get('schema')!r}, this benchfab reads schema {VERDICTS_SCHEMA}",
-                         hint="read it with the benchfab version that wrote it")
+    if data.get("schema") not in READABLE_SCHEMAS:
+        raise StoreError(f"{path}: schema {data.get('schema')!r}, this benchfab reads schemas "
+                         f"{', '.join(map(str, READABLE_SCHEMAS))}", hint="read it with the benchfab version that wrote it")
     base = data.get("base")
     if not isinstance(base, dict) or not isinstance(base.get("label"), str) or not isinstance(base.get("runs"), list):
         raise bad("base", "needs a label (text) and runs (a list)")
@@ -116,7 +140,7 @@ def _parse(path: Path, data: Any) -> Verdicts:
         if cause is not None and not isinstance(cause, str):
             raise bad(f"{where}.cause", "needs text or null")
         figures = {}
-        for name in ("base_median", "new_median", "ratio", "p_value"):
+        for name in ("base_median", "new_median", "ratio", "noise"):
             value = item.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
@@ -125,6 +149,9 @@ def _parse(path: Path, data: Any) -> Verdicts:
         parsed.append(Verdict(key=dict(item["key"]), key_id=item["key_id"], metric=item["metric"],
                               higher_is_better=item["higher_is_better"], verdict=item["verdict"], cause=cause,
                               **figures))
+    damaged = data.get("damaged", [])
+    if not isinstance(damaged, list) or not all(isinstance(d, str) for d in damaged):
+        raise bad("damaged", "needs a list of text")
     return Verdicts(path, base["label"], tuple(str(r) for r in base["runs"]), data["new"], dict(method),
-                    tuple(parsed))
+                    tuple(parsed), tuple(damaged))
 

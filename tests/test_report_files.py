@@ -20,19 +20,24 @@ from tests.helpers import ROOT
 EXAMPLE = ROOT / "results" / "example"
 
 VERDICTS = {
-    "schema": 1,
-    "base": {"label": "history:5", "runs": ["a", "b"]},
+    "schema": 2,
+    "base": {"label": "history:5 (2 of 5 runs)", "runs": ["a", "b"]},
     "new": "example",
-    "method": {"test": "history-mad", "factor": 1.1, "p_threshold": 0.002},
+    "method": {"test": "history-spread", "factor": 1.1, "z": 5.0},
     "verdicts": [
         {"key": {"workload": "allreduce", "size_bytes": 8}, "key_id": "allreduce/loopback/float32/8B/1n",
          "metric": "busbw_Bps", "higher_is_better": True, "verdict": "failed", "base_median": 1.0e6,
-         "new_median": None, "ratio": None, "p_value": None, "cause": "test timed out <after 60 s>"},
+         "new_median": None, "ratio": None, "noise": None, "cause": "test timed out <after 60 s>"},
         {"key": {"workload": "allreduce", "size_bytes": 32}, "key_id": "allreduce/loopback/float32/32B/1n",
          "metric": "busbw_Bps", "higher_is_better": True, "verdict": "better", "base_median": 1.0e6,
-         "new_median": 1.3e6, "ratio": 1.3, "p_value": 0.0001, "cause": None},
+         "new_median": 1.3e6, "ratio": 1.3, "noise": 0.05, "cause": None},
     ],
+    "damaged": [],
 }
+# What a comparison wrote before the noise model (schema 1): still read, without noise.
+VERDICTS_1 = {**VERDICTS, "schema": 1, "method": {"test": "history-mad", "factor": 1.1, "p_threshold": 0.002},
+              "verdicts": [{**{k: v for k, v in item.items() if k != "noise"}, "p_value": 0.0001}
+                           for item in VERDICTS["verdicts"]]}
 
 
 @pytest.fixture
@@ -49,15 +54,20 @@ def test_no_verdicts_file_is_none_and_a_written_one_reads_back(example: Path) ->
     assert verdicts is not None and verdicts.base_runs == ("a", "b")
     assert [v.key_id for v in verdicts.regressions] == ["allreduce/loopback/float32/8B/1n"]
     assert verdicts.verdicts[1].ratio == 1.3 and verdicts.verdicts[0].new_median is None
+    assert verdicts.verdicts[1].noise == 0.05
+    (example / "verdicts.json").write_text(json.dumps(VERDICTS_1))
+    older = read_verdicts(example)
+    assert older is not None and older.verdicts[1].noise is None and older.verdicts[1].ratio == 1.3
 
 
 @pytest.mark.parametrize("damage, message", [
     (lambda d: "{not json", "not JSON (Expecting property name enclosed in double quotes at line 1)"),
-    (lambda d: {**d, "schema": 2}, "schema 2, this benchfab reads schema 1"),
+    (lambda d: {**d, "schema": 3}, "schema 3, this benchfab reads schemas 1, 2"),
     (lambda d: {**d, "base": "x"}, "field base: needs a label (text) and runs (a list)"),
     (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "verdict": "slower"}]}, "field verdicts[0].verdict: 'slower'"),
-    (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "p_value": float("nan")}]},
-     "field verdicts[0].p_value: nan is not a finite number"),
+    (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "noise": float("nan")}]},
+     "field verdicts[0].noise: nan is not a finite number"),
+    (lambda d: {**d, "damaged": "yes"}, "field damaged: needs a list of text"),
     (lambda d: {**d, "verdicts": [{**d["verdicts"][0], "higher_is_better": "yes"}]},
      "field verdicts[0].higher_is_better: needs true or false"),
 ])
@@ -156,3 +166,36 @@ def test_local_all_pairs_run_heatmap_and_slowest_pairs(tmp_path: Path) -> None:
     first_row = next(line for line in section.splitlines() if line.startswith("| gpu-node"))
     cells = [c.strip() for c in first_row.strip("|").split("|")]
     assert {cells[0], cells[1]} == {a, b} and cells[2] == f"{worst['lat_median_s'] * 1e6:.4g}"
+
+
+def test_multi_run_tables_keep_each_run_and_profile_on_its_own_row(tmp_path: Path) -> None:
+    """`benchfab report A B` of two runs that share test ids (seeded: B's 2-rank allreduce
+    and tcp bandwidth test made twice as slow): each table row is one run and one profile,
+    and says which, so a row never shows one run's peak beside the other's minimum time."""
+    from benchfab.cli import main
+    from tests.verdict_faults import copy_run, rewrite_test
+
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copytree(EXAMPLE, results / "example")
+    copy_run(results, "example", "a")
+    copy_run(results, "example", "b")
+    for test_id in ("000-allreduce-2r", "006-tcp-write-bw"):
+        rewrite_test(results, "b", test_id, slowdown=2.0)
+    assert main(["report", "a", "b", "--results", str(results), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "summary.md").read_text()
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
+            if line.startswith(("| a |", "| b |"))]
+    for test_id, peak_col, avg_col in (("000-allreduce-2r", 3, 4), ("006-tcp-write-bw", 6, None)):
+        mine = {r[0]: r for r in rows if r[2] == test_id}
+        assert set(mine) == {"a", "b"} and {r[1] for r in mine.values()} == {"loopback"}, rows
+        for run_id, row in mine.items():
+            s = benchfab.load_run(results / run_id).summary
+            s = s[s["test_id"] == test_id]
+            if avg_col is not None:  # collectives: peak and average busbw of this run alone
+                assert float(row[peak_col]) == pytest.approx(s["busbw_Bps"].max() / 1e9, abs=1e-3)
+                assert float(row[avg_col]) == pytest.approx(s["busbw_Bps"].mean() / 1e9, abs=1e-3)
+                assert float(row[peak_col]) >= float(row[avg_col])
+            else:  # point-to-point: max BW average of this run alone (Gb/s)
+                assert float(row[peak_col]) == pytest.approx(s["bw_avg_Bps"].max() * 8e-9, abs=1e-3)
+        assert float(mine["a"][peak_col]) == pytest.approx(2 * float(mine["b"][peak_col]), rel=0.01)

@@ -130,8 +130,9 @@ def test_report_of_many_curves(many: benchfab.Run, tmp_path: Path) -> None:
     assert sorted(p.name for p in paths) == ["busbw.png", "p2p_bw.png", "report.html", "summary.md", "time.png"]
     md = (tmp_path / "summary.md").read_text()
     p2p_lines = [line for line in md.splitlines() if "| rdma_write_bw | tcp |" in line or "| rdma_write_bw | verbs |" in line]
-    tcp_line = next(line for line in p2p_lines if line.startswith("| 200-tcp-bw |"))
-    assert tcp_line.split("|")[6].strip() == "-"  # max BW peak column
-    verbs_line = next(line for line in p2p_lines if line.startswith("| 100-verbs-bw |"))
-    assert float(verbs_line.split("|")[6]) == pytest.approx(21 * 1.1, rel=1e-3)
+    # columns: run, profile, test, workload, transport, engine, BW average, BW peak, t_typical
+    tcp_line = next(line for line in p2p_lines if line.split("|")[3].strip() == "200-tcp-bw")
+    assert tcp_line.split("|")[1].strip() == many.run_id and tcp_line.split("|")[8].strip() == "-"  # max BW peak
+    verbs_line = next(line for line in p2p_lines if line.split("|")[3].strip() == "100-verbs-bw")
+    assert float(verbs_line.split("|")[8]) == pytest.approx(21 * 1.1, rel=1e-3)
     assert "left out (-) for tcp" in md

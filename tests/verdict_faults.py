@@ -62,3 +62,43 @@ def rewrite_test(results: Path, run_id: str, test_id: str, *, size: int | None =
             rank["nccl"] = used_nccl
         test["used"] = json.dumps(used)
     RunStore(results, run_id).write_test(test, summary, raw)  # type: ignore[arg-type]
+
+
+def jitter_run(results: Path, run_id: str, sigma: float, seed: int) -> None:
+    """Every measurement of the run scaled by its own factor exp(N(0, sigma)), times and rates
+    alike (what a host whose runs wander by about ``sigma`` does to a copy of a run): the
+    run-to-run noise a comparison must not call a regression."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    run = benchfab.load_run(results / run_id)
+    for test_id in sorted(run.tests["test_id"]):
+        summary = _records(run.summary[run.summary["test_id"] == test_id])
+        raw = _records(run.raw[run.raw["test_id"] == test_id])
+        (test,) = _records(run.tests[run.tests["test_id"] == test_id])
+        factors = {(int(r["size_bytes"]), bool(r["in_place"])): float(np.exp(rng.normal(0, sigma))) for r in summary}
+        for row in summary:
+            f = factors[(int(row["size_bytes"]), bool(row["in_place"]))]
+            for col in _TIMES:
+                if row.get(col) is not None and row[col] == row[col]:
+                    row[col] = row[col] * f
+            for col in _RATES:
+                if row.get(col) is not None and row[col] == row[col]:
+                    row[col] = row[col] / f
+        for row in raw:
+            row["time_s"] = row["time_s"] * factors.get((int(row["size_bytes"]), bool(row["in_place"])), 1.0)
+        RunStore(results, run_id).write_test(test, summary, raw)  # type: ignore[arg-type]
+
+
+def drop_from_spec(results: Path, run_id: str, test_name: str) -> None:
+    """The run's stored spec text without the test entry named ``test_name`` (as if the run
+    had been started from a spec that no longer has it)."""
+    meta_path = results / run_id / "run.json"
+    meta = json.loads(meta_path.read_text())
+    lines = meta["spec_text"].splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"- name: {test_name}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("- name:")), len(lines))
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    meta["spec_text"] = "".join(lines[:start] + lines[end:])
+    meta_path.write_text(json.dumps(meta))

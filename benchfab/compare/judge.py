@@ -1,52 +1,47 @@
-"""Verdicts per measurement key: a new run against a base run (Mann-Whitney U on the raw
-per-iteration times plus a minimum effect factor, asv's rule) or against its history
-(median and a MAD band, with a lookback step detector that says from which run a
-key changed). What the document looks like: /work/wt/VERDICTS-CONTRACT.md, i.e.
-``Comparison.to_dict`` (schema 1), written as results/<new run>/verdicts.json.
+"""Verdicts per measurement key: a new run against a base run, each key's ratio judged
+against a minimum effect (the factor, asv's rule) and against the noise of the two runs
+(benchfab.compare.noise: blocks or repeats within each run, the spread of every key's
+ratio between them). History is benchfab.compare.history. What the document looks like:
+``Comparison.to_dict``, written as results/<new run>/verdicts.json (benchfab.verdicts).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-import pandas as pd
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
 from ..verdicts import VERDICTS_SCHEMA, Verdict
 from .keys import Key, KeyData, RunData, key_dict, key_id
-from .mannwhitney import mann_whitney_u
+from .noise import MIN_SPREAD_KEYS, NOISE_Z, band, beyond_noise, combined, pair_spreads, standard_error
 
-# asv's defaults (asv continuous --factor, and its p-value cut for "significant")
+# asv's minimum effect (asv continuous --factor)
 DEFAULT_FACTOR = 1.10
-DEFAULT_P_THRESHOLD = 0.002
-# History: a new value is outside the band when it is more than this many robust
-# standard deviations (1.4826 x MAD) from the history's median, as well as beyond the factor.
-BAND_Z = 3.0
-# Step detector: points compared with the mean of up to this many earlier runs (conbench's lookback).
-LOOKBACK = 5
-STEP_Z = 5.0
 
-VERDICT_ORDER = ("failed", "changed", "worse", "missing", "new", "better", "same")
+VERDICT_ORDER = ("failed", "changed", "worse", "missing", "new", "removed", "better", "same")
+
+# Whether the new run's spec still plans a key the base measured (KeyData.test_name says
+# which entry measured it): False means the spec dropped it ("removed", no regression).
+Planned = Callable[[Key, KeyData], bool]
 
 
 @dataclass(frozen=True)
 class Method:
-    test: str = "mann-whitney-u"  # or "history-mad"
+    test: str = "noise-band"  # or "history-spread" (benchfab.compare.history)
     factor: float = DEFAULT_FACTOR
-    p_threshold: float = DEFAULT_P_THRESHOLD
+    z: float = NOISE_Z  # a change must exceed z standard deviations of the noise
 
 
-def _make(key: Key, metric: str, higher_is_better: bool, verdict: str, base_median: float | None = None,
-          new_median: float | None = None, ratio: float | None = None, p_value: float | None = None,
-          cause: str | None = None) -> Verdict:
+def make_verdict(key: Key, metric: str, higher_is_better: bool, verdict: str, base_median: float | None = None,
+                 new_median: float | None = None, ratio: float | None = None, noise: float | None = None,
+                 cause: str | None = None) -> Verdict:
     """A verdict of the one type the readers of verdicts.json use (benchfab.verdicts)."""
     return Verdict(key_dict(key), key_id(key), metric, higher_is_better, verdict, base_median, new_median, ratio,
-                   p_value, cause)
+                   noise, cause)
 
 
 @dataclass
@@ -58,6 +53,10 @@ class Comparison:
     verdicts: list[Verdict]
     incomplete: list[dict[str, Any]] = field(default_factory=list)  # rows left out: key column(s) missing
     notes: list[str] = field(default_factory=list)
+    # The between-run standard deviation of a key's log figure the verdicts used (pairs:
+    # pooled over the keys; None: not measured), and stored files that could not be read.
+    spread: float | None = None
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -71,7 +70,7 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_TESTS_NOT_OK if self.regressions else EXIT_ALL_OK
+        return EXIT_TESTS_NOT_OK if self.regressions or self.damaged else EXIT_ALL_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,24 +78,32 @@ class Comparison:
             "base": {"label": self.base_label, "runs": list(self.base_runs)},
             "new": self.new,
             "method": asdict(self.method),
+            "spread": self.spread,
             "verdicts": [asdict(v) for v in self.verdicts],
+            "damaged": list(self.damaged),
             "incomplete": list(self.incomplete),
             "notes": list(self.notes),
         }
 
 
-def _sorted(verdicts: list[Verdict]) -> list[Verdict]:
+def damaged_comparison(base_label: str, base_runs: list[str], new: str, method: Method, problem: str) -> Comparison:
+    """The outcome when stored files of either side cannot be read: no verdict stands on
+    them, and the comparison fails (exit 1) naming the file."""
+    return Comparison(base_label, base_runs, new, method, [], damaged=[problem])
+
+
+def sort_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
     return sorted(verdicts, key=lambda v: (VERDICT_ORDER.index(v.verdict), v.key_id))
 
 
-def _direction(ratio: float, higher_is_better: bool, factor: float) -> str:
+def direction(ratio: float, higher_is_better: bool, factor: float) -> str:
     """'worse', 'better' or 'same' by the effect alone: a ratio beyond the factor either way."""
     slower = ratio < 1 / factor if higher_is_better else ratio > factor
     faster = ratio > factor if higher_is_better else ratio < 1 / factor
     return "worse" if slower else "better" if faster else "same"
 
 
-def _changed(base: KeyData, new: KeyData) -> str | None:
+def changed_cause(base: KeyData, new: KeyData) -> str | None:
     """The cause when the new run measured something else than the base under the same
     key (a fall-back to sockets, GPUDirect off, another HCA or GID), or corrupted data."""
     if new.wrong > 0:
@@ -113,148 +120,110 @@ def _changed(base: KeyData, new: KeyData) -> str | None:
     return None
 
 
-def _one_side(key: Key, data: KeyData, verdict: str, cause: str | None, side: str) -> Verdict:
+def one_side(key: Key, data: KeyData, verdict: str, cause: str | None, side: str) -> Verdict:
     median = data.median
-    return _make(key, data.metric, data.higher_is_better, verdict,
-                   base_median=median if side == "base" else None, new_median=median if side == "new" else None,
-                   cause=cause)
+    return make_verdict(key, data.metric, data.higher_is_better, verdict,
+                        base_median=median if side == "base" else None, new_median=median if side == "new" else None,
+                        cause=cause)
 
 
-def _unpaired(key: Key, base: KeyData | None, new: KeyData | None) -> Verdict | None:
-    """The verdicts that need no numbers: new, missing, failed, changed."""
+def lost(key: Key, base: KeyData, planned: Planned | None) -> Verdict:
+    """A key the base measured and the new run did not: lost data (a regression), unless the
+    new run's spec no longer plans it."""
+    if planned is not None and not planned(key, base):
+        return one_side(key, base, "removed", f"removed from the spec (test {base.test_name!r})", "base")
+    return one_side(key, base, "missing", "not measured in the new run", "base")
+
+
+def unpaired(key: Key, base: KeyData | None, new: KeyData | None, planned: Planned | None) -> Verdict | None:
+    """The verdicts that need no numbers: missing or removed, failed, new, changed."""
     if new is None:
         assert base is not None
-        return _one_side(key, base, "missing", "not measured in the new run", "base")
+        return lost(key, base, planned)
     if not new.ok:
-        return _one_side(key, new, "failed", new.reason or None, "new")
+        return one_side(key, new, "failed", new.reason or None, "new")
     if base is None:
-        return _one_side(key, new, "new", None, "new")
+        return one_side(key, new, "new", None, "new")
     if not base.ok:
-        return _one_side(key, new, "new", f"base {base.reason}", "new")
-    cause = _changed(base, new)
+        return one_side(key, new, "new", f"base {base.reason}", "new")
+    cause = changed_cause(base, new)
     if cause:
-        return _make(key, new.metric, new.higher_is_better, "changed",
-                       base.median, new.median, _ratio(new.median, base.median), cause=cause)
+        return make_verdict(key, new.metric, new.higher_is_better, "changed",
+                            base.median, new.median, ratio_of(new.median, base.median), cause=cause)
     return None
 
 
-def _ratio(new: float | None, base: float | None) -> float | None:
+def ratio_of(new: float | None, base: float | None) -> float | None:
     return new / base if new is not None and base is not None and base != 0 else None
 
 
-def compare_runs(base: RunData, new: RunData, method: Method | None = None, label: str | None = None) -> Comparison:
-    """Every key of either run judged: U test on the raw times, the factor on the judged metric."""
+def judge(key: Key, data: KeyData, base_median: float | None, ratio: float | None, sigma: float | None,
+          method: Method, cause: str | None = None) -> Verdict:
+    """worse or better when the ratio is beyond the factor and the noise band, else same."""
+    verdict = "same"
+    if ratio is not None and ratio > 0:
+        verdict = direction(ratio, data.higher_is_better, method.factor)
+        if verdict != "same" and not beyond_noise(ratio, sigma, method.z):
+            verdict = "same"  # as large as the factor, but no larger than these runs move by themselves
+    return make_verdict(key, data.metric, data.higher_is_better, verdict, base_median, data.median, ratio,
+                        band(sigma, method.z), cause)
+
+
+def within_variance(base: KeyData, new: KeyData) -> float | None:
+    """The variance of a key's log ratio from each run's own units; a run without units (an
+    imported report) is taken to be as noisy as the other; None when neither has any."""
+    errors = [e for e in (standard_error(base.units), standard_error(new.units)) if e is not None]
+    if not errors:
+        return None
+    return sum(e * e for e in errors) * 2 / len(errors)
+
+
+def compare_runs(base: RunData, new: RunData, method: Method | None = None, label: str | None = None,
+                 planned: Planned | None = None) -> Comparison:
+    """Every key of either run judged: its ratio against the factor and the two runs' noise."""
     method = method or Method()
     verdicts = []
+    paired: list[tuple[Key, KeyData, KeyData, float | None, float | None]] = []
     for key in list(new.keys) + [k for k in base.keys if k not in new.keys]:
         b, n = base.keys.get(key), new.keys.get(key)
-        fixed = _unpaired(key, b, n)
+        fixed = unpaired(key, b, n, planned)
         if fixed is not None:
             verdicts.append(fixed)
             continue
         assert b is not None and n is not None
-        ratio = _ratio(n.median, b.median)
-        p_value = mann_whitney_u(b.samples, n.samples)[1] if len(b.samples) and len(n.samples) else None
-        verdict = "same" if ratio is None else _direction(ratio, n.higher_is_better, method.factor)
-        if verdict != "same" and p_value is not None and p_value >= method.p_threshold:
-            verdict = "same"  # as large as the factor, but the samples do not tell the runs apart
-        verdicts.append(_make(key, n.metric, n.higher_is_better, verdict,
-                                b.median, n.median, ratio, p_value))
-    return Comparison(label or base.run_id, [base.run_id], new.run_id, method, _sorted(verdicts),
-                      base.incomplete + new.incomplete)
+        ratio = ratio_of(n.median, b.median)
+        paired.append((key, b, n, ratio, within_variance(b, n)))
+    log_ratios = np.array([math.log(r) if r is not None and r > 0 else np.nan for _, _, _, r, _ in paired])
+    spreads, spread = pair_spreads(log_ratios, [noise_class(key) for key, *_ in paired])
+    for (key, b, n, ratio, within), between in zip(paired, spreads):
+        verdicts.append(judge(key, n, b.median, ratio, combined(within, None if np.isnan(between) else between), method))
+    result = Comparison(label or base.run_id, [base.run_id], new.run_id, method, sort_verdicts(verdicts),
+                        base.incomplete + new.incomplete, spread=spread)
+    result.notes += noise_notes(paired, spread)
+    return result
 
 
-def steps(series: npt.NDArray[np.float64], factor: float) -> npt.NDArray[np.int64]:
-    """Per row of ``series`` (keys x runs, oldest first, NaN where a run lacks the key), the
-    index from which it moved and stayed moved, or -1: the first present point whose value
-    and every later one lie more than STEP_Z standard deviations from the mean of the up to
-    LOOKBACK runs before it (conbench's lookback z-score), all on one side and beyond the
-    factor. Vectorised over keys: a history holds thousands."""
-    n_keys, n_runs = series.shape
-    found = np.full(n_keys, -1, dtype=np.int64)
-    if n_runs < 3:
-        return found
-    # later points: every value from i on is above m*f iff their minimum is (NaN skipped)
-    after_min = np.fmin.accumulate(series[:, ::-1], axis=1)[:, ::-1]
-    after_max = np.fmax.accumulate(series[:, ::-1], axis=1)[:, ::-1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # windows without two values: no step there
-        for i in range(2, n_runs):
-            window = series[:, max(0, i - LOOKBACK):i]
-            centre = np.nanmean(window, axis=1)
-            spread = np.nanstd(window, axis=1, ddof=1)
-            limit = np.where(spread > 0, STEP_Z * spread, 0.0)
-            up = (after_min[:, i] > centre * factor) & (after_min[:, i] - centre > limit)
-            down = (after_max[:, i] < centre / factor) & (centre - after_max[:, i] > limit)
-            hit = (up | down) & ~np.isnan(series[:, i]) & ~np.isnan(spread) & (found < 0)
-            found[hit] = i
-    return found
+def noise_class(key: Key) -> str:
+    """The keys whose run-to-run spread is pooled apart as well: one workload on one
+    transport and engine (benchfab.compare.noise.pair_spreads)."""
+    k = key_dict(key)
+    return f"{k['workload']}/{k['transport']}.{k['engine']}"
 
 
-def step_from(values: Sequence[float], factor: float) -> int | None:
-    """steps() of one series: the index it changed from, or None."""
-    at = int(steps(np.asarray([values], dtype=np.float64), factor)[0])
-    return None if at < 0 else at
-
-
-@dataclass
-class History:
-    """The earlier runs a history compares with, oldest first: each run's key -> median,
-    and the latest in full (what it measured: the changed and missing verdicts)."""
-
-    run_ids: list[str]
-    medians: list[pd.Series]  # per run: key id -> median
-    latest: RunData | None
-
-
-def compare_history(history: History, new: RunData, method: Method | None = None, label: str | None = None) -> Comparison:
-    """Each key of ``new`` against its medians in the history: the history's median and a MAD
-    band; a step in the series (history, then the new run) is named in the cause."""
-    method = method or Method(test="history-mad")
-    keys = list(new.keys)
-    ids_of_keys = pd.Index([key_id(k) for k in keys])
-    series = np.full((len(keys), len(history.run_ids) + 1), np.nan)
-    for j, medians in enumerate(history.medians):
-        series[:, j] = medians.reindex(ids_of_keys).to_numpy(dtype=np.float64)
-    series[:, -1] = [np.nan if new.keys[k].median is None else new.keys[k].median for k in keys]
-    past = series[:, :-1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # keys without history: all-NaN rows
-        centre = np.nanmedian(past, axis=1) if past.shape[1] else np.full(len(keys), np.nan)
-        sigma = 1.4826 * np.nanmedian(np.abs(past - centre[:, None]), axis=1) if past.shape[1] else centre
-    step_at = steps(series, method.factor)
-    ids = [*history.run_ids, new.run_id]
-    latest = history.latest.keys if history.latest else {}
-    verdicts = []
-    for i, key in enumerate(keys):
-        n, last = new.keys[key], latest.get(key)
-        if not n.ok:
-            verdicts.append(_one_side(key, n, "failed", n.reason or None, "new"))
-            continue
-        if np.isnan(centre[i]):
-            verdicts.append(_one_side(key, n, "new", None, "new"))
-            continue
-        base_median = float(centre[i])
-        cause = _changed(last, n) if last is not None and last.ok else None
-        if cause:
-            verdicts.append(_make(key, n.metric, n.higher_is_better, "changed", base_median,
-                                    n.median, _ratio(n.median, base_median), cause=cause))
-            continue
-        ratio = _ratio(n.median, base_median)
-        verdict = "same" if ratio is None or n.median is None else _direction(ratio, n.higher_is_better, method.factor)
-        if verdict != "same" and n.median is not None and sigma[i] > 0 and abs(n.median - base_median) <= BAND_Z * sigma[i]:
-            verdict = "same"  # beyond the factor, but within the history's own spread
-        step_cause = None
-        if step_at[i] >= 0:
-            at = int(step_at[i])
-            row = series[i]
-            before = float(np.nanmedian(row[max(0, at - LOOKBACK):at]))
-            step_cause = (f"changed from run {ids[at]}" + (" (this run)" if at == len(ids) - 1 else "")
-                          + f": {n.metric} {before:.4g} -> {float(np.nanmedian(row[at:])):.4g}")
-        verdicts.append(_make(key, n.metric, n.higher_is_better, verdict, base_median,
-                                n.median, ratio, None, step_cause))
-    verdicts += [_one_side(k, d, "missing", "not measured in the new run", "base") for k, d in latest.items()
-                 if k not in new.keys]
-    incomplete = (history.latest.incomplete if history.latest else []) + new.incomplete
-    return Comparison(label or f"history:{len(history.run_ids)}", list(history.run_ids), new.run_id, method,
-                      _sorted(verdicts), incomplete)
+def noise_notes(paired: list[tuple[Key, KeyData, KeyData, float | None, float | None]], spread: float | None) -> list[str]:
+    """What the noise of a pair of runs was measured from, in words."""
+    if not paired:
+        return []
+    kinds = sorted({f"{b.unit_kind or 'none'}/{n.unit_kind or 'none'}" for _, b, n, _, _ in paired})
+    without = sum(1 for *_, w in paired if w is None)
+    notes = []
+    if spread is None:
+        notes.append(f"the run-to-run spread needs at least {MIN_SPREAD_KEYS} judged keys, these runs have "
+                     f"{len(paired)}: the noise is each run's own alone (repeats or a history show the rest)")
+    else:
+        notes.append(f"run-to-run spread of these two runs: ±{math.expm1(spread) * 100:.1f} % (one standard deviation, "
+                     f"pooled over {len(paired)} keys); within-run units (base/new): {', '.join(kinds)}")
+    if without:
+        notes.append(f"{without} key(s) without repeats or per-iteration times"
+                     + (": judged on the run-to-run spread alone" if spread is not None else ": the factor alone decided"))
+    return notes

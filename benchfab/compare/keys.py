@@ -5,6 +5,7 @@ id per key, and what each key measured beyond its key columns (its fingerprint).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,13 @@ from ..records import MEASUREMENT_KEY
 from ..store import atomic_write_bytes, read_columns, read_meta
 from ..units import format_size
 from ..workloads import family_of
+from .noise import log_units, log_values
 
 Key = tuple[Any, ...]  # the MEASUREMENT_KEY values of one measurement, in that order
 
 # Per-row figures a comparison reads besides the key: the judged metrics of every
 # family, the data check, and the point-to-point test's device settings.
-SUMMARY_READ = ("test_id", "status", "reason", "busbw_Bps", "bw_avg_Bps", "lat_median_s", "wrong", "wrong_bytes",
+SUMMARY_READ = ("test_id", "test_name", "status", "reason", "busbw_Bps", "bw_avg_Bps", "lat_median_s", "wrong", "wrong_bytes",
                 "rdma_device", "gid_index", "link_layer", "mtu")
 _INTEGER_KEYS = {"ranks", "nodes", "size_bytes"}
 
@@ -59,8 +61,13 @@ class KeyData:
     reason: str = ""
     metric: str = ""
     higher_is_better: bool = True
+    of_times: str = "mean"  # how the judged figure is made from iteration times (JudgedMetric.of_times)
     median: float | None = None  # of the judged metric over the key's rows
-    samples: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))  # raw per-iteration times (bandwidth: window totals)
+    # The log figure of each independent-enough unit of this run (benchfab.compare.noise):
+    # each repeat's, or each block of consecutive iterations'; empty when neither is known.
+    units: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    unit_kind: str = ""  # "repeats", "blocks" or "" (none)
+    test_name: str = ""  # the spec entry that measured it (the first row's)
     wrong: int = 0
     measured: dict[str, Any] = field(default_factory=dict)  # what was used: NCCL network, HCA, GID...
 
@@ -86,6 +93,7 @@ class _Grouped:
     keys: list[Key]
     first: pd.DataFrame  # the first row of each key, in key order
     median: npt.NDArray[np.float64]
+    rows_per_key: npt.NDArray[np.int64]
     ok: npt.NDArray[np.bool_]
     wrong: npt.NDArray[np.int64]
     incomplete: list[dict[str, Any]]
@@ -118,26 +126,32 @@ def _group(path: Path, tests: pd.DataFrame | None) -> _Grouped:
     frame = pd.DataFrame({"key_index": rows["key_index"], "value": value, "ok": ok, "wrong": wrong})
     grouped = frame.groupby("key_index", sort=True)
     return _Grouped(run_id, meta, rows, list(index), rows.drop_duplicates("key_index").sort_values("key_index"),
-                    grouped["value"].median().to_numpy(dtype=np.float64), grouped["ok"].all().to_numpy(dtype=bool),
+                    grouped["value"].median().to_numpy(dtype=np.float64), grouped.size().to_numpy(dtype=np.int64),
+                    grouped["ok"].all().to_numpy(dtype=bool),
                     grouped["wrong"].sum().to_numpy(dtype=np.int64), incomplete)
 
 
 # A history reads the same earlier runs night after night: each complete run's key ->
-# median table is kept beside its tables, stamped with what it was computed from (the
-# summary/ and tests/ folders' change times and part counts: a resume or a rewritten part
-# changes them), so a stale one is never read. A cache, never the data: delete it freely.
+# median table is kept beside its tables, stamped with what it was computed from (every
+# summary/ and tests/ part's size and change time), so a stale one is never read, and a
+# part damaged since is read, and reported, again. A cache, never the data: delete it freely.
 MEDIANS_CACHE = ".benchfab-medians.parquet"
 
 
 def _stamp(path: Path) -> str:
-    parts = []
+    """What a run's medians were computed from: each summary/ and tests/ part's name, size
+    and change time (a part rewritten, cut short or removed, or a resume's new part, makes
+    the cache stale), hashed."""
+    digest = hashlib.sha256()
     for table in ("summary", "tests"):
         folder = path / table
         try:
-            parts.append(f"{table}:{folder.stat().st_mtime_ns}:{sum(1 for _ in folder.glob('*.parquet'))}")
+            for part in sorted(folder.glob("*.parquet")):
+                info = part.stat()
+                digest.update(f"{table}/{part.name}:{info.st_size}:{info.st_mtime_ns};".encode())
         except OSError:
-            parts.append(f"{table}:-")
-    return ";".join(parts)
+            digest.update(f"{table}:-;".encode())
+    return digest.hexdigest()
 
 
 def _cached_medians(path: Path, stamp: str) -> pd.Series | None:
@@ -186,15 +200,16 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
     keys: dict[Key, KeyData] = {}
     bad_rows = g.rows[g.rows["status"] != "ok"].drop_duplicates("key_index").set_index("key_index")
     # columns as lists: a row-wise to_dict of Arrow-backed strings is ten times slower
-    first = {c: g.first[c].tolist() for c in ("workload", "test_id", "rdma_device", "gid_index", "link_layer", "mtu")}
+    first = {c: g.first[c].tolist() for c in ("workload", "test_id", "test_name", "rdma_device", "gid_index", "link_layer",
+                                              "mtu")}
     metrics = {w: family_of(str(w)).judged_metric(str(w)) for w in set(first["workload"])}
     for i, key in enumerate(g.keys):
         metric = metrics[first["workload"][i]]
         test_id = str(first["test_id"][i])
         median = float(g.median[i])
         data = KeyData(ok=bool(g.ok[i]), metric=metric.column, higher_is_better=metric.higher_is_better,
-                       median=None if median != median else median, wrong=int(g.wrong[i]),
-                       measured=dict(facts_by_test.get(test_id, {})))
+                       of_times=metric.of_times, median=None if median != median else median, wrong=int(g.wrong[i]),
+                       test_name=str(first["test_name"][i]), measured=dict(facts_by_test.get(test_id, {})))
         if not data.ok:
             test = test_info.get(test_id, {})
             status, reason = ((bad_rows.loc[i, "status"], bad_rows.loc[i, "reason"]) if i in bad_rows.index
@@ -207,16 +222,32 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
                 data.measured.setdefault(label, int(value) if column in ("gid_index", "mtu") else str(value))
         keys[key] = data
     if with_samples and keys:
-        _attach_samples(path, g.rows, keys)
+        _attach_repeats(g, keys)
+        single = g.rows_per_key[g.rows["key_index"].to_numpy(dtype=np.int64)] < 2
+        _attach_blocks(path, g.rows[single], keys)
     return RunData(g.run_id, g.meta, keys, g.incomplete)
 
 
-def _attach_samples(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) -> None:
-    """Each key's raw per-iteration times: raw rows matched to summary rows on (test, size,
-    in-place) through one integer code each (a sorted lookup, no string join), then split
-    by key in one sort."""
+def _attach_repeats(g: _Grouped, keys: dict[Key, KeyData]) -> None:
+    """A key measured by two rows or more (a test's repeats: separate launches) has one
+    unit per row, its judged figure."""
+    repeated = np.flatnonzero(g.rows_per_key >= 2)
+    if not len(repeated):
+        return
+    all_keys = list(keys)
+    rows = g.rows[g.rows["key_index"].isin(repeated)]
+    for key_index, group in rows.groupby("key_index", sort=True):
+        data = keys[all_keys[int(key_index)]]
+        data.units = log_values(group[data.metric].to_numpy(dtype=np.float64))
+        data.unit_kind = "repeats"
+
+
+def _attach_blocks(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) -> None:
+    """The units of each key of one row: its raw per-iteration times, matched to summary rows
+    on (test, size, in-place) through one integer code each (a sorted lookup, no string
+    join), split by key in one sort, and reduced to blocks of consecutive iterations."""
     raw = read_columns(path, "raw", ["test_id", "size_bytes", "in_place", "time_s"], categorical=["test_id"])
-    if raw.empty:
+    if raw.empty or summary.empty:
         return
     tests = pd.Index(summary["test_id"].astype(str).unique())
 
@@ -247,28 +278,9 @@ def _attach_samples(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData])
     bounds = np.flatnonzero(np.concatenate([[True], key_index[1:] != key_index[:-1], [True]]))
     all_keys = list(keys)
     for start, end in zip(bounds[:-1], bounds[1:]):
-        chunk = times[start:end]
         data = keys[all_keys[int(key_index[start])]]
-        chunk = chunk[~np.isnan(chunk)]
-        data.samples = window_times(chunk) if data.higher_is_better else chunk
-
-
-# A bandwidth test keeps many operations in flight (perftest's tx depth, a socket buffer): one
-# iteration's time says when the queue had room, not how fast the link is (on a shaped link
-# most take microseconds and every few one waits for the shaper, so the U test over single
-# iterations missed a 20 % slower link at p = 0.7). Sums over consecutive windows of
-# iterations are set by the link: a bandwidth key's samples are BANDWIDTH_WINDOWS of them.
-BANDWIDTH_WINDOWS = 10
-
-
-def window_times(times: npt.NDArray[np.float64], windows: int = BANDWIDTH_WINDOWS) -> npt.NDArray[np.float64]:
-    """Total time of each of ``windows`` runs of consecutive iterations (the tail that does
-    not fill a window is left out); fewer iterations than windows are kept as they are."""
-    width = len(times) // windows
-    if width <= 1:
-        return times
-    totals: npt.NDArray[np.float64] = times[: width * windows].reshape(windows, width).sum(axis=1)
-    return totals
+        data.units = log_units(times[start:end], data.of_times)
+        data.unit_kind = "blocks" if len(data.units) else ""
 
 
 def _rank_facts(used: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import junit
 from ..store import atomic_write_bytes
-from ..verdicts import VERDICTS_FILE, Verdict
+from ..verdicts import VERDICTS_FILE, Verdict, noise_text
 from .judge import Comparison
 
 JUNIT_FILE = "verdicts.junit.xml"
@@ -32,20 +32,21 @@ def _ratio(v: Verdict) -> str:
     return "-" if v.ratio is None else f"{v.ratio:.3f}"
 
 
-def _p(v: Verdict) -> str:
-    return "-" if v.p_value is None else f"{v.p_value:.2g}"
+def _method(c: Comparison) -> str:
+    return f"{c.method.test}, factor {c.method.factor:g}, z {c.method.z:g}"
 
 
 def summary_line(c: Comparison) -> str:
+    if c.damaged:
+        return f"# compare {c.base_label} -> {c.new}: damaged: stored data could not be read; no verdict stands on it"
     counts = ", ".join(f"{n} {k}" for k, n in sorted(c.counts().items())) or "no keys"
     regress = len(c.regressions)
-    return (f"# compare {c.base_label} -> {c.new} ({c.method.test}, factor {c.method.factor:g}, "
-            f"p < {c.method.p_threshold:g}): {counts}; "
+    return (f"# compare {c.base_label} -> {c.new} ({_method(c)}): {counts}; "
             + (f"{regress} regression(s)" if regress else "no regression"))
 
 
 def _notes(c: Comparison) -> list[str]:
-    out = [f"note: {n}" for n in c.notes]
+    out = [f"damaged: {d}" for d in c.damaged] + [f"note: {n}" for n in c.notes]
     if c.incomplete:
         first = c.incomplete[0]
         out.append(f"note: {len(c.incomplete)} row(s) left out, key incomplete (e.g. run {first['run']} test "
@@ -53,13 +54,18 @@ def _notes(c: Comparison) -> list[str]:
     return out
 
 
+def _label(c: Comparison, v: Verdict) -> str:
+    return v.label(c.method.factor)
+
+
 def render_table(c: Comparison) -> str:
-    rows = [(v.verdict, v.key_id, v.metric, figure(v.metric, v.base_median), figure(v.metric, v.new_median),
-             _ratio(v), _p(v), v.cause or "") for v in c.verdicts]
-    head = ("verdict", "key", "metric", "base", "new", "ratio", "p", "cause")
+    rows = [(_label(c, v), v.key_id, v.metric, figure(v.metric, v.base_median), figure(v.metric, v.new_median),
+             _ratio(v), noise_text(v.noise), v.cause or "") for v in c.verdicts]
+    head = ("verdict", "key", "metric", "base", "new", "ratio", "noise", "cause")
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head[:-1])]
     lines = [summary_line(c)] + [f"# {n}" for n in _notes(c)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  cause")
+    if rows:
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  cause")
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + ("  " + r[-1] if r[-1] else "") for r in rows]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -69,13 +75,13 @@ def render_markdown(c: Comparison) -> str:
         return text.replace("|", "\\|")
 
     lines = [f"## {summary_line(c).lstrip('# ')}", ""] + [f"- {n}" for n in _notes(c)]
-    if c.notes or c.incomplete:
+    if c.notes or c.incomplete or c.damaged:
         lines.append("")
-    lines += ["| verdict | key | metric | base | new | ratio | p | cause |", "|---|---|---|---:|---:|---:|---:|---|"]
+    lines += ["| verdict | key | metric | base | new | ratio | noise | cause |", "|---|---|---|---:|---:|---:|---:|---|"]
     for v in c.verdicts:
-        verdict = f"**{v.verdict}**" if v.regression else v.verdict
+        verdict = f"**{v.verdict}**" if v.regression else _label(c, v)
         lines.append(f"| {verdict} | `{cell(v.key_id)}` | {v.metric} | {figure(v.metric, v.base_median)} | "
-                     f"{figure(v.metric, v.new_median)} | {_ratio(v)} | {_p(v)} | {cell(v.cause or '')} |")
+                     f"{figure(v.metric, v.new_median)} | {_ratio(v)} | {noise_text(v.noise)} | {cell(v.cause or '')} |")
     return "\n".join(lines)
 
 
@@ -84,16 +90,17 @@ def render_json(c: Comparison) -> str:
 
 
 def junit_suite(c: Comparison) -> ET.Element:
-    """One testsuite; one testcase per key (classname: the workload); worse, failed and
-    changed are failures whose message holds the numbers, missing keys are skipped."""
-    cases = []
+    """One testsuite; one testcase per key (classname: the workload); worse, failed, changed
+    and missing are failures whose message holds the numbers, removed keys are skipped; a
+    damaged store is one failing testcase naming the file."""
+    cases = [junit.Case("benchfab.store", "damaged", "failure", d, "damaged", d) for d in c.damaged]
     for v in c.verdicts:
         numbers = (f"{v.metric} base {figure(v.metric, v.base_median)}, new {figure(v.metric, v.new_median)}, "
-                   f"ratio {_ratio(v)}, p {_p(v)}")
-        message = f"{v.verdict}: {numbers}" + (f"; {v.cause}" if v.cause else "")
-        outcome: junit.Outcome = "failure" if v.regression else "skipped" if v.verdict == "missing" else "passed"
+                   f"ratio {_ratio(v)}, noise {noise_text(v.noise)}")
+        message = f"{_label(c, v)}: {numbers}" + (f"; {v.cause}" if v.cause else "")
+        outcome: junit.Outcome = "failure" if v.regression else "skipped" if v.verdict == "removed" else "passed"
         detail = json.dumps({"key": v.key, "verdict": v.verdict, "base_median": v.base_median,
-                             "new_median": v.new_median, "ratio": v.ratio, "p_value": v.p_value,
+                             "new_median": v.new_median, "ratio": v.ratio, "noise": v.noise,
                              "cause": v.cause}, indent=2) if v.regression else ""
         cases.append(junit.Case(f"benchfab.{v.key['workload']}", v.key_id, outcome, message, v.verdict, detail))
     return junit.suite(f"benchfab compare {c.base_label} -> {c.new}", cases)

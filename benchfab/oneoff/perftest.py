@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from ..workloads.p2p_workloads import p2p_workload
 from .common import (
     Refused,
     Translation,
@@ -150,7 +151,7 @@ def _p2p_rdma(t: Translation, workload: str, ns: argparse.Namespace) -> None:
     for key, flag, value in bw_only:
         if value is None:
             continue
-        if workload != "rdma_write_bw":
+        if not p2p_workload(workload).bandwidth:
             raise UsageError(f"{flag} {value}: ib_write_lat has no {flag} (one WRITE in flight, each signaled)",
                              hint=f"drop {flag}, or use rdma_write_bw")
         t.set(f"rdma.{key}", _number(value), flag, value)

@@ -38,10 +38,15 @@ LOCAL_STARTUP_S = 2.5
 
 
 class JudgedMetric(NamedTuple):
-    """The summary column a comparison of two runs judges for a workload, and its sense."""
+    """The summary column a comparison of two runs judges for a workload, its sense, and how
+    the column is made from the per-iteration times: their "mean" (a bandwidth: bytes over
+    the summed time; busbw: nccl-tests' mean time per op) or their "median" (perftest's
+    t_typical). A comparison computes the same statistic over blocks of iterations to
+    measure how much the figure moves within a run (benchfab.compare.noise)."""
 
     column: str
     higher_is_better: bool
+    of_times: str = "mean"
 
 
 class Problem(NamedTuple):

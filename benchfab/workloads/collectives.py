@@ -122,11 +122,12 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     from ..analysis import bandwidth_table
 
     table = bandwidth_table(summary)
-    lines = ["", "## Bandwidth (GB/s = 1e9 B/s)", "", "| test | peak busbw | avg busbw | min time (us) | #wrong |",
-             "|---|---|---|---|---|"]
+    lines = ["", "## Bandwidth (GB/s = 1e9 B/s; each row one test of one run on one profile)", "",
+             "| run | profile | test | peak busbw | avg busbw | min time (us) | #wrong |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         wrong = "N/A" if pd.isna(r["wrong"]) else str(int(r["wrong"]))
-        lines.append(f"| {r['test_id']} | {r['peak_busbw_GBps']:.3f} | {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
+        lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['peak_busbw_GBps']:.3f} "
+                     f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
     return lines + engine_agreement_lines(summary)
 
 

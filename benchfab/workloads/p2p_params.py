@@ -19,31 +19,23 @@ from benchfab.records import P2P_RECORD_KEYS
 
 from .base import Problem
 from .catalog import Memory, Transport, is_gpu_memory
+from .p2p_workloads import P2P_WORKLOADS
 
 Test = Literal["write_bw", "write_lat"]
 # The spec offers native and perftest; "python" is refused by rdma.run_rdma_pair with its fix.
 Engine = Literal["native", "perftest", "python"]
 
-# Point-to-point workloads: two ranks, the native (or perftest) engine, perftest's
-# semantics. Values: the perftest binary each one mirrors.
-PERFTEST_BINARY: dict[str, str] = {
-    "rdma_write_bw": "ib_write_bw",
-    "rdma_write_lat": "ib_write_lat",
-}
-# perftest binaries benchfab does not run but whose saved reports ``benchfab import perftest``
-# stores (rows of these workloads come only from imports).
-PERFTEST_IMPORTED: dict[str, str] = {
-    "rdma_read_bw": "ib_read_bw",
-    "rdma_send_bw": "ib_send_bw",
-    "rdma_read_lat": "ib_read_lat",
-    "rdma_send_lat": "ib_send_lat",
-}
+# Views of the one table of point-to-point workloads (p2p_workloads.P2P_WORKLOADS), for the
+# code that asks only one question of it. The perftest binary each workload mirrors: those
+# benchfab runs, and those whose saved reports only ``benchfab import perftest`` stores.
+PERFTEST_BINARY: dict[str, str] = {w.name: w.perftest_binary for w in P2P_WORKLOADS.values() if w.runs}
+PERFTEST_IMPORTED: dict[str, str] = {w.name: w.perftest_binary for w in P2P_WORKLOADS.values() if not w.runs}
 BANDWIDTH_WORKLOAD = "rdma_write_bw"
 LATENCY_WORKLOAD = "rdma_write_lat"
 
-# perftest's default iteration counts (DEF_ITERS_WB for write bw, DEF_ITERS otherwise),
-# used when a point-to-point test gives neither iterations nor duration.
-PERFTEST_ITERATIONS: dict[str, int] = {BANDWIDTH_WORKLOAD: 5000, LATENCY_WORKLOAD: 1000}
+# perftest's default iteration counts, used when a point-to-point test gives neither
+# iterations nor duration.
+PERFTEST_ITERATIONS: dict[str, int] = {name: P2P_WORKLOADS[name].default_iterations for name in PERFTEST_BINARY}
 
 # perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
 # MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
@@ -54,9 +46,13 @@ CQ_MOD = 100
 CQ_MOD_SIZE_LIMIT = 8192
 LAT_INLINE = 220
 
-_WORKLOAD_ALIASES = {BANDWIDTH_WORKLOAD: "write_bw", LATENCY_WORKLOAD: "write_lat",
-                     "write_bw": "write_bw", "write_lat": "write_lat",
-                     "tcp_write_bw": "write_bw", "tcp_write_lat": "write_lat"}
+# What RdmaParams.from_mapping takes as ``workload``: a runnable workload, an engine's
+# record name for it (tcp_write_bw) or the engines' test name (write_bw).
+_WORKLOAD_ALIASES = {
+    **{w.name: w.test for w in P2P_WORKLOADS.values() if w.runs},
+    **{w.test: w.test for w in P2P_WORKLOADS.values() if w.runs},
+    **{w.record_name("tcp"): w.test for w in P2P_WORKLOADS.values() if w.runs},
+}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@ semantics, over verbs or TCP on the native engine or perftest's binaries.
 
 The engines live in benchfab.rdma; this family says what a test of it means: its
 rules (p2p_params.pair_problems), its time estimate, its summary rows, its
-ib_write_bw / ib_write_lat style table and its report figures and section.
+ib_write_bw / ib_write_lat style table and its report figures and section. What each
+workload is (bandwidth or latency, its judged figure, its perftest binary, run or only
+imported: rdma_read_bw, rdma_send_lat...) is one descriptor in p2p_workloads, which all
+of these read.
 """
 
 from __future__ import annotations
@@ -16,14 +19,8 @@ from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled
 from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
-from .p2p_params import (
-    BANDWIDTH_WORKLOAD,
-    LATENCY_WORKLOAD,
-    PERFTEST_BINARY,
-    PERFTEST_IMPORTED,
-    PERFTEST_ITERATIONS,
-    pair_problems,
-)
+from .p2p_params import BANDWIDTH_WORKLOAD, PERFTEST_ITERATIONS, pair_problems
+from .p2p_workloads import P2P_WORKLOADS, p2p_names, p2p_workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,7 +75,8 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
     elapsed / iterations for bandwidth, the median half round trip for latency."""
     iters = rec.get("iterations")
     elapsed = rec.get("elapsed_s")
-    if test.spec.workload == BANDWIDTH_WORKLOAD:
+    workload = p2p_workload(test.spec.workload)
+    if workload.bandwidth:
         time_s = elapsed / iters if elapsed and iters else None
     else:
         time_s = rec.get("lat_median_s")
@@ -86,7 +84,7 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
     return cast(SummaryRow, {
         **row_base(run_id, test, rec, backend),
         **summary_columns(None),  # no NCCL in a verbs / tcp pair: the nccl_* columns are null
-        "collective": PERFTEST_BINARY[test.spec.workload],
+        "collective": workload.perftest_binary,
         "engine": rec.get("engine", test.spec.engine),
         "transport": transport,
         "memory": rec.get("memory", test.spec.memory),
@@ -111,7 +109,7 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
     A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
     rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
     out = [f"# {title}"]
-    if workload.endswith("_bw"):  # rdma_write_bw, tcp's, and imported ib_read_bw / ib_send_bw rows
+    if p2p_workload(workload).bandwidth:
         return "\n".join(out + _bw_lines(rows))
     cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
     out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
@@ -141,29 +139,31 @@ def _bw_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per point-to-point test: best BW average and BW peak (Gb/s), lowest median latency.
+    """Per run, profile and point-to-point test: best BW average and BW peak (Gb/s), lowest
+    median latency. One row never mixes runs or profiles (analysis.TABLE_ROW).
 
     BW peak is NaN for tcp: send() returns once the kernel has copied the bytes, so
     perftest's per-message peak measures that copy, not the link (see TCP_NO_PEAK)."""
     import pandas as pd
 
-    from ..analysis import ok_rows
+    from ..analysis import TABLE_ROW, ok_rows, table_groups
 
-    columns = ["test_id", "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
+    columns = [*TABLE_ROW, "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps",
+               "min_lat_median_us"]
     rows = ok_rows(summary)
     if not rows.empty:
-        rows = rows[rows["workload"].isin([*PERFTEST_BINARY, *PERFTEST_IMPORTED])]
+        rows = rows[rows["workload"].isin(list(P2P_WORKLOADS))]
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    grouped = rows.groupby(["test_id", "workload", "transport", "engine"])
+    grouped = rows.groupby(table_groups(rows, ["workload", "transport", "engine"]), dropna=False, sort=True)
     table = pd.DataFrame({
         "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
         "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
                              else grouped["bw_avg_Bps"].max() * float("nan")),
         "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
-    }).reset_index()
+    }).reset_index().reindex(columns=columns)
     table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
-    return table[columns]
+    return table
 
 
 def report_lines(summary: pd.DataFrame) -> list[str]:
@@ -173,19 +173,22 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     p2p = p2p_table(summary)
     if p2p.empty:
         return []
-    lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip)", "",
+    lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip; each row one test of one run "
+             "on one profile)", "",
              "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() "
              "returns once the kernel has copied the bytes, not when they arrive.", "",
-             "| test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) | min t_typical (us) |",
-             "|---|---|---|---|---|---|---|"]
+             "| run | profile | test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) "
+             "| min t_typical (us) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for _, r in p2p.iterrows():
         bw = "" if pd.isna(r["max_bw_avg_Gbps"]) else f"{r['max_bw_avg_Gbps']:.3f}"
-        if r["workload"] != BANDWIDTH_WORKLOAD:
+        if not p2p_workload(str(r["workload"])).bandwidth:
             peak = ""
         else:
             peak = "-" if pd.isna(r["max_bw_peak_Gbps"]) else f"{r['max_bw_peak_Gbps']:.3f}"
         lat = "" if pd.isna(r["min_lat_median_us"]) else f"{r['min_lat_median_us']:.2f}"
-        lines.append(f"| {r['test_id']} | {r['workload']} | {r['transport']} | {r['engine']} | {bw} | {peak} | {lat} |")
+        lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['workload']} | {r['transport']} "
+                     f"| {r['engine']} | {bw} | {peak} | {lat} |")
     return lines
 
 
@@ -234,16 +237,16 @@ def locality_lines(run_id: str, tests: pd.DataFrame) -> list[str]:
 
 
 class PointToPoint(WorkloadFamily):
-    workloads = tuple(PERFTEST_BINARY)
-    aliases = {**{name: name for name in PERFTEST_BINARY}, **{b: name for name, b in PERFTEST_BINARY.items()}}
-    imported = tuple(PERFTEST_IMPORTED)
+    workloads = p2p_names(runs=True)
+    aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
+    imported = p2p_names(runs=False)
     figures = (
         FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
-                   "Write bandwidth vs message size (perftest semantics)", (BANDWIDTH_WORKLOAD,),
+                   "Bandwidth vs message size (perftest semantics)", p2p_names(bandwidth=True),
                    bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
         FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-                   "Write latency vs message size (perftest t_typical)", (LATENCY_WORKLOAD,), band="lat_p99_s",
+                   "Latency vs message size (perftest t_typical)", p2p_names(bandwidth=False), band="lat_p99_s",
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_latency_seconds", export_unit="seconds"),
     )
@@ -258,7 +261,7 @@ class PointToPoint(WorkloadFamily):
         if test.engine == "nccl-tests":
             return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
                             "use engine: native or perftest for rdma_write_*")]
-        return pair_problems(latency=test.workload == LATENCY_WORKLOAD, transport=test.transport,
+        return pair_problems(latency=not p2p_workload(test.workload).bandwidth, transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
                              ranks=test.ranks, device=test.device, workload=test.workload)
 
@@ -295,7 +298,7 @@ class PointToPoint(WorkloadFamily):
         if wanted is not None and wanted not in host.rdma_devices:
             return (f"rdma.device {wanted} is not on this host (ACTIVE: {', '.join(host.rdma_devices)}) "
                     f"(fix: set rdma.device to one of them, or null for the first ACTIVE one)")
-        binary = PERFTEST_BINARY.get(test.workload)
+        binary = p2p_workload(test.workload).perftest_binary
         if test.engine == "perftest" and binary not in host.perftest:
             return f"engine: perftest needs {binary} on PATH (fix: apt install perftest, or use engine: native)"
         return None
@@ -313,10 +316,7 @@ class PointToPoint(WorkloadFamily):
         return format_p2p_table(title, workload, rows)
 
     def judged_metric(self, workload: str) -> JudgedMetric:
-        # perftest's headline figures: BW average for write_bw, t_typical (the median) for write_lat
-        if workload == BANDWIDTH_WORKLOAD:
-            return JudgedMetric("bw_avg_Bps", higher_is_better=True)
-        return JudgedMetric("lat_median_s", higher_is_better=False)
+        return p2p_workload(workload).judged
 
     def curve_label(self, first: Mapping[str, Any]) -> str:
         return f"{first['test_id']} ({first['transport']}, {first['engine']}, {first['memory']})"

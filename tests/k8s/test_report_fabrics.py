@@ -228,14 +228,14 @@ def _verdicts(run: benchfab.Run) -> dict[str, object]:
         items.append({"key": {"workload": "rdma_write_bw", "profile": profile, "size_bytes": 4096},
                       "key_id": f"rdma_write_bw/{profile}/4KiB", "metric": "bw_avg_Bps", "higher_is_better": True,
                       "verdict": "worse" if worse else "same", "base_median": median * (1.25 if worse else 1.0),
-                      "new_median": median, "ratio": 0.8 if worse else 1.0, "p_value": 1e-4 if worse else 0.6,
+                      "new_median": median, "ratio": 0.8 if worse else 1.0, "noise": 0.04,
                       "cause": None})
     items.append({"key": {"workload": "rdma_write_lat", "profile": "ib-shared", "size_bytes": 8},
                   "key_id": "rdma_write_lat/ib-shared/8B", "metric": "lat_median_s", "higher_is_better": False,
-                  "verdict": "changed", "base_median": None, "new_median": None, "ratio": None, "p_value": None,
+                  "verdict": "changed", "base_median": None, "new_median": None, "ratio": None, "noise": None,
                   "cause": 'NCCL fell back to Socket (base: IB) | "quoted"'})
-    return {"schema": 1, "base": {"label": "nightly-baseline", "runs": ["base-1"]}, "new": run.run_id,
-            "method": {"test": "mann-whitney-u", "factor": 1.10, "p_threshold": 0.002}, "verdicts": items}
+    return {"schema": 2, "base": {"label": "nightly-baseline", "runs": ["base-1"]}, "new": run.run_id,
+            "method": {"test": "noise-band", "factor": 1.10, "z": 5.0}, "verdicts": items, "damaged": []}
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +364,8 @@ def test_report_of_two_runs_draws_both(pairs_run: benchfab.Run, tmp_path: Path, 
     proc = cli("report", str(pairs_run.path), str(other), "--out", str(tmp_path / "both"))
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "both" / "summary.md").read_text()
-    assert md.startswith("# benchfab runs pairs, pairs-again") and md.count("| pairs-again |") == 24
+    # 24 rows in the tests table and 24 in the point-to-point table (a row per run, profile and test)
+    assert md.startswith("# benchfab runs pairs, pairs-again") and md.count("| pairs-again |") == 48
     data = ReportInput((pairs_run, benchfab.load_run(other)))
     fig = draw_curves(data.summary, _figure("p2p_bw.png"), data.subtitle)
     assert fig is not None

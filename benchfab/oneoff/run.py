@@ -11,12 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from ..errors import EXIT_CODES_HELP, SpecError, UsageError
 from ..workloads import FAMILIES
 from ..workloads.catalog import COLLECTIVES
 from ..workloads.p2p_params import PERFTEST_BINARY
+from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
 from .nccl_tests import collective_parser, translate_collective
 from .perftest import p2p_parser, translate_p2p
@@ -52,7 +51,7 @@ def spec_text(t: Translation, command: list[str]) -> str:
         "backend": "local",
         "tests": [t.test],
     }
-    body = str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=10_000))
+    body = plain_yaml(doc, sort_keys=False, default_flow_style=None, width=10_000)
     return (f"# benchfab {shlex.join(command)}\n"
             "# The same test as a sweep spec: benchfab sweep FILE runs it.\n" + body)
 

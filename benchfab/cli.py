@@ -161,7 +161,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .sweep import diagnose_run
 
     path = resolve_run_path(args.run, args.results)
-    spec, _text = load_resume(path.parent, path.name)
+    spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
     found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
     print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
     if args.junit:

@@ -209,6 +209,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .records import format_results
     from .store import load_run
+    from .tables import missing, shown
 
     run = load_run(args.run, args.results)
     if args.output == "json":
@@ -221,7 +222,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
-        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
+        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
+        if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
+            status = dict(zip(run.tests["test_id"], run.tests["status"])).get(test_id, "not ok")
+            title += f" (-: its ranks were stopped before they reported the transport; the test is {status})"
         records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
         print(format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
                              int(first["root"]), records))

@@ -60,8 +60,9 @@ from .analysis import (
 )
 from .diagnosis import load_diagnosis, verdict_markdown
 from .errors import UsageError
+from .runfacts import run_facts
 from .store import Run
-from .tables import num
+from .tables import num, shown
 from .units import format_size
 from .verdicts import read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
@@ -434,20 +435,8 @@ def markdown_summary(run: Run, images: list[str]) -> str:
     return markdown_report(ReportInput((run,)), images, [])
 
 
-def _run_lines(run: Run) -> list[str]:
-    meta = run.meta
-    versions = meta.get("versions", {})
-    return [
-        f"- spec: `{meta.get('spec_path')}` ({meta.get('spec', {}).get('name')})",
-        f"- status: {meta.get('status')}; started {meta.get('started')}, ended {meta.get('ended')}",
-        f"- host: {meta.get('host', {}).get('hostname')}; benchfab {versions.get('benchfab')}, "
-        f"torch {versions.get('torch')}, python {versions.get('python')}",
-        f"- git: {(meta.get('git') or {}).get('revision', 'n/a')}",
-    ]
-
-
 def _cell(value: Any) -> str:
-    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+    return shown(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
@@ -457,7 +446,7 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         if several:
             lines += [f"## Run `{run.run_id}`", ""]
-        lines += _run_lines(run)
+        lines += run_facts(run.meta)
         lines.append("")
     lines += ["## Tests", "", "| run | test | workload | profile | ranks | status | reason |",
               "|---|---|---|---|---|---|---|"]

@@ -28,7 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_ALL_OK, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_TESTS_NOT_OK, BenchfabError, UsageError, host_error
+from .errors import (
+    COMPARE_EXIT_CODES,
+    DIAGNOSE_EXIT_CODES,
+    EXIT_ALL_OK,
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_TESTS_NOT_OK,
+    REPORT_EXIT_CODES,
+    BenchfabError,
+    UsageError,
+    host_error,
+)
 from .units import format_duration, format_size
 
 
@@ -310,10 +321,11 @@ def _add_report_commands(sub: Any) -> None:
     rp = _command(sub, "report", "write a run's PNG curves, summary.md and a self-contained report.html into "
                   "<run>/report/; several runs (or profiles) are drawn side by side with ratio panels",
                   "benchfab report latest", "benchfab report latest --out /tmp/report",
-                  "benchfab report RUN_IB RUN_ROCE --out /tmp/ib-vs-roce")
+                  "benchfab report RUN_IB RUN_ROCE --out /tmp/ib-vs-roce", exit_codes=REPORT_EXIT_CODES)
     rp.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + "; several are drawn together")
     rp.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
-    rp.add_argument("--out", metavar="DIR", help="where to write (default: the first run's report/)")
+    rp.add_argument("--out", metavar="DIR", help="where to write (default: one run's own report/; several runs: "
+                    "results/reports/RUN1+RUN2..., never a run's own report/)")
     rp.set_defaults(func=cmd_report)
 
     ex = _command(sub, "export", "print a run's verdicts (verdicts.json, when a comparison wrote it) and key "
@@ -364,9 +376,10 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--namespace", help="namespace for the pods (default: the spec's, then the context's)")
 
 
-def _command(sub: Any, name: str, what: str, *examples: str) -> argparse.ArgumentParser:
-    """A subcommand whose --help says what it does, shows examples and lists the exit codes."""
-    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + EXIT_CODES_HELP
+def _command(sub: Any, name: str, what: str, *examples: str, exit_codes: str = EXIT_CODES_HELP) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, shows examples and lists the exit codes
+    (``exit_codes``: the command's own, where 1 means something of its own)."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + exit_codes
     parser: argparse.ArgumentParser = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".",
                                                      epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -437,7 +450,8 @@ def _add_sweep_commands(sub: Any) -> None:
     dg = _command(sub, "diagnose", "second pass for a stored run: find suspect pairs, retest them against known-good "
                   "nodes, print and store verdicts (bad node, bad link, lossy, dead) with kubectl commands "
                   "(printed, never run); exit 1 when there is a verdict",
-                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config")
+                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config",
+                  exit_codes=DIAGNOSE_EXIT_CODES)
     dg.add_argument("run", help=RUN_HELP)
     dg.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
     dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
@@ -599,7 +613,7 @@ def _add_verdict_commands(sub: Any) -> None:
     c = _command(sub, "compare", "judge a run against a base run, a named baseline or its history, per measurement "
                  "key: better/worse/same/new/missing/failed/changed (exit 1 on worse, failed or changed)",
                  "benchfab compare nightly-good latest", "benchfab compare --history 7 latest -o junit > verdicts.xml",
-                 "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown")
+                 "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown", exit_codes=COMPARE_EXIT_CODES)
     c.add_argument("runs", nargs="*", metavar="BASE NEW",
                    help="BASE: run id, prefix, 'latest', a baseline name or history:N; NEW: a run (default with "
                         "--history: latest)")

@@ -26,6 +26,7 @@ Every figure follows the same two rules:
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import os
 import re
@@ -393,12 +394,12 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
     ``marks`` drawn on them), summary.md and report.html (one file, images embedded); return
     their paths.
 
-    Several runs are drawn together; the default folder is the first run's report/."""
+    Several runs are drawn together; the default folder is report_dir's."""
     data = ReportInput(tuple([runs] if isinstance(runs, Run) else runs))
     if not data.runs:
         raise UsageError("report: no run given", hint="name at least one run id, or latest")
     marks = marks or second_pass_marks(data.runs)
-    out = Path(out_dir) if out_dir else data.runs[0].path / "report"
+    out = Path(out_dir) if out_dir else report_dir(data.runs)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
@@ -428,6 +429,18 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
     html.write_text(markdown_to_html(md_text, out, title=f"benchfab {data.subtitle}"))
     written.append(html)
     return written
+
+
+def report_dir(runs: Sequence[Run]) -> Path:
+    """Where a report goes by default: one run's own report/; several runs' a folder of their
+    own, results/reports/A+B (so no run's own report is overwritten), the same for the same runs."""
+    if len(runs) == 1:
+        return runs[0].path / "report"
+    name = "+".join(run.run_id for run in runs)
+    if len(name) > 120:  # a folder name, not a list: the first id, how many more, and a digest of them all
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{runs[0].run_id}+{len(runs) - 1}-more-{digest}"
+    return runs[0].path.parent / "reports" / name
 
 
 def markdown_summary(run: Run, images: list[str]) -> str:

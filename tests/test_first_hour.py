@@ -5,6 +5,8 @@ own folder, progress speaks on stderr from the first test's start, the scripts a
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -31,3 +33,21 @@ def test_a_report_of_several_runs_has_its_own_folder(cli, tmp_path: Path) -> Non
     # a reports/ folder is not a run
     listed = cli("runs", "--results", str(results), "-o", "json")
     assert listed.returncode == 0 and "reports" not in listed.stdout
+
+
+def test_progress_speaks_on_stderr_before_the_first_test_ends(tmp_path: Path) -> None:
+    """stderr a pipe (a CI log): a line naming the first test and the estimate comes first, then
+    one per finished test; stdout (the tables) says nothing on stderr's behalf."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchfab", "run", "allreduce", "-b", "8", "-e", "64", "-n", "2",
+                             "-w", "1", "--results", str(tmp_path / "r")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    # The test is still running when its start is announced: its result is not stored yet.
+    running = proc.poll() is None and not list((tmp_path / "r").glob("*/tests/*.parquet"))
+    out, rest = proc.communicate(timeout=300)
+    assert proc.returncode == 0, rest
+    assert first.startswith("[0/1] 000-allreduce-2r: started; 1 test(s), estimated "), first
+    assert running, "the first progress line came only after the test had ended"
+    assert rest.splitlines()[0].startswith("[1/1] 000-allreduce-2r: ok in ")
+    assert "[0/1]" not in out

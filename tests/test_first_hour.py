@@ -51,3 +51,12 @@ def test_progress_speaks_on_stderr_before_the_first_test_ends(tmp_path: Path) ->
     assert running, "the first progress line came only after the test had ended"
     assert rest.splitlines()[0].startswith("[1/1] 000-allreduce-2r: ok in ")
     assert "[0/1]" not in out
+
+
+def test_simcluster_help_prints_usage_and_exits_0() -> None:
+    for flag in ("--help", "-h", "help"):
+        proc = subprocess.run([str(ROOT / "scripts" / "simcluster.sh"), flag], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("usage: scripts/simcluster.sh up N") and "down" in proc.stdout
+    wrong = subprocess.run([str(ROOT / "scripts" / "simcluster.sh"), "sideways"], capture_output=True, text=True, timeout=30)
+    assert wrong.returncode == 2 and "usage: scripts/simcluster.sh" in wrong.stderr

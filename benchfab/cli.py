@@ -52,6 +52,10 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
+    if args.output == "json":
+        from .jsonout import validate_json
+
+        return validate_json(args.spec)
     spec = load_spec(args.spec)
     tests = spec.resolved_tests()
     print(f"{args.spec}: ok ({len(tests)} test entries, backend {spec.backend})")
@@ -117,9 +121,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    import json
+    from .jsonout import print_json
 
-    print(json.dumps(data, indent=2, default=str))
+    print_json(data)
+
+
+def _text_to_stderr(enabled: bool) -> Any:
+    from .jsonout import text_to_stderr
+
+    return text_to_stderr(enabled)
+
+
+def _with_run_document(command: Any) -> Any:
+    from .jsonout import with_run_document
+
+    return with_run_document(command)
 
 
 def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
@@ -153,6 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         text = Path(args.spec).read_text(encoding="utf-8")
         result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress,
                            backend=_backend_for(spec, args))
+    args.run_path = result.path  # -o json prints its document (jsonout.with_run_document)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
     print(f"# run {result.run_id}: {counts}. Results: {result.path}")
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
@@ -173,11 +190,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     path = resolve_run_path(args.run, args.results)
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
-    found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
-    print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
-    if args.junit:
-        _write_junit(Path(args.junit), path)
-    return EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
+    as_json = args.output == "json"
+    with _text_to_stderr(as_json):
+        found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
+        print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
+        if args.junit:
+            _write_junit(Path(args.junit), path)
+    code = EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
+    if as_json:
+        _print_json({"run_id": path.name, "path": str(path), "exit_code": code, "diagnosis": found.to_json()})
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -224,12 +246,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, args.results)
     if args.output == "json":
-        import json
+        from .jsonout import run_document
 
-        # pandas writes NaN as null and numpy scalars as numbers
-        _print_json({"run_id": run.run_id, "status": run.meta.get("status"), "started": run.meta.get("started"),
-                     "summary": json.loads(run.summary.to_json(orient="records")),
-                     "tests": json.loads(run.tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))})
+        _print_json(run_document(run.path))
         return 0
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
@@ -254,7 +273,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from .rdma.discovery import default_gid_index, discover
 
     devices = discover()
-    if args.json:
+    if args.output == "json":
         data = [asdict(d) for d in devices]
         for dev, entry in zip(devices, data):
             for port, pentry in zip(dev.ports, entry["ports"]):
@@ -397,6 +416,7 @@ def _add_spec_commands(sub: Any) -> None:
     v = _command(sub, "validate", "check a sweep spec: every problem, one line each (file:line, field, fix)",
                  "benchfab validate jobs/local.yaml")
     v.add_argument("spec", help="the sweep spec (YAML), e.g. jobs/local.yaml")
+    _output_arg(v)
     v.set_defaults(func=cmd_validate)
 
     pl = _command(sub, "plan", "show the tests a sweep would run, its rounds, time estimate and timeouts",
@@ -443,9 +463,13 @@ def _add_sweep_commands(sub: Any) -> None:
     s.add_argument("--baseline", metavar="NAME|RUN|history:N",
                    help="after the sweep, compare the run with this baseline, run or the last N comparable runs: "
                         "the verdicts are printed and saved beside the run, and a regression exits 1")
+    # dest "format": "output" is the comparison's format (--baseline), which stays a table here
+    s.add_argument("-o", "--output", dest="format", choices=("text", "json"), default="text",
+                   help="text (default: tables on stdout) or json: one document of the run on stdout, "
+                        "the tables on stderr")
     _judging_args(s)
     _cluster_args(s)
-    s.set_defaults(func=cmd_sweep)
+    s.set_defaults(func=_with_run_document(cmd_sweep))
 
     dg = _command(sub, "diagnose", "second pass for a stored run: find suspect pairs, retest them against known-good "
                   "nodes, print and store verdicts (bad node, bad link, lossy, dead) with kubectl commands "
@@ -457,6 +481,7 @@ def _add_sweep_commands(sub: Any) -> None:
     dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     dg.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE: a failing "
                     "testcase per verdict, a passing one per node judged fine")
+    _output_arg(dg)
     _cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)
 
@@ -485,8 +510,9 @@ def _add_results_commands(sub: Any) -> None:
     sh.set_defaults(func=cmd_show)
 
     dv = _command(sub, "devices", "list this host's RDMA devices, ports, link layers (ib/roce), rates and GIDs",
-                  "benchfab devices", "benchfab devices --gids --json")
-    dv.add_argument("--json", action="store_true", help="machine-readable output")
+                  "benchfab devices", "benchfab devices --gids -o json")
+    _output_arg(dv)
+    dv.add_argument("--json", dest="output", action="store_const", const="json", help="the same as -o json")
     dv.add_argument("--gids", action="store_true", help="print every GID table entry")
     dv.set_defaults(func=cmd_devices)
 

@@ -106,6 +106,7 @@ class SpecError(BenchfabError):
             where = f"{where}:{line}"
         prefix = f"{where}: {field}: " if field else f"{where}: "
         super().__init__(prefix + message, hint=hint)
+        self.what = message  # without file:line and field (validate -o json lists them apart)
         self.source = source
         self.line = line
         self.field = field
@@ -135,7 +136,7 @@ class SpecErrors(SpecError):
         ordered = sorted(unique.values(), key=lambda p: p.line if p.line is not None else 0)
         first = ordered[0]
         BenchfabError.__init__(self, first.message, hint=first.hint)
-        self.source, self.line, self.field = first.source, first.line, first.field
+        self.source, self.line, self.field, self.what = first.source, first.line, first.field, first.what
         self._problems = tuple(ordered)
         self.args = ("\n".join(str(p) for p in ordered),)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ..errors import EXIT_CODES_HELP, UsageError
+from ..jsonout import with_run_document
 from ..spec.fields import Fabric, Mode
 from ..store import RUN_ID_RE, RunStore
 from . import nccl_tests, perftest
@@ -46,7 +47,9 @@ def add_import_parser(sub: Any) -> None:
     p.add_argument("--workload", metavar="BINARY", help="nccl-tests: the binary, for reports that do not name it")
     p.add_argument("--source", metavar="URL", help="where the report was published (kept in run.json)")
     p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results)")
-    p.set_defaults(func=cmd_import)
+    p.add_argument("-o", "--output", dest="format", choices=("text", "json"), default="text",
+                   help="text (default) or json: the stored run's document on stdout (as benchfab show RUN -o json)")
+    p.set_defaults(func=with_run_document(cmd_import))
 
 
 def parse_report(tool: str, text: str, path: str, workload: str | None) -> ParsedReport:
@@ -100,6 +103,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                         name=args.name or f"import-{args.tool}-{args.profile}", hosts=hosts, source_url=args.source)
     store = RunStore(Path(args.results), run_id)
     tests = write_run(store, report, ctx, path, data)
+    args.run_path = store.path  # -o json prints its document
     rows = sum(len(t.rows) for t in report.tests)
     print(f"# imported {args.tool} {report.format} report {path} ({rows} rows, {len(tests)} test(s)) "
           f"as run {run_id}: {store.path}")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import EXIT_CODES_HELP, SpecError, UsageError
+from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
 from ..workloads.catalog import COLLECTIVES
 from ..workloads.p2p_params import PERFTEST_BINARY
@@ -101,7 +102,7 @@ def _unknown(arg: str, parser: argparse.ArgumentParser, tool: str) -> None:
 
 
 RUN_ONLY_FLAGS = {"--print-spec": False, "--no-progress": False, "--allow-failures": False,
-                  "--results": True, "--run-id": True}  # flag -> takes a value
+                  "--results": True, "--run-id": True, "--output": True}  # flag -> takes a value
 
 
 def shaping_flags(flags: list[str]) -> list[str]:
@@ -140,13 +141,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if ns.print_spec:
         print(text, end="")
         return 0
-    result = run_sweep(spec, text, results_dir=ns.results, run_id=ns.run_id, progress=not ns.no_progress)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
-    print(f"# run {result.run_id}: {counts}. Results: {result.path}")
-    print(f"# next: benchfab report {result.run_id}" + (f" --results {ns.results}" if ns.results else ""))
+    with text_to_stderr(ns.output == "json"):
+        result = run_sweep(spec, text, results_dir=ns.results, run_id=ns.run_id, progress=not ns.no_progress)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
+        print(f"# run {result.run_id}: {counts}. Results: {result.path}")
+        print(f"# next: benchfab report {result.run_id}" + (f" --results {ns.results}" if ns.results else ""))
     if result.not_ok and ns.allow_failures:
         print(f"# {result.not_ok} test(s) not ok; exit 0 because of --allow-failures", file=sys.stderr)
-    return result.exit_code(ns.allow_failures)  # the rule benchfab sweep uses
+    code = result.exit_code(ns.allow_failures)  # the rule benchfab sweep uses
+    if ns.output == "json":
+        print_json({**run_document(result.path), "exit_code": code})
+    return code
 
 
 EPILOG = """\

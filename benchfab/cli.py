@@ -412,7 +412,10 @@ OFFLINE_HELP = ("kubernetes specs: place offline on N made-up nodes or on these 
 
 
 def _add_spec_commands(sub: Any) -> None:
-    """validate, plan, render and preflight: the commands that read a spec without running it."""
+    """init, validate, plan, render and preflight: the commands that write or read a spec without running it."""
+    from .examples import add_init_parser  # benchfab init: the example specs that ship with benchfab
+
+    add_init_parser(sub)
     v = _command(sub, "validate", "check a sweep spec: every problem, one line each (file:line, field, fix)",
                  "benchfab validate jobs/local.yaml")
     v.add_argument("spec", help="the sweep spec (YAML), e.g. jobs/local.yaml")

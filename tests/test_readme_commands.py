@@ -76,7 +76,7 @@ PLACEHOLDERS: dict[str, dict[str, str]] = {
     "WORKLOAD": {"*": "allreduce"},  # benchfab run WORKLOAD [--print-spec]
     "BASE": {"*": "latest"},  # benchfab compare BASE NEW: the run against itself
     "NEW": {"*": "latest"},
-    "NAME": {"*": "good"},  # benchfab baseline set RUN --name NAME
+    "NAME": {"init": "local", "*": "good"},  # benchfab init NAME; benchfab baseline set RUN --name NAME
 }
 PRODUCER = "benchfab sweep jobs/local.yaml"  # runs first; the run later commands read
 # Subcommands that write state the commands after them read: each runs again where it is

@@ -60,3 +60,22 @@ def test_simcluster_help_prints_usage_and_exits_0() -> None:
         assert proc.stdout.startswith("usage: scripts/simcluster.sh up N") and "down" in proc.stdout
     wrong = subprocess.run([str(ROOT / "scripts" / "simcluster.sh"), "sideways"], capture_output=True, text=True, timeout=30)
     assert wrong.returncode == 2 and "usage: scripts/simcluster.sh" in wrong.stderr
+
+
+def test_setup_help_and_jupyterlab_only_on_request() -> None:
+    """scripts/setup.sh --help says its options; JupyterLab is the [notebooks] extra, which only
+    --notebooks (or BENCHFAB_NOTEBOOKS=1) installs: not the default setup, not CI's."""
+    import tomllib
+
+    setup = ROOT / "scripts" / "setup.sh"
+    proc = subprocess.run([str(setup), "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "--notebooks" in proc.stdout and "BENCHFAB_NOTEBOOKS=1" in proc.stdout
+    wrong = subprocess.run([str(setup), "--notebook"], capture_output=True, text=True, timeout=30)
+    assert wrong.returncode == 2 and "unknown argument --notebook" in wrong.stderr
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("jupyterlab") for dep in extras["notebooks"])
+    assert not any(dep.startswith("jupyterlab") for dep in extras["test"] + extras["cuda"])
+    assert "--notebooks" not in (ROOT / "scripts" / "test.sh").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "scripts/setup.sh --notebooks" in readme and ".venv/bin/jupyter lab notebooks/" in readme
+    assert "source .venv/bin/activate" in readme  # how a new shell reaches the benchfab command

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import math
+import numbers
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,15 +34,20 @@ RUN_DOCUMENT_FILES = {"verdicts": "verdicts.json", "diagnosis": "diagnosis.json"
 
 
 def _plain(value: Any) -> Any:
-    """JSON's values only: NaN and infinities become null, tuples lists, the rest as str()."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    """JSON's values only: NaN and infinities become null, numpy numbers Python's, tuples
+    lists, anything else its str()."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return _plain(value.item())  # a numpy scalar (numpy.bool_ is no bool) -> Python's
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
     return str(value)
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT
 
 FABRICS = ROOT / "results" / "fabrics"
@@ -35,6 +37,7 @@ def test_a_report_of_several_runs_has_its_own_folder(cli, tmp_path: Path) -> Non
     assert listed.returncode == 0 and "reports" not in listed.stdout
 
 
+@pytest.mark.slow  # real gloo ranks
 def test_progress_speaks_on_stderr_before_the_first_test_ends(tmp_path: Path) -> None:
     """stderr a pipe (a CI log): a line naming the first test and the estimate comes first, then
     one per finished test; stdout (the tables) says nothing on stderr's behalf."""

@@ -42,6 +42,7 @@ def test_validate_json_valid_and_every_problem(cli, write_spec) -> None:  # type
     assert [line.split(": ")[2] for line in proc.stderr.splitlines()] == [f"{bad}:3", f"{bad}:4"]
 
 
+@pytest.mark.slow  # real gloo ranks
 def test_sweep_json_is_the_run_document_with_exit_code(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec(SPEC)
     results = str(tmp_path / "res")
@@ -70,6 +71,7 @@ def test_sweep_json_is_the_run_document_with_exit_code(cli, write_spec, tmp_path
     assert set(shown) == RUN_KEYS and shown["summary"] == _document(proc)["summary"]
 
 
+@pytest.mark.slow  # real gloo ranks
 def test_run_json_long_flag_beside_nccl_tests_o(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """benchfab run takes --output json: -o is nccl-tests' --op."""
     proc = cli("run", "allreduce", "-b", "1K", "-e", "1K", "-n", "2", "-w", "0", "-o", "max", "--output", "json",

@@ -12,6 +12,7 @@ import glob
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 REQUIRE = os.environ.get("BENCHFAB_REQUIRE_NATIVE", "") not in ("", "0")
 INCLUDE = os.environ.get("BENCHFAB_VERBS_INCLUDE", "/usr/include")
@@ -58,4 +59,26 @@ def native_extensions():
     return exts
 
 
-setup(ext_modules=native_extensions())
+EXAMPLES = "jobs"  # the example specs: their one copy is the repository's jobs/
+
+
+def example_specs():
+    """jobs/*.yaml and jobs/k8s/*.yaml: what `benchfab init` writes out (benchfab/examples.py)."""
+    return sorted(glob.glob(os.path.join(EXAMPLES, "**", "*.yaml"), recursive=True))
+
+
+class BuildPyWithExamples(build_py):
+    """The package plus the example specs as benchfab/examples/, copied from jobs/ at build
+    time, so a wheel or sdist install has them; an editable install reads jobs/ itself."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        for source in example_specs():
+            target = os.path.join(self.build_lib, "benchfab", "examples", os.path.relpath(source, EXAMPLES))
+            self.mkpath(os.path.dirname(target))
+            self.copy_file(source, target)
+
+
+setup(ext_modules=native_extensions(), cmdclass={"build_py": BuildPyWithExamples})

@@ -28,7 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_ALL_OK, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_TESTS_NOT_OK, BenchfabError, UsageError, host_error
+from .errors import (
+    COMPARE_EXIT_CODES,
+    DIAGNOSE_EXIT_CODES,
+    EXIT_ALL_OK,
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_TESTS_NOT_OK,
+    REPORT_EXIT_CODES,
+    BenchfabError,
+    UsageError,
+    host_error,
+)
 from .units import format_duration, format_size
 
 
@@ -41,6 +52,10 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
+    if args.output == "json":
+        from .jsonout import validate_json
+
+        return validate_json(args.spec)
     spec = load_spec(args.spec)
     tests = spec.resolved_tests()
     print(f"{args.spec}: ok ({len(tests)} test entries, backend {spec.backend})")
@@ -106,9 +121,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    import json
+    from .jsonout import print_json
 
-    print(json.dumps(data, indent=2, default=str))
+    print_json(data)
+
+
+def _text_to_stderr(enabled: bool) -> Any:
+    from .jsonout import text_to_stderr
+
+    return text_to_stderr(enabled)
+
+
+def _with_run_document(command: Any) -> Any:
+    from .jsonout import with_run_document
+
+    return with_run_document(command)
 
 
 def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
@@ -142,6 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         text = Path(args.spec).read_text(encoding="utf-8")
         result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress,
                            backend=_backend_for(spec, args))
+    args.run_path = result.path  # -o json prints its document (jsonout.with_run_document)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
     print(f"# run {result.run_id}: {counts}. Results: {result.path}")
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
@@ -161,12 +189,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .sweep import diagnose_run
 
     path = resolve_run_path(args.run, args.results)
-    spec, _text = load_resume(path.parent, path.name)
-    found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
-    print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
-    if args.junit:
-        _write_junit(Path(args.junit), path)
-    return EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
+    spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
+    as_json = args.output == "json"
+    with _text_to_stderr(as_json):
+        found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
+        print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
+        if args.junit:
+            _write_junit(Path(args.junit), path)
+    code = EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
+    if as_json:
+        _print_json({"run_id": path.name, "path": str(path), "exit_code": code, "diagnosis": found.to_json()})
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -209,19 +242,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .records import format_results
     from .store import load_run
+    from .tables import missing, shown
 
     run = load_run(args.run, args.results)
     if args.output == "json":
-        import json
+        from .jsonout import run_document
 
-        # pandas writes NaN as null and numpy scalars as numbers
-        _print_json({"run_id": run.run_id, "status": run.meta.get("status"), "started": run.meta.get("started"),
-                     "summary": json.loads(run.summary.to_json(orient="records")),
-                     "tests": json.loads(run.tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))})
+        _print_json(run_document(run.path))
         return 0
     for test_id, rows in run.summary.groupby("test_id", sort=True):
         first = rows.iloc[0]
-        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
+        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
+        if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
+            status = dict(zip(run.tests["test_id"], run.tests["status"])).get(test_id, "not ok")
+            title += f" (-: its ranks were stopped before they reported the transport; the test is {status})"
         records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
         print(format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
                              int(first["root"]), records))
@@ -239,7 +273,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from .rdma.discovery import default_gid_index, discover
 
     devices = discover()
-    if args.json:
+    if args.output == "json":
         data = [asdict(d) for d in devices]
         for dev, entry in zip(devices, data):
             for port, pentry in zip(dev.ports, entry["ports"]):
@@ -306,10 +340,11 @@ def _add_report_commands(sub: Any) -> None:
     rp = _command(sub, "report", "write a run's PNG curves, summary.md and a self-contained report.html into "
                   "<run>/report/; several runs (or profiles) are drawn side by side with ratio panels",
                   "benchfab report latest", "benchfab report latest --out /tmp/report",
-                  "benchfab report RUN_IB RUN_ROCE --out /tmp/ib-vs-roce")
+                  "benchfab report RUN_IB RUN_ROCE --out /tmp/ib-vs-roce", exit_codes=REPORT_EXIT_CODES)
     rp.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + "; several are drawn together")
     rp.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
-    rp.add_argument("--out", metavar="DIR", help="where to write (default: the first run's report/)")
+    rp.add_argument("--out", metavar="DIR", help="where to write (default: one run's own report/; several runs: "
+                    "results/reports/RUN1+RUN2..., never a run's own report/)")
     rp.set_defaults(func=cmd_report)
 
     ex = _command(sub, "export", "print a run's verdicts (verdicts.json, when a comparison wrote it) and key "
@@ -360,9 +395,10 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--namespace", help="namespace for the pods (default: the spec's, then the context's)")
 
 
-def _command(sub: Any, name: str, what: str, *examples: str) -> argparse.ArgumentParser:
-    """A subcommand whose --help says what it does, shows examples and lists the exit codes."""
-    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + EXIT_CODES_HELP
+def _command(sub: Any, name: str, what: str, *examples: str, exit_codes: str = EXIT_CODES_HELP) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, shows examples and lists the exit codes
+    (``exit_codes``: the command's own, where 1 means something of its own)."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + exit_codes
     parser: argparse.ArgumentParser = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".",
                                                      epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
@@ -376,10 +412,14 @@ OFFLINE_HELP = ("kubernetes specs: place offline on N made-up nodes or on these 
 
 
 def _add_spec_commands(sub: Any) -> None:
-    """validate, plan, render and preflight: the commands that read a spec without running it."""
+    """init, validate, plan, render and preflight: the commands that write or read a spec without running it."""
+    from .examples import add_init_parser  # benchfab init: the example specs that ship with benchfab
+
+    add_init_parser(sub)
     v = _command(sub, "validate", "check a sweep spec: every problem, one line each (file:line, field, fix)",
                  "benchfab validate jobs/local.yaml")
     v.add_argument("spec", help="the sweep spec (YAML), e.g. jobs/local.yaml")
+    _output_arg(v)
     v.set_defaults(func=cmd_validate)
 
     pl = _command(sub, "plan", "show the tests a sweep would run, its rounds, time estimate and timeouts",
@@ -426,19 +466,25 @@ def _add_sweep_commands(sub: Any) -> None:
     s.add_argument("--baseline", metavar="NAME|RUN|history:N",
                    help="after the sweep, compare the run with this baseline, run or the last N comparable runs: "
                         "the verdicts are printed and saved beside the run, and a regression exits 1")
+    # dest "format": "output" is the comparison's format (--baseline), which stays a table here
+    s.add_argument("-o", "--output", dest="format", choices=("text", "json"), default="text",
+                   help="text (default: tables on stdout) or json: one document of the run on stdout, "
+                        "the tables on stderr")
     _judging_args(s)
     _cluster_args(s)
-    s.set_defaults(func=cmd_sweep)
+    s.set_defaults(func=_with_run_document(cmd_sweep))
 
     dg = _command(sub, "diagnose", "second pass for a stored run: find suspect pairs, retest them against known-good "
                   "nodes, print and store verdicts (bad node, bad link, lossy, dead) with kubectl commands "
                   "(printed, never run); exit 1 when there is a verdict",
-                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config")
+                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config",
+                  exit_codes=DIAGNOSE_EXIT_CODES)
     dg.add_argument("run", help=RUN_HELP)
     dg.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
     dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     dg.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE: a failing "
                     "testcase per verdict, a passing one per node judged fine")
+    _output_arg(dg)
     _cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)
 
@@ -467,8 +513,9 @@ def _add_results_commands(sub: Any) -> None:
     sh.set_defaults(func=cmd_show)
 
     dv = _command(sub, "devices", "list this host's RDMA devices, ports, link layers (ib/roce), rates and GIDs",
-                  "benchfab devices", "benchfab devices --gids --json")
-    dv.add_argument("--json", action="store_true", help="machine-readable output")
+                  "benchfab devices", "benchfab devices --gids -o json")
+    _output_arg(dv)
+    dv.add_argument("--json", dest="output", action="store_const", const="json", help="the same as -o json")
     dv.add_argument("--gids", action="store_true", help="print every GID table entry")
     dv.set_defaults(func=cmd_devices)
 
@@ -603,7 +650,7 @@ def _add_verdict_commands(sub: Any) -> None:
                  "key, against the runs' noise: better/worse/same/new/missing/removed/failed/changed (exit 1 on "
                  "worse, failed, changed, missing, or a damaged store)",
                  "benchfab compare nightly-good latest", "benchfab compare --history 7 latest -o junit > verdicts.xml",
-                 "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown")
+                 "benchfab compare 20261201-0312 latest --factor 1.05 -o markdown", exit_codes=COMPARE_EXIT_CODES)
     c.add_argument("runs", nargs="*", metavar="BASE NEW",
                    help="BASE: run id, prefix, 'latest', a baseline name or history:N; NEW: a run (default with "
                         "--history: latest)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,42 @@ exit codes:
   3    this host or cluster lacks what every test needs, e.g. an RDMA device
        or a GPU (nothing ran)
   130  interrupted (Ctrl-C, SIGTERM): what was measured is stored; --resume"""
+
+
+def exit_codes_help(meanings: dict[int, str]) -> str:
+    """A command's own "exit codes:" section for --help, laid out as EXIT_CODES_HELP: for the
+    commands whose 1 means something of their own (a regression, a verdict)."""
+    lines = ["exit codes:"]
+    for code, meaning in meanings.items():
+        wrapped = textwrap.wrap(meaning, width=71) or [""]
+        lines.append(f"  {code:<4} {wrapped[0]}")
+        lines += [f"       {more}" for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+BAD_RUN_INPUT = "bad input: an unknown run id, a flag (nothing ran)"
+INTERRUPTED = "interrupted (Ctrl-C, SIGTERM)"
+COMPARE_EXIT_CODES = exit_codes_help({
+    0: "no regression: every key is same, better, new or missing",
+    1: "a regression: a key is worse, failed, or changed what it measured (the verdicts say which); or a "
+       "run or results/baselines.json could not be read",
+    2: "bad input: an unknown run or baseline, a flag",
+    130: INTERRUPTED,
+})
+DIAGNOSE_EXIT_CODES = exit_codes_help({
+    0: "no verdict: every suspect pair retested fine (or no pair was suspect)",
+    1: "a verdict (bad node, bad link, lossy, dead; stored in diagnosis.json with kubectl commands); "
+       "or the cluster or a backend failed",
+    2: "bad input: an unknown run id, a run diagnose cannot judge (imported, or no all-pairs / ring / "
+       "k-groups / topology test), a flag",
+    130: INTERRUPTED + ": the retests so far are stored",
+})
+REPORT_EXIT_CODES = exit_codes_help({
+    0: "the report is written (its files are listed on stdout)",
+    1: "a file could not be written (a full disk, a read-only folder) or a run could not be read",
+    2: BAD_RUN_INPUT,
+    130: INTERRUPTED,
+})
 
 
 class BenchfabError(Exception):
@@ -69,6 +106,7 @@ class SpecError(BenchfabError):
             where = f"{where}:{line}"
         prefix = f"{where}: {field}: " if field else f"{where}: "
         super().__init__(prefix + message, hint=hint)
+        self.what = message  # without file:line and field (validate -o json lists them apart)
         self.source = source
         self.line = line
         self.field = field
@@ -98,7 +136,7 @@ class SpecErrors(SpecError):
         ordered = sorted(unique.values(), key=lambda p: p.line if p.line is not None else 0)
         first = ordered[0]
         BenchfabError.__init__(self, first.message, hint=first.hint)
-        self.source, self.line, self.field = first.source, first.line, first.field
+        self.source, self.line, self.field, self.what = first.source, first.line, first.field, first.what
         self._problems = tuple(ordered)
         self.args = ("\n".join(str(p) for p in ordered),)
 

@@ -2,8 +2,9 @@
 
 Progress is counted in measurement units (size x in-place flag), weighted by
 the planner's time estimate of each test, and corrected by how fast the sweep
-has really gone so far. On a terminal the line is redrawn in place; otherwise
-(CI logs, pipes) one line is printed per finished test.
+has really gone so far. On a terminal the line is redrawn in place from the first
+test's start; otherwise (CI logs, pipes) one line says what runs first and the
+estimate, then one line is printed per finished test.
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ class Progress:
         self.current_units = 1
         self.current_done_units = 0
         self._last_draw = 0.0
+        self._announced = False
 
     def start_test(self, name: str, estimate_s: float, units: int) -> None:
         self.current, self.current_estimate = name, estimate_s
         self.current_units, self.current_done_units = max(units, 1), 0
+        if self.enabled and not self.tty and self.tests_done == 0 and not self._announced:
+            # Without it a log says nothing until the first test ends (ranks starting, pods pending).
+            self._announced = True
+            print(f"[0/{self.total_tests}] {name}: started; {self.total_tests} test(s), estimated "
+                  f"{format_duration(self.estimate_s)} in all", file=self.stream, flush=True)
         self._draw(force=True)
 
     def unit_done(self) -> None:

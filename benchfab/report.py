@@ -26,6 +26,7 @@ Every figure follows the same two rules:
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import os
 import re
@@ -60,8 +61,9 @@ from .analysis import (
 )
 from .diagnosis import load_diagnosis, verdict_markdown
 from .errors import UsageError
+from .runfacts import run_facts
 from .store import Run
-from .tables import num
+from .tables import num, shown
 from .units import format_size
 from .verdicts import noise_text, read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
@@ -395,12 +397,12 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
     ``marks`` drawn on them), summary.md and report.html (one file, images embedded); return
     their paths.
 
-    Several runs are drawn together; the default folder is the first run's report/."""
+    Several runs are drawn together; the default folder is report_dir's."""
     data = ReportInput(tuple([runs] if isinstance(runs, Run) else runs))
     if not data.runs:
         raise UsageError("report: no run given", hint="name at least one run id, or latest")
     marks = marks or second_pass_marks(data.runs)
-    out = Path(out_dir) if out_dir else data.runs[0].path / "report"
+    out = Path(out_dir) if out_dir else report_dir(data.runs)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
@@ -432,25 +434,25 @@ def write_report(runs: Run | Sequence[Run], out_dir: Path | None = None, marks: 
     return written
 
 
+def report_dir(runs: Sequence[Run]) -> Path:
+    """Where a report goes by default: one run's own report/; several runs' a folder of their
+    own, results/reports/A+B (so no run's own report is overwritten), the same for the same runs."""
+    if len(runs) == 1:
+        return runs[0].path / "report"
+    name = "+".join(run.run_id for run in runs)
+    if len(name) > 120:  # a folder name, not a list: the first id, how many more, and a digest of them all
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{runs[0].run_id}+{len(runs) - 1}-more-{digest}"
+    return runs[0].path.parent / "reports" / name
+
+
 def markdown_summary(run: Run, images: list[str]) -> str:
     """summary.md of one run (see markdown_report for several)."""
     return markdown_report(ReportInput((run,)), images, [])
 
 
-def _run_lines(run: Run) -> list[str]:
-    meta = run.meta
-    versions = meta.get("versions", {})
-    return [
-        f"- spec: `{meta.get('spec_path')}` ({meta.get('spec', {}).get('name')})",
-        f"- status: {meta.get('status')}; started {meta.get('started')}, ended {meta.get('ended')}",
-        f"- host: {meta.get('host', {}).get('hostname')}; benchfab {versions.get('benchfab')}, "
-        f"torch {versions.get('torch')}, python {versions.get('python')}",
-        f"- git: {(meta.get('git') or {}).get('revision', 'n/a')}",
-    ]
-
-
 def _cell(value: Any) -> str:
-    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+    return shown(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
@@ -460,7 +462,7 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         if several:
             lines += [f"## Run `{run.run_id}`", ""]
-        lines += _run_lines(run)
+        lines += run_facts(run.meta)
         lines.append("")
     lines += ["## Tests", "", "| run | test | workload | profile | ranks | status | reason |",
               "|---|---|---|---|---|---|---|"]

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import metadata
-from .errors import SpecError
-from .spec import SweepSpec, load_spec_text, spec_to_dict
+from .errors import SpecError, UsageError
+from .spec import SECOND_PASS_PATTERNS, SweepSpec, load_spec_text, spec_to_dict
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -67,10 +67,28 @@ def record_left_behind(store: RunStore, meta: dict[str, Any], left: list[str], c
         pass  # the clean-up error itself is reported, with the same list and command
 
 
-def load_resume(results_dir: Path, run_id: str) -> tuple[SweepSpec, str]:
-    """The spec a run was started with, re-validated from the text stored in its run.json."""
+# What a command that reruns part of a run (from its stored spec) says of an imported run, which has none.
+IMPORTED_INSTEAD = {
+    "resume": "an imported run is complete as imported: show, report or compare it "
+              "(benchfab compare BASE RUN), or import the file again with another --run-id",
+    "diagnose": "the second pass retests the node pairs of a run benchfab measured with placement.pattern "
+                f"{' / '.join(SECOND_PASS_PATTERNS)}: run benchfab sweep SPEC, then benchfab diagnose latest; an "
+                "imported run can be judged against another with benchfab compare BASE RUN",
+}
+
+
+def load_resume(results_dir: Path, run_id: str, purpose: str = "resume") -> tuple[SweepSpec, str]:
+    """The spec a run was started with, re-validated from the text stored in its run.json.
+
+    ``purpose`` ("resume" or "diagnose") words the error for an imported run, which
+    has no spec, no placement and no pods: what to run instead."""
     store = RunStore(results_dir, run_id)
     meta = store.read_meta()
+    imported = meta.get("imported_from")
+    if isinstance(imported, dict):
+        raise UsageError(f"cannot {purpose} run {run_id}: it was imported from a {imported.get('tool')} report "
+                         f"({imported.get('path')}), so it has no spec, no placement of ranks on nodes and "
+                         "nothing to rerun", hint=IMPORTED_INSTEAD[purpose])
     text = meta.get("spec_text")
     if not isinstance(text, str):
         raise SpecError("run.json holds no spec text", source=str(store.path / "run.json"))

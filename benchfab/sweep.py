@@ -185,7 +185,7 @@ def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None
     """``benchfab diagnose RUN``: the second pass for a stored run, on its spec's backend now."""
     out = out or sys.stdout
     path = resolve_run_path(run, results_dir or "results")
-    spec, _text = load_resume(path.parent, path.name)
+    spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
     if not second_pass_entries(spec, every_pattern=True):
         raise UsageError(f"run {path.name} has no test with a pattern the second pass can judge",
                          hint=f"the second pass needs placement.pattern {' / '.join(SECOND_PASS_PATTERNS)}")

@@ -6,6 +6,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
+ABSENT = "-"  # what a table or summary shows for a value that does not exist (never None or nan)
+
+
+def missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA / NaT: a value the run does not have."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT and pd.NA are not equal to themselves
+    except (TypeError, ValueError):  # pd.NA's comparison raises in a boolean context
+        return True
+
+
+def shown(value: Any, fmt: str = "") -> str:
+    """``value`` as text (in ``fmt`` when given), or "-" when it does not exist."""
+    return ABSENT if missing(value) else format(value, fmt)
+
 
 def num(value: Any, fmt: str) -> str:
     """``value`` in ``fmt``, or N/A (as nccl-tests prints) when it is missing or NaN."""

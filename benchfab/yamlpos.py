@@ -9,6 +9,10 @@ error here: in a sweep spec they are almost always a copy-paste mistake.
 PyYAML's own messages read like its parser ("expected <block end>, but found
 '<block mapping start>'"); ``explain_yaml_error`` says the same in plain words,
 with the line and a fix.
+
+The YAML benchfab writes (manifests, specs) goes through ``plain_yaml``: what a person
+writes by hand, without the anchors and aliases (``&id001`` / ``*id001``) PyYAML emits
+for an object that appears twice.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ import yaml
 Path = tuple[Any, ...]
 
 _GENERIC_FIX = "check this line's indentation (spaces only), its ':' after keys, and its quotes and brackets"
+
+
+class _PlainDumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information here
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a shared object is written out again where it recurs
+
+
+def plain_yaml(data: Any, **options: Any) -> str:
+    """``yaml.safe_dump(data, **options)`` without anchors or aliases."""
+    return str(yaml.dump(data, Dumper=_PlainDumper, **options))
 
 
 class YamlPositionError(ValueError):

@@ -3,6 +3,10 @@
 # benchfab itself in editable mode with its test extras. Safe to rerun: steps
 # that are already done are quick.
 #
+#   scripts/setup.sh [--notebooks]
+#   --notebooks              also install JupyterLab (the [notebooks] extra), to open
+#                            notebooks/ with .venv/bin/jupyter lab notebooks/
+#   BENCHFAB_NOTEBOOKS=1     the same as --notebooks
 #   BENCHFAB_VENV=DIR        where the virtual environment goes (default .venv)
 #   BENCHFAB_TORCH=SPEC      the torch to install when none is importable
 #                            (default torch==2.13.0; on a GPU host, e.g. an
@@ -13,6 +17,14 @@ cd "$(dirname "$0")/.."
 
 venv=${BENCHFAB_VENV:-.venv}
 torch_spec=${BENCHFAB_TORCH:-torch==2.13.0}
+notebooks=${BENCHFAB_NOTEBOOKS:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --notebooks) notebooks=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown argument $arg (scripts/setup.sh --help lists them)" >&2; exit 2 ;;
+  esac
+done
 
 apt_install() {
   # Only what is missing, only as root on a Debian-like system.
@@ -75,9 +87,23 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
-  echo "setup: pip install $torch_spec" >&2
-  "${pip[@]}" install "$torch_spec"
+  # The one long step: say what comes and how big, and let pip show its download lines
+  # (with a progress bar on a terminal) instead of minutes of silence.
+  echo "setup: pip install $torch_spec: the largest download of the setup, from about 0.2 GB" \
+    "(a CPU-only build) to about 3 GB (a CUDA build with NVIDIA's libraries); pip shows each file" \
+    "and its size as it downloads" >&2
+  "$venv/bin/python" -m pip --disable-pip-version-check install "$torch_spec" >&2
 fi
-echo "setup: pip install -e .[test]" >&2
-"${pip[@]}" install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+extras=test
+if [ "$notebooks" = 1 ]; then
+  extras=test,notebooks
+fi
+echo "setup: pip install -e .[$extras]" >&2
+"${pip[@]}" install -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$venv/bin/python" -c "import benchfab, torch; print(f'setup: benchfab {benchfab.__version__}, torch {torch.__version__}', flush=True)" >&2
+# A new shell does not have .venv/bin on its PATH: say how to reach the commands.
+echo "setup: done. The benchfab command is $venv/bin/benchfab; to type just benchfab in this shell:" \
+  "source $venv/bin/activate" >&2
+if [ "$notebooks" = 1 ]; then
+  echo "setup: open the notebooks with: $venv/bin/jupyter lab notebooks/$([ "$(id -u)" = 0 ] && echo ' --allow-root')" >&2
+fi

@@ -16,9 +16,35 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCHFAB_SIM_DIR:-/tmp/benchfab-simcluster}
 python=${BENCHFAB_PYTHON:-.venv/bin/python}
+
+usage() {
+  cat <<EOF
+usage: scripts/simcluster.sh up N [--rate MBIT] [--slow-node NODE:MBIT] [--slow-link A,B:MBIT]
+                                  [--lossy NODE:PERCENT] [--dead NODE]
+       scripts/simcluster.sh down
+
+A simulated Kubernetes cluster on this host (needs root): N nodes named sim-node-0...,
+each a network namespace with a tc-shaped veth link (--rate: every NIC, default 200 Mbit/s).
+Faults, each repeatable: --slow-node throttles a node's NIC, --slow-link the link between
+two nodes, --lossy drops packets to and from a node, --dead makes a node whose pods never start.
+
+  scripts/simcluster.sh up 8 --slow-node sim-node-3:50
+  export KUBECONFIG=$dir/kubeconfig
+  cat $dir/spec-head.yaml     # backend, namespace and a tcp profile for a spec
+  benchfab sweep my-spec.yaml; benchfab diagnose latest
+  scripts/simcluster.sh down  # removes every namespace, veth, qdisc and nft table
+
+State and log: $dir (BENCHFAB_SIM_DIR moves it).
+EOF
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
+  -h|--help|help)
+    usage
+    exit 0
+    ;;
   up)
     mkdir -p "$dir"
     "$python" -m tests.fakecluster.simcluster up "$@" --dir "$dir" >"$dir/simcluster.log" 2>&1 &
@@ -35,7 +61,7 @@ case "$cmd" in
     exec "$python" -m tests.fakecluster.simcluster down --dir "$dir"
     ;;
   *)
-    echo "usage: scripts/simcluster.sh up N [--rate MBIT] [faults] | down" >&2
+    usage >&2
     exit 2
     ;;
 esac

@@ -125,10 +125,14 @@ def test_perftest_reports_take_their_fabric_from_the_link_type(tmp_path: Path) -
     (lambda t: "\n".join(t.splitlines()[:11]) + "\n", ["--fabric", "roce"], r"wrong\.txt:10: .*no result rows"),
     (lambda t: "hello\n", ["--fabric", "roce"], r"no nccl-tests result table"),
     (lambda t: t.replace("# Collective test starting: all_reduce_perf\n", ""), ["--fabric", "roce"],
-     r"does not name its collective.*--workload all_reduce_perf"),
+     r"does not say its collective.*--workload all_reduce_perf"),
     # no "#  Rank N ... on HOST" lines: how many ranks is not guessed
     (lambda t: "\n".join(line for line in t.splitlines() if "Rank" not in line) + "\n", ["--fabric", "roce"],
-     r"names no ranks .*give --hosts A,B"),
+     r"does not say its ranks' hosts .*give --hosts A,B"),
+    # all three at once: one error asks for every flag, not one per retry
+    (lambda t: "\n".join(line for line in t.splitlines() if "Rank" not in line and "Collective test" not in line),
+     [], r"does not say its collective .*; nor which fabric it measured; nor its ranks' hosts .*"
+         r"give --workload all_reduce_perf --fabric ib\|roce\|tcp\|loopback --hosts A,B"),
     (lambda t: t, ["--fabric", "roce", "--hosts", "x,y"], r"--hosts x,y but .* names the ranks' hosts spark-d708,spark-dbf4"),
 ])
 def test_bad_nccl_tests_reports_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -8,7 +8,7 @@ command in the README is therefore covered by default: it runs here unless it is
 listed in ``EXCLUDED`` with the reason.
 
 How a command runs: as a real process (``python -m benchfab ARGS``, real exit code),
-``| less`` and other pipes cut off, with
+``| less`` and other pipes, and redirections (``> FILE``), cut off, with
 - cwd = a temporary directory holding a copy of ``jobs/``: relative paths in the
   docs resolve, and what a command writes (``results/`` of the spec) lands there,
   so ``benchfab runs`` / ``show latest`` / ``report latest`` as written find the
@@ -40,7 +40,7 @@ import pytest
 from benchfab.spec import load_spec
 from tests.helpers import ROOT
 
-DOCS = ["README.md", "docs/KUBERNETES.md"]
+DOCS = ["README.md", "docs/KUBERNETES.md", "docs/JSON.md"]
 JOBS = sorted((ROOT / "jobs").glob("*.yaml"))
 
 # Commands as written (whitespace collapsed) that this test does not run, and why.
@@ -76,7 +76,7 @@ PLACEHOLDERS: dict[str, dict[str, str]] = {
     "WORKLOAD": {"*": "allreduce"},  # benchfab run WORKLOAD [--print-spec]
     "BASE": {"*": "latest"},  # benchfab compare BASE NEW: the run against itself
     "NEW": {"*": "latest"},
-    "NAME": {"*": "good"},  # benchfab baseline set RUN --name NAME
+    "NAME": {"init": "local", "*": "good"},  # benchfab init NAME; benchfab baseline set RUN --name NAME
 }
 PRODUCER = "benchfab sweep jobs/local.yaml"  # runs first; the run later commands read
 # Subcommands that write state the commands after them read: each runs again where it is
@@ -98,7 +98,7 @@ class DocCommand:
 
 
 def _cut(text: str, synopsis: bool) -> str:
-    text = re.split(r"`|\s#|\||;|&&", text)[0]
+    text = re.split(r"`|\s#|\||;|&&|\s\d?>", text)[0]  # a comment, a pipe, the next command, a redirection
     if synopsis:
         text = re.split(r"\s{2,}", text.strip())[0]
     return " ".join(text.split())

@@ -191,7 +191,13 @@ def test_interrupt_kills_every_rank_keeps_results_and_resumes(write_spec, tmp_pa
     else:
         proc.kill()
         pytest.fail("the long test's ranks never started")
-    time.sleep(2.5)  # let the long test measure its first size
+    # Let the long test measure its first size (3 s): rank 0's log shows the result it sent.
+    rank0_log = results / "i1" / "logs" / "001-long.rank0.log"
+    while time.monotonic() < deadline:
+        if rank0_log.exists() and '"type":"result"' in rank0_log.read_text(errors="replace"):
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)  # the controller receives it over the rank's pipe
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -204,6 +210,12 @@ def test_interrupt_kills_every_rank_keeps_results_and_resumes(write_spec, tmp_pa
     assert tests.loc["000-first", "status"] == "ok"
     assert tests.loc["001-long", "status"] == "interrupted"
     first_ended = tests.loc["000-first", "ended"]
+    # Its first size is stored; its ranks never reported their transport: "-" and why, never "None".
+    assert 1024 in set(run.summary[run.summary["test_id"] == "001-long"]["size_bytes"])
+    shown = cli("show", "i1", "--results", str(results))
+    assert shown.returncode == 0 and "None" not in shown.stdout
+    assert ("# 001-long: allreduce, 2 ranks, - (-: its ranks were stopped before they reported the transport; "
+            "the test is interrupted)") in shown.stdout
 
     resumed = cli("sweep", "--resume", "i1", "--results", str(results), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ..errors import EXIT_CODES_HELP, UsageError
+from ..jsonout import with_run_document
 from ..spec.fields import Fabric, Mode
 from ..store import RUN_ID_RE, RunStore
 from . import nccl_tests, perftest
-from .parsed import ParsedReport, bad_input
-from .write import ImportContext, sha256_of, write_run
+from .parsed import Missing, ParsedReport, bad_input, missing_error
+from .write import ImportContext, missing_hosts, sha256_of, write_run
 
 TOOLS = ("nccl-tests", "perftest")
 FABRICS: tuple[str, ...] = get_args(Fabric)
@@ -46,7 +47,9 @@ def add_import_parser(sub: Any) -> None:
     p.add_argument("--workload", metavar="BINARY", help="nccl-tests: the binary, for reports that do not name it")
     p.add_argument("--source", metavar="URL", help="where the report was published (kept in run.json)")
     p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results)")
-    p.set_defaults(func=cmd_import)
+    p.add_argument("-o", "--output", dest="format", choices=("text", "json"), default="text",
+                   help="text (default) or json: the stored run's document on stdout (as benchfab show RUN -o json)")
+    p.set_defaults(func=with_run_document(cmd_import))
 
 
 def parse_report(tool: str, text: str, path: str, workload: str | None) -> ParsedReport:
@@ -58,15 +61,24 @@ def parse_report(tool: str, text: str, path: str, workload: str | None) -> Parse
     return nccl_tests.parse(text, path, workload)
 
 
-def _fabric(tool: str, report: ParsedReport, given: str | None, path: str) -> str:
+def _fabric(tool: str, report: ParsedReport, given: str | None, path: str) -> str | None:
+    """--fabric, or what the report states (perftest's Link type); None when neither says."""
     stated = perftest.LINK_LAYERS.get(str(report.facts.get("link_type"))) if tool == "perftest" else None
     if given and stated and given != stated:
         raise bad_input(path, None, f"--fabric {given} but the report says Link type {report.facts['link_type']} "
                         f"({stated})", f"drop --fabric or give --fabric {stated}")
-    fabric = given or stated
+    return given or stated
+
+
+def _ask_once(path: str, report: ParsedReport, fabric: str | None, hosts: tuple[str, ...]) -> str:
+    """The fabric; or one error asking for everything the report does not say (collective,
+    fabric, hosts), so that a report missing three facts costs one retry, not three."""
+    lacking = list(report.missing)
     if fabric is None:
-        raise UsageError(f"{path}: the report does not say which fabric it measured",
-                         hint="give --fabric ib, roce, tcp or loopback")
+        lacking.append(Missing("which fabric it measured", "--fabric ib|roce|tcp|loopback"))
+    lacking += [m for m in [missing_hosts(report, hosts)] if m is not None]
+    if lacking or fabric is None:
+        raise missing_error(path, lacking)
     return fabric
 
 
@@ -82,8 +94,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise bad_input(str(path), data[:exc.start].count(b"\n") + 1, f"not text (byte {exc.start} is not UTF-8)",
                         "give the report as the tool printed it") from None
     report = parse_report(args.tool, text, str(path), args.workload)
-    fabric = _fabric(args.tool, report, args.fabric, str(path))
     hosts = tuple(h for h in (args.hosts or "").split(",") if h)
+    fabric = _ask_once(str(path), report, _fabric(args.tool, report, args.fabric, str(path)), hosts)
     run_id = args.run_id or _default_run_id(path, data)
     if not RUN_ID_RE.match(run_id):
         raise UsageError(f"--run-id {run_id!r} is not a run id", hint="use letters, digits, '-', '_' and '.'")
@@ -91,6 +103,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                         name=args.name or f"import-{args.tool}-{args.profile}", hosts=hosts, source_url=args.source)
     store = RunStore(Path(args.results), run_id)
     tests = write_run(store, report, ctx, path, data)
+    args.run_path = store.path  # -o json prints its document
     rows = sum(len(t.rows) for t in report.tests)
     print(f"# imported {args.tool} {report.format} report {path} ({rows} rows, {len(tests)} test(s)) "
           f"as run {run_id}: {store.path}")

@@ -17,7 +17,7 @@ from ..errors import ToolOutputError, UsageError
 from ..oneoff import resolve_workload
 from ..workloads.catalog import COLLECTIVES
 from ..workloads.nccl_tests_output import FIX_TEXT, NcclTestsRun, parse_nccl_tests, workload_of_binary
-from .parsed import ParsedReport, ParsedTest, bad_input
+from .parsed import Missing, ParsedReport, ParsedTest, bad_input
 
 
 def _not_stored(name: str, path: str, line: int | None) -> UsageError:
@@ -54,6 +54,9 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
     else:
         _check_json(run, path, named, given, workload)
     found = named or given or ""
+    missing = [] if found else [Missing(
+        "its collective (nccl-tests before 2.17 print no '# Collective test starting' line)" if run.format == "text"
+        else "its collective (the JSON file has no 'args' naming its binary)", "--workload all_reduce_perf")]
     tests: dict[tuple[str, str], ParsedTest] = {}
     for row in run.rows:
         if row.time_s is None:
@@ -61,7 +64,7 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
         test = tests.get((row.dtype, row.redop))
         if test is None:
             test = tests[row.dtype, row.redop] = ParsedTest(
-                workload=found, binary=COLLECTIVES[found].nccl_name, family="collective", memory="cuda",
+                workload=found, binary=COLLECTIVES[found].nccl_name if found else "", family="collective", memory="cuda",
                 dtype=row.dtype, redop=row.redop, root=row.root,
                 # The nccl-tests engine's own rows say "nccl" (the measurement key then matches
                 # a sweep's); the network NCCL chose is its own column ("IB" also for RoCE).
@@ -76,7 +79,7 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
         raise bad_input(path, run.header_line, "every row says N/A: the report measured nothing",
                         "give the report of a run that measured")
     return ParsedReport("nccl-tests", run.format, run.version if run.format == "text" else None, list(tests.values()),
-                        hosts=run.hosts, ranks=run.nranks, facts=_facts(run))
+                        hosts=run.hosts, ranks=run.nranks, facts=_facts(run), missing=missing)
 
 
 def _check_text(run: NcclTestsRun, path: str, named: str | None, given: str | None) -> None:
@@ -85,9 +88,6 @@ def _check_text(run: NcclTestsRun, path: str, named: str | None, given: str | No
                         FIX_TEXT)
     if not run.rows:
         raise bad_input(path, run.header_line, "an nccl-tests table header with no result rows under it", FIX_TEXT)
-    if named is None and given is None:
-        raise bad_input(path, None, "the report does not name its collective (nccl-tests before 2.17 print no "
-                        "'# Collective test starting' line)", "give --workload all_reduce_perf (the binary that printed it)")
     if named is not None and given is not None and named != given:
         raise bad_input(path, None, f"--workload says {given} but the report says {named}",
                         "drop --workload, or give the file that binary printed")
@@ -97,8 +97,6 @@ def _check_json(run: NcclTestsRun, path: str, named: str | None, given: str | No
     if named and given and given != named:
         raise bad_input(path, None, f"--workload says {workload} but the file's args say {run.json_facts['args'][0]}",
                         "drop --workload, or give the file that binary wrote")
-    if named is None and given is None:
-        raise bad_input(path, None, "the JSON file has no 'args' naming its binary", "give --workload all_reduce_perf")
     if not run.rows:
         raise bad_input(path, None, "the JSON file's 'results' list is empty", "give the file of a run that measured")
 

@@ -32,6 +32,14 @@ class ParsedTest:
     raw: list[dict[str, Any]] = field(default_factory=list)  # size_bytes, in_place, iteration, time_s
 
 
+@dataclass(frozen=True)
+class Missing:
+    """Something the report does not say and a flag must: the import asks for all of them at once."""
+
+    what: str  # "its collective (nccl-tests before 2.17 print no '# Collective test starting' line)"
+    flag: str  # "--workload all_reduce_perf"
+
+
 @dataclass
 class ParsedReport:
     tool: str  # "nccl-tests" or "perftest"
@@ -41,6 +49,13 @@ class ParsedReport:
     hosts: list[str] = field(default_factory=list)  # the ranks' hosts in rank order (nccl-tests prints them)
     ranks: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # what the header states, kept in run.json
+    missing: list[Missing] = field(default_factory=list)  # what a flag must add before the report can be stored
+
+
+def missing_error(path: str, missing: list[Missing]) -> UsageError:
+    """One error naming everything the report lacks, and every flag that supplies it."""
+    return UsageError(f"{path}: the report does not say {'; nor '.join(m.what for m in missing)}",
+                      hint=f"give {' '.join(m.flag for m in missing)}")
 
 
 def bad_input(path: str, line: int | None, what: str, fix: str) -> UsageError:

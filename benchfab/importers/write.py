@@ -18,7 +18,7 @@ from ..backends.base import TestOutcome
 from ..errors import UsageError
 from ..records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow, fail_on_wrong_data
 from ..store import RunStore
-from .parsed import ParsedReport, ParsedTest
+from .parsed import Missing, ParsedReport, ParsedTest, missing_error
 
 # The backend column of imported rows: what ran them was the tool itself, not a benchfab backend.
 IMPORTED_BACKEND = "import"
@@ -40,6 +40,14 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def missing_hosts(report: ParsedReport, given: Sequence[str]) -> Missing | None:
+    """The ranks' hosts, when neither the report (nccl-tests' '# Rank' lines) nor --hosts names them."""
+    if report.ranks is None and not report.hosts and not given:
+        return Missing("its ranks' hosts (no '#  Rank N ... on HOST' lines)",
+                       "--hosts A,B,... (one host per rank, in rank order)")
+    return None
+
+
 def write_run(store: RunStore, report: ParsedReport, ctx: ImportContext, path: Path, data: bytes) -> list[str]:
     """Store ``report`` as run ``store.run_id``; the ids of the tests written."""
     if store.exists():
@@ -49,9 +57,9 @@ def write_run(store: RunStore, report: ParsedReport, ctx: ImportContext, path: P
     if report.hosts and ctx.hosts and list(ctx.hosts) != report.hosts:
         raise UsageError(f"--hosts {','.join(ctx.hosts)} but {path} names the ranks' hosts {','.join(report.hosts)}",
                          hint="drop --hosts: the report's own hosts are kept")
-    if report.ranks is None and not hosts:
-        raise UsageError(f"{path}: the report names no ranks (no '#  Rank N ... on HOST' lines)",
-                         hint="give --hosts A,B,... (one host per rank, in rank order)")
+    lacking = report.missing + [m for m in [missing_hosts(report, ctx.hosts)] if m is not None]
+    if lacking:
+        raise missing_error(str(path), lacking)
     if report.ranks is not None and hosts and len(hosts) != report.ranks:
         raise UsageError(f"--hosts names {len(hosts)} host(s), the report measured {report.ranks} ranks",
                          hint="give one host per rank, in rank order" + (" (perftest: client,server)"

@@ -69,6 +69,10 @@ def _add_common(p: argparse.ArgumentParser, g: Any = None) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     g.add_argument("--allow-failures", action="store_true",
                    help="exit 0 even if the test failed, timed out or was skipped (as benchfab sweep)")
+    # Long form only: -o is nccl-tests' --op.
+    g.add_argument("--output", choices=("text", "json"), default="text",
+                   help="text (default: tables on stdout) or json: the run's document on stdout (as benchfab "
+                        "sweep -o json), the tables on stderr")
 
 
 # -- flags -> spec -----------------------------------------------------------

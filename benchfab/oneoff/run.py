@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from ..errors import EXIT_CODES_HELP, SpecError, UsageError
+from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
 from ..workloads.catalog import COLLECTIVES
 from ..workloads.p2p_params import PERFTEST_BINARY
+from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
 from .nccl_tests import collective_parser, translate_collective
 from .perftest import p2p_parser, translate_p2p
@@ -52,7 +52,7 @@ def spec_text(t: Translation, command: list[str]) -> str:
         "backend": "local",
         "tests": [t.test],
     }
-    body = str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=10_000))
+    body = plain_yaml(doc, sort_keys=False, default_flow_style=None, width=10_000)
     return (f"# benchfab {shlex.join(command)}\n"
             "# The same test as a sweep spec: benchfab sweep FILE runs it.\n" + body)
 
@@ -102,7 +102,7 @@ def _unknown(arg: str, parser: argparse.ArgumentParser, tool: str) -> None:
 
 
 RUN_ONLY_FLAGS = {"--print-spec": False, "--no-progress": False, "--allow-failures": False,
-                  "--results": True, "--run-id": True}  # flag -> takes a value
+                  "--results": True, "--run-id": True, "--output": True}  # flag -> takes a value
 
 
 def shaping_flags(flags: list[str]) -> list[str]:
@@ -141,13 +141,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if ns.print_spec:
         print(text, end="")
         return 0
-    result = run_sweep(spec, text, results_dir=ns.results, run_id=ns.run_id, progress=not ns.no_progress)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
-    print(f"# run {result.run_id}: {counts}. Results: {result.path}")
-    print(f"# next: benchfab report {result.run_id}" + (f" --results {ns.results}" if ns.results else ""))
+    with text_to_stderr(ns.output == "json"):
+        result = run_sweep(spec, text, results_dir=ns.results, run_id=ns.run_id, progress=not ns.no_progress)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "nothing to do"
+        print(f"# run {result.run_id}: {counts}. Results: {result.path}")
+        print(f"# next: benchfab report {result.run_id}" + (f" --results {ns.results}" if ns.results else ""))
     if result.not_ok and ns.allow_failures:
         print(f"# {result.not_ok} test(s) not ok; exit 0 because of --allow-failures", file=sys.stderr)
-    return result.exit_code(ns.allow_failures)  # the rule benchfab sweep uses
+    code = result.exit_code(ns.allow_failures)  # the rule benchfab sweep uses
+    if ns.output == "json":
+        print_json({**run_document(result.path), "exit_code": code})
+    return code
 
 
 EPILOG = """\

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
-from ..tables import num
+from ..tables import num, shown
 from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 
@@ -116,18 +116,19 @@ def format_nccl_table(title: str, dtype: str, redop: str, root: int, rows: Seque
 
 
 def report_lines(summary: pd.DataFrame) -> list[str]:
-    """report.md's bandwidth section (always there, empty when no collective ran)."""
-    import pandas as pd
-
+    """report.md's bandwidth section, or nothing when the run has no collective rows."""
     from ..analysis import bandwidth_table
 
     table = bandwidth_table(summary)
+    if table.empty:
+        return []
     lines = ["", "## Bandwidth (GB/s = 1e9 B/s; each row one test of one run on one profile)", "",
              "| run | profile | test | peak busbw | avg busbw | min time (us) | #wrong |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        wrong = "N/A" if pd.isna(r["wrong"]) else str(int(r["wrong"]))
         lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['peak_busbw_GBps']:.3f} "
-                     f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {wrong} |")
+                     f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {shown(r['wrong'], '.0f')} |")
+    if table["wrong"].isna().any():
+        lines += ["", '#wrong "-": no data check (the test ran with `check: false`, or its imported report has no #wrong).']
     return lines + engine_agreement_lines(summary)
 
 

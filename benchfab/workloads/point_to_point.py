@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
-from ..tables import gbit, num, scaled
+from ..tables import gbit, num, scaled, shown
 from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
 from .p2p_params import BANDWIDTH_WORKLOAD, PERFTEST_ITERATIONS, pair_problems
@@ -168,28 +168,26 @@ def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def report_lines(summary: pd.DataFrame) -> list[str]:
     """report.md's point-to-point section, or nothing when the run has no such rows."""
-    import pandas as pd
-
     p2p = p2p_table(summary)
     if p2p.empty:
         return []
     lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip; each row one test of one run "
              "on one profile)", "",
-             "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() "
-             "returns once the kernel has copied the bytes, not when they arrive.", "",
              "| run | profile | test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) "
              "| min t_typical (us) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in p2p.iterrows():
-        bw = "" if pd.isna(r["max_bw_avg_Gbps"]) else f"{r['max_bw_avg_Gbps']:.3f}"
-        if not p2p_workload(str(r["workload"])).bandwidth:
-            peak = ""
-        else:
-            peak = "-" if pd.isna(r["max_bw_peak_Gbps"]) else f"{r['max_bw_peak_Gbps']:.3f}"
-        lat = "" if pd.isna(r["min_lat_median_us"]) else f"{r['min_lat_median_us']:.2f}"
+        peak = shown(r["max_bw_peak_Gbps"], ".3f") if p2p_workload(str(r["workload"])).bandwidth else "-"
         lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['workload']} | {r['transport']} "
-                     f"| {r['engine']} | {bw} | {peak} | {lat} |")
-    return lines
+                     f"| {r['engine']} | {shown(r['max_bw_avg_Gbps'], '.3f')} | {peak} "
+                     f"| {shown(r['min_lat_median_us'], '.2f')} |")
+    figures = ["max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
+    if not p2p[figures].isna().any(axis=None):
+        return lines
+    return lines + ["", '"-": not measured. A bandwidth test measures no latency and a latency test no bandwidth. '
+                    "BW peak is perftest's best per-message rate; it is left out (-) for tcp, where send() returns "
+                    "once the kernel has copied the bytes, not when they arrive, "
+                    "and where an imported report gives none."]
 
 
 SYS_WARNING = ("GPUDirect RDMA over SYS is known to halve bandwidth or worse "

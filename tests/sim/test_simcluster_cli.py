@@ -58,6 +58,14 @@ def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
         assert (suite.get("tests"), suite.get("failures")) == ("5", "1")
         (failed,) = [c for c in suite.iter("testcase") if c.find("failure") is not None]
         assert failed.get("name") == "sim-node-1" and "kubectl cordon sim-node-1" in (failed.findtext("failure") or "")
+        # -o json: the same verdict as one document on stdout (diagnosis.json's shape), the text on stderr
+        as_json = run_cli("diagnose", "pass1", "--results", res, "--no-progress", "-o", "json", *kube)
+        assert as_json.returncode == 1, as_json.stderr  # exit codes as in text mode
+        doc = json.loads(as_json.stdout)
+        assert (doc["run_id"], doc["exit_code"]) == ("pass1", 1) and doc["path"].endswith("pass1")
+        assert [(v["kind"], v["nodes"]) for v in doc["diagnosis"]["verdicts"]] == [("bad-node", ["sim-node-1"])]
+        assert doc["diagnosis"] == json.loads((tmp_path / "res" / "pass1" / "diagnosis.json").read_text())
+        assert "bad-node  sim-node-1" in as_json.stderr
         # sweep --junit (no --baseline): the run's second-pass suite alone, through the sweep command.
         resumed = run_cli("sweep", "--resume", "pass1", "--results", res, "--no-progress", "--junit",
                           str(tmp_path / "sweep.xml"), *kube)

@@ -15,9 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ...spec import KubeSettings, Profile, Rail
+from ...yamlpos import plain_yaml
 
 APP = "benchfab"
 LABEL_RUN = "benchfab.io/run"
@@ -306,7 +305,7 @@ def _agent_env(run_id: str, kube: KubeSettings) -> list[dict[str, Any]]:
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
     """Multi-document YAML that ``kubectl apply -f -`` accepts."""
-    return "".join("---\n" + yaml.safe_dump(o, sort_keys=False, default_flow_style=False) for o in objects)
+    return "".join("---\n" + plain_yaml(o, sort_keys=False, default_flow_style=False) for o in objects)
 
 
 def task_annotation(seq: int, task_json: str, env: dict[str, str], local_env: list[dict[str, str]] | None = None) -> str:

@@ -90,7 +90,7 @@ def test_imported_read_and_send_runs_are_drawn_tabled_and_exported(tmp_path: Pat
     for name, w in P2P_WORKLOADS.items():
         (cells,) = [r for r in rows if r[0] == name and r[3] == name]  # run, profile, test, workload, ...
         bw, lat = cells[6], cells[8]
-        assert (bw != "", lat != "") == (w.bandwidth, not w.bandwidth)  # BW average or t_typical, never neither
+        assert (bw != "-", lat != "-") == (w.bandwidth, not w.bandwidth)  # BW average or t_typical, never neither
         text = openmetrics_text(benchfab.load_run(results / name))
         gauge = "benchfab_peak_bw_bytes_per_second" if w.bandwidth else "benchfab_min_latency_seconds"
         assert re.search(rf'^{gauge}{{run_id="{name}",workload="{name}",', text, re.M), (name, text)

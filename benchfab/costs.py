@@ -30,14 +30,16 @@ FABRIC_P2P_LATENCY_S = {"tcp": 30e-6, "verbs": 5e-6}
 GPU_OP_LATENCY_S = 50e-6  # NCCL, a small collective across nodes
 CPU_OP_LATENCY_S = LOCAL_OP_LATENCY_S  # gloo on the CPU, whatever carries it
 
-# Agent pods (reuse_pods), measured on the simulated cluster (benchmarks/estimate_quality.py):
-# a test's worker start, rendezvous and records back; the controller's hand-out of each
-# further test of a round; a profile's pods starting (a real cluster adds image pulls: the
-# progress ETA corrects for it after the first round).
+# Agent pods (reuse_pods), measured on the simulated cluster (benchmarks/estimate_quality.py,
+# 8 nodes, 2 cores at load 9-20): a test's worker start, rendezvous and records back (1.4-1.9 s);
+# the controller's hand-out of each further test of a round (1.4-2.9 ms); a profile's pods
+# starting (7-11 s; a real cluster adds image pulls). A collective's worker also imports torch
+# and builds a process group: about 1.5 s on an idle host, 17 s at load 18 on 2 cores. The
+# progress ETA corrects all of them by the measured pace once a round of the entry ended.
 POD_TEST_START_S = 1.5
-POD_TORCH_START_S = 1.5  # a collective's worker also imports torch and builds a process group
-POD_HANDOUT_S = 0.005
-POD_PROFILE_START_S = 6.0
+POD_TORCH_START_S = 1.5
+POD_HANDOUT_S = 0.003
+POD_PROFILE_START_S = 8.0
 
 
 @dataclass(frozen=True)

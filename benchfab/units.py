@@ -58,14 +58,6 @@ def parse_rate(value: object) -> float:
     raise ValueError(f"expected a line rate like 400Gbit, 100G or 200Mbit, got {value!r}")
 
 
-def format_rate(bps: float) -> str:
-    """'400Gbit', '200Mbit', '1.5Gbit'."""
-    for suffix, mult in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if bps >= mult:
-            return f"{bps / mult:g}{suffix}bit"
-    return f"{bps:g}bit"
-
-
 def format_size(nbytes: int) -> str:
     """Shortest exact binary form: 8 -> '8B', 65536 -> '64K', 3 MiB -> '3M'."""
     for suffix, mult in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):

@@ -18,7 +18,8 @@ stores the result. The rules (``spec.SecondPassRules``; docs/DIAGNOSIS.md):
   run because a node's pod never started names that node dead.
 - The retests pair every suspect node, and both ends of every suspect link, with known-good
   nodes, and rerun each suspect link itself, so that noise is ruled out before a verdict
-  (``classify``).
+  (``classify``). A node that lost packets with two partners that lose none elsewhere is
+  that node's loss, not two lossy links.
 """
 
 from __future__ import annotations
@@ -260,10 +261,10 @@ def _x(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f} x"
 
 
-def _losses(tests: list[Judged]) -> str:
+def _losses(tests: list[Judged], most: int = 4) -> str:
     parts = [f"{100 * j.retrans:.1f} % retransmitted" if j.retrans is not None else f"spread {_x(j.spread_x)}"
              for j in tests if j.lossy]
-    return ", ".join(parts) or "no loss seen"
+    return ", ".join(parts[:most]) + (f" and {len(parts) - most} more" if len(parts) > most else "") or "no loss seen"
 
 
 def _suspicion(j: Judged | None) -> str:
@@ -343,6 +344,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
                     f"({', '.join(_x(r.bw if r.bw is not None else r.perf) for r in rs)} of the median)")
         bad[node] = Finding("lossy-node" if lossy else "bad-node", (node,), line,
                             tuple(j.evidence() for j in flagged + rs), (_port(mine + rs, node),), _fabric(rs))
+    bad.update(_lossy_with_several(sorted(retested - bad.keys()), pass_tests + retests))
     links: list[_Link] = []
     cleared: list[tuple[str, str, str]] = []
     for a, b in suspects.links:
@@ -364,13 +366,37 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
         links.append(_Link(a, b, lossy, f"{a}-{b} at {what} in the pass and again when rerun ({figures})",
                            f"both ends fine with known-good partners ({', '.join(_x(r.perf) for r in ends)})",
                            first + again, ends))
-    found += list(bad.values()) + _merge_shared_nodes(links)
+    found += list(bad.values()) + [link.finding() for link in links]
     return Triage(found, cleared, list(dict.fromkeys(unresolved)))
+
+
+def _lossy_with_several(nodes: list[str], tests: list[Judged]) -> dict[str, Finding]:
+    """Nodes that lost packets with two or more partners (in the pass or the retests), each of
+    which lost none with anyone else: that node's loss, however intermittent (a 1 % loss shows
+    in some 256 KiB tests and not in others). Loss is not noise: no clean simulated run showed
+    a retransmission above max_retrans, so two partners are not a coincidence."""
+    with_whom: dict[str, set[str]] = defaultdict(set)
+    for j in tests:
+        if j.lossy and len(j.hosts) == 2:
+            a, b = j.hosts
+            with_whom[a].add(b)
+            with_whom[b].add(a)
+    found = {}
+    for node in nodes:
+        partners = sorted(p for p in with_whom[node] if with_whom[p] <= {node})
+        if len(partners) < 2:
+            continue
+        mine = [j for j in tests if node in j.hosts and j.lossy]
+        found[node] = Finding("lossy-node", (node,), f"loses packets with {len(partners)} partners "
+                              f"({', '.join(partners)}), each of which loses none with any other node "
+                              f"({_losses(mine)})", tuple(j.evidence() for j in mine), (_port(mine, node),),
+                              _fabric(mine))
+    return found
 
 
 @dataclass(frozen=True)
 class _Link:
-    """A suspect link the reruns confirmed, before links sharing a node become that node's verdict."""
+    """A suspect link the reruns confirmed."""
 
     a: str
     b: str
@@ -384,25 +410,3 @@ class _Link:
         return Finding("lossy-link" if self.lossy else "bad-link", (self.a, self.b), f"{self.seen}; {self.ends}",
                        tuple(j.evidence() for j in self.tests + self.end_tests),
                        (_port(self.tests, self.a), _port(self.tests, self.b)), _fabric(self.tests))
-
-
-def _merge_shared_nodes(links: list[_Link]) -> list[Finding]:
-    """Confirmed links that share a node are that node's verdict: one node losing packets (or
-    slow) with two partners that are each fine elsewhere is the node, not two cables."""
-    by_node: dict[str, list[_Link]] = defaultdict(list)
-    for link in links:
-        by_node[link.a].append(link)
-        by_node[link.b].append(link)
-    shared = {x: ls for x, ls in by_node.items() if len(ls) >= 2}
-    out = [link.finding() for link in links if link.a not in shared and link.b not in shared]
-    for node, ls in sorted(shared.items()):
-        lossy = any(link.lossy for link in ls)
-        partners = [link.b if link.a == node else link.a for link in ls]
-        tests = [j for link in ls for j in link.tests]
-        out.append(Finding("lossy-node" if lossy else "bad-node", (node,),
-                           f"{'loses packets' if lossy else 'slow'} with {len(ls)} partners ({', '.join(partners)}) "
-                           f"in the pass and again when rerun, while each of them is fine with known-good nodes: "
-                           + "; ".join(link.seen for link in ls),
-                           tuple(j.evidence() for j in tests + [j for link in ls for j in link.end_tests]),
-                           (_port(tests, node),), _fabric(tests)))
-    return out

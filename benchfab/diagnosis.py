@@ -18,7 +18,7 @@ from typing import Any
 
 from . import junit
 from .errors import StoreError
-from .faults import Finding
+from .faults import FAULTS, Finding
 from .store import atomic_write_bytes
 
 DIAGNOSIS_FILE = "diagnosis.json"
@@ -86,7 +86,7 @@ def verdict_table(diagnosis: Diagnosis) -> str:
     if not diagnosis.verdicts:
         return "\n".join([f"# diagnosis of {diagnosis.run_id}: no verdicts (every node and link looked fine)",
                           *cleared]) + "\n"
-    kind_w = max(len("verdict"), *(len(f.kind) for f in diagnosis.verdicts))
+    kind_w = max(len(kind) for kind in FAULTS)  # the same columns whatever the verdicts are
     width = max(len(f.where) for f in diagnosis.verdicts)
     lines = [f"# diagnosis of {diagnosis.run_id}: {len(diagnosis.verdicts)} verdict(s)",
              f"{'verdict':<{kind_w}} {'where':<{width}}  evidence"]

@@ -295,15 +295,28 @@ class Triage:
     unresolved: list[Pair]
 
 
+def _by_entry(tests: list[Judged]) -> list[list[Judged]]:
+    """Tests grouped by their test entry: each entry is its own measurement (a latency entry
+    says nothing of a throttled link, whose bandwidth entry does)."""
+    groups: dict[str, list[Judged]] = defaultdict(list)
+    for j in tests:
+        groups[j.entry].append(j)
+    return list(groups.values())
+
+
+def _mostly_slow(tests: list[Judged]) -> bool:
+    """Most tests of one of the entries are slow or failed (one dip can be noise)."""
+    return any(2 * sum(j.failed or j.slow for j in g) > len(g) for g in _by_entry(tests))
+
+
 def _node_is_bad(rs: list[Judged], rules: SecondPassRules) -> bool:
-    """Slow or failing with known-good partners: most of those retests are, or their median
-    bandwidth is below the node rule (the figure that made a node at 80 % a suspect)."""
-    if not rs:
-        return False
-    if 2 * sum(r.failed or r.slow for r in rs) > len(rs):
+    """Slow or failing with known-good partners: most of those retests of an entry are, or
+    their median bandwidth is below the node rule (the figure that made a node at 80 % a suspect)."""
+    if _mostly_slow(rs):
         return True
-    bws = [r.bw for r in rs if r.bw is not None]
-    return rules.node_below_median is not None and bool(bws) and median(bws) < rules.node_below_median
+    limit = rules.node_below_median
+    return limit is not None and any(bool(bws) and median(bws) < limit
+                                     for g in _by_entry(rs) if (bws := [r.bw for r in g if r.bw is not None]))
 
 
 def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged],
@@ -357,8 +370,8 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
             continue
         figures = ", ".join(_x(j.perf) for j in again)
         # Loss on a clean path does not happen (0 retransmissions on every clean simulated run):
-        # one lossy rerun confirms it; slowness needs most reruns, one dip can be noise.
-        if not any(j.lossy for j in again) and 2 * sum(j.failed or j.slow for j in again) <= len(again):
+        # one lossy rerun confirms it; slowness needs most reruns of an entry, one dip can be noise.
+        if not any(j.lossy for j in again) and not _mostly_slow(again):
             cleared.append((a, b, f"{_suspicion(first[0] if first else None)} in the pass, fine when rerun ({figures})"))
             continue
         lossy = any(j.lossy for j in first + again)

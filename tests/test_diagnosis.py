@@ -66,7 +66,7 @@ def test_median_and_clusterkit_rules() -> None:
 def judged(a: str, b: str, *, slow: bool = False, lossy: bool = False, reason: str = "", name: str = "bw",
            bw: float | None = None) -> Judged:
     perf = 0.25 if slow else 1.0
-    return Judged(f"000-{name}-{a}+{b}", "bw", (a, b), "failed" if reason else "ok", reason,
+    return Judged(f"000-{name}-{a}+{b}", name.split("-retest")[0], (a, b), "failed" if reason else "ok", reason,
                   perf, None, 0.03 if lossy else 0.0, slow, lossy, perf if bw is None else bw, "tcp",
                   (f"10.0.0.{a[1:]}", f"10.0.0.{b[1:]}"))
 
@@ -163,6 +163,17 @@ def test_slow_links_that_share_a_node_stay_links_when_the_node_is_fine_with_know
     assert suspects.links == (("n3", "n4"), ("n3", "n5"))
     assert kinds(found.verdicts) == {("bad-link", ("n3", "n4")), ("bad-link", ("n3", "n5"))}
     assert not any(a.startswith("kubectl") for f in found.verdicts for a in f.actions())
+
+
+def test_reruns_are_judged_entry_by_entry() -> None:
+    """A throttled link is slow in the bandwidth entry's reruns and fine in the latency entry's
+    (which cannot see a throttle): confirmed, not outvoted 2 to 2."""
+    nodes = [f"n{i}" for i in range(6)]
+    passed = [judged(a, b, slow={a, b} == {"n1", "n2"}) for a, b in combinations(nodes, 2)]
+    retests = [judged("n1", "n0", name="bw-retest1"), judged("n2", "n3", name="bw-retest1"),
+               judged("n1", "n2", slow=True, name="bw-retest1"), judged("n1", "n2", slow=True, name="bw-retest2"),
+               judged("n1", "n2", name="lat-retest1"), judged("n1", "n2", name="lat-retest2")]
+    assert kinds(triage(passed, nodes, retests)[1].verdicts) == {("bad-link", ("n1", "n2"))}
 
 
 def test_a_suspect_link_that_is_fine_when_rerun_was_noise() -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,8 @@ def test_diagnose_reuses_what_the_pass_learned_and_sweep_and_diagnose_exit_alike
     diag = run_cli("diagnose", "r", "--results", res, "--no-progress", *kube)
     took = time.monotonic() - t0
     assert diag.returncode == 1, diag.stdout + diag.stderr
-    assert "bad-node  sim-node-1" in diag.stdout and "dead      sim-node-4" in diag.stdout, diag.stdout
+    assert re.search(r"^bad-node +sim-node-1 ", diag.stdout, re.M) and re.search(r"^dead +sim-node-4 ", diag.stdout, re.M), \
+        diag.stdout
     made = [obj["metadata"]["labels"].get("benchfab.io/node") for rv, kind, plural, obj in sim.cluster.store.history
             if rv > before and plural == "pods" and kind == "ADDED"]
     assert made and "sim-node-4" not in made, made  # pods for the retests, none on the dead node

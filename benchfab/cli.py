@@ -146,8 +146,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"# run {result.run_id}: {counts}. Results: {result.path}")
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
     if result.not_ok and args.allow_failures:
-        print(f"# {result.not_ok} test(s) not ok; --allow-failures accepts that"
-              + (" (not the second pass's verdicts: exit 1)" if result.faults else ""), file=sys.stderr)
+        print(f"# {result.not_ok} test(s) not ok; " + ("--allow-failures accepts them, not the second pass's "
+              "verdicts: exit 1" if result.faults else "exit 0 because of --allow-failures"), file=sys.stderr)
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, _judge(base, result.path, result.path.parent, args))

@@ -152,7 +152,7 @@ def test_diagnose_reuses_what_the_pass_learned_and_sweep_and_diagnose_exit_alike
     res = str(tmp_path / "res")
     swept = run_cli("sweep", str(spec), "--results", res, "--run-id", "r", "--no-progress", "--allow-failures", *kube)
     assert swept.returncode == 1, swept.stdout + swept.stderr
-    assert "not the second pass's verdicts: exit 1" in swept.stderr
+    assert "--allow-failures accepts them, not the second pass's verdicts: exit 1" in swept.stderr
     assert verdicts(tmp_path / "res" / "r") == {("dead", ("sim-node-4",)), ("bad-node", ("sim-node-1",))}
     before = sim.cluster.store.rv
     t0 = time.monotonic()

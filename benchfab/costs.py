@@ -34,10 +34,11 @@ CPU_OP_LATENCY_S = LOCAL_OP_LATENCY_S  # gloo on the CPU, whatever carries it
 # 8 nodes, 2 cores at load 9-20): a test's worker start, rendezvous and records back (1.4-1.9 s);
 # the controller's hand-out of each further test of a round (1.4-2.9 ms); a profile's pods
 # starting (7-11 s; a real cluster adds image pulls). A collective's worker also imports torch
-# and builds a process group: about 1.5 s on an idle host, 17 s at load 18 on 2 cores. The
+# and builds a process group: 12-17 s more on the simulated cluster's 2 busy cores (load 15-18),
+# a few seconds on an idle host, and NCCL's communicator set-up adds seconds on GPU nodes. The
 # progress ETA corrects all of them by the measured pace once a round of the entry ended.
 POD_TEST_START_S = 1.5
-POD_TORCH_START_S = 1.5
+POD_TORCH_START_S = 5.0
 POD_HANDOUT_S = 0.003
 POD_PROFILE_START_S = 8.0
 

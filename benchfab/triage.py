@@ -267,6 +267,12 @@ def _losses(tests: list[Judged], most: int = 4) -> str:
     return ", ".join(parts[:most]) + (f" and {len(parts) - most} more" if len(parts) > most else "") or "no loss seen"
 
 
+def _figures(tests: list[Judged]) -> str:
+    """Each test's figure / the median, entry by entry ('bw 0.24 x, 0.25 x; lat 1.01 x')."""
+    return "; ".join(f"{g[0].entry} " + ", ".join(_x(j.bw if j.bw is not None else j.perf) for j in g)
+                     for g in _by_entry(tests))
+
+
 def _suspicion(j: Judged | None) -> str:
     """What made a pass test suspect, in its figures."""
     if j is None:
@@ -354,7 +360,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
         else:
             line = (f"slow or failing with {len(flagged)}/{len(mine)} partners in the pass (median "
                     f"{_x(suspects.node_bw.get(node))}) and with known-good {partners} in the retests "
-                    f"({', '.join(_x(r.bw if r.bw is not None else r.perf) for r in rs)} of the median)")
+                    f"({_figures(rs)})")
         bad[node] = Finding("lossy-node" if lossy else "bad-node", (node,), line,
                             tuple(j.evidence() for j in flagged + rs), (_port(mine + rs, node),), _fabric(rs))
     bad.update(_lossy_with_several(sorted(retested - bad.keys()), pass_tests + retests))
@@ -368,7 +374,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
         if not again or not with_good.get(a) or not with_good.get(b):
             unresolved.append((a, b))
             continue
-        figures = ", ".join(_x(j.perf) for j in again)
+        figures = _figures(again)
         # Loss on a clean path does not happen (0 retransmissions on every clean simulated run):
         # one lossy rerun confirms it; slowness needs most reruns of an entry, one dip can be noise.
         if not any(j.lossy for j in again) and not _mostly_slow(again):
@@ -377,7 +383,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
         lossy = any(j.lossy for j in first + again)
         what = _losses(first + again) if lossy else _suspicion(first[0] if first else None)
         links.append(_Link(a, b, lossy, f"{a}-{b} at {what} in the pass and again when rerun ({figures})",
-                           f"both ends fine with known-good partners ({', '.join(_x(r.perf) for r in ends)})",
+                           f"both ends fine with known-good partners ({_figures(ends)})",
                            first + again, ends))
     found += list(bad.values()) + [link.finding() for link in links]
     return Triage(found, cleared, list(dict.fromkeys(unresolved)))

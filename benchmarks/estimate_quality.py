@@ -1,11 +1,12 @@
 """How good the plan's time estimate and the progress ETA are on the simulated cluster, and
 the pod costs the Kubernetes cost model uses (benchfab/costs.py), measured.
 
-    sudo .venv/bin/python benchmarks/estimate_quality.py [--nodes 8] [--seeds 1-3]
+    sudo .venv/bin/python benchmarks/estimate_quality.py [--nodes 8] [--seeds 1-3] [--bw-only]
 
 For each seed, a clean simulated cluster (tests/fakecluster: network namespaces, 200 Mbit/s
 veths) runs an all-pairs ``rdma_write_bw`` tcp sweep and an all-pairs ``allreduce`` (gloo on
-the CPU) through the real controller and agent pods, with progress lines captured. Prints
+the CPU; not with ``--bw-only``) through the real controller and agent pods, with progress
+lines captured. Prints
 per seed: the plan's estimate against the real time of the pass, the worst ETA printed
 after the first round against the time really left, and the measured costs: pod start-up
 (sweep start to the first test's start), a test's start-up (its wall time less what it
@@ -52,9 +53,9 @@ def seconds(text: str) -> float:
     return 3600 * h + 60 * mnt + s
 
 
-def one(seed: int, nodes: int, workdir: Path) -> dict[str, float]:
+def one(seed: int, nodes: int, workdir: Path, tests: str) -> dict[str, float]:
     offset = time.time() - time.monotonic()
-    o = run_scenario(Scenario("clean"), seed, nodes, workdir, TESTS, progress=True)
+    o = run_scenario(Scenario("clean"), seed, nodes, workdir, tests, progress=True)
     run = benchfab.load_run(o.result.path)
     tests = run.tests.sort_values("started")
     summary = run.summary.set_index("test_id")
@@ -71,7 +72,8 @@ def one(seed: int, nodes: int, workdir: Path) -> dict[str, float]:
         "planned_s": float(run.meta["estimate_s"]), "real_s": ended - o.started, "worst_eta_ratio": worst,
         "pod_start_s": float(tests["started"].min() - (o.started + offset)),
         "bw_start_s": float(tests[tests["test_name"] == "bw"]["start"].median()),
-        "ar_start_s": float(tests[tests["test_name"] == "ar"]["start"].median()),
+        "ar_start_s": float(tests[tests["test_name"] == "ar"]["start"].median()) if (tests["test_name"] == "ar").any()
+        else float("nan"),
         "handout_s": float(spread[spread > 0].median()) if (spread > 0).any() else 0.0,
     }
 
@@ -80,7 +82,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=8)
     p.add_argument("--seeds", default="1-3")
+    p.add_argument("--bw-only", action="store_true", help="only the rdma_write_bw entry")
     args = p.parse_args()
+    tests = TESTS.split("  - {name: ar")[0] if args.bw_only else TESTS
     if why := why_unavailable():
         print(f"estimate_quality: {why}", file=sys.stderr)
         return 2
@@ -88,7 +92,7 @@ def main() -> int:
     figures = []
     with tempfile.TemporaryDirectory(prefix="estimates-") as tmp:
         for seed in range(int(lo), int(hi or lo) + 1):
-            f = one(seed, args.nodes, Path(tmp))
+            f = one(seed, args.nodes, Path(tmp), tests)
             figures.append(f)
             print(f"seed {seed}: plan {f['planned_s']:.0f} s, real {f['real_s']:.0f} s "
                   f"(x{f['real_s'] / f['planned_s']:.2f}); worst ETA: x{f['worst_eta_ratio']:.2f} "

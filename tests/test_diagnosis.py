@@ -183,7 +183,7 @@ def test_a_suspect_link_that_is_fine_when_rerun_was_noise() -> None:
                judged("n1", "n2", name="bw-retest1")]
     suspects, found = triage(passed, nodes, retests)
     assert found.verdicts == [] and found.unresolved == []
-    assert found.cleared == [("n1", "n2", "0.25 x of the median in the pass, fine when rerun (1.00 x)")]
+    assert found.cleared == [("n1", "n2", "0.25 x of the median in the pass, fine when rerun (bw 1.00 x)")]
     assert "a suspect link that was noise: n1-n2" in verdict_table(Diagnosis("r", {}, [], cleared=found.cleared))
 
 

@@ -31,10 +31,8 @@ from . import __version__
 from .errors import (
     COMPARE_EXIT_CODES,
     DIAGNOSE_EXIT_CODES,
-    EXIT_ALL_OK,
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
-    EXIT_TESTS_NOT_OK,
     REPORT_EXIT_CODES,
     BenchfabError,
     UsageError,
@@ -174,7 +172,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"# run {result.run_id}: {counts}. Results: {result.path}")
     print(f"# next: benchfab report {result.run_id}" + (f" --results {args.results}" if args.results else ""))
     if result.not_ok and args.allow_failures:
-        print(f"# {result.not_ok} test(s) not ok; exit 0 because of --allow-failures", file=sys.stderr)
+        print(f"# {result.not_ok} test(s) not ok; " + ("--allow-failures accepts them, not the second pass's "
+              "verdicts: exit 1" if result.faults else "exit 0 because of --allow-failures"), file=sys.stderr)
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, _judge(base, result.path, result.path.parent, args))
@@ -192,13 +191,18 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
     as_json = args.output == "json"
     with _text_to_stderr(as_json):
-        found = diagnose_run(str(path), str(path.parent), progress=not args.no_progress, backend=_backend_for(spec, args))
-        print(f"# {len(found.verdicts)} verdict(s) stored in {path / 'diagnosis.json'}")
+        result = diagnose_run(str(path), str(path.parent), progress=not args.no_progress,
+                              backend=_backend_for(spec, args))
+        print(f"# {result.faults} verdict(s) stored in {path / 'diagnosis.json'}")
         if args.junit:
             _write_junit(Path(args.junit), path)
-    code = EXIT_TESTS_NOT_OK if found.verdicts else EXIT_ALL_OK
+    code = result.exit_code()
     if as_json:
-        _print_json({"run_id": path.name, "path": str(path), "exit_code": code, "diagnosis": found.to_json()})
+        from .diagnosis import load_diagnosis
+
+        found = load_diagnosis(path)
+        _print_json({"run_id": path.name, "path": str(path), "exit_code": code,
+                     "diagnosis": found.to_json() if found else None})
     return code
 
 
@@ -460,7 +464,8 @@ def _add_sweep_commands(sub: Any) -> None:
     s.add_argument("--run-id", help="name the run (default: UTC time + spec name)")
     s.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     s.add_argument("--allow-failures", action="store_true",
-                   help="exit 0 even if a test failed, timed out or was skipped (what was measured is stored either way)")
+                   help="exit 0 even if a test failed, timed out or was skipped (what was measured is stored either "
+                        "way); a verdict (second pass, --baseline regression) still exits 1")
     # Failing on a test that is not ok is the default now; --strict stays accepted for old cron jobs.
     s.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--baseline", metavar="NAME|RUN|history:N",
@@ -474,9 +479,10 @@ def _add_sweep_commands(sub: Any) -> None:
     _cluster_args(s)
     s.set_defaults(func=_with_run_document(cmd_sweep))
 
-    dg = _command(sub, "diagnose", "second pass for a stored run: find suspect pairs, retest them against known-good "
-                  "nodes, print and store verdicts (bad node, bad link, lossy, dead) with kubectl commands "
-                  "(printed, never run); exit 1 when there is a verdict",
+    dg = _command(sub, "diagnose", "second pass for a stored run: find suspect nodes and links, retest them against "
+                  "known-good nodes and rerun the links, print and store verdicts (dead, bad-node, lossy-node, "
+                  "bad-link, lossy-link) with what to do (printed, never run); exit 1 when a verdict names a "
+                  "fault or a retest is not ok, as sweep",
                   "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config",
                   exit_codes=DIAGNOSE_EXIT_CODES)
     dg.add_argument("run", help=RUN_HELP)

@@ -15,18 +15,20 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-# Exit codes, in one place. Commands that run tests (sweep, run) end with 0 or 1; an
-# error ends any command with its class's code before anything is measured, and
-# Ctrl-C / SIGTERM with 130.
+# Exit codes, in one place. Commands that run or judge tests (sweep, run, diagnose) end
+# with 0 or 1 (sweep.judged_exit_code); an error ends any command with its class's code
+# before anything is measured, and Ctrl-C / SIGTERM with 130.
 EXIT_ALL_OK = 0
-EXIT_TESTS_NOT_OK = 1  # the run is stored, but a test failed, timed out or was skipped
+EXIT_TESTS_NOT_OK = 1  # the run is stored, but a test is not ok or a verdict names a fault
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
 exit codes:
-  0    every test ok (commands that run no test: done)
+  0    every test ok and no verdict names a fault (commands that run no test: done)
   1    results stored, but a test failed, timed out or was skipped
-       (sweep/run --allow-failures: 0); or the cluster or a backend failed
+       (sweep/run --allow-failures: 0), or a verdict names a fault: a second
+       pass's (sweep, diagnose) or a --baseline regression, whatever the flags;
+       or the cluster or a backend failed
   2    bad input: spec, flags, unknown run id (nothing ran)
   3    this host or cluster lacks what every test needs, e.g. an RDMA device
        or a GPU (nothing ran)
@@ -54,9 +56,9 @@ COMPARE_EXIT_CODES = exit_codes_help({
     130: INTERRUPTED,
 })
 DIAGNOSE_EXIT_CODES = exit_codes_help({
-    0: "no verdict: every suspect pair retested fine (or no pair was suspect)",
-    1: "a verdict (bad node, bad link, lossy, dead; stored in diagnosis.json with kubectl commands); "
-       "or the cluster or a backend failed",
+    0: "no fault: every suspect retested fine (or nothing was suspect)",
+    1: "a verdict names a fault (dead, bad-node, lossy-node, bad-link, lossy-link; stored in diagnosis.json "
+       "with what to do) or a retest was not ok; or the cluster or a backend failed",
     2: "bad input: an unknown run id, a run diagnose cannot judge (imported, or no all-pairs / ring / "
        "k-groups / topology test), a flag",
     130: INTERRUPTED + ": the retests so far are stored",

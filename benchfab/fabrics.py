@@ -22,6 +22,8 @@ class Fabric:
     name = "loopback"
     #: the link layer NCCL must report for the fabric's HCAs (None: no HCA expected)
     link_layer: str | None = None
+    #: the usual line rate of one NIC, bit/s, when a profile gives no ``line_rate`` (the pod network)
+    line_rate_bps: float = 10e9
 
     @property
     def uses_rdma(self) -> bool:
@@ -44,6 +46,7 @@ class Sockets(Fabric):
     """TCP on a secondary network: NCCL's socket transport on purpose."""
 
     name = "tcp"
+    line_rate_bps = 25e9  # what one TCP stream reaches on a 100 GbE secondary network, roughly
 
     def nccl_env(self, profile: Profile, ifname: str | None, hcas: Sequence[str], force_net: bool) -> dict[str, str]:
         env = {**super().nccl_env(profile, ifname, hcas, force_net), "NCCL_IB_DISABLE": "1"}
@@ -55,6 +58,7 @@ class Sockets(Fabric):
 class InfiniBand(Fabric):
     name = "ib"
     link_layer = "IB"
+    line_rate_bps = 400e9  # NDR
 
     def nccl_env(self, profile: Profile, ifname: str | None, hcas: Sequence[str], force_net: bool) -> dict[str, str]:
         env = {**super().nccl_env(profile, ifname, hcas, force_net), "NCCL_IB_DISABLE": "0"}
@@ -105,6 +109,11 @@ FABRICS: dict[str, Fabric] = {f.name: f for f in (Fabric(), Sockets(), InfiniBan
 
 def fabric_of(profile: Profile) -> Fabric:
     return FABRICS[profile.fabric]
+
+
+def line_rate_of(profile: Profile) -> float:
+    """The line rate a profile's NIC runs at, bit/s: its own ``line_rate``, else its fabric's usual."""
+    return profile.line_rate if profile.line_rate is not None else fabric_of(profile).line_rate_bps
 
 
 def rank_env(profile: Profile, ifname: str | None = None, hcas: Sequence[str] = (), force_net: bool = False) -> dict[str, str]:

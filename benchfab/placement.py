@@ -12,9 +12,8 @@ patterns follow what cluster-validation tools do (see docs/KUBERNETES.md):
 - ``topology_pairs``: round robin inside each leaf in parallel (same-leaf) or
   only the pairs that cross leaves (cross-leaf).
 - ``one_group``: one all-reduce group of n nodes, picked leaf by leaf.
-- ``retest_rounds`` / ``classify_suspects``: the second pass that pairs every
-  node of a suspect pair with a known-good partner, and tells a bad node
-  (fails with everyone) from a bad link (both ends fine elsewhere).
+- ``retest_rounds``: the second pass's retests, every node of a suspect pair with a
+  known-good partner and the pair itself again (triage.py judges them).
 - ``assign_slots``: turns rounds of node groups into rounds of (node, slot)
   members, enforcing "no node or NIC/VF in two tests of a round" unless
   sharing is allowed, and each node's slot capacity (VFs, rdmaHcaMax, GPUs).
@@ -217,12 +216,13 @@ def cross_leaf_rounds(nodes: Sequence[str], leaves: Sequence[Sequence[str]]) -> 
 
 
 def retest_rounds(suspect_pairs: Sequence[tuple[str, str]], good: Sequence[str], seed: int = 0) -> list[list[Group]]:
-    """Pair each node of each suspect pair with a known-good node.
+    """Pair each node of each suspect pair with a known-good node, and rerun the pair itself.
 
-    A node that fails with a good partner too is bad; a pair whose two nodes
-    pass with good partners points at the link (cable, switch port) between
-    them. Good partners are spread round robin (seeded shuffle, so reruns
-    are identical) and no node is in two tests of one round.
+    A node that is bad with a good partner too is bad; a pair whose two nodes are fine with
+    good partners but bad again together points at the link (cable, switch port) between
+    them, and one that is fine together too was noise. A pair naming one node twice is that
+    node alone (nothing to rerun). Good partners are spread round robin (seeded shuffle, so
+    reruns are identical) and no node is in two tests of one round.
     """
     suspects = sorted({x for p in suspect_pairs for x in p})
     partners = [g for g in good if g not in suspects]
@@ -234,7 +234,8 @@ def retest_rounds(suspect_pairs: Sequence[tuple[str, str]], good: Sequence[str],
     rng = random.Random(seed)
     partners = partners[:]
     rng.shuffle(partners)
-    wanted = [(s, partners[i % len(partners)]) for i, s in enumerate(suspects)]
+    wanted: list[Group] = [(s, partners[i % len(partners)]) for i, s in enumerate(suspects)]
+    wanted += list(dict.fromkeys((min(a, b), max(a, b)) for a, b in suspect_pairs if a != b))
     return _greedy_rounds(wanted)
 
 
@@ -252,34 +253,6 @@ def _greedy_rounds(groups: Sequence[Group]) -> list[list[Group]]:
             rounds.append([g])
             busy.append(set(g))
     return rounds
-
-
-@dataclass(frozen=True)
-class Verdict:
-    bad_nodes: tuple[str, ...]
-    bad_links: tuple[tuple[str, str], ...]
-    unresolved: tuple[tuple[str, str], ...]  # a retest is missing
-
-
-def classify_suspects(suspect_pairs: Sequence[tuple[str, str]], retests: Mapping[tuple[str, str], bool]) -> Verdict:
-    """Bad node or bad link, from the retests against good partners.
-
-    ``retests`` maps (suspect, good partner) -> passed. A suspect that failed
-    any retest is a bad node. A suspect pair whose both nodes passed every
-    retest is a bad link. A pair with a node never retested is unresolved.
-    """
-    passed: dict[str, bool] = {}
-    for (node, _good), ok in retests.items():
-        passed[node] = passed.get(node, True) and ok
-    bad_nodes = sorted(n for n, ok in passed.items() if not ok)
-    links, unresolved = [], []
-    for a, b in suspect_pairs:
-        if a not in passed or b not in passed:
-            if a not in bad_nodes and b not in bad_nodes:
-                unresolved.append((a, b))
-        elif passed[a] and passed[b]:
-            links.append((a, b))
-    return Verdict(tuple(bad_nodes), tuple(links), tuple(unresolved))
 
 
 # ---------------------------------------------------------------------------

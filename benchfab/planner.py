@@ -7,6 +7,11 @@ only from the spec (and, on Kubernetes, the nodes it was placed on), so that
 ``--resume`` finds the same ids again. The local backend's inventory is one
 node, this host, and it runs one test per round; on Kubernetes rounds hold
 disjoint node pairs and groups (patterns in ``placement``).
+
+Each test's time estimate is its family's cost model (``workloads``) at the backend's
+rates (``costs.CostModel``: the local backend's shared cores, or a pod's fabric at the
+profile's line rate); a round adds the backend's hand-out and, when it starts a profile,
+its pods' start-up. A test whose estimate exceeds its ``timeout:`` gets a note with the fix.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
+from .costs import CostModel, local_costs, pod_costs
 from .errors import PlacementError
-from .fabrics import fabric_of
+from .fabrics import fabric_of, line_rate_of
 from .placement import (
     Group,
     Member,
@@ -32,6 +38,7 @@ from .placement import (
 )
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
+from .units import format_duration
 from .workloads import family_of
 
 
@@ -78,6 +85,12 @@ class PlannedTest:
 class Round:
     index: int
     tests: tuple[PlannedTest, ...]
+    overhead_s: float = 0.0  # beyond its longest test: handing its tests out, starting a profile's pods
+
+    @property
+    def estimate_s(self) -> float:
+        # Tests inside a round run in parallel.
+        return max((t.estimate_s for t in self.tests), default=0.0) + self.overhead_s
 
 
 @dataclass(frozen=True)
@@ -98,17 +111,36 @@ class Plan:
 
     @property
     def estimate_s(self) -> float:
-        # Rounds run one after another; tests inside a round run in parallel.
-        return sum(max((t.estimate_s for t in r.tests), default=0.0) for r in self.rounds)
+        # Rounds run one after another.
+        return sum(r.estimate_s for r in self.rounds)
 
     def left_out_lines(self) -> list[str]:
         """One line per node left out, as plan and sweep print them."""
         return [f"node {node} left out: {why}" for node, why in self.left_out]
 
 
-def estimate_test_seconds(spec: TestSpec, cores: int) -> float:
-    """Rough wall time of one test on the local backend (its family's cost model)."""
-    return family_of(spec.workload).estimate_seconds(spec, cores)
+def estimate_test_seconds(spec: TestSpec, costs: CostModel) -> float:
+    """Rough wall time of one test at ``costs``' rates (its family's cost model)."""
+    return family_of(spec.workload).estimate_seconds(spec, costs)
+
+
+def default_costs(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> CostModel:
+    """The backend's costs when its caller gave none: this host's cores, or agent pods (each
+    profile's line rate is applied per test)."""
+    if spec.backend == "local":
+        return local_costs((nodes[0].cpus if nodes else None) or 1)
+    return pod_costs()
+
+
+def over_timeout_notes(tests: Sequence[PlannedTest]) -> list[str]:
+    """One note per test entry whose estimate exceeds the timeout its spec set, with the fix."""
+    notes = []
+    for t in tests:
+        if t.spec.timeout is not None and t.estimate_s > t.timeout_s:
+            notes.append(f"{t.spec.name}: estimated {format_duration(t.estimate_s)}, over its timeout "
+                         f"{format_duration(t.timeout_s)} (fix: raise its timeout: to at least "
+                         f"{format_duration(2 * t.estimate_s)}, or cut its sizes or iterations)")
+    return list(dict.fromkeys(notes))
 
 
 def make_test_id(spec: TestSpec, profile: str, dtype: str, op: str, repeat: int, multi_profile: bool) -> str:
@@ -124,7 +156,6 @@ def make_test_id(spec: TestSpec, profile: str, dtype: str, op: str, repeat: int,
     return "-".join(parts)
 
 
-K8S_TEST_OVERHEAD_S = 1.0  # hand a test to running agent pods and collect it (measured: docs/KUBERNETES.md)
 LOCAL_HOST = "localhost"  # the local backend's one node: every rank is a process on this host
 
 
@@ -166,31 +197,33 @@ def expand(spec: SweepSpec, profile_major: bool = False) -> list[Combo]:
     return [Combo(t, p, dtype, op, rep) for p, t, rep in order for dtype in t.dtypes for op in t.ops]
 
 
-def plan(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = False) -> Plan:
+def plan(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = False,
+         costs: CostModel | None = None) -> Plan:
     """The spec's tests placed on ``nodes``: the one planner of every backend.
 
     ``backend: local``: every rank of a test is a process on the inventory's one node
     (``local_nodes()``), one test per round, in spec order. ``backend: kubernetes``:
     see ``_plan_on_slots``; ``skip_unplaceable`` (a sweep, and offline ``render`` / ``plan`` on a few
     made-up nodes) leaves a test that cannot be placed out with a note instead of
-    refusing the plan.
+    refusing the plan. ``costs``: the backend's (``Backend.costs``), else ``default_costs``.
     """
     if spec.backend == "local":
-        return _plan_on_host(spec, nodes)
-    return _plan_on_slots(spec, nodes, skip_unplaceable)
+        return _plan_on_host(spec, nodes, costs)
+    return _plan_on_slots(spec, nodes, skip_unplaceable, costs or default_costs(spec, nodes))
 
 
-def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> Plan:
+def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo], costs: CostModel | None) -> Plan:
     """Every test on the one node, one test per round, in spec order."""
     if len(nodes) != 1:
         raise PlacementError(f"the local backend places on one node, the inventory has {len(nodes)}")
     node = nodes[0]
     cores = node.cpus or 1
+    costs = costs or local_costs(cores)
     profiles = spec.resolved_profiles()
     tests = spec.resolved_tests()
     notes = [f"{t.name}: {t.ranks} ranks on {cores} cores will be slow and noisy" for t in tests if t.ranks > 4 * cores]
     # One estimate per test entry: its ranks share this host's cores.
-    estimates = {t.index: estimate_test_seconds(t, cores) for t in tests}
+    estimates = {t.index: estimate_test_seconds(t, costs) for t in tests}
     rounds: list[Round] = []
     for c in expand(spec):
         est = estimates[c.test.index]
@@ -199,6 +232,7 @@ def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> Plan:
         pt = PlannedTest(c.base_id, c.test, c.profile, profiles[c.profile], c.dtype, c.op, c.repeat, (node.name,),
                          est, timeout_for(c.test, est), local_ranks=local)
         rounds.append(Round(len(rounds), (pt,)))
+    notes += over_timeout_notes([r.tests[0] for r in rounds])
     return Plan(tuple(rounds), tuple(notes))
 
 
@@ -226,7 +260,7 @@ def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None
     return rounds[:cut] if cut else rounds
 
 
-def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool) -> Plan:
+def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool, costs: CostModel) -> Plan:
     """Place every test on the inventory: rounds of disjoint node pairs / groups.
 
     Each combination (``expand``, profile by profile, so a profile's pods are reused
@@ -241,9 +275,13 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
     notes: list[str] = []
     unplaced: list[tuple[PlannedTest, str]] = []
     left_out: dict[tuple[str, str], None] = {}
+    started: set[str] = set()  # profiles whose pods an earlier round started
     for combo in expand(spec, profile_major=True):
-        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced, left_out):
-            rounds.append(Round(len(rounds), placed))
+        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced, left_out, costs):
+            overhead = costs.round_overhead_s(len(placed), combo.profile not in started)
+            started.add(combo.profile)
+            rounds.append(Round(len(rounds), placed, overhead))
+    notes += over_timeout_notes([t for r in rounds for t in r.tests])
     notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
         why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""
@@ -258,7 +296,7 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
 
 def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_unplaceable: bool,
                  notes: list[str], unplaced: list[tuple[PlannedTest, str]],
-                 left_out: dict[tuple[str, str], None]) -> list[tuple[PlannedTest, ...]]:
+                 left_out: dict[tuple[str, str], None], costs: CostModel) -> list[tuple[PlannedTest, ...]]:
     """One combination's rounds of placed tests (appends its notes to ``notes``, the nodes it
     cannot use to ``left_out`` with why, and the combination to ``unplaced`` when its pattern
     cannot be placed and that is allowed)."""
@@ -298,7 +336,8 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
         notes.extend(f"{test.name}/{pname}: {m}" for m in more)
     profile = spec.resolved_profiles()[pname]
     per_pod = family_of(test.workload).ranks_per_pod(test)
-    return [tuple(_placed_test(combo, profile, members, per_pod) for members in rnd) for rnd in placed]
+    on_fabric = costs.at_line_rate(line_rate_of(profile))
+    return [tuple(_placed_test(combo, profile, members, on_fabric, per_pod) for members in rnd) for rnd in placed]
 
 
 def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
@@ -306,7 +345,8 @@ def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
     return members if per_pod == 1 else members[::per_pod]
 
 
-def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], per_pod: int = 1) -> PlannedTest:
+def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], costs: CostModel,
+                 per_pod: int = 1) -> PlannedTest:
     """One test on its (node, slot) members: ``per_pod`` ranks per pod, the id names where it ran."""
     test, p = combo.test, combo.test.placement
     hosts = tuple(dict.fromkeys(m[0] for m in members))
@@ -315,7 +355,6 @@ def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], pe
         suffix = f"rail{members[0][1]}" if p.rails else f"{len(hosts)}n"
     else:
         suffix = "+".join(hosts)
-    # One rank per pod: no oversubscription of a node's cores in the estimate.
-    est = estimate_test_seconds(sized, cores=1 << 20) + K8S_TEST_OVERHEAD_S
+    est = estimate_test_seconds(sized, costs)
     return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
                        hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod)

@@ -1,24 +1,32 @@
 """The second pass: after a pass, find the suspects, retest them against known-good nodes
-and store the verdicts (``diagnosis.py`` judges; this module plans and drives).
+(and rerun each suspect link itself) and store the verdicts (``triage.py`` judges,
+``diagnosis.py`` stores; this module plans and drives).
 
 ``run_second_pass`` is called by the sweep right after a pass whose tests say
 ``placement: {second_pass: true}`` (same backend, same pods), and by ``benchfab diagnose
 RUN`` for a stored run. The retests are ordinary tests of the run (named
 ``<entry>-retest<k>``, stored like every test); the verdicts go to ``diagnosis.json``
 beside run.json, and run.json names that file.
+
+Everything the pass learned is reused: the retests are planned before anything runs, so
+``diagnose`` starts pods only for them (never again for a node whose pod did not start in
+the pass: that node is already ``dead``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .diagnosis import Diagnosis, Judged, classify, find_suspects, judge, retest_name, verdict_table, write_diagnosis
+from .costs import CostModel
+from .diagnosis import Diagnosis, verdict_table, write_diagnosis
 from .placement import NodeInfo
-from .planner import Plan, plan
+from .planner import Plan, Round, plan
 from .spec import SECOND_PASS_PATTERNS, Placement, SweepSpec, TestSpec
 from .store import load_run
+from .triage import Judged, Suspects, classify, find_suspects, judge, retest_name
 
 RunPlan = Callable[[Plan], None]  # runs a plan's rounds on the backend, storing each test in the run
 
@@ -33,48 +41,81 @@ def second_pass_entries(spec: SweepSpec, every_pattern: bool = False) -> list[Te
     return [t for t in tests if t.placement.pattern in SECOND_PASS_PATTERNS]
 
 
-def retest_spec(spec: SweepSpec, entries: list[TestSpec], suspects: tuple[str, ...], good: tuple[str, ...],
-                round_no: int) -> SweepSpec:
-    """The entries again, each suspect paired with a known-good node (another one each round:
-    the partners are rotated by the round, so up to len(good) rounds give distinct ones)."""
+def retest_spec(spec: SweepSpec, entries: list[TestSpec], suspects: Suspects, round_no: int) -> SweepSpec:
+    """The entries again: each retested node with a known-good node (another one each round:
+    the partners are rotated by the round, so up to len(good) rounds give distinct ones), and
+    each suspect link itself."""
     by_index = {t.index: t for t in entries}
+    good = suspects.good
     shift = round_no % max(len(good), 1)
     rotated = list(good[shift:]) + list(good[:shift])
+    linked = {x for p in suspects.links for x in p}
+    # A pair naming one node twice is that node alone (retested with partners, nothing rerun).
+    pairs = list(suspects.links) + [(s, s) for s in suspects.retested if s not in linked]
     tests = []
     for i, fields in enumerate(spec.tests):
         if i not in by_index:
             continue
-        placement = Placement(pattern="retest", suspects=[(s, s) for s in suspects], good=rotated,
+        placement = Placement(pattern="retest", suspects=pairs, good=rotated,
                               gpus_per_node=by_index[i].placement.gpus_per_node)
         tests.append(fields.model_copy(update={"name": retest_name(by_index[i].name, round_no), "placement": placement}))
     return spec.model_copy(update={"tests": tests})
 
 
-def run_second_pass(spec: SweepSpec, run_path: Path, nodes: list[NodeInfo], run_plan: RunPlan, out: TextIO,
-                    every_pattern: bool = False) -> Diagnosis:
+@dataclass(frozen=True)
+class SecondPass:
+    """The pass judged and the retests planned, before any of them runs."""
+
+    names: set[str]  # the judged entries
+    passed: list[Judged]
+    suspects: Suspects
+    rounds: list[Plan]  # one plan per retest round (empty: nothing to retest)
+
+    @property
+    def retests(self) -> Plan:
+        """Every retest round's tests as one plan (what the backend is started with for ``diagnose``)."""
+        rounds = [r for p in self.rounds for r in p.rounds]
+        return Plan(tuple(Round(i, r.tests, r.overhead_s) for i, r in enumerate(rounds)))
+
+
+def plan_second_pass(spec: SweepSpec, run_path: Path, nodes: list[NodeInfo], costs: CostModel | None = None,
+                     every_pattern: bool = False) -> SecondPass:
+    """Judge the stored pass and plan its retests (no test runs here)."""
     rules = spec.second_pass
-    entries = second_pass_entries(spec, every_pattern)
-    names = {t.name for t in entries}
+    names = {t.name for t in second_pass_entries(spec, every_pattern)}
+    entries = [t for t in spec.resolved_tests() if t.name in names]
     run = load_run(run_path)
     passed = judge(run.summary, run.raw, run.tests, rules, names, names)
-    suspects = find_suspects(passed, [n.name for n in nodes])
-    diagnosis = Diagnosis(run.run_id, rules.model_dump(mode="json"), suspects=list(suspects.nodes),
+    suspects = find_suspects(passed, [n.name for n in nodes], rules)
+    # Only the nodes the retests use: a node dead in the pass is not waited for again.
+    usable = [n for n in nodes if n.name in {*suspects.retested, *suspects.good}]
+    rounds = [plan(retest_spec(spec, entries, suspects, k), usable, skip_unplaceable=True, costs=costs)
+              for k in range(1, rules.retests + 1)] if suspects.retested and suspects.good else []
+    return SecondPass(names, passed, suspects, rounds)
+
+
+def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_plan: RunPlan, out: TextIO) -> Diagnosis:
+    """Run the planned retests, judge them and store the verdicts (diagnosis.json)."""
+    rules, suspects = spec.second_pass, second.suspects
+    run = load_run(run_path)
+    diagnosis = Diagnosis(run.run_id, rules.model_dump(mode="json"), suspects=list(suspects.retested),
                           good=list(suspects.good))
     retests: list[Judged] = []
-    if suspects.nodes and suspects.good:
-        print(f"# second pass: {len(suspects.nodes)} suspect node(s) ({', '.join(suspects.nodes)}) against "
-              f"{len(suspects.good)} known-good, {rules.retests} round(s)", file=out, flush=True)
+    if second.rounds:
+        print(f"# second pass: {len(suspects.retested)} suspect node(s) ({', '.join(suspects.retested)})"
+              + (f" and {len(suspects.links)} suspect link(s), rerun" if suspects.links else "")
+              + f" against {len(suspects.good)} known-good, {len(second.rounds)} round(s)", file=out, flush=True)
         retest_names: set[str] = set()
-        for k in range(1, rules.retests + 1):
-            placed = plan(retest_spec(spec, entries, suspects.nodes, suspects.good, k), nodes, skip_unplaceable=True)
+        for placed in second.rounds:
             retest_names |= {t.spec.name for t in placed.tests}
             diagnosis.retest_tests += [t.test_id for t in placed.tests]
             run_plan(placed)
         run = load_run(run_path)
-        retests = judge(run.summary, run.raw, run.tests, rules, names, retest_names)
-    elif suspects.nodes:
+        retests = judge(run.summary, run.raw, run.tests, rules, second.names, retest_names)
+    elif suspects.retested:
         print("# second pass: no known-good node left to retest the suspects against", file=out)
-    diagnosis.verdicts, diagnosis.unresolved = classify(suspects, retests, passed)
+    triage = classify(suspects, retests, second.passed, rules)
+    diagnosis.verdicts, diagnosis.unresolved, diagnosis.cleared = triage.verdicts, triage.unresolved, triage.cleared
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

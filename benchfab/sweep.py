@@ -19,16 +19,24 @@ from typing import Any, TextIO
 from .backends.base import Backend, TestOutcome
 from .backends.registry import make_backend
 from .compare.keys import load_medians
-from .diagnosis import DIAGNOSIS_FILE, Diagnosis
+from .diagnosis import DIAGNOSIS_FILE
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BenchfabError, CapabilityError, CleanupError, UsageError
-from .planner import Plan, PlannedTest, plan
+from .planner import Plan, PlannedTest, Round, plan
 from .progress import Progress
 from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 from .runlock import RunLock, claim_new_run_id
 from .runmeta import end_meta, load_resume, record_left_behind, start_meta
-from .secondpass import run_second_pass, second_pass_entries
+from .secondpass import plan_second_pass, run_second_pass, second_pass_entries
 from .spec import SECOND_PASS_PATTERNS, SweepSpec
 from .store import RunStore, resolve_run_path
+
+
+def judged_exit_code(not_ok: int, faults: int, allow_failures: bool = False) -> int:
+    """The one rule of every command that runs tests and judges them (sweep, diagnose): 1 when
+    a verdict names a fault (the second pass's), or a test is not ok unless the caller accepts
+    that (--allow-failures accepts failed tests, never a verdict); else 0. A --baseline
+    comparison's regression is another verdict: the CLI raises the code to 1 for it too."""
+    return EXIT_TESTS_NOT_OK if faults or (not_ok and not allow_failures) else EXIT_ALL_OK
 
 
 @dataclass
@@ -36,21 +44,21 @@ class SweepResult:
     run_id: str
     path: Path
     counts: dict[str, int]
+    faults: int = 0  # second-pass verdicts stored for the run (diagnosis.json)
 
     @property
     def not_ok(self) -> int:
         return sum(n for status, n in self.counts.items() if status != "ok")
 
     def exit_code(self, allow_failures: bool = False) -> int:
-        """0 when every test is ok; 1 when any is not, unless the caller accepts that."""
-        return EXIT_TESTS_NOT_OK if self.not_ok and not allow_failures else EXIT_ALL_OK
+        return judged_exit_code(self.not_ok, self.faults, allow_failures)
 
 
 def make_plan(spec: SweepSpec, backend: Backend | None = None) -> Plan:
     """The spec placed on the backend's nodes, with a note for every test the backend cannot run at all."""
     backend = backend or make_backend(spec)
     # A test the inventory cannot hold is skipped with its reason; the others run.
-    placed = plan(spec, backend.nodes(), skip_unplaceable=True)
+    placed = plan(spec, backend.nodes(), skip_unplaceable=True, costs=backend.costs)
     cannot = unrunnable_tests(placed, backend)
     if not cannot:
         return placed
@@ -63,10 +71,11 @@ def unrunnable_tests(plan: Plan, backend: Backend) -> dict[str, str]:
     return {t.test_id: why for t in plan.tests if (why := backend.unavailable(t)) is not None}
 
 
-def _batches(placed: Plan, todo: list[PlannedTest]) -> list[list[PlannedTest]]:
+def _batches(placed: Plan, todo: list[PlannedTest]) -> list[Round]:
     """The tests still to run, grouped by plan round (the backend runs each group at once where it can)."""
     wanted = {t.test_id for t in todo}
-    return [b for b in ([t for t in r.tests if t.test_id in wanted] for r in placed.rounds) if b]
+    rounds = (Round(r.index, tuple(t for t in r.tests if t.test_id in wanted), r.overhead_s) for r in placed.rounds)
+    return [r for r in rounds if r.tests]
 
 
 def run_sweep(
@@ -123,12 +132,15 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
         counts["skipped"] = counts.get("skipped", 0) + 1
         print_outcome(test, skipped, out)
     todo = [t for t in todo if t.test_id not in cannot]
+    faults = 0
     try:
         _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
         if second_pass_entries(spec):
             # Same backend, same pods: the retests run before they are deleted.
-            found = run_second_pass(spec, store.path, backend.nodes(), _plan_runner(backend, store, counts, out, progress), out)
+            second = plan_second_pass(spec, store.path, backend.nodes(), backend.costs)
+            found = run_second_pass(spec, store.path, second, _plan_runner(backend, store, counts, out, progress), out)
             meta["diagnosis"] = {"file": DIAGNOSIS_FILE, "verdicts": len(found.verdicts)}
+            faults = len(found.verdicts)
     except KeyboardInterrupt:
         end_meta(store, meta, "interrupted", counts)
         print(f"# run {run_id} interrupted; resume with: benchfab sweep --resume {run_id} --results {store.path.parent}",
@@ -147,7 +159,7 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
         raise left
     end_meta(store, meta, "complete", counts)
     _cache_medians(store.path, out)
-    return SweepResult(run_id, store.path, counts)
+    return SweepResult(run_id, store.path, counts, faults)
 
 
 def _cache_medians(path: Path, out: TextIO) -> None:
@@ -177,12 +189,16 @@ def _close(backend: Backend, store: RunStore, meta: dict[str, Any], out: TextIO)
 def _plan_runner(backend: Backend, store: RunStore, counts: dict[str, int], out: TextIO,
                  progress: bool) -> Callable[[Plan], None]:
     """Runs a further plan's rounds in this run (the second pass's retests), counted with the rest."""
-    return lambda extra: _run_rounds(_batches(extra, extra.tests), backend, store, counts, out, progress)
+    return lambda extra: _run_rounds(list(extra.rounds), backend, store, counts, out, progress)
 
 
 def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None = None, progress: bool = True,
-                 backend: Backend | None = None) -> Diagnosis:
-    """``benchfab diagnose RUN``: the second pass for a stored run, on its spec's backend now."""
+                 backend: Backend | None = None) -> SweepResult:
+    """``benchfab diagnose RUN``: the second pass for a stored run, on its spec's backend now.
+
+    What the pass learned is reused: the backend is started for the retests only, so a node
+    whose pods did not start in the pass (dead) is not waited for again. The result counts the
+    retests and the verdicts (``judged_exit_code``)."""
     out = out or sys.stdout
     path = resolve_run_path(run, results_dir or "results")
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
@@ -193,10 +209,11 @@ def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None
     store = RunStore(path.parent, path.name)
     counts: dict[str, int] = {}
     with RunLock(store.path):
-        backend.start(store.run_id, plan(spec, backend.nodes(), skip_unplaceable=True))
         try:
-            found = run_second_pass(spec, store.path, backend.nodes(), _plan_runner(backend, store, counts, out, progress),
-                                    out, every_pattern=True)
+            second = plan_second_pass(spec, store.path, backend.nodes(), backend.costs, every_pattern=True)
+            if second.rounds:
+                backend.start(store.run_id, second.retests)
+            found = run_second_pass(spec, store.path, second, _plan_runner(backend, store, counts, out, progress), out)
         finally:
             left = _close(backend, store, store.read_meta(), out)
         meta = store.read_meta()
@@ -204,7 +221,7 @@ def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None
         store.write_meta(meta)
     if left is not None:
         raise left
-    return found
+    return SweepResult(store.run_id, store.path, counts, len(found.verdicts))
 
 
 def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], backend: str) -> None:
@@ -216,34 +233,34 @@ def _refuse_if_nothing_runs(todo: list[PlannedTest], cannot: dict[str, str], bac
                                  if len(reasons) > 1 else ""))
 
 
-def _run_rounds(batches: list[list[PlannedTest]], backend: Backend, store: RunStore, counts: dict[str, int],
+def _run_rounds(batches: list[Round], backend: Backend, store: RunStore, counts: dict[str, int],
                 out: TextIO, progress: bool) -> None:
     """Each round on the backend, each test stored and printed as it ends; on Ctrl-C the
     interrupted round's tests are stored with what they had measured, then it re-raises."""
     run_id = store.run_id
-    bar = Progress(sum(len(b) for b in batches), sum(t.estimate_s for b in batches for t in b), enabled=progress)
-    current: list[PlannedTest] = []
+    bar = Progress([b.estimate_s for b in batches], sum(len(b.tests) for b in batches), enabled=progress,
+                   kinds=[b.tests[0].spec.name for b in batches])
+    current: tuple[PlannedTest, ...] = ()
     partials: dict[str, TestOutcome] = {}
     try:
         for batch in batches:
-            current = batch
-            partials = {t.test_id: TestOutcome(t.test_id, "interrupted", started=time.time()) for t in batch}
-            label = batch[0].test_id if len(batch) == 1 else f"round of {len(batch)} tests"
-            bar.start_test(label, max(t.estimate_s for t in batch), sum(t.units for t in batch))
+            current = batch.tests
+            partials = {t.test_id: TestOutcome(t.test_id, "interrupted", started=time.time()) for t in current}
+            label = current[0].test_id if len(current) == 1 else f"round of {len(current)} tests"
+            bar.start_round(label, sum(t.units for t in current))
 
             def on_record(test_id: str, rec: dict[str, Any], _p: dict[str, TestOutcome] = partials) -> None:
                 _p[test_id].results.append(rec)
                 bar.unit_done()
 
-            outcomes = list(backend.run_round(batch, str(store.log_dir), on_record))
-            current = []
-            for i, (test, outcome) in enumerate(zip(batch, outcomes)):
+            outcomes = list(backend.run_round(current, str(store.log_dir), on_record))
+            tests, current = current, ()
+            bar.end_round()  # first: the lines of its tests already carry the ETA this round corrected
+            for test, outcome in zip(tests, outcomes):
                 fail_on_wrong_data(outcome)
                 store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend.name), raw_rows(run_id, test, outcome))
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
-                if i:
-                    bar.start_test(test.test_id, test.estimate_s, test.units)
-                bar.end_test(outcome.status, outcome.ended - outcome.started)
+                bar.test_done(test.test_id, outcome.status, outcome.ended - outcome.started)
                 bar.clear()
                 print_outcome(test, outcome, out)
     except KeyboardInterrupt:

@@ -12,6 +12,9 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$")
 _DURATION_MULT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# Line rates are decimal bits per second, as NICs are sold: 400Gbit, 200Gb, 100G, 200Mbit.
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:bit|b)?(?:/s|ps)?\s*$", re.IGNORECASE)
+_RATE_MULT = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
 def parse_size(value: object) -> int:
@@ -42,6 +45,17 @@ def parse_duration(value: object) -> float:
         if m:
             return float(m.group(1)) * _DURATION_MULT[m.group(2)]
     raise ValueError(f"expected a duration like 30s, 500ms or 2m, got {value!r}")
+
+
+def parse_rate(value: object) -> float:
+    """Turn ``"400Gbit"``, ``"200Gb/s"``, ``"100G"``, ``"200Mbit"`` into bit/s (decimal units)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        m = _RATE_RE.match(value)
+        if m and float(m.group(1)) > 0:
+            return float(m.group(1)) * _RATE_MULT[m.group(2).upper()]
+    raise ValueError(f"expected a line rate like 400Gbit, 100G or 200Mbit, got {value!r}")
 
 
 def format_size(nbytes: int) -> str:

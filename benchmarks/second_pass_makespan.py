@@ -56,7 +56,7 @@ def one(seed: int, nodes: int, workdir: Path) -> dict[str, float]:
         sim.slow_node(slow, 50)
         sim.slow_link(a, b, 50)
         sim.lossy_node(lossy, 3)
-        seeded = {("bad-node", (slow,)), ("bad-link", tuple(sorted((a, b)))), ("lossy", (lossy,))}
+        seeded = {("bad-node", (slow,)), ("bad-link", tuple(sorted((a, b)))), ("lossy-node", (lossy,))}
         text = SPEC_HEAD + TESTS
         spec = load_spec_text(text)
         backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(sim.cluster.kubeconfig)))

@@ -1,6 +1,6 @@
 import pytest
 
-from benchfab.units import format_duration, format_size, parse_duration, parse_size
+from benchfab.units import format_duration, format_size, parse_duration, parse_rate, parse_size
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,11 @@ def test_format_roundtrip() -> None:
     for n in (8, 1024, 3 << 20, 1 << 30, 1000):
         assert parse_size(format_size(n)) == n
     assert format_duration(185) == "3m05s"
+
+
+def test_line_rates_are_decimal_bits_per_second() -> None:
+    assert parse_rate("400Gbit") == 400e9 and parse_rate("200Mbit") == 200e6
+    assert parse_rate("100G") == 100e9 and parse_rate("25Gb/s") == 25e9 and parse_rate(1e9) == 1e9
+    for bad in ("fast", "-1G", "0Gbit", True):
+        with pytest.raises(ValueError, match="line rate"):
+            parse_rate(bad)

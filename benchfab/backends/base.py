@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..costs import CostModel
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest
 
@@ -36,6 +37,11 @@ class TestOutcome:
 
 class Backend(Protocol):
     name: str
+
+    @property
+    def costs(self) -> CostModel:
+        """What a test costs here besides its bytes: the planner's time estimates use it."""
+        ...
 
     def nodes(self) -> list[NodeInfo]:
         """The nodes tests are placed on (``planner.plan``); the local backend has one, this host."""

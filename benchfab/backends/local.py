@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
+from ..costs import CostModel, local_costs
 from ..metadata import node_software
 from ..nccllog import parse_nccl_log
 from ..placement import NodeInfo
@@ -99,6 +100,11 @@ class LocalBackend:
 
     def nodes(self) -> list[NodeInfo]:
         return local_nodes()
+
+    @property
+    def costs(self) -> CostModel:
+        """Every rank a process on this host, sharing its cores."""
+        return local_costs(local_nodes()[0].cpus or 1)
 
     def start(self, run_id: str, plan: Plan) -> None:
         """Nothing to prepare: each test starts its own ranks."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
-from ..units import parse_duration, parse_size
+from ..units import parse_duration, parse_rate, parse_size
 
 MAX_SIZES_PER_TEST = 512
 
@@ -62,6 +62,14 @@ def _duration(value: object) -> float:
                    "write a number with a unit such as 30s, 500ms, 2m or 1h")
 
 
+def _rate(value: object) -> float:
+    try:
+        return parse_rate(value)
+    except ValueError:
+        raise _Invalid(f"{_show(value)} is not a line rate",
+                       "write a positive rate in bit/s such as 400Gbit, 100G or 200Mbit") from None
+
+
 def _one_or_many(value: object) -> object:
     # "dtypes: float32" is as natural to write as "dtypes: [float32]".
     return [value] if isinstance(value, (str, bool, int)) else value
@@ -82,6 +90,7 @@ def _sizes(value: object) -> object:
 
 Size = Annotated[int, BeforeValidator(_size)]
 Seconds = Annotated[float, BeforeValidator(_duration)]
+Rate = Annotated[float, BeforeValidator(_rate)]  # bit/s
 # Spelled out for type checkers and pydantic; tests check they match workloads.WORKLOADS
 # and workloads.catalog.DTYPES / REDOPS.
 Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "reduce", "gather", "scatter",

@@ -35,6 +35,7 @@ from .fields import (
     LeafScope,
     Mode,
     Pattern,
+    Rate,
     RedOp,
     Seconds,
     Size,
@@ -144,6 +145,9 @@ class SecondPassRules(_Model):
     """
 
     below_median: float | None = Field(default=0.7, gt=0, lt=1)  # bandwidth < this x the median
+    # A node whose tests' median bandwidth (each at its largest size, / the median) is below this:
+    # one test per partner is noisy, the median over a node's partners is not.
+    node_below_median: float | None = Field(default=0.9, gt=0, lt=1)
     below_best: float | None = Field(default=None, gt=0, lt=1)  # bandwidth < this x the best (ClusterKit: X %)
     above_median: float | None = Field(default=3.0, gt=1)  # latency > this x the median latency
     above_lowest: float | None = Field(default=None, gt=1)  # latency > this x the lowest (ClusterKit: Y x)
@@ -185,6 +189,9 @@ class Profile(_Model):
     # the RoCE v2 IPv4 GID themselves.
     gid_index: int | None = Field(default=None, ge=0)
     env: Annotated[dict[str, str], AfterValidator(_env_names)] = Field(default_factory=dict)  # extra env for its ranks
+    # The fabric's line rate per NIC (400Gbit, 200Mbit): what the time estimate of a Kubernetes
+    # sweep assumes; None: the fabric's usual rate (fabrics.line_rate_of).
+    line_rate: Rate | None = None
 
 
 class RdmaOptions(_Model):

@@ -28,14 +28,11 @@ if TYPE_CHECKING:
 
     from ..backends.base import TestOutcome
     from ..capabilities import HostCapabilities
+    from ..costs import CostModel
     from ..planner import PlannedTest
     from ..records import SummaryRow
     from ..spec import TestSpec
     from ..task import Task
-
-# Python + torch import + rendezvous of a test's ranks, on the local backend.
-LOCAL_STARTUP_S = 2.5
-
 
 class JudgedMetric(NamedTuple):
     """The summary column a comparison of two runs judges for a workload, its sense, and how
@@ -134,8 +131,9 @@ class WorkloadFamily(ABC):
     # -- planning --------------------------------------------------------------
 
     @abstractmethod
-    def estimate_seconds(self, test: TestSpec, cores: int) -> float:
-        """Rough wall time of the whole test on the local backend with ``cores`` CPUs."""
+    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+        """Rough wall time of the whole test on a backend whose costs are ``costs`` (its rates
+        on the test's profile: the planner resolves the line rate)."""
 
     def timing_label(self, test: TestSpec) -> str:
         """How long each size is timed, for ``benchfab plan``: a duration or an iteration count."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import num, shown
-from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
+from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 
 if TYPE_CHECKING:
@@ -23,24 +23,17 @@ if TYPE_CHECKING:
 
     from ..backends.base import TestOutcome
     from ..capabilities import HostCapabilities
+    from ..costs import CostModel
     from ..planner import PlannedTest
     from ..spec import TestSpec
     from ..task import Task
 
-# Cost model of one op for the estimate: latency + bytes moved / bandwidth.
-# Figures for gloo between local processes on a small VM (see
-# shared reference: ~0.6-1 ms at 8 B, ~1.3 GB/s algbw at 128 MiB).
-LOCAL_OP_LATENCY_S = 0.8e-3
-LOCAL_BUS_BW_BPS = 1.5e9
-
 WIDTHS = [12, 12, 10, 7, 6, 11, 9, 9, 8, 11, 9, 9, 8]
 
 
-def estimate_op_seconds(workload: str, size_bytes: int, nranks: int, cores: int) -> float:
-    """Rough time of one collective op on the local backend."""
-    moved = size_bytes * COLLECTIVES[workload].factor(max(nranks, 2))
-    oversubscribed = max(1.0, nranks / max(cores, 1))
-    return (LOCAL_OP_LATENCY_S + moved / LOCAL_BUS_BW_BPS) * oversubscribed
+def estimate_op_seconds(workload: str, size_bytes: int, nranks: int, costs: CostModel, on_gpu: bool = False) -> float:
+    """Rough time of one collective op: the bytes it moves over the bus at the backend's rates."""
+    return costs.op_seconds(size_bytes * COLLECTIVES[workload].factor(max(nranks, 2)), nranks, on_gpu)
 
 
 def root_of(workload: str, root: int) -> int:
@@ -193,10 +186,10 @@ class Collectives(WorkloadFamily):
                             "set ranks: 2 or more", ("workload",))]
         return []
 
-    def estimate_seconds(self, test: TestSpec, cores: int) -> float:
-        total = LOCAL_STARTUP_S
+    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+        total = costs.start_s + costs.torch_start_s
         for size in test.sizes:
-            op_s = estimate_op_seconds(test.workload, size, test.ranks, cores)
+            op_s = estimate_op_seconds(test.workload, size, test.ranks, costs, self.on_gpu(test))
             for _ in test.in_place:
                 timed = test.duration if test.duration is not None else (test.iterations or 0) * op_s
                 extra_ops = test.warmup + (1 if test.check else 0) + 4  # barrier + combine + check sync

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import gbit, num, scaled, shown
-from .base import LOCAL_STARTUP_S, FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
+from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
 from .p2p_params import BANDWIDTH_WORKLOAD, PERFTEST_ITERATIONS, pair_problems
 from .p2p_workloads import P2P_WORKLOADS, p2p_names, p2p_workload
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from ..backends.base import TestOutcome
     from ..capabilities import HostCapabilities
+    from ..costs import CostModel
     from ..planner import PlannedTest
     from ..spec import TestSpec
     from ..task import Task
@@ -35,12 +36,6 @@ if TYPE_CHECKING:
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
               "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
               "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans")
-
-# Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
-# of a software RoCE device (the slowest RDMA device benchfab meets; real NICs
-# only make the estimate pessimistic, which is the safe side for timeouts).
-P2P_BW_BPS = {"tcp": 1.0e9, "verbs": 2.0e7}
-P2P_LAT_S = {"tcp": 30e-6, "verbs": 60e-6}
 
 # Why a tcp table has no BW peak: send() returns once the kernel has copied the
 # bytes into its socket buffer, not when they reach the peer, so the shortest
@@ -55,11 +50,13 @@ def has_meaningful_peak(transport: Any) -> bool:
     return str(transport) != "tcp"
 
 
-def estimate_p2p_seconds(spec: TestSpec) -> float:
-    bw, lat = P2P_BW_BPS[spec.transport], P2P_LAT_S[spec.transport]
+def estimate_p2p_seconds(spec: TestSpec, costs: CostModel) -> float:
+    """Rough time of a pair test: its bytes at the backend's stream rate (bandwidth) or its
+    round trips (latency), per size, after its ranks started."""
+    bw, lat = costs.p2p_bps(spec.transport), costs.p2p_latency_s(spec.transport)
     bw_test = spec.workload == BANDWIDTH_WORKLOAD
     iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
-    total = LOCAL_STARTUP_S
+    total = costs.start_s
     for size in spec.sizes:
         if spec.duration is not None:
             total += spec.duration
@@ -263,8 +260,8 @@ class PointToPoint(WorkloadFamily):
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
                              ranks=test.ranks, device=test.device, workload=test.workload)
 
-    def estimate_seconds(self, test: TestSpec, cores: int) -> float:
-        return estimate_p2p_seconds(test)
+    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+        return estimate_p2p_seconds(test, costs)
 
     def timing_label(self, test: TestSpec) -> str:
         if test.duration is None and test.iterations is None:

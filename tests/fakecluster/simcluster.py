@@ -35,14 +35,19 @@ NETWORK = "sim-net"
 NODE_PREFIX = "sim-node-"
 STATE_DIR = Path("/tmp/benchfab-simcluster")
 
-# A spec head that runs on the simulated cluster: tcp over each node's veth.
-SPEC_HEAD = f"""\
+def spec_head(rate_mbit: float = 200.0) -> str:
+    """A spec head that runs on the simulated cluster: tcp over each node's veth, at its rate
+    (the plan's time estimate uses it)."""
+    return f"""\
 backend: kubernetes
 namespace: {NAMESPACE}
 image: registry.example.com/benchfab-worker:sim
 profiles:
-  tcp: {{fabric: tcp, mode: none, network: {NETWORK}}}
+  tcp: {{fabric: tcp, mode: none, network: {NETWORK}, line_rate: {rate_mbit:g}Mbit}}
 """
+
+
+SPEC_HEAD = spec_head()
 
 
 @dataclass
@@ -119,7 +124,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         kubeconfig = state / "kubeconfig"
         kubeconfig.write_text(sim.cluster.kubeconfig.read_text())
-        (state / "spec-head.yaml").write_text(SPEC_HEAD)
+        (state / "spec-head.yaml").write_text(spec_head(args.rate))
         (state / "state.json").write_text(json.dumps({
             "pid": os.getpid(), "nodes": sim.names, "tag": sim.net.tag, "bridge": sim.net.bridge,
             "gateway": sim.net.gateway, "api": sim.cluster.url, "rate_mbit": args.rate,

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import random
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from benchfab.report import markdown_summary, second_pass_marks
 from benchfab.spec import load_spec_text
 from benchfab.store import load_run
 from benchfab.sweep import run_sweep
+from tests.conftest import run_cli
 from tests.fakecluster.netsim import why_unavailable
 from tests.fakecluster.simcluster import SPEC_HEAD, SimCluster
 
@@ -82,7 +85,7 @@ def seed_faults(sim: SimCluster, seed: int) -> set[tuple[str, tuple[str, ...]]]:
     sim.slow_link(a, b, SLOW)
     sim.lossy_node(lossy, 3.0)
     sim.dead_node(dead)
-    return {("bad-node", (slow,)), ("bad-link", tuple(sorted((a, b)))), ("lossy", (lossy,)), ("dead", (dead,))}
+    return {("bad-node", (slow,)), ("bad-link", tuple(sorted((a, b)))), ("lossy-node", (lossy,)), ("dead", (dead,))}
 
 
 def verdicts(run_path: Path) -> set[tuple[str, tuple[str, ...]]]:
@@ -113,14 +116,16 @@ def test_seeded_faults_are_named_exactly(sim_factory: list[SimCluster], tmp_path
     # Each verdict carries its figures; the bad node's retests ran against known-good nodes.
     slow = by_kind["bad-node"]
     assert any(e["test_id"].startswith("000-bw-retest") and e["perf"] < 0.5 for e in slow["evidence"]), slow
-    assert f"kubectl cordon {slow['nodes'][0]}" in slow["kubectl"]
-    assert all("cordon" not in c for c in by_kind["bad-link"]["kubectl"])
+    assert f"kubectl cordon {slow['nodes'][0]}" in slow["actions"]
+    link = by_kind["bad-link"]
+    assert not any(c.startswith("kubectl") for c in link["actions"])  # only node verdicts cordon (or label)
+    assert all(f"{n}'s interface with 10." in " ".join(link["actions"]) for n in link["nodes"])  # the two ports
     assert "kubectl label node" in out and "# to act on them (not run by benchfab):" in out
     report = markdown_summary(load_run(path), [])
     assert "## Second pass verdicts" in report and f"| bad-node | {slow['nodes'][0]} |" in report
     marks = second_pass_marks([load_run(path)])  # what the pair heatmaps mark
     assert marks is not None and set(marks.pairs) == {tuple(sorted(by_kind["bad-link"]["nodes"]))}
-    assert set(marks.nodes) == {v["nodes"][0] for v in stored["verdicts"] if v["kind"] != "bad-link"}
+    assert set(marks.nodes) == {v["nodes"][0] for v in stored["verdicts"] if v["subject"] == "node"}
 
 
 def test_fault_free_cluster_gets_no_verdict(sim_factory: list[SimCluster], tmp_path: Path) -> None:
@@ -128,3 +133,35 @@ def test_fault_free_cluster_gets_no_verdict(sim_factory: list[SimCluster], tmp_p
     out, path = sweep(sim, tmp_path)
     assert verdicts(path) == set(), out
     assert "no verdicts" in out
+
+
+def test_diagnose_reuses_what_the_pass_learned_and_sweep_and_diagnose_exit_alike(
+        sim_factory: list[SimCluster], tmp_path: Path) -> None:
+    """A dead node and a slow one: `sweep` with its second pass waits the start timeout once
+    (the pass), and exits 1 on its verdicts even with --allow-failures; `diagnose` of the stored
+    run starts pods for its retests only, never again on the dead node, and exits 1 the same way."""
+    sim = start(sim_factory, 5, tmp_path)
+    sim.dead_node("sim-node-4")
+    sim.slow_node("sim-node-1", SLOW)
+    start_timeout = 40
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_HEAD + f"kubernetes: {{start_timeout: {start_timeout}s}}\ndefaults: {{timeout: 60s}}\ntests:\n"
+                    "  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,\n"
+                    "     placement: {pattern: all-pairs, second_pass: true}}\n")
+    kube = ["--kubeconfig", str(sim.cluster.kubeconfig)]
+    res = str(tmp_path / "res")
+    swept = run_cli("sweep", str(spec), "--results", res, "--run-id", "r", "--no-progress", "--allow-failures", *kube)
+    assert swept.returncode == 1, swept.stdout + swept.stderr
+    assert "--allow-failures accepts them, not the second pass's verdicts: exit 1" in swept.stderr
+    assert verdicts(tmp_path / "res" / "r") == {("dead", ("sim-node-4",)), ("bad-node", ("sim-node-1",))}
+    before = sim.cluster.store.rv
+    t0 = time.monotonic()
+    diag = run_cli("diagnose", "r", "--results", res, "--no-progress", *kube)
+    took = time.monotonic() - t0
+    assert diag.returncode == 1, diag.stdout + diag.stderr
+    assert re.search(r"^bad-node +sim-node-1 ", diag.stdout, re.M) and re.search(r"^dead +sim-node-4 ", diag.stdout, re.M), \
+        diag.stdout
+    made = [obj["metadata"]["labels"].get("benchfab.io/node") for rv, kind, plural, obj in sim.cluster.store.history
+            if rv > before and plural == "pods" and kind == "ADDED"]
+    assert made and "sim-node-4" not in made, made  # pods for the retests, none on the dead node
+    assert took < start_timeout, f"diagnose took {took:.0f} s: it waited for the dead node again"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -53,7 +54,8 @@ def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
         junit = tmp_path / "diagnose.xml"
         diag = run_cli("diagnose", "pass1", "--results", res, "--no-progress", "--junit", str(junit), *kube)
         assert diag.returncode == 1, diag.stdout + diag.stderr  # a verdict: exit 1
-        assert "bad-node  sim-node-1" in diag.stdout and "kubectl cordon sim-node-1" in diag.stdout, diag.stdout
+        assert re.search(r"^bad-node +sim-node-1 ", diag.stdout, re.M) and "kubectl cordon sim-node-1" in diag.stdout, \
+            diag.stdout
         (suite,) = ET.parse(junit).getroot().iter("testsuite")  # one failure, the other 4 nodes judged fine
         assert (suite.get("tests"), suite.get("failures")) == ("5", "1")
         (failed,) = [c for c in suite.iter("testcase") if c.find("failure") is not None]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...costs import CostModel, pod_costs
 from ...errors import CleanupError
 from ...placement import NodeInfo
 from ...planner import Plan, PlannedTest
@@ -73,6 +74,12 @@ class KubernetesBackend:
     @property
     def overheads(self) -> list[float]:
         return self.tests.overheads
+
+    @property
+    def costs(self) -> CostModel:
+        """Agent pods on each profile's fabric: pod start-up, hand-out and worker start as
+        measured on the simulated cluster (costs.py), the bytes at the profile's line rate."""
+        return pod_costs()
 
     # -- the Backend protocol ------------------------------------------------------------
     def start(self, run_id: str, plan: Plan) -> None:

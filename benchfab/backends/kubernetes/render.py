@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import planner
+from ...costs import pod_costs
 from ...errors import PlacementError, UsageError
 from ...placement import NodeInfo
 from ...planner import Plan
@@ -150,7 +151,7 @@ def find_nodes(spec: SweepSpec, nodes: str | int | list[str] | None, options: Cl
 def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
     """The plan on the nodes found; offline, tests that cannot be placed are left out with a note."""
     try:
-        return planner.plan(spec, found.infos, skip_unplaceable=found.offline)
+        return planner.plan(spec, found.infos, skip_unplaceable=found.offline, costs=pod_costs())
     except PlacementError as exc:
         if not found.offline:
             raise

@@ -1,0 +1,111 @@
+"""Seeded faults on the simulated cluster and a sweep with its second pass over them: what
+the sensitivity tests (tests/sim/test_sensitivity.py) and the benchmark that measures the
+second pass over many seeds (benchmarks/diagnosis_sensitivity.py) share."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from contextlib import redirect_stderr
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchfab.backends.kubernetes.backend import KubernetesBackend
+from benchfab.backends.kubernetes.client import ClusterOptions
+from benchfab.diagnosis import load_diagnosis
+from benchfab.spec import load_spec_text
+from benchfab.sweep import SweepResult, run_sweep
+from tests.fakecluster.simcluster import SimCluster, spec_head
+
+RATE_MBIT = 200.0
+# The bandwidth test the second-pass tests use: a 256 KiB message 20 times (about 0.2 s a pair
+# at 200 Mbit/s), all pairs, with the second pass's default rules.
+BW_TEST = """\
+kubernetes: {start_timeout: 30s}
+defaults: {timeout: 60s}
+tests:
+  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
+     placement: {pattern: all-pairs, second_pass: true}}
+"""
+Verdicts = set[tuple[str, tuple[str, ...]]]
+
+
+class TimedLines(io.StringIO):
+    """A stream that notes when each line was written (the progress lines' real times)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[tuple[float, str]] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        now = time.monotonic()
+        self._partial += text
+        *done, self._partial = self._partial.split("\n")
+        self.times += [(now, line) for line in done]
+        return super().write(text)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fault (or none) where a seed puts it: a node throttled to ``fraction`` of its peers'
+    rate (an htb class on its veth, both ways), or losing ``loss_pct`` % of its packets."""
+
+    name: str
+    fraction: float | None = None
+    loss_pct: float | None = None
+
+    def seed(self, sim: SimCluster, seed: int) -> Verdicts:
+        """Apply the fault; the verdicts a right second pass gives."""
+        node = random.Random(seed).choice(sim.names)
+        if self.fraction is not None:
+            sim.slow_node(node, RATE_MBIT * self.fraction)
+            return {("bad-node", (node,))}
+        if self.loss_pct is not None:
+            sim.lossy_node(node, self.loss_pct)
+            return {("lossy-node", (node,))}
+        return set()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    scenario: str
+    seed: int
+    expected: Verdicts
+    found: Verdicts
+    wall_s: float
+    result: SweepResult
+    started: float  # time.monotonic() when the sweep started
+    progress: list[tuple[float, str]] = field(default_factory=list)  # its progress lines, when asked for
+
+    @property
+    def caught(self) -> bool:
+        return self.expected <= self.found
+
+    @property
+    def false_verdicts(self) -> Verdicts:
+        return self.found - self.expected
+
+
+def run_scenario(scenario: Scenario, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
+                 progress: bool = False) -> Outcome:
+    """A fresh simulated cluster of ``nodes``, the scenario's fault, one sweep with its second pass
+    (``progress``: with its progress lines on stderr, captured with their times)."""
+    sim = SimCluster.start(nodes, workdir / f"cluster-{scenario.name}-{seed}", RATE_MBIT)
+    try:
+        expected = scenario.seed(sim, seed)
+        text = spec_head(RATE_MBIT) + tests
+        spec = load_spec_text(text)
+        backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(sim.cluster.kubeconfig)))
+        lines = TimedLines()
+        t0 = time.monotonic()
+        with redirect_stderr(lines):
+            result = run_sweep(spec, text, results_dir=str(workdir / "res"), run_id=f"{scenario.name}-{seed}",
+                               out=io.StringIO(), progress=progress, backend=backend)
+        wall = time.monotonic() - t0
+    finally:
+        sim.stop()
+    found = load_diagnosis(result.path)
+    named = {(f.kind, tuple(sorted(f.nodes))) for f in (found.verdicts if found else [])}
+    return Outcome(scenario.name, seed, expected, named, wall, result, t0, lines.times)

@@ -35,7 +35,7 @@ def test_subcommand_help_has_what_an_example_and_exit_codes(cli, name: str) -> N
 # Commands whose 1 means something of their own, and the words their --help uses for it.
 OWN_EXIT_CODES = {
     "compare": "1    a regression: a key is worse, failed, or changed what it measured",
-    "diagnose": "1    a verdict (bad node, bad link, lossy, dead;",
+    "diagnose": "1    a verdict names a fault (dead, bad-node,",
     "report": "1    a file could not be written",
 }
 

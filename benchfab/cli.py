@@ -172,14 +172,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .errors import StoreError
     from .runlock import run_status
-    from .store import list_runs, read_meta
+    from .store import check_run, list_runs
+    from .untrusted import for_terminal
 
     runs = list_runs(args.results)
     if args.output == "json":
         listed: list[dict[str, Any]] = []
         for path in runs:
             try:
-                meta = read_meta(path)
+                meta = check_run(path)
             except StoreError as exc:
                 listed.append({"run_id": path.name, "status": "damaged", "error": str(exc)})
                 continue
@@ -189,33 +190,37 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _print_json(listed)
         return 0
     if not runs:
-        print(f"no runs in {args.results}/")
+        print(f"no runs in {for_terminal(args.results)}/")
         return 0
     print(f"{'run id':<48} {'status':<12} {'started':<21} tests")
     for path in runs:
+        name = for_terminal(path.name)
         try:
-            meta = read_meta(path)
+            meta = check_run(path)
         except StoreError as exc:
-            # Listed, not hidden: the user should learn that a run is unreadable.
-            print(f"{path.name:<48} {'damaged':<12} {'':<21} -")
-            print(f"benchfab: warning: {exc}", file=sys.stderr)
+            # Listed, not hidden: the user should learn that a run is unreadable, and why.
+            print(f"{name:<48} {'damaged':<12} {'':<21} -")
+            print(f"benchfab: warning: {for_terminal(exc)}", file=sys.stderr)
             continue
         counts = meta.get("counts") or {}
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or f"{len(meta.get('planned_tests', []))} planned"
-        print(f"{path.name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}")
+        print(for_terminal(f"{name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}"))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .records import format_results
+    from .runlock import run_status
     from .store import load_run
+    from .untrusted import for_terminal
 
     run = load_run(args.run, args.results)
+    status = run_status(run.path, run.meta)  # "abandoned" here too, as in benchfab runs
     if args.output == "json":
         import json
 
         # pandas writes NaN as null and numpy scalars as numbers
-        _print_json({"run_id": run.run_id, "status": run.meta.get("status"), "started": run.meta.get("started"),
+        _print_json({"run_id": run.run_id, "status": status, "started": run.meta.get("started"),
                      "summary": json.loads(run.summary.to_json(orient="records")),
                      "tests": json.loads(run.tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))})
         return 0
@@ -223,12 +228,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         first = rows.iloc[0]
         title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
         records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
-        print(format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
-                             int(first["root"]), records))
+        table = format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
+                               int(first["root"]), records)
+        print("\n".join(for_terminal(line) for line in table.split("\n")))
         print()
     bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
     for _, t in bad.iterrows():
-        print(f"# {t['test_id']}: {t['status']}: {t['reason']}")
+        print(for_terminal(f"# {t['test_id']}: {t['status']}: {t['reason']}"))
     return 0
 
 
@@ -663,8 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BenchfabError, debug: bool) -> int:
     if debug:
         traceback.print_exc()
+    from .untrusted import for_terminal
+
     for line in str(exc).split("\n"):  # a spec with several problems: one line each
-        print(f"benchfab: error: {line}", file=sys.stderr)
+        print(f"benchfab: error: {for_terminal(line)}", file=sys.stderr)  # names quoted from files stay inert
     return exc.exit_code
 
 

@@ -36,12 +36,21 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pa_dataset
+import pyarrow.parquet as pq
 
 from . import records
-from .errors import StoreError, UnknownRun
+from .errors import DamagedRun, StoreError, UnknownRun
 from .records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow
+from .untrusted import read_regular, regular_file_problem
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# \Z, not $: "$" also matches before a final newline, and a name with one would pass.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# A test id names its Parquet parts and rank logs: one path component, no "..", room left for
+# ".rank<N>.log" under the file system's 255-byte limit.
+TEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}\Z")
+# The most run.json (and the other JSON documents of a run) may hold: far above any real one
+# (a 1,000-node all-pairs plan lists 500,000 test ids in about 20 MB), far below memory.
+MAX_JSON_BYTES = 64 << 20
 
 # The columns of each table, from the record schema (benchfab.records).
 SUMMARY_COLUMNS = list(records.SUMMARY_COLUMNS)
@@ -122,6 +131,21 @@ class RunStore:
     def log_dir(self) -> Path:
         return self.path / "logs"
 
+    def file(self, folder: str | None, name: str) -> Path:
+        """The path of one file of the run: every file this class writes goes through here.
+        A name that is not one plain path component, or a path that resolves outside the
+        run directory (a symlinked folder, a test id from an imported report), is refused."""
+        stem = name.removesuffix(".parquet")
+        if not TEST_ID_RE.match(stem):
+            raise StoreError(f"{name!r} is not a file name benchfab writes into run {self.run_id}",
+                             hint="test ids hold letters, digits, '-', '_' and '.' only; nothing was written")
+        path = self.path / folder / name if folder else self.path / name
+        root = self.path.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise StoreError(f"{path} resolves to {path.resolve()}, outside the run directory {root}",
+                             hint=f"remove the symlink in {self.path}; a run writes only inside its own directory")
+        return path
+
     def exists(self) -> bool:
         return (self.path / "run.json").exists()
 
@@ -131,22 +155,24 @@ class RunStore:
     def write_meta(self, meta: dict[str, Any]) -> None:
         meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **meta}
         data = (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode()
+        path = self.file(None, "run.json")
         try:
-            atomic_write_bytes(self.path / "run.json", data)
+            atomic_write_bytes(path, data)
         except OSError as exc:
             # On a full disk the run's status must still be told (failed, not running):
             # the old run.json's blocks take the new text.
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not (self.path / "run.json").exists():
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.exists():
                 raise
-            rewrite_in_place(self.path / "run.json", data)
+            rewrite_in_place(path, data)
 
     def write_test(self, test_row: TestRow, summary_rows: Sequence[SummaryRow], raw_rows: Sequence[RawRow]) -> None:
         """Store one finished (or interrupted) test. Summary and raw go first, the
         tests/ row last: a test counts as stored only once its row exists."""
         tid = test_row["test_id"]
-        atomic_write_parquet(self.path / "summary" / f"{tid}.parquet", _frame(summary_rows, SUMMARY_COLUMNS))
-        atomic_write_parquet(self.path / "raw" / f"{tid}.parquet", _frame(raw_rows, RAW_COLUMNS))
-        atomic_write_parquet(self.path / "tests" / f"{tid}.parquet", _frame([test_row], TEST_COLUMNS))
+        paths = [self.file(table, f"{tid}.parquet") for table in ("summary", "raw", "tests")]  # all checked first
+        atomic_write_parquet(paths[0], _frame(summary_rows, SUMMARY_COLUMNS))
+        atomic_write_parquet(paths[1], _frame(raw_rows, RAW_COLUMNS))
+        atomic_write_parquet(paths[2], _frame([test_row], TEST_COLUMNS))
 
     def finished_tests(self) -> set[str]:
         """Test ids already measured successfully (skipped by --resume)."""
@@ -169,11 +195,7 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> pd.DataFram
 def _read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
     """Every part of one table, concatenated. A damaged part is an error naming the
     file: a table with a test silently missing would be a wrong result."""
-    if folder.exists() and not folder.is_dir():
-        raise StoreError(f"{folder}: not a directory (a benchfab run keeps one Parquet file per test there)",
-                         hint=f"move {folder} away; the run's other tables are unaffected")
-    parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    frames = [f for f in (_read_part(p, columns) for p in parts) if not f.empty]
+    frames = [f for f in (_read_part(p, columns) for p in _parts(folder)) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
     frame = pd.concat(frames, ignore_index=True)
@@ -184,18 +206,95 @@ def _read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _parts(folder: Path) -> list[Path]:
+    """The Parquet parts of one table folder, in test id order (none: no folder yet)."""
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        raise DamagedRun(f"{folder}: not a directory (a benchfab run keeps one Parquet file per test there)",
+                         hint=f"move {folder} away; the run's other tables are unaffected")
+    return sorted(folder.glob("*.parquet"))
+
+
+_MOVE_PART = "move it away (that test then counts as not run: benchfab sweep --resume reruns it)"
+
+
 def _read_part(part: Path, columns: list[str]) -> pd.DataFrame:
+    problem = regular_file_problem(part)
+    if problem is not None:  # a FIFO would block the read forever, a device never end
+        raise DamagedRun(f"{part}: {problem}", hint=_MOVE_PART)
     try:
+        schema = pq.read_schema(part)
         frame = pd.read_parquet(part)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise StoreError(f"{part}: not a readable Parquet file ({first})",
-                         hint="move it away (that test then counts as not run: benchfab sweep --resume reruns it)") from None
+        raise DamagedRun(f"{part}: not a readable Parquet file ({first})", hint=_MOVE_PART) from None
     missing = [c for c in ("run_id", "test_id") if c in columns and c not in frame.columns]
     if missing:
-        raise StoreError(f"{part}: not a benchfab table (no {', '.join(missing)} column)",
+        raise DamagedRun(f"{part}: not a benchfab table (no {', '.join(missing)} column)",
                          hint="move it out of the run directory")
+    check_column_types(part, schema, frame)
     return frame
+
+
+def check_column_types(part: Path, schema: pa.Schema, frame: pd.DataFrame) -> None:
+    """A DamagedRun naming the part and the column when a column benchfab knows holds another
+    kind of value than benchfab writes (text where a number belongs): every reader then stops
+    with that line instead of failing deep inside a sum, a sort or a plot. A column with no
+    value at all may have any type (pandas stores an all-null column as float)."""
+    types = TABLE_TYPES.get(part.parent.name, {})
+    for field in schema:
+        expected = types.get(field.name)
+        if expected is None or _compatible(field.type, expected) or frame[field.name].isna().all():
+            continue
+        raise DamagedRun(f"{part}: column {field.name!r} holds {_kind(field.type)}, benchfab writes {_kind(expected)} "
+                         "there", hint="the file was edited or written by another tool; " + _MOVE_PART)
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    for test, words in ((pa.types.is_integer, "numbers"), (pa.types.is_floating, "numbers"),
+                        (pa.types.is_boolean, "true/false values"), (pa.types.is_string, "text"),
+                        (pa.types.is_large_string, "text"), (pa.types.is_string_view, "text")):
+        if test(arrow_type):
+            return words
+    return f"{arrow_type} values"
+
+
+def _compatible(found: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_dictionary(found):
+        found = found.value_type
+    if pa.types.is_null(found):
+        return True
+    if pa.types.is_integer(expected) or pa.types.is_floating(expected):
+        return bool(pa.types.is_integer(found) or pa.types.is_floating(found))
+    if pa.types.is_boolean(expected):
+        return bool(pa.types.is_boolean(found))
+    return bool(pa.types.is_string(found) or pa.types.is_large_string(found) or pa.types.is_string_view(found))
+
+
+def missing_parts(run_path: Path) -> list[Path]:
+    """The summary/ and raw/ parts of tests that tests/ says were stored, but which are not
+    there (deleted, or lost with a disk): such a run would read as fewer rows, silently."""
+    run_path = Path(run_path)
+    tests = [p.name for p in _parts(run_path / "tests")]
+    missing = []
+    for table in ("summary", "raw"):
+        present = {p.name for p in _parts(run_path / table)}  # a file where the folder belongs: named
+        missing += [run_path / table / name for name in tests if name not in present]
+    return missing
+
+
+def check_parts(run_path: Path) -> None:
+    """DamagedRun naming the first part tests/ promises and the run lacks (see missing_parts)."""
+    missing = missing_parts(run_path)
+    if missing:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DamagedRun(f"{first}: missing{more}, though tests/{first.name} says that test was stored: the run "
+                         "is damaged", hint=f"restore the file from a backup, or move tests/{first.name} away so "
+                         f"that benchfab sweep --resume {Path(run_path).name} measures the test again")
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
@@ -224,7 +323,12 @@ def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical
     folder = Path(run_path) / table
     types = TABLE_TYPES[table]
     schema = pa.schema([(c, pa.dictionary(pa.int32(), types[c]) if c in categorical else types[c]) for c in columns])
-    parts = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    check_parts(run_path)
+    found = _parts(folder)
+    for part in found:
+        if (problem := regular_file_problem(part)) is not None:  # before any open: a FIFO blocks it
+            raise DamagedRun(f"{part}: {problem}", hint=_MOVE_PART)
+    parts = [str(p) for p in found]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     try:
@@ -250,31 +354,36 @@ def read_meta(path: Path) -> dict[str, Any]:
     """A run's run.json, checked: a one-line StoreError naming the file for anything
     that is not the JSON object benchfab writes."""
     meta_path = Path(path) / "run.json"
+    restore = "the file is damaged; restore it from a backup or move the run away"
     try:
-        meta: Any = json.loads(meta_path.read_bytes().decode("utf-8"))
+        meta: Any = json.loads(read_regular(meta_path, MAX_JSON_BYTES, error=DamagedRun, fix=restore).decode("utf-8"))
     except FileNotFoundError:
         raise StoreError(f"{path}: not a benchfab run (no run.json)", hint="list runs with `benchfab runs`") from None
-    except IsADirectoryError:
-        raise StoreError(f"{meta_path}: a directory, not a file", hint="move it away") from None
     except UnicodeDecodeError as exc:
-        raise StoreError(f"{meta_path}: not text (byte {exc.start} is not UTF-8)",
-                         hint="the file is damaged; restore it from a backup or move the run away") from None
+        raise DamagedRun(f"{meta_path}: not text (byte {exc.start} is not UTF-8)", hint=restore) from None
     except json.JSONDecodeError as exc:
-        raise StoreError(f"{meta_path}: not valid JSON (line {exc.lineno}: {exc.msg})",
+        raise DamagedRun(f"{meta_path}: not valid JSON (line {exc.lineno}: {exc.msg})",
                          hint="the file is damaged or cut short; restore it or move the run away") from None
-    except OSError as exc:
-        raise StoreError(f"{meta_path}: unreadable: {exc.strerror or exc}", hint="check its permissions") from None
+    except RecursionError:
+        raise DamagedRun(f"{meta_path}: nested too deeply for JSON benchfab writes", hint=restore) from None
     if not isinstance(meta, dict):
-        raise StoreError(f"{meta_path}: holds a JSON {type(meta).__name__}, not the object benchfab writes",
-                         hint="the file is damaged; restore it or move the run away")
+        raise DamagedRun(f"{meta_path}: holds a JSON {type(meta).__name__}, not the object benchfab writes", hint=restore)
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StoreError(f"{meta_path}: schema version {version!r}, this benchfab reads {SCHEMA_VERSION}",
                          hint="read it with the benchfab version that wrote it")
     for key, kind in _META_TYPES.items():
         if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise StoreError(f"{meta_path}: field {key!r} is a {type(meta[key]).__name__}, benchfab writes a {kind.__name__}",
+            raise DamagedRun(f"{meta_path}: field {key!r} is a {type(meta[key]).__name__}, benchfab writes a {kind.__name__}",
                              hint="the file was edited or damaged; restore it or move the run away")
+    return meta
+
+
+def check_run(path: Path) -> dict[str, Any]:
+    """A run's run.json, after checking that the files it promises are there (missing_parts):
+    what ``benchfab runs`` lists, cheaply (no table is read)."""
+    meta = read_meta(path)
+    check_parts(path)
     return meta
 
 
@@ -338,7 +447,7 @@ def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = 
     >>> run.summary.query("workload == 'allreduce'")[["size_bytes", "busbw_Bps"]]
     """
     path = resolve_run_path(run, results_dir)
-    meta = read_meta(path)
+    meta = check_run(path)
     tests = _read_parts(path / "tests", TEST_COLUMNS)
     return Run(
         path=path,

@@ -209,33 +209,55 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .records import format_results
     from .runlock import run_status
-    from .store import load_run
+    from .store import check_run, read_table, resolve_run_path, summary_chunks
+
+    # A test at a time, never the whole run (nor its raw samples): bounded memory for big runs.
+    path = resolve_run_path(args.run, args.results)
+    meta = check_run(path)
+    tests = read_table(path, "tests")
+    status = run_status(path, meta)  # "abandoned" here too, as in benchfab runs
+    if args.output == "json":
+        _show_json(path.name, status, meta, tests, summary_chunks(path, tests))
+    else:
+        _show_tables(tests, summary_chunks(path, tests))
+    return 0
+
+
+def _show_tables(tests: Any, chunks: Any) -> None:
+    from .records import format_results
     from .untrusted import for_terminal
 
-    run = load_run(args.run, args.results)
-    status = run_status(run.path, run.meta)  # "abandoned" here too, as in benchfab runs
-    if args.output == "json":
-        import json
-
-        # pandas writes NaN as null and numpy scalars as numbers
-        _print_json({"run_id": run.run_id, "status": status, "started": run.meta.get("started"),
-                     "summary": json.loads(run.summary.to_json(orient="records")),
-                     "tests": json.loads(run.tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))})
-        return 0
-    for test_id, rows in run.summary.groupby("test_id", sort=True):
-        first = rows.iloc[0]
-        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
-        records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
+    for chunk in chunks:
+        first = chunk.rows.iloc[0]
+        title = f"{first['test_id']}: {first['workload']}, {first['ranks']} ranks, {first['transport']}"
+        records = [{str(k): v for k, v in r.items()} for r in chunk.rows.to_dict("records")]
         table = format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
-                               int(first["root"]), records)
-        print("\n".join(for_terminal(line) for line in table.split("\n")))
-        print()
-    bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
-    for _, t in bad.iterrows():
+                               int(first["root"]), records).split("\n")
+        if not chunk.first:  # a further chunk of a big test: its rows, not its header again
+            table = [line for line in table if not line.startswith("#")]
+        print("\n".join(for_terminal(line) for line in table))
+        if chunk.last:
+            print()
+    bad = tests[tests["status"] != "ok"] if not tests.empty else tests
+    for _, t in bad.sort_values("test_id").iterrows():
         print(for_terminal(f"# {t['test_id']}: {t['status']}: {t['reason']}"))
-    return 0
+
+
+def _show_json(run_id: str, status: str, meta: dict[str, Any], tests: Any, chunks: Any) -> None:
+    """show -o json, written a chunk at a time (pandas writes NaN as null, numpy scalars as numbers)."""
+    import json
+
+    head = json.dumps({"run_id": run_id, "status": status, "started": meta.get("started")}, indent=2)
+    sys.stdout.write(head[:-2] + ',\n  "summary": [')
+    sep = ""
+    for chunk in chunks:
+        body = chunk.rows.to_json(orient="records")[1:-1]
+        if body:
+            sys.stdout.write(sep + body)
+            sep = ","
+    listed = json.loads(tests.drop(columns=["used", "log_tail"]).to_json(orient="records"))
+    sys.stdout.write('],\n  "tests": ' + json.dumps(listed, indent=2, default=str) + "\n}\n")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

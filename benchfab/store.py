@@ -28,7 +28,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,11 +168,16 @@ class RunStore:
     def write_test(self, test_row: TestRow, summary_rows: Sequence[SummaryRow], raw_rows: Sequence[RawRow]) -> None:
         """Store one finished (or interrupted) test. Summary and raw go first, the
         tests/ row last: a test counts as stored only once its row exists."""
+        self.write_test_frames(test_row, pd.DataFrame(list(summary_rows)), pd.DataFrame(list(raw_rows)))
+
+    def write_test_frames(self, test_row: TestRow, summary: pd.DataFrame, raw: pd.DataFrame) -> None:
+        """write_test with the rows as DataFrames (columns of records.py; any order, missing
+        ones null): what an import of a million rows builds by column."""
         tid = test_row["test_id"]
         paths = [self.file(table, f"{tid}.parquet") for table in ("summary", "raw", "tests")]  # all checked first
-        atomic_write_parquet(paths[0], _frame(summary_rows, SUMMARY_COLUMNS))
-        atomic_write_parquet(paths[1], _frame(raw_rows, RAW_COLUMNS))
-        atomic_write_parquet(paths[2], _frame([test_row], TEST_COLUMNS))
+        atomic_write_parquet(paths[0], _conform(summary, SUMMARY_COLUMNS))
+        atomic_write_parquet(paths[1], _conform(raw, RAW_COLUMNS))
+        atomic_write_parquet(paths[2], _conform(pd.DataFrame([test_row]), TEST_COLUMNS))
 
     def finished_tests(self) -> set[str]:
         """Test ids already measured successfully (skipped by --resume)."""
@@ -182,8 +187,9 @@ class RunStore:
         return set(tests.loc[tests["status"] == "ok", "test_id"])
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=columns)
+def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with exactly the table's columns, in order (missing ones null)."""
+    frame = frame.reindex(columns=columns)
     # Columns that are all-None would be stored as a null type; give them a
     # real one so parts concatenate cleanly.
     for col in columns:
@@ -456,6 +462,40 @@ def load_run(run: str | os.PathLike[str], results_dir: str | os.PathLike[str] = 
         raw=_read_parts(path / "raw", RAW_COLUMNS),
         tests=tests,
     )
+
+
+@dataclass(frozen=True)
+class SummaryChunk:
+    """Some of one test's summary rows (sorted by size): the first chunk of the test, the last, or both."""
+
+    rows: pd.DataFrame
+    first: bool
+    last: bool
+
+
+def read_table(run_path: Path, table: str) -> pd.DataFrame:
+    """One whole table (summary, raw or tests) of a run, as load_run reads it."""
+    return _read_parts(Path(run_path) / table, {"summary": SUMMARY_COLUMNS, "raw": RAW_COLUMNS, "tests": TEST_COLUMNS}[table])
+
+
+def summary_chunks(run_path: Path, tests: pd.DataFrame, chunk_rows: int = 10_000) -> Iterator[SummaryChunk]:
+    """A checked run's summary rows a test at a time (test id order), each test in chunks of at
+    most about ``chunk_rows`` rows sorted by size (a size never split): ``benchfab show`` of an
+    imported million-row report then holds one chunk's records, not the run's."""
+    for part in _parts(Path(run_path) / "summary"):
+        frame = _read_part(part, SUMMARY_COLUMNS)
+        if frame.empty:
+            continue
+        frame = _fill_from_tests(frame.reindex(columns=list(dict.fromkeys([*frame.columns, *SUMMARY_COLUMNS]))), tests)
+        frame = frame.sort_values("size_bytes", kind="stable", ignore_index=True)
+        sizes = frame["size_bytes"].to_numpy()
+        start = 0
+        while start < len(frame):
+            end = min(start + chunk_rows, len(frame))
+            while end < len(frame) and sizes[end] == sizes[end - 1]:
+                end += 1  # keep a size's out-of-place and in-place rows together
+            yield SummaryChunk(frame.iloc[start:end], first=start == 0, last=end == len(frame))
+            start = end
 
 
 def _fill_from_tests(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:

@@ -45,9 +45,9 @@ from .untrusted import read_regular, regular_file_problem
 
 # \Z, not $: "$" also matches before a final newline, and a name with one would pass.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
-# A test id names its Parquet parts and rank logs: one path component, no "..", room left for
-# ".rank<N>.log" under the file system's 255-byte limit.
-TEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}\Z")
+# A test id names its Parquet parts and rank logs: one path component ('+' joins a Kubernetes
+# test's nodes), no "..", room left for ".rank<N>.log" under the file system's 255-byte limit.
+TEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,239}\Z")
 # The most run.json (and the other JSON documents of a run) may hold: far above any real one
 # (a 1,000-node all-pairs plan lists 500,000 test ids in about 20 MB), far below memory.
 MAX_JSON_BYTES = 64 << 20
@@ -138,7 +138,7 @@ class RunStore:
         stem = name.removesuffix(".parquet")
         if not TEST_ID_RE.match(stem):
             raise StoreError(f"{name!r} is not a file name benchfab writes into run {self.run_id}",
-                             hint="test ids hold letters, digits, '-', '_' and '.' only; nothing was written")
+                             hint="test ids hold letters, digits, '-', '_', '.' and '+' only; nothing was written")
         path = self.path / folder / name if folder else self.path / name
         root = self.path.resolve()
         if not path.resolve().is_relative_to(root):

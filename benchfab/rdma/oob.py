@@ -167,7 +167,7 @@ class SocketExchange:
     """
 
     def __init__(self, role: str, host: str, port: int, timeout_s: float = 30.0, *, secret: bytes,
-                 on_stray: Callable[[str], None] = warn_stray) -> None:
+                 on_stray: Callable[[str], None] = warn_stray, listener: socket.socket | None = None) -> None:
         if role not in ("server", "client"):
             raise ValueError("role must be 'server' or 'client'")
         if len(secret) < 16:
@@ -187,12 +187,13 @@ class SocketExchange:
         self._sock: socket.socket | None = None
         self._rfile: Any = None
         if role == "server":
-            lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            lst.bind((host, port))
-            lst.listen(64)  # accept_proven takes each at once and checks it in its own thread
-            self._listener = lst
-            self.port = lst.getsockname()[1]
+            if listener is None:  # a listener bound elsewhere (workloads.rendezvous: MASTER_ADDR only) is taken as is
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((host, port))
+                listener.listen(64)  # accept_proven takes each at once and checks it in its own thread
+            self._listener = listener
+            self.port = listener.getsockname()[1]
 
     def _open(self) -> socket.socket:
         if self._sock is None:

@@ -180,7 +180,8 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     slots = sorted({key for t in plan.tests for key in pod_keys(t)},
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2], k[3]))
     groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace),
-                                                                    mf.network_policy_manifest(run_id, found.namespace)])]
+                                                                    mf.network_policy_manifest(run_id, found.namespace,
+                                                                                              spec.kubernetes)])]
     for pname in profiles:
         if profile is not None and pname != profile:
             continue

@@ -595,7 +595,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_baseline_set(args: argparse.Namespace) -> int:
     from .compare import set_baseline
 
-    entry = set_baseline(Path(args.results), args.run, args.name)
+    entry = set_baseline(Path(args.results), args.run, args.name, force=args.force)
     print(f"baseline {args.name} -> run {entry['run']} ({entry['spec_hash'][:19]}...) in {args.results}/baselines.json")
     return 0
 
@@ -643,6 +643,8 @@ def _add_verdict_commands(sub: Any) -> None:
     bs.add_argument("run", help=RUN_HELP)
     bs.add_argument("--name", required=True, help="the baseline's name, e.g. good-ib")
     bs.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    bs.add_argument("--force", action="store_true", help="name a run that is not complete (running, abandoned, "
+                    "failed, interrupted) anyway")
     bs.set_defaults(func=cmd_baseline_set)
     bl = bsub.add_parser("list", help="list the baselines", description="List the baselines in results/baselines.json.")
     bl.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)

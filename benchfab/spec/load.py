@@ -223,6 +223,12 @@ def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) 
     if backend == "local" and pl.pattern not in ("local", "group"):
         found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
                              "use backend: kubernetes, or pattern: local", ("backend",)))
+    if backend == "kubernetes" and pl.pattern == "local":
+        # The default pattern places every rank on one host, which a cluster has not: say where they go.
+        found.append(Problem("placement", "a kubernetes test needs a placement (the default, pattern 'local', "
+                             "runs every rank on this host)",
+                             "add e.g. placement: {pattern: all-pairs} (point-to-point), {pattern: group, nodes: 2} "
+                             "(collectives), or ring, k-groups, topology", ("backend",)))
     if backend == "local" and pl.nodes != 1 and not pl.gpus_per_node:
         # With gpus_per_node the nodes are simulated: gpus_per_node local ranks each, all on this host.
         found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",

@@ -154,8 +154,10 @@ def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
     except PlacementError as exc:
         if not found.offline:
             raise
+        need = nodes_needed(spec)
+        # More nodes only help when there are too few; otherwise the planner's own fix is the one.
         raise PlacementError(f"offline on {len(found.infos)} node(s): {exc.message}",
-                             hint=f"pass more nodes (--nodes {nodes_needed(spec)})") from None
+                             hint=f"pass more nodes (--nodes {need})" if len(found.infos) < need else exc.hint) from None
 
 
 def render_objects(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,

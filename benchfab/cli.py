@@ -523,9 +523,13 @@ def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int
     """Compare, print in the chosen format, save verdicts.json + JUnit beside the new run (and
     --junit FILE); the exit code is 1 on a regression."""
     from .compare import RENDERERS, Method, run_comparison, save
+    from .untrusted import for_terminal
 
     comparison = run_comparison(base, new, results, Method(factor=args.factor, p_threshold=args.p_threshold))
-    print(RENDERERS[getattr(args, "output", None) or "table"](comparison))
+    fmt = getattr(args, "output", None) or "table"
+    text = RENDERERS[fmt](comparison)
+    # Keys hold names from specs and imported reports: no control character reaches the terminal raw.
+    print(text if fmt in ("json", "junit") else "\n".join(for_terminal(line) for line in text.split("\n")))
     if getattr(args, "save", True):
         for path in save(comparison, new):
             print(f"# wrote {path}", file=sys.stderr)

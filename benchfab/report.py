@@ -63,6 +63,7 @@ from .errors import UsageError
 from .store import Run
 from .tables import num
 from .units import format_size
+from .untrusted import markdown_cell, markdown_code
 from .verdicts import read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
 from .workloads.point_to_point import locality_lines
@@ -438,25 +439,26 @@ def _run_lines(run: Run) -> list[str]:
     meta = run.meta
     versions = meta.get("versions", {})
     return [
-        f"- spec: `{meta.get('spec_path')}` ({meta.get('spec', {}).get('name')})",
-        f"- status: {meta.get('status')}; started {meta.get('started')}, ended {meta.get('ended')}",
-        f"- host: {meta.get('host', {}).get('hostname')}; benchfab {versions.get('benchfab')}, "
-        f"torch {versions.get('torch')}, python {versions.get('python')}",
-        f"- git: {(meta.get('git') or {}).get('revision', 'n/a')}",
+        f"- spec: `{markdown_code(meta.get('spec_path'))}` ({_cell(meta.get('spec', {}).get('name'))})",
+        f"- status: {_cell(meta.get('status'))}; started {_cell(meta.get('started'))}, ended {_cell(meta.get('ended'))}",
+        f"- host: {_cell(meta.get('host', {}).get('hostname'))}; benchfab {_cell(versions.get('benchfab'))}, "
+        f"torch {_cell(versions.get('torch'))}, python {_cell(versions.get('python'))}",
+        f"- git: {_cell((meta.get('git') or {}).get('revision', 'n/a'))}",
     ]
 
 
 def _cell(value: Any) -> str:
-    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+    """Text from a run, a spec or a file, inert in summary.md (untrusted.markdown_cell)."""
+    return markdown_cell(value)
 
 
 def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
     """The report's text: runs, tests, each family's tables, verdicts, slowest pairs, figures."""
     several = len(data.runs) > 1
-    lines = [f"# benchfab {data.subtitle}", ""]
+    lines = [f"# benchfab {_cell(data.subtitle)}", ""]
     for run in data.runs:
         if several:
-            lines += [f"## Run `{run.run_id}`", ""]
+            lines += [f"## Run `{markdown_code(run.run_id)}`", ""]
         lines += _run_lines(run)
         lines.append("")
     lines += ["## Tests", "", "| run | test | workload | profile | ranks | status | reason |",
@@ -464,8 +466,8 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         tests = run.tests.sort_values("test_id") if not run.tests.empty else run.tests
         for _, t in tests.iterrows():
-            lines.append(f"| {run.run_id} | {t['test_id']} | {t['workload']} | {_cell(t['profile'])} | {t['ranks']} "
-                         f"| {t['status']} | {_cell(t['reason'])} |")
+            lines.append(f"| {_cell(run.run_id)} | {_cell(t['test_id'])} | {_cell(t['workload'])} | {_cell(t['profile'])} "
+                         f"| {_cell(t['ranks'])} | {_cell(t['status'])} | {_cell(t['reason'])} |")
     summary = data.summary
     for family in FAMILIES:
         lines += family.report_section(summary)
@@ -492,14 +494,14 @@ def verdict_lines(run: Run) -> list[str]:
         return []
     bad = len(verdicts.regressions)
     method = ", ".join(f"{k} {v}" for k, v in verdicts.method.items())
-    lines = ["", f"## Verdicts of `{verdicts.new}` against {verdicts.base_label}", "",
+    lines = ["", f"## Verdicts of `{markdown_code(verdicts.new)}` against {_cell(verdicts.base_label)}", "",
              f"{bad} regression(s) in {len(verdicts.verdicts)} key(s); base run(s): "
-             f"{', '.join(verdicts.base_runs) or 'none'}; method: {method}.", "",
+             f"{_cell(', '.join(verdicts.base_runs) or 'none')}; method: {_cell(method)}.", "",
              "| key | metric | verdict | base median | new median | new/base | p | cause |",
              "|---|---|---|---|---|---|---|---|"]
     # Regressions first, then the rest, each in the file's order.
     for v in sorted(verdicts.verdicts, key=lambda v: not v.regression):
-        verdict = f"**{v.verdict}**" if v.regression else v.verdict
+        verdict = f"**{_cell(v.verdict)}**" if v.regression else _cell(v.verdict)
         lines.append(f"| {_cell(v.key_id)} | {_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
                      f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {num(v.p_value, '.2g')} "
                      f"| {_cell(v.cause)} |")
@@ -514,17 +516,17 @@ def _pair_lines(pm: PairMap, marks: Marks | None) -> list[str]:
              f"Slowest pairs ({worse} first; vs median: the pair's value / the median pair's):", "",
              f"| node | node | {unit} | vs median |", "|---|---|---|---|"]
     for _, r in pm.slowest.iterrows():
-        lines.append(f"| {r['node_a']} | {r['node_b']} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
+        lines.append(f"| {_cell(r['node_a'])} | {_cell(r['node_b'])} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
     if marks is None:
         return lines
     here = set(pm.matrix.index)
     shown = []
     nodes = [n for n in marks.nodes if n in here]
     if nodes:
-        shown.append(f"nodes {', '.join(nodes)}")
+        shown.append(f"nodes {_cell(', '.join(nodes))}")
     pairs = [f"{a}-{b}" for a, b in marks.pairs if a in here and b in here]
     if pairs:
-        shown.append(f"pairs {', '.join(pairs)}")
+        shown.append(f"pairs {_cell(', '.join(pairs))}")
     if shown:
         lines += ["", f"Marked in red ({marks.why}): {'; '.join(shown)}."]
     return lines
@@ -541,19 +543,24 @@ td strong { color: #b00020; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
-_INLINE = re.compile(r"`([^`]*)`|\*\*([^*]*)\*\*")
+# Markup this report writes inline: `code` and **bold**; a backslash-escaped ` or * (markdown_cell) is text.
+_INLINE = re.compile(r"(?<!\\)`([^`]*)`|(?<!\\)\*\*([^*]*)\*\*")
+_ESCAPED = re.compile(r"\\([\\`*\[\]<>&|])")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 
 
 def _inline(text: str) -> str:
     """Escaped text with the markdown this report writes inline: `code` and **bold**."""
+    def plain(part: str) -> str:  # markdown_cell's escapes and entities read back, then HTML-escaped
+        return html.escape(html.unescape(_ESCAPED.sub(r"\1", part)))
+
     out, pos = [], 0
     for m in _INLINE.finditer(text):
-        out.append(html.escape(text[pos:m.start()]))
+        out.append(plain(text[pos:m.start()]))
         out.append(f"<code>{html.escape(m.group(1))}</code>" if m.group(1) is not None
-                   else f"<strong>{html.escape(m.group(2))}</strong>")
+                   else f"<strong>{plain(m.group(2))}</strong>")
         pos = m.end()
-    out.append(html.escape(text[pos:]))
+    out.append(plain(text[pos:]))
     return "".join(out)
 
 

@@ -96,10 +96,12 @@ def for_terminal(text: object) -> str:
     return _CONTROL_OR_NEWLINE.sub(_escape, str(text))
 
 
-def for_xml(text: object) -> str:
-    """Text an XML attribute or element may hold: what XML 1.0 forbids shown as escapes
-    (ElementTree escapes <, > and & itself)."""
-    return _NOT_XML.sub(_escape, _CONTROL.sub(_escape, str(text)))
+def for_xml(text: object, *, lines: bool = False) -> str:
+    """Text an XML attribute or element may hold: control characters (and what XML 1.0 forbids)
+    shown as escapes; newlines and tabs too unless ``lines`` (a failure's body). ElementTree
+    escapes <, > and & itself."""
+    control = _CONTROL if lines else _CONTROL_OR_NEWLINE
+    return _NOT_XML.sub(_escape, control.sub(_escape, str(text)))
 
 
 _MD_SPECIAL = re.compile(r"[\\`*\[\]<>&|]")

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 import benchfab
-from benchfab import store
 from benchfab.cli import main
 from benchfab.errors import StoreError
-from benchfab.store import RunStore
+from benchfab.store import RunStore, writer
 from tests.helpers import ROOT
 
 SPARK = ROOT / "results" / "fabrics" / "sources" / "spark-pr103-roce-allreduce-first.txt"
@@ -180,7 +179,7 @@ def test_a_failed_import_leaves_no_partial_run(tmp_path: Path, monkeypatch: pyte
     two = tmp_path / "two.txt"
     two.write_text(_with_row("      131072         32768      half     sum      -1    80.0    1.6    1.6       0"
                              "    80.0    1.6    1.6       0"))
-    real = store.atomic_write_parquet
+    real = writer.atomic_write_parquet
     calls = []
 
     def fill_up(path: Path, frame: object) -> None:
@@ -189,11 +188,11 @@ def test_a_failed_import_leaves_no_partial_run(tmp_path: Path, monkeypatch: pyte
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, frame)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "atomic_write_parquet", fill_up)
+    monkeypatch.setattr(writer, "atomic_write_parquet", fill_up)
     results = tmp_path / "results"
     assert _import(results, two, "--run-id", "half-written") == 1
     assert "No space left on device" in _error(capsys) and len(calls) == 4
     assert list(results.iterdir()) == []  # neither the run nor its staging folder
-    monkeypatch.setattr(store, "atomic_write_parquet", real)
+    monkeypatch.setattr(writer, "atomic_write_parquet", real)
     assert _import(results, two, "--run-id", "half-written") == 0
     assert len(benchfab.load_run("half-written", results).tests) == 2

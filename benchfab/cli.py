@@ -209,14 +209,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .errors import StoreError
     from .runlock import run_status
-    from .store import list_runs, read_meta
+    from .store import check_run, list_runs
+    from .untrusted import for_terminal
 
     runs = list_runs(args.results)
     if args.output == "json":
         listed: list[dict[str, Any]] = []
         for path in runs:
             try:
-                meta = read_meta(path)
+                meta = check_run(path)
             except StoreError as exc:
                 listed.append({"run_id": path.name, "status": "damaged", "error": str(exc)})
                 continue
@@ -226,48 +227,79 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _print_json(listed)
         return 0
     if not runs:
-        print(f"no runs in {args.results}/")
+        print(f"no runs in {for_terminal(args.results)}/")
         return 0
     print(f"{'run id':<48} {'status':<12} {'started':<21} tests")
     for path in runs:
+        name = for_terminal(path.name)
         try:
-            meta = read_meta(path)
+            meta = check_run(path)
         except StoreError as exc:
-            # Listed, not hidden: the user should learn that a run is unreadable.
-            print(f"{path.name:<48} {'damaged':<12} {'':<21} -")
-            print(f"benchfab: warning: {exc}", file=sys.stderr)
+            # Listed, not hidden: the user should learn that a run is unreadable, and why.
+            print(f"{name:<48} {'damaged':<12} {'':<21} -")
+            print(f"benchfab: warning: {for_terminal(exc)}", file=sys.stderr)
             continue
         counts = meta.get("counts") or {}
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or f"{len(meta.get('planned_tests', []))} planned"
-        print(f"{path.name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}")
+        print(for_terminal(f"{name:<48} {run_status(path, meta):<12} {meta.get('started', ''):<21} {summary}"))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .records import format_results
-    from .store import load_run
-    from .tables import missing, shown
+    from .store import check_run, read_table, resolve_run_path, summary_chunks
 
-    run = load_run(args.run, args.results)
+    # A test at a time, never the whole run (nor its raw samples): bounded memory for big runs.
+    path = resolve_run_path(args.run, args.results)
+    check_run(path)
+    tests = read_table(path, "tests")
     if args.output == "json":
-        from .jsonout import run_document
-
-        _print_json(run_document(run.path))
-        return 0
-    for test_id, rows in run.summary.groupby("test_id", sort=True):
-        first = rows.iloc[0]
-        title = f"{test_id}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
-        if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
-            status = dict(zip(run.tests["test_id"], run.tests["status"])).get(test_id, "not ok")
-            title += f" (-: its ranks were stopped before they reported the transport; the test is {status})"
-        records = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
-        print(format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
-                             int(first["root"]), records))
-        print()
-    bad = run.tests[run.tests["status"] != "ok"] if not run.tests.empty else run.tests
-    for _, t in bad.iterrows():
-        print(f"# {t['test_id']}: {t['status']}: {t['reason']}")
+        _show_json(path, summary_chunks(path, tests))
+    else:
+        _show_tables(tests, summary_chunks(path, tests))
     return 0
+
+
+def _show_tables(tests: Any, chunks: Any) -> None:
+    from .records import format_results
+    from .tables import missing, shown
+    from .untrusted import for_terminal
+
+    status_of = dict(zip(tests["test_id"], tests["status"])) if not tests.empty else {}
+    for chunk in chunks:
+        first = chunk.rows.iloc[0]
+        title = f"{first['test_id']}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
+        if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
+            title += (" (-: its ranks were stopped before they reported the transport; the test is "
+                      f"{status_of.get(first['test_id'], 'not ok')})")
+        records = [{str(k): v for k, v in r.items()} for r in chunk.rows.to_dict("records")]
+        table = format_results(title, str(first["workload"]), str(first["dtype"]), str(first["redop"]),
+                               int(first["root"]), records).split("\n")
+        if not chunk.first:  # a further chunk of a big test: its rows, not its header again
+            table = [line for line in table if not line.startswith("#")]
+        print("\n".join(for_terminal(line) for line in table))
+        if chunk.last:
+            print()
+    bad = tests[tests["status"] != "ok"] if not tests.empty else tests
+    for _, t in bad.sort_values("test_id").iterrows():
+        print(for_terminal(f"# {t['test_id']}: {t['status']}: {t['reason']}"))
+
+
+def _show_json(path: Path, chunks: Any) -> None:
+    """show -o json: the run document (docs/JSON.md) with its summary rows written a chunk at a
+    time, last, so a big run is never held whole (pandas writes NaN as null, numpy scalars as numbers)."""
+    import json
+
+    from .jsonout import run_document
+
+    head = json.dumps(run_document(path, with_summary=False), indent=2)
+    sys.stdout.write(head[:-2] + ',\n  "summary": [')
+    sep = ""
+    for chunk in chunks:
+        body = chunk.rows.to_json(orient="records")[1:-1]
+        if body:
+            sys.stdout.write(sep + body)
+            sep = ","
+    sys.stdout.write("]\n}\n")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -548,10 +580,14 @@ def _judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int
     """Compare, print in the chosen format, save verdicts.json + JUnit beside the new run (and
     --junit FILE); the exit code is 1 on a regression."""
     from .compare import RENDERERS, Method, Scope, run_comparison, save
+    from .untrusted import for_terminal
 
     comparison = run_comparison(base, new, results, Method(factor=args.factor, z=args.noise_z),
                                 Scope(any_host=args.any_host, any_spec=args.any_spec))
-    print(RENDERERS[getattr(args, "output", None) or "table"](comparison))
+    fmt = getattr(args, "output", None) or "table"
+    text = RENDERERS[fmt](comparison)
+    # Keys hold names from specs and imported reports: no control character reaches the terminal raw.
+    print(text if fmt in ("json", "junit") else "\n".join(for_terminal(line) for line in text.split("\n")))
     if getattr(args, "save", True):
         for path in save(comparison, new):
             print(f"# wrote {path}", file=sys.stderr)
@@ -627,7 +663,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_baseline_set(args: argparse.Namespace) -> int:
     from .compare import set_baseline
 
-    entry = set_baseline(Path(args.results), args.run, args.name)
+    entry = set_baseline(Path(args.results), args.run, args.name, force=args.force)
     print(f"baseline {args.name} -> run {entry['run']} ({entry['spec_hash'][:19]}...) in {args.results}/baselines.json")
     return 0
 
@@ -676,6 +712,8 @@ def _add_verdict_commands(sub: Any) -> None:
     bs.add_argument("run", help=RUN_HELP)
     bs.add_argument("--name", required=True, help="the baseline's name, e.g. good-ib")
     bs.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
+    bs.add_argument("--force", action="store_true", help="name a run that is not complete (running, abandoned, "
+                    "failed, interrupted) anyway")
     bs.set_defaults(func=cmd_baseline_set)
     bl = bsub.add_parser("list", help="list the baselines", description="List the baselines in results/baselines.json.")
     bl.add_argument("--results", default="results", metavar="DIR", help=RESULTS_HELP)
@@ -724,8 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: BenchfabError, debug: bool) -> int:
     if debug:
         traceback.print_exc()
+    from .untrusted import for_terminal
+
     for line in str(exc).split("\n"):  # a spec with several problems: one line each
-        print(f"benchfab: error: {line}", file=sys.stderr)
+        print(f"benchfab: error: {for_terminal(line)}", file=sys.stderr)  # names quoted from files stay inert
     return exc.exit_code
 
 

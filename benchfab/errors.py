@@ -207,6 +207,13 @@ class StoreError(BenchfabError):
     """A results directory is missing, unreadable or of an unknown schema version."""
 
 
+class DamagedRun(StoreError):
+    """A stored run's file is missing, unreadable or not what benchfab wrote (a test whose
+    summary part was deleted, text in a numeric column, a FIFO for run.json): the message
+    names the file, the hint says what to do; the run's other files and the other runs
+    stay readable."""
+
+
 class UnknownRun(StoreError):
     """A run named on the command line (id, prefix, 'latest', baseline) is not there or is
     ambiguous: bad input, like an unknown file."""
@@ -250,6 +257,7 @@ __all__ = [
     "BackendError",
     "BenchfabError",
     "CapabilityError",
+    "DamagedRun",
     "NativeUnavailable",
     "PlacementError",
     "SpecError",

@@ -73,18 +73,22 @@ def _records(frame: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return list(json.loads(kept.to_json(orient="records")))
 
 
-def run_document(path: Path | str) -> dict[str, Any]:
-    """A stored run: its run.json facts, tests, summary rows, and the verdicts and diagnosis
-    stored beside it (null when none)."""
+def run_document(path: Path | str, *, with_summary: bool = True) -> dict[str, Any]:
+    """A stored run: its run.json facts, tests, summary rows (``with_summary``; show streams
+    them itself), and the verdicts and diagnosis stored beside it (null when none)."""
     from .runlock import run_status
-    from .store import load_run  # pandas: imported when a document is made, not by every command
+    from .store import check_run, load_run, read_table  # pandas: imported when a document is made
 
-    run = load_run(path)
-    meta = run.meta
+    run_path = Path(path)
+    if with_summary:
+        run = load_run(run_path)
+        meta, tests = run.meta, run.tests
+    else:
+        meta, tests = check_run(run_path), read_table(run_path, "tests")
     doc: dict[str, Any] = {
-        "run_id": run.run_id,
-        "path": str(run.path),
-        "status": run_status(run.path, meta),
+        "run_id": run_path.name,
+        "path": str(run_path),
+        "status": run_status(run_path, meta),
         "started": meta.get("started"),
         "ended": meta.get("ended"),
         "spec_name": (meta.get("spec") or {}).get("name"),
@@ -92,11 +96,12 @@ def run_document(path: Path | str) -> dict[str, Any]:
         "imported_from": meta.get("imported_from"),
         "counts": meta.get("counts") or {},
         # used (JSON text of each rank's environment) and log_tail are for people: show prints them
-        "tests": _records(run.tests, drop=("used", "log_tail")),
-        "summary": _records(run.summary),
+        "tests": _records(tests, drop=("used", "log_tail")),
     }
+    if with_summary:
+        doc["summary"] = _records(run.summary)
     for key, name in RUN_DOCUMENT_FILES.items():
-        file = run.path / name
+        file = run_path / name
         doc[key] = json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
     return doc
 

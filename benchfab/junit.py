@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from .untrusted import for_xml
+
 Outcome = Literal["passed", "failure", "skipped"]
 
 
@@ -26,18 +28,22 @@ class Case:
 
 
 def suite(name: str, cases: Iterable[Case]) -> ET.Element:
+    """One <testsuite>. Every text goes through for_xml: names come from specs, reports and the
+    store, and a control character (an escape sequence, a NUL) would make a file XML parsers
+    refuse; ElementTree escapes <, > and & itself, and a newline in an attribute as &#10;."""
     cases = list(cases)
     el = ET.Element("testsuite", {
-        "name": name, "tests": str(len(cases)), "failures": str(sum(c.outcome == "failure" for c in cases)),
+        "name": for_xml(name), "tests": str(len(cases)), "failures": str(sum(c.outcome == "failure" for c in cases)),
         "errors": "0", "skipped": str(sum(c.outcome == "skipped" for c in cases)), "time": "0"})
     for c in cases:
-        case = ET.SubElement(el, "testcase", {"classname": c.classname, "name": c.name, "time": "0"})
+        case = ET.SubElement(el, "testcase", {"classname": for_xml(c.classname), "name": for_xml(c.name), "time": "0"})
         if c.outcome == "failure":
-            ET.SubElement(case, "failure", {"type": c.kind, "message": c.message}).text = c.detail
+            ET.SubElement(case, "failure", {"type": for_xml(c.kind), "message": for_xml(c.message)}).text = for_xml(c.detail,
+                                                                                                          lines=True)
         elif c.outcome == "skipped":
-            ET.SubElement(case, "skipped", {"message": c.message})
+            ET.SubElement(case, "skipped", {"message": for_xml(c.message)})
         else:
-            ET.SubElement(case, "system-out").text = c.message
+            ET.SubElement(case, "system-out").text = for_xml(c.message, lines=True)
     return el
 
 

@@ -65,6 +65,7 @@ from .runfacts import run_facts
 from .store import Run
 from .tables import num, shown
 from .units import format_size
+from .untrusted import markdown_cell, markdown_code
 from .verdicts import noise_text, read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
 from .workloads.point_to_point import locality_lines
@@ -452,16 +453,18 @@ def markdown_summary(run: Run, images: list[str]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return shown(value).replace("|", "\\|").replace("\n", " ")
+    """Text from a run, a spec or a file, inert in summary.md (untrusted.markdown_cell); "-" for
+    a value that does not exist."""
+    return markdown_cell(shown(value))
 
 
 def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
     """The report's text: runs, tests, each family's tables, verdicts, slowest pairs, figures."""
     several = len(data.runs) > 1
-    lines = [f"# benchfab {data.subtitle}", ""]
+    lines = [f"# benchfab {_cell(data.subtitle)}", ""]
     for run in data.runs:
         if several:
-            lines += [f"## Run `{run.run_id}`", ""]
+            lines += [f"## Run `{markdown_code(run.run_id)}`", ""]
         lines += run_facts(run.meta)
         lines.append("")
     lines += ["## Tests", "", "| run | test | workload | profile | ranks | status | reason |",
@@ -469,8 +472,8 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         tests = run.tests.sort_values("test_id") if not run.tests.empty else run.tests
         for _, t in tests.iterrows():
-            lines.append(f"| {run.run_id} | {t['test_id']} | {t['workload']} | {_cell(t['profile'])} | {t['ranks']} "
-                         f"| {t['status']} | {_cell(t['reason'])} |")
+            lines.append(f"| {_cell(run.run_id)} | {_cell(t['test_id'])} | {_cell(t['workload'])} | {_cell(t['profile'])} "
+                         f"| {_cell(t['ranks'])} | {_cell(t['status'])} | {_cell(t['reason'])} |")
     summary = data.summary
     for family in FAMILIES:
         lines += family.report_section(summary)
@@ -498,15 +501,15 @@ def verdict_lines(run: Run) -> list[str]:
     bad = len(verdicts.regressions)
     method = ", ".join(f"{k} {v}" for k, v in verdicts.method.items())
     factor = float(verdicts.method.get("factor") or 1.0)
-    lines = ["", f"## Verdicts of `{verdicts.new}` against {verdicts.base_label}", "",
+    lines = ["", f"## Verdicts of `{markdown_code(verdicts.new)}` against {_cell(verdicts.base_label)}", "",
              f"{bad} regression(s) in {len(verdicts.verdicts)} key(s); base run(s): "
-             f"{', '.join(verdicts.base_runs) or 'none'}; method: {method}.", ""]
+             f"{_cell(', '.join(verdicts.base_runs) or 'none')}; method: {_cell(method)}.", ""]
     lines += [f"- **damaged**: {_cell(d)}" for d in verdicts.damaged]
     lines += ["", "| key | metric | verdict | base median | new median | new/base | noise | cause |",
               "|---|---|---|---|---|---|---|---|"]
     # Regressions first, then the rest, each in the file's order.
     for v in sorted(verdicts.verdicts, key=lambda v: not v.regression):
-        verdict = f"**{v.verdict}**" if v.regression else v.label(factor)
+        verdict = f"**{_cell(v.verdict)}**" if v.regression else _cell(v.label(factor))
         lines.append(f"| {_cell(v.key_id)} | {_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
                      f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {noise_text(v.noise)} "
                      f"| {_cell(v.cause)} |")
@@ -521,17 +524,17 @@ def _pair_lines(pm: PairMap, marks: Marks | None) -> list[str]:
              f"Slowest pairs ({worse} first; vs median: the pair's value / the median pair's):", "",
              f"| node | node | {unit} | vs median |", "|---|---|---|---|"]
     for _, r in pm.slowest.iterrows():
-        lines.append(f"| {r['node_a']} | {r['node_b']} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
+        lines.append(f"| {_cell(r['node_a'])} | {_cell(r['node_b'])} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
     if marks is None:
         return lines
     here = set(pm.matrix.index)
     shown = []
     nodes = [n for n in marks.nodes if n in here]
     if nodes:
-        shown.append(f"nodes {', '.join(nodes)}")
+        shown.append(f"nodes {_cell(', '.join(nodes))}")
     pairs = [f"{a}-{b}" for a, b in marks.pairs if a in here and b in here]
     if pairs:
-        shown.append(f"pairs {', '.join(pairs)}")
+        shown.append(f"pairs {_cell(', '.join(pairs))}")
     if shown:
         lines += ["", f"Marked in red ({marks.why}): {'; '.join(shown)}."]
     return lines
@@ -548,19 +551,24 @@ td strong { color: #b00020; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
-_INLINE = re.compile(r"`([^`]*)`|\*\*([^*]*)\*\*")
+# Markup this report writes inline: `code` and **bold**; a backslash-escaped ` or * (markdown_cell) is text.
+_INLINE = re.compile(r"(?<!\\)`([^`]*)`|(?<!\\)\*\*([^*]*)\*\*")
+_ESCAPED = re.compile(r"\\([\\`*\[\]<>&|])")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 
 
 def _inline(text: str) -> str:
     """Escaped text with the markdown this report writes inline: `code` and **bold**."""
+    def plain(part: str) -> str:  # markdown_cell's escapes and entities read back, then HTML-escaped
+        return html.escape(html.unescape(_ESCAPED.sub(r"\1", part)))
+
     out, pos = [], 0
     for m in _INLINE.finditer(text):
-        out.append(html.escape(text[pos:m.start()]))
+        out.append(plain(text[pos:m.start()]))
         out.append(f"<code>{html.escape(m.group(1))}</code>" if m.group(1) is not None
-                   else f"<strong>{html.escape(m.group(2))}</strong>")
+                   else f"<strong>{plain(m.group(2))}</strong>")
         pos = m.end()
-    out.append(html.escape(text[pos:]))
+    out.append(plain(text[pos:]))
     return "".join(out)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .tables import missing, shown
+from .untrusted import markdown_cell, markdown_code
 
 IMPORTED_WHY = "the imported report does not state"
 MEASURED_WHY = {
@@ -29,20 +30,25 @@ def run_facts(meta: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     absent: list[str] = []
 
-    def fact(name: str, value: Any) -> str:
+    # Everything here comes from run.json, which an imported report or a shared results
+    # directory may have filled: inert in Markdown and on a terminal (untrusted.py).
+    def fact(name: str, value: Any, code: bool = False) -> str:
         if missing(value) or value == "":
             absent.append(name)
             return shown(None)
-        return shown(value)
+        return markdown_code(value) if code else markdown_cell(shown(value))
+
+    def cell(value: Any) -> str:
+        return markdown_cell(shown(value))
 
     if isinstance(imported, dict):
         source = f", from {imported['source_url']}" if imported.get("source_url") else ""
         version = f" {imported['version']}" if imported.get("version") else ""
-        lines.append(f"- imported: {imported.get('tool')}{version} report `{imported.get('path')}` "
-                     f"(sha256 {str(imported.get('sha256'))[:12]}...{source}); filed as spec {shown(spec_name)}")
+        lines.append(f"- imported: {cell(imported.get('tool'))}{cell(version)} report `{markdown_code(imported.get('path'))}` "
+                     f"(sha256 {cell(str(imported.get('sha256'))[:12])}...{cell(source)}); filed as spec {cell(spec_name)}")
     else:
-        lines.append(f"- spec: `{fact('spec', meta.get('spec_path'))}` ({shown(spec_name)})")
-    lines.append(f"- status: {shown(meta.get('status'))}; started {fact('started', meta.get('started'))}, "
+        lines.append(f"- spec: `{fact('spec', meta.get('spec_path'), code=True)}` ({cell(spec_name)})")
+    lines.append(f"- status: {cell(meta.get('status'))}; started {fact('started', meta.get('started'))}, "
                  f"ended {fact('ended', meta.get('ended'))}")
     lines.append(f"- host: {fact('host', (meta.get('host') or {}).get('hostname'))}; "
                  f"benchfab {fact('benchfab', versions.get('benchfab'))}, torch {fact('torch', versions.get('torch'))}, "

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 
+# The largest message size benchfab accepts (spec sizes, imported rows): 1 TiB, above the
+# memory of any one node's GPUs (8 x 141 GB) and its host memory for one buffer; a larger
+# size is a typo (10^38 B gave absurd estimates) or a damaged report, never a measurement.
+MAX_SIZE_BYTES = 1 << 40
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$")

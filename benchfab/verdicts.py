@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from .errors import DamagedRun, StoreError
+from .untrusted import read_regular
 
 VERDICTS_FILE = "verdicts.json"
 VERDICTS_SCHEMA = 2
 READABLE_SCHEMAS = (1, 2)
+MAX_VERDICTS_BYTES = 64 << 20  # a comparison of 100,000 keys writes about 40 MB
 VERDICTS = ("better", "worse", "same", "new", "missing", "removed", "failed", "changed")
 # What makes a comparison exit 1: slower, a test that failed, a change of what was measured,
 # or a measurement the base has and the new run lost (not one its spec dropped: "removed").
@@ -87,23 +89,23 @@ class Verdicts:
 def read_verdicts(run_path: Path) -> Verdicts | None:
     """The verdicts stored in run directory ``run_path``, or None when no comparison wrote any."""
     path = Path(run_path) / VERDICTS_FILE
+    rewrite = "rerun the comparison with --save to write it again"
     try:
-        text = path.read_text()
+        data = json.loads(read_regular(path, MAX_VERDICTS_BYTES, error=DamagedRun, fix=rewrite).decode("utf-8"))
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read: {exc.strerror}", hint="check its permissions") from exc
-    try:
-        data = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DamagedRun(f"{path}: not text (byte {exc.start} is not UTF-8)", hint=rewrite) from None
     except json.JSONDecodeError as exc:
-        raise StoreError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})",
-                         hint="rerun the comparison with --save to write it again") from exc
+        raise DamagedRun(f"{path}: not JSON ({exc.msg} at line {exc.lineno})", hint=rewrite) from None
+    except RecursionError:
+        raise DamagedRun(f"{path}: nested too deeply for the JSON a comparison writes", hint=rewrite) from None
     return _parse(path, data)
 
 
 def _parse(path: Path, data: Any) -> Verdicts:
     def bad(field: str, what: str) -> StoreError:
-        return StoreError(f"{path}: field {field}: {what}",
+        return DamagedRun(f"{path}: field {field}: {what}",
                           hint="rerun the comparison with --save to write it again")
 
     if not isinstance(data, dict):

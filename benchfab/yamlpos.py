@@ -264,20 +264,19 @@ def _build(
     if depth > _MAX_DEPTH:
         raise YamlPositionError(f"nesting deeper than {_MAX_DEPTH} levels", line, "flatten the spec")
     if isinstance(node, yaml.MappingNode):
-        try:
-            loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
-        except yaml.YAMLError:
-            raise YamlPositionError("a merge key '<<' must point at a mapping", line,
-                                    "use <<: *name where &name marks a mapping") from None
-        result: dict[Any, Any] = {}
+        result = _merged(loader, node, path, lines, depth, problems, budget)
+        written: set[Any] = set()  # keys this mapping writes itself: only these can be duplicates
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             key = _scalar(loader, key_node)
             key_line = key_node.start_mark.line + 1
             try:
-                duplicate = key in result
+                duplicate = key in written
             except TypeError:
                 raise YamlPositionError(f"a mapping key cannot be {key!r}", key_line,
                                         "use a plain word as the key") from None
+            written.add(key)
             if duplicate:
                 first = lines.get(path + (key,))
                 error = YamlPositionError(
@@ -297,6 +296,35 @@ def _build(
         return [_build(loader, child, path + (i,), lines, depth + 1, problems, budget)
                 for i, child in enumerate(node.value)]
     return _scalar(loader, node)
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _merged(loader: yaml.SafeLoader, node: yaml.MappingNode, path: Path, lines: dict[Path, int], depth: int,
+            problems: list[YamlPositionError] | None, budget: _Budget) -> dict[Any, Any]:
+    """What the mapping's merge keys (``<<: *defaults``, ``<<: [*a, *b]``) bring, as YAML 1.1
+    defines it: of several merged mappings the first has a key's value; the mapping's own keys
+    (added by the caller) override them all. Built here rather than by PyYAML's flatten_mapping,
+    which let the last of a list win in some documents."""
+    merged: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise YamlPositionError("a merge key '<<' must point at a mapping", key_node.start_mark.line + 1,
+                                        "use <<: *name where &name marks a mapping (or a list of them)")
+            source_lines: dict[Path, int] = {}
+            built = _build(loader, source, path, source_lines, depth + 1, problems, budget)
+            for key, value in built.items():
+                if key in merged:
+                    continue
+                merged[key] = value
+                # where the winning value was written (errors point there)
+                lines.update({p: n for p, n in source_lines.items() if p[:len(path) + 1] == path + (key,)})
+    return merged
 
 
 def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from benchfab.errors import WorkloadError
-from benchfab.rdma.oob import SECRET_ENV, SocketExchange, new_test_secret, secret_from_env
+from benchfab.rdma.oob import FIRST_MESSAGE_S, MAX_VETTING, SECRET_ENV, SocketExchange, new_test_secret, secret_from_env
 
 SECRET = new_test_secret().encode()
 
@@ -97,6 +97,79 @@ def test_stray_connection_is_dropped_named_and_the_real_peer_still_pairs(probe: 
         if "stray" in box:
             box["stray"].close()
         cli.close()
+        srv.close()
+
+
+def test_twenty_silent_strays_cannot_delay_the_peer() -> None:
+    """Issue #22 item 4: connections are checked at once, each with its own deadline. Twenty
+    silent ones connect first; the server's whole deadline (4 s) is shorter than the time one
+    silent connection may take (FIRST_MESSAGE_S, 5 s), so vetting them one by one would never
+    reach the real peer; checked concurrently, the peer pairs and the strays are named."""
+    assert FIRST_MESSAGE_S > 4
+    strays: list[str] = []
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=4, secret=SECRET, on_stray=strays.append)
+    silent = [_silent(srv.port) for _ in range(20)]
+    box: dict[str, Any] = {}
+    server = threading.Thread(target=lambda: box.setdefault("got", srv("worker-hello", {})))
+    server.start()
+    time.sleep(0.3)  # the twenty are accepted and waiting first
+    cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=10, secret=SECRET)
+    try:
+        assert cli("worker-hello", {"host": "127.0.0.1"}) == {}
+        server.join(10)
+        assert box["got"] == {"host": "127.0.0.1"}
+        assert len(strays) == 20 and all(s.startswith("ignored a connection from 127.0.0.1:") for s in strays)
+    finally:
+        for s in silent:
+            s.close()
+        cli.close()
+        srv.close()
+
+
+def test_the_tcp_data_port_takes_its_peer_past_twenty_silent_strays() -> None:
+    """The tcp transport's data port (the second listener of a tcp test) vets the same way."""
+    from benchfab.rdma.tcp_transport import TOKEN_BYTES, _accept_peer
+
+    token = b"t" * TOKEN_BYTES
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(64)
+    port = lst.getsockname()[1]
+    silent = [_silent(port) for _ in range(20)]
+    wrong = socket.create_connection(("127.0.0.1", port))
+    wrong.sendall(b"w" * TOKEN_BYTES)
+    peer = socket.create_connection(("127.0.0.1", port))
+    peer.sendall(token + b"payload")
+    try:
+        got = _accept_peer(lst, token, timeout_s=4)  # < FIRST_MESSAGE_S: one by one, the peer was never reached
+        assert got.recv(7) == b"payload"
+        got.close()
+    finally:
+        for s in [*silent, wrong, peer, lst]:
+            s.close()
+
+
+def test_a_flood_of_connections_is_bounded() -> None:
+    """More connections at once than MAX_VETTING: the extra ones are closed unread, the peer still pairs."""
+    strays: list[str] = []
+    srv = SocketExchange("server", "127.0.0.1", 0, timeout_s=10, secret=SECRET, on_stray=strays.append)
+    flood = []
+    box: dict[str, Any] = {}
+    server = threading.Thread(target=lambda: box.setdefault("got", srv("worker-hello", {})))
+    server.start()
+    try:
+        for _ in range(MAX_VETTING + 20):
+            flood.append(_silent(srv.port))
+        time.sleep(0.5)
+        cli = SocketExchange("client", "127.0.0.1", srv.port, timeout_s=10, secret=SECRET)
+        assert cli("worker-hello", {}) == {}
+        server.join(10)
+        assert "got" in box
+        assert sum("others are being checked" in s for s in strays) >= 20
+        cli.close()
+    finally:
+        for s in flood:
+            s.close()
         srv.close()
 
 

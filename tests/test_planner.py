@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from benchfab.costs import POD_PROFILE_START_S, local_costs
-from benchfab.errors import PlacementError
+from benchfab.errors import PlacementError, SpecError
 from benchfab.placement import NodeInfo
 from benchfab.planner import local_nodes, plan
-from benchfab.spec import load_spec_text
+from benchfab.spec import SweepSpec, load_spec_text
 from benchfab.units import format_duration
 from benchfab.workloads.collectives import estimate_op_seconds
 
@@ -71,7 +72,10 @@ def test_op_estimate_accounts_for_oversubscription() -> None:
 
 
 def test_local_pattern_is_refused_on_a_cluster_and_local_needs_one_node() -> None:
-    spec = load_spec_text("backend: kubernetes\nimage: x/y:1\ntests:\n  - {ranks: 2}\n")
+    text = "backend: kubernetes\nimage: x/y:1\ntests:\n  - {ranks: 2}\n"
+    with pytest.raises(SpecError, match="a kubernetes test needs a placement"):  # validate says so first
+        load_spec_text(text)
+    spec = SweepSpec.model_validate(yaml.safe_load(text))  # the models alone, without load_spec's checks
     with pytest.raises(PlacementError, match="is for the local backend"):
         plan(spec, local_nodes())
     with pytest.raises(PlacementError, match="one node"):

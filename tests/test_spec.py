@@ -75,7 +75,8 @@ BAD = [
     ("tests:\n  - timeout: soon\n", 2, "tests[0].timeout", "duration"),
     ("tests:\n  - sizes: {min: 8, max: 1G, step: 1}\n", 2, "tests[0].sizes", "more than 512"),
     ("bogus: 1\ntests:\n  - ranks: 2\n", 1, "bogus", "unknown key"),
-    ("backend: kubernetes\ntests:\n  - ranks: 2\n", 1, "image", "worker image"),
+    ("backend: kubernetes\ntests:\n  - {ranks: 2, placement: {pattern: group, nodes: 2}}\n", 1, "image", "worker image"),
+    ("backend: kubernetes\nimage: x\ntests:\n  - ranks: 2\n", 4, "tests[0]", "needs a placement"),
     ("tests:\n  - name: a\n  - name: a\n", 3, "tests[1].name", "already used"),
     ("tests: []\n", 1, "tests", "the list is empty"),
     # point-to-point

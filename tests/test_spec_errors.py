@@ -8,6 +8,7 @@ file was reported.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from pathlib import Path
@@ -168,8 +169,19 @@ def test_binary_file_names_the_byte_and_its_line(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_spec(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"is a directory, not a spec file \(fix: "):
+    with pytest.raises(SpecError, match=r"a directory, not a regular file \(fix: give the path of a \.yaml spec file\)"):
         load_spec(tmp_path)
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_special_files_are_not_specs(tmp_path: Path, special: str) -> None:
+    """A FIFO used to hang validate, /dev/zero to exhaust its memory: both are refused at once."""
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / "spec.yaml"
+        os.mkfifo(path)
+    with pytest.raises(SpecError, match=r"(a FIFO|a character device), not a regular file"):
+        load_spec(path)
 
 
 # --- every problem of a file at once ------------------------------------------------------

@@ -1,17 +1,22 @@
 """A results directory with damaged runs: one bad file must not break the others.
 
-Each case copies the real example run (results/example) twice, damages one copy
-the way a crash, a full disk or a stray tool would, and checks what a user sees:
-``benchfab runs`` lists the damaged run as such and every other run as before,
-``show``/``report`` of the damaged run give one line naming the file (exit 1),
-and ``load_runs`` leaves it out with a warning (``strict=True`` raises).
+Each case copies the real example run (results/example) three times, damages one copy
+the way a crash, a full disk, a stray tool or a hostile user of a shared directory would,
+and checks what a user sees: ``benchfab runs`` lists the damaged run as such (when the
+damage is in what it reads: run.json and which parts exist) and every other run as
+before; ``show``, ``compare``, ``compare --history``, ``report`` and ``export`` of the
+damaged run answer within seconds with one line naming the file and a fix (exit 1, no
+traceback, no hang); and ``load_runs`` leaves it out with a warning (``strict=True`` raises).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +27,7 @@ import pytest
 import benchfab
 from benchfab.errors import StoreError
 from benchfab.store import DamagedRunWarning, load_runs
+from tests.helpers import ROOT
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "results" / "example"
 
@@ -81,6 +87,40 @@ def _summary_is_a_file(run: Path) -> str:
     return "summary: not a directory"
 
 
+def _text_in_numbers(run: Path) -> str:
+    # What a tool that "fixed up" a table, or a pasted traceback, leaves: text in numeric columns.
+    part = _first_part(run, "summary")
+    frame = pd.read_parquet(part)
+    for column in ("size_bytes", "time_s", "busbw_Bps"):
+        frame[column] = "Traceback (most recent call last)"
+    frame.to_parquet(part)
+    return f"{part.name}: column 'size_bytes' holds text, benchfab writes numbers there"
+
+
+def _fifo_meta(run: Path) -> str:
+    (run / "run.json").unlink()
+    os.mkfifo(run / "run.json")  # every reader used to block in open() waiting for a writer
+    return "run.json: a FIFO, not a regular file"
+
+
+def _devzero_meta(run: Path) -> str:
+    (run / "run.json").unlink()
+    (run / "run.json").symlink_to("/dev/zero")  # used to be read until memory ran out
+    return "run.json: a character device, not a regular file"
+
+
+def _summary_deleted(run: Path) -> str:
+    shutil.rmtree(run / "summary")  # tests/ still says every test is ok
+    return "summary/000-allreduce-2r.parquet: missing (and 7 more), though tests/000-allreduce-2r.parquet says"
+
+
+def _fifo_part(run: Path) -> str:
+    part = _first_part(run, "summary")
+    part.unlink()
+    os.mkfifo(part)
+    return f"{part.name}: a FIFO, not a regular file"
+
+
 DAMAGE: dict[str, Callable[[Path], str]] = {
     "binary-run-json": _binary_meta,
     "list-run-json": _list_meta,
@@ -89,13 +129,25 @@ DAMAGE: dict[str, Callable[[Path], str]] = {
     "truncated-parquet": _truncated_parquet,
     "foreign-parquet": _foreign_parquet,
     "summary-is-a-file": _summary_is_a_file,
+    "text-in-numbers": _text_in_numbers,
+    "fifo-run-json": _fifo_meta,
+    "devzero-run-json": _devzero_meta,
+    "summary-deleted": _summary_deleted,
+    "fifo-part": _fifo_part,
 }
-META_DAMAGE = {"binary-run-json", "list-run-json", "mistyped-run-json", "cut-run-json"}
+# What benchfab runs reads (run.json, and which parts exist), so it lists the run as damaged.
+LISTED_DAMAGED = {"binary-run-json", "list-run-json", "mistyped-run-json", "cut-run-json", "summary-is-a-file",
+                  "fifo-run-json", "devzero-run-json", "summary-deleted"}
+# Commands a user runs on a damaged run: each must name the file with a fix, quickly.
+READERS = {"show": ["show", "{bad}"], "show-json": ["show", "{bad}", "-o", "json"], "report": ["report", "{bad}"],
+           "export": ["export", "{bad}", "--openmetrics"], "compare": ["compare", "{good}", "{bad}"],
+           "compare-history": ["compare", "--history", "3", "{bad}"]}
 
 
 @pytest.fixture
 def two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
     root = tmp_path / "results"
+    _copy(root, "20261201-000000-older", "2026-12-01T00:00:00Z")  # history for compare --history
     good = _copy(root, "20261201-000001-good", "2026-12-01T00:00:01Z")
     bad = _copy(root, "20261201-000002-bad", "2026-12-01T00:00:02Z")
     return root, good, bad
@@ -108,38 +160,73 @@ def test_load_runs_skips_and_names_the_damaged_run(two_runs: tuple[Path, Path, P
     with pytest.warns(DamagedRunWarning, match=bad.name) as caught:
         rows = load_runs(root)
     assert words in str(caught[0].message)
-    assert set(rows["run_started"]) == {"2026-12-01T00:00:01Z"}  # the good copy's rows only
-    assert len(rows) == len(benchfab.load_run(good).summary)
+    assert set(rows["run_started"]) == {"2026-12-01T00:00:00Z", "2026-12-01T00:00:01Z"}  # the good copies' rows only
+    assert len(rows) == 2 * len(benchfab.load_run(good).summary)
     with pytest.raises(StoreError, match=re.escape(words)):
         load_runs(root, strict=True)
 
 
+def _run_all(commands: dict[str, list[str]], root: Path, timeout: float = 60) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every command at once (each a real benchfab process); one that hangs fails the test."""
+    procs = {name: subprocess.Popen([sys.executable, "-m", "benchfab", *args, "--results", str(root)], cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, args in commands.items()}
+    done = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=timeout)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            proc.kill()
+    return done
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(DAMAGE), ids=sorted(DAMAGE))
-def test_cli_lists_the_others_and_names_the_file(cli, two_runs: tuple[Path, Path, Path], case: str) -> None:  # type: ignore[no-untyped-def]
+def test_cli_lists_the_others_and_names_the_file(two_runs: tuple[Path, Path, Path], case: str) -> None:
     root, good, bad = two_runs
     words = DAMAGE[case](bad)
-    runs = cli("runs", "--results", str(root))
+    commands = {name: [a.format(good=good.name, bad=bad.name) for a in args] for name, args in READERS.items()}
+    commands |= {"runs": ["runs"], "runs-json": ["runs", "-o", "json"], "show-good": ["show", good.name]}
+    got = _run_all(commands, root)
+    runs = got.pop("runs")
     assert runs.returncode == 0, runs.stderr
     assert good.name in runs.stdout and "Traceback" not in runs.stderr
-    if case in META_DAMAGE:
+    listed = {r["run_id"]: r for r in json.loads(got.pop("runs-json").stdout)}
+    assert listed[good.name]["status"] == "complete"
+    if case in LISTED_DAMAGED:
         assert f"{bad.name:<48} damaged" in runs.stdout
-        assert words in runs.stderr
-    for command in ("show", "report"):
-        proc = cli(command, bad.name, "--results", str(root))
+        assert words in runs.stderr and "(fix: " in runs.stderr
+        assert listed[bad.name]["status"] == "damaged" and words in listed[bad.name]["error"]
+    ok = got.pop("show-good")
+    assert ok.returncode == 0 and "busbw" in ok.stdout
+    for command, proc in got.items():
         assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
         (line,) = proc.stderr.strip().splitlines()
-        assert line.startswith("benchfab: error: ") and words in line and "(fix: " in line, line
-        assert "Traceback" not in proc.stderr
-    ok = cli("show", good.name, "--results", str(root))
-    assert ok.returncode == 0 and "busbw" in ok.stdout
+        assert line.startswith("benchfab: error: ") and words in line and "(fix: " in line, (command, line)
+
+
+@pytest.mark.slow
+def test_binary_verdicts_file_is_named_by_report_and_export(two_runs: tuple[Path, Path, Path]) -> None:
+    root, good, bad = two_runs
+    (bad / "verdicts.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)))
+    got = _run_all({"report": ["report", bad.name], "export": ["export", bad.name, "--openmetrics"],
+                    "show": ["show", bad.name], "export-good": ["export", good.name, "--openmetrics"]}, root)
+    for command in ("report", "export"):
+        (line,) = got[command].stderr.strip().splitlines()
+        assert got[command].returncode == 1
+        assert "verdicts.json: not text (byte 0 is not UTF-8) (fix: rerun the comparison with --save" in line, line
+    assert got["show"].returncode == 0 and got["export-good"].returncode == 0  # the tables do not need it
 
 
 def test_run_without_summary_rows_adds_none_and_host_is_named(tmp_path: Path) -> None:
     root = tmp_path / "results"
     good = _copy(root, "20261201-000001-good", "2026-12-01T00:00:01Z")
     empty = _copy(root, "20261201-000002-empty", "2026-12-01T00:00:02Z")
-    for table in ("summary", "raw"):
-        shutil.rmtree(empty / table)
+    for table in ("summary", "raw"):  # every test stored, none with a row (all failed before a size)
+        for part in (empty / table).glob("*.parquet"):
+            pd.read_parquet(part).iloc[0:0].to_parquet(part)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rows = load_runs(root)

@@ -152,8 +152,11 @@ class LocalBackend:
             "MASTER_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
         })
-        # Loopback rendezvous must not depend on this host's name resolving.
+        # Loopback rendezvous must not depend on this host's name resolving, and the ranks'
+        # own listeners (gloo's pairs, NCCL's bootstrap) stay on loopback: nothing off this
+        # host can reach a local test (docs/SECURITY.md). A profile's env may still say otherwise.
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        env.setdefault("NCCL_SOCKET_IFNAME", "lo")
         # What NCCL really did is read back from each rank's log (attach_nccl), as on Kubernetes.
         env.setdefault("NCCL_DEBUG", "INFO")
         env.setdefault("NCCL_DEBUG_SUBSYS", "INIT,NET")

@@ -11,7 +11,9 @@ from ..errors import EXIT_CODES_HELP, UsageError
 from ..jsonout import with_run_document
 from ..spec.fields import Fabric, Mode
 from ..store import RUN_ID_RE, RunStore
+from ..units import format_size, parse_size
 from . import nccl_tests, perftest
+from .checks import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, check_options, check_report, read_report
 from .parsed import Missing, ParsedReport, bad_input, missing_error
 from .write import ImportContext, missing_hosts, sha256_of, write_run
 
@@ -47,18 +49,39 @@ def add_import_parser(sub: Any) -> None:
     p.add_argument("--workload", metavar="BINARY", help="nccl-tests: the binary, for reports that do not name it")
     p.add_argument("--source", metavar="URL", help="where the report was published (kept in run.json)")
     p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results)")
+    p.add_argument("--max-bytes", type=_size_arg, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                   help=f"refuse a larger file (default {format_size(DEFAULT_MAX_BYTES)}; a report is a few KB)")
+    p.add_argument("--max-rows", type=_rows_arg, default=DEFAULT_MAX_ROWS, metavar="N",
+                   help=f"refuse a report of more rows and per-iteration samples (default {DEFAULT_MAX_ROWS})")
     p.add_argument("-o", "--output", dest="format", choices=("text", "json"), default="text",
                    help="text (default) or json: the stored run's document on stdout (as benchfab show RUN -o json)")
     p.set_defaults(func=with_run_document(cmd_import))
 
 
-def parse_report(tool: str, text: str, path: str, workload: str | None) -> ParsedReport:
-    """The report in ``text`` (nccl-tests: its text table, or its -J JSON file)."""
+def _size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 64M") from None
+
+
+def _rows_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of rows")
+    return int(text)
+
+
+def parse_report(tool: str, text: str, path: str, workload: str | None, max_rows: int = DEFAULT_MAX_ROWS) -> ParsedReport:
+    """The report in ``text`` (nccl-tests: its text table, or its -J JSON file), its names and
+    numbers checked (importers.checks): what a stored run may hold."""
     if tool == "perftest":
         if workload:
             raise UsageError("--workload is for nccl-tests reports", hint="drop it: perftest names its test")
-        return perftest.parse(text, path)
-    return nccl_tests.parse(text, path, workload)
+        report = perftest.parse(text, path, max_rows)
+    else:
+        report = nccl_tests.parse(text, path, workload, max_rows)
+    check_report(report, path)
+    return report
 
 
 def _fabric(tool: str, report: ParsedReport, given: str | None, path: str) -> str | None:
@@ -84,21 +107,14 @@ def _ask_once(path: str, report: ParsedReport, fabric: str | None, hosts: tuple[
 
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})", hint="give the path of a saved report") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad_input(str(path), data[:exc.start].count(b"\n") + 1, f"not text (byte {exc.start} is not UTF-8)",
-                        "give the report as the tool printed it") from None
-    report = parse_report(args.tool, text, str(path), args.workload)
     hosts = tuple(h for h in (args.hosts or "").split(",") if h)
+    check_options(args.profile, args.name, hosts, args.source)
+    if args.run_id is not None and not RUN_ID_RE.match(args.run_id):
+        raise UsageError(f"--run-id {args.run_id!r} is not a run id", hint="use letters, digits, '-', '_' and '.'")
+    data, text = read_report(path, args.max_bytes)
+    report = parse_report(args.tool, text, str(path), args.workload, args.max_rows)
     fabric = _ask_once(str(path), report, _fabric(args.tool, report, args.fabric, str(path)), hosts)
     run_id = args.run_id or _default_run_id(path, data)
-    if not RUN_ID_RE.match(run_id):
-        raise UsageError(f"--run-id {run_id!r} is not a run id", hint="use letters, digits, '-', '_' and '.'")
     ctx = ImportContext(profile=args.profile, fabric=fabric, mode=args.mode,
                         name=args.name or f"import-{args.tool}-{args.profile}", hosts=hosts, source_url=args.source)
     store = RunStore(Path(args.results), run_id)

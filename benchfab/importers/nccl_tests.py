@@ -39,13 +39,15 @@ def collective_of(name: str, path: str) -> str:
     return workload
 
 
-def parse(text: str, path: str, workload: str | None) -> ParsedReport:
-    """The report's tables; ``workload`` (a binary or benchfab name) for reports that do not name theirs."""
+def parse(text: str, path: str, workload: str | None, max_rows: int | None = None) -> ParsedReport:
+    """The report's tables; ``workload`` (a binary or benchfab name) for reports that do not name theirs;
+    more than ``max_rows`` rows and per-iteration samples: refused."""
     given = collective_of(workload, path) if workload else None
     try:
-        run = parse_nccl_tests(text)
+        run = parse_nccl_tests(text, max_rows=max_rows)
     except ToolOutputError as exc:
-        raise bad_input(path, exc.line, exc.message, exc.hint or FIX_TEXT) from None
+        hint = f"{exc.hint} with --max-rows N" if exc.message.startswith("more than") else exc.hint
+        raise bad_input(path, exc.line, exc.message, hint or FIX_TEXT) from None
     if run.binary and run.workload is None:
         raise _not_stored(run.binary, path, run.binary_line)
     named = run.workload
@@ -72,7 +74,7 @@ def parse(text: str, path: str, workload: str | None) -> ParsedReport:
         test.rows.append({"size_bytes": row.size_bytes, "count": row.count, "in_place": row.in_place,
                           "time_s": row.time_s, "algbw_Bps": row.algbw_Bps, "busbw_Bps": row.busbw_Bps,
                           "wrong": row.wrong, "iterations": row.iterations,
-                          "method": "in-place" if row.in_place else "out-of-place"})
+                          "method": "in-place" if row.in_place else "out-of-place", "line": row.line})
         test.raw += [{"size_bytes": row.size_bytes, "in_place": row.in_place, "iteration": i, "time_s": t}
                      for i, t in enumerate(row.per_iter_s)]
     if not tests:

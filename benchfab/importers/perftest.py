@@ -24,7 +24,7 @@ _FIX = "give the client side's output of ib_write_bw, ib_read_lat, ... as perfte
 LINK_LAYERS = {"IB": "ib", "Ethernet": "roce"}
 
 
-def parse(text: str, path: str) -> ParsedReport:
+def parse(text: str, path: str, max_rows: int | None = None) -> ParsedReport:
     head = parse_header(text)
     if "kind" not in head:
         raise bad_input(path, None, "no perftest title line (such as 'RDMA_Write BW Test')", _FIX)
@@ -36,6 +36,9 @@ def parse(text: str, path: str) -> ParsedReport:
         rows = parse_bw(text) if head["kind"] == "bw" else parse_lat(text)
     except WorkloadError as exc:
         raise bad_input(path, None, exc.message.removeprefix("perftest: "), exc.hint or _FIX) from None
+    if max_rows is not None and len(rows) > max_rows:
+        raise bad_input(path, rows[max_rows]["line"], f"more than {max_rows} rows",
+                        "split the report, or raise the cap with --max-rows N")
     if not rows:
         table = "'#bytes ... BW average[...]'" if head["kind"] == "bw" else "'#bytes ... t_typical[usec]'"
         raise bad_input(path, None, f"no result row under a {table} header (the server side prints none)", _FIX)
@@ -44,7 +47,7 @@ def parse(text: str, path: str) -> ParsedReport:
     memory = "cuda" if "CUDA" in text else "host"
     test = ParsedTest(workload=workload, binary=_BINARIES[workload], family="p2p", memory=memory, transport="verbs")
     for row in rows:
-        line = row.pop("line")
+        line = row["line"]
         if row["size_bytes"] <= 0 or row["iterations"] <= 0:
             raise bad_input(path, line, "#bytes and #iterations must be positive", _FIX)
         test.rows.append({

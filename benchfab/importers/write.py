@@ -5,18 +5,24 @@ run like a measured one."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pandas as pd
+
 from .. import __version__
 from ..backends.base import TestOutcome
 from ..errors import UsageError
-from ..records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow, fail_on_wrong_data
+from ..records import SCHEMA_VERSION, TestRow, fail_on_wrong_data
 from ..store import RunStore
 from .parsed import Missing, ParsedReport, ParsedTest, missing_error
 
@@ -49,10 +55,30 @@ def missing_hosts(report: ParsedReport, given: Sequence[str]) -> Missing | None:
 
 
 def write_run(store: RunStore, report: ParsedReport, ctx: ImportContext, path: Path, data: bytes) -> list[str]:
-    """Store ``report`` as run ``store.run_id``; the ids of the tests written."""
-    if store.exists():
+    """Store ``report`` as run ``store.run_id``; the ids of the tests written. The run is written
+    into a hidden folder beside it and renamed into place at the end, so an import that fails
+    (or is killed) leaves no partial run behind."""
+    if store.path.exists():
         raise UsageError(f"run {store.run_id} already exists in {store.path.parent}/",
                          hint="give another --run-id, or remove that run first")
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".import-{store.run_id}.", dir=store.path.parent))
+    try:
+        staged = RunStore(staging, store.run_id)
+        test_ids = _write(staged, report, ctx, path, data)
+        try:
+            os.rename(staged.path, store.path)  # an empty directory of that name would be replaced: checked above
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise UsageError(f"run {store.run_id} appeared in {store.path.parent}/ while importing",
+                                 hint="give another --run-id") from None
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return test_ids
+
+
+def _write(store: RunStore, report: ParsedReport, ctx: ImportContext, path: Path, data: bytes) -> list[str]:
     hosts = list(report.hosts) or list(ctx.hosts)
     if report.hosts and ctx.hosts and list(ctx.hosts) != report.hosts:
         raise UsageError(f"--hosts {','.join(ctx.hosts)} but {path} names the ranks' hosts {','.join(report.hosts)}",
@@ -72,13 +98,15 @@ def write_run(store: RunStore, report: ParsedReport, ctx: ImportContext, path: P
     for index, test in enumerate(report.tests):
         test_id = f"{index:03d}-{test.workload}" + (f"-{test.dtype}-{test.redop}" if len(report.tests) > 1 else "")
         test_ids.append(test_id)
-        summary = _summary_rows(store.run_id, test_id, test, ctx, ranks, nodes, hosts)
-        outcome = TestOutcome(test_id, "ok", results=[dict(r) for r in test.rows])
+        outcome = TestOutcome(test_id, "ok", results=list(test.rows))
         fail_on_wrong_data(outcome)  # #wrong above zero: failed, as nccl-tests says FAILED
-        for row in summary:
-            row["status"], row["reason"] = ("ok", "") if outcome.status == "ok" else ("failed", outcome.reason)
-        raw = [cast(RawRow, {"run_id": store.run_id, "test_id": test_id, **r}) for r in test.raw]
-        store.write_test(_test_row(store.run_id, test_id, test, ctx, ranks, nodes, hosts, outcome), summary, raw)
+        status, reason = ("ok", "") if outcome.status == "ok" else ("failed", outcome.reason)
+        summary = _summary_frame(_common(store.run_id, test_id, test, ctx, ranks, nodes, hosts), test, hosts,
+                                 status, reason)
+        raw = pd.DataFrame(test.raw, columns=["size_bytes", "in_place", "iteration", "time_s"])
+        raw.insert(0, "test_id", test_id)
+        raw.insert(0, "run_id", store.run_id)
+        store.write_test_frames(_test_row(store.run_id, test_id, test, ctx, ranks, nodes, hosts, outcome), summary, raw)
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     started = report.facts.get("started") or now
     store.write_meta({
@@ -111,9 +139,12 @@ def _common(run_id: str, test_id: str, test: ParsedTest, ctx: ImportContext, ran
             "dtype": test.dtype, "redop": test.redop}
 
 
-def _summary_row_of(base: dict[str, Any], test: ParsedTest, row: dict[str, Any], hosts: Sequence[str]) -> SummaryRow:
+def _summary_frame(base: dict[str, Any], test: ParsedTest, hosts: Sequence[str], status: str, reason: str) -> pd.DataFrame:
+    """The test's summary rows, built by column: the report's cells, then what every row shares
+    (a million rows as dicts of 60 keys each took gigabytes)."""
     collective = test.family == "collective"
-    return cast(SummaryRow, {
+    frame = pd.DataFrame(test.rows).drop(columns=["line"], errors="ignore")
+    shared = {
         "schema_version": SCHEMA_VERSION, **base,
         "collective": test.binary,
         "engine": "nccl-tests" if collective else "perftest",
@@ -122,16 +153,13 @@ def _summary_row_of(base: dict[str, Any], test: ParsedTest, row: dict[str, Any],
         "nccl_network": test.nccl_network,
         "memory": test.memory,
         "root": test.root, "count": None, "algbw_Bps": None, "busbw_Bps": None, "wrong": None,
-        **row,
-        "status": "ok", "reason": "",
         "hosts": ",".join(hosts),
-    })
-
-
-def _summary_rows(run_id: str, test_id: str, test: ParsedTest, ctx: ImportContext, ranks: int, nodes: int,
-                 hosts: Sequence[str]) -> list[SummaryRow]:
-    base = _common(run_id, test_id, test, ctx, ranks, nodes, hosts)
-    return [_summary_row_of(base, test, row, hosts) for row in test.rows]
+    }
+    for column, value in shared.items():
+        if column not in frame.columns:
+            frame[column] = value
+    frame["status"], frame["reason"] = status, reason
+    return frame
 
 
 def _test_row(run_id: str, test_id: str, test: ParsedTest, ctx: ImportContext, ranks: int, nodes: int,

@@ -27,9 +27,11 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -79,29 +81,80 @@ class ExchangeError(WorkloadError):
 
 
 Proof = TypeVar("Proof")
+MAX_VETTING = 64  # connections proved at once; one more is closed at once (a flood cannot pile up threads)
+_POLL_S = 0.05  # how often the accepting loop looks for a connection that proved itself
 
 
 def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[socket.socket], Proof],
                   on_stray: Callable[[str], None]) -> tuple[socket.socket, Proof] | None:
     """The first connection ``prove`` accepts, with what it returned; None at the deadline.
 
-    A connection that fails the proof (``prove`` raises OSError or ExchangeError, or stays
-    silent for FIRST_MESSAGE_S) is closed and named through ``on_stray``, and accepting goes
-    on: the real peer waits in the listen backlog meanwhile. Both listeners a rank opens
-    (this channel's and the tcp transport's data port) take their peer this way."""
-    while (left := deadline - time.monotonic()) > 0:
-        listener.settimeout(left)
-        try:
-            sock, (peer_ip, peer_port) = listener.accept()
-        except TimeoutError:
-            continue
+    Every connection is proved in its own thread, at the same time as the others, each with
+    its own deadline (FIRST_MESSAGE_S): a silent or slow stray holds only its own thread,
+    never the real peer behind it (nine silent connections used to delay the peer by 45 s).
+    One that fails the proof (``prove`` raises OSError or ExchangeError, or stays silent)
+    is closed and named through ``on_stray``; past MAX_VETTING at once a new one is closed
+    unread. Both listeners a rank opens (this channel's and the tcp transport's data port)
+    take their peer this way; ``prove`` must keep its state local (it runs concurrently)."""
+    proven: queue.Queue[tuple[socket.socket, Proof]] = queue.Queue()
+    vetting: dict[socket.socket, str] = {}  # connection -> "ip:port", while its proof runs
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def vet(sock: socket.socket, peer: str) -> None:
         try:
             sock.settimeout(min(FIRST_MESSAGE_S, max(0.1, deadline - time.monotonic())))
-            return sock, prove(sock)
+            proof = prove(sock)
+            if done.is_set():  # a peer was taken already
+                sock.close()
+            else:
+                proven.put((sock, proof))
         except (OSError, ExchangeError) as exc:
-            on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {_why(exc)}")
             sock.close()
-    return None
+            if not done.is_set():
+                on_stray(f"ignored a connection from {peer}: {_why(exc)}")
+        finally:
+            with lock:
+                vetting.pop(sock, None)
+
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                return proven.get_nowait()
+            except queue.Empty:
+                pass
+            listener.settimeout(min(_POLL_S, left))
+            try:
+                sock, (peer_ip, peer_port) = listener.accept()
+            except TimeoutError:
+                continue
+            with lock:
+                full = len(vetting) >= MAX_VETTING
+                if not full:
+                    vetting[sock] = f"{peer_ip}:{peer_port}"
+            if full:
+                sock.close()
+                on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {MAX_VETTING} others are being checked")
+                continue
+            threading.Thread(target=vet, args=(sock, f"{peer_ip}:{peer_port}"), daemon=True,
+                             name="benchfab-oob-vet").start()
+        try:  # one that proved itself in the last poll
+            return proven.get_nowait()
+        except queue.Empty:
+            return None
+    finally:
+        done.set()
+        with lock:
+            for sock, peer in vetting.items():  # strays still being checked: named, their threads end at once
+                on_stray(f"ignored a connection from {peer}: it had not proved itself when accepting ended")
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class SocketExchange:
@@ -114,7 +167,7 @@ class SocketExchange:
     """
 
     def __init__(self, role: str, host: str, port: int, timeout_s: float = 30.0, *, secret: bytes,
-                 on_stray: Callable[[str], None] = warn_stray) -> None:
+                 on_stray: Callable[[str], None] = warn_stray, listener: socket.socket | None = None) -> None:
         if role not in ("server", "client"):
             raise ValueError("role must be 'server' or 'client'")
         if len(secret) < 16:
@@ -134,12 +187,13 @@ class SocketExchange:
         self._sock: socket.socket | None = None
         self._rfile: Any = None
         if role == "server":
-            lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            lst.bind((host, port))
-            lst.listen(8)  # the real peer waits here while a stray connection is dealt with
-            self._listener = lst
-            self.port = lst.getsockname()[1]
+            if listener is None:  # a listener bound elsewhere (workloads.rendezvous: MASTER_ADDR only) is taken as is
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((host, port))
+                listener.listen(64)  # accept_proven takes each at once and checks it in its own thread
+            self._listener = listener
+            self.port = listener.getsockname()[1]
 
     def _open(self) -> socket.socket:
         if self._sock is None:
@@ -151,21 +205,22 @@ class SocketExchange:
         """Accept until a connection proves it holds the secret, or the deadline passes."""
         assert self._listener is not None
 
-        def prove(sock: socket.socket) -> tuple[Any, dict[str, Any]]:
+        def prove(sock: socket.socket) -> tuple[Any, str, dict[str, Any]]:
+            # Runs for several connections at once: its nonce stays local until one wins.
             nonce = secrets.token_hex(16)
             sock.sendall((json.dumps({"nonce": nonce}) + "\n").encode())
             rfile = sock.makefile("rb")
-            self._nonce, self._received = nonce, 0
-            return rfile, self._read_message(rfile)
+            return rfile, nonce, self._read_message(rfile, nonce, 0)
 
         got = accept_proven(self._listener, time.monotonic() + self.timeout_s, prove, self._on_stray)
         if got is None:
             raise ExchangeError(f"out-of-band: no authenticated peer connected to {self.host}:"
                                 f"{self.port} within {self.timeout_s:g} s",
                                 hint="is the other rank running, able to reach us, and given the same test secret?")
-        sock, (rfile, first) = got
+        sock, (rfile, nonce, first) = got
         self._listener.close()
         self._listener = None
+        self._nonce, self._received = nonce, 1
         self._adopt(sock, rfile)
         self._pending = first
 
@@ -174,18 +229,27 @@ class SocketExchange:
         while True:
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
-                break
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise ExchangeError(f"out-of-band: cannot connect to {self.host}:{self.port}: {exc}") from exc
                 time.sleep(0.1)
-        sock.settimeout(self.timeout_s)
-        rfile = sock.makefile("rb")
-        try:
-            hello = json.loads(rfile.readline(MAX_LINE) or b"null")
-        except (OSError, ValueError) as exc:
-            sock.close()
-            raise ExchangeError(f"out-of-band: {self.host}:{self.port} did not greet like a benchfab rank: {_why(exc)}") from exc
+                continue
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            rfile = sock.makefile("rb")
+            try:
+                line = rfile.readline(MAX_LINE)
+                hello = json.loads(line) if line else None
+            except (OSError, ValueError) as exc:
+                sock.close()
+                raise ExchangeError(f"out-of-band: {self.host}:{self.port} did not greet like a benchfab rank: "
+                                    f"{_why(exc)}") from exc
+            if not line and time.monotonic() < deadline:
+                # Closed unread: the server is checking as many strays as it takes at once
+                # (a flood); their deadlines free its slots, so try again.
+                sock.close()
+                time.sleep(0.1)
+                continue
+            break
         if not isinstance(hello, dict) or not isinstance(hello.get("nonce"), str):
             sock.close()
             raise ExchangeError(f"out-of-band: {self.host}:{self.port} did not greet like a benchfab rank",
@@ -198,8 +262,9 @@ class SocketExchange:
         sock.settimeout(self.timeout_s)
         self._sock, self._rfile = sock, rfile
 
-    def _read_message(self, rfile: Any) -> dict[str, Any]:
-        """The peer's next message, verified; ExchangeError for anything else."""
+    def _read_message(self, rfile: Any, nonce: str, seq: int) -> dict[str, Any]:
+        """The peer's message number ``seq`` on the connection of ``nonce``, verified;
+        ExchangeError for anything else."""
         raw = rfile.readline(MAX_LINE)
         if not raw:
             raise ExchangeError("out-of-band: the peer closed the connection", hint="the peer failed; see its log")
@@ -211,10 +276,9 @@ class SocketExchange:
             raise ExchangeError("out-of-band: a message that is not JSON") from None
         if not isinstance(msg, dict) or not isinstance(msg.get("key"), str) or not isinstance(msg.get("mac"), str):
             raise ExchangeError("out-of-band: a message without key and mac")
-        expected = _mac(self._secret, self._nonce, self.peer_role, self._received, msg["key"], msg.get("payload"))
-        if msg.get("seq") != self._received or not hmac.compare_digest(expected, msg["mac"]):
+        expected = _mac(self._secret, nonce, self.peer_role, seq, msg["key"], msg.get("payload"))
+        if msg.get("seq") != seq or not hmac.compare_digest(expected, msg["mac"]):
             raise ExchangeError("out-of-band: a message that does not carry this test's secret")
-        self._received += 1
         payload = msg.get("payload")
         return {"key": msg["key"], "payload": payload if isinstance(payload, dict) else {}}
 
@@ -228,7 +292,8 @@ class SocketExchange:
             if self._pending is not None:  # read while the peer was being authenticated
                 msg, self._pending = self._pending, None
             else:
-                msg = self._read_message(self._rfile)
+                msg = self._read_message(self._rfile, self._nonce, self._received)
+                self._received += 1
         except TimeoutError as exc:
             raise ExchangeError(f"out-of-band: peer did not answer {key!r} within {self.timeout_s:g} s",
                                 hint="peer process dead or stuck") from exc

@@ -111,11 +111,14 @@ def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int
 
 
 def _numbers(line: str) -> list[float] | None:
+    """The line's cells as numbers; None for a line that is not all finite numbers (perftest
+    prints no inf or nan, so such a line is not one of its rows)."""
     parts = line.split()
     try:
-        return [float(x) for x in parts]
+        values = [float(x) for x in parts]
     except ValueError:
         return None
+    return values if all(math.isfinite(v) for v in values) else None
 
 
 def _bw_factor(header: str, lineno: int) -> float:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
-from ..units import parse_duration, parse_rate, parse_size
+from ..units import MAX_SIZE_BYTES, parse_duration, parse_rate, parse_size
 
 MAX_SIZES_PER_TEST = 512
 
@@ -38,9 +38,14 @@ def _negative(value: object) -> bool:
 
 def _size(value: object) -> int:
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError:
         pass
+    else:
+        if size > MAX_SIZE_BYTES:
+            raise _Invalid(f"size {_show(value)} is {size} bytes, more than one node can hold (benchfab's limit is "
+                           f"{MAX_SIZE_BYTES} = 1T)", "use sizes up to 1T; fabric curves flatten long before that")
+        return size
     if _negative(value):
         raise _Invalid(f"sizes must be positive byte counts like 8, 4K or 1M, got {_show(value)}",
                        "drop the minus sign")

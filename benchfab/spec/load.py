@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import SpecError, SpecErrors
+from ..untrusted import control_characters, read_regular
 from ..workloads import Problem, family_of
 from ..yamlpos import Path as YPath
 from ..yamlpos import YamlPositionError, load_with_lines
@@ -25,19 +26,24 @@ from .fields import _kind, _show
 from .models import Profile, SweepSpec, TestSpec, _resolve
 from .wording import _format_loc, _get, _line_for, _validation_problems
 
+MAX_SPEC_BYTES = 4 << 20  # a spec of a thousand tests is ~100 KB
+# Text fields that may span lines (a YAML block scalar): newlines and tabs are fine there.
+_MULTILINE_FIELDS = {("description",)}
+
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a spec file. Raises SpecError: one problem, or SpecErrors: several."""
     source = str(path)
+
+    def unreadable(message: str, hint: str) -> SpecError:
+        return SpecError(message.removeprefix(f"{source}: "), source=source, hint=hint)
+
     try:
-        data = Path(path).read_bytes()
+        # A regular file of bounded size, opened without blocking: a FIFO or /dev/zero given
+        # as the spec used to hang validate or exhaust memory.
+        data = read_regular(Path(path), MAX_SPEC_BYTES, error=unreadable, fix="give the path of a .yaml spec file")
     except FileNotFoundError:
         raise SpecError("no such file", source=source, hint="check the path; specs usually live in jobs/") from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, not a spec file", source=source, hint="give the path of a .yaml file") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror or exc}", source=source,
-                        hint="check that the file exists and is readable") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -81,6 +87,7 @@ def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
             hint="start from jobs/local.yaml",
         ))
         raise _raise_all(problems)
+    problems.extend(_control_problems(raw, (), lines, source))
     for key in [k for k in raw if not isinstance(k, str)]:
         problems.append(SpecError(f"a key must be a word, got {_show(key)}", source=source,
                                   line=lines.get((key,), 1), hint="quote the key, or remove it"))
@@ -103,6 +110,26 @@ def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
         raise _raise_all(problems)
     assert spec is not None
     return spec
+
+
+def _control_problems(value: Any, path: YPath, lines: dict[YPath, int], source: str) -> list[SpecError]:
+    """Control characters (escapes such as "\\x1b" or "\\n" in a quoted string) in any key or
+    value: names and values are shown on terminals and in Markdown, JUnit and HTML, where they
+    would recolour, forge or break lines. Only the description may hold newlines and tabs."""
+    found: list[SpecError] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        here = path + (key,)
+        for text, what in ((key, "key"), (child, "value")):
+            if not isinstance(text, str):
+                continue
+            bad = [c for c in control_characters(text) if not (here in _MULTILINE_FIELDS and c in ("\\n", "\\t"))]
+            if bad:
+                found.append(SpecError(f"the {what} {_show(text)} holds control characters ({', '.join(bad)})",
+                                       source=source, line=lines.get(here, lines.get(path)), field=_format_loc(here),
+                                       hint="remove them: names and values are shown on terminals and in reports"))
+        found += _control_problems(child, here, lines, source)
+    return found
 
 
 def _raise_all(problems: list[SpecError]) -> SpecError:
@@ -223,6 +250,12 @@ def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) 
     if backend == "local" and pl.pattern not in ("local", "group"):
         found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
                              "use backend: kubernetes, or pattern: local", ("backend",)))
+    if backend == "kubernetes" and pl.pattern == "local":
+        # The default pattern places every rank on one host, which a cluster has not: say where they go.
+        found.append(Problem("placement", "a kubernetes test needs a placement (the default, pattern 'local', "
+                             "runs every rank on this host)",
+                             "add e.g. placement: {pattern: all-pairs} (point-to-point), {pattern: group, nodes: 2} "
+                             "(collectives), or ring, k-groups, topology", ("backend",)))
     if backend == "local" and pl.nodes != 1 and not pl.gpus_per_node:
         # With gpus_per_node the nodes are simulated: gpus_per_node local ranks each, all on this host.
         found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",

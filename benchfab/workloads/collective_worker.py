@@ -17,6 +17,7 @@ from ..errors import WorkloadError
 from ..records import CollectiveResult
 from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, Task
 from .base import RankContext
+from .rendezvous import listen_socket
 
 
 def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
@@ -79,13 +80,9 @@ def run_collective(task: Task, ctx: RankContext) -> None:
     device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
     env = describe_env(device, backend)
     ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
-    dist.init_process_group(
-        backend,
-        init_method=f"tcp://{ctx.addr}:{ctx.port}",
-        rank=rank,
-        world_size=world,
-        timeout=timedelta(seconds=task.rendezvous_timeout),
-    )
+    timeout = timedelta(seconds=task.rendezvous_timeout)
+    dist.init_process_group(backend, store=_rendezvous_store(ctx, timeout), rank=rank, world_size=world,
+                            timeout=timeout)
     try:
         ctx.emit({"type": "env", "rank": rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world, **env})
         ctx.log(f"joined; running {task.workload} {task.dtype} {task.op} on {len(task.sizes)} size(s)")
@@ -96,6 +93,21 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         _measure(task, ctx, device)
     finally:
         dist.destroy_process_group()
+
+
+def _rendezvous_store(ctx: RankContext, timeout: timedelta) -> Any:
+    """torch's rendezvous store; rank 0 hosts it on a listener bound to MASTER_ADDR only
+    (workloads.rendezvous): torch's own listens on every interface and takes any client."""
+    import torch
+    from torch._C._distributed_c10d import TCPStore  # re-exported by torch.distributed, untyped there
+
+    # The libuv store takes over a listening socket from torch 2.8 on; older ones need the classic store.
+    libuv = torch.torch_version.TorchVersion(torch.__version__) >= "2.8"
+    if ctx.rank != 0:
+        return TCPStore(ctx.addr, ctx.port, world_size=ctx.world, is_master=False, timeout=timeout, use_libuv=libuv)
+    fd = listen_socket(ctx.addr, ctx.port).detach()  # the store owns the listener from here on
+    return TCPStore(ctx.addr, ctx.port, world_size=ctx.world, is_master=True, timeout=timeout,
+                         wait_for_workers=False, master_listen_fd=fd, use_libuv=libuv)
 
 
 def _run_nccl_tests(task: Task, ctx: RankContext) -> None:

@@ -175,7 +175,12 @@ def _row(cells: list[str], header: _Header, line: int, iterations: int | None) -
     return rows
 
 
-def _from_text(text: str) -> NcclTestsRun:
+def _too_many(max_rows: int, line: int | None) -> ToolOutputError:
+    return ToolOutputError(f"more than {max_rows} rows (result rows and per-iteration samples)", line=line,
+                           hint="split the report, or raise the cap")
+
+
+def _from_text(text: str, max_rows: int | None) -> NcclTestsRun:
     run = NcclTestsRun()
     header: _Header | None = None
     iterations: int | None = None
@@ -214,17 +219,21 @@ def _from_text(text: str) -> NcclTestsRun:
                                           f"{seen[key]} too): two runs in one file?", line=line,
                                           hint="split the file, one run each, and read each")
                 run.rows.append(row)
+            if max_rows is not None and len(run.rows) > max_rows:
+                raise _too_many(max_rows, line)
         if m := _ITERS.search(s):
             iterations = int(m.group(2))
     return run
 
 
-def _from_json(text: str) -> NcclTestsRun:
+def _from_json(text: str, max_rows: int | None) -> NcclTestsRun:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ToolOutputError(f"not nccl-tests JSON output (not valid JSON: {exc.msg})", line=exc.lineno,
                               hint="give the file nccl-tests -J wrote, whole, or its text output") from None
+    except RecursionError:
+        raise ToolOutputError("not nccl-tests JSON output (nested deeper than any -J file)", hint=FIX_JSON) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ToolOutputError("a JSON file without the 'results' list nccl-tests -J writes", hint=FIX_JSON)
     args = doc.get("args") if isinstance(doc.get("args"), list) else []
@@ -233,22 +242,28 @@ def _from_json(text: str) -> NcclTestsRun:
                        nccl_version=doc.get("nccl_version"),
                        json_facts={"json_version": doc.get("version"), "args": args,
                                    "started": doc.get("start_time"), "ended": doc.get("end_time")})
+    samples = 0
     for i, res in enumerate(doc["results"]):
         if not isinstance(res, dict) or "size" not in res:
             raise ToolOutputError(f"results[{i}] has no size", hint=FIX_JSON)
         try:
-            run.rows += _json_rows(res, config)
-        except (KeyError, TypeError, ValueError) as exc:
+            rows = _json_rows(res, config)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ToolOutputError(f"results[{i}] is not what nccl-tests -J writes ({type(exc).__name__}: {exc})",
                                   hint=FIX_JSON) from None
+        run.rows += rows
+        samples += sum(1 + len(r.per_iter_s) for r in rows)
+        if max_rows is not None and samples > max_rows:
+            raise _too_many(max_rows, None)
     devices = config.get("devices") or doc.get("devices") or []
     try:
         run.ranks = [{"rank": int(d.get("rank", i)), "group": d.get("group"), "pid": d.get("pid"),
                       "host": str(d.get("hostname", "")), "device": d.get("device"), "name": d.get("name")}
                      for i, d in enumerate(devices) if isinstance(d, dict)]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise ToolOutputError(f"config.devices is not what nccl-tests -J writes ({exc})", hint=FIX_JSON) from None
-    if isinstance(avg := _object(doc.get("average_bus_bandwidth")).get("bandwidth"), (int, float)):
+    avg = _object(doc.get("average_bus_bandwidth")).get("bandwidth")
+    if isinstance(avg, (int, float)) and not isinstance(avg, bool) and abs(avg) < 1e300:
         run.avg_busbw_Bps = float(avg) * 1e9
     if isinstance(oob := _object(doc.get("out_of_bounds")).get("count"), int):
         run.out_of_bounds = oob
@@ -283,11 +298,12 @@ def _json_rows(res: dict[str, Any], config: dict[str, Any]) -> list[NcclTestsRow
     return rows
 
 
-def parse_nccl_tests(text: str, binary: str | None = None) -> NcclTestsRun:
+def parse_nccl_tests(text: str, binary: str | None = None, *, max_rows: int | None = None) -> NcclTestsRun:
     """nccl-tests' output, text table or ``-J`` JSON (told apart by the first character).
-    ``binary`` (e.g. from the command run) names the collective when the output does not."""
+    ``binary`` (e.g. from the command run) names the collective when the output does not;
+    ``max_rows`` caps the rows and per-iteration samples read (a ToolOutputError past it)."""
     stripped = text.lstrip()
-    run = _from_json(stripped) if stripped.startswith("{") else _from_text(text)
+    run = _from_json(stripped, max_rows) if stripped.startswith("{") else _from_text(text, max_rows)
     run.binary = run.binary or binary
     run.workload = workload_of_binary(run.binary) if run.binary else None
     return run

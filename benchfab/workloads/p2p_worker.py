@@ -18,6 +18,7 @@ from ..task import Task
 from .base import RankContext
 from .catalog import is_gpu_memory
 from .p2p_params import LATENCY_WORKLOAD
+from .rendezvous import listen_socket
 
 
 def _visible_gpu_addresses() -> list[str]:
@@ -71,13 +72,9 @@ def _exchange(rank: int, addr: str, port: int, timeout: float, ctx: RankContext)
     secret = secret_from_env()
     if rank != 0:
         return SocketExchange("client", addr, port, timeout, secret=secret)
-    try:
-        return SocketExchange("server", addr, port, timeout, secret=secret)
-    except OSError as exc:
-        # MASTER_ADDR may be a name or a service address that is not one of ours: listen
-        # on every address then (the secret still decides who the peer is).
-        ctx.log(f"out-of-band: cannot listen on {addr}:{port} ({exc.strerror or exc}); listening on all addresses")
-        return SocketExchange("server", "0.0.0.0", port, timeout, secret=secret)
+    # MASTER_ADDR only (POD_IP when it is a name of another address), never every interface:
+    # the secret decides who the peer is, the address who can even try (workloads.rendezvous).
+    return SocketExchange("server", addr, port, timeout, secret=secret, listener=listen_socket(addr, port, 64))
 
 
 def run_point_to_point(task: Task, ctx: RankContext) -> None:
@@ -95,9 +92,12 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
     # In a pod the test network is the secondary interface (BENCHFAB_NET_IP, set by the
     # Kubernetes backend from Multus' network-status), not the pod IP the rendezvous uses.
     net_ip = os.environ.get("BENCHFAB_NET_IP") or None
-    hello = exchange("worker-hello", {"host": net_ip or _own_address_towards(addr, port)} if rank == 1 else {})
+    announced = (net_ip or _own_address_towards(addr, port)) if rank == 1 else None
+    hello = exchange("worker-hello", {"host": announced} if rank == 1 else {})
     peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
     params = _engine_params(task, ctx, timeout, peer_host, net_ip)
+    if announced:
+        params["listen_host"] = announced  # the tcp data port listens where rank 0 was told to connect, only
     locality = params.pop("locality", None)  # recorded, not an engine parameter
     ctx.emit({"type": "env", "rank": rank, "host": socket.gethostname(), "pid": os.getpid(),
               "python": platform.python_version(), "transport": task.transport, "engine": task.engine,

@@ -44,10 +44,19 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     assert account["metadata"]["name"] == own and account["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": own, "namespace": svc["metadata"]["namespace"]}]
     assert {p["spec"]["serviceAccountName"] for p in pods} == {own}
-    # Ingress to the run's pods (the rendezvous store, the out-of-band port) from its own pods only.
+    # Ingress to the run's pods from its own pods only, and only on the ports the ranks listen on for
+    # each other: the rendezvous / out-of-band ports the backend hands out (MASTER_PORT of every test),
+    # perftest's, and the ephemeral range (gloo, NCCL, the tcp data port). Issue #22 item 3.
     run_pods = {"matchLabels": {mf.LABEL_RUN: "20260101-000000-shared-vs-sriov"}}
-    assert policy["spec"] == {"podSelector": run_pods, "policyTypes": ["Ingress"],
-                              "ingress": [{"from": [{"podSelector": run_pods}]}]}
+    assert policy["spec"] == {"podSelector": run_pods, "policyTypes": ["Ingress"], "ingress": [{
+        "from": [{"podSelector": run_pods}],
+        "ports": [{"protocol": "TCP", "port": 20000, "endPort": 29999}, {"protocol": "TCP", "port": 18515},
+                  {"protocol": "TCP", "port": 32768, "endPort": 60999}]}]}
+    settings = KubeSettings()
+    assert {mf.master_port(settings, seq) for seq in range(1, 30001)} == set(range(20000, 30000))
+    fixed = mf.network_policy_manifest("r", "ns", KubeSettings(master_port=31000))
+    assert fixed["spec"]["ingress"][0]["ports"][0] == {"protocol": "TCP", "port": 31000}
+    assert mf.master_port(KubeSettings(master_port=31000), 7) == 31000
     assert all(p["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov" for p in pods)
     names = [d["metadata"]["name"] for d in pods]
     assert len(names) == len(set(names))

@@ -30,6 +30,18 @@ ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
 ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 AGENT_COMMAND = ["python", "-m", "benchfab.backends.kubernetes.agent"]
 RENDEZVOUS_PORT = 29500
+# MASTER_PORT of test number ``seq``: FIRST + seq % COUNT, unless kubernetes.master_port fixes
+# one (rank 0's rendezvous store or out-of-band channel listens there, on its pod IP).
+MASTER_PORT_FIRST, MASTER_PORT_COUNT = 20000, 10000
+# What else the ranks listen on, for each other: perftest's server (its default -p), and the
+# kernel's ephemeral range (Linux' default ip_local_port_range), where gloo's pairs, NCCL's
+# bootstrap and socket transport and the tcp transport's data port bind port 0.
+PERFTEST_PORT = 18515
+EPHEMERAL_PORTS = (32768, 60999)
+
+
+def master_port(kube: KubeSettings, seq: int) -> int:
+    return kube.master_port or (MASTER_PORT_FIRST + seq % MASTER_PORT_COUNT)
 
 
 def _digest(text: str, n: int = 6) -> str:
@@ -175,18 +187,26 @@ def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def network_policy_manifest(run_id: str, namespace: str) -> dict[str, Any]:
-    """Ingress to the run's pods from the run's pods only. The rendezvous store (torch's
-    TCPStore takes any connection) and the out-of-band port listen on the pod network:
-    where the CNI enforces NetworkPolicy, other pods cannot reach them at all. Multus
-    secondary networks are outside NetworkPolicy; there the out-of-band secret and the
-    tcp data token decide who the peer is."""
+def network_policy_manifest(run_id: str, namespace: str, kube: KubeSettings) -> dict[str, Any]:
+    """Ingress to the run's pods from the run's pods only, and only on the ports the ranks
+    listen on for each other: the rendezvous/out-of-band ports (kubernetes.master_port, or
+    the range MASTER_PORT_FIRST.. the backend hands out), perftest's port and the ephemeral
+    range (gloo, NCCL, the tcp data port). Rank 0 binds its rendezvous listener to its pod
+    IP only (workloads.rendezvous), the network this policy governs. Multus secondary
+    networks are outside NetworkPolicy; there the out-of-band secret and the tcp data token
+    decide who the peer is (docs/SECURITY.md)."""
     run_pods = {"matchLabels": {LABEL_RUN: label_value(run_id)}}
+    rendezvous: dict[str, Any] = ({"protocol": "TCP", "port": kube.master_port} if kube.master_port else
+                                  {"protocol": "TCP", "port": MASTER_PORT_FIRST,
+                                   "endPort": MASTER_PORT_FIRST + MASTER_PORT_COUNT - 1})
+    ports = [rendezvous, {"protocol": "TCP", "port": PERFTEST_PORT},
+             {"protocol": "TCP", "port": EPHEMERAL_PORTS[0], "endPort": EPHEMERAL_PORTS[1]}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": service_name(run_id), "namespace": namespace, "labels": run_labels(run_id)},
-        "spec": {"podSelector": run_pods, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": run_pods}]}]},
+        "spec": {"podSelector": run_pods, "policyTypes": ["Ingress"],
+                 "ingress": [{"from": [{"podSelector": run_pods}], "ports": ports}]},
     }
 
 

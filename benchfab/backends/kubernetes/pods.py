@@ -136,7 +136,7 @@ class PodPool:
                                    hint="check access with: kubectl auth can-i list pods")
         if not self._service:
             self.kube.create("Service", mf.service_manifest(self.run_id, self.namespace))
-            self.kube.create("NetworkPolicy", mf.network_policy_manifest(self.run_id, self.namespace))
+            self.kube.create("NetworkPolicy", mf.network_policy_manifest(self.run_id, self.namespace, self.spec.kubernetes))
             self._service = True
 
     def switch_profile(self, profile: str) -> None:

@@ -155,8 +155,10 @@ def plan_on(spec: SweepSpec, found: Nodes) -> Plan:
     except PlacementError as exc:
         if not found.offline:
             raise
+        need = nodes_needed(spec)
+        # More nodes only help when there are too few; otherwise the planner's own fix is the one.
         raise PlacementError(f"offline on {len(found.infos)} node(s): {exc.message}",
-                             hint=f"pass more nodes (--nodes {nodes_needed(spec)})") from None
+                             hint=f"pass more nodes (--nodes {need})" if len(found.infos) < need else exc.hint) from None
 
 
 def render_objects(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
@@ -181,7 +183,8 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     slots = sorted({key for t in plan.tests for key in pod_keys(t)},
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2], k[3]))
     groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace),
-                                                                    mf.network_policy_manifest(run_id, found.namespace)])]
+                                                                    mf.network_policy_manifest(run_id, found.namespace,
+                                                                                              spec.kubernetes)])]
     for pname in profiles:
         if profile is not None and pname != profile:
             continue

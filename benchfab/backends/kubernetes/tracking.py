@@ -82,7 +82,7 @@ class TestTracker:
         states = [pool.pods[key] for key in pod_keys(test)]
         rank0 = pool.get(states[0].name) or {}
         master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
-        port = self.spec.kubernetes.master_port or (20000 + seq % 10000)
+        port = mf.master_port(self.spec.kubernetes, seq)
         task_json = test.task().to_json()
         secret = new_test_secret()  # one per test: its ranks accept only each other
         outcome = TestOutcome(test.test_id, "failed", started=time.time())

@@ -63,9 +63,9 @@ from .diagnosis import load_diagnosis, verdict_markdown
 from .errors import UsageError
 from .runfacts import run_facts
 from .store import Run
-from .tables import num, shown
+from .tables import md_cell, num
 from .units import format_size
-from .untrusted import markdown_cell, markdown_code
+from .untrusted import markdown_code
 from .verdicts import noise_text, read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
 from .workloads.point_to_point import locality_lines
@@ -452,16 +452,10 @@ def markdown_summary(run: Run, images: list[str]) -> str:
     return markdown_report(ReportInput((run,)), images, [])
 
 
-def _cell(value: Any) -> str:
-    """Text from a run, a spec or a file, inert in summary.md (untrusted.markdown_cell); "-" for
-    a value that does not exist."""
-    return markdown_cell(shown(value))
-
-
 def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap], marks: Marks | None = None) -> str:
     """The report's text: runs, tests, each family's tables, verdicts, slowest pairs, figures."""
     several = len(data.runs) > 1
-    lines = [f"# benchfab {_cell(data.subtitle)}", ""]
+    lines = [f"# benchfab {md_cell(data.subtitle)}", ""]
     for run in data.runs:
         if several:
             lines += [f"## Run `{markdown_code(run.run_id)}`", ""]
@@ -472,8 +466,8 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         tests = run.tests.sort_values("test_id") if not run.tests.empty else run.tests
         for _, t in tests.iterrows():
-            lines.append(f"| {_cell(run.run_id)} | {_cell(t['test_id'])} | {_cell(t['workload'])} | {_cell(t['profile'])} "
-                         f"| {_cell(t['ranks'])} | {_cell(t['status'])} | {_cell(t['reason'])} |")
+            lines.append(f"| {md_cell(run.run_id)} | {md_cell(t['test_id'])} | {md_cell(t['workload'])} | {md_cell(t['profile'])} "
+                         f"| {md_cell(t['ranks'])} | {md_cell(t['status'])} | {md_cell(t['reason'])} |")
     summary = data.summary
     for family in FAMILIES:
         lines += family.report_section(summary)
@@ -501,18 +495,18 @@ def verdict_lines(run: Run) -> list[str]:
     bad = len(verdicts.regressions)
     method = ", ".join(f"{k} {v}" for k, v in verdicts.method.items())
     factor = float(verdicts.method.get("factor") or 1.0)
-    lines = ["", f"## Verdicts of `{markdown_code(verdicts.new)}` against {_cell(verdicts.base_label)}", "",
+    lines = ["", f"## Verdicts of `{markdown_code(verdicts.new)}` against {md_cell(verdicts.base_label)}", "",
              f"{bad} regression(s) in {len(verdicts.verdicts)} key(s); base run(s): "
-             f"{_cell(', '.join(verdicts.base_runs) or 'none')}; method: {_cell(method)}.", ""]
-    lines += [f"- **damaged**: {_cell(d)}" for d in verdicts.damaged]
+             f"{md_cell(', '.join(verdicts.base_runs) or 'none')}; method: {md_cell(method)}.", ""]
+    lines += [f"- **damaged**: {md_cell(d)}" for d in verdicts.damaged]
     lines += ["", "| key | metric | verdict | base median | new median | new/base | noise | cause |",
               "|---|---|---|---|---|---|---|---|"]
     # Regressions first, then the rest, each in the file's order.
     for v in sorted(verdicts.verdicts, key=lambda v: not v.regression):
-        verdict = f"**{_cell(v.verdict)}**" if v.regression else _cell(v.label(factor))
-        lines.append(f"| {_cell(v.key_id)} | {_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
+        verdict = f"**{md_cell(v.verdict)}**" if v.regression else md_cell(v.label(factor))
+        lines.append(f"| {md_cell(v.key_id)} | {md_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
                      f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {noise_text(v.noise)} "
-                     f"| {_cell(v.cause)} |")
+                     f"| {md_cell(v.cause)} |")
     return lines
 
 
@@ -524,17 +518,17 @@ def _pair_lines(pm: PairMap, marks: Marks | None) -> list[str]:
              f"Slowest pairs ({worse} first; vs median: the pair's value / the median pair's):", "",
              f"| node | node | {unit} | vs median |", "|---|---|---|---|"]
     for _, r in pm.slowest.iterrows():
-        lines.append(f"| {_cell(r['node_a'])} | {_cell(r['node_b'])} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
+        lines.append(f"| {md_cell(r['node_a'])} | {md_cell(r['node_b'])} | {r['value'] * spec.scale:.4g} | {r['vs_median']:.3f} |")
     if marks is None:
         return lines
     here = set(pm.matrix.index)
     shown = []
     nodes = [n for n in marks.nodes if n in here]
     if nodes:
-        shown.append(f"nodes {_cell(', '.join(nodes))}")
+        shown.append(f"nodes {md_cell(', '.join(nodes))}")
     pairs = [f"{a}-{b}" for a, b in marks.pairs if a in here and b in here]
     if pairs:
-        shown.append(f"pairs {_cell(', '.join(pairs))}")
+        shown.append(f"pairs {md_cell(', '.join(pairs))}")
     if shown:
         lines += ["", f"Marked in red ({marks.why}): {'; '.join(shown)}."]
     return lines

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tables import missing, shown
-from .untrusted import markdown_cell, markdown_code
+from .tables import md_cell, missing, shown
+from .untrusted import markdown_code
 
 IMPORTED_WHY = "the imported report does not state"
 MEASURED_WHY = {
@@ -36,19 +36,16 @@ def run_facts(meta: dict[str, Any]) -> list[str]:
         if missing(value) or value == "":
             absent.append(name)
             return shown(None)
-        return markdown_code(value) if code else markdown_cell(shown(value))
-
-    def cell(value: Any) -> str:
-        return markdown_cell(shown(value))
+        return markdown_code(value) if code else md_cell(value)
 
     if isinstance(imported, dict):
         source = f", from {imported['source_url']}" if imported.get("source_url") else ""
         version = f" {imported['version']}" if imported.get("version") else ""
-        lines.append(f"- imported: {cell(imported.get('tool'))}{cell(version)} report `{markdown_code(imported.get('path'))}` "
-                     f"(sha256 {cell(str(imported.get('sha256'))[:12])}...{cell(source)}); filed as spec {cell(spec_name)}")
+        lines.append(f"- imported: {md_cell(imported.get('tool'))}{md_cell(version)} report `{markdown_code(imported.get('path'))}` "
+                     f"(sha256 {md_cell(str(imported.get('sha256'))[:12])}...{md_cell(source)}); filed as spec {md_cell(spec_name)}")
     else:
-        lines.append(f"- spec: `{fact('spec', meta.get('spec_path'), code=True)}` ({cell(spec_name)})")
-    lines.append(f"- status: {cell(meta.get('status'))}; started {fact('started', meta.get('started'))}, "
+        lines.append(f"- spec: `{fact('spec', meta.get('spec_path'), code=True)}` ({md_cell(spec_name)})")
+    lines.append(f"- status: {md_cell(meta.get('status'))}; started {fact('started', meta.get('started'))}, "
                  f"ended {fact('ended', meta.get('ended'))}")
     lines.append(f"- host: {fact('host', (meta.get('host') or {}).get('hostname'))}; "
                  f"benchfab {fact('benchfab', versions.get('benchfab'))}, torch {fact('torch', versions.get('torch'))}, "

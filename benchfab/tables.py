@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .untrusted import markdown_cell
+
 ABSENT = "-"  # what a table or summary shows for a value that does not exist (never None or nan)
 
 
@@ -22,6 +24,12 @@ def missing(value: Any) -> bool:
 def shown(value: Any, fmt: str = "") -> str:
     """``value`` as text (in ``fmt`` when given), or "-" when it does not exist."""
     return ABSENT if missing(value) else format(value, fmt)
+
+
+def md_cell(value: Any, fmt: str = "") -> str:
+    """A Markdown table cell of ``value``: shown (a "-" for nothing) and inert (names come from
+    specs, imported reports and shared results: untrusted.markdown_cell)."""
+    return markdown_cell(shown(value, fmt))
 
 
 def num(value: Any, fmt: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
-from ..tables import num, shown
+from ..tables import md_cell, num, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
 
@@ -118,7 +118,7 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     lines = ["", "## Bandwidth (GB/s = 1e9 B/s; each row one test of one run on one profile)", "",
              "| run | profile | test | peak busbw | avg busbw | min time (us) | #wrong |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['peak_busbw_GBps']:.3f} "
+        lines.append(f"| {md_cell(r['run_id'])} | {md_cell(r['profile'])} | {md_cell(r['test_id'])} | {r['peak_busbw_GBps']:.3f} "
                      f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {shown(r['wrong'], '.0f')} |")
     if table["wrong"].isna().any():
         lines += ["", '#wrong "-": no data check (the test ran with `check: false`, or its imported report has no #wrong).']

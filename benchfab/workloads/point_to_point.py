@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
-from ..tables import gbit, num, scaled, shown
+from ..tables import gbit, md_cell, num, scaled, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
 from .p2p_params import BANDWIDTH_WORKLOAD, PERFTEST_ITERATIONS, pair_problems
@@ -175,8 +175,9 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in p2p.iterrows():
         peak = shown(r["max_bw_peak_Gbps"], ".3f") if p2p_workload(str(r["workload"])).bandwidth else "-"
-        lines.append(f"| {r['run_id']} | {r['profile']} | {r['test_id']} | {r['workload']} | {r['transport']} "
-                     f"| {r['engine']} | {shown(r['max_bw_avg_Gbps'], '.3f')} | {peak} "
+        lines.append(f"| {md_cell(r['run_id'])} | {md_cell(r['profile'])} | {md_cell(r['test_id'])} "
+                     f"| {md_cell(r['workload'])} | {md_cell(r['transport'])} | {md_cell(r['engine'])} "
+                     f"| {shown(r['max_bw_avg_Gbps'], '.3f')} | {peak} "
                      f"| {shown(r['min_lat_median_us'], '.2f')} |")
     figures = ["max_bw_avg_Gbps", "max_bw_peak_Gbps", "min_lat_median_us"]
     if not p2p[figures].isna().any(axis=None):
@@ -219,8 +220,9 @@ def locality_lines(run_id: str, tests: pd.DataFrame) -> list[str]:
         for rank, loc in rank_pairings(t["used"]):
             sys_apart = bool(loc.get("sys_distance")) or loc.get("distance") == "SYS"
             distance = f"**{loc['distance']}**" if sys_apart else str(loc["distance"])
-            table.append(f"| {run_id} | {t['test_id']} | {rank} | {loc.get('gpu')} ({loc.get('gpu_pci')}) "
-                         f"| {loc.get('hca')} ({loc.get('hca_pci')}) | {distance} |")
+            table.append(f"| {md_cell(run_id)} | {md_cell(t['test_id'])} | {rank} | {md_cell(loc.get('gpu'))} "
+                         f"({md_cell(loc.get('gpu_pci'))}) | {md_cell(loc.get('hca'))} ({md_cell(loc.get('hca_pci'))}) "
+                         f"| {distance} |")  # our own markup (bold SYS)
             if sys_apart:
                 warnings.append(f"- **WARNING**: {run_id} {t['test_id']} rank {rank}: GPU {loc.get('gpu')} and "
                                 f"{loc.get('hca')} are SYS apart (across NUMA nodes): {SYS_WARNING}.")

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from ..workloads.catalog import COLLECTIVES
+from ..workloads.collective_kinds import COLLECTIVES
 from ..yamlpos import Path as YPath
 from .fields import _kind, _show
 from .models import KubeSettings, NodeSelection, Placement, Profile, RdmaOptions, SizeRange, SweepSpec, TestFields

@@ -1,18 +1,5 @@
-"""The ``benchfab`` command.
-
-    benchfab validate SPEC          check a spec; one line per problem, exit 2
-    benchfab plan SPEC              the tests and rounds a sweep would run, with a time estimate
-    benchfab sweep SPEC             run it; results/<run_id>/ (tables on stdout, progress on stderr)
-    benchfab sweep --resume RUN_ID  finish an interrupted run, skipping tests already ok
-    benchfab runs                   list stored runs
-    benchfab show RUN               print a stored run's tables again
-    benchfab report RUN [RUN...]    PNG curves, summary.md and report.html into results/<run_id>/report/
-    benchfab export RUN --openmetrics  verdicts and key figures as OpenMetrics text
-    benchfab import TOOL FILE       store a saved nccl-tests / perftest report as a run
-    benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
-    benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
-    benchfab compare BASE NEW       verdicts per measurement key; exit 1 on a regression
-    benchfab baseline set|list      named baselines (a run id + its spec hash in results/baselines.json)
+"""The ``benchfab`` command: one subcommand per ``_command(...)`` below (``benchfab --help``
+lists them all, README's "The CLI" shows each with an example).
 
 Errors are one line (what, where, how to fix); ``--debug`` adds the traceback.
 """

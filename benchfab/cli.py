@@ -37,12 +37,12 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .spec import load_spec
+    from .backends.registry import load_spec
 
     if args.output == "json":
         from .jsonout import validate_json
 
-        return validate_json(args.spec)
+        return validate_json(args.spec, load_spec)
     spec = load_spec(args.spec)
     tests = spec.resolved_tests()
     print(f"{args.spec}: ok ({len(tests)} test entries, backend {spec.backend})")
@@ -57,14 +57,14 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
-    """The Kubernetes backend with --kubeconfig/--context/--namespace; None lets the sweep pick (local)."""
+    """The spec's backend; one that reaches a cluster takes --kubeconfig/--context/--namespace."""
     from .backends.registry import make_backend
 
-    return make_backend(spec, _cluster(args)) if spec.backend == "kubernetes" else None
+    return make_backend(spec, _cluster(args))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .spec import load_spec
+    from .backends.registry import load_spec
     from .sweep import make_plan
     from .workloads import family_of
 
@@ -133,8 +133,8 @@ def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .backends.registry import load_spec
     from .runmeta import load_resume
-    from .spec import load_spec
     from .sweep import run_sweep
 
     # Checked before anything runs: a baseline that does not exist is bad input (exit 2).
@@ -348,8 +348,8 @@ def _add_report_commands(sub: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .backends.kubernetes.render import render
+    from .backends.registry import load_spec
     from .errors import UsageError as _Usage
-    from .spec import load_spec
 
     spec = load_spec(args.spec)
     if spec.backend != "kubernetes":
@@ -365,7 +365,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from .backends.kubernetes.preflight import run_preflight
-    from .spec import load_spec
+    from .backends.registry import load_spec
 
     spec = load_spec(args.spec) if args.spec else None
     return run_preflight(spec, _cluster(args), sys.stdout, as_json=args.output == "json")
@@ -513,7 +513,7 @@ def _add_results_commands(sub: Any) -> None:
 def _spec_results(args: argparse.Namespace) -> str:
     """The results directory a sweep will use: --results, the spec's, or the resumed run's."""
     if args.spec and Path(args.spec).exists() and not args.resume:
-        from .spec import load_spec
+        from .backends.registry import load_spec
 
         return str(load_spec(args.spec).results_dir)
     return "results"

@@ -124,7 +124,7 @@ def shaping_flags(flags: list[str]) -> list[str]:
 
 def build(workload_name: str, flags: list[str]) -> tuple[Any, str, argparse.Namespace]:
     """(validated SweepSpec, its YAML text, parsed flags) for ``benchfab run WORKLOAD FLAGS``."""
-    from ..spec import load_spec_text
+    from ..backends.registry import load_spec_text
 
     t, ns = parse(workload_name, flags)
     text = spec_text(t, ["run", workload_name, *shaping_flags(flags)])

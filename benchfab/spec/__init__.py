@@ -27,6 +27,7 @@ from .fields import (
     Device,
     DType,
     Engine,
+    EnvVars,
     Fabric,
     LeafScope,
     Mode,
@@ -36,11 +37,10 @@ from .fields import (
     Size,
     Workload,
 )
-from .load import load_spec, load_spec_text
+from .load import BackendRules, load_spec, load_spec_text
 from .models import (
     BUILTIN_DEFAULTS,
     SECOND_PASS_PATTERNS,
-    KubeSettings,
     NodeSelection,
     Placement,
     Profile,
@@ -48,6 +48,7 @@ from .models import (
     RdmaOptions,
     SecondPassRules,
     SizeRange,
+    SpecSection,
     SweepSpec,
     TestFields,
     TestSpec,
@@ -55,6 +56,9 @@ from .models import (
 )
 
 __all__ = [
+    "BackendRules",
+    "EnvVars",
+    "SpecSection",
     "BUILTIN_DEFAULTS",
     "MAX_SIZES_PER_TEST",
     "NAME_PATTERN",
@@ -64,7 +68,6 @@ __all__ = [
     "Device",
     "Engine",
     "Fabric",
-    "KubeSettings",
     "LeafScope",
     "Memory",
     "Mode",

@@ -14,6 +14,11 @@ The package is split by job; callers import from ``benchfab.spec`` itself:
   is resolved against them;
 - ``wording``: pydantic's errors as SpecErrors in benchfab's words;
 - ``load``: reading a spec file, and the checks that span fields.
+
+The backends are above this package: ``benchfab.load_spec`` (benchfab.backends.registry)
+hands them to ``load_spec`` here, which then checks ``backend:``, the backend's section
+(``kubernetes:``) and its rules too. Called without them, as for a stored spec read
+again, the section of the spec's own backend is kept as written.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from benchfab.errors import SpecError
 from benchfab.spec import Profile, load_spec_text
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.k8s
+
 K8S_VERSION = "1.33"
 
 

@@ -18,7 +18,8 @@ from .errors import BenchfabError, SpecError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .spec import SweepSpec, load_spec
+    from .backends.registry import load_spec
+    from .spec import SweepSpec
     from .store import Run, load_run, load_runs
 
 # The spec and store modules pull in pydantic and pandas. Workers (``python -m
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 # on small or emulated machines, so the public names load on first use.
 _LAZY = {
     "SweepSpec": "spec",
-    "load_spec": "spec",
+    "load_spec": "backends.registry",  # the spec with its backend's section checked
     "Run": "store",
     "load_run": "store",
     "load_runs": "store",

@@ -1,18 +1,5 @@
-"""The ``benchfab`` command.
-
-    benchfab validate SPEC          check a spec; one line per problem, exit 2
-    benchfab plan SPEC              the tests and rounds a sweep would run, with a time estimate
-    benchfab sweep SPEC             run it; results/<run_id>/ (tables on stdout, progress on stderr)
-    benchfab sweep --resume RUN_ID  finish an interrupted run, skipping tests already ok
-    benchfab runs                   list stored runs
-    benchfab show RUN               print a stored run's tables again
-    benchfab report RUN [RUN...]    PNG curves, summary.md and report.html into results/<run_id>/report/
-    benchfab export RUN --openmetrics  verdicts and key figures as OpenMetrics text
-    benchfab import TOOL FILE       store a saved nccl-tests / perftest report as a run
-    benchfab render SPEC            Kubernetes manifests of a sweep as YAML (kubectl apply -f -)
-    benchfab preflight [SPEC]       Network Operator checklist: pass/warn/fail with fixes; exit 1 on fail
-    benchfab compare BASE NEW       verdicts per measurement key; exit 1 on a regression
-    benchfab baseline set|list      named baselines (a run id + its spec hash in results/baselines.json)
+"""The ``benchfab`` command: one subcommand per ``_command(...)`` below (``benchfab --help``
+lists them all, README's "The CLI" shows each with an example).
 
 Errors are one line (what, where, how to fix); ``--debug`` adds the traceback.
 """
@@ -48,12 +35,12 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .spec import load_spec
+    from .backends.registry import load_spec
 
     if args.output == "json":
         from .jsonout import validate_json
 
-        return validate_json(args.spec)
+        return validate_json(args.spec, load_spec)
     spec = load_spec(args.spec)
     tests = spec.resolved_tests()
     print(f"{args.spec}: ok ({len(tests)} test entries, backend {spec.backend})")
@@ -68,14 +55,14 @@ def _cluster(args: argparse.Namespace) -> Any:
 
 
 def _backend_for(spec: Any, args: argparse.Namespace) -> Any:
-    """The Kubernetes backend with --kubeconfig/--context/--namespace; None lets the sweep pick (local)."""
+    """The spec's backend; one that reaches a cluster takes --kubeconfig/--context/--namespace."""
     from .backends.registry import make_backend
 
-    return make_backend(spec, _cluster(args)) if spec.backend == "kubernetes" else None
+    return make_backend(spec, _cluster(args))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .spec import load_spec
+    from .backends.registry import load_spec
     from .sweep import make_plan
     from .workloads import family_of
 
@@ -144,8 +131,8 @@ def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .backends.registry import load_spec
     from .runmeta import load_resume
-    from .spec import load_spec
     from .sweep import run_sweep
 
     # Checked before anything runs: a baseline that does not exist is bad input (exit 2).
@@ -397,8 +384,8 @@ def _add_report_commands(sub: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .backends.kubernetes.render import render
+    from .backends.registry import load_spec
     from .errors import UsageError as _Usage
-    from .spec import load_spec
 
     spec = load_spec(args.spec)
     if spec.backend != "kubernetes":
@@ -414,7 +401,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from .backends.kubernetes.preflight import run_preflight
-    from .spec import load_spec
+    from .backends.registry import load_spec
 
     spec = load_spec(args.spec) if args.spec else None
     return run_preflight(spec, _cluster(args), sys.stdout, as_json=args.output == "json")
@@ -564,7 +551,7 @@ def _add_results_commands(sub: Any) -> None:
 def _spec_results(args: argparse.Namespace) -> str:
     """The results directory a sweep will use: --results, the spec's, or the resumed run's."""
     if args.spec and Path(args.spec).exists() and not args.resume:
-        from .spec import load_spec
+        from .backends.registry import load_spec
 
         return str(load_spec(args.spec).results_dir)
     return "results"

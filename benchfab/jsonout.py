@@ -120,11 +120,10 @@ def validation_document(path: str, spec: SweepSpec | None, error: BenchfabError 
     return {"spec": path, "valid": False, "name": None, "backend": None, "tests": None, "problems": problems}
 
 
-def validate_json(path: str) -> int:
+def validate_json(path: str, load_spec: Callable[[str], SweepSpec]) -> int:
     """``validate -o json``: the document, valid or not; a spec with problems still exits 2
-    (the error is raised again, so stderr says it as text validate does)."""
-    from .spec import load_spec
-
+    (the error is raised again, so stderr says it as text validate does). ``load_spec``:
+    benchfab.backends.registry's, which checks the backend's section too."""
     try:
         spec = load_spec(path)
     except BenchfabError as exc:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchfab.workloads.catalog import COLLECTIVES, busbw_factor
+from benchfab.workloads.collective_kinds import COLLECTIVES, busbw_factor
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 8, 16], ids=lambda n: f"n{n}")

@@ -46,3 +46,13 @@ def test_help_says_what_1_means_for_this_command(cli, name: str) -> None:  # typ
     assert OWN_EXIT_CODES[name] in codes
     # not the generic list, which speaks of tests a sweep ran
     assert "every test ok" not in codes and "test failed, timed out" not in codes and "\n  3 " not in codes
+
+
+def test_readme_shows_every_subcommand() -> None:
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## The CLI"):]
+    block = block[block.index("```"):]
+    block = block[:block.index("```", 3)]
+    assert [n for n in sorted(_subcommands()) if f"benchfab {n} " not in block] == []

@@ -12,14 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchfab.task import Task
-from benchfab.workloads.collectives_torch import (
-    NO_IN_PLACE,
-    ROOT_ONLY_OUTPUT,
-    CollectiveRunner,
-    count_wrong,
-    expected_output,
-    pattern,
-)
+from benchfab.workloads.collective_kinds import COLLECTIVES
+from benchfab.workloads.collectives_torch import CollectiveRunner, count_wrong, expected_output, pattern
 
 
 def _port() -> int:
@@ -40,7 +34,7 @@ def _worker(rank: int, world: int, port: int, cases: list[tuple[str, str, str, i
         for workload, op, dtype, root in cases:
             runner = CollectiveRunner(_task(workload, op, dtype, root), rank, world, torch.device("cpu"))
             for in_place in (False, True):
-                if workload in NO_IN_PLACE and in_place:
+                if COLLECTIVES[workload].no_in_place and in_place:
                     continue
                 buf = runner.buffers(4096, in_place)
                 opfn = runner.make_op(buf, in_place)
@@ -60,7 +54,7 @@ def _worker(rank: int, world: int, port: int, cases: list[tuple[str, str, str, i
                     manual = sum(pattern(r, n, op, torch.float64) for r in range(world)).to(buf.recv.dtype)
                     assert torch.equal(buf.recv, manual)
                 local = 0
-                if workload not in ROOT_ONLY_OUTPUT or rank == root:
+                if not COLLECTIVES[workload].output_on_root or rank == root:
                     exp = expected_output(workload, rank, world, n, op, buf.recv.dtype, root)
                     local = count_wrong(buf.recv, exp, op)
                 out.put((rank, workload, op, dtype, in_place, local, runner.check(buf, opfn)))
@@ -85,7 +79,7 @@ def test_collectives_compute_expected_values(world: int) -> None:
     results = []
     while not out.empty():
         results.append(out.get())
-    expected_rows = world * sum(1 if w in NO_IN_PLACE else 2 for w, *_ in CASES)
+    expected_rows = world * sum(1 if COLLECTIVES[w].no_in_place else 2 for w, *_ in CASES)
     assert len(results) == expected_rows
     for rank, workload, op, dtype, in_place, local_wrong, global_wrong in results:
         assert local_wrong == 0, (rank, workload, op, dtype, in_place)
@@ -112,3 +106,7 @@ def test_patterns_stay_exact_in_bfloat16() -> None:
     exp = expected_output("allreduce", 0, 16, 64, "sum", torch.bfloat16, 0)
     ref = sum(pattern(r, 64, "sum", torch.float64) for r in range(16))
     assert torch.equal(exp.to(torch.float64), ref)
+
+
+def test_every_collective_has_a_value_case() -> None:
+    assert {w for w, *_ in CASES} == set(COLLECTIVES)

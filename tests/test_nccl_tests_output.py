@@ -9,7 +9,7 @@ import json
 import pytest
 
 from benchfab.errors import ToolOutputError, WorkloadError
-from benchfab.workloads.catalog import busbw_factor
+from benchfab.workloads.collective_kinds import busbw_factor
 from benchfab.workloads.nccl_tests_output import parse_nccl_tests
 from tests.helpers import ROOT
 

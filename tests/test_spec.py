@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchfab.backends.registry import load_spec, load_spec_text  # the spec as a user gets it checked
 from benchfab.errors import SpecError
-from benchfab.spec import load_spec, load_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

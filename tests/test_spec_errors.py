@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchfab.backends.registry import load_spec, load_spec_text  # the spec as a user gets it checked
 from benchfab.errors import BenchfabError, SpecError, SpecErrors
-from benchfab.spec import load_spec, load_spec_text
 
 LINE = re.compile(r"^(?P<src>[^:]+):(?P<line>\d+): (?:(?P<field>[\w.\[\]]+): )?(?P<what>.+) \(fix: (?P<fix>.+)\)$")
 

@@ -13,7 +13,7 @@ import pytest
 
 import benchfab
 from benchfab.capabilities import visible_gpus
-from benchfab.workloads.catalog import busbw_factor
+from benchfab.workloads.collective_kinds import busbw_factor
 from tests.helpers import ROOT, worker_pids_of
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,5 @@
-"""What every backend provides to the sweep loop.
+"""What every backend provides: to the registry and the spec (``BackendKind``), and to
+the sweep loop (``Backend``).
 
 sweep.py calls exactly these methods, in this order: ``nodes()`` (to plan),
 ``unavailable()`` for every planned test, ``start()``, ``inventory()`` (for
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..costs import CostModel
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..spec import SweepSpec, TestSpec
+    from ..workloads import Problem
 
 RecordCallback = Callable[[dict[str, Any]], None]
 # A round runs several tests at once: each record comes with the id of its test.
@@ -71,3 +78,26 @@ class Backend(Protocol):
         """Release everything the run created (idempotent). What cannot be released is raised
         as a CleanupError naming it and the command that removes it (again on a second call)."""
         ...
+
+
+class BackendKind:
+    """A backend as the registry and the spec know it; a subclass per backend, one line in
+    ``registry.BACKENDS``. benchfab.spec.load calls ``spec_problems`` / ``test_problems`` while
+    it validates a spec (its ``BackendRules``), and validates the spec's section named after
+    the backend (``kubernetes:``) with ``options``."""
+
+    name: str = ""
+    options: type[BaseModel] | None = None  # the model of its section; None: it has none
+
+    def spec_problems(self, spec: SweepSpec) -> list[Problem]:
+        """What is wrong with the spec's top-level settings for this backend."""
+        return []
+
+    def test_problems(self, test: TestSpec) -> list[Problem]:
+        """What is wrong with one resolved test on this backend (placements it cannot do)."""
+        return []
+
+    def make(self, spec: SweepSpec, access: object | None) -> Backend:
+        """The backend for a sweep of ``spec``; ``access``: how to reach the cluster from the
+        command line (the Kubernetes backend's ClusterOptions; others ignore what is not theirs)."""
+        raise NotImplementedError

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
 from ..costs import CostModel, local_costs
@@ -32,8 +32,12 @@ from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
 from ..rdma.oob import SECRET_ENV, new_test_secret
 from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, parse_record
-from .base import RecordCallback, RoundRecordCallback, TestOutcome
+from ..workloads import Problem
+from .base import Backend, BackendKind, RecordCallback, RoundRecordCallback, TestOutcome
 from .outcome import LOG_TAIL_LINES, RankRecords, log_tail
+
+if TYPE_CHECKING:
+    from ..spec import SweepSpec, TestSpec
 
 POLL_S = 0.05
 GRACE_S = 5.0  # after one rank fails, how long the others get to report their own error
@@ -328,3 +332,27 @@ def _memory_bytes() -> int | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+class Local(BackendKind):
+    """Every rank a process on this host: one node (gpus_per_node simulates several)."""
+
+    name = "local"
+
+    def test_problems(self, test: TestSpec) -> list[Problem]:
+        pl, found = test.placement, []
+        if pl.pattern not in ("local", "group"):
+            found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
+                                 "use backend: kubernetes, or pattern: local", ("backend",)))
+        if pl.nodes != 1 and not pl.gpus_per_node:
+            # With gpus_per_node the nodes are simulated: gpus_per_node local ranks each, all on this host.
+            found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
+                                 "set placement.nodes: 1, add gpus_per_node to simulate the nodes on this host, "
+                                 "or use backend: kubernetes", ("backend",)))
+        return found
+
+    def make(self, spec: SweepSpec, access: object | None) -> Backend:
+        return LocalBackend()
+
+
+LOCAL = Local()

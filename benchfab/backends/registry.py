@@ -1,42 +1,48 @@
-"""Backend name -> factory: the spec's ``backend`` picks one.
+"""The backends: the spec's ``backend`` picks one of ``BACKENDS``.
 
-Factories import their backend on first use: ``kubernetes`` (the package) is
-loaded only for a Kubernetes spec, never for a local sweep or in a worker.
+Each entry is a ``BackendKind`` (base.py) declared by its backend: its name, the model of
+its spec section, its spec rules and its factory, which imports the backend itself on
+first use (the kubernetes client loads only for a Kubernetes spec, never for a local
+sweep or in a worker). Adding a backend: its module or package, and one line below.
+
+A spec is read through ``load_spec`` / ``load_spec_text`` here, which hand the backends to
+benchfab.spec: ``backend:`` must name one, and its section is validated by its model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from ..errors import BackendError
 from ..spec import SweepSpec
-from .base import Backend
+from ..spec import load_spec as _load_spec
+from ..spec import load_spec_text as _load_spec_text
+from .base import Backend, BackendKind
+from .kubernetes.kind import KUBERNETES
+from .local import LOCAL
 
-if TYPE_CHECKING:
-    from .kubernetes.client import ClusterOptions
-
-Factory = Callable[[SweepSpec, "ClusterOptions | None"], Backend]
-
-
-def _local(spec: SweepSpec, cluster: ClusterOptions | None) -> Backend:
-    from .local import LocalBackend
-
-    return LocalBackend()
+BACKENDS: tuple[BackendKind, ...] = (LOCAL, KUBERNETES)
 
 
-def _kubernetes(spec: SweepSpec, cluster: ClusterOptions | None) -> Backend:
-    from .kubernetes.backend import KubernetesBackend
+def backend_kind(name: str) -> BackendKind:
+    for kind in BACKENDS:
+        if kind.name == name:
+            return kind
+    raise BackendError(f"backend {name!r} is not available",
+                       hint=f"use backend: {' or '.join(k.name for k in BACKENDS)}")
 
-    return KubernetesBackend(spec, cluster)
+
+def make_backend(spec: SweepSpec, access: object | None = None) -> Backend:
+    """The spec's backend; ``access`` (the command line's --kubeconfig, --context, --namespace as
+    ClusterOptions) is for the backends that reach a cluster."""
+    return backend_kind(spec.backend).make(spec, access)
 
 
-BACKENDS: dict[str, Factory] = {"local": _local, "kubernetes": _kubernetes}
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a spec file, its backend's section and rules included (SpecError, exit 2)."""
+    return _load_spec(path, backends=BACKENDS)
 
 
-def make_backend(spec: SweepSpec, cluster: ClusterOptions | None = None) -> Backend:
-    """The spec's backend; ``cluster`` (kubeconfig, context, namespace) is for Kubernetes only."""
-    factory = BACKENDS.get(spec.backend)
-    if factory is None:
-        raise BackendError(f"backend {spec.backend!r} is not available", hint="use backend: local or kubernetes")
-    return factory(spec, cluster)
+def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
+    """``load_spec`` for spec text."""
+    return _load_spec_text(text, source=source, backends=BACKENDS)

@@ -8,14 +8,15 @@ from typing import Any
 from ..errors import BenchfabError
 from ..spec import load_spec_text
 from ..spec.models import TestSpec
-from ..workloads.catalog import COLLECTIVES, DTYPES
+from ..workloads.catalog import DTYPES
+from ..workloads.collective_kinds import COLLECTIVES
 from .judge import Planned
 from .keys import Key, KeyData, key_dict
 
 
 def _stored_sizes(test: TestSpec, dtype: str) -> set[int]:
     """The sizes a test's rows carry: a collective's requested sizes rounded to whole
-    elements per rank as nccl-tests reports them (benchfab.workloads.catalog), else as given."""
+    elements per rank as nccl-tests reports them (benchfab.workloads.collective_kinds), else as given."""
     collective = COLLECTIVES.get(test.workload)
     if collective is None or dtype not in DTYPES:
         return set(test.sizes)

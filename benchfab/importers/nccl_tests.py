@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ToolOutputError, UsageError
 from ..oneoff import resolve_workload
-from ..workloads.catalog import COLLECTIVES
+from ..workloads.collective_kinds import COLLECTIVES
 from ..workloads.nccl_tests_output import FIX_TEXT, NcclTestsRun, parse_nccl_tests, workload_of_binary
 from .parsed import Missing, ParsedReport, ParsedTest, bad_input
 

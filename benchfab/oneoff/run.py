@@ -8,13 +8,14 @@ import difflib
 import re
 import shlex
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import EXIT_CODES_HELP, SpecError, UsageError
 from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
-from ..workloads.catalog import COLLECTIVES
+from ..workloads.collective_kinds import COLLECTIVES
 from ..workloads.p2p_params import PERFTEST_BINARY
 from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
@@ -123,7 +124,7 @@ def shaping_flags(flags: list[str]) -> list[str]:
 
 def build(workload_name: str, flags: list[str]) -> tuple[Any, str, argparse.Namespace]:
     """(validated SweepSpec, its YAML text, parsed flags) for ``benchfab run WORKLOAD FLAGS``."""
-    from ..spec import load_spec_text
+    from ..backends.registry import load_spec_text
 
     t, ns = parse(workload_name, flags)
     text = spec_text(t, ["run", workload_name, *shaping_flags(flags)])
@@ -154,11 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-EPILOG = """\
-Collectives (nccl-tests flags): allreduce, all_gather, reduce_scatter, broadcast,
-all_to_all, reduce, gather, scatter, sendrecv, or all_reduce_perf, all_gather_perf,
-reduce_scatter_perf, broadcast_perf, alltoall_perf, reduce_perf, gather_perf,
-scatter_perf, sendrecv_perf.
+EPILOG = textwrap.fill("Collectives (nccl-tests flags): " + ", ".join(COLLECTIVES) + ", or "
+                       + ", ".join(c.nccl_name for c in COLLECTIVES.values()) + ".", 80) + """
 Point-to-point (perftest flags): rdma_write_bw, rdma_write_lat, or ib_write_bw,
 ib_write_lat; --transport tcp runs the same loops over a socket.
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchfab.errors import WorkloadError
-from benchfab.native import HAVE_NATIVE, require_native
+from benchfab.native import HAVE_NATIVE, lib, require_native
 from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import stats
@@ -109,11 +109,10 @@ def _bw(role: str, p: RdmaParams, sock: socket.socket, size: int,
         native: bool) -> dict[str, Any] | None:
     fd = sock.fileno()
     if native:
-        nat = require_native()
         if role == "client":
-            res: dict[str, Any] = nat.tcp_write_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
+            res: dict[str, Any] = lib.tcp_write_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
             return res
-        nat.tcp_sink_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
+        lib.tcp_sink_bw(fd, size, p.iters(), p.warmup, p.timeout_s)
         return None
     sock.settimeout(p.timeout_s)
     try:
@@ -130,7 +129,7 @@ def _lat(role: str, p: RdmaParams, sock: socket.socket, size: int,
          native: bool) -> dict[str, Any] | None:
     initiator = role == "server"
     if native:
-        res: dict[str, Any] = require_native().tcp_write_lat(
+        res: dict[str, Any] = lib.tcp_write_lat(
             sock.fileno(), size, p.iters(), initiator, p.warmup, p.timeout_s)
         return res
     sock.settimeout(p.timeout_s)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchfab.errors import WorkloadError
-from benchfab.native import require_native
+from benchfab.native import lib
 from benchfab.workloads.catalog import is_gpu_memory
 from benchfab.workloads.p2p_params import RdmaParams, make_record
 
@@ -45,7 +45,7 @@ def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any
 
     memory "cuda" tries dma-buf first, then nvidia-peermem, and fails naming both causes.
     """
-    nat = require_native()
+    nat = lib
     common: dict[str, Any] = dict(
         port=choice.port, gid_index=choice.gid_index, buf_size=buf_size,
         tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline())

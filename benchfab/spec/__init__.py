@@ -14,6 +14,11 @@ The package is split by job; callers import from ``benchfab.spec`` itself:
   is resolved against them;
 - ``wording``: pydantic's errors as SpecErrors in benchfab's words;
 - ``load``: reading a spec file, and the checks that span fields.
+
+The backends are above this package: ``benchfab.load_spec`` (benchfab.backends.registry)
+hands them to ``load_spec`` here, which then checks ``backend:``, the backend's section
+(``kubernetes:``) and its rules too. Called without them, as for a stored spec read
+again, the section of the spec's own backend is kept as written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from .fields import (
     Device,
     DType,
     Engine,
+    EnvVars,
     Fabric,
     LeafScope,
     Mode,
@@ -36,11 +42,10 @@ from .fields import (
     Size,
     Workload,
 )
-from .load import load_spec, load_spec_text
+from .load import BackendRules, load_spec, load_spec_text
 from .models import (
     BUILTIN_DEFAULTS,
     SECOND_PASS_PATTERNS,
-    KubeSettings,
     NodeSelection,
     Placement,
     Profile,
@@ -48,6 +53,7 @@ from .models import (
     RdmaOptions,
     SecondPassRules,
     SizeRange,
+    SpecSection,
     SweepSpec,
     TestFields,
     TestSpec,
@@ -55,6 +61,9 @@ from .models import (
 )
 
 __all__ = [
+    "BackendRules",
+    "EnvVars",
+    "SpecSection",
     "BUILTIN_DEFAULTS",
     "MAX_SIZES_PER_TEST",
     "NAME_PATTERN",
@@ -64,7 +73,6 @@ __all__ = [
     "Device",
     "Engine",
     "Fabric",
-    "KubeSettings",
     "LeafScope",
     "Memory",
     "Mode",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from ..units import MAX_SIZE_BYTES, parse_duration, parse_rate, parse_size
 
@@ -130,6 +130,10 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
             raise _Invalid(f"{name!r} is not a valid environment variable name",
                            "use letters, digits and '_', not starting with a digit")
     return value
+
+
+# Extra environment variables for ranks (a profile's env, a backend's): names checked against RESERVED_ENV.
+EnvVars = Annotated[dict[str, str], AfterValidator(_env_names)]
 
 
 # Names that become parts of file names (rank logs, Parquet parts) and of Kubernetes

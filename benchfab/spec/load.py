@@ -5,17 +5,25 @@ in benchfab's words (pydantic's and PyYAML's wording never reaches the user).
 A file's problems are all collected: pydantic's errors, then the checks that
 span fields (run on a copy of the spec with the broken fields taken out), and
 raised together as one SpecErrors. Only a YAML syntax error stops at once.
+
+The backends are above this layer: ``benchfab.backends.registry.load_spec`` passes them
+in (``backends``), and each one's section (``kubernetes:``) is then validated by its
+options model in the same pass, with the same file:line wording; ``backend:`` must name
+one of them and their rules (``BackendRules``) join the checks that span fields. Without
+``backends`` (a stored spec read again: compare, resume) the section of the spec's own
+backend is kept as written, for that backend to validate when it is made.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Collection
+import functools
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ..errors import SpecError, SpecErrors
 from ..untrusted import control_characters, read_regular
@@ -31,7 +39,55 @@ MAX_SPEC_BYTES = 4 << 20  # a spec of a thousand tests is ~100 KB
 _MULTILINE_FIELDS = {("description",)}
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+class BackendRules(Protocol):
+    """What loading a spec asks of a backend (benchfab.backends.base.BackendKind has it)."""
+
+    @property
+    def name(self) -> str:
+        """``backend: NAME``, and the name of its section."""
+        ...
+
+    @property
+    def options(self) -> type[BaseModel] | None:
+        """The model of its section (None: it has none)."""
+        ...
+
+    def spec_problems(self, spec: SweepSpec) -> list[Problem]:
+        """What is wrong with the spec's top-level settings for this backend."""
+        ...
+
+    def test_problems(self, test: TestSpec) -> list[Problem]:
+        """What is wrong with one resolved test on this backend."""
+        ...
+
+
+def spec_model(backends: Sequence[BackendRules] | None, raw: dict[str, Any]) -> type[SweepSpec]:
+    """SweepSpec with ``backend`` one of ``backends`` and a field per backend's section; without
+    backends, the section named by the spec's ``backend:`` (kept as written)."""
+    if backends is not None:
+        return _model_of(tuple(backends))
+    name = raw.get("backend")
+    if isinstance(name, str) and name not in SweepSpec.model_fields and isinstance(raw.get(name), dict):
+        return _model_as_written(name)
+    return SweepSpec
+
+
+@functools.cache
+def _model_of(backends: tuple[BackendRules, ...]) -> type[SweepSpec]:
+    names = tuple(b.name for b in backends)
+    sections: dict[str, Any] = {b.name: (b.options, Field(default_factory=b.options)) for b in backends if b.options}
+    one_of: Any = Literal.__getitem__(names)  # backend: one of the names (a Literal: the wording lists them)
+    return create_model("SweepSpec", __base__=SweepSpec, __module__=SweepSpec.__module__,
+                        backend=(one_of, "local"), **sections)
+
+
+@functools.cache
+def _model_as_written(name: str) -> type[SweepSpec]:
+    section: Any = (dict[str, Any], Field(default_factory=dict))
+    return create_model("SweepSpec", __base__=SweepSpec, __module__=SweepSpec.__module__, **{name: section})
+
+
+def load_spec(path: str | Path, *, backends: Sequence[BackendRules] | None = None) -> SweepSpec:
     """Read and validate a spec file. Raises SpecError: one problem, or SpecErrors: several."""
     source = str(path)
 
@@ -55,10 +111,10 @@ def load_spec(path: str | Path) -> SweepSpec:
             line=line,
             hint="save the spec as UTF-8 YAML",
         ) from None
-    return load_spec_text(text, source=source)
+    return load_spec_text(text, source=source, backends=backends)
 
 
-def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
+def load_spec_text(text: str, *, source: str = "<spec>", backends: Sequence[BackendRules] | None = None) -> SweepSpec:
     """Validate spec text; the parse used by ``load_spec`` and by tests.
 
     Raises SpecError when there is one problem, SpecErrors (a SpecError) when there
@@ -94,18 +150,20 @@ def load_spec_text(text: str, *, source: str = "<spec>") -> SweepSpec:
         raw = {k: v for k, v in raw.items() if k != key}
     spec: SweepSpec | None
     broken: list[tuple[Any, ...]] = []
+    model = spec_model(backends, raw)
     try:
-        spec = SweepSpec.model_validate({**raw, "source": source})
+        spec = model.model_validate({**raw, "source": source})
     except ValidationError as exc:
-        found, broken = _validation_problems(exc, raw, lines, source)
+        found, broken = _validation_problems(exc, raw, lines, source, model)
         problems.extend(found)
-        spec = _without(raw, broken, source)
+        spec = _without(raw, broken, source, model)
     except (ValueError, TypeError, OverflowError) as exc:  # from BeforeValidators outside pydantic's wrapping
         problems.append(SpecError(f"cannot read the spec: {exc}", source=source,
                                   hint="see docs/SPEC.md for the accepted fields"))
         spec = None
     if spec is not None:
-        problems.extend(_check_semantics(spec, raw, lines, source, broken=broken))
+        rules = next((b for b in backends or () if b.name == spec.backend), None)
+        problems.extend(_check_semantics(spec, raw, lines, source, broken=broken, rules=rules))
     if problems:
         raise _raise_all(problems)
     assert spec is not None
@@ -137,7 +195,7 @@ def _raise_all(problems: list[SpecError]) -> SpecError:
     return problems[0] if len(problems) == 1 else SpecErrors(problems)
 
 
-def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str) -> SweepSpec | None:
+def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str, model: type[SweepSpec]) -> SweepSpec | None:
     """The spec with every broken field taken out (defaults apply instead), so the
     checks that span fields can still look at the rest; None if that is not valid."""
     fixed = copy.deepcopy(raw)
@@ -149,7 +207,8 @@ def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str) ->
             if isinstance(fixed.get("tests"), list) and isinstance(loc[1], int) and loc[1] < len(fixed["tests"]):
                 fixed["tests"][loc[1]] = {}
             continue
-        depth = {"tests": 3, "profiles": 3, "defaults": 2, "nodes": 2, "kubernetes": 2}.get(head, 1)
+        section = head in model.model_fields and head not in SweepSpec.model_fields  # a backend's (kubernetes:)
+        depth = {"tests": 3, "profiles": 3, "defaults": 2, "nodes": 2}.get(head, 2 if section else 1)
         cut = loc[:depth]
         parent: Any = _get(fixed, cut[:-1])
         if isinstance(parent, dict):
@@ -157,7 +216,7 @@ def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str) ->
         elif isinstance(parent, list) and isinstance(cut[-1], int) and cut[-1] < len(parent):
             parent[cut[-1]] = {}
     try:
-        return SweepSpec.model_validate({**fixed, "source": source})
+        return model.model_validate({**fixed, "source": source})
     except (ValidationError, ValueError, TypeError, OverflowError):
         return None
 
@@ -169,6 +228,7 @@ def _check_semantics(
     source: str,
     *,
     broken: Collection[tuple[Any, ...]] = (),
+    rules: BackendRules | None = None,
 ) -> list[SpecError]:
     """Checks that span fields (a test's own fields plus defaults) and the backend.
 
@@ -206,12 +266,15 @@ def _check_semantics(
                  "give each test a unique name", name_uses)
         if not (gone_everywhere | gone.get(i, set())) & {"*", "name", *name_uses}:
             names.setdefault(test.name, i)
-        for problem in _entry_problems(spec.backend, test, profiles):
+        for problem in _entry_problems(test, profiles) + (rules.test_problems(test) if rules else []):
             fail(i, *problem)
-    if spec.backend == "kubernetes" and not spec.image and not gone_everywhere & {"backend", "image"}:
-        problems.append(SpecError("backend kubernetes needs the worker image", source=source,
-                                  line=_line_for(("backend",), lines), field="image",
-                                  hint="add image: <registry>/benchfab-worker:<tag>"))
+    for problem in rules.spec_problems(spec) if rules else []:
+        # A top-level setting: at its line when written, else at backend:'s.
+        if gone_everywhere & {"backend", problem.field, *problem.uses}:
+            continue
+        at: YPath = (problem.field,) if (problem.field,) in lines else ("backend",)
+        problems.append(SpecError(problem.message, source=source, line=_line_for(at, lines), field=problem.field,
+                                  hint=problem.hint))
     return problems
 
 
@@ -230,8 +293,8 @@ def _gone(broken: Collection[tuple[Any, ...]]) -> tuple[set[str], dict[int, set[
     return gone_everywhere, gone
 
 
-def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
-    """What is wrong with one resolved test: its family's rules, then the rest."""
+def _entry_problems(test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
+    """What is wrong with one resolved test: its family's rules, then the rest (the backend's: ``rules``)."""
     found = family_of(test.workload).problems(test)
     for p in test.profiles:
         if p not in profiles:
@@ -246,21 +309,6 @@ def _entry_problems(backend: str, test: TestSpec, profiles: dict[str, Profile]) 
             found.append(Problem("placement", f"gpus_per_node {per_pod} needs one rail per GPU and profile {p!r} "
                                  f"lists {len(rails)}", f"list {per_pod} rails under profiles.{p}.rails, or leave "
                                  "rails out (every rank then uses the profile's resource and network)", ("profiles",)))
-    pl = test.placement
-    if backend == "local" and pl.pattern not in ("local", "group"):
-        found.append(Problem("placement", f"pattern {pl.pattern!r} places ranks on several nodes",
-                             "use backend: kubernetes, or pattern: local", ("backend",)))
-    if backend == "kubernetes" and pl.pattern == "local":
-        # The default pattern places every rank on one host, which a cluster has not: say where they go.
-        found.append(Problem("placement", "a kubernetes test needs a placement (the default, pattern 'local', "
-                             "runs every rank on this host)",
-                             "add e.g. placement: {pattern: all-pairs} (point-to-point), {pattern: group, nodes: 2} "
-                             "(collectives), or ring, k-groups, topology", ("backend",)))
-    if backend == "local" and pl.nodes != 1 and not pl.gpus_per_node:
-        # With gpus_per_node the nodes are simulated: gpus_per_node local ranks each, all on this host.
-        found.append(Problem("placement", f"the local backend has one node, placement asks for {pl.nodes}",
-                             "set placement.nodes: 1, add gpus_per_node to simulate the nodes on this host, "
-                             "or use backend: kubernetes", ("backend",)))
     if test.cuda_graph and test.device == "cpu":
         found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
                              ("device",)))

@@ -31,6 +31,7 @@ from .fields import (
     Device,
     DType,
     Engine,
+    EnvVars,
     Fabric,
     LeafScope,
     Mode,
@@ -40,7 +41,6 @@ from .fields import (
     Seconds,
     Size,
     Workload,
-    _env_names,
     _in_place,
     _Invalid,
     _one_or_many,
@@ -73,6 +73,11 @@ class _Model(BaseModel):
             raise _Invalid(f"{name} is a number, got {str(value).lower()}",
                            f"write a number, e.g. {name}: {_EXAMPLE_NUMBERS.get(name, 1)}")
         return value
+
+
+# The base of every model of the spec, and of a backend's section (benchfab.backends: its
+# options model): unknown keys refused, no true/false for a number.
+SpecSection = _Model
 
 
 class SizeRange(_Model):
@@ -188,7 +193,7 @@ class Profile(_Model):
     # GID unless a test sets rdma.gid_index); None: NCCL (>= 2.21.5) and benchfab pick
     # the RoCE v2 IPv4 GID themselves.
     gid_index: int | None = Field(default=None, ge=0)
-    env: Annotated[dict[str, str], AfterValidator(_env_names)] = Field(default_factory=dict)  # extra env for its ranks
+    env: EnvVars = Field(default_factory=dict)  # extra env for its ranks
     # The fabric's line rate per NIC (400Gbit, 200Mbit): what the time estimate of a Kubernetes
     # sweep assumes; None: the fabric's usual rate (fabrics.line_rate_of).
     line_rate: Rate | None = None
@@ -221,31 +226,6 @@ def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
             raise _Invalid(f"profile name {name!r} may only hold letters, digits, '_', '.' and '-' "
                            "(it becomes part of file names and pod labels)", f"rename it, e.g. {safe}")
     return value
-
-
-class KubeSettings(_Model):
-    """How the Kubernetes backend makes and runs pods (all optional)."""
-
-    start_timeout: Seconds = Field(default=300.0, gt=0)  # gang start: every pod Running + attached
-    reuse_pods: bool = True  # one long-lived agent pod per (node, slot) for a profile's whole sweep
-    # The agents' service account. None: each run makes its own, benchfab-agent-<run>, and
-    # deletes it with the run, so concurrent runs' agents cannot read each other's pods
-    # (their tasks carry the test secrets). A named account must exist; every run that
-    # names it shares it.
-    service_account: str | None = None
-    gpu_resource: str = "nvidia.com/gpu"
-    hostname_label: str = "kubernetes.io/hostname"
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    env: Annotated[dict[str, str], AfterValidator(_env_names)] = Field(default_factory=dict)  # extra env for every rank (NCCL_* tuning...)
-    cpu: str | None = None  # requests of each rank pod
-    memory: str | None = None
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    active_deadline: Seconds | None = Field(default=None, gt=0)  # pod lifetime cap; default from the plan
-    master_port: int | None = Field(default=None, ge=1024, le=65535)  # default: varies per test
-    force_net: bool = False  # set NCCL_NET=IB on ib/roce profiles: fail instead of falling back
-    # /dev/shm (a memory emptyDir) of a pod with several ranks, for NCCL's SHM transport between
-    # them (a container's default 64 MiB is too small); None: 1Gi per rank of the pod.
-    shm_size: str | None = None
 
 
 class TestFields(_Model):
@@ -365,17 +345,23 @@ class SweepSpec(_Model):
     version: Literal[1] = 1
     name: str = Field(default="sweep", pattern=NAME_PATTERN)
     description: str = ""
-    backend: Literal["local", "kubernetes"] = "local"
+    # One of the backends of benchfab.backends.registry (the loader checks it); a backend's own
+    # settings are the section named after it (kubernetes: ...), see ``section``.
+    backend: str = Field(default="local", pattern=NAME_PATTERN)
     results_dir: str = "results"
     namespace: str | None = None
     image: str | None = None
     profiles: Annotated[dict[str, Profile], AfterValidator(_profile_names)] = Field(default_factory=dict)
     nodes: NodeSelection = Field(default_factory=NodeSelection)
-    kubernetes: KubeSettings = Field(default_factory=KubeSettings)
     second_pass: SecondPassRules = Field(default_factory=SecondPassRules)
     defaults: TestFields = Field(default_factory=TestFields)
     tests: list[TestFields] = Field(min_length=1)
     source: str | None = None
+
+    def section(self, name: str) -> Any:
+        """The spec's section for backend ``name`` (e.g. ``kubernetes:``), validated by that backend's
+        options model when the spec was loaded with the backends; None when the spec has none."""
+        return None if name in SweepSpec.model_fields else getattr(self, name, None)
 
     def resolved_profiles(self) -> dict[str, Profile]:
         return dict(self.profiles) or {"loopback": Profile(fabric="loopback", mode="none")}

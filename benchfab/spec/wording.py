@@ -11,15 +11,15 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from ..workloads.catalog import COLLECTIVES
+from ..workloads.collective_kinds import COLLECTIVES
 from ..yamlpos import Path as YPath
 from .fields import _kind, _show
-from .models import KubeSettings, NodeSelection, Placement, Profile, RdmaOptions, SizeRange, SweepSpec, TestFields
+from .models import Profile, SweepSpec, TestFields
 
 
 def _line_for(path: YPath, lines: dict[YPath, int]) -> int | None:
@@ -34,27 +34,22 @@ def _allowed_keys(model: type[BaseModel]) -> list[str]:
     return [k for k in model.model_fields if k not in ("source", "index")]
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Which model a location's parent mapping is validated by (for 'unknown key' hints)."""
-    model: type[BaseModel] | None = SweepSpec
-    nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
-        (SweepSpec, "defaults"): TestFields,
-        (SweepSpec, "nodes"): NodeSelection,
-        (SweepSpec, "kubernetes"): KubeSettings,
-        (TestFields, "placement"): Placement,
-        (TestFields, "sizes"): SizeRange,
-        (TestFields, "rdma"): RdmaOptions,
-    }
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = SweepSpec) -> type[BaseModel] | None:
+    """Which model a location's parent mapping is validated by (for 'unknown key' hints):
+    the model a field's type names (a backend's section: its options model)."""
+    model: type[BaseModel] | None = root
     i = 0
     while i < len(loc) and model is not None:
         part = loc[i]
-        if model is SweepSpec and part == "tests":
+        if model is root and part == "tests":
             model, i = TestFields, i + 2
             continue
-        if model is SweepSpec and part == "profiles":
+        if model is root and part == "profiles":
             model, i = Profile, i + 2
             continue
-        model = nested.get((model, part))
+        field = model.model_fields.get(str(part))
+        kinds = (field.annotation, *get_args(field.annotation)) if field is not None else ()
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
         i += 1
     return model
 
@@ -71,7 +66,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-_MODEL_NAMES = ("SizeRange", "Placement", "Profile", "RdmaOptions", "NodeSelection", "KubeSettings", "TestFields")
+_MODEL_NAMES = ("SizeRange", "Placement", "Profile", "RdmaOptions", "NodeSelection", "TestFields")
 
 
 def _clean_loc(loc: tuple[Any, ...], raw: Any) -> tuple[tuple[Any, ...], str | None, int]:
@@ -110,7 +105,7 @@ def _clean_loc(loc: tuple[Any, ...], raw: Any) -> tuple[tuple[Any, ...], str | N
 
 
 def _validation_problems(
-    exc: ValidationError, raw: dict[str, Any], lines: dict[YPath, int], source: str
+    exc: ValidationError, raw: dict[str, Any], lines: dict[YPath, int], source: str, root: type[BaseModel] = SweepSpec
 ) -> tuple[list[SpecError], list[tuple[Any, ...]]]:
     """Every pydantic error as a SpecError in benchfab's words, and the broken paths."""
     problems: list[SpecError] = []
@@ -136,7 +131,7 @@ def _validation_problems(
         if err["type"] == "invalid_key" and loc and loc[-1] in (err.get("input"), str(err.get("input"))):
             loc = loc[:-1]  # the path ends at the mapping that holds the bad key
         broken.append(loc)
-        problems.append(_problem(err, loc, raw, lines, source))
+        problems.append(_problem(err, loc, raw, lines, source, root))
     return problems, broken
 
 
@@ -177,8 +172,9 @@ def _bound(key: str, value: Any) -> str:
     return f"{value:g} s" if key in _SECONDS and isinstance(value, (int, float)) else str(value)
 
 
-def _problem(err: Any, loc: tuple[Any, ...], raw: dict[str, Any], lines: dict[YPath, int], source: str) -> SpecError:
-    message, hint = _wording(err, loc, raw)
+def _problem(err: Any, loc: tuple[Any, ...], raw: dict[str, Any], lines: dict[YPath, int], source: str,
+             root: type[BaseModel] = SweepSpec) -> SpecError:
+    message, hint = _wording(err, loc, raw, root)
     return SpecError(message, source=source, line=_line_for(loc, lines), field=_format_loc(loc), hint=hint)
 
 
@@ -195,21 +191,22 @@ class _Said:
     got: Any
     shown: str
     example: str
+    root: type[BaseModel] = SweepSpec  # the spec's model (with the backends' sections)
 
 
-def _wording(err: Any, loc: tuple[Any, ...], raw: dict[str, Any]) -> tuple[str, str]:
+def _wording(err: Any, loc: tuple[Any, ...], raw: dict[str, Any], root: type[BaseModel] = SweepSpec) -> tuple[str, str]:
     """(what is wrong, how to fix it) for one pydantic error, in benchfab's words."""
     key = _key_of(loc)
     got = _get(raw, loc)
     if got is _MISSING:
         got = err.get("input")
-    said = _Said(err, err["type"], err.get("ctx") or {}, loc, key, got, _show(got), _EXAMPLES.get(key, "1"))
+    said = _Said(err, err["type"], err.get("ctx") or {}, loc, key, got, _show(got), _EXAMPLES.get(key, "1"), root)
     return _WORDINGS.get(said.kind, _reworded)(said)
 
 
 def _unknown_key(s: _Said) -> tuple[str, str]:
     name = s.loc[-1] if s.loc else "?"
-    model = _model_at(s.loc[:-1])
+    model = _model_at(s.loc[:-1], s.root)
     allowed = _allowed_keys(model) if model else []
     close = difflib.get_close_matches(str(name), allowed, n=1)
     hint = (f"did you mean {close[0]!r}?" if close

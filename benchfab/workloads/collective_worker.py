@@ -134,7 +134,7 @@ def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
 
 
 def _measure(task: Task, ctx: RankContext, device: Any) -> None:
-    from .catalog import COLLECTIVES
+    from .collective_kinds import COLLECTIVES
     from .collectives_torch import CollectiveRunner
 
     runner = CollectiveRunner(task, ctx.rank, ctx.world, device)

@@ -16,7 +16,8 @@ from ..nccllog import summary_columns
 from ..records import SummaryRow, row_base
 from ..tables import md_cell, num, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
-from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
+from .catalog import NCCL_TYPE_NAMES
+from .collective_kinds import COLLECTIVES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,8 +153,7 @@ def _aliases() -> dict[str, str]:
         found[name] = name
         found[coll.nccl_name] = name  # all_reduce_perf
         found[coll.nccl_name.removesuffix("_perf")] = name  # all_reduce, alltoall
-    found["allgather"] = "all_gather"
-    found["reducescatter"] = "reduce_scatter"
+        found.update(dict.fromkeys(coll.aliases, name))  # allgather
     return found
 
 
@@ -181,9 +181,10 @@ class Collectives(WorkloadFamily):
         if test.engine == "perftest":
             return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
                             "use engine: native (torch.distributed) or nccl-tests for collectives")]
-        if test.workload == "sendrecv" and test.ranks < 2:
-            return [Problem("ranks", "sendrecv exchanges data between ranks and needs at least 2",
-                            "set ranks: 2 or more", ("workload",))]
+        collective = COLLECTIVES[test.workload]
+        if test.ranks < collective.min_ranks:
+            return [Problem("ranks", f"{collective.min_ranks_reason} and needs at least {collective.min_ranks}",
+                            f"set ranks: {collective.min_ranks} or more", ("workload",))]
         return []
 
     def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:

@@ -28,7 +28,8 @@ import torch.distributed as dist
 
 from ..errors import WorkloadError
 from ..task import Task
-from .catalog import COLLECTIVES, DTYPES
+from .catalog import DTYPES
+from .collective_kinds import COLLECTIVES, RankOp
 
 # benchfab's dtype names are torch's: one list (catalog.DTYPES) for both.
 TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPES}
@@ -41,16 +42,13 @@ _REDUCE_OPS = {
     "avg": dist.ReduceOp.AVG,
 }
 
-# torch renamed the tensor-in/tensor-out collectives; use whichever exists.
-_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-_reduce_scatter_single = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
-
 
 @dataclass
 class Buffers:
     send: torch.Tensor
     recv: torch.Tensor
     count: int  # elements per rank, as nccl-tests counts them
+    shared: bool = False  # in place: send and recv are (parts of) one buffer
 
 
 @dataclass
@@ -103,35 +101,29 @@ def _reduce(values: list[torch.Tensor], op: str, dtype: torch.dtype) -> torch.Te
     return out.to(dtype)
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The check's inputs for one reduction op and dtype (collective_kinds.CheckInputs)."""
+
+    op: str
+    dtype: torch.dtype
+
+    def of(self, rank: int, count: int, offset: int = 0) -> torch.Tensor:
+        return pattern(rank, count, self.op, self.dtype, offset)
+
+    def reduced(self, values: list[torch.Tensor]) -> torch.Tensor:
+        return _reduce(values, self.op, self.dtype)
+
+    def joined(self, values: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(values)
+
+
 def expected_output(workload: str, rank: int, nranks: int, count: int, op: str, dtype: torch.dtype, root: int) -> torch.Tensor:
     """What rank ``rank`` must hold after one op on the ``pattern`` inputs."""
-    if workload == "allreduce":
-        return _reduce([pattern(r, count, op, dtype) for r in range(nranks)], op, dtype)
-    if workload == "broadcast":
-        return pattern(root, count, op, dtype)
-    if workload == "all_gather":
-        return torch.cat([pattern(r, count, op, dtype) for r in range(nranks)])
-    if workload == "reduce_scatter":
-        parts = [pattern(r, count, op, dtype, offset=rank * count) for r in range(nranks)]
-        return _reduce(parts, op, dtype)
-    if workload == "all_to_all":
-        return torch.cat([pattern(q, count, op, dtype, offset=rank * count) for q in range(nranks)])
-    if workload == "reduce":  # only the root's output is defined (checked), as in nccl-tests
-        return _reduce([pattern(r, count, op, dtype) for r in range(nranks)], op, dtype)
-    if workload == "gather":
-        return torch.cat([pattern(r, count, op, dtype) for r in range(nranks)])
-    if workload == "scatter":
-        return pattern(root, count, op, dtype, offset=rank * count)
-    if workload == "sendrecv":  # the ring: rank r receives what rank r-1 sent
-        return pattern((rank - 1) % nranks, count, op, dtype)
-    raise WorkloadError(f"unknown collective {workload!r}")
-
-
-# Rooted collectives whose output exists on the root only: the other ranks check nothing.
-ROOT_ONLY_OUTPUT = ("reduce", "gather")
-# Collectives whose input on every rank is the root's total buffer (count * nranks elements).
-_TOTAL_INPUT = ("reduce_scatter", "all_to_all", "scatter")
-_TOTAL_OUTPUT = ("all_gather", "all_to_all", "gather")
+    collective = COLLECTIVES.get(workload)
+    if collective is None:
+        raise WorkloadError(f"unknown collective {workload!r}")
+    return collective.expected(_Inputs(op, dtype), rank, nranks, count, root)
 
 
 def count_wrong(output: torch.Tensor, expected: torch.Tensor, op: str) -> int:
@@ -146,13 +138,6 @@ def count_wrong(output: torch.Tensor, expected: torch.Tensor, op: str) -> int:
     else:
         bad = out != expected
     return int(bad.sum().item())
-
-
-# Collectives benchfab runs out-of-place only, and why (the in-place row is stored as skipped).
-NO_IN_PLACE = {
-    "all_to_all": "all_to_all has no in-place form in torch.distributed",
-    "sendrecv": "sendrecv in place would receive into the buffer it is sending; run out-of-place",
-}
 
 
 class CollectiveRunner:
@@ -176,114 +161,43 @@ class CollectiveRunner:
     # -- buffers and ops ---------------------------------------------------
 
     def buffers(self, size_bytes: int, in_place: bool) -> Buffers:
-        count = self.collective.count_for(size_bytes, self.typesize, self.nranks)
-        n, w = count, self.nranks
-        kind = self.task.workload
-        send_len = n * w if kind in _TOTAL_INPUT else n
-        recv_len = n * w if kind in _TOTAL_OUTPUT else n
+        """Send and receive buffers; in place (nccl-tests' layout) the smaller one is this
+        rank's slot of the larger, or both are one buffer when they are the same size."""
+        c = self.collective
+        n = c.count_for(size_bytes, self.typesize, self.nranks)
+        send_len, recv_len = c.send_len(n, self.nranks), c.recv_len(n, self.nranks)
+
         def zeros(length: int) -> torch.Tensor:
             return torch.zeros(length, dtype=self.dtype, device=self.device)
 
+        mine = slice(self.rank * n, (self.rank + 1) * n)
         if not in_place:
-            return Buffers(zeros(send_len), zeros(recv_len), count)
-        if kind in ("all_gather", "gather"):
+            return Buffers(zeros(send_len), zeros(recv_len), n)
+        if recv_len > send_len:  # all_gather, gather: the input is this rank's slot of the output
             recv = zeros(recv_len)
-            return Buffers(recv[self.rank * n:(self.rank + 1) * n], recv, count)
-        if kind in ("reduce_scatter", "scatter"):
+            return Buffers(recv[mine], recv, n, shared=True)
+        if send_len > recv_len:  # reduce_scatter, scatter: the output is this rank's slot of the input
             send = zeros(send_len)
-            return Buffers(send, send[self.rank * n:(self.rank + 1) * n], count)
-        buf = zeros(max(send_len, recv_len))
-        return Buffers(buf, buf, count)
+            return Buffers(send, send[mine], n, shared=True)
+        buf = zeros(send_len)
+        return Buffers(buf, buf, n, shared=True)
 
     def method(self, in_place: bool) -> str:
-        kind = self.task.workload
-        if kind in ("allreduce", "broadcast", "reduce") and not in_place:
-            return "copy+inplace"
-        return "inplace" if in_place else "native"
+        return self.collective.method(in_place)
 
     def make_op(self, buf: Buffers, in_place: bool) -> Callable[[], None]:
-        kind = self.task.workload
-        send, recv = buf.send, buf.recv
-        if kind == "allreduce":
-            redop = _REDUCE_OPS[self.op]
-            if in_place:
-                return lambda: dist.all_reduce(recv, op=redop)
-
-            def allreduce_oop() -> None:
-                recv.copy_(send)
-                dist.all_reduce(recv, op=redop)
-
-            return allreduce_oop
-        if kind == "broadcast":
-            root = self.task.root
-            if in_place:
-                return lambda: dist.broadcast(recv, src=root)
-
-            def broadcast_oop() -> None:
-                if self.rank == root:
-                    recv.copy_(send)
-                dist.broadcast(recv, src=root)
-
-            return broadcast_oop
-        if kind == "all_gather":
-            return lambda: _all_gather_single(recv, send)
-        if kind == "reduce_scatter":
-            redop = _REDUCE_OPS[self.op]
-            return lambda: _reduce_scatter_single(recv, send, op=redop)
-        if kind == "all_to_all":
-            return lambda: dist.all_to_all_single(recv, send)
-        if kind == "reduce":
-            return self._reduce_op(send, recv, in_place)
-        if kind in ("gather", "scatter"):
-            return self._rooted_op(kind, send, recv, buf.count)
-        if kind == "sendrecv":
-            return self._sendrecv_op(send, recv)
-        raise WorkloadError(f"unknown collective {kind!r}")
-
-    def _reduce_op(self, send: torch.Tensor, recv: torch.Tensor, in_place: bool) -> Callable[[], None]:
-        redop, root = _REDUCE_OPS[self.op], self.task.root
-        if in_place:
-            return lambda: dist.reduce(recv, dst=root, op=redop)
-
-        def reduce_oop() -> None:
-            # torch reduces in place; the copy keeps the send buffer intact like NCCL's out-of-place path.
-            recv.copy_(send)
-            dist.reduce(recv, dst=root, op=redop)
-
-        return reduce_oop
-
-    def _rooted_op(self, kind: str, send: torch.Tensor, recv: torch.Tensor, count: int) -> Callable[[], None]:
-        """gather / scatter: the root's total buffer as one list of per-rank chunks (views, no copy)."""
-        root = self.task.root
-        on_root = self.rank == root
-        if kind == "gather":
-            chunks = list(recv.split(count)) if on_root else None  # type: ignore[no-untyped-call]
-            return lambda: dist.gather(send, gather_list=chunks, dst=root)
-        parts = list(send.split(count)) if on_root else None  # type: ignore[no-untyped-call]
-        return lambda: dist.scatter(recv, scatter_list=parts, src=root)
-
-    def _sendrecv_op(self, send: torch.Tensor, recv: torch.Tensor) -> Callable[[], None]:
-        """nccl-tests' sendrecv: send to rank+1 while receiving from rank-1, every rank at once."""
-        peer_to, peer_from = (self.rank + 1) % self.nranks, (self.rank - 1) % self.nranks
-
-        def sendrecv() -> None:
-            ops = [dist.P2POp(dist.isend, send, peer_to), dist.P2POp(dist.irecv, recv, peer_from)]
-            for req in dist.batch_isend_irecv(ops):
-                req.wait()
-
-        return sendrecv
+        return self.collective.op(RankOp(dist, buf.send, buf.recv, buf.count, self.rank, self.nranks, self.task.root,
+                                         _REDUCE_OPS.get(self.op), in_place))
 
     def fill_check_input(self, buf: Buffers) -> None:
-        kind = self.task.workload
-        n = buf.count
-        if kind in _TOTAL_INPUT:
-            data = pattern(self.rank, n * self.nranks, self.op, self.dtype)
-        else:
-            data = pattern(self.rank, n, self.op, self.dtype)
-        if kind in ("broadcast", "scatter") and self.rank != self.task.root:
+        """This rank's check input in the send buffer (zeros off the root where only the
+        root's input counts), and a zeroed receive buffer when it is a buffer of its own."""
+        c = self.collective
+        data = pattern(self.rank, c.send_len(buf.count, self.nranks), self.op, self.dtype)
+        if c.input_from_root and self.rank != self.task.root:
             data = torch.zeros_like(data)
         buf.send.copy_(data.to(self.device))
-        if buf.recv.data_ptr() != buf.send.data_ptr() and kind in ("allreduce", "broadcast", "reduce", "sendrecv"):
+        if not buf.shared:
             buf.recv.zero_()
 
     # -- timing ------------------------------------------------------------
@@ -368,7 +282,7 @@ class CollectiveRunner:
             # Test hook: this rank's result is off by one element, as after a bad link.
             buf.recv.view(-1)[0] += 1
         mine = 0
-        if self.task.workload not in ROOT_ONLY_OUTPUT or self.rank == self.task.root:
+        if not self.collective.output_on_root or self.rank == self.task.root:
             expected = expected_output(
                 self.task.workload, self.rank, self.nranks, buf.count, self.op, self.dtype, self.task.root
             )
@@ -381,9 +295,9 @@ class CollectiveRunner:
         buf = self.buffers(size_bytes, in_place)
         size = self.collective.size_for(buf.count, self.typesize, self.nranks)
         method = self.method(in_place)
-        if in_place and self.task.workload in NO_IN_PLACE:
+        if in_place and self.collective.no_in_place:
             return SizeResult(size, buf.count, True, 0, float("nan"), [], None, method,
-                              status="skipped", reason=NO_IN_PLACE[self.task.workload])
+                              status="skipped", reason=self.collective.no_in_place)
         op = self.make_op(buf, in_place)
         for _ in range(self.task.warmup):
             op()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..errors import ToolOutputError, WorkloadError
 from ..task import Task
-from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
+from .catalog import NCCL_TYPE_NAMES
+from .collective_kinds import COLLECTIVES
 from .nccl_tests_output import NcclTestsRun, parse_nccl_tests
 
 BIN_DIR_ENV = "BENCHFAB_NCCL_TESTS_DIR"  # where the *_perf binaries are (the image sets it)
@@ -42,10 +43,7 @@ def nccl_tests_argv(binary: str, task: Task, size: int, gpus: int) -> list[str]:
     argv = [binary, "-b", str(size), "-e", str(size), "-g", str(gpus), "-w", str(task.warmup),
             "-c", "1" if task.check else "0", "-d", NCCL_TYPE_NAMES.get(task.dtype, task.dtype)]
     argv += ["-n", str(task.iterations)] if task.iterations is not None else ["-T", f"{task.duration:g}"]
-    if COLLECTIVES[task.workload].reduces:
-        argv += ["-o", task.op]
-    if COLLECTIVES[task.workload].rooted:
-        argv += ["-r", str(task.root)]
+    argv += COLLECTIVES[task.workload].nccl_tests_flags(task.op, task.root)
     if task.cuda_graph:
         argv += ["-G", str(task.cuda_graph)]
     return argv

@@ -39,7 +39,8 @@ from pathlib import PurePath
 from typing import Any
 
 from ..errors import ToolOutputError
-from .catalog import COLLECTIVES, NCCL_TYPE_NAMES
+from .catalog import NCCL_TYPE_NAMES
+from .collective_kinds import COLLECTIVES
 
 # nccl-tests' type names -> benchfab's (catalog.DTYPES names).
 DTYPE_OF_NCCL_NAME = {v: k for k, v in NCCL_TYPE_NAMES.items()}

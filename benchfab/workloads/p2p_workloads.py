@@ -91,10 +91,6 @@ def p2p_workload(name: str) -> P2PWorkload:
     return found
 
 
-def is_p2p(name: str) -> bool:
-    return name in P2P_WORKLOADS
-
-
 def p2p_names(*, bandwidth: bool | None = None, runs: bool | None = None) -> tuple[str, ...]:
     """The workload names whose descriptors match: bandwidth or latency tests, run or imported."""
     return tuple(w.name for w in P2P_WORKLOADS.values()

@@ -24,6 +24,8 @@ from .store import Store
 
 
 class FakeCluster:
+    started = 0  # clusters started in this process, all instances together
+
     def __init__(self, workdir: Path | None = None, host: str = "127.0.0.1") -> None:
         self.store = Store()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fakek8s-"))
@@ -136,6 +138,7 @@ class FakeCluster:
             self.store.put(plural, doc)
 
     def start(self) -> FakeCluster:
+        FakeCluster.started += 1  # tests/conftest.py: a test that starts one must be marked k8s
         for t in self._threads:
             t.start()
         return self

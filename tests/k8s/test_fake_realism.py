@@ -9,11 +9,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 import benchfab
+from benchfab.backends.kubernetes.api_errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    ServerError,
+    Unauthorized,
+    Unreachable,
+)
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, Kube, connect
 from benchfab.backends.kubernetes.watch import Cache
@@ -123,6 +134,44 @@ def test_missing_crd_and_missing_namespace_are_404(cluster: FakeCluster) -> None
            "spec": {"containers": [{"name": "c", "image": IMAGE}]}}
     with pytest.raises(BackendError, match='404 namespaces "nope" not found'):
         kube.create("Pod", pod)
+
+
+def test_api_errors_are_typed_by_status_and_keep_their_cause(cluster: FakeCluster, tmp_path: Path) -> None:
+    """Each refusal of the real server arrives as its class (all BackendErrors), raised from
+    the client's ApiException; callers catch the class, never the message's text."""
+    from kubernetes.client.exceptions import ApiException
+
+    kube = kube_for(cluster)
+    kube.attempts = 1  # the retried statuses (429, 5xx, dropped connections) surface at once
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "bench"},
+           "spec": {"containers": [{"name": "c", "image": IMAGE}]}}
+
+    def refused(call: Any, cls: type[BackendError]) -> BackendError:
+        with pytest.raises(cls) as got:
+            call()
+        assert isinstance(got.value, BackendError)
+        return got.value
+
+    missing = refused(lambda: kube.call("read pod x", kube.core.read_namespaced_pod, "x", "bench"), NotFound)
+    assert isinstance(missing, ApiError) and missing.status == 404 and isinstance(missing.__cause__, ApiException)
+    assert missing.message.startswith('read pod x: 404 pods "x" not found')
+    kube.call("create pod x", kube.core.create_namespaced_pod, "bench", pod)
+    again = refused(lambda: kube.call("create pod x", kube.core.create_namespaced_pod, "bench", pod), Conflict)
+    assert isinstance(again, ApiError) and again.status == 409
+    stranger = connect(ClusterOptions(kubeconfig=str(cluster.kubeconfig_for("bench", "nobody"))))
+    denied = refused(lambda: stranger.list_pods("bench"), Forbidden)
+    assert denied.hint and "rbac.yaml" in denied.hint
+    bogus = connect(ClusterOptions(kubeconfig=str(cluster._write_kubeconfig(tmp_path / "bogus", "bogus", "bench"))))
+    refused(lambda: bogus.list_pods("bench"), Unauthorized)
+    cluster.inject("GET", r"/api/v1/namespaces/bench/pods$", 503)
+    down = refused(lambda: kube.list_pods("bench"), ServerError)
+    assert isinstance(down, ApiError) and down.status == 503
+    cluster.inject("GET", r"/api/v1/namespaces/bench/pods$", "reset")
+    refused(lambda: kube.list_pods("bench"), Unreachable)
+    cluster.inject("GET", r"/api/v1/namespaces/bench/pods\?.*watch=", 410)
+    gone = refused(lambda: kube.stream("watch pods", kube.core.list_namespaced_pod, "bench", watch=True), Gone)
+    assert isinstance(gone.__cause__, ApiException)
+    assert kube.list_pods("bench")["items"][0]["metadata"]["name"] == "x"  # the faults are spent
 
 
 def test_graceful_deletion_waits_the_grace_period(cluster: FakeCluster) -> None:

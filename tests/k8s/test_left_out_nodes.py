@@ -8,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import pytest
+
 from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
 from tests.k8s.test_preflight_and_nccl import seed_operator
+
+pytestmark = pytest.mark.k8s
 
 CliRun = Callable[..., CompletedProcess[str]]
 

@@ -10,9 +10,12 @@ import yaml
 
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.nccl import attachments, nccl_env, net_env
+from benchfab.backends.kubernetes.options import KubeOptions
 from benchfab.errors import SpecError
-from benchfab.spec import KubeSettings, Profile, load_spec_text
+from benchfab.spec import Profile, load_spec_text
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.k8s
 
 K8S_VERSION = "1.33"
 
@@ -52,11 +55,11 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
         "from": [{"podSelector": run_pods}],
         "ports": [{"protocol": "TCP", "port": 20000, "endPort": 29999}, {"protocol": "TCP", "port": 18515},
                   {"protocol": "TCP", "port": 32768, "endPort": 60999}]}]}
-    settings = KubeSettings()
+    settings = KubeOptions()
     assert {mf.master_port(settings, seq) for seq in range(1, 30001)} == set(range(20000, 30000))
-    fixed = mf.network_policy_manifest("r", "ns", KubeSettings(master_port=31000))
+    fixed = mf.network_policy_manifest("r", "ns", KubeOptions(master_port=31000))
     assert fixed["spec"]["ingress"][0]["ports"][0] == {"protocol": "TCP", "port": 31000}
-    assert mf.master_port(KubeSettings(master_port=31000), 7) == 31000
+    assert mf.master_port(KubeOptions(master_port=31000), 7) == 31000
     assert all(p["metadata"]["labels"][mf.LABEL_RUN] == "20260101-000000-shared-vs-sriov" for p in pods)
     names = [d["metadata"]["name"] for d in pods]
     assert len(names) == len(set(names))
@@ -152,7 +155,7 @@ def test_names_and_labels_are_valid_for_any_input() -> None:
 
 
 def test_nccl_env_per_fabric() -> None:
-    k = KubeSettings()
+    k = KubeOptions()
     ib = nccl_env(Profile(fabric="ib", mode="sriov", resource="r", network="n"),
                   [{"interface": "net1", "device-info": {"pci": {"rdma-device": "mlx5_1"}}}], k)
     assert ib["NCCL_IB_HCA"] == "=mlx5_1" and ib["NCCL_DEBUG"] == "INFO" and "NCCL_NET" not in ib
@@ -161,7 +164,7 @@ def test_nccl_env_per_fabric() -> None:
     assert roce["NCCL_IB_GID_INDEX"] == "3"
     assert "NCCL_IB_GID_INDEX" not in nccl_env(Profile(fabric="roce"), [], k)  # NCCL >= 2.21.5 picks it
     assert nccl_env(Profile(fabric="tcp"), [], k)["NCCL_IB_DISABLE"] == "1"
-    assert nccl_env(Profile(fabric="ib"), [], KubeSettings(force_net=True))["NCCL_NET"] == "IB"
+    assert nccl_env(Profile(fabric="ib"), [], KubeOptions(force_net=True))["NCCL_NET"] == "IB"
 
 
 def test_net_env_names_the_secondary_interface_and_its_hca() -> None:
@@ -193,7 +196,7 @@ def test_a_pod_of_a_nodes_gpus_gets_every_rail() -> None:
     rails = [{"resource": f"nvidia.com/rail{i}_vf", "network": f"rail{i}-net"} for i in range(8)]
     sriov = Profile(fabric="ib", mode="sriov", rails=rails)  # type: ignore[arg-type]
     pod = mf.PodPlan("sriov", sriov, "n0", "n0", 0, gpus=1, ranks=8)
-    body = mf.pod_manifest("run", "bench", "img", pod, KubeSettings(), 3600)
+    body = mf.pod_manifest("run", "bench", "img", pod, KubeOptions(), 3600)
     limits = body["spec"]["containers"][0]["resources"]["limits"]
     assert limits == {**{f"nvidia.com/rail{i}_vf": "1" for i in range(8)}, "nvidia.com/gpu": "8"}
     assert body["metadata"]["annotations"][mf.ANN_NETWORKS] == ",".join(f"rail{i}-net" for i in range(8))
@@ -203,7 +206,7 @@ def test_a_pod_of_a_nodes_gpus_gets_every_rail() -> None:
     status = json.dumps([{"name": "cbr0", "interface": "eth0", "default": True}] + [_vf(i) for i in range(8)])
     entries = attachments(status, mf.pod_networks(pod), "bench")
     assert [e["interface"] for e in entries] == [f"net{i}" for i in range(1, 9)]
-    env = nccl_env(sriov, entries, KubeSettings(), pod.rails)
+    env = nccl_env(sriov, entries, KubeOptions(), pod.rails)
     assert env["NCCL_IB_HCA"] == "=" + ",".join(f"mlx5_{i}" for i in range(8, 16))
     assert [net_env(sriov, entries, pod.rails, i)["BENCHFAB_NET_HCA"] for i in (0, 7)] == ["mlx5_8", "mlx5_15"]
     assert net_env(sriov, entries, pod.rails, 3)["BENCHFAB_NET_IP"] == "10.3.0.7"
@@ -211,14 +214,14 @@ def test_a_pod_of_a_nodes_gpus_gets_every_rail() -> None:
     shared = Profile(fabric="ib", mode="shared", resource="rdma/shared_ib", network="ipoib",
                      rails=[f"mlx5_{i}" for i in range(8)])  # type: ignore[list-item]
     spod = mf.PodPlan("shared", shared, "n0", "n0", 0, gpus=1, ranks=8)
-    sbody = mf.pod_manifest("run", "bench", "img", spod, KubeSettings(shm_size="32Gi"), 3600)
+    sbody = mf.pod_manifest("run", "bench", "img", spod, KubeOptions(shm_size="32Gi"), 3600)
     assert sbody["spec"]["containers"][0]["resources"]["limits"] == {"rdma/shared_ib": "1", "nvidia.com/gpu": "8"}
     assert sbody["metadata"]["annotations"][mf.ANN_NETWORKS] == "ipoib"
     assert sbody["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "32Gi"
-    assert nccl_env(shared, [], KubeSettings(), spod.rails)["NCCL_IB_HCA"] == "=" + ",".join(f"mlx5_{i}" for i in range(8))
+    assert nccl_env(shared, [], KubeOptions(), spod.rails)["NCCL_IB_HCA"] == "=" + ",".join(f"mlx5_{i}" for i in range(8))
     # a one-rank pod on slot 3 uses rail 3 only, and has no /dev/shm volume
     one = mf.PodPlan("sriov", sriov, "n0", "n0", 3, gpus=1)
-    obody = mf.pod_manifest("run", "bench", "img", one, KubeSettings(), 3600)
+    obody = mf.pod_manifest("run", "bench", "img", one, KubeOptions(), 3600)
     assert obody["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/rail3_vf": "1", "nvidia.com/gpu": "1"}
     assert "volumes" not in obody["spec"] and obody["metadata"]["name"].endswith("-3")
 

@@ -14,6 +14,8 @@ from benchfab.placement import NodeInfo
 from benchfab.planner import plan
 from benchfab.spec import load_spec_text
 
+pytestmark = pytest.mark.k8s
+
 
 def names(n: int) -> list[str]:
     return [f"n{i:03d}" for i in range(n)]

@@ -11,6 +11,8 @@ from benchfab.backends.kubernetes.nccl import fallback_problem, parse_nccl_log
 from benchfab.spec import Profile
 from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
 
+pytestmark = pytest.mark.k8s
+
 PREFLIGHT_SPEC = """\
 backend: kubernetes
 namespace: bench

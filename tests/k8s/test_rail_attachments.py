@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.nccl import missing_attachments
 from benchfab.backends.kubernetes.pods import attachment_problem, ready
 from benchfab.spec import Profile, Rail
+
+pytestmark = pytest.mark.k8s
 
 DEFAULT_NET = {"name": "k8s-pod-network", "interface": "eth0", "ips": ["10.244.3.17"], "mac": "0a:58:0a:f4:03:11",
                "default": True, "dns": {}}

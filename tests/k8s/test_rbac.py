@@ -21,7 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, connect
-from benchfab.spec import KubeSettings, load_spec_text
+from benchfab.backends.kubernetes.options import KubeOptions
+from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.helpers import ROOT
@@ -284,7 +285,7 @@ def test_an_agent_token_reads_only_its_runs_pods(pods: FakeCluster) -> None:
     controller = shipped_rbac(pods)
     kube = connect(ClusterOptions(kubeconfig=str(controller)))
     for run, pod in (("run-1", "a"), ("run-2", "b")):
-        for doc in mf.agent_access(run, NS, [pod], KubeSettings()):
+        for doc in mf.agent_access(run, NS, [pod], KubeOptions()):
             kube.apply_role(doc) if doc["kind"] == "Role" else kube.create(doc["kind"], doc)
     assert pods.denied == []
     account = mf.agent_role_name("run-1")
@@ -299,7 +300,7 @@ def test_an_agent_token_reads_only_its_runs_pods(pods: FakeCluster) -> None:
         assert status == 403 and f'User "{user(account)}"' in message, message
     # A named account (kubernetes.service_account) is the spec's choice, shared by every run
     # that names it: bound to both runs' Roles, it reads both runs' pods (docs/KUBERNETES.md).
-    shared = KubeSettings(service_account="team-agent")
+    shared = KubeOptions(service_account="team-agent")
     for run, pod in (("run-3", "a"), ("run-4", "b")):
         assert [d["kind"] for d in mf.agent_access(run, NS, [pod], shared)] == ["Role", "RoleBinding"]
         for doc in mf.agent_access(run, NS, [pod], shared):
@@ -319,7 +320,7 @@ def test_the_shipped_rbac_lets_the_controller_name_what_a_failed_clean_up_left(c
     roles, rolebindings) and prints a ``kubectl delete -l`` line, which lists them too."""
     kube = connect(ClusterOptions(kubeconfig=str(shipped_rbac(cluster))))
     kube.create("Service", mf.service_manifest("run-1", NS))
-    account, role_, binding_ = mf.agent_access("run-1", NS, ["bf-x-0"], KubeSettings())
+    account, role_, binding_ = mf.agent_access("run-1", NS, ["bf-x-0"], KubeOptions())
     kube.create("ServiceAccount", account)
     kube.apply_role(role_)
     kube.create("RoleBinding", binding_)
@@ -329,6 +330,7 @@ def test_the_shipped_rbac_lets_the_controller_name_what_a_failed_clean_up_left(c
     assert cluster.denied == []
 
 
+@pytest.mark.slow  # a sweep through the CLI: ~30 s
 def test_a_named_agent_account_must_exist(cluster: FakeCluster, tmp_path: Path, cli,  # type: ignore[no-untyped-def]
                                           write_spec) -> None:
     """kubernetes.service_account names an account the run does not make: preflight says

@@ -46,7 +46,6 @@ STAGE_IMPORTS = "importing benchfab modules"  # pydantic, yaml, benchfab.spec: s
 STAGE_CONNECT = "connecting to the API server"  # imports the kubernetes client, loads the service account
 STAGE_DEVICES = "checking RDMA devices"  # loads benchfab._native, reads /sys/class/infiniband
 STAGE_WATCH = "watching its pod"  # list + watch of its own pod: the channel tasks arrive on
-STAGES = (STAGE_PROCESS, STAGE_IMPORTS, STAGE_CONNECT, STAGE_DEVICES, STAGE_WATCH)
 
 _out = threading.Lock()
 _counter = 0

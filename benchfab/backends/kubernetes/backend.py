@@ -36,6 +36,7 @@ from ..base import RoundRecordCallback, TestOutcome
 from .client import ClusterOptions, Kube, connect
 from .inventory import nodes_for_planner, read_inventory
 from .logs import LogFollowers
+from .options import kube_options
 from .pods import PodPool, PodState, Slot
 from .tracking import Running, TestTracker
 from .watch import Cache
@@ -145,6 +146,6 @@ class KubernetesBackend:
             self.tests.wait(running, on_record)
             for r in running:
                 outcomes[r.test.test_id] = r.outcome
-            if not self.spec.kubernetes.reuse_pods:
+            if not kube_options(self.spec).reuse_pods:
                 self.pool.delete([k for k in self.pool.pods if k[0] == profile])
         return [outcomes[t.test_id] for t in tests]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import BackendError
+from .api_errors import NotFound, Unreachable, api_error
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
@@ -223,15 +224,15 @@ class Kube:
                     time.sleep(_retry_after(exc) or delay)
                     delay = min(delay * 2, 5.0)
                     continue
-                raise BackendError(f"{what}: {exc.status} {_api_message(exc)}", hint=_hint(exc.status)) from None
+                raise api_error(what, exc) from exc
             except (Urllib3Error, ConnectionError, OSError, json.JSONDecodeError) as exc:
                 if attempt + 1 < self.attempts:
                     self.retries += 1
                     time.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 5.0)
                     continue
-                raise BackendError(f"{what}: cannot reach the API server ({type(exc).__name__}: {exc})",
-                                   hint="check the cluster address and your network") from None
+                raise Unreachable(f"{what}: cannot reach the API server ({type(exc).__name__}: {exc})",
+                                  hint="check the cluster address and your network") from exc
         raise AssertionError("unreachable")
 
     # -- convenience ---------------------------------------------------------------------
@@ -362,16 +363,20 @@ class Kube:
             else:
                 got = self.call(f"list {plural}", self.custom.list_namespaced_custom_object, group, version,
                                 namespace, plural)
-        except BackendError as exc:
-            if " 404 " in str(exc):  # the CRD is not installed
-                return []
-            raise
+        except NotFound:  # the CRD is not installed
+            return []
         return list(got.get("items", []))
 
-    def stream(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A raw streaming response (watch / follow); the caller iterates and closes it."""
+    def stream(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A raw streaming response (watch / follow); the caller iterates and closes it.
+        An error status is raised as its ApiError (api_errors), with no retry."""
+        from kubernetes.client.exceptions import ApiException
+
         kwargs["_preload_content"] = False
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise api_error(what, exc) from exc
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -380,21 +385,6 @@ def _retry_after(exc: Any) -> float | None:
         return min(float(value), 10.0) if value else None
     except (TypeError, ValueError):
         return None
-
-
-def _api_message(exc: Any) -> str:
-    try:
-        return str(json.loads(exc.body).get("message", exc.reason))
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
-
-
-def _hint(status: int | None) -> str | None:
-    return {
-        401: "your credentials were refused: refresh the kubeconfig",
-        403: "the service account lacks a permission: apply jobs/k8s/rbac.yaml",
-        404: "check the namespace (--namespace) and that the object exists",
-    }.get(status or 0)
 
 
 def iter_lines(resp: Any) -> Iterator[str]:

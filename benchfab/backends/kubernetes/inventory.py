@@ -16,6 +16,7 @@ from ...spec import Profile, Rail, SweepSpec
 from ...workloads import family_of
 from .client import Kube
 from .manifests import pod_rails
+from .options import kube_options
 
 MOFED_WAIT = "network.nvidia.com/operator.mofed.wait"
 MAX_SLOTS = 64  # more rank pods per node than this is never useful
@@ -96,7 +97,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
             held = used.setdefault(node, {})
             for k, v in pod_requests(pod).items():
                 held[k] = held.get(k, 0.0) + v
-    k8s = spec.kubernetes
+    k8s = kube_options(spec)
     profiles = spec.resolved_profiles()
     out = []
     for node in nodes:
@@ -194,7 +195,7 @@ def nodes_for_planner(spec: SweepSpec, inventory: list[dict[str, Any]]) -> list[
     """Every node of the inventory with its slots per profile; a node with no slot for a
     profile says why (``NodeInfo.unfit``), so that the plan can name it."""
     profiles = spec.resolved_profiles()
-    gpu = spec.kubernetes.gpu_resource
+    gpu = kube_options(spec).gpu_resource
     out = []
     for node in inventory:
         slots: dict[str, int] = {}

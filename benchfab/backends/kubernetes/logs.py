@@ -31,7 +31,8 @@ class LogFollowers:
         kube, pool = self.pool.kube, self.pool
         while not state.stop.is_set() and not pool.closed:
             try:
-                resp = kube.stream(kube.core.read_namespaced_pod_log, state.name, pool.namespace,
+                resp = kube.stream(f"follow the log of pod {state.name}", kube.core.read_namespaced_pod_log, state.name,
+                                   pool.namespace,
                                    follow=True, _request_timeout=(10, 3600))
             except Exception:  # noqa: BLE001 - pod not ready yet, API hiccup: retry below
                 resp = None
@@ -59,7 +60,8 @@ class LogFollowers:
     def _read_rest(self, state: PodState) -> None:
         kube = self.pool.kube
         try:
-            resp = kube.stream(kube.core.read_namespaced_pod_log, state.name, self.pool.namespace)
+            resp = kube.stream(f"read the log of pod {state.name}", kube.core.read_namespaced_pod_log, state.name,
+                               self.pool.namespace)
             for line in iter_lines(resp):
                 route_line(state, line)
         except Exception:  # noqa: BLE001 - best effort

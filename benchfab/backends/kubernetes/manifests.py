@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ...spec import KubeSettings, Profile, Rail
+from ...spec import Profile, Rail
 from ...yamlpos import plain_yaml
+from .options import KubeOptions
 
 APP = "benchfab"
 LABEL_RUN = "benchfab.io/run"
@@ -40,7 +41,7 @@ PERFTEST_PORT = 18515
 EPHEMERAL_PORTS = (32768, 60999)
 
 
-def master_port(kube: KubeSettings, seq: int) -> int:
+def master_port(kube: KubeOptions, seq: int) -> int:
     return kube.master_port or (MASTER_PORT_FIRST + seq % MASTER_PORT_COUNT)
 
 
@@ -98,12 +99,12 @@ def agent_role_name(run_id: str) -> str:
     return f"benchfab-agent-{label_value(run_id)}"
 
 
-def agent_account(run_id: str, kube: KubeSettings) -> str:
+def agent_account(run_id: str, kube: KubeOptions) -> str:
     """The service account the run's agents run as: the spec's, else the run's own."""
     return kube.service_account or agent_role_name(run_id)
 
 
-def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], kube: KubeSettings) -> list[dict[str, Any]]:
+def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], kube: KubeOptions) -> list[dict[str, Any]]:
     """The run's ServiceAccount (unless the spec names one), Role and RoleBinding: the agent
     in each rank pod may read and watch its run's pods by name, and nothing else (RBAC
     cannot say "its own pod", and a static Role would let every agent watch every pod of
@@ -187,7 +188,7 @@ def service_manifest(run_id: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def network_policy_manifest(run_id: str, namespace: str, kube: KubeSettings) -> dict[str, Any]:
+def network_policy_manifest(run_id: str, namespace: str, kube: KubeOptions) -> dict[str, Any]:
     """Ingress to the run's pods from the run's pods only, and only on the ports the ranks
     listen on for each other: the rendezvous/out-of-band ports (kubernetes.master_port, or
     the range MASTER_PORT_FIRST.. the backend hands out), perftest's port and the ephemeral
@@ -210,7 +211,7 @@ def network_policy_manifest(run_id: str, namespace: str, kube: KubeSettings) -> 
     }
 
 
-def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
+def pod_deadline_s(kube: KubeOptions, estimate_s: float) -> int:
     """A pod's activeDeadlineSeconds: the spec's, else well past the plan's estimate (it only
     reaps pods a dead controller left behind; a live one deletes them itself)."""
     if kube.active_deadline is not None:
@@ -218,7 +219,7 @@ def pod_deadline_s(kube: KubeSettings, estimate_s: float) -> int:
     return int(max(3600.0, 3 * estimate_s + kube.start_timeout + 600))
 
 
-def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeSettings,
+def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: KubeOptions,
                  deadline_s: int) -> dict[str, Any]:
     name = pod_name(run_id, pod.profile_name, pod.node, pod.slot, pod.ranks)
     labels = {
@@ -278,7 +279,7 @@ def pod_manifest(run_id: str, namespace: str, image: str, pod: PodPlan, kube: Ku
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
-def _resources(pod: PodPlan, kube: KubeSettings) -> dict[str, Any]:
+def _resources(pod: PodPlan, kube: KubeOptions) -> dict[str, Any]:
     """The rank pod's limits (its NIC share or VF, GPUs, hugepages) and requests."""
     limits: dict[str, str] = {}
     for resource, count in rail_resources(pod).items():
@@ -309,7 +310,7 @@ def rail_resources(pod: PodPlan) -> dict[str, int]:
     return counts if pod.profile.mode == "sriov" else dict.fromkeys(counts, 1)
 
 
-def _agent_env(run_id: str, kube: KubeSettings) -> list[dict[str, Any]]:
+def _agent_env(run_id: str, kube: KubeOptions) -> list[dict[str, Any]]:
     """What the agent learns from the downward API, plus the spec's kubernetes.env."""
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

@@ -15,7 +15,8 @@ from typing import Any
 
 from ...fabrics import fabric_of, rank_env
 from ...nccllog import NcclTransport, parse_nccl_log
-from ...spec import KubeSettings, Profile, Rail
+from ...spec import Profile, Rail
+from .options import KubeOptions
 
 
 def attachments(network_status: str | None, networks: Sequence[str], namespace: str) -> list[dict[str, Any]]:
@@ -109,7 +110,7 @@ def pod_hcas(profile: Profile, entries: Sequence[dict[str, Any]], rails: Sequenc
     return listed or list(dict.fromkeys(d for e in entries for d in rdma_devices(e)))
 
 
-def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeSettings,
+def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeOptions,
              rails: Sequence[Rail] = ()) -> dict[str, str]:
     """A rank pod's NCCL variables: the profile's fabric given the pod's attachments (the
     first one's interface, every rail's HCA in NCCL_IB_HCA), then the profile's own env."""

@@ -24,6 +24,7 @@ from .client import Kube
 from .events import explain
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import missing_attachments
+from .options import kube_options
 from .watch import Cache
 
 Slot = tuple[str, str, int, int]  # (profile, node, first slot, ranks in the pod)
@@ -136,7 +137,7 @@ class PodPool:
                                    hint="check access with: kubectl auth can-i list pods")
         if not self._service:
             self.kube.create("Service", mf.service_manifest(self.run_id, self.namespace))
-            self.kube.create("NetworkPolicy", mf.network_policy_manifest(self.run_id, self.namespace, self.spec.kubernetes))
+            self.kube.create("NetworkPolicy", mf.network_policy_manifest(self.run_id, self.namespace, kube_options(self.spec)))
             self._service = True
 
     def switch_profile(self, profile: str) -> None:
@@ -148,7 +149,7 @@ class PodPool:
 
     def wanted_slots(self, profile: str, tests: list[PlannedTest]) -> list[Slot]:
         members = {key for t in tests for key in pod_keys(t)}
-        if self.spec.kubernetes.reuse_pods and self.plan is not None:
+        if kube_options(self.spec).reuse_pods and self.plan is not None:
             # Start the whole profile's pool at once: one gang start for all its rounds. Only
             # pods of this round's shapes: a node's one-GPU pods and its all-GPU pod hold the
             # same devices, so the other shape is started when its round comes.
@@ -183,11 +184,11 @@ class PodPool:
         # A node's pods of another shape hold the GPUs and rails the new ones need: free them first.
         shapes = {(k[1], k[3]) for k in new}
         self.delete([k for k in self.pods if k[0] == profile and any(k[1] == n and k[3] != r for n, r in shapes)])
-        deadline = mf.pod_deadline_s(self.spec.kubernetes, self.plan.estimate_s if self.plan is not None else 3600.0)
+        deadline = mf.pod_deadline_s(kube_options(self.spec), self.plan.estimate_s if self.plan is not None else 3600.0)
         self._grant_agents(new)
         for key in new:
             body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
-                                   self.spec.kubernetes, deadline)
+                                   kube_options(self.spec), deadline)
             self.kube.create("Pod", body)
             self.pods[key] = PodState(key, body["metadata"]["name"])
         if new:
@@ -200,11 +201,11 @@ class PodPool:
         names = {mf.pod_name(self.run_id, *key) for key in new} - self._granted
         if not names:
             return
-        named = self.spec.kubernetes.service_account
+        named = kube_options(self.spec).service_account
         if named and not self._bound and (missing := self.kube.missing_service_account(named)):
             raise BackendError(missing[0], hint=missing[1])
         self._granted |= names
-        *account, role, binding = mf.agent_access(self.run_id, self.namespace, self._granted, self.spec.kubernetes)
+        *account, role, binding = mf.agent_access(self.run_id, self.namespace, self._granted, kube_options(self.spec))
         if not self._bound:
             for obj in account:  # the run's own account, before any pod names it
                 self.kube.create("ServiceAccount", obj)
@@ -224,7 +225,7 @@ class PodPool:
         """
         pending = {self.pods[k].name: k for k in new}
         plans = {k: self.pod_plan(k) for k in new}  # once: each look checks every rail's attachment
-        end = time.monotonic() + self.spec.kubernetes.start_timeout
+        end = time.monotonic() + kube_options(self.spec).start_timeout
         failed: list[Slot] = []
         while pending:
             now = time.monotonic()
@@ -268,7 +269,7 @@ class PodPool:
         with state.lock:
             stage, wall = state.stage, state.stage_wall
         return (f"the agent in pod {state.name} was still at stage '{stage}' (since {clock(wall)}) "
-                f"when kubernetes.start_timeout ({self.spec.kubernetes.start_timeout:.0f} s) ran out "
+                f"when kubernetes.start_timeout ({kube_options(self.spec).start_timeout:.0f} s) ran out "
                 f"(fix: raise kubernetes.start_timeout if it is still progressing: kubectl logs {state.name})")
 
     def stalled(self, state: PodState, now: float) -> str | None:
@@ -348,7 +349,7 @@ class PodPool:
             if self._granted:
                 name = mf.agent_role_name(self.run_id)
                 left += [f"role/{name}", f"rolebinding/{name}"]
-                if not self.spec.kubernetes.service_account:
+                if not kube_options(self.spec).service_account:
                     left.append(f"serviceaccount/{name}")
             errors.append(f"and listing what is left failed too ({exc.message}), so these may be left")
         if not left:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from ...spec import Profile, SweepSpec
 from .client import ClusterOptions, Kube, connect
 from .inventory import MOFED_WAIT, quantity, scheduling_problems
+from .options import kube_options
 
 OFED_LABEL = "nvidia.com/ofed-driver"
 SHARED_DP_LABEL = "app=rdma-shared-dp"
@@ -85,11 +86,11 @@ class _Sriov:
 
 
 def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
-    gpu_res = spec.kubernetes.gpu_resource if spec else "nvidia.com/gpu"
+    gpu_res = kube_options(spec).gpu_resource if spec else "nvidia.com/gpu"
     profiles = spec.resolved_profiles() if spec else {}
     resources = sorted({p.resource for p in profiles.values() if p.resource})
     sriov_resources = {p.resource for p in profiles.values() if p.resource and p.mode == "sriov"}
-    tolerations = spec.kubernetes.tolerations if spec else []
+    tolerations = kube_options(spec).tolerations if spec else []
     out = _policy_checks(kube)
     pods, operator = _operator_pods(kube)
     out += operator
@@ -118,7 +119,7 @@ def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
         if profile.network:
             out.append(_nad_check(kube, pname, profile))
     if spec is not None:
-        out.append(_agent_account_check(kube, spec.kubernetes.service_account))
+        out.append(_agent_account_check(kube, kube_options(spec).service_account))
     return out
 
 

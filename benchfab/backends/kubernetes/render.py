@@ -35,6 +35,7 @@ from ...spec import SweepSpec
 from . import manifests as mf
 from .client import ClusterOptions, cluster_configured, connect
 from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
+from .options import kube_options
 from .pods import pod_keys
 
 SYNTHETIC_PREFIX = "node-"
@@ -179,12 +180,12 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
     found = found or find_nodes(spec, nodes, options)
     plan = plan or plan_on(spec, found)
     hostnames = {n.name: n.labels.get("hostname", n.name) for n in found.infos}
-    deadline = mf.pod_deadline_s(spec.kubernetes, plan.estimate_s)
+    deadline = mf.pod_deadline_s(kube_options(spec), plan.estimate_s)
     slots = sorted({key for t in plan.tests for key in pod_keys(t)},
                    key=lambda k: (list(profiles).index(k[0]), k[1], k[2], k[3]))
     groups: list[tuple[str | None, list[dict[str, Any]]]] = [(None, [mf.service_manifest(run_id, found.namespace),
                                                                     mf.network_policy_manifest(run_id, found.namespace,
-                                                                                              spec.kubernetes)])]
+                                                                                              kube_options(spec))])]
     for pname in profiles:
         if profile is not None and pname != profile:
             continue
@@ -192,12 +193,12 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
         for _, node, slot, ranks in (k for k in slots if k[0] == pname):
             pod = mf.PodPlan(pname, profiles[pname], node, hostnames[node], slot, gpus_per_rank(spec, pname),
                              hugepages_mib_per_rank(spec, pname), ranks)
-            pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, spec.kubernetes, deadline))
+            pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, kube_options(spec), deadline))
         if pods:
             groups.append((pname, pods))
     # The agents' access to their own pods (the run's Role names exactly these pods).
     names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs]
-    groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, spec.kubernetes))
+    groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, kube_options(spec)))
     return groups, found, plan
 
 
@@ -243,7 +244,7 @@ def render(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = N
             parts.append(
                 f"# ---- profile {pname} ({pr.fabric}/{pr.mode}, resource {pr.resource or '-'}, network "
                 f"{pr.network or '-'}): {len(objs)} pod(s) on {len(per_node)} node(s), up to "
-                f"{max(per_node.values())} per node; {_shapes(objs, spec.kubernetes.gpu_resource)}; "
+                f"{max(per_node.values())} per node; {_shapes(objs, kube_options(spec).gpu_resource)}; "
                 f"label {mf.LABEL_PROFILE}={pname}\n")
         parts.append(mf.to_yaml(objs))
     return "".join(parts), notes

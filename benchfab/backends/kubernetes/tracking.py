@@ -22,6 +22,7 @@ from ..base import RoundRecordCallback, TestOutcome
 from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
 from . import manifests as mf
 from .nccl import attachments, fallback_problem, nccl_env, net_env
+from .options import kube_options
 from .pods import PodPool, PodState, death, pod_keys
 
 GRACE_S = 5.0
@@ -82,7 +83,7 @@ class TestTracker:
         states = [pool.pods[key] for key in pod_keys(test)]
         rank0 = pool.get(states[0].name) or {}
         master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
-        port = mf.master_port(self.spec.kubernetes, seq)
+        port = mf.master_port(kube_options(self.spec), seq)
         task_json = test.task().to_json()
         secret = new_test_secret()  # one per test: its ranks accept only each other
         outcome = TestOutcome(test.test_id, "failed", started=time.time())
@@ -96,7 +97,7 @@ class TestTracker:
                 # torchrun's names: the pod is one node of G = LOCAL_WORLD_SIZE ranks.
                 "WORLD_SIZE": str(len(states) * local), "LOCAL_WORLD_SIZE": str(local), "GROUP_RANK": str(index),
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
-                **nccl_env(test.profile, entries, self.spec.kubernetes, rails),
+                **nccl_env(test.profile, entries, kube_options(self.spec), rails),
                 SECRET_ENV: secret,
             }
             # Per local rank: its rank, and its rail's address and HCA (rank i uses rail i).

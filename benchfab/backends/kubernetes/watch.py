@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import BackendError
+from .api_errors import Gone
 from .client import Kube, iter_lines
 
 # After a 410 Gone whose relist is Gone again, wait this long before the next list,
@@ -59,7 +60,6 @@ class Cache(threading.Thread):
         return str(got.get("metadata", {}).get("resourceVersion", ""))
 
     def run(self) -> None:
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         rv: str | None = None
@@ -76,7 +76,7 @@ class Cache(threading.Thread):
                     self.relists += 1
                 fn = self.kube.core.list_namespaced_pod if self.namespace else self.kube.core.list_pod_for_all_namespaces
                 args = (self.namespace,) if self.namespace else ()
-                self._resp = self.kube.stream(fn, *args, watch=True, resource_version=rv,
+                self._resp = self.kube.stream("watch pods", fn, *args, watch=True, resource_version=rv,
                                               allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_s,
                                               _request_timeout=(10, self.watch_timeout_s + 30), **self._kw())
                 for line in iter_lines(self._resp):
@@ -109,18 +109,14 @@ class Cache(threading.Thread):
                 else:
                     gone = 0  # the stream ran its course: the version was good
                 delay = 0.2
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = None
-                    gone += 1
-                    continue
-                self.error = f"{exc.status} {exc.reason}"
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+            except Gone:
+                rv = None
+                gone += 1
+                continue
             except (BackendError, Urllib3Error, OSError, ValueError) as exc:
                 if self._stop.is_set():
                     return
-                self.error = str(exc)
+                self.error = exc.message if isinstance(exc, BackendError) else str(exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
             finally:

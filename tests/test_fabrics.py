@@ -74,7 +74,7 @@ def test_every_backend_the_spec_accepts_is_registered() -> None:
     from benchfab.errors import SpecError
 
     for kind in BACKENDS:
-        spec = load_spec_text(f"backend: {kind.name}\nimage: x\ntests: [{{ranks: 2}}]\n")
+        spec = load_spec_text(f"backend: {kind.name}\nimage: x\ntests: [{{ranks: 2, placement: {{pattern: group}}}}]\n")
         assert spec.backend == kind.name
     with pytest.raises(SpecError, match=r"unknown backend 'slurm' \(fix: use one of: local, kubernetes\)"):
         load_spec_text("backend: slurm\ntests: [{ranks: 2}]\n")

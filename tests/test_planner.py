@@ -73,8 +73,10 @@ def test_op_estimate_accounts_for_oversubscription() -> None:
 
 def test_local_pattern_is_refused_on_a_cluster_and_local_needs_one_node() -> None:
     text = "backend: kubernetes\nimage: x/y:1\ntests:\n  - {ranks: 2}\n"
+    from benchfab.backends.registry import load_spec_text as load_with_backends
+
     with pytest.raises(SpecError, match="a kubernetes test needs a placement"):  # validate says so first
-        load_spec_text(text)
+        load_with_backends(text)
     spec = SweepSpec.model_validate(yaml.safe_load(text))  # the models alone, without load_spec's checks
     with pytest.raises(PlacementError, match="is for the local backend"):
         plan(spec, local_nodes())

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 # Summary columns copied from the engine's record as they are.
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
               "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
-              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans")
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans",
+              "inline_size", "data_check")
 
 # Point-to-point rates for the estimate: TCP over loopback, and verbs at the pace
 # of a software RoCE device (the slowest RDMA device benchfab meets; real NICs

@@ -93,7 +93,9 @@ def why_not(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_rounds(args: argparse.Namespace) -> dict[tuple[str, int, str], list[dict[str, Any]]]:
+def run_rounds(args: argparse.Namespace, loads: list[float]) -> dict[tuple[str, int, str], list[dict[str, Any]]]:
+    """Every case on both engines, ``args.rounds`` times; the 1-minute load average at the
+    start of each round goes to ``loads``."""
     common = {"device": args.device, "peer_host": args.peer, "timeout_s": 120, "memory": args.memory,
               "cuda_device": args.cuda_device}
     if args.max_inline is not None:
@@ -102,6 +104,7 @@ def run_rounds(args: argparse.Namespace) -> dict[tuple[str, int, str], list[dict
     start = "spawn" if args.memory in GPU_MEMORY else "fork"
     res: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for rnd in range(args.rounds):
+        loads.append(os.getloadavg()[0])
         engines = ["native", "perftest"] if rnd % 2 == 0 else ["perftest", "native"]
         for kind, _, size, extra in cases(args.memory):
             for eng in engines:
@@ -129,10 +132,12 @@ def main() -> int:
         print(f"rdma_vs_perftest: skipped: {reason}", flush=True)
         return CANNOT_RUN
     t0 = time.monotonic()
-    res = run_rounds(args)
+    loads: list[float] = []
+    res = run_rounds(args, loads)
     clocks = native.require_native().clock_read_costs()
+    loads.append(os.getloadavg()[0])
     print(f"# {args.rounds} rounds in {time.monotonic() - t0:.0f} s; device {args.device}; memory {args.memory}; "
-          f"load {os.getloadavg()[0]:.2f}")
+          f"1-min load average here (in a VM: the guest's) per round and at the end: {' '.join(f'{x:.1f}' for x in loads)}")
     print(f"# a clock read here: clock_gettime {clocks['clock_gettime_ns']:.0f} ns, tick counter "
           f"{clocks['ticks_ns']:.0f} ns (benchfab stamps with: {clocks['stamps']})")
     print("# BW in MiB/s (2^20 B/s, perftest's unit); latency in usec (one way; t_msg: per WRITE)")

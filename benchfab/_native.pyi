@@ -1,7 +1,8 @@
 """Typing stub of the compiled module benchfab._native (built from native/_native.pyx).
 
 Result dicts hold numpy uint64 arrays under "tposted_ns" / "tcompleted_ns" (ns,
-CLOCK_MONOTONIC_RAW) next to the SI figures of benchfab.rdma.stats.
+CLOCK_MONOTONIC_RAW) next to the SI figures of benchfab.rdma.stats; the RDMA ones also
+"inline" (this size was posted inline) and "inline_size" (the threshold, bytes).
 """
 
 from collections.abc import Callable, Mapping
@@ -69,3 +70,4 @@ def tcp_sink_bw(fd: int, size: int, iters: int, warmup: int = ...,
                 timeout_s: float = ...) -> int: ...
 def tcp_write_lat(fd: int, size: int, iters: int, initiator: bool, warmup: int = ...,
                   timeout_s: float = ...) -> dict[str, Any]: ...
+def clock_read_costs(n: int = ...) -> dict[str, Any]: ...

@@ -9,7 +9,8 @@ from them, so a column is added in one place.
 
 Schema version 1 (see benchfab.store). Columns added within version 1 are
 appended at the end and read back as null from older parts: ``profile`` and
-``hosts`` in summary rows (2026-12), then ``link_rate_bps``.
+``hosts`` in summary rows (2026-12), then ``link_rate_bps``, then ``inline_size``
+and ``data_check``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class P2PFigures(TypedDict, total=False):
     lat_p999_s: float
     lat_max_s: float
     wrong_bytes: int | None
+    # verbs: messages up to this many bytes were posted inline (perftest's "Max inline data")
+    inline_size: int | None
+    data_check: str  # how the bytes that arrived were checked: host | gpu-d2h | skipped
     tcp_segments: int  # tcp transport, per test: segments rank 0's network namespace sent
     tcp_retrans: int  # ... and retransmitted (loss on the path)
     role: str
@@ -163,6 +167,8 @@ class SummaryRow(TypedDict):
     profile: str
     hosts: str  # the test's nodes in rank order, comma-separated: the pair or group measured
     link_rate_bps: NotRequired[float | None]  # the link's rate (bit/s) where known: "% of line rate" in reports
+    inline_size: NotRequired[int | None]  # verbs: the inline threshold in bytes (perftest -I)
+    data_check: NotRequired[str | None]  # point-to-point: host | gpu-d2h | skipped
 
 
 class RawRow(TypedDict):

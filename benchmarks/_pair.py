@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts: run one run_rdma_pair with the server in a
-forked child process (two processes, like perftest and iperf3), and medians."""
+child process (two processes, like perftest and iperf3), and medians."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ def _server(params: dict[str, Any], port: int, q: Any) -> None:
         ex.close()
 
 
-def benchfab_pair(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Client records of one test; the server runs in a forked child."""
+def benchfab_pair(params: dict[str, Any], start_method: str = "fork") -> list[dict[str, Any]]:
+    """Client records of one test; the server runs in a child process: forked, or spawned
+    (``start_method="spawn"``) where this process may have initialised CUDA, which a
+    forked child cannot use."""
     ex = SocketExchange("server", "127.0.0.1", 0, timeout_s=120, secret=SECRET)
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(start_method)
     q = ctx.Queue()
     child = ctx.Process(target=_server, args=(params, ex.port, q))
     child.start()

@@ -27,6 +27,13 @@ line), so busy-wait spins (empty polls, polling the peer's byte in write_lat) ca
 apart from the work itself. --toggle-check adds one run with --collect-atstart=no
 --toggle-collect=<loop fn> as a cross-check of the loop function's inclusive Ir.
 
+Case perftest_lat runs perftest's ib_write_lat client under callgrind the same way (its
+server runs normally), for a step-by-step comparison with rdma_lat: Ir per round trip of
+the whole process, and of the library calls both make (ibv_post_send / ibv_poll_cq into
+the provider, the doorbell's write()). With a stripped binary there is no loop function,
+and perftest's process figure includes its final sort of the N latencies (qsort and its
+compare function, listed among the self-Ir differences).
+
 Caveats: valgrind runs the client without the vDSO, so clock_gettime is glibc's syscall
 fallback (about 10 Ir) instead of the vDSO's code; syscalls (send, the rxe doorbell
 write) count only their user-space wrappers. Busy-wait spins depend on timing, so
@@ -36,6 +43,8 @@ Usage (RDMA needs a device, e.g. the soft-RoCE VM; see loop_cost_callgrind.sh):
 
     scripts/softroce-vm.sh --rw results/loop_cost_callgrind -- \\
         .venv/bin/python benchmarks/loop_cost_callgrind.py run --cases rdma_bw,rdma_lat
+    scripts/softroce-vm.sh --rw results/loop_cost_callgrind -- \\
+        .venv/bin/python benchmarks/loop_cost_callgrind.py run --cases rdma_lat,perftest_lat --sizes 8
     .venv/bin/python benchmarks/loop_cost_callgrind.py run --cases tcp_bw
 
 Outputs go to --out (default results/loop_cost_callgrind): callgrind.<case>.<size>.<N>.out
@@ -47,7 +56,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -55,10 +63,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _callgrind import by_line, parse_callgrind, short_name
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 
-CASES = ("rdma_bw", "rdma_lat", "tcp_bw")
+CASES = ("rdma_bw", "rdma_lat", "tcp_bw", "perftest_lat")
 # The function whose inclusive cost is "the loop" in each case (symbols in benchfab._native):
 # the first name prefix, in order, that callgrind saw. The C compiler decides what is
 # inlined (and may add suffixes like .constprop.0), so a few candidates are listed.
@@ -70,7 +80,12 @@ LOOP_FN = {
                  "__pyx_pw_8benchfab_7_native_12RdmaEndpoint_23write_lat"],
     "tcp_bw": ["__pyx_pf_8benchfab_7_native_6tcp_write_bw",
                "__pyx_pw_8benchfab_7_native_7tcp_write_bw"],
+    # ib_write_lat itself, for the step-by-step comparison; distributions strip its
+    # symbols, and then only the process figures (which include its final sort of the
+    # N latencies) and the library functions it calls can be compared.
+    "perftest_lat": ["run_iter_lat_write"],
 }
+NO_SYMBOLS = "(stripped: process figures only)"
 
 
 PY_PREFIXES = ("Py", "_Py", "Pyx_", "pyx_")
@@ -81,6 +96,8 @@ def find_loop_fn(case: str, fns: dict[str, Any]) -> str:
         hits = sorted(k for k in fns if k == prefix or k.startswith(prefix + "."))
         if hits:
             return hits[0]
+    if case == "perftest_lat":
+        return NO_SYMBOLS
     raise RuntimeError(f"none of {LOOP_FN[case]} in the callgrind output")
 
 
@@ -132,7 +149,8 @@ def client(cfg: dict[str, Any]) -> int:
     else:
         peer = ch.recv()
         ep = _native.RdmaEndpoint(peer["device"], peer["port"], peer["gid_index"],
-                                  buf_size=cfg["buf_size"], tx_depth=cfg["tx_depth"])
+                                  buf_size=cfg["buf_size"], tx_depth=cfg["tx_depth"],
+                                  max_inline=cfg["max_inline"])
         ch.send(ep.local_info())
         ep.connect(peer["info"])
         ch.recv()  # the peer's QP is at RTR/RTS: writes will not be dropped
@@ -182,7 +200,8 @@ def peer(cfg: dict[str, Any]) -> int:
         from benchfab.rdma.discovery import select_port
         pc = select_port(cfg.get("device"))
         ep = _native.RdmaEndpoint(pc.device, pc.port, pc.gid_index,
-                                  buf_size=cfg["buf_size"], tx_depth=cfg["tx_depth"])
+                                  buf_size=cfg["buf_size"], tx_depth=cfg["tx_depth"],
+                                  max_inline=cfg["max_inline"])
         ch.send({"device": pc.device, "port": pc.port, "gid_index": pc.gid_index,
                  "info": ep.local_info()})
         ep.connect(ch.recv())
@@ -199,149 +218,53 @@ def peer(cfg: dict[str, Any]) -> int:
 
 
 # ======================================================================================
-# Callgrind output: total Ir, and per function self / inclusive Ir with its callees.
-# ======================================================================================
-
-_NAME = re.compile(r"\((\d+)\)(?:\s+(.*))?$")
-
-
-def parse_callgrind(path: Path, line_fns: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Minimal reader of callgrind's format (run with --compress-pos=no; positions: line;
-    events: Ir first). Returns {"total": Ir, "fns": {name: {"self", "incl", "ob",
-    "calls_out": {callee: [calls, Ir, callee object]}, "lines": {(file, line): Ir}}}}.
-    Inclusive cost = self + the costs of the calls it makes (exact for functions that
-    are not recursive, as the loops are). "lines" (self + calls made there, by source
-    line, inlined code under its own file) is kept for functions whose name starts with
-    one of ``line_fns``."""
-    names: dict[str, dict[str, str]] = {"fn": {}, "ob": {}, "fl": {}}
-    fns: dict[str, dict[str, Any]] = {}
-    total = summary = None
-    cur: dict[str, Any] | None = None
-    cur_lines: dict[tuple[str, int], int] | None = None
-    cur_ob = cob = fl = fi = ""
-    callee = ""
-    ncalls = 0
-    pending_call = False
-    npos = 1
-
-    def name(kind: str, raw: str) -> str:
-        m = _NAME.match(raw.strip())
-        if not m:
-            return raw.strip()
-        idx, nm = m.group(1), m.group(2)
-        table = names[kind]
-        if nm is not None:
-            table[idx] = nm
-            return nm
-        return table.get(idx, f"({idx})")
-
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            c = line[:1]
-            if c.isdigit() or c in "+-*":
-                if cur is None:
-                    continue
-                parts = line.split()
-                ir = int(parts[npos]) if len(parts) > npos else 0
-                if pending_call:
-                    rec = cur["calls_out"].setdefault(callee, [0, 0, cob])
-                    rec[0] += ncalls
-                    rec[1] += ir
-                    pending_call = False
-                else:
-                    cur["self"] += ir
-                if cur_lines is not None and parts[0].isdigit():
-                    key = (fi, int(parts[0]))
-                    cur_lines[key] = cur_lines.get(key, 0) + ir
-                continue
-            if line.startswith("fn="):
-                nm = name("fn", line[3:])
-                cur = fns.setdefault(nm, {"self": 0, "calls_out": {}, "ob": cur_ob})
-                keep = bool(line_fns) and nm.startswith(line_fns)
-                cur_lines = cur.setdefault("lines", {}) if keep else None
-                cob = cur_ob
-                fi = fl
-            elif line.startswith("ob="):
-                cur_ob = name("ob", line[3:])
-            elif line.startswith("fl="):
-                fl = fi = name("fl", line[3:])
-            elif line.startswith(("fi=", "fe=")):
-                fi = name("fl", line[3:])
-            elif line.startswith("cob="):
-                cob = name("ob", line[4:])
-            elif line.startswith("cfn="):
-                callee = name("fn", line[4:])
-            elif line.startswith(("cfi=", "cfl=")):
-                name("fl", line[4:])
-            elif line.startswith("calls="):
-                ncalls = int(line[6:].split()[0])
-                pending_call = True
-            elif line.startswith("positions:"):
-                npos = len(line.split()) - 1
-                if npos != 1 and line_fns:
-                    raise ValueError(f"{path}: expected 'positions: line'")
-            elif line.startswith("events:"):
-                if line.split()[1] != "Ir":
-                    raise ValueError(f"{path}: expected Ir as the first event: {line.strip()}")
-            elif line.startswith("totals:"):
-                total = int(line.split()[1])
-            elif line.startswith("summary:"):
-                summary = int(line.split()[1])
-    for rec in fns.values():
-        rec["incl"] = rec["self"] + sum(v[1] for v in rec["calls_out"].values())
-    return {"total": total if total is not None else summary, "fns": fns}
-
-
-_PYX_MARK = re.compile(r'/\* "([^"]+\.(?:pyx|pxi))":(\d+)')
-
-
-def c_to_pyx(c_file: Path) -> tuple[list[str | None], dict[str, list[str]]]:
-    """For each line of Cython's generated C: the "file.pyx:line" it came from (the last
-    '/* "native/x.pyx":N' marker above it), and the .pyx/.pxi sources by name."""
-    where: list[str | None] = [None]
-    cur = None
-    c_lines = c_file.read_text(errors="replace").splitlines()
-    srcs: dict[str, list[str]] = {c_file.name: c_lines}
-    for ln in c_lines:
-        m = _PYX_MARK.search(ln)
-        if m:
-            cur = f"{m.group(1)}:{m.group(2)}"
-            if m.group(1) not in srcs:
-                src = ROOT / m.group(1)
-                srcs[m.group(1)] = src.read_text().splitlines() if src.exists() else []
-        where.append(cur)
-    return where, srcs
-
-
-def _short(fn: str, ob: str) -> str:
-    lib = os.path.basename(ob) if ob else "?"
-    return f"{fn} [{lib}]" if fn.startswith("0x") else fn
-
-
-# ======================================================================================
 # The driver.
 # ======================================================================================
+
+def _perftest_argv(args: argparse.Namespace, size: int, n: int) -> tuple[list[str], list[str], int]:
+    """ib_write_lat's server and client command lines (perftest's defaults otherwise)."""
+    from benchfab.rdma import perftest
+    from benchfab.rdma.discovery import select_port
+
+    pc = select_port(args.device)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        tcp_port = int(s.getsockname()[1])
+    common: dict[str, Any] = {"binary": perftest.find_binary("write_lat"), "device": pc.device, "port": pc.port,
+                              "gid_index": pc.gid_index, "size": size, "iters": n, "tcp_port": tcp_port}
+    peer_ip = os.environ.get("BENCHFAB_RDMA_IP", "127.0.0.1")
+    return (perftest.build_args("write_lat", server_host=None, **common),
+            perftest.build_args("write_lat", server_host=peer_ip, **common), tcp_port)
+
 
 def run_one(args: argparse.Namespace, case: str, size: int, n: int, out: Path,
             toggle: str = "") -> dict[str, Any]:
     cfg = {"case": case, "size": size, "iters": n, "timeout_s": args.timeout,
            "buf_size": max(size, 4096), "tx_depth": args.tx_depth, "cq_mod": args.cq_mod,
-           "device": args.device}
+           "device": args.device, "max_inline": args.max_inline}
     # PYTHONHASHSEED fixed: hash randomisation changes dict/set probing, hence Ir.
     env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
     py = sys.executable
-    pr = subprocess.Popen([py, str(HERE), "peer", json.dumps(cfg)], env=env,
-                          stdout=subprocess.PIPE, text=True)
+    if case == "perftest_lat":
+        server, client_argv, tcp_port = _perftest_argv(args, size, n)
+        pr = subprocess.Popen(server, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        pr = subprocess.Popen([py, str(HERE), "peer", json.dumps(cfg)], env=env,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        assert pr.stdout is not None
-        port = int(pr.stdout.readline())
-        cfg["oob_port"] = port
+        if case == "perftest_lat":
+            from benchfab.rdma.perftest import wait_listening
+            if not wait_listening(tcp_port, 30):
+                raise RuntimeError(f"ib_write_lat server did not listen on {tcp_port}")
+        else:
+            assert pr.stdout is not None
+            cfg["oob_port"] = int(pr.stdout.readline())
+            client_argv = [py, str(HERE), "client", json.dumps(cfg)]
         cg_out = out / f"callgrind.{case}.{size}.{n}{'.toggle' if toggle else ''}.out"
         extra = ["--collect-atstart=no", f"--toggle-collect={toggle}"] if toggle else []
         cmd = [args.valgrind, "--tool=callgrind", f"--callgrind-out-file={cg_out}",
-               "--vgdb=no", "--compress-pos=no", *extra, *args.valgrind_arg,
-               py, str(HERE), "client", json.dumps(cfg)]
+               "--vgdb=no", "--compress-pos=no", *extra, *args.valgrind_arg, *client_argv]
         t0 = time.monotonic()
         cp = subprocess.run(cmd, env=env, capture_output=True, text=True,
                             timeout=args.run_timeout)
@@ -354,13 +277,17 @@ def run_one(args: argparse.Namespace, case: str, size: int, n: int, out: Path,
         if pr.poll() is None:
             pr.kill()
             pr.wait()
-    info = json.loads(cp.stdout.strip().splitlines()[-1])
+    if case == "perftest_lat":
+        from benchfab.rdma.perftest import parse_lat
+        info = {"iterations": parse_lat(cp.stdout)[-1]["iterations"], "loop_s": float("nan")}
+    else:
+        info = json.loads(cp.stdout.strip().splitlines()[-1])
     if info["iterations"] != n:
         raise RuntimeError(f"{case} {size} B: ran {info['iterations']} iterations, not {n}")
     cg = parse_callgrind(cg_out, tuple(LOOP_FN[case]))
     fn = find_loop_fn(case, cg["fns"])
-    rec = cg["fns"][fn]
-    callees = {_short(k, v[2]): {"calls": v[0], "Ir": v[1]} for k, v in rec["calls_out"].items()}
+    rec = cg["fns"].get(fn, {"self": 0, "incl": 0, "calls_out": {}})
+    callees = {short_name(k, v[2]): {"calls": v[0], "Ir": v[1]} for k, v in rec["calls_out"].items()}
     # "loop only": the loop function without its calls back into Python / numpy (the
     # np.zeros(N) timestamp arrays, the result dict), which the loops do before/after.
     py_ir = sum(v[1] for k, v in rec["calls_out"].items() if k.lstrip("_").startswith(PY_PREFIXES))
@@ -371,33 +298,6 @@ def run_one(args: argparse.Namespace, case: str, size: int, n: int, out: Path,
             "Ir_loop_only": rec["incl"] - py_ir,
             "callees": callees, "file": str(cg_out), "_self": self_ir,
             "_lines": rec.get("lines", {})}
-
-
-def by_line(a: dict[str, Any], b: dict[str, Any], dn: int) -> list[list[Any]]:
-    """Ir per iteration of the loop function by source line (self + calls made there),
-    C lines of the generated module folded onto the .pyx/.pxi line they came from."""
-    c_file = ROOT / "native" / "_native.c"
-    where, srcs = c_to_pyx(c_file) if c_file.exists() else ([], {})
-    acc: dict[str, float] = {}
-    for key in set(a["_lines"]) | set(b["_lines"]):
-        d = (b["_lines"].get(key, 0) - a["_lines"].get(key, 0)) / dn
-        file, line = key
-        if file.endswith("_native.c") and 0 < line < len(where) and where[line]:
-            label = where[line]
-        elif file.endswith("_native.c"):  # verbatim C helpers (includes/c_helpers.pxi), above all markers
-            label = f"_native.c:{line}"
-        else:
-            label = f"{os.path.basename(file) or '?'}:{line}"
-        acc[label] = acc.get(label, 0.0) + d
-    rows = []
-    for label, d in sorted(acc.items(), key=lambda kv: -abs(kv[1])):
-        if abs(d) < 0.05:
-            continue
-        fname, _, ln = label.rpartition(":")
-        src = srcs.get(fname, [])
-        text = src[int(ln) - 1].strip() if fname in srcs and 0 < int(ln) <= len(src) else ""
-        rows.append([label, round(d, 2), text])
-    return rows
 
 
 def per_iter(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -447,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"# {case} {size} B N={n}: Ir process {r['Ir_process']:,}, loop fn "
                       f"{r['Ir_loop_fn_incl']:,}; {r['wall_s']} s wall", flush=True)
             res = per_iter(*pair)
-            if args.toggle_check and size == sizes[0]:
+            if args.toggle_check and size == sizes[0] and pair[1]["loop_fn"] != NO_SYMBOLS:
                 # Cross-check: collect only inside the loop function; the total of that
                 # run should equal the loop function's inclusive Ir of the full run.
                 t = run_one(args, case, size, args.n2, out, toggle=pair[1]["loop_fn"])
@@ -501,6 +401,8 @@ def main() -> int:
     r.add_argument("--n2", type=int, default=10000)
     r.add_argument("--tx-depth", type=int, default=128)
     r.add_argument("--cq-mod", type=int, default=100)
+    r.add_argument("--max-inline", type=int, default=0,
+                   help="inline size of benchfab's endpoints (perftest_lat: perftest's own)")
     r.add_argument("--device", default=os.environ.get("BENCHFAB_RDMA_DEVICE"))
     r.add_argument("--timeout", type=float, default=600.0, help="loop / OOB timeout, s")
     r.add_argument("--run-timeout", type=float, default=900.0, help="per valgrind run, s")

@@ -21,7 +21,8 @@ Every failure (bad work completion, failed post, silent peer) raises a
 #   includes/system_decl.pxi  POSIX declarations: posix_memalign, mmap, sockets
 #   includes/verbs_decl.pxi   the slice of <infiniband/verbs.h> the hot path uses
 #   includes/c_helpers.pxi    verbatim C: clock, volatile byte access, ibv_send_wr union
-#   loop_status.pxi           LoopStatus, how a nogil loop reports its outcome
+#   loop_status.pxi           LoopStatus, how a nogil loop reports its outcome; SpinWait
+#   stamp_clock.pxi           the loops' stamps: CPU ticks, turned into ns after the loop
 #   errors.pxi                VerbsError / PeerTimeout / TransportError, _loop_error
 #   stats.pxi                 the figures of a run (benchfab.rdma.stats)
 #   rdma_loops.pxi            the timed nogil RDMA WRITE loops (bw, lat)
@@ -32,8 +33,8 @@ Every failure (bad work completion, failed post, silent peer) raises a
 #   tcp_loops.pxi             tcp_write_bw / tcp_sink_bw / tcp_write_lat
 #
 # Python-level functions keep the order they had (monotonic_ns, wc_status_str,
-# list_device_names, then the tcp_* ones): Cython numbers them in C by that order, and
-# benchmarks/loop_cost_callgrind.py finds the loops by those names.
+# list_device_names, then the tcp_* ones, new ones after them): Cython numbers them in C
+# by that order, and benchmarks/loop_cost_callgrind.py finds the loops by those names.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
 from libc.stdlib cimport malloc, free
@@ -50,6 +51,7 @@ import numpy as np
 from benchfab.errors import WorkloadError
 
 include "loop_status.pxi"
+include "stamp_clock.pxi"
 include "errors.pxi"
 include "stats.pxi"
 
@@ -84,3 +86,26 @@ include "rdma_memory.pxi"
 include "rdma_endpoint.pxi"
 include "rdma_runs.pxi"
 include "tcp_loops.pxi"
+
+
+# After the tcp_* functions: see the note on Python-level functions at the top.
+def clock_read_costs(int n=100000):
+    """ns per read of the OS clock (clock_gettime) and of the tick counter the loops
+    stamp with, measured here with `n` reads of each: why the loops stamp with ticks."""
+    cdef uint64_t t0, t1
+    cdef int i
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    with nogil:
+        t0 = bf_now_ns()
+        for i in range(n):
+            bf_now_ns()
+        t1 = bf_now_ns()
+    os_ns = <double>(t1 - t0) / n
+    with nogil:
+        t0 = bf_now_ns()
+        for i in range(n):
+            bf_ticks()
+        t1 = bf_now_ns()
+    return {"clock_gettime_ns": os_ns, "ticks_ns": <double>(t1 - t0) / n,
+            "stamps": "os" if _OS_STAMPS else "ticks"}

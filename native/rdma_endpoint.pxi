@@ -66,6 +66,8 @@ cdef class RdmaEndpoint:
             raise ValueError("buf_size must be at least 64 bytes")
         if tx_depth < 1:
             raise ValueError("tx_depth must be >= 1")
+        if max_inline < 0:
+            raise ValueError("max_inline must be >= 0")
         if mtu and mtu not in _MTU_ENUM:
             raise ValueError(f"mtu must be 0 (port default) or one of {sorted(_MTU_ENUM)}")
         self.port = port
@@ -79,7 +81,9 @@ cdef class RdmaEndpoint:
             self._open(device)
             self._query_port(mtu)
             self._alloc_memory(buf_size, ext_addr, dmabuf_fd, dmabuf_offset, ext_length, hugepages)
-            self._create_qp(tx_depth, max_inline)
+            # Inline data is copied from the buffer by the CPU at post time: never from
+            # GPU memory (perftest refuses inline with --use_cuda for the same reason).
+            self._create_qp(tx_depth, max_inline if self.host_buf != NULL else 0)
         except BaseException:
             self.close()
             raise
@@ -180,7 +184,9 @@ cdef class RdmaEndpoint:
             err = errno
             raise VerbsError(f"ibv_create_qp(RC, max_send_wr={tx_depth}) failed: "
                              f"{os.strerror(err)}", errno=err)
-        self.max_inline = init.cap.max_inline_data
+        # Providers may round the inline size up (the WQE's size); perftest posts inline
+        # up to what it asked for, and so do we.
+        self.max_inline = min(<uint32_t>max_inline, init.cap.max_inline_data)
         self.sq_depth = tx_depth
         _qp_to_init(self.qp, self.port)
 
@@ -233,6 +239,8 @@ cdef class RdmaEndpoint:
 
     @property
     def max_inline(self):
+        """Messages up to this many bytes are posted inline (perftest's "Max inline
+        data"): what was asked for, capped by what the QP accepted; 0 for GPU memory."""
         return self.max_inline
 
     @property

@@ -22,30 +22,55 @@ cdef uint64_t _bw_depth(RdmaEndpoint ep, int tx_depth, int post_list) except 0:
     return depth
 
 
-cdef ibv_send_wr *_bw_wrs(RdmaEndpoint ep, ibv_sge *sge, int post_list) except NULL:
-    """`post_list` RDMA WRITE WRs of `sge` to the peer's receive region (free() them);
-    _bw_post sets their ids, flags and chaining."""
+cdef unsigned int _inline_flag(RdmaEndpoint ep, size_t size) noexcept:
+    """IBV_SEND_INLINE where perftest posts inline: the message fits the endpoint's
+    inline size (perftest: size <= inline_size), so the CPU copies it into the WQE and
+    the NIC does not fetch it. An opcode that carries no local data out (READ) passes 0."""
+    if size <= ep.max_inline:
+        return IBV_SEND_INLINE
+    return 0
+
+
+cdef void _init_wr(RdmaEndpoint ep, ibv_send_wr *wr, ibv_sge *sge, ibv_wr_opcode opcode,
+                   unsigned int flags) noexcept:
+    """`wr`: one `opcode` WR of `sge` towards the peer's receive region."""
+    memset(wr, 0, sizeof(ibv_send_wr))
+    wr.sg_list = sge
+    wr.num_sge = 1
+    wr.opcode = opcode
+    wr.send_flags = flags
+    bf_wr_set_rdma(wr, ep.r_addr, ep.r_rkey)
+
+
+cdef ibv_send_wr *_bw_wrs(RdmaEndpoint ep, ibv_sge *sge, int post_list,
+                          ibv_wr_opcode opcode) except NULL:
+    """`post_list` `opcode` WRs of `sge` (free() them); _bw_post sets their ids, flags
+    and chaining."""
     cdef int e
     cdef ibv_send_wr *wrs = <ibv_send_wr *>malloc(sizeof(ibv_send_wr) * post_list)
     if wrs == NULL:
         raise MemoryError()
-    memset(wrs, 0, sizeof(ibv_send_wr) * post_list)
     for e in range(post_list):
-        wrs[e].sg_list = sge
-        wrs[e].num_sge = 1
-        wrs[e].opcode = IBV_WR_RDMA_WRITE
-        bf_wr_set_rdma(&wrs[e], ep.r_addr, ep.r_rkey)
+        _init_wr(ep, &wrs[e], sge, opcode, 0)
     return wrs
 
 
-cdef tuple _bw_run(RdmaEndpoint ep, ibv_send_wr *wrs, int post_list, uint64_t iters,
-                   uint64_t depth, uint64_t cqm, unsigned int flags, double duration_s,
-                   uint64_t timeout_ns, double timeout_s, str what):
+cdef _finish_stamps(StampClock *clk, uint64_t[::1] a, uint64_t n, str what):
+    """Stamps 0..n of `a` (ticks, as the loop took them) into ns; raise if they went
+    backwards."""
+    if n > 0 and not _stamps_to_ns(clk, &a[0], n):
+        raise _stamps_went_back(what)
+
+
+cdef tuple _bw_run(RdmaEndpoint ep, const BwPlan *plan, uint64_t iters, double duration_s,
+                   double timeout_s, str what):
     """One _bw_loop over fresh timestamp arrays of `iters` entries (in duration mode, its
     capacity): (tposted, tcompleted, WRs completed). A failure raises `what`'s error."""
     cdef LoopStatus st
+    cdef StampClock clk
     cdef uint64_t stop_at
     cdef int rc
+    cdef bint os_clock = _OS_STAMPS
     cdef uint64_t[::1] tp, tc
     a_tp = np.zeros(iters, dtype=np.uint64)
     a_tc = np.zeros(iters, dtype=np.uint64)
@@ -55,16 +80,18 @@ cdef tuple _bw_run(RdmaEndpoint ep, ibv_send_wr *wrs, int post_list, uint64_t it
     # Two calls, as before the split: the C compiler then keeps _bw_loop a function of its
     # own, which benchmarks/loop_cost_callgrind.py measures by name.
     with nogil:
+        _clock_start(&clk, os_clock)
         if duration_s > 0:
             stop_at = bf_now_ns() + <uint64_t>(duration_s * 1e9)
-            rc = _bw_loop(ep.qp, ep.cq, wrs, post_list, iters, depth, cqm, flags,
-                          &tp[0], &tc[0], stop_at, timeout_ns, &st)
+            rc = _bw_loop(plan, iters, stop_at, &tp[0], &tc[0], &clk, &st)
         else:
-            rc = _bw_loop(ep.qp, ep.cq, wrs, post_list, iters, depth, cqm, flags,
-                          &tp[0], &tc[0], 0, timeout_ns, &st)
+            rc = _bw_loop(plan, iters, 0, &tp[0], &tc[0], &clk, &st)
+        _clock_finish(&clk)
     if rc != 0:
         ep.broken = st.kind == BF_ERR_WC
         raise _loop_error(&st, what, timeout_s)
+    _finish_stamps(&clk, tp, st.completed, what)
+    _finish_stamps(&clk, tc, st.completed, what)
     return a_tp, a_tc, st.completed
 
 
@@ -73,36 +100,36 @@ cdef dict _write_bw(RdmaEndpoint ep, size_t size, uint64_t iters, int tx_depth, 
                     barrier):
     """RdmaEndpoint.write_bw."""
     cdef ibv_sge sge
-    cdef ibv_send_wr *wrs
-    cdef uint64_t depth, cqm, timeout_ns
-    cdef unsigned int flags = 0
+    cdef BwPlan plan
     ep._check_ready(size)
     if iters < 1:
         raise ValueError("iters must be >= 1")
-    depth = _bw_depth(ep, tx_depth, post_list)
+    memset(&plan, 0, sizeof(plan))
+    plan.qp = ep.qp
+    plan.cq = ep.cq
+    plan.post_list = post_list
+    plan.tx_depth = _bw_depth(ep, tx_depth, post_list)
     # perftest caps cq_mod at tx_depth; a CQE at least every tx_depth WRs is what
     # frees send-queue slots, so a bigger value would deadlock.
-    cqm = <uint64_t>(cq_mod if cq_mod > 0 else 1)
-    if cqm > depth:
-        cqm = depth
-    if size <= ep.max_inline:
-        flags = IBV_SEND_INLINE
-    timeout_ns = _timeout_ns(timeout_s)
+    plan.cq_mod = <uint64_t>(cq_mod if cq_mod > 0 else 1)
+    if plan.cq_mod > plan.tx_depth:
+        plan.cq_mod = plan.tx_depth
+    plan.base_flags = _inline_flag(ep, size)
+    plan.timeout_ns = _timeout_ns(timeout_s)
     _init_sge(ep, &sge, size)
-    wrs = _bw_wrs(ep, &sge, post_list)
+    plan.wrs = _bw_wrs(ep, &sge, post_list, IBV_WR_RDMA_WRITE)
     try:
         if warmup > 0:
-            _bw_run(ep, wrs, post_list, warmup, depth, cqm, flags, 0.0, timeout_ns,
-                    timeout_s, f"rdma write_bw warm-up ({size} B)")
+            _bw_run(ep, &plan, warmup, 0.0, timeout_s, f"rdma write_bw warm-up ({size} B)")
         if barrier is not None:
             barrier()
-        a_tp, a_tc, n = _bw_run(ep, wrs, post_list, iters, depth, cqm, flags, duration_s,
-                                timeout_ns, timeout_s, f"rdma write_bw ({size} B)")
+        a_tp, a_tc, n = _bw_run(ep, &plan, iters, duration_s, timeout_s,
+                                f"rdma write_bw ({size} B)")
     finally:
-        free(wrs)
+        free(plan.wrs)
     out = {"tposted_ns": a_tp[:n], "tcompleted_ns": a_tc[:n], "size_bytes": size,
-           "tx_depth": depth, "cq_mod": cqm, "post_list": post_list,
-           "inline": bool(flags & IBV_SEND_INLINE)}
+           "tx_depth": plan.tx_depth, "cq_mod": plan.cq_mod, "post_list": post_list,
+           "inline": bool(plan.base_flags & IBV_SEND_INLINE), "inline_size": ep.max_inline}
     return _with_bw_figures(out, size)
 
 
@@ -122,41 +149,45 @@ cdef dict _write_lat(RdmaEndpoint ep, size_t size, uint64_t iters, bint initiato
                      uint64_t warmup, double timeout_s, barrier):
     """RdmaEndpoint.write_lat."""
     cdef LoopStatus st
+    cdef StampClock clk
+    cdef LatPlan plan
     cdef ibv_sge sge
     cdef ibv_send_wr wr
-    cdef uint64_t total, timeout_ns
+    cdef uint64_t total
     cdef uint8_t *send_region
-    cdef uint8_t *recv_region
     cdef uint64_t[::1] tp
     cdef int rc
+    cdef bint os_clock = _OS_STAMPS
     _lat_check(ep, size, iters)
     total = iters + warmup
     send_region = <uint8_t *>ep.host_buf
-    recv_region = send_region + ep.region
-    # Stale stamps from an earlier run would end a wait early: clear both places.
-    memset(send_region, 0, size)
-    bf_store_u8(recv_region + size - 1, 0)
+    # A stale stamp from an earlier run would end the first wait early: clear it. The
+    # rest of the send region is the caller's (a data check's pattern).
+    bf_store_u8(send_region + ep.region + size - 1, 0)
     _init_sge(ep, &sge, size)
-    memset(&wr, 0, sizeof(wr))
-    wr.sg_list = &sge
-    wr.num_sge = 1
-    wr.opcode = IBV_WR_RDMA_WRITE
-    wr.send_flags = IBV_SEND_SIGNALED
-    if size <= ep.max_inline:
-        wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE
-    bf_wr_set_rdma(&wr, ep.r_addr, ep.r_rkey)
-    timeout_ns = _timeout_ns(timeout_s)
+    _init_wr(ep, &wr, &sge, IBV_WR_RDMA_WRITE, IBV_SEND_SIGNALED | _inline_flag(ep, size))
+    memset(&plan, 0, sizeof(plan))
+    plan.qp = ep.qp
+    plan.cq = ep.cq
+    plan.wr = &wr
+    plan.post_byte = send_region + size - 1
+    plan.poll_byte = send_region + ep.region + size - 1
+    plan.initiator = initiator
+    plan.timeout_ns = _timeout_ns(timeout_s)
     a_tp = np.zeros(total, dtype=np.uint64)
     tp = a_tp
     memset(&st, 0, sizeof(st))
     if barrier is not None:
         barrier()
     with nogil:
-        rc = _lat_loop(ep.qp, ep.cq, &wr, send_region + size - 1,
-                       recv_region + size - 1, total, initiator, &tp[0], timeout_ns, &st)
+        _clock_start(&clk, os_clock)
+        rc = _lat_loop(&plan, total, &tp[0], &clk, &st)
+        _clock_finish(&clk)
+    what = f"rdma write_lat ({size} B)"
     if rc != 0:
         ep.broken = st.kind == BF_ERR_WC
-        raise _loop_error(&st, f"rdma write_lat ({size} B)", timeout_s)
+        raise _loop_error(&st, what, timeout_s)
+    _finish_stamps(&clk, tp, total, what)
     out = {"tposted_ns": a_tp[warmup:], "size_bytes": size,
-           "inline": bool(wr.send_flags & IBV_SEND_INLINE)}
+           "inline": bool(wr.send_flags & IBV_SEND_INLINE), "inline_size": ep.max_inline}
     return _with_lat_figures(out)

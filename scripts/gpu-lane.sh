@@ -5,11 +5,16 @@
 # with, a one-rank NCCL sweep with and without a CUDA graph, the multi-node pod shape
 # with gpus_per_node: 1 and NCCL's INFO log of that real run parsed into the nccl_*
 # columns, this host's PCIe topology from sysfs compared with `nvidia-smi topo -m`,
-# engine: nccl-tests next to torch where all_reduce_perf is found) and the parser and
-# no-GPU error tests, so a GPU host runs them too. Exits with pytest's status; the log
-# goes to OUT_DIR.
+# engine: nccl-tests next to torch where all_reduce_perf is found, the verbs data check
+# on GPU memory) and the parser and no-GPU error tests, so a GPU host runs them too.
+# Then, where this host has an RDMA NIC that takes GPU memory and a perftest built with
+# CUDA, benchmarks/rdma_vs_perftest.py --memory cuda compares benchfab's native loops
+# with perftest's on GPU memory and prints the ratios (else one line says what is
+# missing). Exits with pytest's status, or 1 if the comparison failed; logs go to OUT_DIR.
 #
 #   scripts/gpu-lane.sh [OUT_DIR]          (default build/gpu-lane)
+#
+# BENCHFAB_GPU_LANE_ROUNDS: rounds of the comparison (default 3).
 #
 # Python: $BENCHFAB_PYTHON, else .venv/bin/python, else python3 (the one with torch).
 # Offline hosts: run scripts/gpu-lane-prep.sh where pip works and bring .whl/ and .debs/;
@@ -64,6 +69,8 @@ PY
     echo "no verbs headers: benchfab._native not built (the NIC-side test will skip)"
   fi
   "$py" -c "from benchfab.native import native_status; print('native:', native_status())"
+  "$py" -c "from benchfab.rdma import discover; print('rdma devices:', ', '.join(d.name for d in discover()) or 'none')" \
+    2>&1 || echo "rdma devices: discovery failed"
   nvidia-smi topo -m 2>&1 || echo "nvidia-smi topo -m: not available"
   "$py" -c "from benchfab.workloads.nccl_tests_engine import binary_path; print('nccl-tests:', binary_path('allreduce') or 'not found (set BENCHFAB_NCCL_TESTS_DIR)')"
 } 2>&1 | tee "$out/env.txt"
@@ -72,6 +79,17 @@ set +e
   tests/test_nccl_tests_output.py tests/test_nccl_tests_engine.py -v -s -rs -p no:cacheprovider \
   --junitxml "$out/junit.xml" 2>&1 | tee "$out/pytest.log"
 rc=${PIPESTATUS[0]}
+# The latency comparison's GPU-memory variant. Exit 3 from the benchmark: this host
+# cannot run it (its "skipped:" line says why), which is not a failure of the lane.
+"$py" benchmarks/rdma_vs_perftest.py --memory cuda --rounds "${BENCHFAB_GPU_LANE_ROUNDS:-3}" 2>&1 \
+  | tee "$out/rdma_vs_perftest.txt"
+brc=${PIPESTATUS[0]}
 set -e
+case $brc in
+  0) echo "gpu lane: GPU-memory comparison with perftest done (ratios above, in $out/rdma_vs_perftest.txt)" ;;
+  3) echo "gpu lane: GPU-memory comparison with perftest not run on this host (reason above)" ;;
+  *) echo "gpu lane: GPU-memory comparison with perftest FAILED (exit $brc; output in $out/rdma_vs_perftest.txt)"
+     [ "$rc" -ne 0 ] || rc=1 ;;
+esac
 echo "gpu lane: exit $rc (log in $out)"
 exit "$rc"

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from benchfab.errors import WorkloadError
 
 # perftest rounds GPU allocations up to 64 KiB; dma-buf export needs page alignment.
@@ -45,13 +47,42 @@ def _check(drv: Any, result: Any, what: str) -> Any:
 
 @dataclass
 class CudaBuffer:
-    """Device memory plus, when exported, its dma-buf fd. ``close()`` frees both."""
+    """Device memory plus, when exported, its dma-buf fd. ``close()`` frees both;
+    ``write`` / ``read`` copy to and from it (the verbs tests' data check)."""
 
     addr: int
     length: int
     device: int
     dmabuf_fd: int = -1
     _drv: Any = None
+    _ctx: Any = None  # the device's primary context, made current around each copy
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Copy ``data`` to ``offset`` bytes into the buffer (cuMemcpyHtoD, which returns
+        once the bytes are on the GPU)."""
+        src = np.frombuffer(data, dtype=np.uint8)
+        self._span(offset, src.size)
+        if src.size:
+            _check(self._drv, self._drv.cuMemcpyHtoD(self.addr + offset, src.ctypes.data, src.size),
+                   f"cuMemcpyHtoD({src.size} bytes)")
+
+    def read(self, offset: int, n: int) -> bytes:
+        """``n`` bytes from ``offset`` bytes into the buffer (cuMemcpyDtoH, synchronous)."""
+        self._span(offset, n)
+        dst = np.empty(n, dtype=np.uint8)
+        if n:
+            _check(self._drv, self._drv.cuMemcpyDtoH(dst.ctypes.data, self.addr + offset, n),
+                   f"cuMemcpyDtoH({n} bytes)")
+        return dst.tobytes()
+
+    def _span(self, offset: int, n: int) -> None:
+        """Check [offset, offset+n) lies in the buffer and make its context current (a
+        copy may run on another thread than the allocation did)."""
+        if not self.addr or self._drv is None:
+            raise WorkloadError("GPU buffer is closed")
+        if offset < 0 or n < 0 or offset + n > self.length:
+            raise ValueError(f"{offset}+{n} bytes exceed the {self.length}-byte GPU buffer")
+        _check(self._drv, self._drv.cuCtxSetCurrent(self._ctx), "cuCtxSetCurrent")
 
     def close(self) -> None:
         if self.dmabuf_fd >= 0:
@@ -104,7 +135,7 @@ def allocate(nbytes: int, device: int = 0, dmabuf: bool = True) -> CudaBuffer:
     ctx = _check(drv, drv.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
     _check(drv, drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
     ptr = _check(drv, drv.cuMemAlloc(length), f"cuMemAlloc({length})")
-    buf = CudaBuffer(addr=int(ptr), length=length, device=device, _drv=drv)
+    buf = CudaBuffer(addr=int(ptr), length=length, device=device, _drv=drv, _ctx=ctx)
     if not dmabuf:
         return buf
     try:

@@ -85,14 +85,17 @@ def cuda_flags(binary: str, memory: str, cuda_device: int,
 def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int,
                size: int, iters: int, server_host: str | None, tcp_port: int = 18515,
                tx_depth: int | None = None, cq_mod: int | None = None, post_list: int = 1,
-               duration_s: float = 0.0, mtu: int = 0,
+               duration_s: float = 0.0, mtu: int = 0, inline_size: int | None = None,
                extra: Sequence[str] = ()) -> list[str]:
-    """perftest command line; ``server_host`` None makes the server side."""
+    """perftest command line; ``server_host`` None makes the server side. perftest picks
+    its inline size (``inline_size`` None) by device, or takes -I."""
     args = [binary, "-d", device, "-i", str(port), "-s", str(size), "-p", str(tcp_port), "-F"]
     if gid_index >= 0:
         args += ["-x", str(gid_index)]
     if mtu:
         args += ["-m", str(mtu)]
+    if inline_size is not None:
+        args += ["-I", str(inline_size)]
     if duration_s > 0:
         args += ["-D", f"{duration_s:g}"]
     else:
@@ -188,13 +191,14 @@ _TITLE_RE = re.compile(r"^\s*(RDMA_Write|RDMA_Read|Send)\b(.*?)\b(BW|Latency) Te
 
 def parse_header(text: str) -> dict[str, Any]:
     """What perftest says it used: link type, MTU, GID index, device, TX depth, CQ
-    moderation, the test's title and verb (write / read / send), and the GIDs it printed
-    (local first)."""
+    moderation, post list, inline size ("Max inline data"), the test's title and verb
+    (write / read / send), and the GIDs it printed (local first)."""
     info: dict[str, Any] = {}
     pats = {"device": r"Device\s*:\s*(\S+)", "link_type": r"Link type\s*:\s*(\S+)",
             "mtu": r"Mtu\s*:\s*(\d+)", "gid_index": r"GID index\s*:\s*(\d+)",
             "tx_depth": r"TX depth\s*:\s*(\d+)", "cq_mod": r"CQ Moderation\s*:\s*(\d+)",
             "post_list": r"Post List\s*:\s*(\d+)", "qps": r"Number of qps\s*:\s*(\d+)",
+            "inline_size": r"Max inline data\s*:\s*(\d+)",
             "connection": r"Connection type\s*:\s*(\S+)", "version": r"Version:\s*(\S+)"}
     for key, pat in pats.items():
         m = re.search(pat, text, re.IGNORECASE)  # "Gid index" in releases before 3.x
@@ -262,7 +266,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                               gid_index=choice.gid_index, size=size, iters=p.iters(),
                               server_host=None, tcp_port=p.perftest_port, tx_depth=tx,
                               cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                              mtu=p.mtu, extra=extra)
+                              mtu=p.mtu, inline_size=p.max_inline, extra=extra)
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             try:
@@ -290,7 +294,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           gid_index=choice.gid_index, size=size, iters=p.iters(),
                           server_host=p.peer_host, tcp_port=p.perftest_port, tx_depth=tx,
                           cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                          mtu=p.mtu, extra=extra)
+                          mtu=p.mtu, inline_size=p.max_inline, extra=extra)
         out = run(args, p.timeout_s + p.duration_s)
         rows = parse_bw(out) if p.test == "write_bw" else parse_lat(out)
         for row in rows:
@@ -306,5 +310,5 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
             link_rate_bps=choice.link_rate_bps,
             mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
-            tx_depth=head.get("tx_depth", tx or 1), memory=memory))
+            tx_depth=head.get("tx_depth", tx or 1), inline_size=head.get("inline_size"), memory=memory))
     return records

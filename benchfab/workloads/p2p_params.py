@@ -83,7 +83,7 @@ class RdmaParams:
     perftest_bin_dir: str | None = None
     cuda_device: int = 0
     prefer_ip: str | None = None      # the test network's address: pick the port/GID that has it
-    verify: bool = True               # bw, host memory: check the bytes that arrived
+    verify: bool = True               # check the bytes that arrived (GPU memory: copied to the host)
     keep_raw: bool = False            # attach per-iteration timestamps to records
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -199,7 +199,7 @@ def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> di
         "device": p.device, "port": p.port, "gid_index": p.gid_index,
         "link_layer": None, "mtu": p.mtu or None, "warmup": p.warmup,
         "tx_depth": p.effective_tx_depth(), "post_list": p.post_list,
-        "wrong_bytes": None, "role": "client",
+        "wrong_bytes": None, "inline_size": None, "data_check": "skipped", "role": "client",
     })
     rec.update(context)
     for k, v in figures.items():

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 # Summary columns copied from the engine's record as they are.
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
               "lat_stdev_s", "lat_p99_s", "lat_p999_s", "lat_max_s", "wrong_bytes", "port", "gid_index",
-              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans")
+              "link_layer", "mtu", "tx_depth", "cq_mod", "post_list", "link_rate_bps", "tcp_segments", "tcp_retrans",
+              "inline_size", "data_check")
 
 # Why a tcp table has no BW peak: send() returns once the kernel has copied the
 # bytes into its socket buffer, not when they reach the peer, so the shortest

@@ -95,6 +95,7 @@ def test_parse_perftest_lat_report() -> None:
     assert 0 < r["lat_min_s"] <= r["lat_median_s"] <= r["lat_max_s"]
     head = pt.parse_header(text)
     assert head["link_type"] == "Ethernet" and head["mtu"] == 1024
+    assert head["inline_size"] == 0  # " Max inline data : 0[B]" (perftest on rxe)
 
 
 def test_parse_gbits_units() -> None:
@@ -110,7 +111,25 @@ def test_build_args_is_a_plain_argument_list() -> None:
                          tx_depth=128, cq_mod=100)
     assert args[0] == "ib_write_bw" and args[-1] == "10.0.0.1"
     assert ["-x", "3"] == args[args.index("-x"):args.index("-x") + 2]
-    assert "-Q" in args and "-n" in args
+    assert "-Q" in args and "-n" in args and "-I" not in args  # perftest picks its inline size
+    lat = pt.build_args("write_lat", binary="ib_write_lat", device="mlx5_0", port=1, gid_index=-1,
+                        size=8, iters=1000, server_host=None, inline_size=0)
+    assert ["-I", "0"] == lat[lat.index("-I"):lat.index("-I") + 2] and "-x" not in lat
+
+
+def test_data_check_pattern_counts_and_path() -> None:
+    """The data check's arithmetic, and which path a buffer takes (no device needed)."""
+    from benchfab.rdma.cuda_memory import CudaBuffer
+    from benchfab.rdma.data_check import Regions, lat_expected, pattern, wrong_bytes
+
+    p8 = pattern(8)
+    assert len(p8) == 8 and pattern(8) == p8 and pattern(9)[:8] != p8
+    assert lat_expected(8, 300)[:7] == p8[:7] and lat_expected(8, 300)[7] == 300 & 0xFF
+    assert wrong_bytes(p8, p8) == 0
+    assert wrong_bytes(bytes([p8[0] ^ 0xFF]) + p8[1:], p8) == 1
+    assert wrong_bytes(p8[:5], p8) == 3  # bytes that never arrived count as wrong
+    assert Regions(ep=None).check == "host"
+    assert Regions(ep=None, gpu=CudaBuffer(addr=0, length=0, device=0)).check == "gpu-d2h"
 
 
 _HELP_CUDA = "      --use_cuda=<cuda device id> Use CUDA specific device for GPUDirect RDMA testing\n"

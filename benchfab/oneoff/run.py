@@ -16,7 +16,7 @@ from ..errors import EXIT_CODES_HELP, SpecError, UsageError
 from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
 from ..workloads.collective_kinds import COLLECTIVES
-from ..workloads.p2p_params import PERFTEST_BINARY
+from ..workloads.p2p_workloads import perftest_binaries
 from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
 from .nccl_tests import collective_parser, translate_collective
@@ -38,7 +38,7 @@ def resolve_workload(name: str) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     raise UsageError(f"unknown workload {name!r}",
                      hint=f"did you mean {close[0]}?" if close else
-                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(PERFTEST_BINARY)} "
+                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(perftest_binaries(runs=True))} "
                      "(or a nccl-tests / perftest binary name such as all_reduce_perf, ib_write_bw)")
 
 

@@ -10,10 +10,10 @@ from benchfab import records, store
 from benchfab.backends import base as backend_base
 from benchfab.errors import WorkloadError
 from benchfab.planner import local_nodes, plan
+from benchfab.rdma.params import RdmaParams
 from benchfab.spec import Memory, Workload, load_spec_text
 from benchfab.task import Task
 from benchfab.workloads import FAMILIES, WORKLOADS, catalog, family_of, rows
-from benchfab.rdma.params import RdmaParams
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "results" / "example"
 

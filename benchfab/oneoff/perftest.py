@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from ..workloads.p2p_workloads import p2p_by_title, p2p_workload
+from ..workloads.p2p_workloads import p2p_by_title, p2p_workload, perftest_binaries, runnable_patterns
 from .common import (
     Refused,
     Translation,
@@ -66,7 +66,8 @@ PERFTEST_REFUSED = (
 
 def p2p_parser(prog: str) -> _Parser:
     p = _Parser(prog=prog, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="perftest flags (ib_write_bw / ib_write_lat); sizes take K/M/G (binary). Both "
+                description=f"perftest flags ({' / '.join(perftest_binaries(runs=True).values())}); "
+                            "sizes take K/M/G (binary). Both "
                             "sides run on this host: there is no server/client argument.")
     g = p.add_argument_group("perftest")
     g.add_argument("-d", "--ib-dev", metavar="DEV", help="RDMA device (default: first with an ACTIVE port)")
@@ -89,7 +90,7 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("--perform_warm_up", action="store_true", help="accepted; benchfab always warms up (--warmup)")
     b = p.add_argument_group("benchfab")
     b.add_argument("--transport", metavar="verbs|tcp", help="verbs (default) or tcp: the same loops over a socket")
-    b.add_argument("--engine", metavar="native|perftest", help="native (default) or perftest: run ib_write_* itself")
+    b.add_argument("--engine", metavar="native|perftest", help=f"native (default) or perftest: run {runnable_patterns('ib')} itself")
     b.add_argument("--warmup", metavar="N", help="untimed WRITEs before the timed loop (default 5)")
     b.add_argument("--timeout", metavar="SECONDS", help="per-test timeout")
     _add_common(p, b)

@@ -18,6 +18,7 @@ from ..tables import md_cell, num, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import NCCL_TYPE_NAMES
 from .collective_kinds import COLLECTIVES
+from .p2p_workloads import runnable_patterns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -198,7 +199,7 @@ class Collectives(WorkloadFamily):
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
         if test.engine == "perftest":
-            return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
+            return [Problem("engine", f"engine: perftest runs {runnable_patterns()}, not {test.workload}",
                             "use engine: native (torch.distributed) or nccl-tests for collectives")]
         collective = COLLECTIVES[test.workload]
         if test.ranks < collective.min_ranks:

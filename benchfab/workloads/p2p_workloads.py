@@ -152,3 +152,10 @@ def p2p_by_title(verb: str, kind: str) -> P2PWorkload:
             return w
     raise WorkloadError(f"no point-to-point workload for perftest's {verb} {kind} test",
                         hint=f"one of {', '.join(w.perftest_binary for w in P2P_WORKLOADS.values())}")
+
+
+def runnable_patterns(prefix: str = "rdma") -> str:
+    """The runnable workloads as help and errors name them: rdma_write_* (ib_write_* with
+    prefix "ib"), one pattern per verbs opcode benchfab runs."""
+    verbs = dict.fromkeys(w.verb for w in P2P_WORKLOADS.values() if w.runs)
+    return ", ".join(f"{prefix}_{verb}_*" for verb in verbs)

@@ -21,7 +21,7 @@ from ..tables import gbit, md_cell, num, scaled, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import is_gpu_memory
 from .p2p_rules import pair_problems
-from .p2p_workloads import BANDWIDTH_FIGURE, LATENCY_FIGURE, P2P_WORKLOADS, p2p_names, p2p_workload
+from .p2p_workloads import BANDWIDTH_FIGURE, LATENCY_FIGURE, P2P_WORKLOADS, p2p_names, p2p_workload, runnable_patterns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -255,7 +255,7 @@ class PointToPoint(WorkloadFamily):
     def problems(self, test: TestView) -> list[Problem]:
         if test.engine == "nccl-tests":
             return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
-                            "use engine: native or perftest for rdma_write_*")]
+                            f"use engine: native or perftest for {runnable_patterns()}")]
         return pair_problems(p2p_workload(test.workload), transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
                              ranks=test.ranks, device=test.device)

@@ -247,9 +247,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_tables(tests: Any, chunks: Any) -> None:
-    from .records import format_results
     from .tables import missing, shown
     from .untrusted import for_terminal
+    from .workloads.rows import format_results
 
     status_of = dict(zip(tests["test_id"], tests["status"])) if not tests.empty else {}
     for chunk in chunks:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from ..workloads.p2p_workloads import p2p_workload
+from ..workloads.p2p_workloads import p2p_by_title, p2p_workload, perftest_binaries, runnable_patterns
 from .common import (
     Refused,
     Translation,
@@ -20,8 +20,7 @@ from .common import (
     _size,
 )
 
-# perftest: DEF_SIZE_BW / DEF_SIZE_LAT, and -a runs 2 .. 2^23 (MAX_SIZE).
-PERFTEST_DEFAULT_SIZE = {"rdma_write_bw": 65536, "rdma_write_lat": 2}
+# perftest's -a runs 2 .. 2^23 (MAX_SIZE); its default size is the workload's descriptor's.
 PERFTEST_ALL_SIZES = {"min": 2, "max": 1 << 23, "factor": 2}
 
 # perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_write_bw/lat.
@@ -67,7 +66,8 @@ PERFTEST_REFUSED = (
 
 def p2p_parser(prog: str) -> _Parser:
     p = _Parser(prog=prog, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="perftest flags (ib_write_bw / ib_write_lat); sizes take K/M/G (binary). Both "
+                description=f"perftest flags ({' / '.join(perftest_binaries(runs=True).values())}); "
+                            "sizes take K/M/G (binary). Both "
                             "sides run on this host: there is no server/client argument.")
     g = p.add_argument_group("perftest")
     g.add_argument("-d", "--ib-dev", metavar="DEV", help="RDMA device (default: first with an ACTIVE port)")
@@ -90,7 +90,7 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("--perform_warm_up", action="store_true", help="accepted; benchfab always warms up (--warmup)")
     b = p.add_argument_group("benchfab")
     b.add_argument("--transport", metavar="verbs|tcp", help="verbs (default) or tcp: the same loops over a socket")
-    b.add_argument("--engine", metavar="native|perftest", help="native (default) or perftest: run ib_write_* itself")
+    b.add_argument("--engine", metavar="native|perftest", help=f"native (default) or perftest: run {runnable_patterns('ib')} itself")
     b.add_argument("--warmup", metavar="N", help="untimed WRITEs before the timed loop (default 5)")
     b.add_argument("--timeout", metavar="SECONDS", help="per-test timeout")
     _add_common(p, b)
@@ -116,7 +116,7 @@ def translate_p2p(workload: str, ns: argparse.Namespace) -> Translation:
     elif ns.size is not None:
         t.set("sizes", _size(ns.size), "-s", ns.size)
     else:
-        t.set("sizes", _size(str(PERFTEST_DEFAULT_SIZE[workload])), None)
+        t.set("sizes", _size(str(p2p_workload(workload).default_size)), None)
     if ns.iters is not None:
         t.set("iterations", _number(ns.iters), "-n", ns.iters)
     if ns.duration is not None:
@@ -148,12 +148,14 @@ def _p2p_memory(t: Translation, ns: argparse.Namespace) -> None:
 def _p2p_rdma(t: Translation, workload: str, ns: argparse.Namespace) -> None:
     """The verbs settings: bw-only queue depths, device, port, GID, MTU and inline size."""
     bw_only = (("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list))
+    described = p2p_workload(workload)
     for key, flag, value in bw_only:
         if value is None:
             continue
-        if not p2p_workload(workload).bandwidth:
-            raise UsageError(f"{flag} {value}: ib_write_lat has no {flag} (one WRITE in flight, each signaled)",
-                             hint=f"drop {flag}, or use rdma_write_bw")
+        if not described.bandwidth_flags:
+            raise UsageError(f"{flag} {value}: {described.perftest_binary} has no {flag} "
+                             f"(one {described.verb.upper()} in flight, each signaled)",
+                             hint=f"drop {flag}, or use {p2p_by_title(described.verb, 'bw').name}")
         t.set(f"rdma.{key}", _number(value), flag, value)
     for key, flag, value in (("device", "-d", ns.ib_dev), ("port", "-i", ns.ib_port),
                              ("gid_index", "-x", ns.gid_index), ("mtu", "-m", ns.mtu)):

@@ -21,17 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from benchfab.errors import WorkloadError
-from benchfab.workloads.p2p_params import RdmaParams, make_record
+from benchfab.workloads.p2p_workloads import p2p_workload
 
 from .discovery import select_port
 from .oob import Exchange
+from .params import RdmaParams, make_record
 
-BINARIES = {"write_bw": "ib_write_bw", "write_lat": "ib_write_lat"}
 _BW_UNITS = {"MiB/sec": float(1 << 20), "MB/sec": float(1 << 20), "Gb/sec": 125e6}
 
 
 def find_binary(test: str, bin_dir: str | None = None) -> str:
-    name = BINARIES[test]
+    """The perftest binary of ``test`` (write_bw: ib_write_bw), in ``bin_dir`` or on PATH."""
+    name = p2p_workload(test).perftest_binary
     if bin_dir:
         path = Path(bin_dir) / name
         if path.exists():
@@ -100,7 +101,7 @@ def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int
         args += ["-D", f"{duration_s:g}"]
     else:
         args += ["-n", str(iters)]
-    if test == "write_bw":
+    if p2p_workload(test).bandwidth_flags:
         if tx_depth:
             args += ["-t", str(tx_depth)]
         if cq_mod:
@@ -259,8 +260,8 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
     extra, memory = cuda_flags(binary, p.memory, p.cuda_device)
     records: list[dict[str, Any]] = []
     for size in p.sizes:
-        cq_mod = p.effective_cq_mod(size) if p.test == "write_bw" else None
-        tx = p.effective_tx_depth() if p.test == "write_bw" else None
+        cq_mod = p.effective_cq_mod(size) if p.workload.bandwidth_flags else None
+        tx = p.effective_tx_depth() if p.workload.bandwidth_flags else None
         if role == "server":
             args = build_args(p.test, binary=binary, device=choice.device, port=choice.port,
                               gid_index=choice.gid_index, size=size, iters=p.iters(),
@@ -296,7 +297,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
                           mtu=p.mtu, inline_size=p.max_inline, extra=extra)
         out = run(args, p.timeout_s + p.duration_s)
-        rows = parse_bw(out) if p.test == "write_bw" else parse_lat(out)
+        rows = parse_bw(out) if p.workload.bandwidth else parse_lat(out)
         for row in rows:
             row.pop("line")
         if not rows:

@@ -29,12 +29,12 @@ from typing import Any
 
 from benchfab.errors import WorkloadError
 from benchfab.native import lib
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import cuda_memory
 from .data_check import Regions, lat_expected, pattern
 from .discovery import PortChoice, select_port
 from .oob import Exchange
+from .params import RdmaParams, make_record
 
 
 def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any, str, Regions]:
@@ -85,7 +85,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
         ep.connect(peer)
         exchange("rdma-ready", {})
         for size in p.sizes:
-            if p.test == "write_bw":
+            if p.workload.bandwidth:
                 rec = _bw_one(role, p, exchange, ep, regions, size)
             else:
                 rec = _lat_one(role, p, exchange, ep, regions, size)

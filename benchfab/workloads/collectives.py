@@ -13,21 +13,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
-from ..records import SummaryRow, row_base
+from ..records import SummaryRow
 from ..tables import md_cell, num, shown
-from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
+from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import NCCL_TYPE_NAMES
 from .collective_kinds import COLLECTIVES
+from .p2p_workloads import runnable_patterns
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..backends.base import TestOutcome
-    from ..capabilities import HostCapabilities
     from ..costs import CostModel
-    from ..planner import PlannedTest
-    from ..spec import TestSpec
+    from ..records import TestOutcome
     from ..task import Task
+    from .base import HostView, PlannedView, TestView
 
 WIDTHS = [12, 12, 10, 7, 6, 11, 9, 9, 8, 11, 9, 9, 8]
 
@@ -42,7 +41,7 @@ def root_of(workload: str, root: int) -> int:
     return root if COLLECTIVES[workload].rooted else -1
 
 
-def collective_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
+def collective_rows(run_id: str, test: PlannedView, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     collective = COLLECTIVES[test.spec.workload]
@@ -109,10 +108,31 @@ def format_nccl_table(title: str, dtype: str, redop: str, root: int, rows: Seque
     return "\n".join(out)
 
 
+def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per run, profile and test: peak and average bus bandwidth (GB/s), the minimum time
+    per op (us) and total wrong elements."""
+    import pandas as pd
+
+    from .frames import TABLE_ROW, ok_rows, table_groups
+
+    rows = ok_rows(summary)
+    if not rows.empty:
+        rows = rows[rows["busbw_Bps"].notna()]
+    columns = [*TABLE_ROW, "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
+    table = pd.DataFrame({
+        "peak_busbw_GBps": grouped["busbw_Bps"].max() / 1e9,
+        "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
+        "min_time_us": grouped["time_s"].min() * 1e6,
+        "wrong": grouped["wrong"].sum(min_count=1),
+    })
+    return table.reset_index().reindex(columns=columns)
+
+
 def report_lines(summary: pd.DataFrame) -> list[str]:
     """report.md's bandwidth section, or nothing when the run has no collective rows."""
-    from ..analysis import bandwidth_table
-
     table = bandwidth_table(summary)
     if table.empty:
         return []
@@ -174,12 +194,12 @@ class Collectives(WorkloadFamily):
             merged["ops"] = ["none"]
         merged["in_place"] = sorted(merged["in_place"])  # out-of-place first, as nccl-tests prints
 
-    def problems(self, test: TestSpec) -> list[Problem]:
+    def problems(self, test: TestView) -> list[Problem]:
         if COLLECTIVES[test.workload].rooted and test.root >= test.ranks:
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
         if test.engine == "perftest":
-            return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
+            return [Problem("engine", f"engine: perftest runs {runnable_patterns()}, not {test.workload}",
                             "use engine: native (torch.distributed) or nccl-tests for collectives")]
         collective = COLLECTIVES[test.workload]
         if test.ranks < collective.min_ranks:
@@ -187,7 +207,7 @@ class Collectives(WorkloadFamily):
                             f"set ranks: {collective.min_ranks} or more", ("workload",))]
         return []
 
-    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+    def estimate_seconds(self, test: TestView, costs: CostModel) -> float:
         total = costs.start_s + costs.torch_start_s
         for size in test.sizes:
             op_s = estimate_op_seconds(test.workload, size, test.ranks, costs, self.on_gpu(test))
@@ -197,17 +217,17 @@ class Collectives(WorkloadFamily):
                 total += timed + extra_ops * op_s
         return total
 
-    def on_gpu(self, test: TestSpec) -> bool:
+    def on_gpu(self, test: TestView) -> bool:
         return test.device != "cpu"
 
-    def ranks_per_pod(self, test: TestSpec) -> int:
+    def ranks_per_pod(self, test: TestView) -> int:
         # Like a training job: one pod per node owns its gpus_per_node GPUs and rails, so
         # NCCL uses NVLink/P2P and shared memory inside the node and the NICs between
         # nodes. Per-rail groups (placement.rails) keep one pod per (GPU, rail) slot.
         p = test.placement
         return 1 if p.rails else (p.gpus_per_node or 1)
 
-    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+    def why_unrunnable(self, test: TestView, host: HostView) -> str | None:
         if test.engine == "nccl-tests":
             from .nccl_tests_engine import binary_path
 
@@ -221,7 +241,7 @@ class Collectives(WorkloadFamily):
                     "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")
         return missing_gpu(test, host)
 
-    def host_buffer_bytes(self, test: TestSpec) -> int:
+    def host_buffer_bytes(self, test: TestView) -> int:
         if test.device == "cuda":
             return 0
         # Each rank holds its input, its output and the expected values of the check,
@@ -233,7 +253,7 @@ class Collectives(WorkloadFamily):
 
         run_collective(task, ctx)
 
-    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+    def summary_rows(self, run_id: str, test: PlannedView, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
         return collective_rows(run_id, test, outcome, backend)
 
     def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,

@@ -17,7 +17,7 @@ from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
 from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
 from benchfab.rdma.oob import new_test_secret
-from benchfab.workloads.p2p_params import RdmaParams
+from benchfab.rdma.params import RdmaParams
 
 SECRET = new_test_secret().encode()  # both ends of each exchange here share it
 

@@ -1,10 +1,10 @@
-"""Parameters of one RDMA/TCP point-to-point test, the rules they obey, and the
-records the engines (benchfab.rdma) produce.
+"""Parameters of one RDMA/TCP point-to-point test, as both sides of the engines read them,
+and the records the engines produce.
 
 Defaults follow perftest so that a benchfab number and an ib_write_bw / ib_write_lat
-number mean the same thing: write_bw 5000 iterations, tx_depth 128, cq_mod 100 (capped
-at tx_depth, 1 above 8 KiB unless given); write_lat 1000 iterations, 1 outstanding,
-inline up to 220 B.
+number mean the same thing; they are the workload's descriptor's
+(benchfab.workloads.p2p_workloads: iterations, TX depth, inline size), and the rules the
+spec applies (benchfab.workloads.p2p_rules.pair_problems) are checked here too.
 """
 
 from __future__ import annotations
@@ -16,42 +16,27 @@ from typing import Any, Literal, get_args
 
 from benchfab.errors import WorkloadError
 from benchfab.records import P2P_RECORD_KEYS
+from benchfab.workloads.catalog import Memory, Transport
+from benchfab.workloads.p2p_rules import pair_problems
+from benchfab.workloads.p2p_workloads import P2P_WORKLOADS, P2PWorkload, p2p_workload
 
-from .base import Problem
-from .catalog import Memory, Transport, is_gpu_memory
-from .p2p_workloads import P2P_WORKLOADS
-
-Test = Literal["write_bw", "write_lat"]
 # The spec offers native and perftest; "python" is refused by rdma.run_rdma_pair with its fix.
 Engine = Literal["native", "perftest", "python"]
 
-# Views of the one table of point-to-point workloads (p2p_workloads.P2P_WORKLOADS), for the
-# code that asks only one question of it. The perftest binary each workload mirrors: those
-# benchfab runs, and those whose saved reports only ``benchfab import perftest`` stores.
-PERFTEST_BINARY: dict[str, str] = {w.name: w.perftest_binary for w in P2P_WORKLOADS.values() if w.runs}
-PERFTEST_IMPORTED: dict[str, str] = {w.name: w.perftest_binary for w in P2P_WORKLOADS.values() if not w.runs}
-BANDWIDTH_WORKLOAD = "rdma_write_bw"
-LATENCY_WORKLOAD = "rdma_write_lat"
-
-# perftest's default iteration counts, used when a point-to-point test gives neither
-# iterations nor duration.
-PERFTEST_ITERATIONS: dict[str, int] = {name: P2P_WORKLOADS[name].default_iterations for name in PERFTEST_BINARY}
-
-# perftest: DEF_ITERS_WB, DEF_ITERS, DEF_TX_BW, DEF_TX_LAT, DEF_CQ_MOD,
-# MSG_SIZE_CQ_MOD_LIMIT, DEF_INLINE_WRITE.
-BW_ITERS = PERFTEST_ITERATIONS[BANDWIDTH_WORKLOAD]
-LAT_ITERS = PERFTEST_ITERATIONS[LATENCY_WORKLOAD]
-BW_TX_DEPTH = 128
+# perftest: DEF_CQ_MOD, MSG_SIZE_CQ_MOD_LIMIT (the bandwidth tests' CQ moderation).
 CQ_MOD = 100
 CQ_MOD_SIZE_LIMIT = 8192
-LAT_INLINE = 220
+
+# The tests the engines run (RdmaParams.test): those of the runnable workloads.
+TESTS: tuple[str, ...] = tuple(w.test for w in P2P_WORKLOADS.values() if w.runs)
 
 # What RdmaParams.from_mapping takes as ``workload``: a runnable workload, an engine's
-# record name for it (tcp_write_bw) or the engines' test name (write_bw).
-_WORKLOAD_ALIASES = {
-    **{w.name: w.test for w in P2P_WORKLOADS.values() if w.runs},
-    **{w.test: w.test for w in P2P_WORKLOADS.values() if w.runs},
-    **{w.record_name("tcp"): w.test for w in P2P_WORKLOADS.values() if w.runs},
+# record name for it (tcp_write_bw) or the engines' test name (write_bw); a record name
+# over tcp also says the transport.
+_WORKLOAD_ALIASES: dict[str, tuple[str, str | None]] = {
+    **{w.name: (w.test, None) for w in P2P_WORKLOADS.values() if w.runs},
+    **{w.test: (w.test, None) for w in P2P_WORKLOADS.values() if w.runs},
+    **{w.record_name("tcp"): (w.test, "tcp") for w in P2P_WORKLOADS.values() if w.runs},
 }
 
 
@@ -59,7 +44,7 @@ _WORKLOAD_ALIASES = {
 class RdmaParams:
     """Everything both sides of one test must agree on (plus where to find the peer)."""
 
-    test: Test = "write_bw"
+    test: str = "write_bw"  # the engines' name of a runnable workload (one of TESTS)
     sizes: tuple[int, ...] = (65536,)
     iterations: int | None = None     # None: perftest's default for the test
     warmup: int = 0
@@ -99,9 +84,9 @@ class RdmaParams:
                 if value not in _WORKLOAD_ALIASES:
                     raise WorkloadError(f"unknown rdma workload {value!r}",
                                         hint=f"one of {sorted(_WORKLOAD_ALIASES)}")
-                kw["test"] = _WORKLOAD_ALIASES[value]
-                if str(value).startswith("tcp_"):
-                    kw.setdefault("transport", "tcp")
+                kw["test"], transport = _WORKLOAD_ALIASES[value]
+                if transport is not None:
+                    kw.setdefault("transport", transport)
             elif key == "size":
                 kw["sizes"] = (int(value),)
             elif key == "sizes":
@@ -118,8 +103,8 @@ class RdmaParams:
     def validate(self) -> None:
         """The value checks a dict from outside the spec needs, then the same rules the
         spec applies (pair_problems); the first broken one is raised."""
-        if self.test not in get_args(Test):
-            raise WorkloadError(f"rdma test {self.test!r} is not write_bw or write_lat")
+        if self.test not in TESTS:
+            raise WorkloadError(f"rdma test {self.test!r} is not {' or '.join(TESTS)}")
         if self.transport not in get_args(Transport):
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
         if self.engine not in get_args(Engine):
@@ -128,20 +113,25 @@ class RdmaParams:
             raise WorkloadError(f"memory {self.memory!r} is not one of {', '.join(get_args(Memory))}")
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
-        problems = pair_problems(latency=self.test == "write_lat", transport=self.transport, engine=self.engine,
+        problems = pair_problems(self.workload, transport=self.transport, engine=self.engine,
                                  memory=self.memory, iterations=self.iterations)
         if problems:
             raise WorkloadError(problems[0].message, hint=problems[0].hint)
 
+    @property
+    def workload(self) -> P2PWorkload:
+        """The descriptor of the test: what it measures and perftest's defaults for it."""
+        return p2p_workload(self.test)
+
     def iters(self) -> int:
         if self.iterations is not None:
             return int(self.iterations)
-        return BW_ITERS if self.test == "write_bw" else LAT_ITERS
+        return self.workload.default_iterations
 
     def effective_tx_depth(self) -> int:
-        if self.test == "write_lat":
-            return 1
-        return int(self.tx_depth or BW_TX_DEPTH)
+        if not self.workload.bandwidth_flags:
+            return self.workload.default_tx_depth  # one message in flight, whatever tx_depth says
+        return int(self.tx_depth or self.workload.default_tx_depth)
 
     def effective_cq_mod(self, size: int) -> int:
         """perftest: 100 unless given; forced to 1 above 8 KiB when not given; capped at
@@ -158,43 +148,17 @@ class RdmaParams:
     def effective_max_inline(self) -> int:
         if self.max_inline is not None:
             return int(self.max_inline)
-        return LAT_INLINE if self.test == "write_lat" else 0
+        return self.workload.default_max_inline
 
 
 RECORD_KEYS = P2P_RECORD_KEYS
-
-
-def pair_problems(*, latency: bool, transport: str, engine: str, memory: str, iterations: int | None,
-                  ranks: int | None = None, device: str | None = None, workload: str = LATENCY_WORKLOAD) -> list[Problem]:
-    """The rules of a point-to-point test, for the spec (which knows ranks and device)
-    and for RdmaParams (which does not). ``workload`` names the test in messages."""
-    found: list[Problem] = []
-    if ranks is not None and ranks != 2:
-        found.append(Problem("ranks", f"{workload} runs between exactly 2 ranks, not {ranks}", "set ranks: 2",
-                             ("workload",)))
-    if latency and is_gpu_memory(memory):
-        found.append(Problem("memory", "the latency test polls the receive buffer with the CPU, which GPU memory "
-                             "does not allow", f"use memory: host for {LATENCY_WORKLOAD}", ("workload",)))
-    if transport == "tcp" and memory != "host":
-        found.append(Problem("memory", "the tcp transport sends from plain host memory only",
-                             "use memory: host or transport: verbs", ("workload", "transport")))
-    if device == "cpu" and is_gpu_memory(memory):
-        found.append(Problem("device", f"memory: {memory} needs a GPU but device is cpu",
-                             "set device: auto or cuda, or memory: host", ("workload", "memory")))
-    if engine == "perftest" and transport == "tcp":
-        found.append(Problem("engine", "perftest runs over verbs only", "use engine: native for transport: tcp",
-                             ("workload", "transport")))
-    if iterations is not None and iterations < 5:
-        found.append(Problem("iterations", "perftest's loops need at least 5 iterations", "use iterations: 5 or more",
-                             ("workload", "duration")))
-    return found
 
 
 def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> dict[str, Any]:
     """One tidy row: every key of RECORD_KEYS present (NaN where it does not apply)."""
     rec: dict[str, Any] = {k: math.nan for k in RECORD_KEYS}
     rec.update({
-        "workload": f"{'tcp' if p.transport == 'tcp' else 'rdma'}_{p.test}",
+        "workload": p.workload.record_name(p.transport),
         "transport": p.transport, "engine": p.engine, "memory": p.memory,
         "device": p.device, "port": p.port, "gid_index": p.gid_index,
         "link_layer": None, "mtu": p.mtu or None, "warmup": p.warmup,

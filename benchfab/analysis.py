@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .records import MEASUREMENT_KEY
-from .units import format_size
+from .units import BUS_BANDWIDTH, TIME, format_size
 from .workloads import family_of
 from .workloads.point_to_point import p2p_table
 
@@ -80,9 +80,9 @@ def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
     table = pd.DataFrame({
-        "peak_busbw_GBps": grouped["busbw_Bps"].max() / 1e9,
-        "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
-        "min_time_us": grouped["time_s"].min() * 1e6,
+        "peak_busbw_GBps": grouped["busbw_Bps"].max() * BUS_BANDWIDTH.per_si,
+        "avg_busbw_GBps": grouped["busbw_Bps"].mean() * BUS_BANDWIDTH.per_si,
+        "min_time_us": grouped["time_s"].min() * TIME.per_si,
         "wrong": grouped["wrong"].sum(min_count=1),
     })
     return table.reset_index().reindex(columns=columns)

@@ -264,6 +264,10 @@ def test_history_flags_the_slowed_key_and_names_the_run(results: Path) -> None:
     assert worse.key["size_bytes"] == LAT_SIZE and worse.ratio == pytest.approx(1.2, rel=0.02)
     assert worse.noise is not None and worse.noise < 0.15  # its history's +-1 % (moderated, not 0) and its own blocks
     assert worse.cause is not None and worse.cause.startswith("changed from run new (this run)")
+    # the step's figures in the unit of the tables (docs/UNITS.md), not seconds
+    before, after = worse.cause.split(": lat_median_s ")[1].split(" -> ")
+    assert before.endswith(" us") and after.endswith(" us")
+    assert float(after.removesuffix(" us")) / float(before.removesuffix(" us")) == pytest.approx(1.2, rel=0.05)
     # Each complete history run's medians are cached beside it; a rewritten run is read afresh.
     assert all((results / f"h{i}" / MEDIANS_CACHE).exists() for i in range(5))
     for i in range(5):

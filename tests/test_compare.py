@@ -398,6 +398,11 @@ def test_compare_command_outputs_and_exit_codes(results: Path, capsys: pytest.Ca
         assert "ratio 1.200" in message and "us" in message and "noise ±" in message
     md = bf(capsys, "compare", "base", "new", "--results", res, "-o", "markdown", "--factor", "1.3")
     assert md.returncode == 0 and "| same |" in md.stdout and "no regression" in md.stdout
+    # base and new mix metrics: each cell carries the unit of its metric (docs/UNITS.md)
+    unit_of_metric = {"busbw_Bps": " GB/s", "bw_avg_Bps": " Gb/s", "lat_median_s": " us"}
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.stdout.splitlines() if line.startswith("| same")]
+    assert len(rows) == 73 and {r[2] for r in rows} == set(unit_of_metric)
+    assert all(r[3].endswith(unit_of_metric[r[2]]) and r[4].endswith(unit_of_metric[r[2]]) for r in rows)
     js = bf(capsys, "compare", "base", "new", "--results", res, "-o", "json")
     assert json.loads(js.stdout)["verdicts"][0]["verdict"] == "worse"
     assert bf(capsys, "compare", "--history", "1", "new", "--results", res).returncode == 1

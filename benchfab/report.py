@@ -10,7 +10,7 @@ Figures (each workload family declares its FigureSpecs; this module draws them):
 - per node pair (``pairs-*.png``, all-pairs runs on three nodes or more): a node x
   node heatmap at the largest size (bandwidth) or the smallest (latency), nodes by
   topology label, the slowest pairs listed under it in summary.md.
-Units are in the axis labels: GB/s = 1e9 B/s as nccl-tests prints.
+Units are in the axis labels, as benchfab.units names them (docs/UNITS.md).
 
 Every figure follows the same two rules:
 - y axis: linear from zero, or log when the values span more than
@@ -64,7 +64,7 @@ from .errors import UsageError
 from .runfacts import run_facts
 from .store import Run
 from .tables import md_cell, num
-from .units import format_size
+from .units import figure, format_size
 from .untrusted import markdown_code
 from .verdicts import noise_text, read_verdicts
 from .workloads import FAMILIES, FIGURES, FigureSpec
@@ -504,8 +504,8 @@ def verdict_lines(run: Run) -> list[str]:
     # Regressions first, then the rest, each in the file's order.
     for v in sorted(verdicts.verdicts, key=lambda v: not v.regression):
         verdict = f"**{md_cell(v.verdict)}**" if v.regression else md_cell(v.label(factor))
-        lines.append(f"| {md_cell(v.key_id)} | {md_cell(v.metric)} | {verdict} | {num(v.base_median, '.4g')} "
-                     f"| {num(v.new_median, '.4g')} | {num(v.ratio, '.3f')} | {noise_text(v.noise)} "
+        lines.append(f"| {md_cell(v.key_id)} | {md_cell(v.metric)} | {verdict} | {figure(v.metric, v.base_median)} "
+                     f"| {figure(v.metric, v.new_median)} | {num(v.ratio, '.3f')} | {noise_text(v.noise)} "
                      f"| {md_cell(v.cause)} |")
     return lines
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
 from ..records import SummaryRow
-from ..tables import md_cell, num, shown
+from ..tables import md_cell, shown
+from ..units import BUS_BANDWIDTH, TIME
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import NCCL_TYPE_NAMES
 from .collective_kinds import COLLECTIVES
@@ -74,9 +75,9 @@ def _half(row: Mapping[str, Any] | None) -> list[str]:
         return ["N/A"] * 4
     wrong = row.get("wrong")
     return [
-        num(row["time_s"] * 1e6 if row.get("time_s") is not None else None, ".2f"),
-        num(row["algbw_Bps"] / 1e9 if row.get("algbw_Bps") is not None else None, ".3f"),
-        num(row["busbw_Bps"] / 1e9 if row.get("busbw_Bps") is not None else None, ".3f"),
+        TIME.number(row.get("time_s"), "N/A"),
+        BUS_BANDWIDTH.number(row.get("algbw_Bps"), "N/A"),
+        BUS_BANDWIDTH.number(row.get("busbw_Bps"), "N/A"),
         "N/A" if wrong is None or (isinstance(wrong, float) and wrong != wrong) else str(int(wrong)),
     ]
 
@@ -93,7 +94,8 @@ def format_nccl_table(title: str, dtype: str, redop: str, root: int, rows: Seque
         counts[size] = int(row["count"])
     head1 = ["", "", "", "", "", "out-of-place", "", "", "", "in-place", "", "", ""]
     head2 = ["size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong"]
-    head3 = ["(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", ""]
+    time, bw = f"({TIME.name})", f"({BUS_BANDWIDTH.name})"
+    head3 = ["(B)", "(elements)", "", "", "", time, bw, bw, "", time, bw, bw, ""]
 
     def line(cells: list[str], prefix: str = " ") -> str:
         return prefix + "".join(c.rjust(w) for c, w in zip(cells, WIDTHS))
@@ -123,9 +125,9 @@ def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
     table = pd.DataFrame({
-        "peak_busbw_GBps": grouped["busbw_Bps"].max() / 1e9,
-        "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
-        "min_time_us": grouped["time_s"].min() * 1e6,
+        "peak_busbw_GBps": grouped["busbw_Bps"].max() * BUS_BANDWIDTH.per_si,
+        "avg_busbw_GBps": grouped["busbw_Bps"].mean() * BUS_BANDWIDTH.per_si,
+        "min_time_us": grouped["time_s"].min() * TIME.per_si,
         "wrong": grouped["wrong"].sum(min_count=1),
     })
     return table.reset_index().reindex(columns=columns)
@@ -136,8 +138,9 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     table = bandwidth_table(summary)
     if table.empty:
         return []
-    lines = ["", "## Bandwidth (GB/s = 1e9 B/s; each row one test of one run on one profile)", "",
-             "| run | profile | test | peak busbw | avg busbw | min time (us) | #wrong |", "|---|---|---|---|---|---|---|"]
+    head = (BUS_BANDWIDTH.header("peak busbw"), BUS_BANDWIDTH.header("avg busbw"), TIME.header("min time"))
+    lines = ["", f"## Bandwidth ({BUS_BANDWIDTH.meaning}; each row one test of one run on one profile)", "",
+             f"| run | profile | test | {' | '.join(head)} | #wrong |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         lines.append(f"| {md_cell(r['run_id'])} | {md_cell(r['profile'])} | {md_cell(r['test_id'])} | {r['peak_busbw_GBps']:.3f} "
                      f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {shown(r['wrong'], '.0f')} |")
@@ -157,11 +160,12 @@ def engine_agreement_lines(summary: pd.DataFrame) -> list[str]:
     both = ok.pivot_table(index=key, columns="engine", values="busbw_Bps", aggfunc="max").dropna()
     if both.empty:
         return []
-    out = ["", "## Engines side by side (busbw, GB/s)", "", "| " + " | ".join(key) + " | torch | nccl-tests | nccl-tests / torch |",
+    engines = f"{BUS_BANDWIDTH.header('torch')} | {BUS_BANDWIDTH.header('nccl-tests')}"
+    out = ["", f"## Engines side by side (busbw, {BUS_BANDWIDTH.name})", "", "| " + " | ".join(key) + f" | {engines} | nccl-tests / torch |",
            "|" + "---|" * (len(key) + 3)]
     for idx, r in both.iterrows():
         cells = [str(x) for x in (idx if isinstance(idx, tuple) else (idx,))]
-        out.append("| " + " | ".join(cells) + f" | {r['torch'] / 1e9:.3f} | {r['nccl-tests'] / 1e9:.3f} | "
+        out.append("| " + " | ".join(cells) + f" | {BUS_BANDWIDTH.number(r['torch'])} | {BUS_BANDWIDTH.number(r['nccl-tests'])} | "
                    f"{r['nccl-tests'] / r['torch']:.2f} |")
     return out
 
@@ -181,10 +185,11 @@ class Collectives(WorkloadFamily):
     workloads = tuple(COLLECTIVES)
     aliases = _aliases()
     figures = (
-        FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
-                   tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
+        FigureSpec("busbw.png", "busbw_Bps", BUS_BANDWIDTH.per_si, f"bus bandwidth ({BUS_BANDWIDTH.name}, 1e9 B/s)",
+                   "Bus bandwidth vs message size", tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_busbw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("time.png", "time_s", 1e6, "time per op (us)", "Time per op vs message size", tuple(COLLECTIVES),
+        FigureSpec("time.png", "time_s", TIME.per_si, f"time per op ({TIME.name})", "Time per op vs message size",
+                   tuple(COLLECTIVES),
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_time_seconds", export_unit="seconds"),
     )
@@ -264,10 +269,10 @@ class Collectives(WorkloadFamily):
         oks = [r for r in rows if r.get("status") == "ok" and r.get("busbw_Bps") is not None]
         if not oks:
             return []
-        avg = sum(r["busbw_Bps"] for r in oks) / len(oks) / 1e9
+        avg = sum(r["busbw_Bps"] for r in oks) / len(oks)
         wrong = sum(int(r["wrong"] or 0) for r in oks)
         return [f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}",
-                f"# Avg bus bandwidth    : {avg:.4g} GB/s"]
+                f"# Avg bus bandwidth    : {BUS_BANDWIDTH.number(avg, digits='.4g')} {BUS_BANDWIDTH.name}"]
 
     def judged_metric(self, workload: str) -> JudgedMetric:
         return JudgedMetric("busbw_Bps", higher_is_better=True)  # nccl-tests' figure of merit

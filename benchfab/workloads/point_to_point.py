@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..errors import WorkloadError
 from ..nccllog import summary_columns
 from ..records import SummaryRow
-from ..tables import gbit, md_cell, num, scaled, shown
+from ..tables import md_cell, num, shown
+from ..units import LINK_BANDWIDTH, MESSAGE_RATE, TIME
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import is_gpu_memory
 from .p2p_rules import pair_problems
@@ -99,7 +100,8 @@ def p2p_row(run_id: str, test: PlannedView, rec: Mapping[str, Any], backend: str
 
 
 def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec).
+    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec), in
+    perftest's own header spellings (Gb/sec, usec: the units of benchfab.units).
 
     A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
     rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
@@ -107,11 +109,11 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
     if p2p_workload(workload).bandwidth:
         return "\n".join(out + _bw_lines(rows))
     cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
-    out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
-               "  99% percentile[usec]  99.9% percentile[usec]")
+    names = ("t_min", "t_max", "t_typical", "t_avg", "t_stdev", "99% percentile", "99.9% percentile")
+    out.append("#    #bytes  #iterations  " + "  ".join(f"{n}[{TIME.perftest}]" for n in names))
     widths = (11, 11, 15, 11, 13, 20, 22)
     for r in rows:
-        lat_cells = [f"{num(scaled(r.get(c), 1e6), '.2f'):>{w}}" for c, w in zip(cols, widths)]
+        lat_cells = [f"{TIME.number(r.get(c), 'N/A'):>{w}}" for c, w in zip(cols, widths)]
         out.append(f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  " + "  ".join(lat_cells))
     return "\n".join(out)
 
@@ -119,17 +121,18 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
 def _bw_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     out = []
     peak = all(has_meaningful_peak(r.get("transport")) for r in rows)
+    bw, rate = f"[{LINK_BANDWIDTH.perftest}]", f"MsgRate[{MESSAGE_RATE.perftest}]"
     if not peak:
         out.append(TCP_NO_PEAK)
-        out.append("#    #bytes  #iterations  BW average[Gb/sec]  MsgRate[Mpps]")
+        out.append(f"#    #bytes  #iterations  BW average{bw}  {rate}")
     else:
-        out.append("#    #bytes  #iterations  BW peak[Gb/sec]  BW average[Gb/sec]  MsgRate[Mpps]")
+        out.append(f"#    #bytes  #iterations  BW peak{bw}  BW average{bw}  {rate}")
     for r in rows:
         cells = f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  "
         if peak:
-            cells += f"{gbit(r.get('bw_peak_Bps')):>15}  "
-        out.append(cells + f"{gbit(r.get('bw_avg_Bps')):>18}  "
-                   f"{num(scaled(r.get('msg_rate_pps'), 1e-6), '.6f'):>13}")
+            cells += f"{LINK_BANDWIDTH.number(r.get('bw_peak_Bps'), 'N/A'):>15}  "
+        out.append(cells + f"{LINK_BANDWIDTH.number(r.get('bw_avg_Bps'), 'N/A'):>18}  "
+                   f"{MESSAGE_RATE.number(r.get('msg_rate_pps'), 'N/A'):>13}")
     return out
 
 
@@ -152,10 +155,10 @@ def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(table_groups(rows, ["workload", "transport", "engine"]), dropna=False, sort=True)
     table = pd.DataFrame({
-        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
-        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
+        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * LINK_BANDWIDTH.per_si,
+        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * LINK_BANDWIDTH.per_si if "bw_peak_Bps" in rows.columns
                              else grouped["bw_avg_Bps"].max() * float("nan")),
-        "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
+        "min_lat_median_us": grouped["lat_median_s"].min() * TIME.per_si,
     }).reset_index().reindex(columns=columns)
     table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
     return table
@@ -166,10 +169,10 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     p2p = p2p_table(summary)
     if p2p.empty:
         return []
-    lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip; each row one test of one run "
-             "on one profile)", "",
-             "| run | profile | test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) "
-             "| min t_typical (us) |",
+    head = (LINK_BANDWIDTH.header("max BW average"), LINK_BANDWIDTH.header("max BW peak"), TIME.header("min t_typical"))
+    lines = ["", f"## Point-to-point ({LINK_BANDWIDTH.meaning}; latency = half round trip; each row one test of one "
+             "run on one profile)", "",
+             f"| run | profile | test | workload | transport | engine | {' | '.join(head)} |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in p2p.iterrows():
         peak = shown(r["max_bw_peak_Gbps"], ".3f") if p2p_workload(str(r["workload"])).bandwidth else "-"
@@ -236,11 +239,11 @@ class PointToPoint(WorkloadFamily):
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)
     figures = (
-        FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
+        FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", LINK_BANDWIDTH.per_si, f"BW average ({LINK_BANDWIDTH.name}, 1e9 bit/s)",
                    "Bandwidth vs message size (perftest semantics)", p2p_names(figure=BANDWIDTH_FIGURE),
                    bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec(LATENCY_FIGURE, "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
+        FigureSpec(LATENCY_FIGURE, "lat_median_s", TIME.per_si, f"latency, half round trip ({TIME.name}); band: median to p99",
                    "Latency vs message size (perftest t_typical)", p2p_names(figure=LATENCY_FIGURE), band="lat_p99_s",
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_latency_seconds", export_unit="seconds"),

@@ -6,17 +6,19 @@ summary.md, html_page.py turns it into report.html, and write_report (here) writ
 
 Figures (each workload family declares its FigureSpecs; figures.py and pairs.py draw them):
 - per test: the figure's column vs message size, log2 size axis with binary labels,
-  one line per test (solid out-of-place, dashed in-place);
+  one line per test (solid with filled markers out-of-place, dashed with hollow ones
+  in-place; the legend says so); a tail band, or a bar with a cap at a single size;
 - per profile (``*-profiles.png``, when two or more profiles measured the same key):
   one curve per profile, its tail band, the % of line rate where the link's rate is
   known, and a ratio panel against the reference profile (RoCE / IB, SR-IOV / shared);
 - per node pair (``pairs-*.png``, all-pairs runs on three nodes or more): a node x
   node heatmap at the largest size (bandwidth) or the smallest (latency), nodes by
   topology label, the slowest pairs listed under it in summary.md.
-Units are in the axis labels: GB/s = 1e9 B/s as nccl-tests prints.
+Units are in the axis labels, in words: GB/s and Gb/s are decimal (1e9), as nccl-tests
+and perftest print them.
 
 Every figure follows the same two rules:
-- y axis: linear from zero, or log when the values span more than
+- y axis: linear from zero, or log (fitted to the values drawn) when the values span more than
   ``analysis.LOG_Y_RATIO`` (100x), or a tail band reaches more than
   ``analysis.TAIL_LOG_RATIO`` (10x) above the lowest line point; a linear axis
   that starts near the data makes a 12 -> 21 -> 15 Gb/s wobble look like a collapse.

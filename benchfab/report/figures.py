@@ -31,6 +31,13 @@ def curve_style(index: int, in_place: bool = False) -> tuple[str, str, str]:
     return PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)], family[1 if in_place else 0]
 
 
+SIZE_LABEL = "message size (bytes; K, M, G = 1024, 1024², 1024³)"
+LOG_MARGIN = 1.3  # a log axis ends this factor beyond the lowest and highest values drawn
+TITLE_CHARS_PER_INCH = 9.5  # at the title's font size: wrap before it overflows the figure
+SUBTITLE_CHARS_PER_INCH = 12.5
+SINGLE_SIZE_MARKER = 8.0
+FIGURE_WIDTH_PROFILES = 10.5  # inches
+
 # Figure parts of a profile comparison: values, % of line rate (where the rate is known), ratio.
 PANEL_HEIGHTS = {"values": 3.0, "line_rate": 1.3, "ratio": 1.5}
 NO_COMMON_SIZES = "no ratio: no message size was measured on the reference profile and another"
@@ -50,20 +57,60 @@ def _size_axis(ax: Any, sizes: list[int], label: bool = True) -> None:
     ax.set_xticklabels(labels if label else [], rotation=45)
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     if label:
-        ax.set_xlabel("message size (bytes, binary prefixes)")
+        ax.set_xlabel(SIZE_LABEL, fontsize=9)
 
 
 def _value_axis(ax: Any, values: list[float], band_tops: list[float], ylabel: str, wrap: int = 70) -> None:
-    """The one y-axis rule (analysis.y_scale) over everything drawn, band included."""
+    """The one y-axis rule (analysis.y_scale) over everything drawn, band included. A log
+    axis spans the data (and a margin), not the whole decades around it."""
     ylabel = textwrap.fill(ylabel, wrap)
     if y_scale(values, band_tops) == "log":
         ax.set_yscale("log")
+        drawn = [v for v in values + band_tops if v > 0]
+        ax.set_ylim(min(drawn) / LOG_MARGIN, max(drawn) * LOG_MARGIN)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ylabel += "\nlog scale (values or their tail span decades)"
+        if max(drawn) / min(drawn) < 1000:  # three decades or less: 2 and 5 labelled too, so the axis reads
+            ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ylabel += ", log scale"
     else:
         ax.set_ylim(bottom=0)  # the top stays autoscaled to the data and the band
     ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
+
+
+def _titles(ax: Any, title: str, subtitle: str, width_in: float) -> None:
+    """The figure's title, wrapped to the figure's width, and under it the runs it shows, smaller."""
+    sub = textwrap.fill(subtitle, max(40, int(width_in * SUBTITLE_CHARS_PER_INCH)))
+    size = 8.0
+    # The title sits above the subtitle: its offset, its lines at matplotlib's 1.2 line spacing, a gap.
+    ax.set_title(textwrap.fill(title, max(30, int(width_in * TITLE_CHARS_PER_INCH))), fontsize=10.5,
+                 pad=4 + size * 1.2 * (sub.count("\n") + 1) + 4)
+    ax.annotate(sub, xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 4), textcoords="offset points",
+                ha="center", va="bottom", fontsize=size, color="#555555")
+
+
+def _line(ax: Any, x: Any, y: Any, color: str, marker: str, linestyle: str, in_place: bool, label: str | None,
+          markersize: float = 4.5, linewidth: float = 1.4) -> None:
+    """One curve: in-place dashed with hollow markers, out-of-place solid and filled; a curve of
+    one size (nothing to join) gets a larger marker."""
+    ax.plot(x, y, marker=marker, markersize=SINGLE_SIZE_MARKER if len(x) == 1 else markersize, linewidth=linewidth,
+            color=color, linestyle=linestyle, markerfacecolor="white" if in_place else color, label=label)
+
+
+def _band(ax: Any, x: Any, y: Any, top: Any, color: str) -> None:
+    """The tail (p99) above the typical value: shaded between the sizes, and a bar with a cap
+    at a size measured alone (a shaded area one size wide would be a hairline)."""
+    if len(x) == 1:
+        ax.vlines(x, y, top, color=color, linewidth=6, alpha=0.3)
+        ax.scatter(x, top, marker="_", s=120, color=color, linewidths=2)
+    else:
+        ax.fill_between(x, y, top, color=color, alpha=0.15)
+
+
+def _legend_title(flags: set[bool]) -> str | None:
+    """What the line styles mean, when a figure holds both in-place and out-of-place curves."""
+    return "solid, filled: out-of-place\ndashed, hollow: in-place" if flags == {True, False} else None
 
 
 def build_figure(run: Run, fig_spec: FigureSpec) -> matplotlib.figure.Figure | None:
@@ -80,31 +127,33 @@ def draw_curves(summary: pd.DataFrame, fig_spec: FigureSpec, subtitle: str) -> m
     test_ids = sorted({(c.iloc[0]["run_id"], c.iloc[0]["test_id"]) for c in data.values()})
     several_runs = len({run_id for run_id, _ in test_ids}) > 1  # the same test id in two runs: name the run
     legend_outside = len(data) > LEGEND_INSIDE_MAX
-    fig, ax = plt.subplots(figsize=(12.5 if legend_outside else 9, 5.5), dpi=110)
+    width = 12.5 if legend_outside else 9.0
+    fig, ax = plt.subplots(figsize=(width, 5.5), dpi=110)
     all_sizes: list[int] = []
     values: list[float] = []
     band_tops: list[float] = []
     for curve in data.values():
         first = curve.iloc[0]
-        color, marker, linestyle = curve_style(test_ids.index((first["run_id"], first["test_id"])), bool(first["in_place"]))
+        in_place = bool(first["in_place"])
+        color, marker, linestyle = curve_style(test_ids.index((first["run_id"], first["test_id"])), in_place)
         y = curve[column] * scale
-        ax.plot(curve["size_bytes"], y, marker=marker, markersize=4.5, linewidth=1.4, color=color,
-                linestyle=linestyle, label=f"{first['run_id']}: {curve_label(curve)}" if several_runs else curve_label(curve))
+        _line(ax, curve["size_bytes"], y, color, marker, linestyle, in_place,
+              f"{first['run_id']}: {curve_label(curve)}" if several_runs else curve_label(curve))
         if band is not None and curve[band].notna().any():
-            # The tail (p99) as a shaded band above the typical value.
             top = curve[band] * scale
-            ax.fill_between(curve["size_bytes"], y, top, color=color, alpha=0.15)
+            _band(ax, curve["size_bytes"], y, top, color)
             band_tops.extend(float(v) for v in top.dropna().tolist())
         all_sizes.extend(int(s) for s in curve["size_bytes"])
         values.extend(float(v) for v in y.tolist())
     _size_axis(ax, all_sizes)
-    _value_axis(ax, values, band_tops, fig_spec.ylabel)
-    ax.set_title(f"{fig_spec.title}\n{subtitle}", fontsize=10)
+    _value_axis(ax, values, band_tops, fig_spec.ylabel, wrap=50)
+    _titles(ax, fig_spec.title, subtitle, width)
+    title = _legend_title({bool(c.iloc[0]["in_place"]) for c in data.values()})
     if legend_outside:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, handlelength=3.0,
-                  ncol=1 if len(data) <= 24 else 2)
+                  ncol=1 if len(data) <= 24 else 2, title=title, title_fontsize=7)
     else:
-        ax.legend(fontsize=7, loc="best", handlelength=3.0)  # long enough to show dashes
+        ax.legend(fontsize=7, loc="best", handlelength=3.0, title=title, title_fontsize=7)  # long enough to show dashes
     fig.tight_layout()
     return fig
 
@@ -128,39 +177,43 @@ def build_profile_figure(summary: pd.DataFrame, fig_spec: FigureSpec,
     has_rate = fig_spec.bits_per_unit is not None and any(
         c.points["link_rate_bps"].notna().any() for comp in comparisons for c in comp.curves)
     panels = ["values"] + (["line_rate"] if has_rate else []) + ["ratio"]
-    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10.5, 2.0 + sum(PANEL_HEIGHTS[p] for p in panels)),
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(FIGURE_WIDTH_PROFILES, 2.0 + sum(PANEL_HEIGHTS[p] for p in panels)),
                              dpi=110, gridspec_kw={"height_ratios": [PANEL_HEIGHTS[p] for p in panels]})
     ax = dict(zip(panels, axes))
     sizes: list[int] = []
     values: list[float] = []
     band_tops: list[float] = []
+    flags = {comp.key.get("in_place") is True for comp in comparisons}
     for g, comp in enumerate(comparisons):
         marker = MARKERS[g % len(MARKERS)]
+        in_place = comp.key.get("in_place") is True
+        linestyle = LINESTYLES[0][1 if in_place else 0]
+        group = comp.label + (" out-of-place" if flags == {True, False} and not in_place else "")
         for curve in comp.curves:
             color = PALETTE[profiles.index(curve.profile) % len(PALETTE)]
             pts = curve.points
             y = pts["value"] * scale
-            label = curve.label if len(comparisons) == 1 else f"{comp.label} · {curve.label}"
-            ax["values"].plot(pts["size_bytes"], y, marker=marker, markersize=4.5, linewidth=1.4, color=color,
-                              label=label)
+            label = curve.label if len(comparisons) == 1 else f"{group} · {curve.label}"
+            _line(ax["values"], pts["size_bytes"], y, color, marker, linestyle, in_place, label)
             if pts["band"].notna().any():
                 top = pts["band"] * scale
-                ax["values"].fill_between(pts["size_bytes"], y, top, color=color, alpha=0.15)
+                _band(ax["values"], pts["size_bytes"], y, top, color)
                 band_tops.extend(float(v) for v in top.dropna().tolist())
             if has_rate and fig_spec.bits_per_unit is not None and pts["link_rate_bps"].notna().any():
                 pct = pts["value"] * fig_spec.bits_per_unit / pts["link_rate_bps"] * 100
-                ax["line_rate"].plot(pts["size_bytes"], pct, marker=marker, markersize=4, linewidth=1.2, color=color)
+                _line(ax["line_rate"], pts["size_bytes"], pct, color, marker, linestyle, in_place, None,
+                      markersize=4, linewidth=1.2)
             sizes.extend(int(s) for s in pts["size_bytes"])
             values.extend(float(v) for v in y.tolist())
         for curve, ratio in comp.ratios():
             if ratio.empty:
                 continue
             color = PALETTE[profiles.index(curve.profile) % len(PALETTE)]
-            ax["ratio"].plot(ratio.index, ratio.values, marker=marker, markersize=4, linewidth=1.2, color=color,
-                             label=f"{curve.profile} / {comp.curves[0].profile}")
+            _line(ax["ratio"], ratio.index, ratio.values, color, marker, linestyle, in_place,
+                  f"{curve.profile} / {comp.curves[0].profile}", markersize=4, linewidth=1.2)
     _value_axis(ax["values"], values, band_tops, fig_spec.ylabel, wrap=40)
-    ax["values"].set_title(f"{fig_spec.title}, per profile\n{subtitle}", fontsize=10)
-    ax["values"].legend(fontsize=7, loc="best")
+    _titles(ax["values"], f"{fig_spec.title}, per profile", subtitle, FIGURE_WIDTH_PROFILES)
+    ax["values"].legend(fontsize=7, loc="best", handlelength=3.0, title=_legend_title(flags), title_fontsize=7)
     if has_rate:
         ax["line_rate"].set_ylim(bottom=0)
         ax["line_rate"].set_ylabel("% of line rate\n(link rate known)", fontsize=8)

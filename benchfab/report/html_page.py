@@ -15,10 +15,13 @@ th { background: #f0f0f0; }
 td strong { color: #b00020; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 code { background: #f4f4f4; padding: 0 0.2em; }
+summary { cursor: pointer; font-weight: bold; margin: 0.5em 0; }
 """
 # Markup this report writes inline: `code` and **bold**; a backslash-escaped ` or * (markdown_cell) is text.
 _INLINE = re.compile(r"(?<!\\)`([^`]*)`|(?<!\\)\*\*([^*]*)\*\*")
 _ESCAPED = re.compile(r"\\([\\`*\[\]<>&|])")
+_DETAILS = ("<details>", "<details open>", "</details>")  # exact lines; text from runs has its < escaped
+_SUMMARY = re.compile(r"^<summary>(.*)</summary>$")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 
 
@@ -68,7 +71,12 @@ def markdown_to_html(md: str, image_dir: Path, title: str) -> str:
             body.append("<ul>" + "".join(items) + "</ul>")
             continue
         image = _IMAGE.match(line)
-        if image:
+        summary = _SUMMARY.match(line)
+        if line in _DETAILS:  # the verdicts' collapsible block (markdown_report writes these lines alone)
+            body.append(line)
+        elif summary:
+            body.append(f"<summary>{_inline(summary.group(1))}</summary>")
+        elif image:
             data = base64.b64encode((image_dir / image.group(2)).read_bytes()).decode("ascii")
             body.append(f'<img alt="{html.escape(image.group(1))}" src="data:image/png;base64,{data}">')
         elif line.startswith("## "):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -114,7 +115,7 @@ def draw_pair_heatmap(matrix: pd.DataFrame, title: str, value_label: str, scale:
             for r, c in ((nodes.index(a), nodes.index(b)), (nodes.index(b), nodes.index(a))):
                 ax.add_patch(matplotlib.patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False,
                                                           edgecolor=MARK_COLOR, linewidth=2))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, int((size + 1.5) * 11)), fontsize=9)  # wrapped to the figure's width
     fig.tight_layout()
     return fig
 

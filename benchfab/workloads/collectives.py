@@ -161,10 +161,10 @@ class Collectives(WorkloadFamily):
     workloads = tuple(COLLECTIVES)
     aliases = _aliases()
     figures = (
-        FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
+        FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s)", "Bus bandwidth vs message size",
                    tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_busbw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("time.png", "time_s", 1e6, "time per op (us)", "Time per op vs message size", tuple(COLLECTIVES),
+        FigureSpec("time.png", "time_s", 1e6, "time per operation (µs)", "Time per op vs message size", tuple(COLLECTIVES),
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_time_seconds", export_unit="seconds"),
     )

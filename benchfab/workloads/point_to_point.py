@@ -239,11 +239,11 @@ class PointToPoint(WorkloadFamily):
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)
     figures = (
-        FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
+        FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "average bandwidth (Gb/s)",
                    "Bandwidth vs message size (perftest semantics)", p2p_names(bandwidth=True),
                    bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
+        FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (µs); band: median to 99th percentile",
                    "Latency vs message size (perftest t_typical)", p2p_names(bandwidth=False), band="lat_p99_s",
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_latency_seconds", export_unit="seconds"),

@@ -185,10 +185,10 @@ class Collectives(WorkloadFamily):
     workloads = tuple(COLLECTIVES)
     aliases = _aliases()
     figures = (
-        FigureSpec("busbw.png", "busbw_Bps", BUS_BANDWIDTH.per_si, f"bus bandwidth ({BUS_BANDWIDTH.name}, 1e9 B/s)",
+        FigureSpec("busbw.png", "busbw_Bps", BUS_BANDWIDTH.per_si, f"bus bandwidth ({BUS_BANDWIDTH.name})",
                    "Bus bandwidth vs message size", tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_busbw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("time.png", "time_s", TIME.per_si, f"time per op ({TIME.name})", "Time per op vs message size",
+        FigureSpec("time.png", "time_s", TIME.per_si, f"time per operation ({TIME.name})", "Time per op vs message size",
                    tuple(COLLECTIVES),
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_time_seconds", export_unit="seconds"),

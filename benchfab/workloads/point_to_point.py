@@ -239,11 +239,12 @@ class PointToPoint(WorkloadFamily):
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)
     figures = (
-        FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", LINK_BANDWIDTH.per_si, f"BW average ({LINK_BANDWIDTH.name}, 1e9 bit/s)",
+        FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", LINK_BANDWIDTH.per_si, f"average bandwidth ({LINK_BANDWIDTH.name})",
                    "Bandwidth vs message size (perftest semantics)", p2p_names(figure=BANDWIDTH_FIGURE),
                    bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec(LATENCY_FIGURE, "lat_median_s", TIME.per_si, f"latency, half round trip ({TIME.name}); band: median to p99",
+        FigureSpec(LATENCY_FIGURE, "lat_median_s", TIME.per_si,
+                   f"latency, half round trip ({TIME.name}); band: median to 99th percentile",
                    "Latency vs message size (perftest t_typical)", p2p_names(figure=LATENCY_FIGURE), band="lat_p99_s",
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_latency_seconds", export_unit="seconds"),

@@ -1,12 +1,12 @@
 """perftest flags (``perftest_parameters.c``: usage text and defaults) for
-ib_write_bw / ib_write_lat: the parser and their translation into a one-test spec."""
+ib_{write,read,send}_{bw,lat}: the parser and their translation into a one-test spec."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..errors import UsageError
-from ..workloads.p2p_workloads import p2p_workload
+from ..workloads.p2p_workloads import P2P_WORKLOADS, p2p_workload
 from .common import (
     Refused,
     Translation,
@@ -21,15 +21,12 @@ from .common import (
 )
 
 # perftest: DEF_SIZE_BW / DEF_SIZE_LAT, and -a runs 2 .. 2^23 (MAX_SIZE).
-PERFTEST_DEFAULT_SIZE = {"rdma_write_bw": 65536, "rdma_write_lat": 2}
+PERFTEST_DEFAULT_SIZE = {w.name: 65536 if w.bandwidth else 2 for w in P2P_WORKLOADS.values() if w.runs}
 PERFTEST_ALL_SIZES = {"min": 2, "max": 1 << 23, "factor": 2}
 
-# perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_write_bw/lat.
+# perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_*_bw/lat.
 PERFTEST_REFUSED = (
-    Refused("-b", "--bidirectional", "bidirectional bandwidth", "drop -b; benchfab measures one direction "
-            "(run the test twice, or a sweep with both directions)", takes_value=False),
     Refused("-c", "--connection", "connection type", "drop -c; benchfab uses RC QPs", ("RC",)),
-    Refused("-q", "--qp", "number of QPs", "drop -q; benchfab uses one QP", ("1",)),
     Refused("-R", "--rdma_cm", "rdma_cm connection", "drop -R; QPs are connected over benchfab's own exchange",
             takes_value=False),
     Refused("-z", "--comm_rdma_cm", "rdma_cm exchange", "drop -z", takes_value=False),
@@ -67,7 +64,7 @@ PERFTEST_REFUSED = (
 
 def p2p_parser(prog: str) -> _Parser:
     p = _Parser(prog=prog, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="perftest flags (ib_write_bw / ib_write_lat); sizes take K/M/G (binary). Both "
+                description="perftest flags (ib_{write,read,send}_{bw,lat}); sizes take K/M/G (binary). Both "
                             "sides run on this host: there is no server/client argument.")
     g = p.add_argument_group("perftest")
     g.add_argument("-d", "--ib-dev", metavar="DEV", help="RDMA device (default: first with an ACTIVE port)")
@@ -78,10 +75,14 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("-a", "--all", action="store_true", help="sizes 2 .. 2^23, powers of two")
     g.add_argument("-n", "--iters", metavar="N", help="iterations per size (default 5000 bw, 1000 lat; at least 5)")
     g.add_argument("-D", "--duration", metavar="SECONDS", help="time per size instead of -n")
-    g.add_argument("-t", "--tx-depth", metavar="N", help="outstanding WRITEs (bw; default 128)")
-    g.add_argument("-Q", "--cq-mod", metavar="N", help="signal every N-th WRITE (bw; default 100, 1 above 8K)")
-    g.add_argument("-l", "--post_list", metavar="N", help="WRITEs chained per post (bw; default 1)")
-    g.add_argument("-I", "--inline_size", metavar="SIZE", help="inline threshold (default 220 lat, 0 bw)")
+    g.add_argument("-t", "--tx-depth", metavar="N", help="outstanding WRs per QP (bw; default 128)")
+    g.add_argument("-Q", "--cq-mod", metavar="N", help="signal every N-th WR (bw; default 100, 1 above 8K)")
+    g.add_argument("-l", "--post_list", metavar="N", help="WRs chained per post (bw; default 1)")
+    g.add_argument("-b", "--bidirectional", action="store_true", help="both sides post at once; BW is the sum (bw)")
+    g.add_argument("-q", "--qp", metavar="N", help="QPs per side, posted round robin (bw; default 1)")
+    g.add_argument("-o", "--outs", metavar="N", help="outstanding READs per QP (read; default: the device's most)")
+    g.add_argument("-I", "--inline_size", metavar="SIZE", help="inline threshold (default 220 write_lat, "
+                   "236 send_lat, else 0)")
     g.add_argument("--use_cuda", metavar="GPU", help="GPU memory on this GPU (DMA-BUF, else nvidia-peermem)")
     g.add_argument("--use_cuda_dmabuf", action="store_true", help="GPU memory registered by DMA-BUF only")
     g.add_argument("--use_hugepages", action="store_true", help="host memory on 2 MiB hugepages")
@@ -147,14 +148,24 @@ def _p2p_memory(t: Translation, ns: argparse.Namespace) -> None:
 
 def _p2p_rdma(t: Translation, workload: str, ns: argparse.Namespace) -> None:
     """The verbs settings: bw-only queue depths, device, port, GID, MTU and inline size."""
-    bw_only = (("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list))
+    w = p2p_workload(workload)
+    bw_only: tuple[tuple[str, str, str | None], ...] = (
+        ("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list),
+        ("qps", "-q", ns.qp), ("bidirectional", "-b", "on" if ns.bidirectional else None))
     for key, flag, value in bw_only:
         if value is None:
             continue
-        if not p2p_workload(workload).bandwidth:
-            raise UsageError(f"{flag} {value}: ib_write_lat has no {flag} (one WRITE in flight, each signaled)",
-                             hint=f"drop {flag}, or use rdma_write_bw")
-        t.set(f"rdma.{key}", _number(value), flag, value)
+        if not w.bandwidth:
+            raise UsageError(f"{flag}: {w.perftest_binary} has no {flag} (one WR in flight on one QP, each signaled)",
+                             hint=f"drop {flag}, or use rdma_{w.verb}_bw")
+        if key == "bidirectional":
+            t.set("rdma.bidirectional", True, flag)
+        else:
+            t.set(f"rdma.{key}", _number(value), flag, value)
+    if ns.outs is not None:
+        if not w.one_sided:
+            raise UsageError(f"-o {ns.outs}: {w.perftest_binary} issues no READs", hint="drop -o")
+        t.set("rdma.out_reads", _number(ns.outs), "-o", ns.outs)
     for key, flag, value in (("device", "-d", ns.ib_dev), ("port", "-i", ns.ib_port),
                              ("gid_index", "-x", ns.gid_index), ("mtu", "-m", ns.mtu)):
         if value is not None:

@@ -157,11 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 EPILOG = textwrap.fill("Collectives (nccl-tests flags): " + ", ".join(COLLECTIVES) + ", or "
                        + ", ".join(c.nccl_name for c in COLLECTIVES.values()) + ".", 80) + """
-Point-to-point (perftest flags): rdma_write_bw, rdma_write_lat, or ib_write_bw,
-ib_write_lat; --transport tcp runs the same loops over a socket.
+Point-to-point (perftest flags): rdma_{write,read,send}_{bw,lat}, or ib_write_bw,
+ib_read_lat, ib_send_bw...; --transport tcp runs the write loops over a socket.
 
   benchfab run allreduce -b 8 -e 128M -f 2 -g 2
   benchfab run rdma_write_bw -d rxe0 -s 64K -n 5000
+  benchfab run ib_read_bw -d rxe0 -b -q 4 -s 64K
   benchfab run ib_write_lat --transport tcp -a --print-spec > lat.yaml
 
 Each is stored as a one-test run (benchfab show / report / load_run); --print-spec
@@ -176,7 +177,7 @@ def add_run_parser(sub: Any) -> None:
     r = sub.add_parser("run", help="one test from nccl-tests / perftest flags, without a spec",
                        description="Run one test from nccl-tests or perftest flags, without writing a spec.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("workload", help="allreduce ... sendrecv, rdma_write_bw, rdma_write_lat (or the tools' binary names)")
+    r.add_argument("workload", help="allreduce ... sendrecv, rdma_write_bw ... rdma_send_lat (or the tools' binary names)")
     r.add_argument("flags", nargs=argparse.REMAINDER, help="the tool's flags plus --print-spec, --results, --run-id, "
                    "--no-progress (see benchfab run WORKLOAD --help)")
     r.set_defaults(func=cmd_run)

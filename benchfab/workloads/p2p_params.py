@@ -19,9 +19,9 @@ from benchfab.records import P2P_RECORD_KEYS
 
 from .base import Problem
 from .catalog import Memory, Transport, is_gpu_memory
-from .p2p_workloads import P2P_WORKLOADS
+from .p2p_workloads import P2P_WORKLOADS, P2PWorkload, p2p_workload
 
-Test = Literal["write_bw", "write_lat"]
+Test = Literal["write_bw", "write_lat", "read_bw", "read_lat", "send_bw", "send_lat"]
 # The spec offers native and perftest; "python" is refused by rdma.run_rdma_pair with its fix.
 Engine = Literal["native", "perftest", "python"]
 
@@ -45,6 +45,8 @@ BW_TX_DEPTH = 128
 CQ_MOD = 100
 CQ_MOD_SIZE_LIMIT = 8192
 LAT_INLINE = 220
+# perftest DEF_INLINE_SEND_RC_UC: send_lat's inline size (READ posts nothing inline).
+SEND_LAT_INLINE = 236
 
 # What RdmaParams.from_mapping takes as ``workload``: a runnable workload, an engine's
 # record name for it (tcp_write_bw) or the engines' test name (write_bw).
@@ -74,7 +76,10 @@ class RdmaParams:
     port: int = 1
     gid_index: int | None = None      # None: RoCE v2 IPv4 GID on Ethernet, none on IB
     mtu: int = 0                      # 0: the port's active MTU
-    max_inline: int | None = None     # None: 220 for lat, 0 for bw (perftest)
+    max_inline: int | None = None     # None: 220 write_lat, 236 send_lat, 0 otherwise (perftest)
+    bidirectional: bool = False       # bw: both sides post at once (perftest -b)
+    qps: int = 1                      # bw: QPs per side, posted round robin (perftest -q)
+    out_reads: int | None = None      # READs outstanding per QP; None: the device's most (perftest -o)
     timeout_s: float = 30.0
     peer_host: str | None = None      # tcp / perftest: the server's address (client side)
     listen_host: str = "0.0.0.0"      # tcp server bind address
@@ -119,7 +124,7 @@ class RdmaParams:
         """The value checks a dict from outside the spec needs, then the same rules the
         spec applies (pair_problems); the first broken one is raised."""
         if self.test not in get_args(Test):
-            raise WorkloadError(f"rdma test {self.test!r} is not write_bw or write_lat")
+            raise WorkloadError(f"rdma test {self.test!r} is not one of {', '.join(get_args(Test))}")
         if self.transport not in get_args(Transport):
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
         if self.engine not in get_args(Engine):
@@ -128,18 +133,28 @@ class RdmaParams:
             raise WorkloadError(f"memory {self.memory!r} is not one of {', '.join(get_args(Memory))}")
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
-        problems = pair_problems(latency=self.test == "write_lat", transport=self.transport, engine=self.engine,
-                                 memory=self.memory, iterations=self.iterations)
+        problems = pair_problems(latency=not self.workload.bandwidth, transport=self.transport, engine=self.engine,
+                                 memory=self.memory, iterations=self.iterations, workload=self.workload.name,
+                                 options=self.verbs_options(), duration=self.duration_s or None)
         if problems:
             raise WorkloadError(problems[0].message, hint=problems[0].hint)
+
+    @property
+    def workload(self) -> P2PWorkload:
+        """The test's descriptor (p2p_workloads): its verb, bandwidth or latency."""
+        return p2p_workload(f"rdma_{self.test}")
+
+    def verbs_options(self) -> dict[str, Any]:
+        """The perftest options beyond one QP in one direction that this test sets."""
+        return beyond_one_qp_one_way(self.bidirectional, self.qps, self.out_reads)
 
     def iters(self) -> int:
         if self.iterations is not None:
             return int(self.iterations)
-        return BW_ITERS if self.test == "write_bw" else LAT_ITERS
+        return self.workload.default_iterations
 
     def effective_tx_depth(self) -> int:
-        if self.test == "write_lat":
+        if not self.workload.bandwidth:
             return 1
         return int(self.tx_depth or BW_TX_DEPTH)
 
@@ -158,23 +173,54 @@ class RdmaParams:
     def effective_max_inline(self) -> int:
         if self.max_inline is not None:
             return int(self.max_inline)
-        return LAT_INLINE if self.test == "write_lat" else 0
+        if self.workload.bandwidth or self.workload.verb == "read":
+            return 0
+        return SEND_LAT_INLINE if self.workload.verb == "send" else LAT_INLINE
 
 
 RECORD_KEYS = P2P_RECORD_KEYS
 
 
+def beyond_one_qp_one_way(bidirectional: bool | None, qps: int | None, out_reads: int | None) -> dict[str, Any]:
+    """The perftest options (-b, -q, -o) a test sets beyond one QP in one direction."""
+    found: dict[str, Any] = {}
+    if bidirectional:
+        found["bidirectional"] = True
+    if qps is not None and qps != 1:
+        found["qps"] = qps
+    if out_reads is not None:
+        found["out_reads"] = out_reads
+    return found
+
+
 def pair_problems(*, latency: bool, transport: str, engine: str, memory: str, iterations: int | None,
-                  ranks: int | None = None, device: str | None = None, workload: str = LATENCY_WORKLOAD) -> list[Problem]:
+                  ranks: int | None = None, device: str | None = None, workload: str = LATENCY_WORKLOAD,
+                  options: Mapping[str, Any] | None = None, duration: float | None = None) -> list[Problem]:
     """The rules of a point-to-point test, for the spec (which knows ranks and device)
-    and for RdmaParams (which does not). ``workload`` names the test in messages."""
+    and for RdmaParams (which does not). ``workload`` names the test in messages;
+    ``options`` are the verbs options it sets beyond perftest's defaults (bidirectional,
+    qps, out_reads)."""
     found: list[Problem] = []
+    verb = p2p_workload(workload).verb
+    for key in options or {}:
+        if latency and key in ("bidirectional", "qps"):
+            found.append(Problem(f"rdma.{key}", f"{workload} runs one QP in a ping-pong: {key} applies to the "
+                                 "bandwidth tests only", f"drop rdma.{key}", ("workload",)))
+        if key == "out_reads" and verb != "read":
+            found.append(Problem("rdma.out_reads", f"{workload} issues no READs: out_reads applies to "
+                                 "rdma_read_bw / rdma_read_lat", "drop rdma.out_reads", ("workload",)))
+    if transport == "tcp" and verb != "write":
+        found.append(Problem("transport", f"the tcp transport runs the write tests only, not {workload}",
+                             "use transport: verbs", ("workload",)))
+    if verb == "send" and not latency and duration is not None:
+        found.append(Problem("duration", f"{workload}: the receiving side posts one receive per message, so it "
+                             "needs a message count", "give iterations instead of duration", ("workload",)))
     if ranks is not None and ranks != 2:
         found.append(Problem("ranks", f"{workload} runs between exactly 2 ranks, not {ranks}", "set ranks: 2",
                              ("workload",)))
     if latency and is_gpu_memory(memory):
         found.append(Problem("memory", "the latency test polls the receive buffer with the CPU, which GPU memory "
-                             "does not allow", f"use memory: host for {LATENCY_WORKLOAD}", ("workload",)))
+                             "does not allow", f"use memory: host for {workload}", ("workload",)))
     if transport == "tcp" and memory != "host":
         found.append(Problem("memory", "the tcp transport sends from plain host memory only",
                              "use memory: host or transport: verbs", ("workload", "transport")))
@@ -195,6 +241,7 @@ def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> di
     rec: dict[str, Any] = {k: math.nan for k in RECORD_KEYS}
     rec.update({
         "workload": f"{'tcp' if p.transport == 'tcp' else 'rdma'}_{p.test}",
+        "opcode": p.workload.verb, "bidirectional": p.bidirectional, "qps": p.qps, "out_reads": None,
         "transport": p.transport, "engine": p.engine, "memory": p.memory,
         "device": p.device, "port": p.port, "gid_index": p.gid_index,
         "link_layer": None, "mtu": p.mtu or None, "warmup": p.warmup,

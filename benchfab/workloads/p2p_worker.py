@@ -17,7 +17,7 @@ from ..records import P2PResult
 from ..task import Task
 from .base import RankContext
 from .catalog import is_gpu_memory
-from .p2p_params import LATENCY_WORKLOAD
+from .p2p_workloads import p2p_workload
 from .rendezvous import listen_socket
 
 
@@ -178,8 +178,10 @@ def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -
     for rec in records:
         completed = rec.pop("raw_tcompleted_ns", None)
         posted = rec.pop("raw_tposted_ns", None)
-        if task.workload == LATENCY_WORKLOAD:
-            samples = [d / 2 for d in _deltas(posted)]  # one RTT per sample; half reported, like perftest
+        workload = p2p_workload(task.workload)
+        if not workload.bandwidth:
+            # One round per sample; a ping-pong's halved, a READ's whole, like perftest.
+            samples = [d / workload.rtt_factor for d in _deltas(posted)]
         elif completed is not None:
             # Unsignaled writes carry their completion's stamp: use the CQE group ends.
             samples = bw_per_iteration_s(completed, int(rec.get("cq_mod") or 1)).tolist()

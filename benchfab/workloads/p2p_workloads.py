@@ -55,6 +55,18 @@ class P2PWorkload:
         """The engines' name for the test (RdmaParams.test): write_bw, write_lat."""
         return f"{self.verb}_{self.kind}"
 
+    @property
+    def rtt_factor(self) -> int:
+        """Round trips per latency sample over this: a ping-pong's round trip is two
+        messages (perftest halves it), a READ's one (perftest reports it whole)."""
+        return 1 if self.verb == "read" else 2
+
+    @property
+    def one_sided(self) -> bool:
+        """The peer's CPU takes no part in the transfer (READ): its side of the test only
+        serves the memory, unless both directions run (-b)."""
+        return self.verb == "read"
+
     def record_name(self, transport: str) -> str:
         """What an engine's record calls the test over ``transport``: rdma_write_bw over verbs,
         tcp_write_bw over tcp (the same workload)."""
@@ -71,10 +83,10 @@ def _one(verb: Verb, kind: Kind, runs: bool) -> P2PWorkload:
 P2P_WORKLOADS: dict[str, P2PWorkload] = {w.name: w for w in (
     _one("write", "bw", runs=True),
     _one("write", "lat", runs=True),
-    _one("read", "bw", runs=False),
-    _one("read", "lat", runs=False),
-    _one("send", "bw", runs=False),
-    _one("send", "lat", runs=False),
+    _one("read", "bw", runs=True),
+    _one("read", "lat", runs=True),
+    _one("send", "bw", runs=True),
+    _one("send", "lat", runs=True),
 )}
 
 # An engine's record names the test over tcp tcp_write_bw / tcp_write_lat: the same workloads.

@@ -19,7 +19,7 @@ from ..records import SummaryRow, row_base
 from ..tables import gbit, md_cell, num, scaled, shown
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
 from .catalog import is_gpu_memory
-from .p2p_params import BANDWIDTH_WORKLOAD, PERFTEST_ITERATIONS, pair_problems
+from .p2p_params import PERFTEST_ITERATIONS, beyond_one_qp_one_way, pair_problems
 from .p2p_workloads import P2P_WORKLOADS, p2p_names, p2p_workload
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def estimate_p2p_seconds(spec: TestSpec, costs: CostModel) -> float:
     """Rough time of a pair test: its bytes at the backend's stream rate (bandwidth) or its
     round trips (latency), per size, after its ranks started."""
     bw, lat = costs.p2p_bps(spec.transport), costs.p2p_latency_s(spec.transport)
-    bw_test = spec.workload == BANDWIDTH_WORKLOAD
+    bw_test = p2p_workload(spec.workload).bandwidth
     iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
     total = costs.start_s
     for size in spec.sizes:
@@ -91,7 +91,7 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
         "redop": "none",
         "root": -1,
         "in_place": False,
-        "method": "rdma_write" if transport == "verbs" else "socket_write",
+        "method": f"rdma_{workload.verb}" if transport == "verbs" else "socket_write",
         "time_s": time_s,
         "algbw_Bps": None,
         "busbw_Bps": None,
@@ -259,9 +259,11 @@ class PointToPoint(WorkloadFamily):
         if test.engine == "nccl-tests":
             return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
                             "use engine: native or perftest for rdma_write_*")]
+        options = beyond_one_qp_one_way(test.rdma.bidirectional, test.rdma.qps, test.rdma.out_reads)
         return pair_problems(latency=not p2p_workload(test.workload).bandwidth, transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
-                             ranks=test.ranks, device=test.device, workload=test.workload)
+                             ranks=test.ranks, device=test.device, workload=test.workload, options=options,
+                             duration=test.duration)
 
     def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
         return estimate_p2p_seconds(test, costs)

@@ -312,7 +312,8 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
         for row in rows:
             row.pop("line")
         if not rows:
-            raise WorkloadError(f"{Path(binary).name}: no result line in its output")
+            tail = " | ".join(line.strip() for line in out.strip().splitlines()[-3:])
+            raise WorkloadError(f"{Path(binary).name}: no result line in its output (it ended: {tail})")
         head = parse_header(out)
         exchange(f"perftest-done-{size}", {})
         link = str(head.get("link_type", "")).lower()

@@ -12,20 +12,15 @@ import pandas as pd
 from .records import MEASUREMENT_KEY
 from .units import format_size
 from .workloads import family_of
+from .workloads.collectives import bandwidth_table
+from .workloads.frames import TABLE_ROW, ok_rows, table_groups
 from .workloads.point_to_point import p2p_table
 
 __all__ = ["COMPARE_KEYS", "LOG_Y_RATIO", "TABLE_ROW", "TAIL_LOG_RATIO", "Comparison", "ProfileCurve", "bandwidth_table",
            "curve_label", "curves", "ok_rows", "p2p_table", "pair_matrix", "pair_rows", "profile_comparisons",
-           "profile_order", "size_ticks", "slowest_pairs", "topology_order", "y_scale"]
+           "profile_order", "size_ticks", "slowest_pairs", "table_groups", "topology_order", "y_scale"]
 
 CURVE_KEYS = ["run_id", "test_id", "workload", "ranks", "dtype", "redop", "transport", "fabric", "mode", "in_place"]
-
-
-def ok_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a real measurement."""
-    if summary.empty:
-        return summary
-    return summary[(summary["status"] == "ok") & summary["time_s"].notna()]
 
 
 def curves(summary: pd.DataFrame, column: str = "time_s") -> dict[tuple[object, ...], pd.DataFrame]:
@@ -56,36 +51,6 @@ def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
     step = max(1, -(-(hi - lo) // 12))
     ticks = [1 << e for e in range(lo, hi + 1, step)]
     return ticks, [format_size(t) for t in ticks]
-
-
-# A report table's row is one test of one run on one profile: `benchfab report A B` holds
-# the same test id in both runs, and a row grouped by test id alone would show the peak of
-# one run beside the minimum time of the other.
-TABLE_ROW = ["run_id", "profile", "test_id"]
-
-
-def table_groups(rows: pd.DataFrame, extra: list[str] | None = None) -> list[str]:
-    """The columns a per-test table groups by: run, profile and test (those the rows have)."""
-    return [c for c in [*TABLE_ROW, *(extra or [])] if c in rows.columns]
-
-
-def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per run, profile and test: peak and average bus bandwidth (GB/s), the minimum time
-    per op (us) and total wrong elements."""
-    rows = ok_rows(summary)
-    if not rows.empty:
-        rows = rows[rows["busbw_Bps"].notna()]
-    columns = [*TABLE_ROW, "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"]
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
-    table = pd.DataFrame({
-        "peak_busbw_GBps": grouped["busbw_Bps"].max() / 1e9,
-        "avg_busbw_GBps": grouped["busbw_Bps"].mean() / 1e9,
-        "min_time_us": grouped["time_s"].min() * 1e6,
-        "wrong": grouped["wrong"].sum(min_count=1),
-    })
-    return table.reset_index().reindex(columns=columns)
 
 
 # One rule for every figure's y axis: linear from zero, so that a 12 -> 21 -> 15 Gb/s

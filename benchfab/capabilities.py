@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .units import format_size
 from .workloads import family_of
-from .workloads.p2p_params import PERFTEST_BINARY
+from .workloads.p2p_workloads import perftest_binaries
 
 if TYPE_CHECKING:
     from .spec import TestSpec
@@ -64,7 +64,7 @@ def probe_host() -> HostCapabilities:
         gpus=visible_gpus(),
         rdma_devices=devices,
         native=importlib.util.find_spec("benchfab._native") is not None,
-        perftest=tuple(b for b in PERFTEST_BINARY.values() if shutil.which(b)),
+        perftest=tuple(b for b in perftest_binaries(runs=True).values() if shutil.which(b)),
         memory_bytes=host_memory_bytes(),
     )
 

@@ -3,7 +3,9 @@ text, for the node-exporter textfile collector or a Pushgateway.
 
 Every metric is a gauge (the one type both OpenMetrics and the Prometheus text format
 that the textfile collector reads agree on), every name ends in its unit where it has
-one, and the text ends with ``# EOF``. Per measurement key (records.MEASUREMENT_KEY
+one, and the text ends with ``# EOF``. Values are SI (bytes per second, seconds), as
+OpenMetrics asks, not the GB/s, Gb/s and us that tables print (benchfab.units,
+docs/UNITS.md): a dashboard scales them. Per measurement key (records.MEASUREMENT_KEY
 less the size) the key figures each workload family declares in its FigureSpecs
 (``export_name``): the peak of a bandwidth, the minimum of a latency. From the run's
 verdicts.json, when a comparison wrote one: each key's verdict as 1 (regression) or 0,

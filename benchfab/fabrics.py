@@ -4,16 +4,27 @@ must show and how a silent fall-back from it is recognised.
 A profile names a fabric (``ib``, ``roce``, ``tcp``, ``loopback``); everything that
 differs between fabrics is a method of its ``Fabric`` here, so a backend or a report
 never asks ``profile.fabric == "roce"``. A new fabric (say an EFA-like one) is a new
-subclass and one line in ``FABRICS``. Pure: no I/O, no imports beyond the spec's types.
+subclass and one line in ``FABRICS``. Pure: no I/O, no imports of benchfab.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .spec import Profile
+
+class Profile(Protocol):
+    """What a fabric reads of a profile (spec.Profile: the spec sits above this module, and
+    names its fabrics from FABRICS). Read-only, so the spec's Literal fields satisfy it."""
+
+    @property
+    def fabric(self) -> str: ...
+    @property
+    def gid_index(self) -> int | None: ...
+    @property
+    def line_rate(self) -> float | None: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
 
 
 class Fabric:

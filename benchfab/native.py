@@ -9,6 +9,7 @@ fix instead of an ImportError. ``require_native()`` raises the same error up fro
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,10 @@ if os.environ.get("BENCHFAB_NO_NATIVE"):
     _loaded, _why = None, "disabled by BENCHFAB_NO_NATIVE"
 else:
     try:
-        from . import _native as _loaded
-
+        # By its full name through importlib: `from . import _native` reads, to import-graph
+        # tools (grimp, import-linter), as an import of the package root `benchfab`, whose
+        # lazy attributes reach the spec and the store, far above this module's layer.
+        _loaded = importlib.import_module("benchfab._native")
         _why = ""
     except ImportError as exc:
         _loaded, _why = None, f"benchfab._native is not built ({exc})"
@@ -46,7 +49,7 @@ class _Missing:
 
 
 if TYPE_CHECKING:
-    from . import _native as lib  # the stub, _native.pyi: mypy checks each call against it
+    import benchfab._native as lib  # the stub, _native.pyi: mypy checks each call against it
 else:
     lib = _loaded if _loaded is not None else _Missing()
 

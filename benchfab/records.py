@@ -5,7 +5,8 @@ Workers print records (``benchfab.task.format_record``); rank 0's ``result``
 records become summary rows (one per size x in-place flag, built by the test's
 workload family), their per-iteration times raw rows, and every test one test row.
 Each TypedDict below lists its columns once: the store's column lists are read
-from them, so a column is added in one place.
+from them, so a column is added in one place. The schema only: the rows of a test
+that ended are built by ``benchfab.workloads.rows`` (and its workload family).
 
 Schema version 1 (see benchfab.store). Columns added within version 1 are
 appended at the end and read back as null from older parts: ``profile`` and
@@ -15,13 +16,8 @@ and ``data_check``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NotRequired, TextIO, TypedDict
-
-if TYPE_CHECKING:
-    from .backends.base import TestOutcome
-    from .planner import PlannedTest
+from dataclasses import dataclass, field
+from typing import Any, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -222,117 +218,15 @@ MEASUREMENT_KEY: tuple[str, ...] = (
 )
 
 
-def row_base(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str) -> dict[str, Any]:
-    """The columns every summary row has, whatever the workload (a family adds the rest)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "test_id": test.test_id,
-        "test_name": test.spec.name,
-        "workload": test.spec.workload,
-        "backend": backend,
-        "fabric": test.profile.fabric,
-        "mode": test.profile.mode,
-        "nodes": len(test.hosts),
-        "ranks": test.spec.ranks,
-        "size_bytes": rec["size_bytes"],
-        "iterations": rec.get("iterations"),
-        "status": rec.get("status", "ok"),
-        "reason": rec.get("reason", ""),
-        "profile": test.profile_name,
-        "hosts": ",".join(test.hosts),
-    }
+@dataclass
+class TestOutcome:
+    """What happened to one test: its records and how it ended."""
 
-
-# The functions below dispatch to the test's family. They import the registry when
-# called: the families import this module for the schema, so it cannot import them first.
-
-
-def summary_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
-    """The summary rows of one test, built by its workload family."""
-    from .workloads import family_of
-
-    return family_of(test.spec.workload).summary_rows(run_id, test, outcome, backend)
-
-
-def raw_rows(run_id: str, test: PlannedTest, outcome: TestOutcome) -> list[RawRow]:
-    return [
-        {"run_id": run_id, "test_id": test.test_id, "size_bytes": rec["size_bytes"], "in_place": rec["in_place"],
-         "iteration": i, "time_s": t}
-        for rec in outcome.results
-        for i, t in enumerate(rec.get("per_iter_s") or [])
-    ]
-
-
-def test_row(run_id: str, test: PlannedTest, outcome: TestOutcome) -> TestRow:
-    return {
-        "run_id": run_id,
-        "test_id": test.test_id,
-        "test_name": test.spec.name,
-        "workload": test.spec.workload,
-        "profile": test.profile_name,
-        "fabric": test.profile.fabric,
-        "mode": test.profile.mode,
-        "ranks": test.spec.ranks,
-        "nodes": len(test.hosts),
-        "dtype": test.dtype,
-        "redop": test.op,
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "log_tail": outcome.log_tail,
-        "started": outcome.started,
-        "ended": outcome.ended,
-        "duration_s": outcome.ended - outcome.started,
-        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
-    }
-
-
-def test_title(test: PlannedTest, outcome: TestOutcome) -> str:
-    env0 = outcome.env[0] if outcome.env else {}
-    used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
-    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
-            f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
-
-
-def fail_on_wrong_data(outcome: TestOutcome) -> None:
-    """A test whose data check counted wrong elements failed, as nccl-tests says FAILED:
-    the numbers of a link that corrupts data are not a measurement to keep as ok."""
-    bad = [r for r in outcome.results if (r.get("wrong") or 0) > 0]
-    if outcome.status != "ok" or not bad:
-        return
-    total = sum(int(r["wrong"]) for r in bad)
-    sizes = ", ".join(sorted({str(r["size_bytes"]) for r in bad}, key=int))
-    outcome.status = "failed"
-    outcome.reason = (f"{total} wrong element(s) in the data check at size(s) {sizes} B "
-                      f"(fix: look for a bad link or node in this test's hosts)"
-                      + (f"; {outcome.reason}" if outcome.reason else ""))
-
-
-def format_results(title: str, workload: str, dtype: str, redop: str, root: int,
-                   rows: Sequence[Mapping[str, Any]]) -> str:
-    """One test's table (result records or summary rows), in its family's style."""
-    from .workloads import family_of
-
-    return family_of(workload).format_table(title, workload, dtype, redop, root, rows)
-
-
-def print_outcome(test: PlannedTest, outcome: TestOutcome, out: TextIO) -> None:
-    """What the sweep prints when a test ends: its table, status and warnings."""
-    from .workloads import family_of
-
-    title = test_title(test, outcome)
-    family = family_of(test.spec.workload)
-    if outcome.results:
-        print(family.format_table(title, test.spec.workload, test.dtype, test.op, test.spec.root, outcome.results),
-              file=out)
-    else:
-        print(f"# {title}", file=out)
-    if outcome.status != "ok":
-        print(f"# {outcome.status.upper()}: {outcome.reason}", file=out)
-        for line in outcome.log_tail.splitlines():
-            print(f"#   {line}", file=out)
-    elif outcome.reason:  # ok, with a warning (e.g. NCCL fell back from the fabric to sockets)
-        print(f"# WARNING: {outcome.reason}", file=out)
-    for line in family.table_footer(outcome.results):
-        print(line, file=out)
-    print(file=out, flush=True)
+    test_id: str
+    status: str  # ok | failed | timeout | interrupted | skipped (could not run here; no rank started)
+    reason: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
+    log_tail: str = ""
+    started: float = 0.0
+    ended: float = 0.0

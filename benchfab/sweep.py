@@ -23,12 +23,12 @@ from .diagnosis import DIAGNOSIS_FILE
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BenchfabError, CapabilityError, CleanupError, UsageError
 from .planner import Plan, PlannedTest, Round, plan
 from .progress import Progress
-from .records import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 from .runlock import RunLock, claim_new_run_id
 from .runmeta import end_meta, load_resume, record_left_behind, start_meta
 from .secondpass import plan_second_pass, run_second_pass, second_pass_entries
 from .spec import SECOND_PASS_PATTERNS, SweepSpec
 from .store import RunStore, resolve_run_path
+from .workloads.rows import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 
 
 def judged_exit_code(not_ok: int, faults: int, allow_failures: bool = False) -> int:

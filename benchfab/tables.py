@@ -1,5 +1,6 @@
 """Number formatting shared by the text tables (each workload family lays out its own
-table: benchfab.workloads.collectives like nccl-tests, point_to_point like perftest)."""
+table: benchfab.workloads.collectives like nccl-tests, point_to_point like perftest).
+The units a table prints its figures in are benchfab.units' (docs/UNITS.md)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,3 @@ def num(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "N/A"
     return format(value, fmt)
-
-
-def scaled(value: Any, factor: float) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value) * factor
-
-
-def gbit(bytes_per_s: Any) -> str:
-    """Bytes per second as perftest's Gb/sec (1e9 bit/s), two decimals."""
-    return num(scaled(bytes_per_s, 8e-9), ".2f")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .spec import TestSpec
+    from pydantic import BaseModel  # spec.TestSpec: the spec sits above this module's layer
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Task:
     rdma: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_test(cls, test_id: str, spec: TestSpec, *, dtype: str, op: str, rendezvous_timeout: float,
+    def for_test(cls, test_id: str, spec: BaseModel, *, dtype: str, op: str, rendezvous_timeout: float,
                  labels: dict[str, str]) -> Task:
         """The task of one planned (test, dtype, op): every Task field the TestSpec has
         comes from it, so a test field a worker needs is added to Task alone."""

@@ -101,7 +101,7 @@ class Judged:
 class Suspects:
     dead: dict[str, str]  # node -> why (its pod never started)
     nodes: tuple[str, ...]  # nodes a node rule names: retested against known-good partners
-    links: tuple[Pair, ...]  # suspect pairs none of whose nodes is a suspect node: rerun, ends retested
+    links: tuple[Pair, ...]  # suspect pairs no end of which explains them: rerun, ends retested
     ends: tuple[str, ...]  # nodes of suspect group tests none of whose nodes is a suspect node
     good: tuple[str, ...]  # known-good partners
     tests: tuple[Judged, ...]  # the suspect tests of the pass
@@ -247,7 +247,13 @@ def find_suspects(judged: list[Judged], nodes: list[str], rules: SecondPassRules
                      or (limit is not None and len(bws[x]) >= 2 and node_bw[x] < limit)}
     suspect_tests = [j for j in live if j.suspect]
     unexplained = [j for j in suspect_tests if not node_suspects & set(j.hosts)]
-    links = tuple(sorted({(min(j.hosts), max(j.hosts)) for j in unexplained if len(j.hosts) == 2}))
+    # A suspect node with fine partners too may be the end of a bad link rather than bad
+    # itself (its retests decide), so its flagged pairs are rerun as well, unless the other
+    # end is flagged with (nearly) every partner of that entry, which explains the pair (seen:
+    # a node with a throttled link, a slow and a lossy partner retested fine, the link unnamed).
+    clearly_bad = _flagged_with_nearly_all(live)
+    links = tuple(sorted({(min(j.hosts), max(j.hosts)) for j in suspect_tests if len(j.hosts) == 2
+                          and (j in unexplained or not any((x, j.entry) in clearly_bad for x in j.hosts))}))
     ends = tuple(sorted({x for j in unexplained if len(j.hosts) > 2 for x in j.hosts}))
     retested = node_suspects | set(ends) | {x for p in links for x in p}
     good = [x for x in nodes if x in total and x not in retested and x not in dead]
@@ -323,6 +329,19 @@ def _node_is_bad(rs: list[Judged], rules: SecondPassRules) -> bool:
     limit = rules.node_below_median
     return limit is not None and any(bool(bws) and median(bws) < limit
                                      for g in _by_entry(rs) if (bws := [r.bw for r in g if r.bw is not None]))
+
+
+def _flagged_with_nearly_all(live: list[Judged]) -> set[tuple[str, str]]:
+    """(node, entry) where the node's two-node tests of that entry are suspect with all its
+    partners but at most one (and at least two)."""
+    total: dict[tuple[str, str], int] = defaultdict(int)
+    flagged: dict[tuple[str, str], int] = defaultdict(int)
+    for j in live:
+        if len(j.hosts) == 2:
+            for x in j.hosts:
+                total[(x, j.entry)] += 1
+                flagged[(x, j.entry)] += j.suspect
+    return {k for k, n in total.items() if flagged[k] >= max(2, n - 1)}
 
 
 def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged],

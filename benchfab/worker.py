@@ -19,10 +19,13 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BenchfabError
 from .task import Task, format_record
+
+if TYPE_CHECKING:
+    from .workloads import RankContext
 
 
 def emit(record: Mapping[str, Any]) -> None:
@@ -66,8 +69,16 @@ def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, ad
     """Run one rank of ``task`` the way its workload family does."""
     from .workloads import RankContext, family_of
 
-    ctx = RankContext(rank, world, local_rank, local_world, addr, port, emit, lambda message: log(rank, message))
+    ctx = RankContext(rank, world, local_rank, local_world, addr, port, emit, lambda message: log(rank, message),
+                      run_pair=_run_pair)
     family_of(task.workload).run_worker(task, ctx)
+
+
+def _run_pair(task: Task, ctx: RankContext) -> None:
+    """A point-to-point rank, on the engines (imported only by a rank that runs one)."""
+    from .rdma.rank import run_point_to_point
+
+    run_point_to_point(task, ctx)
 
 
 def main(argv: list[str] | None = None) -> int:

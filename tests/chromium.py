@@ -28,6 +28,22 @@ PAGE_FACTS = """JSON.stringify({
   images: [...document.images].map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth,
                                           data: i.src.startsWith('data:image/png;base64,')})),
   headings: [...document.querySelectorAll('h1, h2')].map(h => h.textContent),
+  order: [...document.body.children].map(e => e.tagName.toLowerCase()),
+  details: [...document.querySelectorAll('details')].map(d => {
+    // Collapsible as the browser lays it out: the block's height and whether its table shows,
+    // open and then closed (then back as it was).
+    const table = d.querySelector('table');
+    const open = d.open, heights = [], visible = [];
+    for (const state of [true, false]) {
+      d.open = state;
+      heights.push(d.getBoundingClientRect().height);
+      visible.push(table.checkVisibility());
+    }
+    d.open = open;
+    return {open, heights, visible, summary_height: d.querySelector('summary').getBoundingClientRect().height,
+            summary: d.querySelector('summary').textContent,
+            verdicts: [...table.tBodies[0].rows].map(r => r.cells[2].textContent)};
+  }),
 })"""
 
 

@@ -264,6 +264,10 @@ def test_history_flags_the_slowed_key_and_names_the_run(results: Path) -> None:
     assert worse.key["size_bytes"] == LAT_SIZE and worse.ratio == pytest.approx(1.2, rel=0.02)
     assert worse.noise is not None and worse.noise < 0.15  # its history's +-1 % (moderated, not 0) and its own blocks
     assert worse.cause is not None and worse.cause.startswith("changed from run new (this run)")
+    # the step's figures in the unit of the tables (docs/UNITS.md), not seconds
+    before, after = worse.cause.split(": lat_median_s ")[1].split(" -> ")
+    assert before.endswith(" us") and after.endswith(" us")
+    assert float(after.removesuffix(" us")) / float(before.removesuffix(" us")) == pytest.approx(1.2, rel=0.05)
     # Each complete history run's medians are cached beside it; a rewritten run is read afresh.
     assert all((results / f"h{i}" / MEDIANS_CACHE).exists() for i in range(5))
     for i in range(5):
@@ -394,6 +398,11 @@ def test_compare_command_outputs_and_exit_codes(results: Path, capsys: pytest.Ca
         assert "ratio 1.200" in message and "us" in message and "noise ±" in message
     md = bf(capsys, "compare", "base", "new", "--results", res, "-o", "markdown", "--factor", "1.3")
     assert md.returncode == 0 and "| same |" in md.stdout and "no regression" in md.stdout
+    # base and new mix metrics: each cell carries the unit of its metric (docs/UNITS.md)
+    unit_of_metric = {"busbw_Bps": " GB/s", "bw_avg_Bps": " Gb/s", "lat_median_s": " us"}
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.stdout.splitlines() if line.startswith("| same")]
+    assert len(rows) == 73 and {r[2] for r in rows} == set(unit_of_metric)
+    assert all(r[3].endswith(unit_of_metric[r[2]]) and r[4].endswith(unit_of_metric[r[2]]) for r in rows)
     js = bf(capsys, "compare", "base", "new", "--results", res, "-o", "json")
     assert json.loads(js.stdout)["verdicts"][0]["verdict"] == "worse"
     assert bf(capsys, "compare", "--history", "1", "new", "--results", res).returncode == 1

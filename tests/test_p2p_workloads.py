@@ -1,5 +1,6 @@
 """Every point-to-point workload is judged, tabled, drawn and exported by its one descriptor
-(benchfab.workloads.p2p_workloads): issue #21, item 2. Real perftest reports (the published
+(benchfab.workloads.p2p_workloads): issue #21, item 2; and run, estimated and translated
+from perftest's flags by it, with no module deciding by a workload's name (#23, item 2). Real perftest reports (the published
 ib_read_bw of results/fabrics/sources, the soft-RoCE ib_write_lat of tests/rdma/data) are
 imported as each of the six workloads (their title line names the verb), together with a
 copy whose every figure is 30 % worse (a seeded fault)."""
@@ -14,10 +15,14 @@ import pytest
 import benchfab
 from benchfab.cli import main
 from benchfab.compare import run_comparison
+from benchfab.costs import pod_costs
+from benchfab.errors import WorkloadError
 from benchfab.export import openmetrics_text
+from benchfab.oneoff import build
+from benchfab.rdma.params import RdmaParams
 from benchfab.workloads import FIGURES, family_of
 from benchfab.workloads.p2p_workloads import P2P_WORKLOADS, p2p_workload
-from benchfab.workloads.point_to_point import POINT_TO_POINT, format_p2p_table
+from benchfab.workloads.point_to_point import POINT_TO_POINT, estimate_p2p_seconds, format_p2p_table
 from tests.helpers import ROOT
 
 SOURCES = {"bw": ROOT / "results" / "fabrics" / "sources" / "ucx-8852-ib-read-bw.txt",
@@ -94,3 +99,58 @@ def test_imported_read_and_send_runs_are_drawn_tabled_and_exported(tmp_path: Pat
         text = openmetrics_text(benchfab.load_run(results / name))
         gauge = "benchfab_peak_bw_bytes_per_second" if w.bandwidth else "benchfab_min_latency_seconds"
         assert re.search(rf'^{gauge}{{run_id="{name}",workload="{name}",', text, re.M), (name, text)
+
+
+# A decision on a point-to-point workload's name outside its descriptor: a comparison with
+# one of the names (rdma_write_bw, tcp_write_lat, write_bw, ib_read_lat) or a kind ("bw"),
+# the old constants, or a test of a name's prefix or suffix (endswith("_bw")).
+_P2P_NAME = r"""["'](?:(?:rdma|tcp|ib)_)?(?:write|read|send)_(?:bw|lat)["']"""
+_P2P_DECISION = re.compile(
+    rf"""(==|!=|\bin\s*[(\[{{])\s*(["'][\w-]+["']\s*,\s*)*{_P2P_NAME}"""
+    r"""|\bBANDWIDTH_WORKLOAD\b|\bLATENCY_WORKLOAD\b"""
+    r"""|(?:==|!=)\s*["'](?:bw|lat)["']"""
+    r"""|(?:ends|starts)with\(\s*\(?\s*["'](?:_bw|_lat|tcp_|rdma_|ib_)["']""")
+
+
+def test_no_module_decides_by_a_point_to_point_name() -> None:
+    found = []
+    for path in sorted((ROOT / "benchfab").rglob("*.py")):
+        if path.name == "p2p_workloads.py":  # the descriptors themselves
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if _P2P_DECISION.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "ask the workload's descriptor (p2p_workload(name)) instead:\n" + "\n".join(found)
+
+
+def test_the_point_to_point_scan_sees_a_decision() -> None:
+    # The pattern above must catch the shapes it forbids (else the test cannot fail).
+    for line in ('if spec.workload == "rdma_write_bw":', "bw = w == BANDWIDTH_WORKLOAD", 'if p.test != "write_lat":',
+                 "if name in ('rdma_read_bw', 'ib_send_lat'):", 'if workload.endswith("_bw"):',
+                 'if str(value).startswith("tcp_"):', 'if head["kind"] == "bw":', 'x = t == LATENCY_WORKLOAD'):
+        assert _P2P_DECISION.search(line), line
+    assert not _P2P_DECISION.search('workload: "rdma_write_bw"')
+    assert not _P2P_DECISION.search('find_binary("write_bw")')
+
+
+@pytest.mark.parametrize("name", [n for n, w in P2P_WORKLOADS.items() if w.runs])
+def test_perftest_defaults_and_estimates_come_from_the_descriptor(name: str) -> None:
+    w = P2P_WORKLOADS[name]
+    params = RdmaParams.from_mapping({"workload": name})
+    assert params.workload is w and params.test == w.test
+    assert (params.iters(), params.effective_tx_depth(), params.effective_max_inline()) == (
+        w.default_iterations, w.default_tx_depth, w.default_max_inline)
+    if w.over_tcp:
+        assert RdmaParams.from_mapping({"workload": w.record_name("tcp")}).transport == "tcp"
+    else:  # its tcp record name says a transport that does not run it: refused, with the fix
+        with pytest.raises(WorkloadError, match=f"tcp transport runs .* only, not {name}"):
+            RdmaParams.from_mapping({"workload": w.record_name("tcp")})
+    spec, _, _ = build(w.perftest_binary, [])  # benchfab run ib_..., no flags
+    (test,) = spec.resolved_tests()
+    assert test.workload == name and test.sizes == [w.default_size]
+    costs = pod_costs(100e9)
+    messages = w.default_iterations + test.warmup
+    bps, lat = costs.p2p_bps(test.transport), costs.p2p_latency_s(test.transport)
+    streamed = messages * w.default_size / bps + 0.05
+    waited = messages * 2 * (lat + w.default_size / bps)
+    assert estimate_p2p_seconds(test, costs) == pytest.approx(costs.start_s + (streamed if w.bandwidth else waited))

@@ -199,3 +199,33 @@ def test_multi_run_tables_keep_each_run_and_profile_on_its_own_row(tmp_path: Pat
             else:  # point-to-point: max BW average of this run alone (Gb/s)
                 assert float(row[peak_col]) == pytest.approx(s["bw_avg_Bps"].max() * 8e-9, abs=1e-3)
         assert float(mine["a"][peak_col]) == pytest.approx(2 * float(mine["b"][peak_col]), rel=0.01)
+
+
+def _verdict(key_id: str, verdict: str, ratio: float | None, higher_is_better: bool = True) -> dict[str, object]:
+    return {"key": {"workload": "allreduce"}, "key_id": key_id, "metric": "busbw_Bps" if higher_is_better else "time_s",
+            "higher_is_better": higher_is_better, "verdict": verdict, "base_median": 1.0,
+            "new_median": None if ratio is None else ratio, "ratio": ratio, "noise": 0.01, "cause": None}
+
+
+@pytest.mark.parametrize("regressed", [True, False])
+def test_html_shows_figures_first_then_the_verdicts_worst_first_in_a_details_block(
+        example: Path, tmp_path: Path, regressed: bool) -> None:
+    items = [_verdict("same", "same", 1.0), _verdict("bw-5pct-worse", "worse", 0.95),
+             _verdict("better", "better", 1.3), _verdict("bw-30pct-worse", "worse", 0.7),
+             _verdict("time-50pct-worse", "worse", 1.5, higher_is_better=False), _verdict("failed", "failed", None)]
+    if not regressed:
+        items = [v for v in items if v["verdict"] not in ("worse", "failed")]
+    (example / "verdicts.json").write_text(json.dumps({**VERDICTS, "verdicts": items}))
+    write_report(benchfab.load_run(example), tmp_path / "out")
+    page = (tmp_path / "out" / "report.html").read_text()
+    details = page.index("<details open>" if regressed else "<details>")
+    assert page.rindex("<img ") < details < page.index("<h2>Tests</h2>")
+    assert f"<summary>{len(items)} key(s), worst first</summary>" in page
+    block = page[details:page.index("</details>")]
+    shown = [cell.split("</td>")[0] for cell in block.split("<tr><td>")[1:]]
+    # compare's order of verdicts, then the largest move the wrong way first (time up 1.5x
+    # is worse than bandwidth down to 0.7x, i.e. 1.43x)
+    expected = (["failed", "time-50pct-worse", "bw-30pct-worse", "bw-5pct-worse"] if regressed else []) + ["better", "same"]
+    assert shown == expected
+    md = (tmp_path / "out" / "summary.md").read_text()  # the same order and block in summary.md
+    assert md.index("## Figures") < md.index("## Verdicts") < md.index("## Tests") and md.count("</details>") == 1

@@ -11,10 +11,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
 
 import benchfab
 from benchfab.analysis import LOG_Y_RATIO, p2p_table, y_scale
-from benchfab.report import FIGURES, build_figure, curve_style, write_report
+from benchfab.report import FIGURES, build_figure, curve_style, draw_curves, write_report
+from benchfab.report.figures import LOG_MARGIN, SINGLE_SIZE_MARKER
 from benchfab.store import RunStore
 from benchfab.workloads.point_to_point import TCP_NO_PEAK, format_p2p_table
 from tests.helpers import ROOT
@@ -136,3 +138,73 @@ def test_report_of_many_curves(many: benchfab.Run, tmp_path: Path) -> None:
     verbs_line = next(line for line in p2p_lines if line.split("|")[3].strip() == "100-verbs-bw")
     assert float(verbs_line.split("|")[8]) == pytest.approx(21 * 1.1, rel=1e-3)
     assert "left out (-) for tcp" in md
+
+
+def test_a_log_axis_spans_the_data_not_the_decades_around_it(many: benchfab.Run) -> None:
+    fig = _figure(many, "busbw.png")
+    try:
+        ax = fig.axes[0]
+        drawn = [float(y) for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+        low, high = ax.get_ylim()
+        assert ax.get_yscale() == "log"
+        assert low == pytest.approx(min(drawn) / LOG_MARGIN) and high == pytest.approx(max(drawn) * LOG_MARGIN)
+    finally:
+        plt.close(fig)
+
+
+def test_labels_say_what_in_words_and_in_place_differs_by_line_and_marker(many: benchfab.Run) -> None:
+    fig = _figure(many, "busbw.png")
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xlabel().startswith("message size (bytes")
+        assert ax.get_ylabel().startswith("bus bandwidth (GB/s)")
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        out, inp = lines["000-allreduce (gloo, out-of-place)"], lines["000-allreduce (gloo, in-place)"]
+        assert (out.get_linestyle(), inp.get_linestyle()) == ("-", "--")
+        assert out.get_markerfacecolor() == out.get_color() and inp.get_markerfacecolor() == "white"
+        assert ax.get_legend().get_title().get_text() == "solid, filled: out-of-place\ndashed, hollow: in-place"
+    finally:
+        plt.close(fig)
+
+
+def test_titles_stay_inside_the_figure(many: benchfab.Run) -> None:
+    """A report of many runs: the subtitle names them all, wrapped, in a smaller font than the title."""
+    fig = draw_curves(many.summary, next(f for f in FIGURES if f.file == "p2p_bw.png"),
+                      "runs " + ", ".join(f"20261204-0{i}00-nightly-ib-vs-roce" for i in range(8)))
+    assert fig is not None
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        (subtitle,) = ax.texts
+        width = fig.bbox.width
+        for text in (ax.title, subtitle):
+            box = text.get_window_extent()
+            assert box.x0 >= 0 and box.x1 <= width, (text.get_text(), box, width)
+        assert subtitle.get_fontsize() < ax.title.get_fontsize() and "\n" in subtitle.get_text()
+        assert not ax.title.get_window_extent().overlaps(subtitle.get_window_extent())
+    finally:
+        plt.close(fig)
+
+
+def test_a_latency_measured_at_one_size_shows_its_tail(tmp_path: Path) -> None:
+    """A single-size latency test: a large marker and a bar from median to p99 (a shaded
+    area one size wide is a hairline)."""
+    example = benchfab.load_run(EXAMPLE)
+    store = RunStore(tmp_path, "one-size")
+    store.write_meta({**example.meta, "run_id": "one-size"})
+    one = example.summary[example.summary.test_id == "007-tcp-write-lat"].iloc[:1].copy()
+    one["run_id"], one["lat_median_s"], one["lat_p99_s"] = "one-size", 30e-6, 45e-6
+    test_row = example.tests[example.tests.test_id == "007-tcp-write-lat"].iloc[0].to_dict()
+    store.write_test({**test_row, "run_id": "one-size"}, one.to_dict("records"), [])
+    fig = _figure(benchfab.load_run(tmp_path / "one-size"), "p2p_lat.png")
+    try:
+        ax = fig.axes[0]
+        (line,) = ax.get_lines()
+        assert line.get_markersize() == SINGLE_SIZE_MARKER
+        (bar,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+        (x0, y0), (x1, y1) = bar.get_segments()[0]
+        assert x0 == x1 == one["size_bytes"].iloc[0] and (y0, y1) == pytest.approx((30.0, 45.0))
+        assert bar.get_linewidth()[0] >= 4  # points: a bar, not a hairline
+        assert ax.get_ylim()[1] >= 45.0
+    finally:
+        plt.close(fig)

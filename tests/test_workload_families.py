@@ -10,10 +10,10 @@ from benchfab import records, store
 from benchfab.backends import base as backend_base
 from benchfab.errors import WorkloadError
 from benchfab.planner import local_nodes, plan
+from benchfab.rdma.params import RdmaParams
 from benchfab.spec import Memory, Workload, load_spec_text
 from benchfab.task import Task
-from benchfab.workloads import FAMILIES, WORKLOADS, catalog, family_of
-from benchfab.workloads.p2p_params import RdmaParams
+from benchfab.workloads import FAMILIES, WORKLOADS, catalog, family_of, rows
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "results" / "example"
 
@@ -61,10 +61,10 @@ def _outcome(test_id: str, rec: dict[str, typing.Any]) -> backend_base.TestOutco
 
 def test_summary_rows_carry_the_measurement_key() -> None:
     coll, p2p = plan(load_spec_text(SPEC), local_nodes(2)).tests
-    coll_rows = records.summary_rows("run", coll, _outcome(coll.test_id, {
+    coll_rows = rows.summary_rows("run", coll, _outcome(coll.test_id, {
         "size_bytes": 8, "count": 2, "in_place": False, "iterations": 5, "time_s": 1e-6, "algbw_Bps": 8e6,
         "busbw_Bps": 8e6, "wrong": 0, "method": "copy+inplace"}))
-    p2p_rows = records.summary_rows("run", p2p, _outcome(p2p.test_id, {
+    p2p_rows = rows.summary_rows("run", p2p, _outcome(p2p.test_id, {
         "size_bytes": 65536, "in_place": False, "iterations": 100, "elapsed_s": 1e-3, "transport": "tcp",
         "engine": "native", "memory": "host", "bw_avg_Bps": 1e9}))
     for row in coll_rows + p2p_rows:

@@ -10,12 +10,12 @@ run.json), ``run_round()`` for every plan round, and ``close()`` at the end
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..costs import CostModel
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest
+from ..records import TestOutcome as TestOutcome  # its home is the record schema; backends return it
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -26,20 +26,6 @@ if TYPE_CHECKING:
 RecordCallback = Callable[[dict[str, Any]], None]
 # A round runs several tests at once: each record comes with the id of its test.
 RoundRecordCallback = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class TestOutcome:
-    """What happened to one test: its records and how it ended."""
-
-    test_id: str
-    status: str  # ok | failed | timeout | interrupted | skipped (could not run here; no rank started)
-    reason: str = ""
-    results: list[dict[str, Any]] = field(default_factory=list)
-    env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
-    log_tail: str = ""
-    started: float = 0.0
-    ended: float = 0.0
 
 
 class Backend(Protocol):

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ..units import figure
 from .judge import (
     Comparison,
     Method,
@@ -120,7 +121,7 @@ def compare_history(history: History, new: RunData, method: Method | None = None
             row = series[i]
             before = float(np.nanmedian(row[max(0, at - LOOKBACK):at]))
             step_cause = (f"changed from run {ids[at]}" + (" (this run)" if at == len(ids) - 1 else "")
-                          + f": {n.metric} {before:.4g} -> {float(np.nanmedian(row[at:])):.4g}")
+                          + f": {n.metric} {figure(n.metric, before)} -> {figure(n.metric, float(np.nanmedian(row[at:])))}")
         # The history's spread, and this run's own: a run whose blocks scatter (the host
         # was busy while it ran) is judged with that scatter too.
         own = standard_error(n.units)

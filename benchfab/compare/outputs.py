@@ -1,6 +1,10 @@
 """A comparison written out: a terminal table, markdown, JSON (the verdicts.json document)
 and JUnit XML (one testcase per key; a regression is a failure that carries the numbers),
-and saved beside the new run as verdicts.json + verdicts.junit.xml."""
+and saved beside the new run as verdicts.json + verdicts.junit.xml.
+
+The base and new columns mix metrics (a collective's busbw, a link test's BW average, a
+latency), so each of their cells carries its unit (units.figure: GB/s, Gb/s, us); the
+JSON document keeps the stored SI values, in the unit its ``metric`` names."""
 
 from __future__ import annotations
 
@@ -10,22 +14,12 @@ from pathlib import Path
 
 from .. import junit
 from ..store import atomic_write_bytes
+from ..units import figure
 from ..verdicts import VERDICTS_FILE, Verdict, noise_text
 from .judge import Comparison
 
 JUNIT_FILE = "verdicts.junit.xml"
 FORMATS = ("table", "markdown", "json", "junit")
-
-
-def figure(metric: str, value: float | None) -> str:
-    """A judged value in the unit its table uses (GB/s for bandwidths, us for times)."""
-    if value is None or value != value:
-        return "-"
-    if metric.endswith("_Bps"):
-        return f"{value / 1e9:.3f} GB/s"
-    if metric.endswith("_s"):
-        return f"{value * 1e6:.2f} us"
-    return f"{value:.4g}"
 
 
 def _ratio(v: Verdict) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..spec.fields import NAME_PATTERN
-from ..units import MAX_SIZE_BYTES, format_size
+from ..units import MAX_SIZE_BYTES, figure, format_size, unit_of
 from ..untrusted import control_characters, read_regular
 from .parsed import ParsedReport, ParsedTest, bad_input
 
@@ -158,7 +158,8 @@ def _check_numbers(test: ParsedTest, path: str, column: str, cells: pd.Series, l
         i = int((~ok).to_numpy().argmax())
         value = test.rows[i][column]
         what = "negative" if isinstance(value, (int, float)) and value < low else "not a possible value"
-        shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
+        # a figure as the report printed it (-35.15 us, not -3.515e-05 s: docs/UNITS.md)
+        shown = (figure(column, value) if unit_of(column) else f"{value:.6g}") if isinstance(value, float) else repr(value)
         raise bad_input(path, _line(test, i), f"{_where(test, i)}{column} {shown}: {what}",
                         "give the report as the tool printed it")
 

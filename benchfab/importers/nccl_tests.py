@@ -115,5 +115,5 @@ def _facts(run: NcclTestsRun) -> dict[str, Any]:
     if run.out_of_bounds is not None:
         facts["out_of_bounds"] = run.out_of_bounds
     if run.avg_busbw_Bps is not None:
-        facts["avg_busbw_GBps"] = run.avg_busbw_Bps / 1e9
+        facts["avg_busbw_Bps"] = run.avg_busbw_Bps  # SI, as every stored figure (docs/UNITS.md)
     return facts

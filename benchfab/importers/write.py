@@ -22,8 +22,9 @@ import pandas as pd
 from .. import __version__
 from ..backends.base import TestOutcome
 from ..errors import UsageError
-from ..records import SCHEMA_VERSION, TestRow, fail_on_wrong_data
+from ..records import SCHEMA_VERSION, TestRow
 from ..store import RunStore
+from ..workloads.rows import fail_on_wrong_data
 from .parsed import Missing, ParsedReport, ParsedTest, missing_error
 
 # The backend column of imported rows: what ran them was the tool itself, not a benchfab backend.

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from .common import SOURCE, Refused, Translation
 from .nccl_tests import NCCL_DTYPES, NCCL_DTYPES_MISSING, NCCL_REFUSED, collective_parser, translate_collective
-from .perftest import PERFTEST_ALL_SIZES, PERFTEST_DEFAULT_SIZE, PERFTEST_REFUSED, p2p_parser, translate_p2p
+from .perftest import PERFTEST_ALL_SIZES, PERFTEST_REFUSED, p2p_parser, translate_p2p
 from .run import (
     EPILOG,
     RUN_ONLY_FLAGS,
@@ -52,7 +52,6 @@ __all__ = [
     "NCCL_DTYPES_MISSING",
     "NCCL_REFUSED",
     "PERFTEST_ALL_SIZES",
-    "PERFTEST_DEFAULT_SIZE",
     "PERFTEST_REFUSED",
     "RUN_ONLY_FLAGS",
     "SOURCE",

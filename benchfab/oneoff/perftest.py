@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from ..workloads.p2p_workloads import P2P_WORKLOADS, p2p_workload
+from ..workloads.p2p_workloads import P2P_WORKLOADS, p2p_by_title, p2p_workload, perftest_binaries, runnable_patterns
 from .common import (
     Refused,
     Translation,
@@ -20,8 +20,7 @@ from .common import (
     _size,
 )
 
-# perftest: DEF_SIZE_BW / DEF_SIZE_LAT, and -a runs 2 .. 2^23 (MAX_SIZE).
-PERFTEST_DEFAULT_SIZE = {w.name: 65536 if w.bandwidth else 2 for w in P2P_WORKLOADS.values() if w.runs}
+# perftest's -a runs 2 .. 2^23 (MAX_SIZE); its default size is the workload's descriptor's.
 PERFTEST_ALL_SIZES = {"min": 2, "max": 1 << 23, "factor": 2}
 
 # perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_*_bw/lat.
@@ -64,7 +63,8 @@ PERFTEST_REFUSED = (
 
 def p2p_parser(prog: str) -> _Parser:
     p = _Parser(prog=prog, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="perftest flags (ib_{write,read,send}_{bw,lat}); sizes take K/M/G (binary). Both "
+                description=f"perftest flags ({' / '.join(perftest_binaries(runs=True).values())}); "
+                            "sizes take K/M/G (binary). Both "
                             "sides run on this host: there is no server/client argument.")
     g = p.add_argument_group("perftest")
     g.add_argument("-d", "--ib-dev", metavar="DEV", help="RDMA device (default: first with an ACTIVE port)")
@@ -81,8 +81,9 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("-b", "--bidirectional", action="store_true", help="both sides post at once; BW is the sum (bw)")
     g.add_argument("-q", "--qp", metavar="N", help="QPs per side, posted round robin (bw; default 1)")
     g.add_argument("-o", "--outs", metavar="N", help="outstanding READs per QP (read; default: the device's most)")
-    g.add_argument("-I", "--inline_size", metavar="SIZE", help="inline threshold (default 220 write_lat, "
-                   "236 send_lat, else 0)")
+    inline = ", ".join(f"{w.default_max_inline} {w.test}" for w in P2P_WORKLOADS.values()
+                       if w.runs and w.default_max_inline)
+    g.add_argument("-I", "--inline_size", metavar="SIZE", help=f"inline threshold (default {inline}, else 0)")
     g.add_argument("--use_cuda", metavar="GPU", help="GPU memory on this GPU (DMA-BUF, else nvidia-peermem)")
     g.add_argument("--use_cuda_dmabuf", action="store_true", help="GPU memory registered by DMA-BUF only")
     g.add_argument("--use_hugepages", action="store_true", help="host memory on 2 MiB hugepages")
@@ -91,7 +92,7 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("--perform_warm_up", action="store_true", help="accepted; benchfab always warms up (--warmup)")
     b = p.add_argument_group("benchfab")
     b.add_argument("--transport", metavar="verbs|tcp", help="verbs (default) or tcp: the same loops over a socket")
-    b.add_argument("--engine", metavar="native|perftest", help="native (default) or perftest: run ib_write_* itself")
+    b.add_argument("--engine", metavar="native|perftest", help=f"native (default) or perftest: run {runnable_patterns('ib')} itself")
     b.add_argument("--warmup", metavar="N", help="untimed WRITEs before the timed loop (default 5)")
     b.add_argument("--timeout", metavar="SECONDS", help="per-test timeout")
     _add_common(p, b)
@@ -117,7 +118,7 @@ def translate_p2p(workload: str, ns: argparse.Namespace) -> Translation:
     elif ns.size is not None:
         t.set("sizes", _size(ns.size), "-s", ns.size)
     else:
-        t.set("sizes", _size(str(PERFTEST_DEFAULT_SIZE[workload])), None)
+        t.set("sizes", _size(str(p2p_workload(workload).default_size)), None)
     if ns.iters is not None:
         t.set("iterations", _number(ns.iters), "-n", ns.iters)
     if ns.duration is not None:
@@ -148,23 +149,25 @@ def _p2p_memory(t: Translation, ns: argparse.Namespace) -> None:
 
 def _p2p_rdma(t: Translation, workload: str, ns: argparse.Namespace) -> None:
     """The verbs settings: bw-only queue depths, device, port, GID, MTU and inline size."""
-    w = p2p_workload(workload)
+    described = p2p_workload(workload)
     bw_only: tuple[tuple[str, str, str | None], ...] = (
         ("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list),
         ("qps", "-q", ns.qp), ("bidirectional", "-b", "on" if ns.bidirectional else None))
     for key, flag, value in bw_only:
         if value is None:
             continue
-        if not w.bandwidth:
-            raise UsageError(f"{flag}: {w.perftest_binary} has no {flag} (one WR in flight on one QP, each signaled)",
-                             hint=f"drop {flag}, or use rdma_{w.verb}_bw")
+        if not described.bandwidth_flags:
+            shown = flag if key == "bidirectional" else f"{flag} {value}"
+            raise UsageError(f"{shown}: {described.perftest_binary} has no {flag} "
+                             f"(one {described.verb.upper()} in flight on one QP, each signaled)",
+                             hint=f"drop {flag}, or use {p2p_by_title(described.verb, 'bw').name}")
         if key == "bidirectional":
             t.set("rdma.bidirectional", True, flag)
         else:
             t.set(f"rdma.{key}", _number(value), flag, value)
     if ns.outs is not None:
-        if not w.one_sided:
-            raise UsageError(f"-o {ns.outs}: {w.perftest_binary} issues no READs", hint="drop -o")
+        if not described.one_sided:
+            raise UsageError(f"-o {ns.outs}: {described.perftest_binary} issues no READs", hint="drop -o")
         t.set("rdma.out_reads", _number(ns.outs), "-o", ns.outs)
     for key, flag, value in (("device", "-d", ns.ib_dev), ("port", "-i", ns.ib_port),
                              ("gid_index", "-x", ns.gid_index), ("mtu", "-m", ns.mtu)):

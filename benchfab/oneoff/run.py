@@ -16,7 +16,7 @@ from ..errors import EXIT_CODES_HELP, SpecError, UsageError
 from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
 from ..workloads.collective_kinds import COLLECTIVES
-from ..workloads.p2p_params import PERFTEST_BINARY
+from ..workloads.p2p_workloads import P2P_WORKLOADS, perftest_binaries
 from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
 from .nccl_tests import collective_parser, translate_collective
@@ -38,7 +38,7 @@ def resolve_workload(name: str) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     raise UsageError(f"unknown workload {name!r}",
                      hint=f"did you mean {close[0]}?" if close else
-                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(PERFTEST_BINARY)} "
+                     f"use one of {', '.join(sorted(COLLECTIVES))}, {', '.join(perftest_binaries(runs=True))} "
                      "(or a nccl-tests / perftest binary name such as all_reduce_perf, ib_write_bw)")
 
 
@@ -156,9 +156,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 EPILOG = textwrap.fill("Collectives (nccl-tests flags): " + ", ".join(COLLECTIVES) + ", or "
-                       + ", ".join(c.nccl_name for c in COLLECTIVES.values()) + ".", 80) + """
-Point-to-point (perftest flags): rdma_{write,read,send}_{bw,lat}, or ib_write_bw,
-ib_read_lat, ib_send_bw...; --transport tcp runs the write loops over a socket.
+                       + ", ".join(c.nccl_name for c in COLLECTIVES.values()) + ".", 80) + "\n" + textwrap.fill(
+    "Point-to-point (perftest flags): " + ", ".join(perftest_binaries(runs=True)) + ", or "
+    + ", ".join(perftest_binaries(runs=True).values()) + "; --transport tcp runs "
+    + ", ".join(w.name for w in P2P_WORKLOADS.values() if w.runs and w.over_tcp) + " over a socket.", 80) + """
 
   benchfab run allreduce -b 8 -e 128M -f 2 -g 2
   benchfab run rdma_write_bw -d rxe0 -s 64K -n 5000
@@ -177,7 +178,8 @@ def add_run_parser(sub: Any) -> None:
     r = sub.add_parser("run", help="one test from nccl-tests / perftest flags, without a spec",
                        description="Run one test from nccl-tests or perftest flags, without writing a spec.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("workload", help="allreduce ... sendrecv, rdma_write_bw ... rdma_send_lat (or the tools' binary names)")
+    r.add_argument("workload", help=f"allreduce ... sendrecv, {', '.join(perftest_binaries(runs=True))} "
+                   "(or the tools' binary names)")
     r.add_argument("flags", nargs=argparse.REMAINDER, help="the tool's flags plus --print-spec, --results, --run-id, "
                    "--no-progress (see benchfab run WORKLOAD --help)")
     r.set_defaults(func=cmd_run)

@@ -6,7 +6,7 @@ The worker calls one function::
     records = run_rdma_pair(role, params, exchange)
 
 ``role`` is "server" or "client"; ``params`` a dict (see RdmaParams in
-benchfab.workloads.p2p_params, with the point-to-point rules: workload or test, sizes,
+benchfab.rdma.params, with the point-to-point rules: workload or test, sizes,
 iterations, transport, engine, memory, device, gid_index, peer_host...);
 ``exchange(key, payload) -> peer_payload`` a two-sided out-of-band call both ranks make
 with the same keys in the same order (SocketExchange here, or one over a TCPStore).
@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchfab.errors import WorkloadError
-from benchfab.workloads.p2p_params import RECORD_KEYS, RdmaParams, make_record
 
 from .discovery import PortChoice, RdmaDevice, RdmaPort, default_gid_index, discover, select_port
 from .oob import Exchange, ExchangeError, SocketExchange
+from .params import RECORD_KEYS, RdmaParams, make_record
 
 
 def run_rdma_pair(role: str, params: Mapping[str, Any] | RdmaParams,

@@ -98,24 +98,31 @@ def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[soc
     take their peer this way; ``prove`` must keep its state local (it runs concurrently)."""
     proven: queue.Queue[tuple[socket.socket, Proof]] = queue.Queue()
     vetting: dict[socket.socket, str] = {}  # connection -> "ip:port", while its proof runs
-    lock = threading.Lock()
+    lock = threading.Lock()  # vetting; and one stray line at a time (threads write them)
     done = threading.Event()
+
+    def finished(sock: socket.socket) -> bool:
+        """Whether this thread, not the accepting loop's end, settles ``sock`` (exactly one does)."""
+        with lock:
+            return vetting.pop(sock, None) is not None
+
+    def stray(text: str) -> None:
+        with lock:
+            on_stray(text)
 
     def vet(sock: socket.socket, peer: str) -> None:
         try:
             sock.settimeout(min(FIRST_MESSAGE_S, max(0.1, deadline - time.monotonic())))
             proof = prove(sock)
-            if done.is_set():  # a peer was taken already
-                sock.close()
-            else:
-                proven.put((sock, proof))
         except (OSError, ExchangeError) as exc:
             sock.close()
-            if not done.is_set():
-                on_stray(f"ignored a connection from {peer}: {_why(exc)}")
-        finally:
-            with lock:
-                vetting.pop(sock, None)
+            if finished(sock) and not done.is_set():
+                stray(f"ignored a connection from {peer}: {_why(exc)}")
+            return
+        if finished(sock) and not done.is_set():
+            proven.put((sock, proof))
+        else:  # a peer was taken already, or accepting ended
+            sock.close()
 
     try:
         while (left := deadline - time.monotonic()) > 0:
@@ -134,7 +141,7 @@ def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[soc
                     vetting[sock] = f"{peer_ip}:{peer_port}"
             if full:
                 sock.close()
-                on_stray(f"ignored a connection from {peer_ip}:{peer_port}: {MAX_VETTING} others are being checked")
+                stray(f"ignored a connection from {peer_ip}:{peer_port}: {MAX_VETTING} others are being checked")
                 continue
             threading.Thread(target=vet, args=(sock, f"{peer_ip}:{peer_port}"), daemon=True,
                              name="benchfab-oob-vet").start()
@@ -144,10 +151,17 @@ def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[soc
             return None
     finally:
         done.set()
-        with lock:
-            for sock, peer in vetting.items():  # strays still being checked: named, their threads end at once
+        with lock:  # strays still being checked: named once (their threads then say nothing), ended at once
+            left_over = list(vetting.items())
+            vetting.clear()
+            for sock, peer in left_over:
                 on_stray(f"ignored a connection from {peer}: it had not proved itself when accepting ended")
                 _shut(sock)
+        while True:  # proved too late, behind the one returned: closed, not left open
+            try:
+                proven.get_nowait()[0].close()
+            except queue.Empty:
+                break
 
 
 def _shut(sock: socket.socket) -> None:

@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from benchfab.errors import WorkloadError
-from benchfab.workloads.p2p_params import RdmaParams, make_record
-from benchfab.workloads.p2p_workloads import P2P_WORKLOADS, p2p_workload
+from benchfab.workloads.p2p_workloads import p2p_workload
 
 from .discovery import select_port
 from .oob import Exchange
+from .params import RdmaParams, make_record
 
-BINARIES = {w.test: w.perftest_binary for w in P2P_WORKLOADS.values() if w.runs}
 _BW_UNITS = {"MiB/sec": float(1 << 20), "MB/sec": float(1 << 20), "Gb/sec": 125e6}
 
 
 def find_binary(test: str, bin_dir: str | None = None) -> str:
-    name = BINARIES[test]
+    """The perftest binary of ``test`` (write_bw: ib_write_bw), in ``bin_dir`` or on PATH."""
+    name = p2p_workload(test).perftest_binary
     if bin_dir:
         path = Path(bin_dir) / name
         if path.exists():
@@ -103,8 +103,8 @@ def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int
         args += ["-D", f"{duration_s:g}"]
     else:
         args += ["-n", str(iters)]
-    workload = p2p_workload(f"rdma_{test}")
-    if workload.bandwidth:
+    workload = p2p_workload(test)
+    if workload.bandwidth_flags:
         if bidirectional:
             args.append("-b")
         if qps > 1:
@@ -269,9 +269,8 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
     extra, memory = cuda_flags(binary, p.memory, p.cuda_device)
     records: list[dict[str, Any]] = []
     for size in p.sizes:
-        bw = p.workload.bandwidth
-        cq_mod = p.effective_cq_mod(size) if bw else None
-        tx = p.effective_tx_depth() if bw else None
+        cq_mod = p.effective_cq_mod(size) if p.workload.bandwidth_flags else None
+        tx = p.effective_tx_depth() if p.workload.bandwidth_flags else None
         shape: dict[str, Any] = {"bidirectional": p.bidirectional, "qps": p.qps, "out_reads": p.out_reads}
         if role == "server":
             args = build_args(p.test, binary=binary, device=choice.device, port=choice.port,
@@ -308,7 +307,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
                           mtu=p.mtu, inline_size=p.max_inline, extra=extra, **shape)
         out = run(args, p.timeout_s + p.duration_s)
-        rows = parse_bw(out) if bw else parse_lat(out)
+        rows = parse_bw(out) if p.workload.bandwidth else parse_lat(out)
         for row in rows:
             row.pop("line")
         if not rows:

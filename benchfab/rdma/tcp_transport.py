@@ -20,10 +20,10 @@ import numpy as np
 
 from benchfab.errors import WorkloadError
 from benchfab.native import HAVE_NATIVE, lib, require_native
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import stats
 from .oob import Exchange, ExchangeError, accept_proven, warn_stray
+from .params import RdmaParams, make_record
 
 # The data connection's proof: the server sends a fresh token through the authenticated
 # out-of-band channel, the client's first bytes on the data socket are that token.
@@ -55,7 +55,7 @@ def _connect(role: str, p: RdmaParams, exchange: Exchange) -> socket.socket:
             raise WorkloadError(f"tcp: cannot connect to {p.peer_host}:{info['port']}: {exc}") from exc
     # Latency needs Nagle off. Bandwidth keeps it on, like iperf3: with it off the tail
     # of every large write leaves as its own small segment.
-    if p.test == "write_lat":
+    if not p.workload.bandwidth:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(None)  # the loops use SO_RCVTIMEO/SO_SNDTIMEO, i.e. blocking fds
     return sock
@@ -88,7 +88,7 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
     records: list[dict[str, Any]] = []
     try:
         for size in p.sizes:
-            if p.test == "write_bw":
+            if p.workload.bandwidth:
                 res = _bw(role, p, sock, size, native)
             else:
                 res = _lat(role, p, sock, size, native)

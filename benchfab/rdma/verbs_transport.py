@@ -33,12 +33,12 @@ from typing import Any
 
 from benchfab.errors import WorkloadError
 from benchfab.native import lib
-from benchfab.workloads.p2p_params import RdmaParams, make_record
 
 from . import cuda_memory
 from .data_check import Regions, lat_expected, pattern
 from .discovery import PortChoice, select_port
 from .oob import Exchange
+from .params import RdmaParams, make_record
 
 
 def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any, str, Regions]:
@@ -50,7 +50,7 @@ def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any
     common: dict[str, Any] = dict(
         port=choice.port, gid_index=choice.gid_index, buf_size=buf_size,
         tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline(),
-        num_qps=p.qps if p.workload.bandwidth else 1, out_reads=p.out_reads or 0)
+        num_qps=p.qps if p.workload.bandwidth_flags else 1, out_reads=p.out_reads or 0)
     if p.memory in ("host", "hugepages"):
         ep = lib.RdmaEndpoint(choice.device, **common, memory=p.memory,
                               hugepages=p.memory == "hugepages")
@@ -141,7 +141,7 @@ def _bw_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any, regions: Regi
             size: int) -> dict[str, Any] | None:
     w = p.workload
     posts = role == "client" or p.bidirectional
-    receives = w.verb == "send" and (role == "server" or p.bidirectional)
+    receives = w.posts_receives and (role == "server" or p.bidirectional)
     if p.verify:
         regions.fill_send(pattern(size))
     res: dict[str, Any] = {}
@@ -187,7 +187,7 @@ def _lat_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any, regions: Reg
         # WRITE: the server writes first, as in ib_write_lat; SEND: the client, as in
         # ib_send_lat. If a ping-pong fails the peer times out in its own loop (we stopped
         # answering); a READ's server waits on the exchange, so it is told.
-        initiator = role == ("server" if w.verb == "write" else "client")
+        initiator = role == w.latency_initiator
         try:
             res = ep.lat(w.verb, size, p.iters(), initiator, warmup=p.warmup, timeout_s=p.timeout_s,
                          barrier=start)

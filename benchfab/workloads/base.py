@@ -19,20 +19,125 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..records import SCHEMA_VERSION
 from .catalog import is_gpu_memory
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..backends.base import TestOutcome
-    from ..capabilities import HostCapabilities
     from ..costs import CostModel
-    from ..planner import PlannedTest
-    from ..records import SummaryRow
-    from ..spec import TestSpec
+    from ..records import SummaryRow, TestOutcome
     from ..task import Task
+
+
+# What a family reads of the objects the layers above it make: the spec's test
+# (spec.TestView), a planned test (planner.PlannedView) and the host (capabilities.
+# HostView). The spec, the planner and the capability check ask the families, so
+# the families name these by what they read, not by their classes: the layers stay one
+# way, type-checking imports too (tests/test_import_graph.py). Read-only properties, so
+# the spec's Literal-typed fields satisfy them.
+
+
+class RdmaView(Protocol):
+    """The verbs settings of a test that a family reads (spec.RdmaOptions)."""
+
+    @property
+    def device(self) -> str | None: ...
+    @property
+    def bidirectional(self) -> bool | None: ...
+    @property
+    def qps(self) -> int | None: ...
+    @property
+    def out_reads(self) -> int | None: ...
+
+
+class PlacementView(Protocol):
+    """Where a test's ranks go (spec.Placement), as far as the families read it."""
+
+    @property
+    def gpus_per_node(self) -> int | None: ...
+    @property
+    def rails(self) -> int | None: ...
+
+
+class TestView(Protocol):
+    """A test as the spec resolved it (spec.TestView), as far as the families read it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def workload(self) -> str: ...
+    @property
+    def ranks(self) -> int: ...
+    @property
+    def sizes(self) -> Sequence[int]: ...
+    @property
+    def iterations(self) -> int | None: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def root(self) -> int: ...
+    @property
+    def in_place(self) -> Sequence[bool]: ...
+    @property
+    def check(self) -> bool: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def placement(self) -> PlacementView: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
+    @property
+    def memory(self) -> str: ...
+    @property
+    def rdma(self) -> RdmaView: ...
+
+
+class ProfileView(Protocol):
+    """A test's profile (spec.Profile), as far as its rows name it."""
+
+    @property
+    def fabric(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+
+
+class PlannedView(Protocol):
+    """A planned test (planner.PlannedView), as far as its rows and worker read it."""
+
+    @property
+    def test_id(self) -> str: ...
+    @property
+    def spec(self) -> TestView: ...
+    @property
+    def profile_name(self) -> str: ...
+    @property
+    def profile(self) -> ProfileView: ...
+    @property
+    def hosts(self) -> tuple[str, ...]: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+
+
+class HostView(Protocol):
+    """What this host offers (capabilities.HostView), as far as the families ask."""
+
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def rdma_devices(self) -> tuple[str, ...]: ...
+    @property
+    def native(self) -> bool: ...
+    @property
+    def perftest(self) -> tuple[str, ...]: ...
 
 class JudgedMetric(NamedTuple):
     """The summary column a comparison of two runs judges for a workload, its sense, and how
@@ -99,6 +204,9 @@ class RankContext:
     port: int
     emit: Callable[[Mapping[str, Any]], None]  # one record (benchfab.records) to the controller
     log: Callable[[str], None]
+    # The point-to-point engines' rank (benchfab.rdma.rank.run_point_to_point): the worker
+    # hands it in, as the engines sit above the families in the layers and import them.
+    run_pair: Callable[[Task, RankContext], None] | None = None
 
 
 class WorkloadFamily(ABC):
@@ -121,40 +229,40 @@ class WorkloadFamily(ABC):
     @abstractmethod
     def resolve(self, merged: dict[str, Any], timing_given: bool) -> None:
         """Adjust a test's merged fields (defaults applied) in place before the
-        TestSpec is built. ``timing_given``: the test or defaults set iterations or
+        TestView is built. ``timing_given``: the test or defaults set iterations or
         duration."""
 
     @abstractmethod
-    def problems(self, test: TestSpec) -> list[Problem]:
+    def problems(self, test: TestView) -> list[Problem]:
         """What is wrong with a resolved test of this family (empty when nothing)."""
 
     # -- planning --------------------------------------------------------------
 
     @abstractmethod
-    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+    def estimate_seconds(self, test: TestView, costs: CostModel) -> float:
         """Rough wall time of the whole test on a backend whose costs are ``costs`` (its rates
         on the test's profile: the planner resolves the line rate)."""
 
-    def timing_label(self, test: TestSpec) -> str:
+    def timing_label(self, test: TestView) -> str:
         """How long each size is timed, for ``benchfab plan``: a duration or an iteration count."""
         return f"{test.duration:g}s" if test.duration is not None else str(test.iterations)
 
     @abstractmethod
-    def on_gpu(self, test: TestSpec) -> bool:
+    def on_gpu(self, test: TestView) -> bool:
         """Whether a rank of ``test`` may use a GPU (Kubernetes requests one per pod)."""
 
-    def ranks_per_pod(self, test: TestSpec) -> int:
+    def ranks_per_pod(self, test: TestView) -> int:
         """How many ranks of ``test`` share one pod (one node's launcher) on Kubernetes:
         1, each rank its own (GPU, NIC) slot, unless the family runs a node's ranks
         together the way training jobs do."""
         return 1
 
     @abstractmethod
-    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+    def why_unrunnable(self, test: TestView, host: HostView) -> str | None:
         """Why ``test`` cannot run on ``host`` (one line with the fix), or None."""
 
     @abstractmethod
-    def host_buffer_bytes(self, test: TestSpec) -> int:
+    def host_buffer_bytes(self, test: TestView) -> int:
         """Host memory the test's ranks allocate for buffers when they all run on one host
         (0 where the buffers live on GPUs): checked against the host at plan time."""
 
@@ -167,7 +275,7 @@ class WorkloadFamily(ABC):
     # -- results ---------------------------------------------------------------
 
     @abstractmethod
-    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+    def summary_rows(self, run_id: str, test: PlannedView, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
         """The summary rows of one test: one per result record."""
 
     @abstractmethod
@@ -194,9 +302,31 @@ class WorkloadFamily(ABC):
         """Markdown lines of this family's table in report.md (empty to leave it out)."""
 
 
-def missing_gpu(test: TestSpec, host: HostCapabilities) -> str | None:
+def missing_gpu(test: TestView, host: HostView) -> str | None:
     """A test whose buffers live on a GPU cannot run on a host without one."""
     if is_gpu_memory(test.memory) and host.gpus == 0:
         return (f"memory: {test.memory} needs a GPU and this host has none "
                 "(fix: run it on a GPU host, or set memory: host)")
     return None
+
+
+def row_base(run_id: str, test: PlannedView, rec: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """The columns every summary row has, whatever the workload (a family adds the rest)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "test_id": test.test_id,
+        "test_name": test.spec.name,
+        "workload": test.spec.workload,
+        "backend": backend,
+        "fabric": test.profile.fabric,
+        "mode": test.profile.mode,
+        "nodes": len(test.hosts),
+        "ranks": test.spec.ranks,
+        "size_bytes": rec["size_bytes"],
+        "iterations": rec.get("iterations"),
+        "status": rec.get("status", "ok"),
+        "reason": rec.get("reason", ""),
+        "profile": test.profile_name,
+        "hosts": ",".join(test.hosts),
+    }

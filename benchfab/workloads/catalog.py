@@ -26,7 +26,7 @@ REDOPS: tuple[str, ...] = ("sum", "prod", "max", "min", "avg")
 
 
 # The one spelling of these settings: the spec validates them, the point-to-point
-# engines take them (benchfab.workloads.p2p_params).
+# engines take them (benchfab.rdma.params).
 Transport = Literal["verbs", "tcp"]
 # hugepages: host memory on 2 MiB pages. cuda: DMA-BUF, else nvidia-peermem; cuda-dmabuf /
 # cuda-peermem force one registration path.

@@ -13,21 +13,21 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..nccllog import summary_columns
-from ..records import SummaryRow, row_base
-from ..tables import md_cell, num, shown
-from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
+from ..records import SummaryRow
+from ..tables import md_cell, shown
+from ..units import BUS_BANDWIDTH, TIME
+from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import NCCL_TYPE_NAMES
 from .collective_kinds import COLLECTIVES
+from .p2p_workloads import runnable_patterns
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..backends.base import TestOutcome
-    from ..capabilities import HostCapabilities
     from ..costs import CostModel
-    from ..planner import PlannedTest
-    from ..spec import TestSpec
+    from ..records import TestOutcome
     from ..task import Task
+    from .base import HostView, PlannedView, TestView
 
 WIDTHS = [12, 12, 10, 7, 6, 11, 9, 9, 8, 11, 9, 9, 8]
 
@@ -42,7 +42,7 @@ def root_of(workload: str, root: int) -> int:
     return root if COLLECTIVES[workload].rooted else -1
 
 
-def collective_rows(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
+def collective_rows(run_id: str, test: PlannedView, outcome: TestOutcome, backend: str = "local") -> list[SummaryRow]:
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     collective = COLLECTIVES[test.spec.workload]
@@ -75,9 +75,9 @@ def _half(row: Mapping[str, Any] | None) -> list[str]:
         return ["N/A"] * 4
     wrong = row.get("wrong")
     return [
-        num(row["time_s"] * 1e6 if row.get("time_s") is not None else None, ".2f"),
-        num(row["algbw_Bps"] / 1e9 if row.get("algbw_Bps") is not None else None, ".3f"),
-        num(row["busbw_Bps"] / 1e9 if row.get("busbw_Bps") is not None else None, ".3f"),
+        TIME.number(row.get("time_s"), "N/A"),
+        BUS_BANDWIDTH.number(row.get("algbw_Bps"), "N/A"),
+        BUS_BANDWIDTH.number(row.get("busbw_Bps"), "N/A"),
         "N/A" if wrong is None or (isinstance(wrong, float) and wrong != wrong) else str(int(wrong)),
     ]
 
@@ -94,7 +94,8 @@ def format_nccl_table(title: str, dtype: str, redop: str, root: int, rows: Seque
         counts[size] = int(row["count"])
     head1 = ["", "", "", "", "", "out-of-place", "", "", "", "in-place", "", "", ""]
     head2 = ["size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong"]
-    head3 = ["(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", ""]
+    time, bw = f"({TIME.name})", f"({BUS_BANDWIDTH.name})"
+    head3 = ["(B)", "(elements)", "", "", "", time, bw, bw, "", time, bw, bw, ""]
 
     def line(cells: list[str], prefix: str = " ") -> str:
         return prefix + "".join(c.rjust(w) for c, w in zip(cells, WIDTHS))
@@ -109,15 +110,37 @@ def format_nccl_table(title: str, dtype: str, redop: str, root: int, rows: Seque
     return "\n".join(out)
 
 
+def bandwidth_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per run, profile and test: peak and average bus bandwidth (GB/s), the minimum time
+    per op (us) and total wrong elements."""
+    import pandas as pd
+
+    from .frames import TABLE_ROW, ok_rows, table_groups
+
+    rows = ok_rows(summary)
+    if not rows.empty:
+        rows = rows[rows["busbw_Bps"].notna()]
+    columns = [*TABLE_ROW, "peak_busbw_GBps", "avg_busbw_GBps", "min_time_us", "wrong"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = rows.groupby(table_groups(rows), dropna=False, sort=True)
+    table = pd.DataFrame({
+        "peak_busbw_GBps": grouped["busbw_Bps"].max() * BUS_BANDWIDTH.per_si,
+        "avg_busbw_GBps": grouped["busbw_Bps"].mean() * BUS_BANDWIDTH.per_si,
+        "min_time_us": grouped["time_s"].min() * TIME.per_si,
+        "wrong": grouped["wrong"].sum(min_count=1),
+    })
+    return table.reset_index().reindex(columns=columns)
+
+
 def report_lines(summary: pd.DataFrame) -> list[str]:
     """report.md's bandwidth section, or nothing when the run has no collective rows."""
-    from ..analysis import bandwidth_table
-
     table = bandwidth_table(summary)
     if table.empty:
         return []
-    lines = ["", "## Bandwidth (GB/s = 1e9 B/s; each row one test of one run on one profile)", "",
-             "| run | profile | test | peak busbw | avg busbw | min time (us) | #wrong |", "|---|---|---|---|---|---|---|"]
+    head = (BUS_BANDWIDTH.header("peak busbw"), BUS_BANDWIDTH.header("avg busbw"), TIME.header("min time"))
+    lines = ["", f"## Bandwidth ({BUS_BANDWIDTH.meaning}; each row one test of one run on one profile)", "",
+             f"| run | profile | test | {' | '.join(head)} | #wrong |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         lines.append(f"| {md_cell(r['run_id'])} | {md_cell(r['profile'])} | {md_cell(r['test_id'])} | {r['peak_busbw_GBps']:.3f} "
                      f"| {r['avg_busbw_GBps']:.3f} | {r['min_time_us']:.1f} | {shown(r['wrong'], '.0f')} |")
@@ -137,11 +160,12 @@ def engine_agreement_lines(summary: pd.DataFrame) -> list[str]:
     both = ok.pivot_table(index=key, columns="engine", values="busbw_Bps", aggfunc="max").dropna()
     if both.empty:
         return []
-    out = ["", "## Engines side by side (busbw, GB/s)", "", "| " + " | ".join(key) + " | torch | nccl-tests | nccl-tests / torch |",
+    engines = f"{BUS_BANDWIDTH.header('torch')} | {BUS_BANDWIDTH.header('nccl-tests')}"
+    out = ["", f"## Engines side by side (busbw, {BUS_BANDWIDTH.name})", "", "| " + " | ".join(key) + f" | {engines} | nccl-tests / torch |",
            "|" + "---|" * (len(key) + 3)]
     for idx, r in both.iterrows():
         cells = [str(x) for x in (idx if isinstance(idx, tuple) else (idx,))]
-        out.append("| " + " | ".join(cells) + f" | {r['torch'] / 1e9:.3f} | {r['nccl-tests'] / 1e9:.3f} | "
+        out.append("| " + " | ".join(cells) + f" | {BUS_BANDWIDTH.number(r['torch'])} | {BUS_BANDWIDTH.number(r['nccl-tests'])} | "
                    f"{r['nccl-tests'] / r['torch']:.2f} |")
     return out
 
@@ -161,10 +185,11 @@ class Collectives(WorkloadFamily):
     workloads = tuple(COLLECTIVES)
     aliases = _aliases()
     figures = (
-        FigureSpec("busbw.png", "busbw_Bps", 1e-9, "bus bandwidth (GB/s, 1e9 B/s)", "Bus bandwidth vs message size",
-                   tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
+        FigureSpec("busbw.png", "busbw_Bps", BUS_BANDWIDTH.per_si, f"bus bandwidth ({BUS_BANDWIDTH.name})",
+                   "Bus bandwidth vs message size", tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_busbw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("time.png", "time_s", 1e6, "time per op (us)", "Time per op vs message size", tuple(COLLECTIVES),
+        FigureSpec("time.png", "time_s", TIME.per_si, f"time per operation ({TIME.name})", "Time per op vs message size",
+                   tuple(COLLECTIVES),
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_time_seconds", export_unit="seconds"),
     )
@@ -174,12 +199,12 @@ class Collectives(WorkloadFamily):
             merged["ops"] = ["none"]
         merged["in_place"] = sorted(merged["in_place"])  # out-of-place first, as nccl-tests prints
 
-    def problems(self, test: TestSpec) -> list[Problem]:
+    def problems(self, test: TestView) -> list[Problem]:
         if COLLECTIVES[test.workload].rooted and test.root >= test.ranks:
             return [Problem("root", f"root {test.root} does not exist with {test.ranks} ranks",
                             f"use a root below {test.ranks}", ("workload", "ranks"))]
         if test.engine == "perftest":
-            return [Problem("engine", f"engine: perftest runs rdma_write_*, not {test.workload}",
+            return [Problem("engine", f"engine: perftest runs {runnable_patterns()}, not {test.workload}",
                             "use engine: native (torch.distributed) or nccl-tests for collectives")]
         collective = COLLECTIVES[test.workload]
         if test.ranks < collective.min_ranks:
@@ -187,7 +212,7 @@ class Collectives(WorkloadFamily):
                             f"set ranks: {collective.min_ranks} or more", ("workload",))]
         return []
 
-    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+    def estimate_seconds(self, test: TestView, costs: CostModel) -> float:
         total = costs.start_s + costs.torch_start_s
         for size in test.sizes:
             op_s = estimate_op_seconds(test.workload, size, test.ranks, costs, self.on_gpu(test))
@@ -197,17 +222,17 @@ class Collectives(WorkloadFamily):
                 total += timed + extra_ops * op_s
         return total
 
-    def on_gpu(self, test: TestSpec) -> bool:
+    def on_gpu(self, test: TestView) -> bool:
         return test.device != "cpu"
 
-    def ranks_per_pod(self, test: TestSpec) -> int:
+    def ranks_per_pod(self, test: TestView) -> int:
         # Like a training job: one pod per node owns its gpus_per_node GPUs and rails, so
         # NCCL uses NVLink/P2P and shared memory inside the node and the NICs between
         # nodes. Per-rail groups (placement.rails) keep one pod per (GPU, rail) slot.
         p = test.placement
         return 1 if p.rails else (p.gpus_per_node or 1)
 
-    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+    def why_unrunnable(self, test: TestView, host: HostView) -> str | None:
         if test.engine == "nccl-tests":
             from .nccl_tests_engine import binary_path
 
@@ -221,7 +246,7 @@ class Collectives(WorkloadFamily):
                     "(fix: run it on a GPU host, or set device: auto to use gloo on the CPU)")
         return missing_gpu(test, host)
 
-    def host_buffer_bytes(self, test: TestSpec) -> int:
+    def host_buffer_bytes(self, test: TestView) -> int:
         if test.device == "cuda":
             return 0
         # Each rank holds its input, its output and the expected values of the check,
@@ -233,7 +258,7 @@ class Collectives(WorkloadFamily):
 
         run_collective(task, ctx)
 
-    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+    def summary_rows(self, run_id: str, test: PlannedView, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
         return collective_rows(run_id, test, outcome, backend)
 
     def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,
@@ -244,10 +269,10 @@ class Collectives(WorkloadFamily):
         oks = [r for r in rows if r.get("status") == "ok" and r.get("busbw_Bps") is not None]
         if not oks:
             return []
-        avg = sum(r["busbw_Bps"] for r in oks) / len(oks) / 1e9
+        avg = sum(r["busbw_Bps"] for r in oks) / len(oks)
         wrong = sum(int(r["wrong"] or 0) for r in oks)
         return [f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}",
-                f"# Avg bus bandwidth    : {avg:.4g} GB/s"]
+                f"# Avg bus bandwidth    : {BUS_BANDWIDTH.number(avg, digits='.4g')} {BUS_BANDWIDTH.name}"]
 
     def judged_metric(self, workload: str) -> JudgedMetric:
         return JudgedMetric("busbw_Bps", higher_is_better=True)  # nccl-tests' figure of merit

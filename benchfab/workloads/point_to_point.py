@@ -2,7 +2,7 @@
 semantics, over verbs or TCP on the native engine or perftest's binaries.
 
 The engines live in benchfab.rdma; this family says what a test of it means: its
-rules (p2p_params.pair_problems), its time estimate, its summary rows, its
+rules (p2p_rules.pair_problems), its time estimate, its summary rows, its
 ib_write_bw / ib_write_lat style table and its report figures and section. What each
 workload is (bandwidth or latency, its judged figure, its perftest binary, run or only
 imported: rdma_read_bw, rdma_send_lat...) is one descriptor in p2p_workloads, which all
@@ -14,23 +14,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import WorkloadError
 from ..nccllog import summary_columns
-from ..records import SummaryRow, row_base
-from ..tables import gbit, md_cell, num, scaled, shown
-from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu
+from ..records import SummaryRow
+from ..tables import md_cell, num, shown
+from ..units import LINK_BANDWIDTH, MESSAGE_RATE, TIME
+from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import is_gpu_memory
-from .p2p_params import PERFTEST_ITERATIONS, beyond_one_qp_one_way, pair_problems
-from .p2p_workloads import P2P_WORKLOADS, p2p_names, p2p_workload
+from .p2p_rules import beyond_one_qp_one_way, pair_problems
+from .p2p_workloads import BANDWIDTH_FIGURE, LATENCY_FIGURE, P2P_WORKLOADS, p2p_names, p2p_workload, runnable_patterns
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..backends.base import TestOutcome
-    from ..capabilities import HostCapabilities
     from ..costs import CostModel
-    from ..planner import PlannedTest
-    from ..spec import TestSpec
+    from ..records import TestOutcome
     from ..task import Task
+    from .base import HostView, PlannedView, TestView
 
 # Summary columns copied from the engine's record as they are.
 P2P_FIELDS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps", "lat_min_s", "lat_median_s", "lat_mean_s",
@@ -51,24 +51,22 @@ def has_meaningful_peak(transport: Any) -> bool:
     return str(transport) != "tcp"
 
 
-def estimate_p2p_seconds(spec: TestSpec, costs: CostModel) -> float:
+def estimate_p2p_seconds(spec: TestView, costs: CostModel) -> float:
     """Rough time of a pair test: its bytes at the backend's stream rate (bandwidth) or its
     round trips (latency), per size, after its ranks started."""
     bw, lat = costs.p2p_bps(spec.transport), costs.p2p_latency_s(spec.transport)
-    bw_test = p2p_workload(spec.workload).bandwidth
-    iters = spec.iterations or PERFTEST_ITERATIONS[spec.workload]
+    workload = p2p_workload(spec.workload)
+    iters = spec.iterations or workload.default_iterations
     total = costs.start_s
     for size in spec.sizes:
         if spec.duration is not None:
             total += spec.duration
-        elif bw_test:
-            total += (iters + spec.warmup) * size / bw + 0.05
         else:
-            total += (iters + spec.warmup) * 2 * (lat + size / bw)
+            total += workload.estimate_seconds(size, iters + spec.warmup, bw, lat)
     return total
 
 
-def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str = "local") -> SummaryRow:
+def p2p_row(run_id: str, test: PlannedView, rec: Mapping[str, Any], backend: str = "local") -> SummaryRow:
     """One rdma_write_bw / rdma_write_lat size. time_s is the time per message:
     elapsed / iterations for bandwidth, the median half round trip for latency."""
     iters = rec.get("iterations")
@@ -91,7 +89,7 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
         "redop": "none",
         "root": -1,
         "in_place": False,
-        "method": f"rdma_{workload.verb}" if transport == "verbs" else "socket_write",
+        "method": workload.method(str(transport)),
         "time_s": time_s,
         "algbw_Bps": None,
         "busbw_Bps": None,
@@ -102,7 +100,8 @@ def p2p_row(run_id: str, test: PlannedTest, rec: Mapping[str, Any], backend: str
 
 
 def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec).
+    """perftest-style table: ib_write_bw (Gb/s = 1e9 bit/s, Mpps) or ib_write_lat (usec), in
+    perftest's own header spellings (Gb/sec, usec: the units of benchfab.units).
 
     A tcp bandwidth table leaves out BW peak and says so in its header (see TCP_NO_PEAK)."""
     rows = sorted(rows, key=lambda r: int(r["size_bytes"]))
@@ -110,11 +109,11 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
     if p2p_workload(workload).bandwidth:
         return "\n".join(out + _bw_lines(rows))
     cols = ("lat_min_s", "lat_max_s", "lat_median_s", "lat_mean_s", "lat_stdev_s", "lat_p99_s", "lat_p999_s")
-    out.append("#    #bytes  #iterations  t_min[usec]  t_max[usec]  t_typical[usec]  t_avg[usec]  t_stdev[usec]"
-               "  99% percentile[usec]  99.9% percentile[usec]")
+    names = ("t_min", "t_max", "t_typical", "t_avg", "t_stdev", "99% percentile", "99.9% percentile")
+    out.append("#    #bytes  #iterations  " + "  ".join(f"{n}[{TIME.perftest}]" for n in names))
     widths = (11, 11, 15, 11, 13, 20, 22)
     for r in rows:
-        lat_cells = [f"{num(scaled(r.get(c), 1e6), '.2f'):>{w}}" for c, w in zip(cols, widths)]
+        lat_cells = [f"{TIME.number(r.get(c), 'N/A'):>{w}}" for c, w in zip(cols, widths)]
         out.append(f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  " + "  ".join(lat_cells))
     return "\n".join(out)
 
@@ -122,29 +121,30 @@ def format_p2p_table(title: str, workload: str, rows: Sequence[Mapping[str, Any]
 def _bw_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     out = []
     peak = all(has_meaningful_peak(r.get("transport")) for r in rows)
+    bw, rate = f"[{LINK_BANDWIDTH.perftest}]", f"MsgRate[{MESSAGE_RATE.perftest}]"
     if not peak:
         out.append(TCP_NO_PEAK)
-        out.append("#    #bytes  #iterations  BW average[Gb/sec]  MsgRate[Mpps]")
+        out.append(f"#    #bytes  #iterations  BW average{bw}  {rate}")
     else:
-        out.append("#    #bytes  #iterations  BW peak[Gb/sec]  BW average[Gb/sec]  MsgRate[Mpps]")
+        out.append(f"#    #bytes  #iterations  BW peak{bw}  BW average{bw}  {rate}")
     for r in rows:
         cells = f"  {int(r['size_bytes']):>8}  {num(r.get('iterations'), 'd'):>11}  "
         if peak:
-            cells += f"{gbit(r.get('bw_peak_Bps')):>15}  "
-        out.append(cells + f"{gbit(r.get('bw_avg_Bps')):>18}  "
-                   f"{num(scaled(r.get('msg_rate_pps'), 1e-6), '.6f'):>13}")
+            cells += f"{LINK_BANDWIDTH.number(r.get('bw_peak_Bps'), 'N/A'):>15}  "
+        out.append(cells + f"{LINK_BANDWIDTH.number(r.get('bw_avg_Bps'), 'N/A'):>18}  "
+                   f"{MESSAGE_RATE.number(r.get('msg_rate_pps'), 'N/A'):>13}")
     return out
 
 
 def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per run, profile and point-to-point test: best BW average and BW peak (Gb/s), lowest
-    median latency. One row never mixes runs or profiles (analysis.TABLE_ROW).
+    median latency. One row never mixes runs or profiles (frames.TABLE_ROW).
 
     BW peak is NaN for tcp: send() returns once the kernel has copied the bytes, so
     perftest's per-message peak measures that copy, not the link (see TCP_NO_PEAK)."""
     import pandas as pd
 
-    from ..analysis import TABLE_ROW, ok_rows, table_groups
+    from .frames import TABLE_ROW, ok_rows, table_groups
 
     columns = [*TABLE_ROW, "workload", "transport", "engine", "max_bw_avg_Gbps", "max_bw_peak_Gbps",
                "min_lat_median_us"]
@@ -155,10 +155,10 @@ def p2p_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     grouped = rows.groupby(table_groups(rows, ["workload", "transport", "engine"]), dropna=False, sort=True)
     table = pd.DataFrame({
-        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * 8e-9,
-        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * 8e-9 if "bw_peak_Bps" in rows.columns
+        "max_bw_avg_Gbps": grouped["bw_avg_Bps"].max() * LINK_BANDWIDTH.per_si,
+        "max_bw_peak_Gbps": (grouped["bw_peak_Bps"].max() * LINK_BANDWIDTH.per_si if "bw_peak_Bps" in rows.columns
                              else grouped["bw_avg_Bps"].max() * float("nan")),
-        "min_lat_median_us": grouped["lat_median_s"].min() * 1e6,
+        "min_lat_median_us": grouped["lat_median_s"].min() * TIME.per_si,
     }).reset_index().reindex(columns=columns)
     table.loc[table["transport"] == "tcp", "max_bw_peak_Gbps"] = float("nan")
     return table
@@ -169,10 +169,10 @@ def report_lines(summary: pd.DataFrame) -> list[str]:
     p2p = p2p_table(summary)
     if p2p.empty:
         return []
-    lines = ["", "## Point-to-point (Gb/s = 1e9 bit/s; latency = half round trip; each row one test of one run "
-             "on one profile)", "",
-             "| run | profile | test | workload | transport | engine | max BW average (Gb/s) | max BW peak (Gb/s) "
-             "| min t_typical (us) |",
+    head = (LINK_BANDWIDTH.header("max BW average"), LINK_BANDWIDTH.header("max BW peak"), TIME.header("min t_typical"))
+    lines = ["", f"## Point-to-point ({LINK_BANDWIDTH.meaning}; latency = half round trip; each row one test of one "
+             "run on one profile)", "",
+             f"| run | profile | test | workload | transport | engine | {' | '.join(head)} |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in p2p.iterrows():
         peak = shown(r["max_bw_peak_Gbps"], ".3f") if p2p_workload(str(r["workload"])).bandwidth else "-"
@@ -195,7 +195,7 @@ SYS_WARNING = ("GPUDirect RDMA over SYS is known to halve bandwidth or worse "
 
 def rank_pairings(used: Any) -> list[tuple[int, Mapping[str, Any]]]:
     """(rank, locality) of each rank of a stored test's ``used`` (JSON text) that recorded
-    its GPU-NIC pairing (p2p_worker: point-to-point ranks with GPU memory)."""
+    its GPU-NIC pairing (rdma.rank: point-to-point ranks with GPU memory)."""
     import json
 
     try:
@@ -239,12 +239,13 @@ class PointToPoint(WorkloadFamily):
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)
     figures = (
-        FigureSpec("p2p_bw.png", "bw_avg_Bps", 8e-9, "BW average (Gb/s, 1e9 bit/s)",
-                   "Bandwidth vs message size (perftest semantics)", p2p_names(bandwidth=True),
+        FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", LINK_BANDWIDTH.per_si, f"average bandwidth ({LINK_BANDWIDTH.name})",
+                   "Bandwidth vs message size (perftest semantics)", p2p_names(figure=BANDWIDTH_FIGURE),
                    bits_per_unit=8.0, pair_at="largest",
                    export_name="benchfab_peak_bw_bytes_per_second", export_unit="bytes_per_second"),
-        FigureSpec("p2p_lat.png", "lat_median_s", 1e6, "latency, half round trip (us); band: median to p99",
-                   "Latency vs message size (perftest t_typical)", p2p_names(bandwidth=False), band="lat_p99_s",
+        FigureSpec(LATENCY_FIGURE, "lat_median_s", TIME.per_si,
+                   f"latency, half round trip ({TIME.name}); band: median to 99th percentile",
+                   "Latency vs message size (perftest t_typical)", p2p_names(figure=LATENCY_FIGURE), band="lat_p99_s",
                    higher_is_better=False, pair_at="smallest",
                    export_name="benchfab_min_latency_seconds", export_unit="seconds"),
     )
@@ -255,34 +256,33 @@ class PointToPoint(WorkloadFamily):
         # One message stream between two ranks: no element type, reduction or in-place form.
         merged["dtypes"], merged["ops"], merged["in_place"] = ["none"], ["none"], [False]
 
-    def problems(self, test: TestSpec) -> list[Problem]:
+    def problems(self, test: TestView) -> list[Problem]:
         if test.engine == "nccl-tests":
             return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
-                            "use engine: native or perftest for rdma_write_*")]
+                            f"use engine: native or perftest for {runnable_patterns()}")]
         options = beyond_one_qp_one_way(test.rdma.bidirectional, test.rdma.qps, test.rdma.out_reads)
-        return pair_problems(latency=not p2p_workload(test.workload).bandwidth, transport=test.transport,
+        return pair_problems(p2p_workload(test.workload), transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
-                             ranks=test.ranks, device=test.device, workload=test.workload, options=options,
-                             duration=test.duration)
+                             ranks=test.ranks, device=test.device, options=options, duration=test.duration)
 
-    def estimate_seconds(self, test: TestSpec, costs: CostModel) -> float:
+    def estimate_seconds(self, test: TestView, costs: CostModel) -> float:
         return estimate_p2p_seconds(test, costs)
 
-    def timing_label(self, test: TestSpec) -> str:
+    def timing_label(self, test: TestView) -> str:
         if test.duration is None and test.iterations is None:
-            return str(PERFTEST_ITERATIONS[test.workload])  # perftest's default count
+            return str(p2p_workload(test.workload).default_iterations)  # perftest's default count
         return super().timing_label(test)
 
-    def on_gpu(self, test: TestSpec) -> bool:
+    def on_gpu(self, test: TestView) -> bool:
         return is_gpu_memory(test.memory)
 
-    def host_buffer_bytes(self, test: TestSpec) -> int:
+    def host_buffer_bytes(self, test: TestView) -> int:
         if is_gpu_memory(test.memory):
             return 0
         # Each side registers one buffer of the size; the python engine copies it once more.
         return 2 * 2 * max(test.sizes)
 
-    def why_unrunnable(self, test: TestSpec, host: HostCapabilities) -> str | None:
+    def why_unrunnable(self, test: TestView, host: HostView) -> str | None:
         gpu = missing_gpu(test, host)
         if gpu is not None:
             return gpu
@@ -304,11 +304,12 @@ class PointToPoint(WorkloadFamily):
         return None
 
     def run_worker(self, task: Task, ctx: RankContext) -> None:
-        from .p2p_worker import run_point_to_point
+        if ctx.run_pair is None:  # only a worker process runs a rank; it always hands the engines in
+            raise WorkloadError(f"{task.workload}: this process has no point-to-point engines",
+                                hint="run ranks with python -m benchfab.worker")
+        ctx.run_pair(task, ctx)
 
-        run_point_to_point(task, ctx)
-
-    def summary_rows(self, run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
+    def summary_rows(self, run_id: str, test: PlannedView, outcome: TestOutcome, backend: str) -> list[SummaryRow]:
         return [p2p_row(run_id, test, rec, backend) for rec in outcome.results]
 
     def format_table(self, title: str, workload: str, dtype: str, redop: str, root: int,

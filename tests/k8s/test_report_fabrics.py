@@ -256,7 +256,9 @@ def test_report_writes_comparisons_heatmaps_and_verdicts(report_dir: Path) -> No
     assert "## Verdicts of `pairs` against nightly-baseline" in md
     assert "2 regression(s) in 3 key(s)" in md
     table = [line for line in md.splitlines() if line.startswith("| rdma_write_")]
-    assert table[0].startswith("| rdma_write_bw/roce-sriov/4KiB | bw_avg_Bps | **worse** |")  # regressions first
+    # Worst first, in compare's order of verdicts: changed, then worse, then same.
+    assert table[0].startswith("| rdma_write_lat/ib-shared/8B | lat_median_s | **changed** |")
+    assert table[1].startswith("| rdma_write_bw/roce-sriov/4KiB | bw_avg_Bps | **worse** |")
     assert "NCCL fell back to Socket (base: IB) \\| \"quoted\"" in md
     assert md.count("Slowest pairs (lowest first") == 2 and md.count("Slowest pairs (highest first") == 2
     # Marks reach every heatmap's section; a node that is not in the run is left out.
@@ -265,7 +267,8 @@ def test_report_writes_comparisons_heatmaps_and_verdicts(report_dir: Path) -> No
 
 def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> None:
     """The one-file report in a real headless Chromium: no console error, every table and
-    every image there and decoded. A screenshot is kept under build/report-screenshot.png."""
+    every image there and decoded, figures before the verdicts. A screenshot is kept under
+    build/report-screenshot.png."""
     from tests.chromium import chromium_path, visit
     from tests.helpers import ROOT
 
@@ -294,6 +297,18 @@ def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> No
     assert len(facts["tables"]) == 3 + pairs
     assert all(rows > 1 for rows in facts["tables"]), facts["tables"]
     assert any(h.startswith("Verdicts of pairs") for h in facts["headings"])
+    # Figures first (curves, then each heatmap with its slowest pairs), the verdicts after,
+    # worst first, in a block that opens and closes (open: a key regressed).
+    order = facts["order"]
+    assert order.index("details") > max(i for i, tag in enumerate(order) if tag == "img")
+    assert order.index("img") < order.index("table")
+    (verdicts,) = facts["details"]
+    assert verdicts["summary"] == "3 key(s), worst first" and verdicts["open"]
+    assert verdicts["verdicts"] == ["changed", "worse", "same"]
+    opened, closed = verdicts["heights"]
+    assert verdicts["visible"] == [True, False]
+    # Closed, the block is its summary line (and the line's margins); open, it holds the table.
+    assert closed < verdicts["summary_height"] + 20 and opened > closed + 50
     assert seen.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
     shot = ROOT / "build" / "report-screenshot.png"
     shot.parent.mkdir(exist_ok=True)

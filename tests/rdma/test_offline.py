@@ -17,7 +17,7 @@ from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
 from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
 from benchfab.rdma.oob import new_test_secret
-from benchfab.workloads.p2p_params import RdmaParams, make_record
+from benchfab.rdma.params import RdmaParams, make_record
 
 SECRET = new_test_secret().encode()  # both ends of each exchange here share it
 
@@ -89,7 +89,7 @@ def test_read_and_send_params_follow_perftest() -> None:
     refused: dict[str, dict[str, Any]] = {
         "only": {"workload": "rdma_send_lat", "bidirectional": True},
         "issues no READs": {"workload": "rdma_write_bw", "out_reads": 4},
-        "write tests only": {"workload": "rdma_read_bw", "transport": "tcp"},
+        "tcp transport runs rdma_write_bw / rdma_write_lat only": {"workload": "rdma_read_bw", "transport": "tcp"},
         "needs a message count": {"workload": "rdma_send_bw", "duration_s": 2.0},
     }
     for message, mapping in refused.items():

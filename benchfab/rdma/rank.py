@@ -1,4 +1,6 @@
-"""One rank of a point-to-point test (imported by the worker only for such tests).
+"""One rank of a point-to-point test: the engines' side of the point-to-point family
+(benchfab.workloads.point_to_point), which the worker hands to the family's run_worker
+(RankContext.run_pair): the engines sit above the families in the layers.
 
 No process group: the two ranks exchange connection data (QPN, PSN, GID, rkey,
 address) over one TCP connection to rank 0 at MASTER_ADDR:MASTER_PORT, which is
@@ -15,10 +17,10 @@ from typing import Any, cast
 from ..errors import WorkloadError
 from ..records import P2PResult
 from ..task import Task
-from .base import RankContext
-from .catalog import is_gpu_memory
-from .p2p_workloads import p2p_workload
-from .rendezvous import listen_socket
+from ..workloads.base import RankContext
+from ..workloads.catalog import is_gpu_memory
+from ..workloads.p2p_workloads import p2p_workload
+from ..workloads.rendezvous import listen_socket
 
 
 def _visible_gpu_addresses() -> list[str]:
@@ -67,7 +69,7 @@ def _locality(topo: Any, visible: list[str], gpu: int, hca: str | None) -> dict[
 def _exchange(rank: int, addr: str, port: int, timeout: float, ctx: RankContext) -> Any:
     """The authenticated out-of-band channel: rank 0 listens on the address the test
     uses (MASTER_ADDR), rank 1 connects to it; both hold the test's secret."""
-    from ..rdma.oob import SocketExchange, secret_from_env
+    from .oob import SocketExchange, secret_from_env
 
     secret = secret_from_env()
     if rank != 0:
@@ -79,7 +81,7 @@ def _exchange(rank: int, addr: str, port: int, timeout: float, ctx: RankContext)
 
 def run_point_to_point(task: Task, ctx: RankContext) -> None:
     """rdma_write_bw / rdma_write_lat: rank 0 measures (perftest's client), rank 1 serves."""
-    from ..rdma import run_rdma_pair
+    from . import run_rdma_pair
 
     rank, addr, port = ctx.rank, ctx.addr, ctx.port
     if ctx.world != 2:
@@ -140,7 +142,7 @@ def tcp_counters() -> tuple[int, int] | None:
 
 def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
                    net_ip: str | None) -> dict[str, Any]:
-    """The engine's parameters (p2p_params.RdmaParams.from_mapping reads them)."""
+    """The engine's parameters (params.RdmaParams.from_mapping reads them)."""
     params: dict[str, Any] = {
         "workload": task.workload,
         "sizes": task.sizes,
@@ -173,12 +175,12 @@ def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
 
 def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -> None:
     """Rank 0's result records, with per-iteration times made from the raw stamps."""
-    from ..rdma.stats import bw_per_iteration_s
+    from .stats import bw_per_iteration_s
 
+    workload = p2p_workload(task.workload)
     for rec in records:
         completed = rec.pop("raw_tcompleted_ns", None)
         posted = rec.pop("raw_tposted_ns", None)
-        workload = p2p_workload(task.workload)
         if not workload.bandwidth:
             # One round per sample; a ping-pong's halved, a READ's whole, like perftest.
             samples = [d / workload.rtt_factor for d in _deltas(posted)]

@@ -61,6 +61,10 @@ class P2PFigures(TypedDict, total=False):
     tx_depth: int
     cq_mod: int
     post_list: int
+    opcode: str  # the verbs opcode the test posted: write | read | send (tcp: write)
+    bidirectional: bool  # both sides posted at once (perftest -b); the figures are both directions' sum
+    qps: int  # QPs per side (perftest -q)
+    out_reads: int | None  # READs kept outstanding per QP (perftest -o); None: not a READ test
     elapsed_s: float
     bw_avg_Bps: float
     bw_peak_Bps: float

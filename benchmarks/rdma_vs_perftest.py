@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""benchfab's native RDMA WRITE loops vs perftest, alternated in one run.
+"""benchfab's native RDMA loops (WRITE, READ, SEND) vs perftest, alternated in one run.
 
 Run it where an RDMA device exists, e.g. in the soft-RoCE VM:
 
     scripts/softroce-vm.sh -- .venv/bin/python benchmarks/rdma_vs_perftest.py [--rounds 7]
+        [--workloads rdma_read_bw,rdma_read_lat,rdma_send_bw,rdma_send_lat]
 
 or on a GPU host with an RDMA NIC, in GPU memory (scripts/gpu-lane.sh runs this):
 
@@ -12,8 +13,10 @@ or on a GPU host with an RDMA NIC, in GPU memory (scripts/gpu-lane.sh runs this)
 Each round runs, per size, benchfab then perftest (order flipped every other round so
 drift hits both), each as two processes over loopback. Printed: the median over rounds
 of each engine's figure and the median of the per-round ratios benchfab/perftest:
-write_bw BW average (and peak), write_lat t_typical (median) and t_min; then the inline
-size each engine used, benchfab's data check, and what a clock read costs here.
+*_bw BW average (and peak), *_lat t_typical (median) and t_min (ib_read_lat: a whole
+READ; the ping-pongs: half a round trip); then the inline size each engine used,
+benchfab's data check, and what a clock read costs here. Targets: bandwidth >= 0.95x,
+latency <= 1.05x of perftest's.
 
 Inline: each engine's default unless --max-inline N sets benchfab's (perftest posts
 inline only on devices it knows, so it reports 0 on rxe; benchfab uses 220 B for
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
@@ -41,9 +45,12 @@ from _pair import benchfab_pair, median
 
 from benchfab import native
 from benchfab.errors import WorkloadError
+from benchfab.workloads.p2p_workloads import p2p_workload
 
 BW_SIZES = {4096: 2000, 65536: 500, 1 << 20: 60}
 LAT_SIZES = {8: 1000, 4096: 1000}
+# The workloads compared (all by default; --workloads picks some), each with its sizes.
+WORKLOADS = ("rdma_write_bw", "rdma_write_lat", "rdma_read_bw", "rdma_read_lat", "rdma_send_bw", "rdma_send_lat")
 GPU_MEMORY = ("cuda", "cuda-dmabuf", "cuda-peermem")
 CANNOT_RUN = 3
 
@@ -55,16 +62,20 @@ METRICS: dict[str, list[tuple[str, str, float]]] = {
 }
 
 
-def cases(memory: str) -> list[tuple[str, str, int, dict[str, Any]]]:
+def cases(memory: str, workloads: tuple[str, ...] = WORKLOADS) -> list[tuple[str, str, int, dict[str, Any]]]:
     """(kind, row label, size, params) of one round."""
-    out = [("bw", "rdma_write_bw", size, {"workload": "rdma_write_bw", "iterations": iters})
-           for size, iters in BW_SIZES.items()]
-    for size, iters in LAT_SIZES.items():
-        if memory == "host":
-            out.append(("lat", "rdma_write_lat", size, {"workload": "rdma_write_lat", "iterations": iters}))
-        else:
-            out.append(("gpu_lat", "write_bw -t 1", size, {"workload": "rdma_write_bw", "iterations": 2 * iters,
-                                                           "tx_depth": 1, "cq_mod": 1}))
+    out: list[tuple[str, str, int, dict[str, Any]]] = []
+    for name in workloads:
+        w = p2p_workload(name)
+        if w.bandwidth:
+            out += [("bw", name, size, {"workload": name, "iterations": iters}) for size, iters in BW_SIZES.items()]
+            continue
+        for size, iters in LAT_SIZES.items():
+            if memory == "host":
+                out.append(("lat", name, size, {"workload": name, "iterations": iters}))
+            elif name == "rdma_write_lat":
+                out.append(("gpu_lat", "write_bw -t 1", size, {"workload": "rdma_write_bw", "iterations": 2 * iters,
+                                                               "tx_depth": 1, "cq_mod": 1}))
     return out
 
 
@@ -78,7 +89,8 @@ def why_not(args: argparse.Namespace) -> str | None:
         if not discover():
             return "no RDMA device (load a NIC driver, or run in scripts/softroce-vm.sh)"
         binary = perftest.find_binary("write_bw")
-        perftest.find_binary("write_lat")
+        for name in args.workloads:
+            perftest.find_binary(p2p_workload(name).test)
         if args.memory == "host":
             return None
         perftest.cuda_flags(binary, args.memory, args.cuda_device)
@@ -102,18 +114,24 @@ def run_rounds(args: argparse.Namespace, loads: list[float]) -> dict[tuple[str, 
         common["max_inline"] = args.max_inline
     # A forked child cannot use CUDA once this process has: spawn for GPU memory.
     start = "spawn" if args.memory in GPU_MEMORY else "fork"
-    res: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    res: dict[tuple[str, int, str], list[dict[str, Any] | None]] = {}
     for rnd in range(args.rounds):
         loads.append(os.getloadavg()[0])
         engines = ["native", "perftest"] if rnd % 2 == 0 else ["perftest", "native"]
-        for kind, _, size, extra in cases(args.memory):
+        for _, label, size, extra in cases(args.memory, args.workloads):
             for eng in engines:
-                (rec,) = benchfab_pair({**common, **extra, "sizes": [size], "engine": eng}, start)
-                if rec.get("status", "ok") != "ok":
-                    raise SystemExit(f"rdma_vs_perftest: {eng} {extra['workload']} {size} B: {rec.get('reason')}")
-                rate = rec.get("msg_rate_pps") or 0
-                rec["t_msg_s"] = 1 / rate if rate > 0 else float("nan")
-                res.setdefault((kind, size, eng), []).append(rec)
+                got: dict[str, Any] | None = None
+                try:
+                    (got,) = benchfab_pair({**common, **extra, "sizes": [size], "engine": eng}, start)
+                except WorkloadError as exc:
+                    # One failed run costs its round's ratio, not the whole comparison.
+                    print(f"# round {rnd}: {eng} {label} {size} B failed: {exc}", file=sys.stderr, flush=True)
+                if got is not None:
+                    if got.get("status", "ok") != "ok":
+                        raise SystemExit(f"rdma_vs_perftest: {eng} {label} {size} B: {got.get('reason')}")
+                    rate = got.get("msg_rate_pps") or 0
+                    got["t_msg_s"] = 1 / rate if rate > 0 else float("nan")
+                res.setdefault((label, size, eng), []).append(got)
     return res
 
 
@@ -126,7 +144,13 @@ def main() -> int:
                     help="benchfab's inline size in bytes (default: its own, 220 for write_lat)")
     ap.add_argument("--memory", choices=("host", *GPU_MEMORY), default="host")
     ap.add_argument("--cuda-device", type=int, default=0)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated, of {', '.join(WORKLOADS)} (default: all)")
     args = ap.parse_args()
+    args.workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
+    unknown = [w for w in args.workloads if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"--workloads: unknown {', '.join(unknown)} (use {', '.join(WORKLOADS)})")
     reason = why_not(args)
     if reason:
         print(f"rdma_vs_perftest: skipped: {reason}", flush=True)
@@ -140,17 +164,24 @@ def main() -> int:
           f"1-min load average here (in a VM: the guest's) per round and at the end: {' '.join(f'{x:.1f}' for x in loads)}")
     print(f"# a clock read here: clock_gettime {clocks['clock_gettime_ns']:.0f} ns, tick counter "
           f"{clocks['ticks_ns']:.0f} ns (benchfab stamps with: {clocks['stamps']})")
-    print("# BW in MiB/s (2^20 B/s, perftest's unit); latency in usec (one way; t_msg: per WRITE)")
+    print("# BW in MiB/s (2^20 B/s, perftest's unit); latency in usec (one way; read_lat: per READ; "
+          "t_msg: per WRITE)")
     print(f"{'test':<15}{'size':>9}{'metric':>14}{'benchfab':>12}{'perftest':>12}{'ratio':>8}")
-    for kind, label, size, _ in cases(args.memory):
-        nat, per = res[(kind, size, "native")], res[(kind, size, "perftest")]
+    for kind, label, size, _ in cases(args.memory, args.workloads):
+        pairs = [(a, b) for a, b in zip(res[(label, size, "native")], res[(label, size, "perftest")])
+                 if a is not None and b is not None]
+        if not pairs:
+            print(f"{label:<15}{size:>9}  no round where both engines ran (see the errors above)")
+            continue
         for key, name, scale in METRICS[kind]:
-            ratios = [a[key] / b[key] for a, b in zip(nat, per) if b[key] == b[key] and b[key]]
-            print(f"{label:<15}{size:>9}{name:>14}{median([r[key] for r in nat]) * scale:>12.2f}"
-                  f"{median([r[key] for r in per]) * scale:>12.2f}{median(ratios):>8.3f}")
+            ratios = [a[key] / b[key] for a, b in pairs if b[key] == b[key] and b[key]]
+            print(f"{label:<15}{size:>9}{name:>14}{median([a[key] for a, _ in pairs]) * scale:>12.2f}"
+                  f"{median([b[key] for _, b in pairs]) * scale:>12.2f}{median(ratios):>8.3f}"
+                  f"{len(pairs):>4}/{args.rounds}")
     print(f"{'test':<15}{'size':>9}{'inline size':>14}{'benchfab':>12}{'perftest':>12}{'data check':>12}")
-    for kind, label, size, _ in cases(args.memory):
-        nat, per = res[(kind, size, "native")], res[(kind, size, "perftest")]
+    for _kind, label, size, _ in cases(args.memory, args.workloads):
+        nat = [r for r in res[(label, size, "native")] if r is not None]
+        per = [r for r in res[(label, size, "perftest")] if r is not None]
         checks = sorted({f"{r['data_check']}:{r['wrong_bytes']}" for r in nat})
         print(f"{label:<15}{size:>9}{'':>14}{_one(r['inline_size'] for r in nat):>12}"
               f"{_one(r['inline_size'] for r in per):>12}{','.join(checks):>12}")

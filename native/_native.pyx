@@ -37,7 +37,7 @@ Every failure (bad work completion, failed post, silent peer) raises a
 # by that order, and benchmarks/loop_cost_callgrind.py finds the loops by those names.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset, memcpy
 from libc.errno cimport errno
 

@@ -49,6 +49,10 @@ cdef object _loop_error(LoopStatus *st, str what, double timeout_s):
         return VerbsError(f"{what}: ibv_post_send failed: {os.strerror(st.code)} "
                           f"(after {st.posted} posted)", errno=st.code,
                           hint="send queue overflow or QP in error state")
+    if st.kind == BF_ERR_POST_RECV:
+        return VerbsError(f"{what}: ibv_post_recv failed: {os.strerror(st.code)} "
+                          f"({st.completed} received)", errno=st.code,
+                          hint="receive queue overflow or QP in error state")
     if st.kind == BF_ERR_POLL:
         return VerbsError(f"{what}: ibv_poll_cq failed ({st.code})", errno=st.code)
     if st.kind == BF_ERR_TIMEOUT:

@@ -11,6 +11,7 @@ cdef enum:
     BF_ERR_TIMEOUT = 4
     BF_ERR_SOCK = 5
     BF_ERR_CLOSED = 6
+    BF_ERR_POST_RECV = 7
 
 cdef struct LoopStatus:
     int kind
@@ -20,15 +21,19 @@ cdef struct LoopStatus:
     uint64_t wr_id
     uint64_t posted     # WRs (or messages) posted so far
     uint64_t completed  # WRs (or messages) completed so far
-    int waiting_peer    # 1 when the timeout hit while polling memory the peer writes
+    uint64_t received   # messages received (a SEND receiver)
+    int waiting_peer    # 1 when the timeout hit while waiting for what the peer sends
 
-# How many CQEs one ibv_poll_cq may return; perftest's default batch is 16 as well.
-DEF POLL_BATCH = 16
-# Spins between tick-counter reads while waiting, and ticks between OS clock reads (2^22:
-# 1.6 ms of a 2.6 GHz TSC, 4 ms where ticks are ns, 170 ms of a 25 MHz arm64 timer): the
-# timeout check stays off the hot path.
-DEF SPIN_CHECK = 256
-DEF CHECK_TICKS = 4194304
+# Compile-time constants of the loops (a cdef enum: C constants the compiler folds, as
+# Cython's deprecated DEF did). POLL_BATCH: how many CQEs one ibv_poll_cq may return
+# (perftest's batch is 16 as well). SPIN_CHECK: spins between tick-counter reads while
+# waiting; CHECK_TICKS: ticks between OS clock reads (2^22: 1.6 ms of a 2.6 GHz TSC, 4 ms
+# where ticks are ns, 170 ms of a 25 MHz arm64 timer), so the timeout check stays off the
+# hot path.
+cdef enum:
+    POLL_BATCH = 16
+    SPIN_CHECK = 256
+    CHECK_TICKS = 4194304
 
 
 cdef struct SpinWait:

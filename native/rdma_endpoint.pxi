@@ -1,11 +1,12 @@
-# RdmaEndpoint: one RC QP with its own device context, PD, CQ and registered buffer;
+# RdmaEndpoint: 1..N RC QPs with their own device context, PD, CQs and registered buffer;
 # set-up (open, query port, memory, QP) in __init__, teardown in close(). The buffer
 # helpers are in rdma_memory.pxi, the QP state transitions in rdma_qp.pxi and the bodies
 # of write_bw / write_lat (around the nogil loops of rdma_loops.pxi) in rdma_runs.pxi.
 
 
 cdef class RdmaEndpoint:
-    """One RC queue pair with its own context, PD, CQ and a registered buffer.
+    """1..N RC queue pairs (perftest -q) with their own context, PD, send and receive
+    CQs (shared by the QPs, as in perftest) and a registered buffer.
 
     The buffer has two regions of ``buf_size`` bytes each: we write *from* the send
     region (offset 0) *into* the peer's receive region (offset ``buf_size``), so a
@@ -22,8 +23,15 @@ cdef class RdmaEndpoint:
 
     cdef ibv_context *ctx
     cdef ibv_pd *pd
-    cdef ibv_cq *cq
-    cdef ibv_qp *qp
+    cdef ibv_cq *cq         # send completions of every QP
+    cdef ibv_cq *rcq        # receive completions of every QP (SEND)
+    cdef ibv_qp *qp         # qps[0]: the latency loops' QP
+    cdef ibv_qp **qps
+    cdef uint64_t num_qps
+    cdef uint32_t rx_depth
+    cdef int dev_rd_atom    # the device's most outstanding READs per QP (max_qp_rd_atom)
+    cdef int out_reads      # READs outstanding per QP: asked for (0: the device's most)...
+    cdef int rd_atomic      # ...and used after connect(): capped by what the peer accepts
     cdef ibv_mr *mr
     cdef void *host_buf
     cdef size_t huge_len    # > 0: host_buf is a MAP_HUGETLB mapping of this length
@@ -40,6 +48,7 @@ cdef class RdmaEndpoint:
     cdef uint64_t r_addr
     cdef uint32_t r_rkey
     cdef uint64_t r_len
+    cdef uint64_t r_src     # the peer's send region: where our READs read from
     cdef bint connected
     cdef bint broken
     cdef readonly str device
@@ -53,13 +62,17 @@ cdef class RdmaEndpoint:
         self.pd = NULL
         self.cq = NULL
         self.qp = NULL
+        self.qps = NULL
+        self.num_qps = 0
+        self.rcq = NULL
         self.mr = NULL
         self.host_buf = NULL
         self.huge_len = 0
 
     def __init__(self, device=None, int port=1, int gid_index=-1, size_t buf_size=1 << 20,
                  int tx_depth=128, int mtu=0, int max_inline=0, int qp_timeout=14,
-                 int retry_cnt=7, *, uint64_t ext_addr=0, int dmabuf_fd=-1,
+                 int retry_cnt=7, *, int num_qps=1, int rx_depth=512, int out_reads=0,
+                 uint64_t ext_addr=0, int dmabuf_fd=-1,
                  uint64_t dmabuf_offset=0, size_t ext_length=0, str memory="host",
                  object keepalive=None, bint hugepages=False):
         if buf_size < 64:
@@ -68,6 +81,12 @@ cdef class RdmaEndpoint:
             raise ValueError("tx_depth must be >= 1")
         if max_inline < 0:
             raise ValueError("max_inline must be >= 0")
+        if num_qps < 1 or num_qps > QP_LIMIT:
+            raise ValueError(f"num_qps must be in 1..{QP_LIMIT}")
+        if rx_depth < 1:
+            raise ValueError("rx_depth must be >= 1")
+        if out_reads < 0:
+            raise ValueError("out_reads must be >= 0 (0: the device's maximum)")
         if mtu and mtu not in _MTU_ENUM:
             raise ValueError(f"mtu must be 0 (port default) or one of {sorted(_MTU_ENUM)}")
         self.port = port
@@ -77,9 +96,12 @@ cdef class RdmaEndpoint:
         self.keepalive = keepalive
         self.qp_timeout = qp_timeout
         self.retry_cnt = retry_cnt
+        self.num_qps = num_qps
+        self.rx_depth = rx_depth
         try:
             self._open(device)
             self._query_port(mtu)
+            self._query_reads(out_reads)
             self._alloc_memory(buf_size, ext_addr, dmabuf_fd, dmabuf_offset, ext_length, hugepages)
             # Inline data is copied from the buffer by the CPU at post time: never from
             # GPU memory (perftest refuses inline with --use_cuda for the same reason).
@@ -87,8 +109,8 @@ cdef class RdmaEndpoint:
         except BaseException:
             self.close()
             raise
-        # Random 24-bit start PSN, as perftest does (lrand48() & 0xffffff).
-        self.psn = int.from_bytes(os.urandom(3), "little")
+        # Random 24-bit start PSN, as perftest does (lrand48() & 0xffffff); QP i uses psn + i.
+        self.psn = int.from_bytes(os.urandom(3), "little") & 0xFFF000
 
     cdef _open(self, device):
         cdef int n = 0, i
@@ -138,6 +160,22 @@ cdef class RdmaEndpoint:
                                  f"{self.gid_index}) failed", errno=rc)
         self.mtu_enum = _MTU_ENUM[mtu] if mtu else <int>self.pattr.active_mtu
 
+    cdef _query_reads(self, int out_reads):
+        """perftest -o: READs outstanding per QP, the device's most unless asked for fewer."""
+        cdef ibv_device_attr attr
+        cdef int rc
+        memset(&attr, 0, sizeof(attr))
+        rc = ibv_query_device(self.ctx, &attr)
+        if rc != 0:
+            raise VerbsError(f"ibv_query_device({self.device}) failed: {os.strerror(rc)}", errno=rc)
+        self.dev_rd_atom = max(1, min(attr.max_qp_rd_atom, attr.max_qp_init_rd_atom or attr.max_qp_rd_atom))
+        if out_reads > self.dev_rd_atom:
+            raise VerbsError(f"{out_reads} outstanding READs asked for, {self.device} allows "
+                             f"{self.dev_rd_atom} per QP (max_qp_rd_atom)",
+                             hint=f"use -o {self.dev_rd_atom} or fewer, or leave it unset")
+        self.out_reads = out_reads or self.dev_rd_atom
+        self.rd_atomic = self.out_reads
+
     cdef _alloc_memory(self, size_t buf_size, uint64_t ext_addr, int dmabuf_fd,
                        uint64_t dmabuf_offset, size_t ext_length, bint hugepages):
         cdef size_t total = 2 * buf_size
@@ -161,43 +199,62 @@ cdef class RdmaEndpoint:
 
     cdef _create_qp(self, int tx_depth, int max_inline):
         cdef ibv_qp_init_attr init
-        self.cq = ibv_create_cq(self.ctx, tx_depth if tx_depth > 16 else 16, NULL, NULL, 0)
-        if self.cq == NULL:
+        cdef uint64_t i
+        cdef int cqe = <int>self.num_qps * tx_depth
+        self.cq = ibv_create_cq(self.ctx, cqe if cqe > 16 else 16, NULL, NULL, 0)
+        if self.cq != NULL:
+            self.rcq = ibv_create_cq(self.ctx, <int>(self.num_qps * self.rx_depth), NULL, NULL, 0)
+        if self.cq == NULL or self.rcq == NULL:
             err = errno
             raise VerbsError(f"ibv_create_cq failed: {os.strerror(err)}", errno=err)
+        self.qps = <ibv_qp **>calloc(self.num_qps, sizeof(ibv_qp *))
+        if self.qps == NULL:
+            raise MemoryError()
         memset(&init, 0, sizeof(init))
         init.send_cq = self.cq
-        init.recv_cq = self.cq
+        init.recv_cq = self.rcq
         init.qp_type = IBV_QPT_RC
         init.sq_sig_all = 0
         init.cap.max_send_wr = tx_depth
-        init.cap.max_recv_wr = 1
+        init.cap.max_recv_wr = self.rx_depth
         init.cap.max_send_sge = 1
         init.cap.max_recv_sge = 1
         init.cap.max_inline_data = max_inline
-        self.qp = ibv_create_qp(self.pd, &init)
-        if self.qp == NULL and max_inline > 0:
-            # Some providers cap inline data lower than asked; inline is an optimisation.
-            init.cap.max_inline_data = 0
-            self.qp = ibv_create_qp(self.pd, &init)
-        if self.qp == NULL:
-            err = errno
-            raise VerbsError(f"ibv_create_qp(RC, max_send_wr={tx_depth}) failed: "
-                             f"{os.strerror(err)}", errno=err)
+        for i in range(self.num_qps):
+            init.cap.max_inline_data = max_inline
+            self.qps[i] = ibv_create_qp(self.pd, &init)
+            if self.qps[i] == NULL and max_inline > 0:
+                # Some providers cap inline data lower than asked; inline is an optimisation.
+                init.cap.max_inline_data = 0
+                max_inline = 0
+                self.qps[i] = ibv_create_qp(self.pd, &init)
+            if self.qps[i] == NULL:
+                err = errno
+                raise VerbsError(f"ibv_create_qp(RC, max_send_wr={tx_depth}, max_recv_wr="
+                                 f"{self.rx_depth}) failed: {os.strerror(err)}", errno=err)
+            _qp_to_init(self.qps[i], self.port)
+        self.qp = self.qps[0]
         # Providers may round the inline size up (the WQE's size); perftest posts inline
         # up to what it asked for, and so do we.
         self.max_inline = min(<uint32_t>max_inline, init.cap.max_inline_data)
         self.sq_depth = tx_depth
-        _qp_to_init(self.qp, self.port)
 
     def close(self):
         """Destroy the verbs objects (idempotent). Call only after the peer is done."""
-        if self.qp != NULL:
-            ibv_destroy_qp(self.qp)
-            self.qp = NULL
+        cdef uint64_t i
+        if self.qps != NULL:
+            for i in range(self.num_qps):
+                if self.qps[i] != NULL:
+                    ibv_destroy_qp(self.qps[i])
+            free(self.qps)
+            self.qps = NULL
+        self.qp = NULL
         if self.cq != NULL:
             ibv_destroy_cq(self.cq)
             self.cq = NULL
+        if self.rcq != NULL:
+            ibv_destroy_cq(self.rcq)
+            self.rcq = NULL
         if self.mr != NULL:
             ibv_dereg_mr(self.mr)
             self.mr = NULL
@@ -247,12 +304,25 @@ cdef class RdmaEndpoint:
     def buf_size(self):
         return self.region
 
+    @property
+    def num_qps(self):
+        return self.num_qps
+
+    @property
+    def out_reads(self):
+        """READs kept outstanding per QP (perftest -o): asked for or the device's most,
+        after connect() capped by what the peer's device accepts."""
+        return self.rd_atomic
+
     def local_info(self):
         """What the peer needs to connect to us; JSON-serialisable."""
         self._check_open()
         return {
             "qpn": self.qp.qp_num,
             "psn": self.psn,
+            "qpns": [self.qps[i].qp_num for i in range(self.num_qps)],
+            "out_reads": self.out_reads,
+            "src_addr": self.base,             # our send region (a READ's source)
             "lid": self.pattr.lid,
             "gid": bytes(self.gid.raw[:16]).hex(),
             "rkey": self.mr.rkey,
@@ -263,14 +333,25 @@ cdef class RdmaEndpoint:
         }
 
     def connect(self, remote):
-        """Move the QP INIT -> RTR -> RTS towards the peer described by ``remote``
-        (the peer's local_info())."""
+        """Move each QP INIT -> RTR -> RTS towards the peer's QP of the same index, as
+        described by ``remote`` (the peer's local_info(); both have the same num_qps)."""
+        cdef uint64_t i
         self._check_open()
-        rmtu, dgid, qpn, psn, lid, raddr, rkey, rlen = _parse_peer_info(remote, self.mtu_enum)
+        rmtu, dgid, qpns, psn, lid, raddr, rkey, rlen, rsrc, rreads = _parse_peer_info(
+            remote, self.mtu_enum)
+        if len(qpns) != <Py_ssize_t>self.num_qps:
+            raise VerbsError(f"the peer has {len(qpns)} QP(s), this endpoint {self.num_qps}",
+                             hint="give both sides the same number of QPs (-q)")
         path_mtu = min(_MTU_BYTES[self.mtu_enum], rmtu)
         mtu_value = _MTU_ENUM.get(path_mtu, self.mtu_enum)
-        _qp_to_rtr(self.qp, self.port, self.gid_index, mtu_value, qpn, psn, lid, dgid)
-        _qp_to_rts(self.qp, self.psn, self.qp_timeout, self.retry_cnt)
+        # We accept as many READs as we would issue; we issue no more than the peer accepts.
+        self.rd_atomic = min(self.out_reads, rreads or self.out_reads)
+        for i in range(self.num_qps):
+            _qp_to_rtr(self.qps[i], self.port, self.gid_index, mtu_value, qpns[i], psn + i,
+                       lid, dgid, self.out_reads)
+            _qp_to_rts(self.qps[i], self.psn + <uint32_t>i, self.qp_timeout, self.retry_cnt,
+                       self.rd_atomic)
+        self.r_src = rsrc
         self.r_addr = raddr
         self.r_rkey = rkey
         self.r_len = rlen
@@ -286,8 +367,8 @@ cdef class RdmaEndpoint:
         if not self.connected:
             raise VerbsError("RDMA endpoint is not connected: call connect() first")
         if self.broken:
-            raise VerbsError("RDMA endpoint's QP is in error state after a failed run; "
-                             "make a new endpoint")
+            raise VerbsError("RDMA endpoint failed a run (its QP is in error state, or WRs of "
+                             "a timed-out loop may still complete); make a new endpoint")
         if size < 1 or size > self.region:
             raise ValueError(f"message size {size} outside 1..{self.region} (buf_size)")
         if size > self.r_len:
@@ -317,29 +398,51 @@ cdef class RdmaEndpoint:
         return offset + (self.region if region == "recv" else 0)
 
     # -- the timed loops ----------------------------------------------------------------
+    def bw(self, str verb, size_t size, uint64_t iters, int tx_depth=0, int cq_mod=100,
+           int post_list=1, uint64_t warmup=0, double duration_s=0.0, double timeout_s=10.0,
+           barrier=None, bint post=True, bint receive=False):
+        """Bandwidth, as perftest's run_iter_bw: ``size``-byte ``verb`` WRs ("write",
+        "read" or "send"; see rdma_runs.pxi for the regions), ``iters`` on each QP, at
+        most ``tx_depth`` outstanding per QP, every ``cq_mod``-th signaled, ``post_list``
+        WRs per ibv_post_send. READs stay at most ``out_reads`` in flight per QP (the QP's
+        limit, perftest -o). ``receive``: also take ``iters`` SENDs per QP from the peer,
+        keeping the receive queues full (the SEND server; with ``post`` too, perftest -b);
+        ``post=False``: only that.
+
+        ``warmup`` untimed rounds go first; receives are then posted ahead and
+        ``barrier()`` (if given) is called right before the timed loop. With
+        ``duration_s`` > 0 the loop stops posting after that long and ``iters`` is only
+        the capacity of the timestamp arrays. Returns a dict: tposted_ns, tcompleted_ns
+        (uint64 arrays, one entry per WR), iterations, size_bytes, bw_avg_Bps,
+        bw_peak_Bps, msg_rate_pps, elapsed_s, opcode, qps, out_reads, received (only the
+        settings and ``received`` when ``post`` is False).
+        """
+        return _bw(self, verb, size, iters, tx_depth, cq_mod, post_list, warmup, duration_s,
+                   timeout_s, barrier, post, receive)
+
+    def lat(self, str verb, size_t size, uint64_t iters, bint initiator, uint64_t warmup=0,
+            double timeout_s=10.0, barrier=None):
+        """Latency, as perftest's run_iter_lat_write / run_iter_lat_send (a ping-pong:
+        both sides call it with the same size/iters, exactly one with ``initiator=True``,
+        which sends first) or run_iter_lat for "read" (one READ at a time, polled to its
+        completion; only the reading side calls it). ``barrier()`` is called after our
+        buffers are reset (and a SEND's receives posted) and before the loop: it must not
+        return before the peer is as ready (any two-sided exchange does). The first
+        ``warmup`` rounds are dropped from the samples. Returns a dict: tposted_ns
+        (uint64, one per round), iterations, size_bytes, opcode and
+        lat_{min,median,mean,stdev,p99,p999,max}_s (half round trip for a ping-pong, the
+        whole READ for read: perftest's rules)."""
+        return _lat(self, verb, size, iters, initiator, warmup, timeout_s, barrier)
+
     def write_bw(self, size_t size, uint64_t iters, int tx_depth=0, int cq_mod=100,
                  int post_list=1, uint64_t warmup=0, double duration_s=0.0,
                  double timeout_s=10.0, barrier=None):
-        """RDMA WRITE bandwidth, as perftest's run_iter_bw: ``size``-byte writes from our
-        send region to the peer's receive region, at most ``tx_depth`` outstanding,
-        every ``cq_mod``-th signaled, ``post_list`` WRs per ibv_post_send.
-
-        ``warmup`` untimed writes go first; ``barrier()`` (if given) is called after
-        them and right before the timed loop. With ``duration_s`` > 0 the loop stops
-        posting after that long and ``iters`` is only the capacity of the timestamp
-        arrays. Returns a dict: tposted_ns, tcompleted_ns (uint64 arrays, one entry per
-        WR), iterations, size_bytes, bw_avg_Bps, bw_peak_Bps, msg_rate_pps, elapsed_s.
-        """
-        return _write_bw(self, size, iters, tx_depth, cq_mod, post_list, warmup, duration_s,
-                         timeout_s, barrier)
+        """bw("write", ...): RDMA WRITEs from our send region into the peer's receive
+        region; the peer is passive."""
+        return _bw(self, "write", size, iters, tx_depth, cq_mod, post_list, warmup,
+                   duration_s, timeout_s, barrier, True, False)
 
     def write_lat(self, size_t size, uint64_t iters, bint initiator, uint64_t warmup=0,
                   double timeout_s=10.0, barrier=None):
-        """RDMA WRITE ping-pong latency, as perftest's run_iter_lat_write. Both sides call
-        it with the same size/iters; exactly one passes ``initiator=True`` (it writes
-        first). ``barrier()`` is called after our buffers are reset and before the loop:
-        it must not return before the peer has reset its buffers too (any two-sided
-        exchange does). The first ``warmup`` rounds are dropped from the samples.
-        Returns a dict: tposted_ns (uint64, one per round), iterations, size_bytes and
-        lat_{min,median,mean,stdev,p99,p999,max}_s (half round trip, perftest rules)."""
-        return _write_lat(self, size, iters, initiator, warmup, timeout_s, barrier)
+        """lat("write", ...): the RDMA WRITE ping-pong (perftest's server initiates)."""
+        return _lat(self, "write", size, iters, initiator, warmup, timeout_s, barrier)

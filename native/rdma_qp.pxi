@@ -23,24 +23,30 @@ cdef _qp_to_init(ibv_qp *qp, int port):
 
 
 cdef tuple _parse_peer_info(remote, int mtu_enum):
-    """(mtu, gid, qpn, psn, lid, addr, rkey, length) from a peer's local_info(); its mtu
-    defaults to ours (`mtu_enum`)."""
+    """(mtu, gid, qpns, psn, lid, addr, rkey, length, src_addr, out_reads) from a peer's
+    local_info(); its mtu defaults to ours (`mtu_enum`), its QPs to its one `qpn`, its
+    send region to the one below its receive region, its READ limit to 0 (unknown)."""
     cdef bytes dgid
     try:
         rmtu = int(remote.get("mtu", _MTU_BYTES[mtu_enum]))
         dgid = bytes.fromhex(remote["gid"])
         qpn, psn, lid = int(remote["qpn"]), int(remote["psn"]), int(remote["lid"])
         raddr, rkey, rlen = int(remote["addr"]), int(remote["rkey"]), int(remote["length"])
+        qpns = [int(q) for q in remote.get("qpns", [qpn])]
+        rsrc = int(remote.get("src_addr", raddr - rlen))
+        rreads = int(remote.get("out_reads", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise VerbsError(f"malformed peer connection info {remote!r}: {exc}") from exc
     if len(dgid) != 16:
         raise VerbsError(f"peer GID {remote['gid']!r} is not 16 bytes")
-    return rmtu, dgid, qpn, psn, lid, raddr, rkey, rlen
+    return rmtu, dgid, qpns, psn, lid, raddr, rkey, rlen, rsrc, rreads
 
 
-cdef _qp_to_rtr(ibv_qp *qp, int port, int gid_index, mtu_value, qpn, psn, lid, bytes dgid):
+cdef _qp_to_rtr(ibv_qp *qp, int port, int gid_index, mtu_value, qpn, psn, lid, bytes dgid,
+                int dest_rd_atomic):
     """INIT -> RTR towards the peer QP `qpn` (receive PSN `psn`, LID `lid`, GID `dgid`,
-    used when `gid_index` >= 0) at path MTU `mtu_value` (an ibv_mtu)."""
+    used when `gid_index` >= 0) at path MTU `mtu_value` (an ibv_mtu), accepting
+    `dest_rd_atomic` READs in flight from it."""
     cdef ibv_qp_attr attr
     cdef int rc, mask
     memset(&attr, 0, sizeof(attr))
@@ -48,7 +54,7 @@ cdef _qp_to_rtr(ibv_qp *qp, int port, int gid_index, mtu_value, qpn, psn, lid, b
     attr.path_mtu = <ibv_mtu><int>mtu_value
     attr.dest_qp_num = qpn
     attr.rq_psn = psn
-    attr.max_dest_rd_atomic = 1
+    attr.max_dest_rd_atomic = <uint8_t>dest_rd_atomic
     attr.min_rnr_timer = 12
     attr.ah_attr.dlid = lid
     attr.ah_attr.sl = 0
@@ -70,7 +76,8 @@ cdef _qp_to_rtr(ibv_qp *qp, int port, int gid_index, mtu_value, qpn, psn, lid, b
                          hint="check GID index / LID and that both sides use the same fabric")
 
 
-cdef _qp_to_rts(ibv_qp *qp, uint32_t sq_psn, int qp_timeout, int retry_cnt):
+cdef _qp_to_rts(ibv_qp *qp, uint32_t sq_psn, int qp_timeout, int retry_cnt, int rd_atomic):
+    """RTR -> RTS, issuing up to `rd_atomic` READs at a time (perftest -o)."""
     cdef ibv_qp_attr attr
     cdef int rc, mask
     memset(&attr, 0, sizeof(attr))
@@ -79,7 +86,7 @@ cdef _qp_to_rts(ibv_qp *qp, uint32_t sq_psn, int qp_timeout, int retry_cnt):
     attr.retry_cnt = <uint8_t>retry_cnt
     attr.rnr_retry = 7
     attr.sq_psn = sq_psn
-    attr.max_rd_atomic = 1
+    attr.max_rd_atomic = <uint8_t>rd_atomic
     mask = (IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
             IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC)
     rc = ibv_modify_qp(qp, &attr, mask)

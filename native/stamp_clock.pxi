@@ -9,8 +9,9 @@
 # BENCHFAB_STAMP_CLOCK=os stamps with clock_gettime instead: the way out on a host whose
 # tick counters differ between CPUs (the check after each loop names it).
 
-DEF CAL_MIN_NS = 2000000    # the two pairs lie at least 2 ms apart (short loops wait)
-DEF PAIR_TRIES = 5
+cdef enum:
+    CAL_MIN_NS = 2000000    # the two pairs lie at least 2 ms apart (short loops wait)
+    PAIR_TRIES = 5
 
 cdef struct StampClock:
     bint os_clock           # stamps are clock_gettime ns already

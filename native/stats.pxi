@@ -15,7 +15,8 @@ cdef dict _with_bw_figures(dict out, size_t size):
     return out
 
 
-cdef dict _with_lat_figures(dict out):
-    """``out`` (with tposted_ns, one stamp per round trip) plus the latency figures."""
-    out.update(_stats().lat_figures(out["tposted_ns"], rtt_factor=2))
+cdef dict _with_lat_figures(dict out, int rtt_factor):
+    """``out`` (with tposted_ns, one stamp per round) plus the latency figures: a round
+    over `rtt_factor` (2 for a ping-pong, 1 for a READ: perftest's rule)."""
+    out.update(_stats().lat_figures(out["tposted_ns"], rtt_factor=rtt_factor))
     return out

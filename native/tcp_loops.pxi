@@ -202,4 +202,4 @@ def tcp_write_lat(int fd, size_t size, uint64_t iters, bint initiator, uint64_t 
     finally:
         free(buf)
     out = {"tposted_ns": a_tp[warmup:], "size_bytes": size}
-    return _with_lat_figures(out)
+    return _with_lat_figures(out, 2)

@@ -16,6 +16,7 @@ import benchfab
 from benchfab.cli import main
 from benchfab.compare import run_comparison
 from benchfab.costs import pod_costs
+from benchfab.errors import WorkloadError
 from benchfab.export import openmetrics_text
 from benchfab.oneoff import build
 from benchfab.rdma.params import RdmaParams
@@ -61,9 +62,9 @@ def test_one_descriptor_per_workload_and_every_consumer_reads_it() -> None:
         assert (judged.column, judged.higher_is_better) == (("bw_avg_Bps", True) if w.bandwidth else ("lat_median_s", False))
         (figure,) = [f for f in FIGURES if name in f.workloads]  # drawn in exactly one figure, and exported by it
         assert figure.file == ("p2p_bw.png" if w.bandwidth else "p2p_lat.png") and figure.column == judged.column
-        assert w.perftest_binary == f"ib_{w.verb}_{w.kind}" and w.runs == (w.verb == "write")
+        assert w.perftest_binary == f"ib_{w.verb}_{w.kind}" and w.runs
     assert p2p_workload("tcp_write_bw") is P2P_WORKLOADS["rdma_write_bw"]  # an engine's record name
-    assert POINT_TO_POINT.workloads == ("rdma_write_bw", "rdma_write_lat")  # what a spec may run
+    assert POINT_TO_POINT.workloads == tuple(P2P_WORKLOADS)  # what a spec may run: all of them
 
 
 @pytest.mark.parametrize("name", list(P2P_WORKLOADS))
@@ -139,7 +140,11 @@ def test_perftest_defaults_and_estimates_come_from_the_descriptor(name: str) -> 
     assert params.workload is w and params.test == w.test
     assert (params.iters(), params.effective_tx_depth(), params.effective_max_inline()) == (
         w.default_iterations, w.default_tx_depth, w.default_max_inline)
-    assert RdmaParams.from_mapping({"workload": w.record_name("tcp")}).transport == "tcp"
+    if w.over_tcp:
+        assert RdmaParams.from_mapping({"workload": w.record_name("tcp")}).transport == "tcp"
+    else:  # its tcp record name says a transport that does not run it: refused, with the fix
+        with pytest.raises(WorkloadError, match=f"tcp transport runs .* only, not {name}"):
+            RdmaParams.from_mapping({"workload": w.record_name("tcp")})
     spec, _, _ = build(w.perftest_binary, [])  # benchfab run ib_..., no flags
     (test,) = spec.resolved_tests()
     assert test.workload == name and test.sizes == [w.default_size]

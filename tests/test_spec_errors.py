@@ -94,7 +94,8 @@ def test_unknown_value_says_did_you_mean_and_lists_the_accepted_ones() -> None:
     message = one_line("tests:\n  - workload: alreduce\n")
     assert message == (
         "s.yaml:2: tests[0].workload: unknown workload 'alreduce'; accepted: allreduce, all_gather, reduce_scatter, "
-        "broadcast, all_to_all, reduce, gather, scatter, sendrecv, rdma_write_bw, rdma_write_lat "
+        "broadcast, all_to_all, reduce, gather, scatter, sendrecv, rdma_write_bw, rdma_write_lat, rdma_read_bw, "
+            "rdma_read_lat, rdma_send_bw, rdma_send_lat "
         "(fix: did you mean 'allreduce'?)"
     )
     far = one_line("tests:\n  - dtypes: [float32, foo]\n")

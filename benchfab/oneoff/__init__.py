@@ -23,7 +23,7 @@ The modules, one job each:
     run.py          the command: workload names, dispatch to a family's flags, the
                     spec text, errors reworded to name the flag, running the sweep
     nccl_tests.py   nccl-tests' flags (collectives): parser and translation
-    perftest.py     perftest's flags (ib_write_bw / ib_write_lat): parser and translation
+    perftest.py     perftest's flags (ib_{write,read,send}_{bw,lat}): parser and translation
     common.py       what both share: the parser class, refused flags, benchfab's run
                     flags, ``Translation`` and the value parsers
 """

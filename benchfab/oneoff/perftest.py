@@ -1,12 +1,12 @@
 """perftest flags (``perftest_parameters.c``: usage text and defaults) for
-ib_write_bw / ib_write_lat: the parser and their translation into a one-test spec."""
+ib_{write,read,send}_{bw,lat}: the parser and their translation into a one-test spec."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..errors import UsageError
-from ..workloads.p2p_workloads import p2p_by_title, p2p_workload, perftest_binaries, runnable_patterns
+from ..workloads.p2p_workloads import P2P_WORKLOADS, p2p_by_title, p2p_workload, perftest_binaries, runnable_patterns
 from .common import (
     Refused,
     Translation,
@@ -23,12 +23,9 @@ from .common import (
 # perftest's -a runs 2 .. 2^23 (MAX_SIZE); its default size is the workload's descriptor's.
 PERFTEST_ALL_SIZES = {"min": 2, "max": 1 << 23, "factor": 2}
 
-# perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_write_bw/lat.
+# perftest flags benchfab cannot honour (perftest_parameters.c usage), for ib_*_bw/lat.
 PERFTEST_REFUSED = (
-    Refused("-b", "--bidirectional", "bidirectional bandwidth", "drop -b; benchfab measures one direction "
-            "(run the test twice, or a sweep with both directions)", takes_value=False),
     Refused("-c", "--connection", "connection type", "drop -c; benchfab uses RC QPs", ("RC",)),
-    Refused("-q", "--qp", "number of QPs", "drop -q; benchfab uses one QP", ("1",)),
     Refused("-R", "--rdma_cm", "rdma_cm connection", "drop -R; QPs are connected over benchfab's own exchange",
             takes_value=False),
     Refused("-z", "--comm_rdma_cm", "rdma_cm exchange", "drop -z", takes_value=False),
@@ -78,10 +75,15 @@ def p2p_parser(prog: str) -> _Parser:
     g.add_argument("-a", "--all", action="store_true", help="sizes 2 .. 2^23, powers of two")
     g.add_argument("-n", "--iters", metavar="N", help="iterations per size (default 5000 bw, 1000 lat; at least 5)")
     g.add_argument("-D", "--duration", metavar="SECONDS", help="time per size instead of -n")
-    g.add_argument("-t", "--tx-depth", metavar="N", help="outstanding WRITEs (bw; default 128)")
-    g.add_argument("-Q", "--cq-mod", metavar="N", help="signal every N-th WRITE (bw; default 100, 1 above 8K)")
-    g.add_argument("-l", "--post_list", metavar="N", help="WRITEs chained per post (bw; default 1)")
-    g.add_argument("-I", "--inline_size", metavar="SIZE", help="inline threshold (default 220 lat, 0 bw)")
+    g.add_argument("-t", "--tx-depth", metavar="N", help="outstanding WRs per QP (bw; default 128)")
+    g.add_argument("-Q", "--cq-mod", metavar="N", help="signal every N-th WR (bw; default 100, 1 above 8K)")
+    g.add_argument("-l", "--post_list", metavar="N", help="WRs chained per post (bw; default 1)")
+    g.add_argument("-b", "--bidirectional", action="store_true", help="both sides post at once; BW is the sum (bw)")
+    g.add_argument("-q", "--qp", metavar="N", help="QPs per side, posted round robin (bw; default 1)")
+    g.add_argument("-o", "--outs", metavar="N", help="outstanding READs per QP (read; default: the device's most)")
+    inline = ", ".join(f"{w.default_max_inline} {w.test}" for w in P2P_WORKLOADS.values()
+                       if w.runs and w.default_max_inline)
+    g.add_argument("-I", "--inline_size", metavar="SIZE", help=f"inline threshold (default {inline}, else 0)")
     g.add_argument("--use_cuda", metavar="GPU", help="GPU memory on this GPU (DMA-BUF, else nvidia-peermem)")
     g.add_argument("--use_cuda_dmabuf", action="store_true", help="GPU memory registered by DMA-BUF only")
     g.add_argument("--use_hugepages", action="store_true", help="host memory on 2 MiB hugepages")
@@ -147,16 +149,26 @@ def _p2p_memory(t: Translation, ns: argparse.Namespace) -> None:
 
 def _p2p_rdma(t: Translation, workload: str, ns: argparse.Namespace) -> None:
     """The verbs settings: bw-only queue depths, device, port, GID, MTU and inline size."""
-    bw_only = (("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list))
     described = p2p_workload(workload)
+    bw_only: tuple[tuple[str, str, str | None], ...] = (
+        ("tx_depth", "-t", ns.tx_depth), ("cq_mod", "-Q", ns.cq_mod), ("post_list", "-l", ns.post_list),
+        ("qps", "-q", ns.qp), ("bidirectional", "-b", "on" if ns.bidirectional else None))
     for key, flag, value in bw_only:
         if value is None:
             continue
         if not described.bandwidth_flags:
-            raise UsageError(f"{flag} {value}: {described.perftest_binary} has no {flag} "
-                             f"(one {described.verb.upper()} in flight, each signaled)",
+            shown = flag if key == "bidirectional" else f"{flag} {value}"
+            raise UsageError(f"{shown}: {described.perftest_binary} has no {flag} "
+                             f"(one {described.verb.upper()} in flight on one QP, each signaled)",
                              hint=f"drop {flag}, or use {p2p_by_title(described.verb, 'bw').name}")
-        t.set(f"rdma.{key}", _number(value), flag, value)
+        if key == "bidirectional":
+            t.set("rdma.bidirectional", True, flag)
+        else:
+            t.set(f"rdma.{key}", _number(value), flag, value)
+    if ns.outs is not None:
+        if not described.one_sided:
+            raise UsageError(f"-o {ns.outs}: {described.perftest_binary} issues no READs", hint="drop -o")
+        t.set("rdma.out_reads", _number(ns.outs), "-o", ns.outs)
     for key, flag, value in (("device", "-d", ns.ib_dev), ("port", "-i", ns.ib_port),
                              ("gid_index", "-x", ns.gid_index), ("mtu", "-m", ns.mtu)):
         if value is not None:

@@ -16,7 +16,7 @@ from ..errors import EXIT_CODES_HELP, SpecError, UsageError
 from ..jsonout import print_json, run_document, text_to_stderr
 from ..workloads import FAMILIES
 from ..workloads.collective_kinds import COLLECTIVES
-from ..workloads.p2p_workloads import perftest_binaries
+from ..workloads.p2p_workloads import P2P_WORKLOADS, perftest_binaries
 from ..yamlpos import plain_yaml
 from .common import SOURCE, Translation
 from .nccl_tests import collective_parser, translate_collective
@@ -158,10 +158,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 EPILOG = textwrap.fill("Collectives (nccl-tests flags): " + ", ".join(COLLECTIVES) + ", or "
                        + ", ".join(c.nccl_name for c in COLLECTIVES.values()) + ".", 80) + "\n" + textwrap.fill(
     "Point-to-point (perftest flags): " + ", ".join(perftest_binaries(runs=True)) + ", or "
-    + ", ".join(perftest_binaries(runs=True).values()) + "; --transport tcp runs the same loops over a socket.", 80) + """
+    + ", ".join(perftest_binaries(runs=True).values()) + "; --transport tcp runs "
+    + ", ".join(w.name for w in P2P_WORKLOADS.values() if w.runs and w.over_tcp) + " over a socket.", 80) + """
 
   benchfab run allreduce -b 8 -e 128M -f 2 -g 2
   benchfab run rdma_write_bw -d rxe0 -s 64K -n 5000
+  benchfab run ib_read_bw -d rxe0 -b -q 4 -s 64K
   benchfab run ib_write_lat --transport tcp -a --print-spec > lat.yaml
 
 Each is stored as a one-test run (benchfab show / report / load_run); --print-spec

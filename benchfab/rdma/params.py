@@ -1,7 +1,7 @@
 """Parameters of one RDMA/TCP point-to-point test, as both sides of the engines read them,
 and the records the engines produce.
 
-Defaults follow perftest so that a benchfab number and an ib_write_bw / ib_write_lat
+Defaults follow perftest so that a benchfab number and an ib_{write,read,send}_{bw,lat}
 number mean the same thing; they are the workload's descriptor's
 (benchfab.workloads.p2p_workloads: iterations, TX depth, inline size), and the rules the
 spec applies (benchfab.workloads.p2p_rules.pair_problems) are checked here too.
@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 from benchfab.errors import WorkloadError
 from benchfab.records import P2P_RECORD_KEYS
 from benchfab.workloads.catalog import Memory, Transport
-from benchfab.workloads.p2p_rules import pair_problems
+from benchfab.workloads.p2p_rules import beyond_one_qp_one_way, pair_problems
 from benchfab.workloads.p2p_workloads import P2P_WORKLOADS, P2PWorkload, p2p_workload
 
 # The spec offers native and perftest; "python" is refused by rdma.run_rdma_pair with its fix.
@@ -59,7 +59,10 @@ class RdmaParams:
     port: int = 1
     gid_index: int | None = None      # None: RoCE v2 IPv4 GID on Ethernet, none on IB
     mtu: int = 0                      # 0: the port's active MTU
-    max_inline: int | None = None     # None: 220 for lat, 0 for bw (perftest)
+    max_inline: int | None = None     # None: 220 write_lat, 236 send_lat, 0 otherwise (perftest)
+    bidirectional: bool = False       # bw: both sides post at once (perftest -b)
+    qps: int = 1                      # bw: QPs per side, posted round robin (perftest -q)
+    out_reads: int | None = None      # READs outstanding per QP; None: the device's most (perftest -o)
     timeout_s: float = 30.0
     peer_host: str | None = None      # tcp / perftest: the server's address (client side)
     listen_host: str = "0.0.0.0"      # tcp server bind address
@@ -104,7 +107,7 @@ class RdmaParams:
         """The value checks a dict from outside the spec needs, then the same rules the
         spec applies (pair_problems); the first broken one is raised."""
         if self.test not in TESTS:
-            raise WorkloadError(f"rdma test {self.test!r} is not {' or '.join(TESTS)}")
+            raise WorkloadError(f"rdma test {self.test!r} is not one of {', '.join(TESTS)}")
         if self.transport not in get_args(Transport):
             raise WorkloadError(f"transport {self.transport!r} is not verbs or tcp")
         if self.engine not in get_args(Engine):
@@ -114,7 +117,8 @@ class RdmaParams:
         if not self.sizes or any(s < 1 for s in self.sizes):
             raise WorkloadError(f"message sizes must be >= 1 byte, got {list(self.sizes)}")
         problems = pair_problems(self.workload, transport=self.transport, engine=self.engine,
-                                 memory=self.memory, iterations=self.iterations)
+                                 memory=self.memory, iterations=self.iterations, options=self.verbs_options(),
+                                 duration=self.duration_s or None)
         if problems:
             raise WorkloadError(problems[0].message, hint=problems[0].hint)
 
@@ -122,6 +126,10 @@ class RdmaParams:
     def workload(self) -> P2PWorkload:
         """The descriptor of the test: what it measures and perftest's defaults for it."""
         return p2p_workload(self.test)
+
+    def verbs_options(self) -> dict[str, Any]:
+        """The perftest options beyond one QP in one direction that this test sets."""
+        return beyond_one_qp_one_way(self.bidirectional, self.qps, self.out_reads)
 
     def iters(self) -> int:
         if self.iterations is not None:
@@ -159,6 +167,7 @@ def make_record(p: RdmaParams, figures: Mapping[str, Any], **context: Any) -> di
     rec: dict[str, Any] = {k: math.nan for k in RECORD_KEYS}
     rec.update({
         "workload": p.workload.record_name(p.transport),
+        "opcode": p.workload.verb, "bidirectional": p.bidirectional, "qps": p.qps, "out_reads": None,
         "transport": p.transport, "engine": p.engine, "memory": p.memory,
         "device": p.device, "port": p.port, "gid_index": p.gid_index,
         "link_layer": None, "mtu": p.mtu or None, "warmup": p.warmup,

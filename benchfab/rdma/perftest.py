@@ -1,8 +1,8 @@
-"""Adapter for perftest's ib_write_bw / ib_write_lat: build the command line, run it
+"""Adapter for perftest's ib_{write,read,send}_{bw,lat}: build the command line, run it
 (subprocess, argument list, no shell), parse its report into the keys the native loops
-produce, so records from both engines sit in one table. The report parsers (parse_bw,
-parse_lat, parse_header) also read ib_read_* / ib_send_* reports: ``benchfab import
-perftest`` (benchfab.importers) reads saved reports with them.
+produce, so records from both engines sit in one table. ``benchfab import perftest``
+(benchfab.importers) reads saved reports with the same parsers (parse_bw, parse_lat,
+parse_header).
 
 Units: perftest prints bandwidth in MiB/s (2^20 B/s; builds before 2024-03 label the
 same unit "MB/sec") or Gb/s with --report_gbits (1e9 bit/s), latency in microseconds;
@@ -87,9 +87,11 @@ def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int
                size: int, iters: int, server_host: str | None, tcp_port: int = 18515,
                tx_depth: int | None = None, cq_mod: int | None = None, post_list: int = 1,
                duration_s: float = 0.0, mtu: int = 0, inline_size: int | None = None,
+               bidirectional: bool = False, qps: int = 1, out_reads: int | None = None,
                extra: Sequence[str] = ()) -> list[str]:
     """perftest command line; ``server_host`` None makes the server side. perftest picks
-    its inline size (``inline_size`` None) by device, or takes -I."""
+    its inline size (``inline_size`` None) by device, or takes -I; its outstanding READs
+    (``out_reads`` None) by device, or takes -o."""
     args = [binary, "-d", device, "-i", str(port), "-s", str(size), "-p", str(tcp_port), "-F"]
     if gid_index >= 0:
         args += ["-x", str(gid_index)]
@@ -101,13 +103,20 @@ def build_args(test: str, *, binary: str, device: str, port: int, gid_index: int
         args += ["-D", f"{duration_s:g}"]
     else:
         args += ["-n", str(iters)]
-    if p2p_workload(test).bandwidth_flags:
+    workload = p2p_workload(test)
+    if workload.bandwidth_flags:
+        if bidirectional:
+            args.append("-b")
+        if qps > 1:
+            args += ["-q", str(qps)]
         if tx_depth:
             args += ["-t", str(tx_depth)]
         if cq_mod:
             args += ["-Q", str(cq_mod)]
         if post_list > 1:
             args += ["-l", str(post_list)]
+    if out_reads is not None and workload.one_sided:
+        args += ["-o", str(out_reads)]
     args += list(extra)
     if server_host:
         args.append(server_host)
@@ -199,7 +208,7 @@ def parse_header(text: str) -> dict[str, Any]:
             "mtu": r"Mtu\s*:\s*(\d+)", "gid_index": r"GID index\s*:\s*(\d+)",
             "tx_depth": r"TX depth\s*:\s*(\d+)", "cq_mod": r"CQ Moderation\s*:\s*(\d+)",
             "post_list": r"Post List\s*:\s*(\d+)", "qps": r"Number of qps\s*:\s*(\d+)",
-            "inline_size": r"Max inline data\s*:\s*(\d+)",
+            "inline_size": r"Max inline data\s*:\s*(\d+)", "out_reads": r"Outstand reads\s*:\s*(\d+)",
             "connection": r"Connection type\s*:\s*(\S+)", "version": r"Version:\s*(\S+)"}
     for key, pat in pats.items():
         m = re.search(pat, text, re.IGNORECASE)  # "Gid index" in releases before 3.x
@@ -262,12 +271,13 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
     for size in p.sizes:
         cq_mod = p.effective_cq_mod(size) if p.workload.bandwidth_flags else None
         tx = p.effective_tx_depth() if p.workload.bandwidth_flags else None
+        shape: dict[str, Any] = {"bidirectional": p.bidirectional, "qps": p.qps, "out_reads": p.out_reads}
         if role == "server":
             args = build_args(p.test, binary=binary, device=choice.device, port=choice.port,
                               gid_index=choice.gid_index, size=size, iters=p.iters(),
                               server_host=None, tcp_port=p.perftest_port, tx_depth=tx,
                               cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                              mtu=p.mtu, inline_size=p.max_inline, extra=extra)
+                              mtu=p.mtu, inline_size=p.max_inline, extra=extra, **shape)
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             try:
@@ -295,13 +305,14 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                           gid_index=choice.gid_index, size=size, iters=p.iters(),
                           server_host=p.peer_host, tcp_port=p.perftest_port, tx_depth=tx,
                           cq_mod=cq_mod, post_list=p.post_list, duration_s=p.duration_s,
-                          mtu=p.mtu, inline_size=p.max_inline, extra=extra)
+                          mtu=p.mtu, inline_size=p.max_inline, extra=extra, **shape)
         out = run(args, p.timeout_s + p.duration_s)
         rows = parse_bw(out) if p.workload.bandwidth else parse_lat(out)
         for row in rows:
             row.pop("line")
         if not rows:
-            raise WorkloadError(f"{Path(binary).name}: no result line in its output")
+            tail = " | ".join(line.strip() for line in out.strip().splitlines()[-3:])
+            raise WorkloadError(f"{Path(binary).name}: no result line in its output (it ended: {tail})")
         head = parse_header(out)
         exchange(f"perftest-done-{size}", {})
         link = str(head.get("link_type", "")).lower()
@@ -311,5 +322,6 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
             link_layer="roce" if link == "ethernet" else ("ib" if link else choice.link_layer),
             link_rate_bps=choice.link_rate_bps,
             mtu=head.get("mtu"), cq_mod=head.get("cq_mod", cq_mod or 1),
-            tx_depth=head.get("tx_depth", tx or 1), inline_size=head.get("inline_size"), memory=memory))
+            tx_depth=head.get("tx_depth", tx or 1), inline_size=head.get("inline_size"), memory=memory,
+            qps=head.get("qps", p.qps), out_reads=head.get("out_reads") if p.workload.one_sided else None))
     return records

@@ -177,12 +177,13 @@ def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -
     """Rank 0's result records, with per-iteration times made from the raw stamps."""
     from .stats import bw_per_iteration_s
 
-    bandwidth = p2p_workload(task.workload).bandwidth
+    workload = p2p_workload(task.workload)
     for rec in records:
         completed = rec.pop("raw_tcompleted_ns", None)
         posted = rec.pop("raw_tposted_ns", None)
-        if not bandwidth:
-            samples = [d / 2 for d in _deltas(posted)]  # one RTT per sample; half reported, like perftest
+        if not workload.bandwidth:
+            # One round per sample; a ping-pong's halved, a READ's whole, like perftest.
+            samples = [d / workload.rtt_factor for d in _deltas(posted)]
         elif completed is not None:
             # Unsignaled writes carry their completion's stamp: use the CQE group ends.
             samples = bw_per_iteration_s(completed, int(rec.get("cq_mod") or 1)).tolist()

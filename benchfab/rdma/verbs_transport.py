@@ -1,24 +1,28 @@
-"""Run write_bw / write_lat between two processes with the native verbs endpoint.
+"""Run the verbs tests (WRITE, READ, SEND; bandwidth and latency) between two processes
+with the native endpoint.
 
 Control flow per test, both sides calling ``exchange`` with the same keys in order:
 
-  "rdma-connect"      swap local_info(), then each side moves its QP to RTS
-  "rdma-ready"        both QPs are in RTS before anyone writes
+  "rdma-connect"      swap local_info(), then each side moves its QPs to RTS
+  "rdma-ready"        both QPs are in RTS before anyone posts
   per message size:
-    write_bw:  client runs the loop (server is passive, as in ib_write_bw), then
-               "bw-<size>" carries the client's outcome; with verify the server
-               checks the bytes that landed and "bw-verify-<size>" returns the count
-               of wrong bytes and how they were read (data_check).
-    write_lat: "lat-start-<size>" is the barrier inside write_lat (both buffers reset),
-               then both run the ping-pong; "lat-<size>" swaps outcomes; with verify
-               each side then checks what the other wrote and "lat-verify-<size>"
-               swaps the counts.
+    *_bw:  "bw-start-<size>" is the barrier before the timed loop (after warm-up, with a
+           SEND receiver's receives posted ahead). The client posts; the server is
+           passive (WRITE, READ) or receives (SEND); with bidirectional both post (and
+           both receive SENDs), as perftest -b. "bw-<size>" swaps outcomes (and the
+           server's figures, which -b adds to the client's); with verify the side(s) the
+           bytes landed on check them and "bw-verify-<size>" swaps the counts.
+    *_lat: "lat-start-<size>" is the barrier inside the loop (buffers reset, receives
+           posted), then both run the ping-pong (WRITE, SEND) or the client its READs;
+           "lat-<size>" swaps outcomes; with verify "lat-verify-<size>" swaps the counts.
   "rdma-done"         nobody destroys its QP while the peer may still need it
 
-The data check (benchfab.rdma.data_check) runs after the timed loop, on host memory in
-place and on GPU memory through a device-to-host copy. The client returns the records
-(it measures, as perftest's client does); the server returns an empty list, or raises
-when the client reported a failure.
+The data check (benchfab.rdma.data_check): both sides fill their send region with the
+size's pattern, WRITE and SEND put it into the peer's receive region and READ copies the
+peer's into ours; after the timed loop the receiving side(s) compare (host memory in
+place, GPU memory through a device-to-host copy). The client returns the records (it
+measures, as perftest's client does); the server returns an empty list, or raises when
+the client reported a failure.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def open_endpoint(p: RdmaParams, choice: PortChoice, buf_size: int) -> tuple[Any
     """
     common: dict[str, Any] = dict(
         port=choice.port, gid_index=choice.gid_index, buf_size=buf_size,
-        tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline())
+        tx_depth=p.effective_tx_depth(), mtu=p.mtu, max_inline=p.effective_max_inline(),
+        num_qps=p.qps if p.workload.bandwidth_flags else 1, out_reads=p.out_reads or 0)
     if p.memory in ("host", "hugepages"):
         ep = lib.RdmaEndpoint(choice.device, **common, memory=p.memory,
                               hugepages=p.memory == "hugepages")
@@ -109,51 +114,96 @@ def _with_check(rec: dict[str, Any], size: int, wrong: int | None, check: str) -
     return rec
 
 
+def _peer_failed(outcome: dict[str, Any], what: str) -> None:
+    if "error" in outcome:
+        raise WorkloadError(f"rdma {what} peer failed: {outcome['error']}")
+
+
+def _checked_here(p: RdmaParams, role: str) -> bool:
+    """Whether the test's bytes land on this side: the server's for WRITE and SEND, the
+    client's for READ (it reads the server's send region), both with bidirectional."""
+    return p.verify and (p.bidirectional or (role == "server") != p.workload.one_sided)
+
+
+def _swap_checks(p: RdmaParams, role: str, exchange: Exchange, key: str, regions: Regions,
+                 want: bytes) -> tuple[int | None, str]:
+    """Both sides' wrong-byte counts added up, and how they were read."""
+    mine = regions.count_wrong(want) if _checked_here(p, role) else None
+    theirs = exchange(key, {"wrong_bytes": mine, "data_check": regions.check})
+    counts = [c for c in (mine, theirs.get("wrong_bytes")) if c is not None]
+    return (sum(int(c) for c in counts) if counts else None), regions.check
+
+
+_BOTH_WAYS = ("bw_avg_Bps", "bw_peak_Bps", "msg_rate_pps")
+
+
 def _bw_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any, regions: Regions,
             size: int) -> dict[str, Any] | None:
-    if role == "client":
-        if p.verify:
-            regions.fill_send(pattern(size))
+    w = p.workload
+    posts = role == "client" or p.bidirectional
+    receives = w.posts_receives and (role == "server" or p.bidirectional)
+    if p.verify:
+        regions.fill_send(pattern(size))
+    res: dict[str, Any] = {}
+    def start() -> None:  # the barrier right before the timed loop
+        exchange(f"bw-start-{size}", {})
+
+    if posts or receives:
         try:
-            res = ep.write_bw(size, p.iters(), cq_mod=p.effective_cq_mod(size),
-                              post_list=p.post_list, warmup=p.warmup,
-                              duration_s=p.duration_s, timeout_s=p.timeout_s)
+            res = ep.bw(w.verb, size, p.iters(), cq_mod=p.effective_cq_mod(size), post_list=p.post_list,
+                        warmup=p.warmup, duration_s=p.duration_s, timeout_s=p.timeout_s, barrier=start,
+                        post=posts, receive=receives)
         except WorkloadError as exc:
             exchange(f"bw-{size}", {"error": str(exc)})
             raise
-        exchange(f"bw-{size}", {"ok": True})
-        check = exchange(f"bw-verify-{size}", {}) if p.verify else {}
-        rec = make_record(p, res, cq_mod=res["cq_mod"], tx_depth=res["tx_depth"])
-        return _with_check(rec, size, check.get("wrong_bytes"), check.get("data_check", "skipped"))
-    outcome = exchange(f"bw-{size}", {})
-    if "error" in outcome:
-        raise WorkloadError(f"rdma write_bw peer failed: {outcome['error']}")
-    if p.verify:
-        exchange(f"bw-verify-{size}", {"wrong_bytes": regions.count_wrong(pattern(size)),
-                                       "data_check": regions.check})
-    return None
+    else:
+        start()  # passive (the target of WRITEs or READs): only the barrier
+    mine = {k: float(res[k]) for k in _BOTH_WAYS if k in res}
+    outcome = exchange(f"bw-{size}", {"ok": True, **mine})
+    _peer_failed(outcome, f"{w.test}")
+    wrong, check = (_swap_checks(p, role, exchange, f"bw-verify-{size}", regions, pattern(size))
+                    if p.verify else (None, "skipped"))
+    if role != "client":
+        return None
+    if p.bidirectional:
+        # perftest -b reports the sum of both directions (its client adds the server's report).
+        res.update({k: res[k] + float(outcome.get(k, math.nan)) for k in _BOTH_WAYS})
+    rec = make_record(p, res, cq_mod=res["cq_mod"], tx_depth=res["tx_depth"])
+    return _with_check(rec, size, wrong, check)
 
 
 def _lat_one(role: str, p: RdmaParams, exchange: Exchange, ep: Any, regions: Regions,
              size: int) -> dict[str, Any] | None:
-    # The server writes first, as in ib_write_lat. If our loop fails the peer times out
-    # in its own loop (we stopped writing back), so there is nothing to tell it.
+    w = p.workload
     if p.verify:
         regions.fill_send(pattern(size))
-    res = ep.write_lat(size, p.iters(), initiator=(role == "server"), warmup=p.warmup,
-                       timeout_s=p.timeout_s,
-                       barrier=lambda: exchange(f"lat-start-{size}", {}))
+    def start() -> None:  # the barrier right before the timed loop
+        exchange(f"lat-start-{size}", {})
+
+    res: dict[str, Any] = {}
+    if w.one_sided and role != "client":
+        start()  # READ: the server only serves its memory
+    else:
+        # WRITE: the server writes first, as in ib_write_lat; SEND: the client, as in
+        # ib_send_lat. If a ping-pong fails the peer times out in its own loop (we stopped
+        # answering); a READ's server waits on the exchange, so it is told.
+        initiator = role == w.latency_initiator
+        try:
+            res = ep.lat(w.verb, size, p.iters(), initiator, warmup=p.warmup, timeout_s=p.timeout_s,
+                         barrier=start)
+        except WorkloadError as exc:
+            if w.one_sided:
+                exchange(f"lat-{size}", {"error": str(exc)})
+            raise
     outcome = exchange(f"lat-{size}", {"ok": True})
-    if "error" in outcome:
-        raise WorkloadError(f"rdma write_lat peer failed: {outcome['error']}")
-    wrong = None
+    _peer_failed(outcome, w.test)
+    wrong, check = None, "skipped"
     if p.verify:
-        # Both loops are over, so every write of both sides has completed: each side
-        # checks what the other wrote, and the client adds the two counts.
-        mine = regions.count_wrong(lat_expected(size, p.iters() + p.warmup))
-        theirs = exchange(f"lat-verify-{size}", {"wrong_bytes": mine})
-        wrong = mine + int(theirs.get("wrong_bytes") or 0)
+        # Both loops are over, so every message of both sides has landed. A ping-pong's
+        # last byte carries the final round; a READ brings the peer's pattern unchanged.
+        want = pattern(size) if w.one_sided else lat_expected(size, p.iters() + p.warmup)
+        wrong, check = _swap_checks(p, role, exchange, f"lat-verify-{size}", regions, want)
     if role != "client":
         return None
     rec = make_record(p, res, cq_mod=1, tx_depth=1, elapsed_s=math.nan)
-    return _with_check(rec, size, wrong, regions.check if p.verify else "skipped")
+    return _with_check(rec, size, wrong, check)

@@ -99,7 +99,8 @@ Rate = Annotated[float, BeforeValidator(_rate)]  # bit/s
 # Spelled out for type checkers and pydantic; tests check they match workloads.WORKLOADS
 # and workloads.catalog.DTYPES / REDOPS.
 Workload = Literal["allreduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "reduce", "gather", "scatter",
-                   "sendrecv", "rdma_write_bw", "rdma_write_lat"]
+                   "sendrecv", "rdma_write_bw", "rdma_write_lat", "rdma_read_bw", "rdma_read_lat", "rdma_send_bw",
+                   "rdma_send_lat"]
 DType = Literal["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
 RedOp = Literal["sum", "prod", "max", "min", "avg"]
 Fabric = Literal["ib", "roce", "tcp", "loopback"]

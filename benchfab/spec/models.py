@@ -209,7 +209,10 @@ class RdmaOptions(_Model):
     tx_depth: int | None = Field(default=None, ge=1, le=16384)  # None: 128 for bw, 1 for lat (-t)
     cq_mod: int | None = Field(default=None, ge=1, le=16384)  # None: perftest's rule (-Q)
     post_list: int = Field(default=1, ge=1, le=1024)  # -l
-    max_inline: int | None = Field(default=None, ge=0, le=4096)  # None: 220 B for lat, 0 for bw (-I)
+    max_inline: int | None = Field(default=None, ge=0, le=4096)  # None: 220 B write_lat, 236 send_lat, else 0 (-I)
+    bidirectional: bool | None = None  # bw: both sides post at once (-b)
+    qps: int | None = Field(default=None, ge=1, le=64)  # bw: QPs per side (-q)
+    out_reads: int | None = Field(default=None, ge=1, le=255)  # READs outstanding per QP; None: the device's most (-o)
     cuda_device: int | None = Field(default=None, ge=0)  # GPU for memory: cuda*; None: the one nearest the HCA
 
 

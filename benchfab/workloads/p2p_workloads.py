@@ -9,7 +9,8 @@ worker, the engines (benchfab.rdma), the summary rows and perftest-style tables,
 ``benchfab run``, ``benchfab import``, ``benchfab compare``, the report and the export ask a
 descriptor (``p2p_workload(name)``) instead of testing a workload's name, so a workload
 added here is judged, estimated, run and drawn right everywhere at once. A new native one
-(``rdma_read_bw``, say) is its row with ``runs=True`` plus its loop in the engines.
+(``rdma_atomic_bw``, say) is its row with ``runs=True``, what its opcode means for the
+engines and rules (one_sided, posts_receives, over_tcp...), and its loop in the engines.
 
 Pure data: no I/O, no heavy imports (the spec loader and ``benchfab plan`` read it).
 """
@@ -37,11 +38,12 @@ LATENCY_FIGURE = "p2p_lat.png"
 
 # perftest's defaults (perftest_parameters.h): DEF_ITERS_WB (write bw) and DEF_ITERS;
 # DEF_SIZE_BW and DEF_SIZE_LAT; DEF_TX_BW, and one message in flight for a latency test;
-# DEF_INLINE_WRITE for write_lat (bandwidth tests post nothing inline unless -I says so).
+# DEF_INLINE_WRITE for write_lat, DEF_INLINE_SEND_RC_UC for send_lat (bandwidth tests and
+# READ post nothing inline unless -I says so).
 _ITERATIONS_WRITE_BW, _ITERATIONS = 5000, 1000
 _SIZE = {"bw": 65536, "lat": 2}
 _TX_DEPTH = {"bw": 128, "lat": 1}
-_INLINE = {("write", "lat"): 220}
+_INLINE = {("write", "lat"): 220, ("send", "lat"): 236}
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,40 @@ class P2PWorkload:
 
     @property
     def bandwidth_flags(self) -> bool:
-        """perftest's -t (TX depth), -Q (CQ moderation) and -l (post list) apply: a
-        bandwidth test's; a latency test has one message in flight, each signaled."""
+        """perftest's -t (TX depth), -Q (CQ moderation), -l (post list), -b (both directions)
+        and -q (QPs) apply: a bandwidth test's; a latency test has one message in flight on
+        one QP, each signaled."""
         return self.bandwidth
+
+    @property
+    def one_sided(self) -> bool:
+        """The peer's CPU takes no part in the transfer (READ): its side of the test only
+        serves the memory, unless both directions run (-b). perftest's -o (outstanding
+        READs) applies to these only."""
+        return self.verb == "read"
+
+    @property
+    def posts_receives(self) -> bool:
+        """The receiving side posts one receive per message (SEND): its loop needs the
+        message count, so a bandwidth test runs by iterations, not duration."""
+        return self.verb == "send"
+
+    @property
+    def over_tcp(self) -> bool:
+        """The tcp transport runs it (the WRITE loops over a socket)."""
+        return self.verb == "write"
+
+    @property
+    def rtt_factor(self) -> int:
+        """Round trips per latency sample over this: a ping-pong's round trip is two
+        messages (perftest halves it), a READ's one (perftest reports it whole)."""
+        return 1 if self.one_sided else 2
+
+    @property
+    def latency_initiator(self) -> Literal["server", "client"]:
+        """Who posts first in the latency test: the server in ib_write_lat, the client in
+        ib_send_lat (and ib_read_lat, where only the client posts)."""
+        return "server" if self.verb == "write" else "client"
 
     def record_name(self, transport: str) -> str:
         """What an engine's record calls the test over ``transport``: rdma_write_bw over verbs,
@@ -110,10 +143,10 @@ def _one(verb: Verb, kind: Kind, runs: bool) -> P2PWorkload:
 P2P_WORKLOADS: dict[str, P2PWorkload] = {w.name: w for w in (
     _one("write", "bw", runs=True),
     _one("write", "lat", runs=True),
-    _one("read", "bw", runs=False),
-    _one("read", "lat", runs=False),
-    _one("send", "bw", runs=False),
-    _one("send", "lat", runs=False),
+    _one("read", "bw", runs=True),
+    _one("read", "lat", runs=True),
+    _one("send", "bw", runs=True),
+    _one("send", "lat", runs=True),
 )}
 
 # Other names of a runnable workload: an engine's record name over tcp (tcp_write_bw) or

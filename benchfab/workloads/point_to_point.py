@@ -21,7 +21,7 @@ from ..tables import md_cell, num, shown
 from ..units import LINK_BANDWIDTH, MESSAGE_RATE, TIME
 from .base import FigureSpec, JudgedMetric, Problem, RankContext, WorkloadFamily, missing_gpu, row_base
 from .catalog import is_gpu_memory
-from .p2p_rules import pair_problems
+from .p2p_rules import beyond_one_qp_one_way, pair_problems
 from .p2p_workloads import BANDWIDTH_FIGURE, LATENCY_FIGURE, P2P_WORKLOADS, p2p_names, p2p_workload, runnable_patterns
 
 if TYPE_CHECKING:
@@ -260,9 +260,10 @@ class PointToPoint(WorkloadFamily):
         if test.engine == "nccl-tests":
             return [Problem("engine", f"engine: nccl-tests runs collectives, not {test.workload}",
                             f"use engine: native or perftest for {runnable_patterns()}")]
+        options = beyond_one_qp_one_way(test.rdma.bidirectional, test.rdma.qps, test.rdma.out_reads)
         return pair_problems(p2p_workload(test.workload), transport=test.transport,
                              engine=test.engine, memory=test.memory, iterations=test.iterations,
-                             ranks=test.ranks, device=test.device)
+                             ranks=test.ranks, device=test.device, options=options, duration=test.duration)
 
     def estimate_seconds(self, test: TestView, costs: CostModel) -> float:
         return estimate_p2p_seconds(test, costs)

@@ -42,13 +42,6 @@ cdef extern from *:
         wr->wr.rdma.remote_addr = raddr;
         wr->wr.rdma.rkey = rkey;
     }
-    static inline void bf_cpu_relax(void) {
-    #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-    #elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-    #endif
-    }
     """
     uint64_t bf_now_ns() nogil
     uint64_t bf_ticks() nogil
@@ -56,4 +49,3 @@ cdef extern from *:
     uint8_t bf_load_u8(const void *p) nogil
     void bf_store_u8(void *p, uint8_t v) nogil
     void bf_wr_set_rdma(ibv_send_wr *wr, uint64_t raddr, uint32_t rkey) nogil
-    void bf_cpu_relax() nogil

@@ -160,6 +160,8 @@ cdef extern from "infiniband/verbs.h" nogil:
 
     cdef enum ibv_wr_opcode:
         IBV_WR_RDMA_WRITE
+        IBV_WR_SEND
+        IBV_WR_RDMA_READ
 
     cdef enum ibv_send_flags:
         IBV_SEND_FENCE
@@ -179,6 +181,17 @@ cdef extern from "infiniband/verbs.h" nogil:
         int num_sge
         ibv_wr_opcode opcode
         unsigned int send_flags
+
+    cdef struct ibv_recv_wr:
+        uint64_t wr_id
+        ibv_recv_wr *next
+        ibv_sge *sg_list
+        int num_sge
+
+    cdef struct ibv_device_attr:
+        uint32_t max_qp_wr
+        int max_qp_rd_atom
+        int max_qp_init_rd_atom
 
     cdef enum ibv_wc_status:
         IBV_WC_SUCCESS
@@ -210,5 +223,7 @@ cdef extern from "infiniband/verbs.h" nogil:
     int ibv_modify_qp(ibv_qp *qp, ibv_qp_attr *attr, int attr_mask)
     int ibv_destroy_qp(ibv_qp *qp)
     int ibv_post_send(ibv_qp *qp, ibv_send_wr *wr, ibv_send_wr **bad_wr)
+    int ibv_post_recv(ibv_qp *qp, ibv_recv_wr *wr, ibv_recv_wr **bad_wr)
+    int ibv_query_device(ibv_context *context, ibv_device_attr *device_attr)
     int ibv_poll_cq(ibv_cq *cq, int num_entries, ibv_wc *wc)
     const char *ibv_wc_status_str(ibv_wc_status status)

@@ -17,7 +17,7 @@ from benchfab.rdma import SocketExchange, run_rdma_pair, stats
 from benchfab.rdma import perftest as pt
 from benchfab.rdma.discovery import GidEntry, RdmaDevice, RdmaPort, choose_port
 from benchfab.rdma.oob import new_test_secret
-from benchfab.rdma.params import RdmaParams
+from benchfab.rdma.params import RdmaParams, make_record
 
 SECRET = new_test_secret().encode()  # both ends of each exchange here share it
 
@@ -76,7 +76,33 @@ def test_params_from_worker_dict() -> None:
     with pytest.raises(WorkloadError, match="latency test polls the receive buffer"):
         RdmaParams.from_mapping({"workload": "rdma_write_lat", "memory": "cuda"})
     with pytest.raises(WorkloadError, match="unknown rdma workload"):
-        RdmaParams.from_mapping({"workload": "rdma_read_bw"})
+        RdmaParams.from_mapping({"workload": "rdma_atomic_bw"})
+
+
+def test_read_and_send_params_follow_perftest() -> None:
+    read = RdmaParams.from_mapping({"workload": "rdma_read_bw", "bidirectional": True, "qps": 4, "out_reads": 8})
+    assert (read.test, read.iters(), read.effective_tx_depth(), read.effective_max_inline()) == ("read_bw", 1000, 128, 0)
+    assert RdmaParams(test="send_lat").effective_max_inline() == 236  # DEF_INLINE_SEND_RC_UC
+    assert RdmaParams(test="read_lat").effective_max_inline() == 0  # a READ sends nothing inline
+    rec = make_record(read, {"out_reads": 8})
+    assert (rec["opcode"], rec["bidirectional"], rec["qps"], rec["out_reads"]) == ("read", True, 4, 8)
+    refused: dict[str, dict[str, Any]] = {
+        "only": {"workload": "rdma_send_lat", "bidirectional": True},
+        "issues no READs": {"workload": "rdma_write_bw", "out_reads": 4},
+        "tcp transport runs rdma_write_bw / rdma_write_lat only": {"workload": "rdma_read_bw", "transport": "tcp"},
+        "needs a message count": {"workload": "rdma_send_bw", "duration_s": 2.0},
+    }
+    for message, mapping in refused.items():
+        with pytest.raises(WorkloadError, match=message):
+            RdmaParams.from_mapping(mapping)
+
+
+def test_perftest_command_lines_for_read_and_send() -> None:
+    common = dict(binary="ib_read_bw", device="rxe0", port=1, gid_index=1, size=4096, iters=100, server_host="h")
+    args = pt.build_args("read_bw", **common, bidirectional=True, qps=2, out_reads=8)  # type: ignore[arg-type]
+    assert args[args.index("-q") + 1] == "2" and args[args.index("-o") + 1] == "8" and "-b" in args
+    lat = pt.build_args("send_lat", **common, bidirectional=True, qps=2)  # type: ignore[arg-type]
+    assert "-b" not in lat and "-q" not in lat and "-o" not in lat  # latency tests have neither
 
 
 def test_parse_perftest_bw_report() -> None:

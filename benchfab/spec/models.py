@@ -219,7 +219,27 @@ class RdmaOptions(_Model):
 class NodeSelection(_Model):
     selector: str | None = None
     topology_key: str | None = None
+    # A multi-level topology, outermost first (e.g. [block, leaf]): a node's leaf is its
+    # values of all of them, so leaf "l1" of block "b1" and of block "b2" differ.
+    topology_keys: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> NodeSelection:
+        if self.topology_key and self.topology_keys:
+            raise _Invalid("topology_key and topology_keys are both given",
+                           f"keep topology_keys: [{', '.join(self.topology_keys)}] (topology_key: K is topology_keys: [K])")
+        return self
+
+    def leaf_keys(self) -> list[str]:
+        """The node labels that make a node's leaf, outermost first (empty: no topology)."""
+        return [self.topology_key] if self.topology_key else list(self.topology_keys)
+
+    def leaf_of(self, labels: dict[str, str]) -> str | None:
+        """A node's leaf from its labels: the values of ``leaf_keys`` joined by '/', None when
+        there are no keys or the node lacks one of the labels."""
+        values = [labels.get(k) for k in self.leaf_keys()]
+        return "/".join(v for v in values if v is not None) if values and None not in values else None
 
 
 def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:

@@ -115,7 +115,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
         out.append({
             "name": name,
             "hostname": labels.get(k8s.hostname_label, name),
-            "leaf": labels.get(spec.nodes.topology_key) if spec.nodes.topology_key else None,
+            "leaf": spec.nodes.leaf_of(labels),
             "ready": "NotReady" not in problems,
             "cordoned": "cordoned" in problems,
             "taints": untolerated_taints(node, k8s.tolerations),

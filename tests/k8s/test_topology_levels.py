@@ -11,6 +11,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
+from benchfab.backends.kubernetes.inventory import leaf_of
 from benchfab.edgecolour import fewest_rounds
 from benchfab.errors import SpecError
 from benchfab.spec import NodeSelection, load_spec_text
@@ -31,11 +32,11 @@ tests: [{name: cross, placement: {pattern: topology, scope: cross-leaf}}]
 
 
 def test_leaf_of_joins_every_level() -> None:
-    two = NodeSelection(topology_keys=["block", "leaf"])
-    assert two.leaf_of({"block": "b1", "leaf": "l1"}) == "b1/l1"
-    assert two.leaf_of({"leaf": "l1"}) is None  # a level missing: no leaf, as with no label
-    assert NodeSelection(topology_key="leaf").leaf_of({"block": "b1", "leaf": "l1"}) == "l1"
-    assert NodeSelection().leaf_of({"leaf": "l1"}) is None
+    keys = NodeSelection(topology_keys=["block", "leaf"]).leaf_keys()
+    assert leaf_of({"block": "b1", "leaf": "l1"}, keys) == "b1/l1"
+    assert leaf_of({"leaf": "l1"}, keys) is None  # a level missing: no leaf, as with no label
+    assert leaf_of({"block": "b1", "leaf": "l1"}, NodeSelection(topology_key="leaf").leaf_keys()) == "l1"
+    assert leaf_of({"leaf": "l1"}, NodeSelection().leaf_keys()) is None
     with pytest.raises(SpecError, match="topology_key and topology_keys are both given"):
         load_spec_text(SPEC.replace("nodes: {", "nodes: {topology_key: x, "))
 

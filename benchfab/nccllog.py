@@ -199,7 +199,7 @@ def summary_columns(nccl: NcclTransport | dict[str, Any] | None) -> dict[str, An
 CHECKED_SETTINGS = {"NCCL_ALGO": "tuned_algorithms", "NCCL_PROTO": "tuned_protocols"}
 
 
-def test_env(env: Mapping[str, str]) -> dict[str, str]:
+def settings_env(env: Mapping[str, str]) -> dict[str, str]:
     """A test's settings (spec env: / sweep_env:) as its ranks get them, over the fabric's and
     the profile's: plus TUNING in NCCL_DEBUG_SUBSYS where it sets NCCL_ALGO or NCCL_PROTO, as
     NCCL prints the algorithm and protocol it chose only then (a line per collective call, so

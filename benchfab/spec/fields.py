@@ -150,7 +150,7 @@ MAX_ENV_VARIANTS = 64  # combinations one sweep_env may expand a test into
 def _env_value(name: str, value: object) -> str:
     """A variable's value as text: text, or a whole number (NCCL_MIN_NCHANNELS: 4)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _Invalid(f"{name}: a value is text or a whole number, got {_kind(value)} {_show(value)}",
+        raise _Invalid(f"{name}: a value is text or a whole number, not {_show(value)}",
                        f"quote it, e.g. {name}: \"1\"")
     text = str(value)
     if any(c in text for c in "\n\r\0"):

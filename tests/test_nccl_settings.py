@@ -175,3 +175,11 @@ tests: [{{name: ar, ranks: 2, sweep_env: {{NCCL_ALGO: [Ring, Tree]}}, env: {{NCC
     assert report.returncode == 0, report.stderr
     text = next((tmp_path / "results").glob("*/report/summary.md")).read_text()
     assert "| 000-ar.ALGO-Ring | NCCL_ALGO=Ring NCCL_PROTO=LL; touch" in text and "not checked |" in text
+
+
+def test_compare_names_the_gid_index_nccl_used() -> None:
+    from benchfab.compare.keys import _rank_facts
+
+    nccl = parsed("written-roce-gid-tuning.log").to_dict()
+    facts = _rank_facts(json.dumps({"hosts": ["a", "b"], "ranks": [{"rank": 0, "nccl": nccl}]}))
+    assert facts["NCCL GID index"] == 3 and facts["NCCL network"] == "IB" and facts["GPUDirect RDMA"] == "on"

@@ -288,7 +288,7 @@ def _attach_blocks(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) 
 
 def _rank_facts(used: Any) -> dict[str, Any]:
     """What rank 0 reported using (tests/ row ``used``): NCCL's network, HCAs, link layers,
-    GPUDirect, the device, and a fall-back warning."""
+    RoCE GID index, GPUDirect, the device, and a fall-back warning."""
     try:
         ranks = json.loads(used).get("ranks") or [] if isinstance(used, str) else []
     except (json.JSONDecodeError, AttributeError):
@@ -305,6 +305,8 @@ def _rank_facts(used: Any) -> dict[str, Any]:
         facts["HCA"] = ",".join(str(h) for h in nccl["hcas"])
     if nccl.get("link_layers"):
         facts["link layer"] = "/".join(sorted(str(x) for x in nccl["link_layers"]))
+    if nccl.get("gid_index") is not None:
+        facts["NCCL GID index"] = int(nccl["gid_index"])
     if nccl.get("gdr") is not None:
         facts["GPUDirect RDMA"] = "on" if nccl["gdr"] else "off"
     if env0.get("device"):

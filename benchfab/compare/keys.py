@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..records import MEASUREMENT_KEY
+from ..runlock import holder
 from ..store import atomic_write_bytes, read_columns, read_meta
 from ..units import format_size
+from ..untrusted import regular_file_problem
 from ..workloads import family_of
 from .noise import log_units, log_values
 
@@ -144,22 +147,26 @@ MEDIANS_CACHE = ".benchfab-medians.parquet"
 def _stamp(path: Path) -> str:
     """What a run's medians were computed from: each summary/ and tests/ part's name, size
     and change time (a part rewritten, cut short or removed, or a resume's new part, makes
-    the cache stale), hashed."""
+    the cache stale), hashed. One scandir per folder: a history stamps 100 runs of 100 parts."""
     digest = hashlib.sha256()
     for table in ("summary", "tests"):
-        folder = path / table
         try:
-            for part in sorted(folder.glob("*.parquet")):
-                info = part.stat()
-                digest.update(f"{table}/{part.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+            with os.scandir(path / table) as entries:
+                parts = sorted((e.name, e.stat()) for e in entries if e.name.endswith(".parquet"))
         except OSError:
             digest.update(f"{table}:-;".encode())
+            continue
+        for name, info in parts:
+            digest.update(f"{table}/{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
 def _cached_medians(path: Path, stamp: str) -> pd.Series | None:
+    cache = path / MEDIANS_CACHE
+    if regular_file_problem(cache) is not None:  # missing, or a FIFO planted there (an open would block)
+        return None
     try:
-        table = pq.read_table(path / MEDIANS_CACHE)
+        table = pq.read_table(cache)
     except (OSError, pa.ArrowException):
         return None
     if (table.schema.metadata or {}).get(b"stamp", b"").decode() != stamp or table.column_names != ["key_id", "median"]:
@@ -177,10 +184,12 @@ def _write_medians(path: Path, stamp: str, medians: pd.Series) -> None:
         pass  # a read-only results directory: no cache, the next history computes it again
 
 
-def load_medians(path: Path) -> tuple[str, pd.Series]:
+def load_medians(path: Path, owned: bool = False) -> tuple[str, pd.Series]:
     """(run id, key id -> median of its judged metric) over the keys measured without fault:
     what a history needs of each earlier run (its tests/ table is not read). Complete runs
-    keep the result in a stamped cache file beside their tables."""
+    keep the result in a stamped file beside their tables: the sweep that holds the run
+    (``owned``) writes it when it ends; a run without it (older, imported, diagnosed since)
+    gets it from the first history that reads it, unless a controller holds the run."""
     meta = read_meta(path)
     stamp = _stamp(path)
     complete = meta.get("status") == "complete"
@@ -189,7 +198,8 @@ def load_medians(path: Path) -> tuple[str, pd.Series]:
     g = _group(path, None)
     clean = g.ok & (g.wrong == 0) & ~np.isnan(g.median)
     medians = pd.Series(g.median[clean], index=pd.Index([key_id(k) for k, c in zip(g.keys, clean) if c]), dtype=np.float64)
-    if complete:
+    # A run a controller holds (a diagnose adding retests) is left to it: it writes the file when it ends.
+    if complete and (owned or holder(path) is None):
         _write_medians(path, stamp, medians)
     return g.run_id, medians
 

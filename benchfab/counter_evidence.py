@@ -27,14 +27,16 @@ WARNED = ERROR_COUNTERS - {"RetransSegs"}
 
 
 def entries(cell: Any) -> list[dict[str, Any]] | None:
-    """A test row's stored counters (None: not recorded, e.g. an older run or an import)."""
+    """A test row's stored counters (None: none recorded: an older run, an import, or ranks that
+    found nothing to read, which is no evidence that nothing moved)."""
     if not isinstance(cell, str) or not cell:
         return None
     try:
         data = json.loads(cell)
     except ValueError:
         return None
-    return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else None
+    found = [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+    return found or None
 
 
 def _where(e: Mapping[str, Any]) -> str:

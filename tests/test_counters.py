@@ -174,6 +174,8 @@ def test_verdicts_cite_their_counters_and_fine_tests_with_errors_are_warned() ->
     assert show_lines([rows[3]])[1:] == ["# 004-bw: symbol_error +2 on gpu-04 mlx5_3",
                                          "# 004-bw: np_cnp_sent +50 on gpu-05 mlx5_3 (congestion)"]
     assert show_lines([{"test_id": "x", "counters": None}]) == []  # not recorded: nothing said
+    nothing_read = [{"test_id": "009-bw", "counters": "[]"}]  # its ranks found no source to read
+    assert cite(Finding("bad-link", ("a", "b"), "slow", ({"test_id": "009-bw"},)), nothing_read).why == "slow"
 
 
 @pytest.mark.slow

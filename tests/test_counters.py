@@ -192,3 +192,18 @@ def test_a_local_sweep_stores_counters_and_show_report_json_carry_them(cli, writ
     assert "# fabric counters of 1 test(s)" in cli("show", "c1", "--results", str(tmp_path)).stdout
     assert cli("report", "c1", "--results", str(tmp_path)).returncode == 0
     assert "## Fabric counters of `c1`" in (tmp_path / "c1" / "report" / "summary.md").read_text()
+
+
+def test_diagnosis_keeps_prints_and_reloads_its_warnings(tmp_path: Path) -> None:
+    from benchfab.counter_evidence import CounterWarning
+    from benchfab.diagnosis import Diagnosis, load_diagnosis, verdict_markdown, verdict_table, write_diagnosis
+
+    w = CounterWarning("004-bw", ("gpu-04", "gpu-05"), "errors without slowdown: symbol_error +2 on gpu-04 mlx5_3")
+    d = Diagnosis("r", {}, warnings=[w])
+    assert not d.has_faults  # a warning leaves the exit code alone
+    assert "# WARNING 004-bw (gpu-04-gpu-05): errors without slowdown: symbol_error +2" in verdict_table(d)
+    assert any("**warning** 004-bw" in line for line in verdict_markdown(d))
+    write_diagnosis(tmp_path, d)
+    assert json.loads((tmp_path / "diagnosis.json").read_text())["warnings"][0]["kind"] == "errors-without-slowdown"
+    loaded = load_diagnosis(tmp_path)
+    assert loaded is not None and loaded.warnings == [w]

@@ -125,10 +125,10 @@ def markdown_lines(run_id: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         lines += ["| node | device | counter | kind | delta | tests |", "|---|---|---|---|---|---|"]
         lines += [f"| {m.node} | {m.source} | {m.counter} | {'error' if m.error else 'congestion'} | "
                   f"+{m.total:,} | {m.tests} |" for m in found]
-    lines += [f"- {line}" for line in resets(rows)]
-    for (node, source), names in sorted(not_exposed(rows).items()):
-        lines.append(f"- {node} {source}: not exposed: {', '.join(names)}")
-    return lines
+    notes = [f"- {line}" for line in resets(rows)]
+    notes += [f"- {node} {source}: not exposed: {', '.join(names)}" for (node, source), names in
+              sorted(not_exposed(rows).items())]
+    return lines + ([""] + notes if notes else [])
 
 
 # -- verdicts -------------------------------------------------------------------------------------

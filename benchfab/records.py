@@ -12,7 +12,7 @@ Schema version 1 (see benchfab.store). Columns added within version 1 are
 appended at the end and read back as null from older parts: ``profile`` and
 ``hosts`` in summary rows (2026-12), then ``link_rate_bps``, then ``inline_size``
 and ``data_check``, then ``nccl_gid_index``, ``nccl_protocols``, ``env`` (read back as
-"" from older parts) and ``env_check``.
+"" from older parts) and ``env_check``; ``counters`` in test rows.
 """
 
 from __future__ import annotations
@@ -212,6 +212,9 @@ class TestRow(TypedDict):
     ended: float
     duration_s: float
     used: str  # JSON: hosts and each rank's env record
+    # added within schema 1 (null in older parts and imported runs): JSON list, one entry per node
+    # and source (RDMA port, interface, TCP) of the fabric counters' deltas (benchfab.counters)
+    counters: NotRequired[str | None]
 
 
 SUMMARY_COLUMNS: tuple[str, ...] = tuple(SummaryRow.__annotations__)
@@ -243,6 +246,7 @@ class TestOutcome:
     reason: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
+    counters: list[dict[str, Any]] = field(default_factory=list)  # the ranks' ``counters`` records
     log_tail: str = ""
     started: float = 0.0
     ended: float = 0.0

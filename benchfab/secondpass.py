@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .costs import CostModel
+from .counter_evidence import cite, errors_without_slowdown
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
@@ -115,7 +116,11 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
     elif suspects.retested:
         print("# second pass: no known-good node left to retest the suspects against", file=out)
     triage = classify(suspects, retests, second.passed, rules)
-    diagnosis.verdicts, diagnosis.unresolved, diagnosis.cleared = triage.verdicts, triage.unresolved, triage.cleared
+    rows = run.tests.to_dict("records")  # the counters each test stored: evidence for the verdicts
+    diagnosis.verdicts = [cite(f, rows) for f in triage.verdicts]
+    diagnosis.unresolved, diagnosis.cleared = triage.unresolved, triage.cleared
+    diagnosis.warnings = errors_without_slowdown({j.test_id: j.hosts for j in second.passed + retests
+                                                  if not j.suspect}, rows)
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

@@ -66,6 +66,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_tables(tests: Any, chunks: Any) -> None:
+    from ..counter_evidence import show_lines
     from ..tables import missing, shown
     from ..untrusted import for_terminal
     from ..workloads.rows import format_results
@@ -90,6 +91,9 @@ def _show_tables(tests: Any, chunks: Any) -> None:
     bad = tests[tests["status"] != "ok"] if not tests.empty else tests
     for _, t in bad.sort_values("test_id").iterrows():
         print(for_terminal(f"# {t['test_id']}: {t['status']}: {t['reason']}"))
+    rows = tests.sort_values("test_id").to_dict("records") if "counters" in tests.columns else []
+    for line in show_lines(rows):
+        print(for_terminal(line))
 
 
 def _show_json(path: Path, chunks: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..compare.judge import VERDICT_ORDER
+from ..counter_evidence import markdown_lines
 from ..diagnosis import load_diagnosis, verdict_markdown
 from ..runfacts import run_facts
 from ..store import Run
@@ -58,6 +59,8 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
     for run in data.runs:
         lines += locality_lines(run.run_id, run.tests)
         lines += settings_lines(run)
+        if "counters" in run.tests.columns:
+            lines += markdown_lines(run.run_id, run.tests.sort_values("test_id").to_dict("records"))
     return "\n".join(lines) + "\n"
 
 

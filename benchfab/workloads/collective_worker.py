@@ -13,11 +13,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from ..counters import CounterWatch, nccl_hcas, sources_for
 from ..errors import WorkloadError
 from ..records import CollectiveResult
 from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, Task
 from .base import RankContext
-from .rendezvous import listen_socket
+from .rendezvous import listen_socket, own_address_towards
 
 
 def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
@@ -134,7 +135,9 @@ def run_collective(task: Task, ctx: RankContext) -> None:
             # Test hook: this rank never reaches its first collective, like the
             # classic NCCL hang; the others block in it until the watchdog acts.
             time.sleep(10_000)
+        watch = counter_watch(ctx, nccl=backend == "nccl").start()  # outside the timed loops, once per test
         _measure(task, ctx, device)
+        ctx.emit(watch.record(task.test_id, rank))
     finally:
         dist.destroy_process_group()
 
@@ -163,6 +166,7 @@ def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
               "engine": "nccl-tests", "transport": "nccl", "device": "cuda"})
     if ctx.rank != 0:
         return  # rank 0's binary drives this rank's GPU too (-g)
+    watch = counter_watch(ctx, nccl=True).start()
     for run in run_nccl_tests(task, ctx.world, ctx.local_world, max(60.0, task.rendezvous_timeout)):
         for row in run.rows:
             ok = row.time_s is not None
@@ -174,7 +178,17 @@ def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
                 "reason": "" if ok else "nccl-tests printed N/A", "per_iter_s": [],
             }
             ctx.emit(result)
+    ctx.emit(watch.record(task.test_id, ctx.rank))
     ctx.emit({"type": "done", "test_id": task.test_id})
+
+
+def counter_watch(ctx: RankContext, nccl: bool) -> CounterWatch:
+    """The counters a collective rank reads around its test: NCCL's RDMA devices (NCCL_IB_HCA,
+    else every device of the host), the interface carrying its address towards rank 0, and
+    TCP where the data goes over sockets (gloo)."""
+    hcas = nccl_hcas(os.environ.get("NCCL_IB_HCA")) if nccl else []
+    address = ctx.addr if ctx.rank == 0 else own_address_towards(ctx.addr, ctx.port)
+    return CounterWatch(sources_for(rdma=[(h, None) for h in hcas], address=address, tcp=not nccl))
 
 
 def _measure(task: Task, ctx: RankContext, device: Any) -> None:

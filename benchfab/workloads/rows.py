@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..counters import stored_entries
 from ..records import RawRow, SummaryRow, TestRow, env_label
 from . import family_of
 
@@ -53,7 +54,13 @@ def test_row(run_id: str, test: PlannedView, outcome: TestOutcome) -> TestRow:
         "ended": outcome.ended,
         "duration_s": outcome.ended - outcome.started,
         "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
+        "counters": _counters_json(test, outcome),
     }
+
+
+def _counters_json(test: PlannedView, outcome: TestOutcome) -> str | None:
+    entries = stored_entries(outcome.counters, list(test.hosts), test.spec.ranks)
+    return None if entries is None else json.dumps(entries)
 
 
 def test_title(test: PlannedView, outcome: TestOutcome) -> str:

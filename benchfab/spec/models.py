@@ -25,6 +25,7 @@ from pydantic import (
 from ..units import format_size
 from ..workloads import family_of
 from ..workloads.catalog import Memory, Transport
+from .expect import Expectation, NodeExpectation
 from .fields import (
     MAX_SIZES_PER_TEST,
     NAME_PATTERN,
@@ -256,6 +257,9 @@ class TestFields(_Model):
     engine: Engine | None = None
     memory: Memory | None = None
     rdma: RdmaOptions | None = None
+    # Absolute figures to reach, for every node and per node type (benchfab.spec.expect).
+    expect: Expectation | None = None
+    expect_by_node: list[NodeExpectation] | None = None
 
     @field_validator("sizes")
     @classmethod
@@ -311,6 +315,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "engine": "native",
     "memory": "host",
     "rdma": RdmaOptions(),
+    "expect": None,
+    "expect_by_node": [],
 }
 
 
@@ -340,6 +346,8 @@ class TestSpec(_Model):
     engine: Engine = "native"
     memory: Memory = "host"
     rdma: RdmaOptions = Field(default_factory=RdmaOptions)
+    expect: Expectation | None = None
+    expect_by_node: list[NodeExpectation] = Field(default_factory=list)
 
 
 class SweepSpec(_Model):

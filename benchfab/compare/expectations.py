@@ -233,9 +233,17 @@ def judge_run(run_path: Path, extra: ExpectFile | None = None) -> ExpectationRes
         first = group.iloc[0]
         hosts = [h for h in str(first["hosts"]).split(",") if h]
         test = tests.get(str(test_name))
-        rules = [r for r in (spec_rules(test) if test else []) + file_rules(extra, str(test_name), str(first["workload"]),
-                                                                             str(first["profile"]))
-                 if applies(r, hosts, labels)]
+        candidates = (spec_rules(test) if test else []) + file_rules(extra, str(test_name), str(first["workload"]),
+                                                                     str(first["profile"]))
+        rules = [r for r in candidates if applies(r, hosts, labels)]
+        for rule in candidates:
+            if rule.match and not any(labels.get(h) for h in hosts) and (str(test_name), rule.origin) not in unjudged:
+                # a node-type bound must not pass silently where the run recorded no labels
+                unjudged.add((str(test_name), rule.origin))
+                result.judged.append(Judged("not-judged", str(test_name), "-", "match", rule.node_type, None, "-",
+                                            rule.node_type, rule.origin, str(first["workload"]),
+                                            f"node labels unknown: the run's inventory records none for {first['hosts']} "
+                                            "(the local backend and imported runs have none)"))
         for name, (text, at, rule) in effective(rules).items():
             for j in _judge_field(name, text, at, rule, group, counters, rates):
                 if j.verdict == "not-judged":

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import COMPARE_EXIT_CODES, UsageError
+from ..errors import COMPARE_EXIT_CODES, StoreError, UsageError
 from .common import RESULTS_HELP, RUN_HELP, command, output_arg, positive, print_json
 
 
@@ -26,9 +26,12 @@ def judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int:
 
     comparison = run_comparison(base, new, results, Method(factor=args.factor, z=args.noise_z),
                                 Scope(any_host=args.any_host, any_spec=args.any_spec))
-    if not comparison.damaged:
+    try:
         comparison.expectations = judge_expectations(new, getattr(args, "expect_file", None),
                                                      save=getattr(args, "save", True))
+    except StoreError as exc:  # NEW's tables cannot be read: damaged, as the comparison says of either side
+        if str(exc) not in comparison.damaged:
+            comparison.damaged.append(str(exc))
     fmt = getattr(args, "output", None) or "table"
     text = RENDERERS[fmt](comparison)
     # Keys hold names from specs and imported reports: no control character reaches the terminal raw.

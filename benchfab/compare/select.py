@@ -131,7 +131,8 @@ def _against_run(base: Path, new: Path, method: Method, label: str, note: str | 
     names = [(data.meta.get("spec") or {}).get("name") for data in (base_data, new_data)]
     # A base of another spec (a named baseline shared by specs): its test entries mean nothing
     # to the new spec, so a key only the base has is unmatched ("removed"), never "missing".
-    across = names[0] != names[1]
+    # A new run without a spec (imported) plans nothing: what it lacks stays "missing".
+    across = names[0] != names[1] and isinstance(new_data.meta.get("spec_text"), str)
     planned = _never_planned if across else spec_plans(new_data.meta)
     result = compare_runs(base_data, new_data, method, label, planned=planned)
     if across:

@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from .edgecolour import cross_colouring, fewest_rounds
 from .errors import PlacementError
 
 Group = tuple[str, ...]
@@ -197,17 +198,28 @@ def bipartite_rounds(left: Sequence[str], right: Sequence[str]) -> list[list[Gro
 
 
 def cross_leaf_rounds(nodes: Sequence[str], leaves: Sequence[Sequence[str]]) -> list[list[Group]]:
-    """Every pair of nodes in different leaves once. Two constructions, the shorter wins:
-    leaves paired by a round robin of leaves, each leaf pair a bipartite round robin run
-    side by side with the other leaf pairs of that round (minimal for two leaves, and for
-    an even number of equal leaves); or the global round robin without same-leaf pairs."""
-    leaf_of = {x: i for i, m in enumerate(leaves) for x in m}
+    """Every pair of nodes in different leaves once, in the fewest rounds possible
+    (edgecolour.fewest_rounds: the most cross-leaf partners of any node, one more only for
+    an odd node count whose pairs cannot fit). Leaves paired by a round robin of leaves,
+    each leaf pair a bipartite round robin, where that is already the fewest (two leaves,
+    an even number of equal leaves); else an edge colouring with exactly that many rounds
+    (edgecolour.cross_colouring), or, should its seeded walk ever give up, the shorter of
+    that leaf round robin and the global round robin without same-leaf pairs."""
+    members = [list(m) for m in leaves if m]
+    target = fewest_rounds([len(m) for m in members])
     by_leaves: list[list[Group]] = []
-    for pairing in all_pairs_rounds(len(leaves)) if len(leaves) > 1 else []:
-        blocks = [bipartite_rounds(leaves[a], leaves[b]) for a, b in pairing.tolist()]
+    for pairing in all_pairs_rounds(len(members)) if len(members) > 1 else []:
+        blocks = [bipartite_rounds(members[a], members[b]) for a, b in pairing.tolist()]
         depth = max((len(b) for b in blocks), default=0)
         by_leaves.extend([p for b in blocks if i < len(b) for p in b[i]] for i in range(depth))
-    global_rr = [c for c in ([p for p in rnd if leaf_of[p[0]] != leaf_of[p[1]]] for rnd in all_pairs(nodes)) if c]
+    if len(by_leaves) <= target:
+        return by_leaves
+    flat = [x for m in members for x in m]
+    coloured = cross_colouring([len(m) for m in members])
+    if coloured is not None:
+        return [[(flat[a], flat[b]) for a, b in rnd] for rnd in coloured if rnd]
+    leaf_of = {x: i for i, m in enumerate(members) for x in m}
+    global_rr = [c for c in ([p for p in rnd if leaf_of[p[0]] != leaf_of[p[1]]] for rnd in all_pairs(flat)) if c]
     return min((by_leaves, global_rr), key=len)
 
 

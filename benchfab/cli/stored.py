@@ -74,6 +74,8 @@ def _show_tables(tests: Any, chunks: Any) -> None:
     for chunk in chunks:
         first = chunk.rows.iloc[0]
         title = f"{first['test_id']}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
+        if isinstance(first.get("env"), str) and first["env"]:  # the test's own NCCL settings, and NCCL's verdict on them
+            title += f", {first['env']} ({shown(first.get('env_check'))})"
         if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
             title += (" (-: its ranks were stopped before they reported the transport; the test is "
                       f"{status_of.get(first['test_id'], 'not ok')})")

@@ -28,7 +28,7 @@ Key = tuple[Any, ...]  # the MEASUREMENT_KEY values of one measurement, in that 
 # Per-row figures a comparison reads besides the key: the judged metrics of every
 # family, the data check, and the point-to-point test's device settings.
 SUMMARY_READ = ("test_id", "test_name", "status", "reason", "busbw_Bps", "bw_avg_Bps", "lat_median_s", "wrong", "wrong_bytes",
-                "rdma_device", "gid_index", "link_layer", "mtu")
+                "rdma_device", "gid_index", "link_layer", "mtu", "env_check")
 _INTEGER_KEYS = {"ranks", "nodes", "size_bytes"}
 
 
@@ -37,12 +37,15 @@ def key_dict(key: Key) -> dict[str, Any]:
 
 
 def key_id(key: Key) -> str:
-    """A short, stable, readable id, e.g. allreduce/ib-shared[ib:shared]/nccl/cuda/float32.sum/8MiB/2r2n/out/a,b.
-    Every key column is in it, so two keys never share an id."""
+    """A short, stable, readable id, e.g. allreduce/ib-shared[ib:shared]/nccl/cuda/float32.sum/8MiB/2r2n/out/a,b
+    (a test's settings appended: .../a,b/env:NCCL_ALGO=Ring NCCL_PROTO=LL). Every key column is in
+    it, so two keys never share an id; a key without settings keeps the id it had before them."""
     k = key_dict(key)
     place = "in" if k["in_place"] else "out"
+    env = f"/env:{k['env']}" if k.get("env") else ""
     return (f"{k['workload']}/{k['profile']}[{k['fabric']}:{k['mode']}]/{k['transport']}.{k['engine']}/{k['memory']}/"
-            f"{k['dtype']}.{k['redop']}/{format_size(k['size_bytes'])}/{k['ranks']}r{k['nodes']}n/{place}/{k['hosts']}")
+            f"{k['dtype']}.{k['redop']}/{format_size(k['size_bytes'])}/{k['ranks']}r{k['nodes']}n/{place}/{k['hosts']}"
+            f"{env}")
 
 
 def incomplete_mask(summary: pd.DataFrame) -> pd.Series:
@@ -201,7 +204,7 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
     bad_rows = g.rows[g.rows["status"] != "ok"].drop_duplicates("key_index").set_index("key_index")
     # columns as lists: a row-wise to_dict of Arrow-backed strings is ten times slower
     first = {c: g.first[c].tolist() for c in ("workload", "test_id", "test_name", "rdma_device", "gid_index", "link_layer",
-                                              "mtu")}
+                                              "mtu", "env_check")}
     metrics = {w: family_of(str(w)).judged_metric(str(w)) for w in set(first["workload"])}
     for i, key in enumerate(g.keys):
         metric = metrics[first["workload"][i]]
@@ -216,7 +219,7 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
                               else (test.get("status"), test.get("reason")))
             data.reason = f"{status}: {reason}" if reason else str(status)
         for column, label in (("rdma_device", "RDMA device"), ("gid_index", "GID index"), ("link_layer", "link layer"),
-                              ("mtu", "MTU")):
+                              ("mtu", "MTU"), ("env_check", "NCCL settings")):
             value = first[column][i]
             if value is not None and value == value:
                 data.measured.setdefault(label, int(value) if column in ("gid_index", "mtu") else str(value))
@@ -285,7 +288,7 @@ def _attach_blocks(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) 
 
 def _rank_facts(used: Any) -> dict[str, Any]:
     """What rank 0 reported using (tests/ row ``used``): NCCL's network, HCAs, link layers,
-    GPUDirect, the device, and a fall-back warning."""
+    RoCE GID index, GPUDirect, the device, and a fall-back warning."""
     try:
         ranks = json.loads(used).get("ranks") or [] if isinstance(used, str) else []
     except (json.JSONDecodeError, AttributeError):
@@ -302,6 +305,8 @@ def _rank_facts(used: Any) -> dict[str, Any]:
         facts["HCA"] = ",".join(str(h) for h in nccl["hcas"])
     if nccl.get("link_layers"):
         facts["link layer"] = "/".join(sorted(str(x) for x in nccl["link_layers"]))
+    if nccl.get("gid_index") is not None:
+        facts["NCCL GID index"] = int(nccl["gid_index"])
     if nccl.get("gdr") is not None:
         facts["GPUDirect RDMA"] = "on" if nccl["gdr"] else "off"
     if env0.get("device"):

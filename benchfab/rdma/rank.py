@@ -19,26 +19,9 @@ from ..records import P2PResult
 from ..task import Task
 from ..workloads.base import RankContext
 from ..workloads.catalog import is_gpu_memory
+from ..workloads.collective_worker import visible_gpu_addresses
 from ..workloads.p2p_workloads import p2p_workload
 from ..workloads.rendezvous import listen_socket
-
-
-def _visible_gpu_addresses() -> list[str]:
-    """The PCI address of each GPU this rank sees, by CUDA index (empty without CUDA)."""
-    try:
-        import torch
-
-        out = []
-        for i in range(int(torch.cuda.device_count())):
-            p = torch.cuda.get_device_properties(i)
-            # Older torch builds lack the PCI fields: then the pairing falls back to local rank order.
-            parts = [getattr(p, f, None) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
-            if any(x is None for x in parts):
-                return []
-            out.append(f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.0")
-        return out
-    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
-        return []
 
 
 def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] | None]:
@@ -47,7 +30,7 @@ def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] 
     local index over them; and that pairing's locality (None where unknown)."""
     from ..pcitopo import nearest_visible_gpu, read_topology
 
-    visible = _visible_gpu_addresses()
+    visible = visible_gpu_addresses()
     topo = read_topology()
     gpu, _ = nearest_visible_gpu(topo, hca, visible, local_rank)
     return gpu, _locality(topo, visible, gpu, hca)
@@ -168,7 +151,7 @@ def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
         if params.get("cuda_device") is None:
             params["cuda_device"], params["locality"] = _default_gpu(ctx.local_rank, params.get("device"))
         else:
-            params["locality"] = _locality(read_topology(), _visible_gpu_addresses(), int(params["cuda_device"]),
+            params["locality"] = _locality(read_topology(), visible_gpu_addresses(), int(params["cuda_device"]),
                                            params.get("device"))
     return params
 

@@ -74,6 +74,14 @@ class NodeExpectation(_Strict):
     expect: Expectation
 
 
+class ExpectFields(_Strict):
+    """The expectation fields of a test entry, of ``defaults`` and of a resolved test (their
+    models inherit them): what to reach on any node, then per node type."""
+
+    expect: Expectation | None = None
+    expect_by_node: list[NodeExpectation] = Field(default_factory=list)
+
+
 class ExpectRule(_Strict):
     """One entry of an expectations file: which tests (every selector given must hold; none:
     every test) and what they must reach."""

@@ -44,6 +44,45 @@ def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any,
     return torch.device("cpu"), "gloo"
 
 
+def visible_gpu_addresses() -> list[str]:
+    """The PCI address of each GPU this rank sees, by CUDA index (empty without CUDA): what pairs
+    a rank's GPU with its NIC in the PCIe tree (benchfab.pcitopo), for collective and point-to-point ranks."""
+    try:
+        import torch
+
+        out = []
+        for i in range(int(torch.cuda.device_count())):
+            p = torch.cuda.get_device_properties(i)
+            # Older torch builds lack the PCI fields: then the pairing falls back to local rank order.
+            parts = [getattr(p, f, None) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
+            if any(x is None for x in parts):
+                return []
+            out.append(f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.0")
+        return out
+    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
+        return []
+
+
+def nic_locality(device: Any, local_rank: int) -> dict[str, Any] | None:
+    """Which NIC a collective rank's GPU goes through, with their PCIe distance: the HCA nearest
+    the GPU among those NCCL_IB_HCA lets NCCL use (benchfab.pcitopo.nearest_hca), not rail i by
+    index; None without a GPU or an HCA. A SYS pairing is flagged (``sys_distance``)."""
+    from ..pcitopo import hca_names, nearest_hca, read_topology
+
+    topo = read_topology()
+    visible = visible_gpu_addresses()
+    index = device.index if device.index is not None else 0
+    if device.type != "cuda" or not 0 <= index < len(visible) or not topo.hcas:
+        return None
+    hcas = hca_names(os.environ.get("NCCL_IB_HCA"), [h.name for h in topo.hcas])
+    hca, _ = nearest_hca(topo, visible[index], hcas, local_rank)
+    host_gpu = next((i for i, g in enumerate(topo.gpus) if g.address == visible[index].lower()), None)
+    pairing = topo.pairing(host_gpu, hca) if hca is not None and host_gpu is not None else None
+    if pairing is not None:
+        pairing["gpu"] = index
+    return pairing
+
+
 def describe_env(device: Any, backend: str) -> dict[str, Any]:
     import torch
 
@@ -79,6 +118,11 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         return
     device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
     env = describe_env(device, backend)
+    if device.type == "cuda":
+        env["locality"] = nic_locality(device, ctx.local_rank)
+        if (env["locality"] or {}).get("sys_distance"):
+            ctx.log(f"WARNING: GPU {env['locality']['gpu']} and its nearest allowed HCA {env['locality']['hca']} are "
+                    "SYS apart (across NUMA nodes): NCCL's traffic crosses the CPU interconnect")
     ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
     timeout = timedelta(seconds=task.rendezvous_timeout)
     dist.init_process_group(backend, store=_rendezvous_store(ctx, timeout), rank=rank, world_size=world,

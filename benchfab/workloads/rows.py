@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..records import RawRow, SummaryRow, TestRow
+from ..records import RawRow, SummaryRow, TestRow, env_label
 from . import family_of
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def test_row(run_id: str, test: PlannedView, outcome: TestOutcome) -> TestRow:
 def test_title(test: PlannedView, outcome: TestOutcome) -> str:
     env0 = outcome.env[0] if outcome.env else {}
     used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
-    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
+    settings = f", {env_label(test.spec.env)}" if test.spec.env else ""
+    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}{settings}, "
             f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
 
 

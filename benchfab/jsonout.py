@@ -30,7 +30,8 @@ from .errors import BenchfabError, SpecError
 if TYPE_CHECKING:
     from .spec import SweepSpec
 
-RUN_DOCUMENT_FILES = {"verdicts": "verdicts.json", "diagnosis": "diagnosis.json"}  # beside run.json, when written
+# beside run.json, when written
+RUN_DOCUMENT_FILES = {"verdicts": "verdicts.json", "diagnosis": "diagnosis.json", "expectations": "expectations.json"}
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,7 @@ from pydantic import (
 from ..units import format_size
 from ..workloads import family_of
 from ..workloads.catalog import Memory, Transport
+from .expect import ExpectFields
 from .fields import (
     MAX_SIZES_PER_TEST,
     NAME_PATTERN,
@@ -247,7 +248,7 @@ def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
     return value
 
 
-class TestFields(_Model):
+class TestFields(_Model, ExpectFields):
     """Fields a test may set; ``defaults`` accepts the same ones."""
 
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
@@ -332,10 +333,11 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "memory": "host",
     "rdma": RdmaOptions(),
     "env": {},
+    "expect": None, "expect_by_node": [],  # benchfab.spec.expect.ExpectFields
 }
 
 
-class TestSpec(_Model):
+class TestSpec(_Model, ExpectFields):
     """One fully resolved test entry (defaults applied)."""
 
     index: int

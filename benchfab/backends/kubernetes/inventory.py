@@ -134,6 +134,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
             "rdma": rdma,
             "mofed_wait": labels.get(MOFED_WAIT),
             "kernel": (status.get("nodeInfo") or {}).get("kernelVersion"),
+            "labels": dict(labels),  # for expect_by_node / --expect match: (benchfab.compare.expectations)
         })
     return out
 

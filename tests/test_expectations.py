@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from benchfab import counters as counters_mod
 from benchfab.bounds import BoundError, parse_bandwidth, parse_bound
 from benchfab.compare.expectations import BELOW, counter_deltas, judge_counters, judge_run, selected_sizes
 from benchfab.errors import SpecError
@@ -81,14 +82,22 @@ def test_an_expectation_judges_the_largest_size_by_default() -> None:
 
 
 def test_counters_are_judged_by_their_largest_delta() -> None:
-    counters = counter_deltas(json.dumps({"node-a": {"mlx5_0/1": {"port_rcv_errors": 0, "symbol_error": 3}},
-                                          "node-b": {"mlx5_0/1": {"port_rcv_errors": 7}}}))
-    assert counters == {"port_rcv_errors": (7.0, "node-b/mlx5_0/1"), "symbol_error": (3.0, "node-a/mlx5_0/1")}
+    # Stored the way a test stores them: each rank's before/after deltas, tagged by node.
+    port = counters_mod.Source("rdma", "mlx5_0", 1)
+    rank_a = {"rank": 0, "sources": counters_mod.deltas({port: {"port_rcv_errors": 5, "symbol_error": 1}},
+                                                        {port: {"port_rcv_errors": 5, "symbol_error": 4}})}
+    rank_b = {"rank": 1, "sources": counters_mod.deltas({port: {"port_rcv_errors": 10, "symbol_error": 9}},
+                                                        {port: {"port_rcv_errors": 17, "symbol_error": 2}})}
+    stored = counters_mod.stored_entries([rank_a, rank_b], ["node-a", "node-b"], ranks=2)
+    counters = counter_deltas(json.dumps(stored))
+    # node-b's symbol_error went down (a reset): no delta from it, never a negative one
+    assert counters == {"port_rcv_errors": (7.0, "node-b/mlx5_0:1"), "symbol_error": (3.0, "node-a/mlx5_0:1")}
     judged = judge_counters({"port_rcv_errors": parse_bound("count", "<= 0"), "symbol_error": parse_bound("count", 5),
                              "link_downed": parse_bound("count", 0)}, counters)
-    assert judged["port_rcv_errors"] == (False, 7.0, "node-b/mlx5_0/1") and judged["symbol_error"][0] is True
+    assert judged["port_rcv_errors"] == (False, 7.0, "node-b/mlx5_0:1") and judged["symbol_error"][0] is True
     assert judged["link_downed"][0] is None and "no counter 'link_downed'" in judged["link_downed"][2]
     assert judge_counters({"x": parse_bound("count", 0)}, None)["x"][0] is None
+    assert counter_deltas(None) is None and counter_deltas("[]") is None
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -180,7 +189,8 @@ def test_a_sweep_below_its_expectation_exits_1_with_a_junit_failure(swept: Swept
     assert rates["rated[loopback:none]"]["verdict"] == "met" and "% of 0.001 Gb/s" in rates["rated[loopback:none]"]["shown"]
     assert rates["plain[loopback:none]"]["verdict"] == "not-judged"
     assert "line rate unknown" in rates["plain[loopback:none]"]["cause"]
-    assert "# note: bw errors.port_rcv_errors: not judged: this test's record has no error counters" in swept.stdout
+    # the tcp test's ranks stored their interface's and TCP's counters, not an RDMA port's
+    assert "# note: bw errors.port_rcv_errors: not judged: no counter 'port_rcv_errors' in this test's record" in swept.stdout
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ from .keys import key_id
 
 EXPECTATIONS_FILE = "expectations.json"
 BELOW = "below-expectation"
-# The tests/ column holding a test's error-counter deltas (JSON, nested by node and port:
+# The tests/ column holding a test's error-counter deltas (JSON, one entry per node and source:
 # counter_deltas reads it); judged where the store has it, "not-judged" where not.
 COUNTERS_COLUMN = "counters"
 _FIELDS = ("bandwidth", "latency", "line_rate")
@@ -166,28 +166,28 @@ def selected_sizes(at: str, sizes: list[int]) -> list[int]:
 
 
 def counter_deltas(value: Any) -> dict[str, tuple[float, str]] | None:
-    """counter -> (its largest delta, where: node/port) from a test's recorded counters, or None
-    when the record has none. Accepts the JSON text or mapping of the counters, nested by
-    node and port, leaves counter: delta (the counters' record; the one place that reads it)."""
+    """counter -> (its largest delta, where: node/device:port) from a test's stored counters
+    (``tests.counters``: the JSON list benchfab.counters.stored_entries writes, one entry per
+    node and source with its ``deltas``), or None when the record has none. A counter that
+    reset or that no source exposes is absent, so its bound is not judged (never read as 0)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             return None
-    if not isinstance(value, dict) or not value:
+    if not isinstance(value, list) or not value:
         return None
     found: dict[str, tuple[float, str]] = {}
-
-    def walk(node: Mapping[str, Any], where: str) -> None:
-        for name, child in node.items():
-            if isinstance(child, Mapping):
-                walk(child, f"{where}/{name}" if where else str(name))
-            elif isinstance(child, (int, float)) and not isinstance(child, bool):
-                if name not in found or child > found[name][0]:
-                    found[str(name)] = (float(child), where or "-")
-
-    walk(value, "")
-    return found
+    for entry in value:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("deltas"), Mapping):
+            continue
+        port = entry.get("port")
+        where = f"{entry.get('node', '?')}/{entry.get('device', '?')}" + (f":{port}" if port is not None else "")
+        for name, delta in entry["deltas"].items():
+            if isinstance(delta, (int, float)) and not isinstance(delta, bool):
+                if name not in found or delta > found[name][0]:
+                    found[str(name)] = (float(delta), where)
+    return found or None
 
 
 def judge_counters(bounds: Mapping[str, Bound], counters: Mapping[str, tuple[float, str]] | None
@@ -199,7 +199,9 @@ def judge_counters(bounds: Mapping[str, Bound], counters: Mapping[str, tuple[flo
         if counters is None:
             out[name] = (None, None, "this test's record has no error counters")
         elif name not in counters:
-            out[name] = (None, None, f"no counter {name!r} in this test's record (it has {', '.join(sorted(counters))})")
+            have = sorted(counters)
+            listed = ", ".join(have[:6]) + (f" and {len(have) - 6} more" if len(have) > 6 else "")
+            out[name] = (None, None, f"no counter {name!r} in this test's record (it has {listed})")
         else:
             delta, where = counters[name]
             out[name] = (bound.holds(delta), delta, where)

@@ -1,0 +1,118 @@
+"""Per-rail pairwise placement (``placement: {pattern: all-pairs, rails: R}``) and the
+second pass's per-rail subjects: rounds, slots, ids, devices, and the spec's errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchfab.errors import SpecError
+from benchfab.placement import NodeInfo, all_pairs
+from benchfab.planner import plan
+from benchfab.rails import node_of, port_name, rail_retest_rounds, split_port
+from benchfab.spec import load_spec_text
+
+RAILS_SPEC = """\
+backend: kubernetes
+image: x/y:1
+profiles:
+  ib:
+    fabric: ib
+    mode: sriov
+    rails: [{{resource: nvidia.com/rail0_vf, network: rail0, hca: mlx5_0}},
+            {{resource: nvidia.com/rail1_vf, network: rail1, hca: mlx5_3}},
+            {{resource: nvidia.com/rail2_vf, network: rail2, hca: mlx5_4}},
+            {{resource: nvidia.com/rail3_vf, network: rail3, hca: mlx5_5}}]
+defaults: {{iterations: 20, warmup: 5}}
+tests:
+  - {{name: bw, workload: {workload}, sizes: [1M], placement: {{pattern: {pattern}, rails: {rails}}}}}
+"""
+
+
+def _spec(pattern: str = "all-pairs", rails: int = 4, workload: str = "rdma_write_bw") -> str:
+    return RAILS_SPEC.format(pattern=pattern, rails=rails, workload=workload)
+
+
+def _nodes(n: int, slots: int = 4) -> list[NodeInfo]:
+    return [NodeInfo(f"gpu-{i:02d}", slots={"ib": slots}) for i in range(n)]
+
+
+@pytest.mark.parametrize("n,rails", [(4, 2), (8, 4), (5, 3)])
+def test_every_pair_on_every_rail_in_the_rounds_of_the_pattern_alone(n: int, rails: int) -> None:
+    """All pairs x all rails, each once; as many rounds as all-pairs without rails; no (node,
+    slot) twice in a round; each test's two ranks on the same rail, whose slot it is."""
+    placed = plan(load_spec_text(_spec(rails=rails)), _nodes(n, slots=rails))
+    assert len(placed.rounds) == len(all_pairs([f"x{i}" for i in range(n)]))
+    seen = Counter((tuple(sorted(t.hosts)), t.rail) for t in placed.tests)
+    assert set(seen.values()) == {1}
+    assert len(seen) == n * (n - 1) // 2 * rails
+    for rnd in placed.rounds:
+        members = [m for t in rnd.tests for m in t.members]
+        assert len(members) == len(set(members))
+        for t in rnd.tests:
+            assert {slot for _, slot in t.members} == {t.rail}
+            assert t.test_id.endswith(f"-rail{t.rail}")
+
+
+def test_each_test_names_its_rails_device_in_plan_json(tmp_path: Path) -> None:
+    spec = tmp_path / "rails.yaml"
+    spec.write_text(_spec(rails=4))
+    proc = subprocess.run([sys.executable, "-m", "benchfab", "plan", str(spec), "--nodes", "4", "-o", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    tests = json.loads(proc.stdout)["tests"]
+    assert len(tests) == 6 * 4
+    assert {(t["rail"], t["device"]) for t in tests} == {(0, "mlx5_0"), (1, "mlx5_3"), (2, "mlx5_4"), (3, "mlx5_5")}
+    assert len({t["round"] for t in tests}) == 3
+
+
+def test_ring_and_k_groups_take_rails_too() -> None:
+    ring = plan(load_spec_text(_spec("ring", 2)), _nodes(4, 2))
+    assert len(ring.rounds) == 2 and len(ring.tests) == 4 * 2
+    groups = plan(load_spec_text(_spec("k-groups", 2).replace("rails: 2", "rails: 2, k: 2")), _nodes(4, 2))
+    assert len(groups.rounds) == 1 and len(groups.tests) == 2 * 2
+
+
+def test_a_node_with_fewer_nics_than_rails_is_left_out_with_why() -> None:
+    nodes = [*_nodes(3, slots=4), NodeInfo("gpu-short", slots={"ib": 2})]
+    placed = plan(load_spec_text(_spec(rails=4)), nodes)
+    assert all("gpu-short" not in t.hosts for t in placed.tests)
+    assert any(node == "gpu-short" and "needs 4 per node" in why for node, why in placed.left_out)
+
+
+@pytest.mark.parametrize("text,message", [
+    (_spec(rails=4, workload="allreduce"), "rails: 4 with pattern all-pairs measures one pair per rail, "
+                                            "allreduce is a collective"),
+    (_spec(rails=5), "rails: 5 but profile 'ib' lists 4 rail(s)"),
+])
+def test_rails_the_spec_cannot_hold_are_one_line_errors(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert message in str(err.value)
+
+
+def test_the_command_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    spec = tmp_path / "rails.yaml"
+    spec.write_text(_spec(rails=6))
+    proc = subprocess.run([sys.executable, "-m", "benchfab", "plan", str(spec), "--nodes", "4"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "rails: 6 but profile 'ib' lists 4 rail(s)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_port_names_and_per_rail_retests() -> None:
+    assert split_port(port_name("gpu-07", 5)) == ("gpu-07", 5) and split_port("gpu-07") == ("gpu-07", None)
+    assert node_of("gpu-07#5") == "gpu-07"
+    good = [port_name(f"g{i}", r) for i in range(3) for r in range(2)]
+    rounds = rail_retest_rounds([("bad#1", "bad#1"), ("a#0", "b#0")], good)
+    for rnd in rounds:
+        for group in rnd:
+            assert len({split_port(x)[1] for x in group}) == 1  # never across rails
+    tested = {x for rnd in rounds for g in rnd for x in g}
+    assert {"bad#1", "a#0", "b#0"} <= tested
+    assert {split_port(x)[1] for x in tested} == {0, 1}

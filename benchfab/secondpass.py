@@ -24,9 +24,10 @@ from .costs import CostModel
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
+from .retests import classify
 from .spec import SECOND_PASS_PATTERNS, Placement, SweepSpec, TestSpec
 from .store import load_run
-from .triage import Judged, Suspects, classify, find_suspects, judge, retest_name
+from .triage import Judged, Suspects, find_suspects, judge, retest_name
 
 RunPlan = Callable[[Plan], None]  # runs a plan's rounds on the backend, storing each test in the run
 

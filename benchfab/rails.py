@@ -68,3 +68,9 @@ def rail_retest_rounds(suspect_pairs: Sequence[tuple[str, str]], good: Sequence[
                 for rail, pairs in sorted(by_rail.items(), key=lambda kv: -1 if kv[0] is None else kv[0])]
     depth = max((len(r) for r in per_rail), default=0)
     return [[g for rounds in per_rail if k < len(rounds) for g in rounds[k]] for k in range(depth)]
+
+
+def port_label(name: str) -> str:
+    """A port as a person reads it: ``gpu-07 rail 5`` (a node name stays as it is)."""
+    node, rail = split_port(name)
+    return node if rail is None else f"{node} rail {rail}"

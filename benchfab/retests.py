@@ -8,11 +8,13 @@ for the NICs and nodes they belong to.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import median
 
 from .faults import Finding
+from .rails import node_of, split_port
 from .spec import SecondPassRules
 from .triage import Judged, Pair, Suspects
 
@@ -92,7 +94,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
     """Verdicts from the pass's suspects and their retests (docs/DIAGNOSIS.md, "Retests and verdicts")."""
     found: list[Finding] = []
     for node, why in sorted(suspects.dead.items()):
-        ev = tuple(j.evidence() for j in pass_tests if node in j.hosts and j.failed)
+        ev = tuple(j.evidence() for j in pass_tests if node in {node_of(h) for h in j.hosts} and j.failed)
         found.append(Finding("dead", (node,), f"its pods never started, {len(ev)} test(s) could not run: {why[:160]}", ev))
     retested = set(suspects.retested)
     with_good: dict[str, list[Judged]] = defaultdict(list)  # suspect -> its retests with a known-good partner
@@ -191,3 +193,58 @@ class _Link:
         return Finding("lossy-link" if self.lossy else "bad-link", (self.a, self.b), f"{self.seen}; {self.ends}",
                        tuple(j.evidence() for j in self.tests + self.end_tests),
                        (_port(self.tests, self.a), _port(self.tests, self.b)), _fabric(self.tests))
+
+
+def rail_verdicts(found: list[Finding], tests: list[Judged]) -> list[Finding]:
+    """A per-rail pass's verdicts on ports, named for what they mean (nothing changes for a
+    pass without rails): a node bad on every rail it was tested on is a bad (lossy) node;
+    bad on some rails, each of those is a bad (lossy) NIC: ``gpu-07 rail 5 mlx5_5``; a link
+    is a link on its rail. ``tests``: the pass's and the retests' (the rails each node was
+    tested on, each rail's device)."""
+    rails_of: dict[str, set[int]] = defaultdict(set)
+    device_of: dict[str, str] = {}  # port -> its rail's device as the plan named it
+    for j in tests:
+        for x in j.hosts:
+            node, rail = split_port(x)
+            if rail is not None:
+                rails_of[node].add(rail)
+                if j.rail_device:
+                    device_of[x] = j.rail_device
+    if not rails_of:
+        return found
+    out: list[Finding] = []
+    on_node: dict[str, list[Finding]] = defaultdict(list)
+    for f in found:
+        ends = [split_port(x) for x in f.nodes]
+        if any(rail is None for _, rail in ends):  # dead: the node itself
+            out.append(f)
+        elif f.is_link:
+            out.append(replace(f, nodes=tuple(n for n, _ in ends), rail=ends[0][1],
+                               ports=tuple(_device(x, f.port_of(x), device_of) for x in f.nodes)))
+        else:
+            on_node[ends[0][0]].append(f)
+    for node, fs in on_node.items():
+        rails = sorted(split_port(f.nodes[0])[1] or 0 for f in fs)
+        lossy = any(f.kind == "lossy-node" for f in fs)
+        if set(rails) == rails_of[node]:
+            why = (f"bad on every rail it was tested on ({len(rails)}: {', '.join(map(str, rails))}), each with "
+                   f"known-good partners on that rail; rail {rails[0]}: {fs[0].why}")
+            out.append(Finding("lossy-node" if lossy else "bad-node", (node,), why,
+                               tuple(e for f in fs for e in f.evidence), (), fs[0].fabric))
+            continue
+        for f in fs:
+            port = f.nodes[0]
+            out.append(replace(f, kind="lossy-nic" if f.kind == "lossy-node" else "bad-nic", nodes=(node,),
+                               rail=split_port(port)[1], ports=(_device(port, f.port_of(port), device_of),)))
+    return out
+
+
+def _device(port: str, used: str | None, device_of: dict[str, str]) -> str | None:
+    """A port's NIC as a verdict names it: the RDMA device its rank used; for a test-network
+    address, the rail's device (its network) with the address."""
+    named = device_of.get(port)
+    if used and not re.fullmatch(r"[0-9.:a-fA-F]+", used):
+        return used
+    if named:
+        return f"{named} ({used})" if used else named
+    return used

@@ -29,12 +29,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .errors import NOT_STARTED_RE
+from .rails import node_of, port_name, split_port
 from .spec import SecondPassRules
 
 RETEST_RE = re.compile(r"-retest\d+$")
@@ -69,6 +70,9 @@ class Judged:
     bw: float | None = None  # its bandwidth at its largest size / the median (the node rule's figure)
     fabric: str | None = None
     ports: tuple[str | None, ...] = ()  # per host: the RDMA device or test-network address its rank used
+    # A per-rail test's rail device as the plan named it (the rail's HCA, else its network);
+    # its hosts are then ports (rails.port_name: "gpu-07#5"), each rail judged on its own.
+    rail_device: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -147,21 +151,31 @@ def _baseline(rows: pd.DataFrame) -> pd.DataFrame:
         spread_median=("spread", "median")).reset_index()
 
 
-def _used(used: Any) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
-    """The nodes a test ran on and, per node, the port its rank used (an RDMA device where the
-    test named one, else its test-network address), from its tests/ row's ``used`` JSON."""
+class _Used(NamedTuple):
+    hosts: tuple[str, ...]
+    ports: tuple[str | None, ...]
+    rail_device: str | None = None
+
+
+def _used(used: Any) -> _Used:
+    """The nodes a test ran on (for a per-rail test, the ports: each node's rail) and, per
+    node, the port its rank used (an RDMA device where the test named one, else its
+    test-network address), from its tests/ row's ``used`` JSON."""
     try:
         data = json.loads(used) if isinstance(used, str) and used else {}
     except ValueError:
-        return (), ()
+        return _Used((), ())
     hosts = data.get("hosts") if isinstance(data, dict) else None
     if not isinstance(hosts, list):
-        return (), ()
+        return _Used((), ())
     ranks = sorted((r for r in data.get("ranks") or [] if isinstance(r, dict)), key=_rank)
     # One rank per host (a pair test): its port; a pod of several ranks names no single port.
     ports = tuple(str(r.get("rdma_device") or r.get("net_ip") or "") or None for r in ranks) \
         if len(ranks) == len(hosts) else ()
-    return tuple(str(h) for h in hosts), ports
+    rail, device = data.get("rail"), data.get("rail_device")
+    if isinstance(rail, int) and not isinstance(rail, bool):
+        return _Used(tuple(port_name(str(h), rail) for h in hosts), ports, str(device) if device else None)
+    return _Used(tuple(str(h) for h in hosts), ports)
 
 
 def _rank(env: dict[str, Any]) -> int:
@@ -209,7 +223,7 @@ def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: 
     out = []
     for t in tests[tests["test_name"].isin(judge_names)].itertuples():
         g = by_test.get(str(t.test_id))
-        hosts, ports = _used(t.used)
+        hosts, ports, rail_device = _used(t.used)
         perf_v = float(g["perf"].min()) if g is not None and g["perf"].notna().any() else None
         spread_v = float(g["spread_x"].max()) if g is not None and g["spread_x"].notna().any() else None
         retrans_v = float(g["retrans"].max()) if g is not None and g["retrans"].notna().any() else None
@@ -217,7 +231,7 @@ def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: 
         out.append(Judged(str(t.test_id), entry_of(str(t.test_name)), hosts, str(t.status), str(t.reason or ""),
                           perf_v, spread_v, retrans_v, bool(g is not None and g["slow"].any()),
                           bool(g is not None and g["lossy"].any()), bw_of.get(str(t.test_id)),
-                          str(fabric) if isinstance(fabric, str) else None, ports))
+                          str(fabric) if isinstance(fabric, str) else None, ports, rail_device))
     return out
 
 
@@ -230,7 +244,7 @@ def find_suspects(judged: list[Judged], nodes: list[str], rules: SecondPassRules
     for j in judged:
         if j.failed and (m := NOT_STARTED_RE.search(j.reason)):
             dead.setdefault(m.group("node"), j.reason)
-    live = [j for j in judged if not dead.keys() & set(j.hosts)]
+    live = [j for j in judged if not dead.keys() & {node_of(x) for x in j.hosts}]
     total: dict[str, int] = defaultdict(int)
     bad: dict[str, int] = defaultdict(int)
     bws: dict[str, list[float]] = defaultdict(list)
@@ -255,7 +269,10 @@ def find_suspects(judged: list[Judged], nodes: list[str], rules: SecondPassRules
                           and (j in unexplained or not any((x, j.entry) in clearly_bad for x in j.hosts))}))
     ends = tuple(sorted({x for j in unexplained if len(j.hosts) > 2 for x in j.hosts}))
     retested = node_suspects | set(ends) | {x for p in links for x in p}
-    good = [x for x in nodes if x in total and x not in retested and x not in dead]
+    # Known-good partners in the inventory's order (a node's ports rail by rail).
+    order = {x: i for i, x in enumerate(nodes)}
+    good = sorted((x for x in total if node_of(x) in order and x not in retested and node_of(x) not in dead),
+                  key=lambda x: (order[node_of(x)], split_port(x)[1] or 0))
     return Suspects(dead, tuple(sorted(node_suspects)), links, ends, tuple(good), tuple(suspect_tests), node_bw)
 
 

@@ -7,15 +7,21 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
+from itertools import combinations
 from pathlib import Path
 
 import pytest
 
+from benchfab.diagnosis import Diagnosis, verdict_table
 from benchfab.errors import SpecError
+from benchfab.faults import Finding
 from benchfab.placement import NodeInfo, all_pairs
 from benchfab.planner import plan
 from benchfab.rails import node_of, port_name, rail_retest_rounds, split_port
-from benchfab.spec import load_spec_text
+from benchfab.retests import classify, rail_verdicts
+from benchfab.spec import SecondPassRules, load_spec_text
+from benchfab.triage import Judged, find_suspects
 
 RAILS_SPEC = """\
 backend: kubernetes
@@ -116,3 +122,77 @@ def test_port_names_and_per_rail_retests() -> None:
     tested = {x for rnd in rounds for g in rnd for x in g}
     assert {"bad#1", "a#0", "b#0"} <= tested
     assert {split_port(x)[1] for x in tested} == {0, 1}
+
+
+# -- the second pass on ports: NIC, node and link verdicts ----------------------------------------
+
+NODES8 = [f"gpu-{i:02d}" for i in range(8)]
+
+
+def _judged(a: str, b: str, rail: int, *, slow: bool = False, lossy: bool = False, name: str = "bw") -> Judged:
+    perf = 0.25 if slow else 1.0
+    return Judged(f"000-{name}-{a}+{b}-rail{rail}", name.split("-retest")[0], (port_name(a, rail), port_name(b, rail)),
+                  "ok", "", perf, None, 0.03 if lossy else 0.0, slow, lossy, perf, "ib", (f"mlx5_{rail}", f"mlx5_{rail}"),
+                  f"mlx5_{rail}")
+
+
+def _rail_verdicts(bad: Callable[[str, str, int], bool], lossy: bool = False) -> list[Finding]:
+    """A 4-rail all-pairs pass on 8 nodes where ``bad(a, b, rail)`` tests are slow (or lossy),
+    its retests judged by the same rule, and the verdicts named per rail."""
+    passed = [_judged(a, b, r, slow=bad(a, b, r) and not lossy, lossy=bad(a, b, r) and lossy)
+              for a, b in combinations(NODES8, 2) for r in range(4)]
+    suspects = find_suspects(passed, NODES8, SecondPassRules())
+    assert all(split_port(g)[1] is not None for g in suspects.good)
+    retests = []
+    for k, rnd in enumerate(rail_retest_rounds(list(suspects.links) + [(s, s) for s in suspects.retested],
+                                               list(suspects.good))):
+        for a, b in rnd:
+            (na, ra), (nb, _) = split_port(a), split_port(b)
+            retests.append(_judged(na, nb, int(ra or 0), slow=bad(na, nb, int(ra or 0)) and not lossy,
+                                   lossy=bad(na, nb, int(ra or 0)) and lossy, name=f"bw-retest{k + 1}"))
+    found = classify(suspects, retests, passed, SecondPassRules())
+    return rail_verdicts(found.verdicts, passed + retests)
+
+
+def test_a_bad_nic_is_named_by_node_rail_and_device_and_labelled_not_cordoned() -> None:
+    found = _rail_verdicts(lambda a, b, r: r == 2 and "gpu-05" in (a, b))
+    assert [(f.kind, f.nodes, f.rail, f.device) for f in found] == [("bad-nic", ("gpu-05",), 2, "mlx5_2")]
+    nic = found[0]
+    assert nic.where == "gpu-05 rail 2 mlx5_2"
+    assert nic.actions()[0] == "kubectl label node gpu-05 benchfab.io/verdict-rail2=bad-nic --overwrite"
+    assert not any(a.startswith("kubectl cordon") for a in nic.actions())
+    stored = nic.to_json()
+    assert (stored["subject"], stored["rail"], stored["device"]) == ("nic", 2, "mlx5_2")
+    assert Finding.from_json(stored) == nic
+    table = verdict_table(Diagnosis("r", {}, found))
+    assert "bad-nic" in table and "gpu-05 rail 2 mlx5_2" in table
+
+
+def test_a_lossy_nic_is_lossy_nic() -> None:
+    found = _rail_verdicts(lambda a, b, r: r == 1 and "gpu-03" in (a, b), lossy=True)
+    assert [(f.kind, f.nodes, f.rail) for f in found] == [("lossy-nic", ("gpu-03",), 1)]
+
+
+def test_a_node_bad_on_every_rail_is_a_bad_node_and_is_cordoned() -> None:
+    found = _rail_verdicts(lambda a, b, r: "gpu-06" in (a, b))
+    assert [(f.kind, f.nodes, f.rail) for f in found] == [("bad-node", ("gpu-06",), None)]
+    assert found[0].why.startswith("bad on every rail it was tested on (4: 0, 1, 2, 3)")
+    assert found[0].actions()[0] == "kubectl cordon gpu-06"
+
+
+def test_a_bad_cable_is_one_link_on_one_rail_and_cordons_nothing() -> None:
+    found = _rail_verdicts(lambda a, b, r: r == 3 and {a, b} == {"gpu-01", "gpu-04"})
+    assert [(f.kind, f.nodes, f.rail) for f in found] == [("bad-link", ("gpu-01", "gpu-04"), 3)]
+    assert found[0].where == "gpu-01 - gpu-04 rail 3"
+    assert not any(a.startswith("kubectl") for a in found[0].actions())
+
+
+def test_a_clean_multi_rail_pass_has_no_verdict() -> None:
+    assert _rail_verdicts(lambda a, b, r: False) == []
+
+
+def test_evidence_lines_are_printed_under_their_verdict() -> None:
+    f = Finding("bad-nic", ("gpu-07",), "slow", (), ("mlx5_5",), "ib", 5, ("port_rcv_errors +1,204 on gpu-07 mlx5_5",))
+    table = verdict_table(Diagnosis("r", {}, [f]))
+    assert "evidence: port_rcv_errors +1,204 on gpu-07 mlx5_5" in table
+    assert Finding.from_json(f.to_json()) == f

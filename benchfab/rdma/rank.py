@@ -122,9 +122,11 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         after = tcp_counters() if before is not None else None
         if before is not None and after is not None:
             # Per test (every size ran on the one connection): what this rank's network
-            # namespace sent and retransmitted meanwhile. Loss on the path shows here.
+            # namespace sent and retransmitted meanwhile, where the connection's own counts
+            # (tcp_transport.connection_counters) are missing. Loss on the path shows here.
             for rec in records:
-                rec["tcp_segments"], rec["tcp_retrans"] = after[0] - before[0], after[1] - before[1]
+                if rec.get("tcp_segments") is None:
+                    rec["tcp_segments"], rec["tcp_retrans"] = after[0] - before[0], after[1] - before[1]
         _emit_results(task, records, ctx)
 
 

@@ -13,11 +13,12 @@ rail: ``slow_nic``, ``lossy_nic``, ``slow_link(..., rail=r)``.
 
 Also a command for a person (``scripts/simcluster.sh`` calls it):
 
-    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [faults]  # until SIGTERM / down
+    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [--rails R] [faults]  # until SIGTERM / down
     python -m tests.fakecluster.simcluster down [--dir DIR]
 
-faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE
-(each may repeat; NODE is a name such as sim-node-3).
+faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE,
+and on one rail --slow-nic NODE:RAIL:MBIT, --lossy-nic NODE:RAIL:PERCENT (each may repeat;
+NODE is a name such as sim-node-3).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"simcluster: {state} already holds a running simulation (run: down --dir {state})", file=sys.stderr)
         return 1
     state.mkdir(parents=True, exist_ok=True)
-    sim = SimCluster.start(args.nodes, state / "cluster", args.rate)
+    sim = SimCluster.start(args.nodes, state / "cluster", args.rate, rails=args.rails)
     try:
         _seed(sim, args)
     except (ValueError, IndexError) as exc:
@@ -157,7 +158,8 @@ def _up(args: argparse.Namespace) -> int:
     try:
         kubeconfig = state / "kubeconfig"
         kubeconfig.write_text(sim.cluster.kubeconfig.read_text())
-        (state / "spec-head.yaml").write_text(spec_head(args.rate))
+        (state / "spec-head.yaml").write_text(rails_spec_head(args.rails, args.rate) if args.rails > 1
+                                              else spec_head(args.rate))
         (state / "state.json").write_text(json.dumps({
             "pid": os.getpid(), "nodes": sim.names, "tag": sim.net.tag, "bridge": sim.net.bridge,
             "gateway": sim.net.gateway, "api": sim.cluster.url, "rate_mbit": args.rate, "rails": sim.net.rails,
@@ -184,6 +186,12 @@ def _seed(sim: SimCluster, args: argparse.Namespace) -> None:
     for spec in args.lossy:
         node, _, percent = spec.partition(":")
         sim.lossy_node(node, float(percent))
+    for spec in args.slow_nic:
+        node, rail, mbit = spec.split(":")
+        sim.slow_nic(node, int(rail), float(mbit))
+    for spec in args.lossy_nic:
+        node, rail, percent = spec.split(":")
+        sim.lossy_nic(node, int(rail), float(percent))
     for node in args.dead:
         sim.index(node)
         sim.dead_node(node)
@@ -217,11 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start N simulated nodes and the API server (runs until SIGTERM / down)")
     up.add_argument("nodes", type=int)
     up.add_argument("--rate", type=float, default=200.0, help="every NIC's rate, Mbit/s (default 200)")
+    up.add_argument("--rails", type=int, default=1, help="NICs per node, one bridge and subnet per rail (default 1)")
     up.add_argument("--dir", default=str(STATE_DIR))
     up.add_argument("--slow-node", action="append", default=[], metavar="NODE:MBIT", help="throttle a node's NIC both ways")
     up.add_argument("--slow-link", action="append", default=[], metavar="A,B:MBIT", help="throttle the link between two nodes")
     up.add_argument("--lossy", action="append", default=[], metavar="NODE:PERCENT", help="drop packets to and from a node")
     up.add_argument("--dead", action="append", default=[], metavar="NODE", help="a node whose pods never start")
+    up.add_argument("--slow-nic", action="append", default=[], metavar="NODE:RAIL:MBIT", help="throttle one NIC")
+    up.add_argument("--lossy-nic", action="append", default=[], metavar="NODE:RAIL:PERCENT",
+                    help="drop packets to and from one NIC")
     down = sub.add_parser("down", help="stop the simulation and remove its namespaces, veths and bridge")
     down.add_argument("--dir", default=str(STATE_DIR))
     args = p.parse_args(argv)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from statistics import median
 
 from .faults import Finding
-from .rails import node_of, split_port
+from .rails import node_of, port_label, split_port
 from .spec import SecondPassRules
 from .triage import Judged, Pair, Suspects
 
@@ -117,7 +117,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
             continue
         mine = [j for j in pass_tests if node in j.hosts]
         flagged = [j for j in mine if j.suspect]
-        partners = ", ".join(dict.fromkeys(p for r in rs if (p := r.partner(node))))
+        partners = ", ".join(dict.fromkeys(port_label(p) for r in rs if (p := r.partner(node))))
         if lossy:
             line = (f"loses packets with known-good {partners} too (retests: {_losses(rs)}); "
                     f"{len(flagged)}/{len(mine)} of its pass tests suspect")
@@ -146,7 +146,7 @@ def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged]
             continue
         lossy = any(j.lossy for j in first + again)
         what = _losses(first + again) if lossy else _suspicion(first[0] if first else None)
-        links.append(_Link(a, b, lossy, f"{a}-{b} at {what} in the pass and again when rerun ({figures})",
+        links.append(_Link(a, b, lossy, f"{port_label(a)}-{port_label(b)} at {what} in the pass and again when rerun ({figures})",
                            f"both ends fine with known-good partners ({_figures(ends)})",
                            first + again, ends))
     found += list(bad.values()) + [link.finding() for link in links]
@@ -171,7 +171,7 @@ def _lossy_with_several(nodes: list[str], tests: list[Judged]) -> dict[str, Find
             continue
         mine = [j for j in tests if node in j.hosts and j.lossy]
         found[node] = Finding("lossy-node", (node,), f"loses packets with {len(partners)} partners "
-                              f"({', '.join(partners)}), each of which loses none with any other node "
+                              f"({', '.join(map(port_label, partners))}), each of which loses none with any other node "
                               f"({_losses(mine)})", tuple(j.evidence() for j in mine), (_port(mine, node),),
                               _fabric(mine))
     return found

@@ -12,6 +12,7 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchfab.diagnosis import Diagnosis, verdict_table
 from benchfab.errors import SpecError
@@ -95,6 +96,7 @@ def test_a_node_with_fewer_nics_than_rails_is_left_out_with_why() -> None:
     (_spec(rails=4, workload="allreduce"), "rails: 4 with pattern all-pairs measures one pair per rail, "
                                             "allreduce is a collective"),
     (_spec(rails=5), "rails: 5 but profile 'ib' lists 4 rail(s)"),
+    (_spec("local", 2), "rails: 2 with pattern local: one host's ranks have no rails to measure apart"),
 ])
 def test_rails_the_spec_cannot_hold_are_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -196,3 +198,19 @@ def test_evidence_lines_are_printed_under_their_verdict() -> None:
     table = verdict_table(Diagnosis("r", {}, [f]))
     assert "evidence: port_rcv_errors +1,204 on gpu-07 mlx5_5" in table
     assert Finding.from_json(f.to_json()) == f
+
+
+def test_render_gives_each_rail_its_own_pod_resource_and_network(tmp_path: Path) -> None:
+    """Slot r of a node is rail r: its pod requests rail r's VF and attaches rail r's network."""
+    spec = tmp_path / "rails.yaml"
+    spec.write_text(_spec(rails=2))
+    proc = subprocess.run([sys.executable, "-m", "benchfab", "render", str(spec), "--nodes", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pods = [d for d in yaml.safe_load_all(proc.stdout) if d and d.get("kind") == "Pod"]
+    assert len(pods) == 2 * 2
+    for pod in pods:
+        rail = int(pod["metadata"]["name"].rsplit("-", 1)[1])
+        assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == f"rail{rail}"
+        limits = pod["spec"]["containers"][0]["resources"]["limits"]
+        assert limits[f"nvidia.com/rail{rail}_vf"] == "1" and f"nvidia.com/rail{1 - rail}_vf" not in limits

@@ -296,7 +296,11 @@ def _gone(broken: Collection[tuple[Any, ...]]) -> tuple[set[str], dict[int, set[
 def _rail_problems(test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
     """placement.rails on a pair pattern: point-to-point tests only, on profiles that list the rails."""
     p = test.placement
-    if not p.rails or p.pattern in ("group", "local"):
+    if p.rails and p.pattern == "local":
+        return [Problem("placement", f"rails: {p.rails} with pattern local: one host's ranks have no rails to "
+                        "measure apart", "use backend: kubernetes with pattern all-pairs / ring / k-groups (pairs per "
+                        "rail) or group (collectives per rail), or drop rails")]
+    if not p.rails or p.pattern == "group":
         return []
     if not family_of(test.workload).point_to_point:
         return [Problem("placement", f"rails: {p.rails} with pattern {p.pattern} measures one pair per rail, "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import junit
+from .counter_evidence import CounterWarning
 from .errors import StoreError
 from .faults import FAULTS, Finding
 from .store import atomic_write_bytes
@@ -36,6 +37,7 @@ class Diagnosis:
     retest_tests: list[str] = field(default_factory=list)
     unresolved: list[tuple[str, str]] = field(default_factory=list)
     cleared: list[tuple[str, str, str]] = field(default_factory=list)  # suspect links whose rerun was fine: (a, b, why)
+    warnings: list[CounterWarning] = field(default_factory=list)  # fine tests whose error counters moved
 
     @property
     def has_faults(self) -> bool:
@@ -52,7 +54,7 @@ class Diagnosis:
         return {"schema": DIAGNOSIS_SCHEMA, "run_id": self.run_id, "rules": self.rules,
                 "suspects": self.suspects, "good": self.good, "retest_tests": self.retest_tests,
                 "unresolved": [list(p) for p in self.unresolved], "cleared": [list(c) for c in self.cleared],
-                "verdicts": [f.to_json() for f in self.verdicts]}
+                "verdicts": [f.to_json() for f in self.verdicts], "warnings": [w.to_json() for w in self.warnings]}
 
 
 # -- the stored diagnosis --------------------------------------------------------------------------
@@ -75,7 +77,9 @@ def load_diagnosis(run_path: str | Path) -> Diagnosis | None:
         return Diagnosis(data["run_id"], data.get("rules") or {}, verdicts, list(data.get("suspects") or []),
                          list(data.get("good") or []), list(data.get("retest_tests") or []),
                          [(p[0], p[1]) for p in data.get("unresolved") or []],
-                         [(c[0], c[1], c[2]) for c in data.get("cleared") or []])
+                         [(c[0], c[1], c[2]) for c in data.get("cleared") or []],
+                         [CounterWarning(str(w["test_id"]), tuple(w.get("hosts") or ()), str(w["why"]))
+                          for w in data.get("warnings") or []])
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise StoreError(f"{path} is damaged ({type(exc).__name__}: {exc})",
                          hint="rerun the second pass: benchfab diagnose RUN") from None
@@ -84,6 +88,7 @@ def load_diagnosis(run_path: str | Path) -> Diagnosis | None:
 def verdict_table(diagnosis: Diagnosis) -> str:
     """The verdicts as a text table, then what a user would do about them (never run here)."""
     cleared = [f"# a suspect link that was noise: {a}-{b}: {why}" for a, b, why in diagnosis.cleared]
+    cleared += [f"# WARNING {w.test_id} ({'-'.join(w.hosts)}): {w.why}" for w in diagnosis.warnings]
     if not diagnosis.verdicts:
         return "\n".join([f"# diagnosis of {diagnosis.run_id}: no verdicts (every node and link looked fine)",
                           *cleared]) + "\n"
@@ -106,15 +111,16 @@ def verdict_table(diagnosis: Diagnosis) -> str:
 def verdict_markdown(diagnosis: Diagnosis) -> list[str]:
     """The verdicts as a markdown section (the run's report)."""
     lines = ["", "## Second pass verdicts", ""]
+    warnings = [f"- **warning** {w.test_id} ({'-'.join(w.hosts)}): {_cell(w.why)}" for w in diagnosis.warnings]
     if not diagnosis.verdicts:
-        return [*lines, "No verdicts: every node and link looked fine."]
+        return [*lines, "No verdicts: every node and link looked fine.", *([""] + warnings if warnings else [])]
     lines += ["| verdict | where | evidence | to act on it (not run by benchfab) |", "|---|---|---|---|"]
     for f in diagnosis.verdicts:
         # An action line that starts with '#' is advice, not a command: plain text, not code.
         todo = "<br>".join(c.lstrip("# ") if c.startswith("#") else f"`{c}`" for c in f.actions())
         why = "<br>".join([f.why, *(f"evidence: {e}" for e in f.evidence_lines)])
         lines.append(f"| {f.kind} | {f.where} | {_cell(why)} | {_cell(todo)} |")
-    return lines
+    return lines + ([""] + warnings if warnings else [])
 
 
 def _cell(text: str) -> str:

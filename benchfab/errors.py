@@ -27,7 +27,8 @@ exit codes:
   0    every test ok and no verdict names a fault (commands that run no test: done)
   1    results stored, but a test failed, timed out or was skipped
        (sweep/run --allow-failures: 0), or a verdict names a fault: a second
-       pass's (sweep, diagnose) or a --baseline regression, whatever the flags;
+       pass's (sweep, diagnose), a --baseline regression or a figure below
+       its expectation (expect:, --expect FILE), whatever the flags;
        or the cluster or a backend failed
   2    bad input: spec, flags, unknown run id (nothing ran)
   3    this host or cluster lacks what every test needs, e.g. an RDMA device
@@ -50,15 +51,17 @@ BAD_RUN_INPUT = "bad input: an unknown run id, a flag (nothing ran)"
 INTERRUPTED = "interrupted (Ctrl-C, SIGTERM)"
 COMPARE_EXIT_CODES = exit_codes_help({
     0: "no regression: every key is same, better, new or missing",
-    1: "a regression: a key is worse, failed, or changed what it measured (the verdicts say which); or a "
-       "run or results/baselines.json could not be read",
+    1: "a regression: a key is worse, failed, or changed what it measured (the verdicts say which), or a "
+       "figure of NEW is below its expectation (expect:, --expect FILE); or a run or results/baselines.json "
+       "could not be read",
     2: "bad input: an unknown run or baseline, a flag",
     130: INTERRUPTED,
 })
 DIAGNOSE_EXIT_CODES = exit_codes_help({
     0: "no fault: every suspect retested fine (or nothing was suspect)",
     1: "a verdict names a fault (dead, bad-node, lossy-node, bad-link, lossy-link; stored in diagnosis.json "
-       "with what to do) or a retest was not ok; or the cluster or a backend failed",
+       "with what to do), a retest was not ok, or a figure is below its expectation (expect:, --expect FILE); "
+       "or the cluster or a backend failed",
     2: "bad input: an unknown run id, a run diagnose cannot judge (imported, or no all-pairs / ring / "
        "k-groups / topology test), a flag",
     130: INTERRUPTED + ": the retests so far are stored",

@@ -30,7 +30,8 @@ from .errors import BenchfabError, SpecError
 if TYPE_CHECKING:
     from .spec import SweepSpec
 
-RUN_DOCUMENT_FILES = {"verdicts": "verdicts.json", "diagnosis": "diagnosis.json"}  # beside run.json, when written
+# beside run.json, when written
+RUN_DOCUMENT_FILES = {"verdicts": "verdicts.json", "diagnosis": "diagnosis.json", "expectations": "expectations.json"}
 
 
 def _plain(value: Any) -> Any:
@@ -73,6 +74,14 @@ def _records(frame: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return list(json.loads(kept.to_json(orient="records")))
 
 
+def _with_counters(test: dict[str, Any]) -> dict[str, Any]:
+    """A test's record with its fabric counters as a list (stored as JSON text; null: not recorded)."""
+    from .counter_evidence import entries
+
+    test["counters"] = entries(test.get("counters"))
+    return test
+
+
 def run_document(path: Path | str, *, with_summary: bool = True) -> dict[str, Any]:
     """A stored run: its run.json facts, tests, summary rows (``with_summary``; show streams
     them itself), and the verdicts and diagnosis stored beside it (null when none)."""
@@ -96,7 +105,7 @@ def run_document(path: Path | str, *, with_summary: bool = True) -> dict[str, An
         "imported_from": meta.get("imported_from"),
         "counts": meta.get("counts") or {},
         # used (JSON text of each rank's environment) and log_tail are for people: show prints them
-        "tests": _records(tests, drop=("used", "log_tail")),
+        "tests": [_with_counters(t) for t in _records(tests, drop=("used", "log_tail"))],
     }
     if with_summary:
         doc["summary"] = _records(run.summary)

@@ -21,12 +21,23 @@ their sources):
 - ``Channel 07/0 : 8[0] -> 7[7] [send] via NET/IB/0/GDRDMA``, ``via P2P/IPC``,
   ``via SHM/direct/direct``, ``Ring 00 : 3 -> 10 [send] via NET/IB/0/GDRDMA``
 - ``Trees [0] 1/-1/-1->2->0 ...`` and ``Connected all rings`` / ``Connected all trees``
+- RoCE queue pairs, with the GID index NCCL used (net_ib's connect INFO line; older NCCL
+  prints the ``NET/IB: Dev 0 Port 1 qpn 1234 mtu 5 GID 3 (...)`` form):
+  ``NET/IB: NCCL Dev 0 IbDev 0 Port 1 qpn 1234 mtu 5 GID 3 (0/9B00A8C0FFFF0000) fifoRkey=...``
+- the algorithm and protocol NCCL chose per collective, with ``NCCL_DEBUG_SUBSYS`` holding
+  TUNING: ``Best tuning, algorithm, RING, protocol, SIMPLE`` (NCCL >= 2.27) or
+  ``8388608 Bytes -> Algo 1 proto 2 time 133.2`` (older: NCCL's algorithm and protocol
+  numbers, Tree 0, Ring 1, ... and LL 0, LL128 1, Simple 2)
+
+A log whose NET channels all go ``via NET/Socket`` says the network is Socket even
+without a ``Using network`` line (NCCL prints that one only in some versions and debug
+subsystems): a socket fall-back must never pass for an unknown network.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +61,9 @@ class NcclTransport:
     gdr: bool | None = None  # True: a NET channel went via .../GDRDMA; False: NET channels without it
     gdr_pairs: list[dict[str, Any]] = field(default_factory=list)  # "GPU Direct RDMA Enabled/Disabled" lines
     algorithms: list[str] = field(default_factory=list)  # "ring", "tree" (connected, or chosen in TUNING lines)
+    gid_index: int | None = None  # RoCE: the GID index of NCCL's queue pairs (the first seen)
+    tuned_algorithms: list[str] = field(default_factory=list)  # chosen per collective (TUNING lines): "ring"
+    tuned_protocols: list[str] = field(default_factory=list)  # chosen per collective (TUNING lines): "simple"
     dmabuf: bool = False  # "DMA-BUF is available"
     lines: int = 0  # NCCL lines seen
 
@@ -68,7 +82,17 @@ _MERGED = re.compile(r"\[\d+\]=\{([^}]*)\}")
 _VIA = re.compile(r"via (NET/[\w/()]+|P2P/\S+|SHM\S*|NVL\S*|CollNet\S*)")
 _CHANNEL = re.compile(r"(?:Channel|Ring) (\d+)(?:/\d+)? :")
 _GDR_PAIR = re.compile(r"GPU Direct RDMA (Enabled|Disabled) for GPU (\S+) / HCA (\S+) \(distance (\d+) ([<>]=?) (\d+)\)")
-_TUNING_ALGO = re.compile(r"-> Algo (\w+)")
+_TUNING_OLD = re.compile(r"Bytes -> Algo (\d+) proto (\d+)")
+_TUNING_NEW = re.compile(r"Best tuning, algorithm, (\w+), protocol, (\w+)")
+_QP_GID = re.compile(r"NET/IB ?: .*\bPort \d+ (?:qpn|qp_num) \d+ mtu \d+ GID (\d+) \(")
+# NCCL's numbering of algorithms and protocols (src/include/device.h), for the older TUNING line.
+ALGORITHMS = ("tree", "ring", "collnet_direct", "collnet_chain", "nvls", "nvls_tree", "pat")
+PROTOCOLS = ("ll", "ll128", "simple")
+
+
+def _named(names: tuple[str, ...], number: str) -> str:
+    index = int(number)
+    return names[index] if index < len(names) else number
 
 
 def _devices(text: str) -> list[tuple[str, int, str]]:
@@ -98,6 +122,8 @@ def parse_nccl_log(lines: Iterable[str]) -> NcclTransport:
     channels: dict[str, None] = {}
     numbers: set[int] = set()
     algorithms: dict[str, None] = {}
+    tuned_algos: dict[str, None] = {}
+    tuned_protos: dict[str, None] = {}
     for line in lines:
         if "NCCL" not in line:
             continue
@@ -129,12 +155,22 @@ def parse_nccl_log(lines: Iterable[str]) -> NcclTransport:
             algorithms["ring"] = None
         if "Connected all trees" in line or "Trees [" in line:
             algorithms["tree"] = None
-        if m := _TUNING_ALGO.search(line):
-            algorithms[m.group(1).lower()] = None
+        if m := _TUNING_NEW.search(line):
+            tuned_algos[m.group(1).lower()] = None
+            tuned_protos[m.group(2).lower()] = None
+        elif m := _TUNING_OLD.search(line):
+            tuned_algos[_named(ALGORITHMS, m.group(1))] = None
+            tuned_protos[_named(PROTOCOLS, m.group(2))] = None
+        if out.gid_index is None and (m := _QP_GID.search(line)):
+            out.gid_index = int(m.group(1))
     out.channels = list(channels)
     out.channel_count = len(numbers)
-    out.algorithms = list(algorithms)
+    out.algorithms = list(dict.fromkeys([*algorithms, *tuned_algos]))
+    out.tuned_algorithms = list(tuned_algos)
+    out.tuned_protocols = list(tuned_protos)
     net_channels = [c for c in out.channels if c.startswith("NET/")]
+    if out.network is None and net_channels and all(c.startswith("NET/Socket") for c in net_channels):
+        out.network = "Socket"
     if net_channels:
         out.gdr = any(c.endswith("/GDRDMA") or "/GDRDMA/" in c for c in net_channels)
     return out
@@ -154,4 +190,65 @@ def summary_columns(nccl: NcclTransport | dict[str, Any] | None) -> dict[str, An
         "nccl_gdr": data.get("gdr"),
         "nccl_channels": int(data.get("channel_count") or 0) if data else None,
         "nccl_algorithms": ",".join(data.get("algorithms") or []) or None,
+        "nccl_gid_index": data.get("gid_index"),
+        "nccl_protocols": ",".join(data.get("tuned_protocols") or []) or None,
     }
+
+
+# Settings whose effect the log shows: the variable, and the NcclTransport field of what NCCL chose.
+CHECKED_SETTINGS = {"NCCL_ALGO": "tuned_algorithms", "NCCL_PROTO": "tuned_protocols"}
+
+
+def settings_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A test's settings (spec env: / sweep_env:) as its ranks get them, over the fabric's and
+    the profile's: plus TUNING in NCCL_DEBUG_SUBSYS where it sets NCCL_ALGO or NCCL_PROTO, as
+    NCCL prints the algorithm and protocol it chose only then (a line per collective call, so
+    only for such tests), unless the test sets NCCL_DEBUG_SUBSYS itself."""
+    if "NCCL_DEBUG_SUBSYS" in env or not any(name in env for name in CHECKED_SETTINGS):
+        return dict(env)
+    return {**env, "NCCL_DEBUG_SUBSYS": "INIT,NET,ENV,TUNING"}
+
+
+def _allowed(value: str) -> tuple[set[str], bool] | None:
+    """NCCL_ALGO / NCCL_PROTO's names, lower case, and whether they are excluded ("^Tree");
+    None for the per-collective form ("allreduce:tree;allgather:ring"), not read here."""
+    if ":" in value or ";" in value:
+        return None
+    excluded = value.startswith("^")
+    return {n.strip().lower() for n in value.lstrip("^").split(",") if n.strip()}, excluded
+
+
+def setting_check(env: Mapping[str, str], nccl: NcclTransport | Mapping[str, Any] | None) -> tuple[str | None, str]:
+    """Whether NCCL honoured a test's NCCL_ALGO / NCCL_PROTO / NCCL_IB_GID_INDEX, from rank 0's
+    log: ("honoured" | "changed" | "not checked", why), or (None, "") for a test without settings.
+    "changed": NCCL chose an algorithm or protocol the setting rules out (e.g. Tree asked, no tree
+    AllGather exists, Ring used), or another GID. A gloo test has no NCCL log: not checked."""
+    if not env:
+        return None, ""
+    if nccl is None:
+        return "not checked", "no NCCL log (gloo, or a rank that did not start NCCL)"
+    data = nccl.to_dict() if isinstance(nccl, NcclTransport) else dict(nccl)
+    changed: list[str] = []
+    unread: list[str] = []
+    for name, fieldname in CHECKED_SETTINGS.items():
+        if name not in env:
+            continue
+        rule, used = _allowed(env[name]), [str(x) for x in data.get(fieldname) or []]
+        if rule is None or not used:
+            unread.append(name)
+            continue
+        names, excluded = rule
+        off = [u for u in used if (u in names) == excluded]
+        if off:
+            changed.append(f"{name}={env[name]}, NCCL used {','.join(off)}")
+    if "NCCL_IB_GID_INDEX" in env:
+        if data.get("gid_index") is None:
+            unread.append("NCCL_IB_GID_INDEX")
+        elif str(data["gid_index"]) != env["NCCL_IB_GID_INDEX"].strip():
+            changed.append(f"NCCL_IB_GID_INDEX={env['NCCL_IB_GID_INDEX']}, NCCL used GID {data['gid_index']}")
+    if changed:
+        return "changed", "; ".join(changed)
+    if unread or not any(n in env for n in (*CHECKED_SETTINGS, "NCCL_IB_GID_INDEX")):
+        what = ", ".join(unread) if unread else "these settings"
+        return "not checked", f"NCCL's log does not show the effect of {what}"
+    return "honoured", ""

@@ -145,3 +145,37 @@ def nearest_visible_gpu(topo: Topology, hca: str | None, visible: list[str], loc
     best = min(ranked.values())
     nearest = [i for i, r in ranked.items() if r == best]
     return (fallback if fallback in nearest else nearest[0]), DISTANCES[best]
+
+
+def hca_names(nccl_ib_hca: str | None, present: list[str]) -> list[str]:
+    """The HCAs an NCCL_IB_HCA value lets NCCL use, of those ``present``: its list ("=" exact,
+    ":port" suffixes dropped), all but the listed with "^", every present one without a value.
+    NCCL matches names by prefix unless "=": "mlx5" allows mlx5_0, mlx5_1..."""
+    value = (nccl_ib_hca or "").strip()
+    if not value:
+        return list(present)
+    exclude = value.startswith("^")
+    value = value.lstrip("^")
+    exact = value.startswith("=")
+    names = [n.split(":", 1)[0] for n in value.lstrip("=").split(",") if n.strip()]
+    listed = [h for h in present if any(h == n if exact else h.startswith(n) for n in names)]
+    return [h for h in present if h not in listed] if exclude else listed
+
+
+def nearest_hca(topo: Topology, gpu_address: str | None, hcas: list[str], local_rank: int) -> tuple[str | None, Distance | None]:
+    """The NIC a collective rank on the GPU at ``gpu_address`` goes through: of ``hcas``, the one
+    nearest the GPU in the PCIe tree (this rank's rail, ``hcas[local_rank mod count]``, when it is
+    among the nearest), with the distance class; without the GPU's address or the HCAs in the
+    tree, the rail by index and None. The rail by index alone is wrong wherever the device plugin
+    gave the pod GPUs and NICs in different orders."""
+    if not hcas:
+        return None, None
+    fallback = hcas[local_rank % len(hcas)]
+    gpu = next((g for g in topo.gpus if gpu_address and g.address == gpu_address.lower()), None)
+    known = {h: topo.hca(h) for h in hcas}
+    ranked = {h: DISTANCES.index(distance(gpu, dev)) for h, dev in known.items() if dev is not None and gpu is not None}
+    if not ranked:
+        return fallback, None
+    best = min(ranked.values())
+    nearest = [h for h in hcas if ranked.get(h) == best]
+    return (fallback if fallback in nearest else nearest[0]), DISTANCES[best]

@@ -17,8 +17,9 @@ its pods' start-up. A test whose estimate exceeds its ``timeout:`` gets a note w
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import islice
 
 from .costs import CostModel, local_costs, pod_costs
@@ -184,7 +185,7 @@ class Combo:
     op: str
     repeat: int
 
-    @property
+    @cached_property  # every test of an all-pairs round names it: 8,192 per round on 16,384 nodes
     def base_id(self) -> str:
         t = self.test
         return make_test_id(t, self.profile, self.dtype, self.op, self.repeat, len(t.profiles) > 1)
@@ -241,13 +242,15 @@ def _plan_on_host(spec: SweepSpec, nodes: Sequence[NodeInfo], costs: CostModel |
     return Plan(tuple(rounds), tuple(notes))
 
 
-def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None]) -> list[list[Group]]:
+def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None]) -> Iterable[list[Group]]:
+    """The pattern's rounds of node groups: all-pairs' computed one at a time as they are
+    consumed (16,384 nodes hold 134 M pairs), the others' (a few per node) as a list."""
     p = test.placement
     cut = p.max_rounds
     rounds: list[list[Group]]
     if p.pattern == "all-pairs":
-        rounds = [[(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut)]
-    elif p.pattern == "ring":
+        return ([(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut))
+    if p.pattern == "ring":
         rounds = ring_rounds(names)
     elif p.pattern == "k-groups":
         rounds = k_groups(names, p.k or 2)
@@ -265,6 +268,41 @@ def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None
     return rounds[:cut] if cut else rounds
 
 
+@dataclass
+class PlanStream:
+    """A Kubernetes plan's rounds as a stream (``plan_stream``): each round is placed when it is
+    consumed, so the first of a 16,384-node all-pairs plan is there at once. ``notes``,
+    ``unplaced`` and ``left_out`` fill in as rounds are consumed; complete once ``rounds`` is."""
+
+    rounds: Iterator[Round]
+    notes: list[str] = field(default_factory=list)
+    unplaced: list[tuple[PlannedTest, str]] = field(default_factory=list)
+    left_out: dict[tuple[str, str], None] = field(default_factory=dict)
+
+
+def plan_stream(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool = False,
+                costs: CostModel | None = None) -> PlanStream:
+    """``plan`` for ``backend: kubernetes`` as a stream of rounds (see PlanStream), in the same
+    order, with the same tests; a combination that cannot be placed raises (or is noted) when
+    the stream reaches it."""
+    stream = PlanStream(iter(()))
+    stream.rounds = _rounds_on_slots(spec, nodes, skip_unplaceable, costs or default_costs(spec, nodes), stream)
+    return stream
+
+
+def _rounds_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool, costs: CostModel,
+                     found: PlanStream) -> Iterator[Round]:
+    index = 0
+    started: set[str] = set()  # profiles whose pods an earlier round started
+    for combo in expand(spec, profile_major=True):
+        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, found.notes, found.unplaced, found.left_out,
+                                   costs):
+            overhead = costs.round_overhead_s(len(placed), combo.profile not in started)
+            started.add(combo.profile)
+            yield Round(index, placed, overhead)
+            index += 1
+
+
 def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable: bool, costs: CostModel) -> Plan:
     """Place every test on the inventory: rounds of disjoint node pairs / groups.
 
@@ -276,16 +314,9 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
     the plan, unless ``skip_unplaceable``: then it is left out with a note. Either
     way a plan with no test at all is refused.
     """
-    rounds: list[Round] = []
-    notes: list[str] = []
-    unplaced: list[tuple[PlannedTest, str]] = []
-    left_out: dict[tuple[str, str], None] = {}
-    started: set[str] = set()  # profiles whose pods an earlier round started
-    for combo in expand(spec, profile_major=True):
-        for placed in _place_combo(spec, combo, nodes, skip_unplaceable, notes, unplaced, left_out, costs):
-            overhead = costs.round_overhead_s(len(placed), combo.profile not in started)
-            started.add(combo.profile)
-            rounds.append(Round(len(rounds), placed, overhead))
+    stream = plan_stream(spec, nodes, skip_unplaceable, costs)
+    rounds = list(stream.rounds)
+    notes, left_out = stream.notes, stream.left_out
     notes += over_timeout_notes([t for r in rounds for t in r.tests])
     notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
@@ -296,19 +327,29 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
         raise PlacementError(f"nothing to run on {len(nodes)} node(s){why}",
                              hint="check nodes.selector and that the nodes advertise the profiles' RDMA resources "
                                   "(benchfab preflight)")
-    return Plan(tuple(rounds), tuple(notes), tuple(unplaced), tuple(left_out))
+    return Plan(tuple(rounds), tuple(notes), tuple(stream.unplaced), tuple(left_out))
+
+
+def slots_needed(test: TestSpec) -> int:
+    """Free slots a node needs for ``test``: its ranks per node on each of its rails."""
+    return (test.placement.gpus_per_node or 1) * (test.placement.rails or 1)
+
+
+def combo_rounds(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], costs: CostModel) -> Iterator[tuple[PlannedTest, ...]]:
+    """One combination's rounds, placed as they are consumed (an unplaceable one: none)."""
+    return iter(_place_combo(spec, combo, nodes, True, [], [], {}, costs))
 
 
 def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_unplaceable: bool,
                  notes: list[str], unplaced: list[tuple[PlannedTest, str]],
-                 left_out: dict[tuple[str, str], None], costs: CostModel) -> list[tuple[PlannedTest, ...]]:
-    """One combination's rounds of placed tests (appends its notes to ``notes``, the nodes it
+                 left_out: dict[tuple[str, str], None], costs: CostModel) -> Iterable[tuple[PlannedTest, ...]]:
+    """One combination's rounds of placed tests, each built as it is consumed (appends its notes to ``notes``, the nodes it
     cannot use to ``left_out`` with why, and the combination to ``unplaced`` when its pattern
     cannot be placed and that is allowed)."""
     test, pname = combo.test, combo.profile
     p = test.placement
     per_node = p.gpus_per_node or 1
-    need = per_node * (p.rails or 1)
+    need = slots_needed(test)
     slots = {n.name: int(n.slots.get(pname, 0)) for n in nodes}
     names = [n.name for n in nodes if slots[n.name] >= need]
     for n in nodes:
@@ -327,25 +368,53 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
                                      (), 0.0, 0.0), f"cannot be placed: {exc.message}"
                          + (f" (fix: {exc.hint})" if exc.hint else "")))
         return []
-    if not any(groups):
+    if not (len(names) >= 2 if p.pattern == "all-pairs" else any(groups := list(groups))):
         notes.append(f"{test.name}/{pname}: pattern {p.pattern}"
                      + (f" (scope {p.scope})" if p.pattern == "topology" else "")
                      + f" places no test on these {len(names)} node(s)")
-    placed: list[list[tuple[Member, ...]]]
+    placed: Iterable[list[tuple[Member, ...]]]
     if p.pattern == "group" and p.rails:
         # Per-rail groups: the same nodes, one group per rail, all rails at once
         # (rail-isolated, like NCCL_TESTS_SPLIT_MASK); slot r is rail r.
-        placed = [[tuple((x, r) for x in groups[0][0]) for r in range(p.rails)]]
+        placed = [[tuple((x, r) for x in list(groups)[0][0]) for r in range(p.rails)]]
     elif p.rails:
-        # Per-rail pairs: the pattern's pair rounds on every rail at once (rails.py).
+        # Per-rail pairs: the pattern's pair rounds on every rail at once, round by round (rails.py).
         placed = rail_rounds(groups, p.rails)
-    else:
-        placed, more = assign_slots(groups, slots, per_node, p.allow_sharing)
+    elif p.allow_sharing:  # later rounds are pulled forward: every round is needed first
+        placed, more = assign_slots(list(groups), slots, per_node, True)
         notes.extend(f"{test.name}/{pname}: {m}" for m in more)
+    else:
+        placed = _slots_per_round(groups, slots, per_node, notes, f"{test.name}/{pname}")
     profile = spec.resolved_profiles()[pname]
     per_pod = family_of(test.workload).ranks_per_pod(test)
     on_fabric = costs.at_line_rate(line_rate_of(profile))
-    return [tuple(_placed_test(combo, profile, members, on_fabric, per_pod) for members in rnd) for rnd in placed]
+    sized = _SizedTests(test, on_fabric)
+    return (tuple(_placed_test(combo, profile, members, on_fabric, per_pod, sized) for members in rnd) for rnd in placed)
+
+
+def _slots_per_round(groups: Iterable[list[Group]], slots: dict[str, int], per_node: int, notes: list[str],
+                     label: str) -> Iterator[list[tuple[Member, ...]]]:
+    """assign_slots without sharing, one round at a time as the rounds are consumed (each
+    round's slots are its own then): the same rounds and notes, none built before it is asked for."""
+    for rnd in groups:
+        placed, more = assign_slots([rnd], slots, per_node, False)
+        notes.extend(f"{label}: {m}" for m in more)
+        yield from placed
+
+
+class _SizedTests:
+    """A combination's test entry sized to a member count, and its estimate, made once per
+    count (a pydantic copy and a cost model per test cost 0.1 s per round of 8,192 pairs)."""
+
+    def __init__(self, test: TestSpec, costs: CostModel) -> None:
+        self.test, self.costs = test, costs
+        self._by_ranks: dict[int, tuple[TestSpec, float]] = {}
+
+    def __call__(self, ranks: int) -> tuple[TestSpec, float]:
+        if ranks not in self._by_ranks:
+            sized = self.test.model_copy(update={"ranks": ranks})
+            self._by_ranks[ranks] = (sized, estimate_test_seconds(sized, self.costs))
+        return self._by_ranks[ranks]
 
 
 def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
@@ -354,17 +423,16 @@ def pods_of(members: tuple[Member, ...], per_pod: int) -> tuple[Member, ...]:
 
 
 def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], costs: CostModel,
-                 per_pod: int = 1) -> PlannedTest:
+                 per_pod: int = 1, sized_tests: _SizedTests | None = None) -> PlannedTest:
     """One test on its (node, slot) members: ``per_pod`` ranks per pod, the id names where it ran."""
     test, p = combo.test, combo.test.placement
-    hosts = tuple(dict.fromkeys(m[0] for m in members))
-    sized = test.model_copy(update={"ranks": len(members)})
+    hosts = tuple(dict.fromkeys([m[0] for m in members]))
+    sized, est = (sized_tests or _SizedTests(test, costs))(len(members))
     rail = members[0][1] if p.rails else None
     if p.pattern == "group":
         suffix = f"rail{rail}" if p.rails else f"{len(hosts)}n"
     else:
         suffix = "+".join(hosts) + (f"-rail{rail}" if rail is not None else "")
-    est = estimate_test_seconds(sized, costs)
     return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
                        hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod,
                        rail, rail_device_of(profile, rail))

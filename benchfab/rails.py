@@ -17,7 +17,7 @@ against known-good ports of the same rail. Pure functions, no I/O.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from .placement import Group, Member, retest_rounds
 
@@ -40,11 +40,11 @@ def node_of(name: str) -> str:
     return split_port(name)[0]
 
 
-def rail_rounds(rounds: Sequence[Sequence[Group]], rails: int) -> list[list[tuple[Member, ...]]]:
+def rail_rounds(rounds: Iterable[Sequence[Group]], rails: int) -> Iterator[list[tuple[Member, ...]]]:
     """Each round's groups on every rail at once: group (a, b) becomes the tests
     ((a, r), (b, r)) for r in 0..rails-1, in the same round. A group of port names (the
-    retests) already names its rail: it stays one test on that rail."""
-    out: list[list[tuple[Member, ...]]] = []
+    retests) already names its rail: it stays one test on that rail. One round at a time,
+    as the rounds are consumed (the planner streams big all-pairs plans)."""
     for rnd in rounds:
         tests: list[tuple[Member, ...]] = []
         for group in rnd:
@@ -53,8 +53,7 @@ def rail_rounds(rounds: Sequence[Sequence[Group]], rails: int) -> list[list[tupl
                 tests.append(tuple((x, int(r or 0)) for x, r in ports))
             else:
                 tests.extend(tuple((x, r) for x in group) for r in range(rails))
-        out.append(tests)
-    return out
+        yield tests
 
 
 def rail_retest_rounds(suspect_pairs: Sequence[tuple[str, str]], good: Sequence[str],

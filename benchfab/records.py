@@ -11,11 +11,13 @@ that ended are built by ``benchfab.workloads.rows`` (and its workload family).
 Schema version 1 (see benchfab.store). Columns added within version 1 are
 appended at the end and read back as null from older parts: ``profile`` and
 ``hosts`` in summary rows (2026-12), then ``link_rate_bps``, then ``inline_size``
-and ``data_check``.
+and ``data_check``, then ``nccl_gid_index``, ``nccl_protocols``, ``env`` (read back as
+"" from older parts) and ``env_check``; ``counters`` in test rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -169,6 +171,13 @@ class SummaryRow(TypedDict):
     link_rate_bps: NotRequired[float | None]  # the link's rate (bit/s) where known: "% of line rate" in reports
     inline_size: NotRequired[int | None]  # verbs: the inline threshold in bytes (perftest -I)
     data_check: NotRequired[str | None]  # point-to-point: host | gpu-d2h | skipped
+    # collectives: NCCL's RoCE GID index and the protocols it chose (TUNING lines), from rank 0's log
+    nccl_gid_index: NotRequired[int | None]
+    nccl_protocols: NotRequired[str | None]
+    # the test's own settings (env:, a sweep_env variant's), env_label's form: part of the key
+    env: str
+    # whether NCCL's log shows the settings took effect: honoured | changed | not checked; None: no settings
+    env_check: NotRequired[str | None]
 
 
 class RawRow(TypedDict):
@@ -203,6 +212,9 @@ class TestRow(TypedDict):
     ended: float
     duration_s: float
     used: str  # JSON: hosts and each rank's env record
+    # added within schema 1 (null in older parts and imported runs): JSON list, one entry per node
+    # and source (RDMA port, interface, TCP) of the fabric counters' deltas (benchfab.counters)
+    counters: NotRequired[str | None]
 
 
 SUMMARY_COLUMNS: tuple[str, ...] = tuple(SummaryRow.__annotations__)
@@ -214,8 +226,15 @@ TEST_COLUMNS: tuple[str, ...] = tuple(TestRow.__annotations__)
 # what comparisons across runs group by.
 MEASUREMENT_KEY: tuple[str, ...] = (
     "workload", "profile", "fabric", "mode", "memory", "transport", "engine", "ranks", "nodes", "hosts",
-    "dtype", "redop", "in_place", "size_bytes",
+    "dtype", "redop", "in_place", "env", "size_bytes",
 )
+
+
+def env_label(env: Mapping[str, str]) -> str:
+    """A test's settings as the summary's ``env`` column (and so the key) holds them:
+    NAME=value, sorted by name, space-separated; "" for none (and for parts written before
+    the column existed, which the store reads back as "")."""
+    return " ".join(f"{k}={env[k]}" for k in sorted(env))
 
 
 @dataclass
@@ -227,6 +246,7 @@ class TestOutcome:
     reason: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
+    counters: list[dict[str, Any]] = field(default_factory=list)  # the ranks' ``counters`` records
     log_tail: str = ""
     started: float = 0.0
     ended: float = 0.0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .costs import CostModel
+from .counter_evidence import cite, errors_without_slowdown
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
@@ -118,9 +119,13 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
     elif suspects.retested:
         print("# second pass: no known-good node left to retest the suspects against", file=out)
     triage = classify(suspects, retests, second.passed, rules)
-    diagnosis.verdicts = rail_verdicts(triage.verdicts, second.passed + retests)
+    rows = run.tests.to_dict("records")  # the counters each test stored: evidence for the verdicts
+    # A per-rail pass's verdicts are on ports: named for their NIC, node or link first (rails.py).
+    diagnosis.verdicts = [cite(f, rows) for f in rail_verdicts(triage.verdicts, second.passed + retests)]
     diagnosis.unresolved = [(port_label(a), port_label(b)) for a, b in triage.unresolved]
     diagnosis.cleared = [(port_label(a), port_label(b), why) for a, b, why in triage.cleared]
+    diagnosis.warnings = errors_without_slowdown({j.test_id: tuple(node_of(h) for h in j.hosts)
+                                                  for j in second.passed + retests if not j.suspect}, rows)
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

@@ -166,7 +166,7 @@ def _cache_medians(path: Path, out: TextIO) -> None:
     """Leave the complete run's key -> median table beside it, which every later history
     reads (reading a run's parts cold costs a history ~0.2 s per run; 100 runs: 27 s)."""
     try:
-        load_medians(path)
+        load_medians(path, owned=True)  # this controller holds the run's lock
     except (BenchfabError, OSError) as exc:
         # Only a cache: the next history computes it instead; the run itself is stored.
         print(f"# note: the medians cache of {path.name} was not written ({exc})", file=out)
@@ -219,6 +219,7 @@ def diagnose_run(run: str, results_dir: str | None = None, *, out: TextIO | None
         meta = store.read_meta()
         meta["diagnosis"] = {"file": DIAGNOSIS_FILE, "verdicts": len(found.verdicts), "retest_counts": counts}
         store.write_meta(meta)
+        _cache_medians(store.path, out)  # the retests' parts made the one the sweep left stale
     if left is not None:
         raise left
     return SweepResult(store.run_id, store.path, counts, len(found.verdicts))

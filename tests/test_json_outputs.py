@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import ROOT
 
 RUN_KEYS = {"run_id", "path", "status", "started", "ended", "spec_name", "spec_path", "imported_from", "counts",
-            "tests", "summary", "verdicts", "diagnosis"}
+            "tests", "summary", "verdicts", "diagnosis", "expectations"}
 SPARK = ROOT / "results" / "fabrics" / "sources" / "spark-pr103-roce-allreduce-mtu9000.txt"
 SPEC = "name: j\ntests:\n  - {name: fine, sizes: [1K, 4K], iterations: 2, warmup: 0}\n"
 

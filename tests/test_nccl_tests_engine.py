@@ -61,7 +61,7 @@ def test_what_the_binary_prints_is_read_by_the_one_parser(tmp_path: Path, monkey
 def test_spec_rules_and_the_plan_time_skip(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SpecError, match="engine: nccl-tests runs collectives, not rdma_write_bw"):
         load_spec_text("tests:\n  - {workload: rdma_write_bw, engine: nccl-tests}\n")
-    with pytest.raises(SpecError, match="engine: perftest runs rdma_write_\\*, not allreduce"):
+    with pytest.raises(SpecError, match="engine: perftest runs rdma_write_\\*, rdma_read_\\*, rdma_send_\\*, not allreduce"):
         load_spec_text("tests:\n  - {workload: allreduce, engine: perftest}\n")
     from benchfab.capabilities import probe_host
     from benchfab.workloads import family_of

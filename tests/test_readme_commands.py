@@ -58,6 +58,8 @@ EXCLUDED: dict[str, str] = {
     "benchfab sweep jobs/ib-vs-roce.yaml --context prod -n gpu-bench": CLUSTER + " (test_e2e.py)",
     "benchfab diagnose RUN": "needs a run of many node pairs on a cluster; tests/sim runs it on the simulated "
                              "cluster (test_simcluster_cli.py)",
+    "benchfab sweep SPEC --expect FILE": "a whole sweep again; tests/test_expectations.py runs sweep and compare "
+                                         "with --expect FILE (met, below, and bad files)",
     "benchfab sweep jobs/local-rdma.yaml": "needs an RDMA device; tests/rdma run it in the soft-RoCE VM "
                                            "(tests/rdma/run_in_vm.sh)",
     "benchfab import TOOL FILE --profile NAME": "its run would become `latest` for the commands after it; "

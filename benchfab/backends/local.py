@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..capabilities import HostCapabilities, probe_host, why_unrunnable
 from ..costs import CostModel, local_costs
 from ..metadata import node_software
-from ..nccllog import parse_nccl_log
+from ..nccllog import parse_nccl_log, settings_env
 from ..placement import NodeInfo
 from ..planner import Plan, PlannedTest, local_nodes
 from ..rdma.oob import SECRET_ENV, new_test_secret
@@ -199,7 +199,7 @@ class LocalBackend:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         env={**self._env(rank, len(logs), port, test.local_ranks), **test.profile.env,
-                             SECRET_ENV: secret},
+                             **settings_env(test.spec.env), SECRET_ENV: secret},
                         start_new_session=True,
                     ))
         except BaseException:

@@ -32,6 +32,8 @@ class RankRecords:
         kind = rec.get("type")
         if kind == "env":
             self.outcome.env.append({**rec, **env_extra} if env_extra else rec)
+        elif kind == "counters":  # every rank's: each reads its own NIC
+            self.outcome.counters.append({**rec, "rank": rank})
         elif kind == "error":
             self.errors.setdefault(rank, str(rec.get("message", "")))
         elif kind == "result" and rank == 0:

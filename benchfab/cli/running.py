@@ -19,7 +19,16 @@ from .common import (
     text_to_stderr,
     with_run_document,
 )
-from .verdicts import judge, judging_args, parse_base, write_junit
+from .verdicts import (
+    expect_arg,
+    judge,
+    judge_expectations,
+    judging_args,
+    load_expect,
+    parse_base,
+    print_expectations,
+    write_junit,
+)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -29,6 +38,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     # Checked before anything runs: a baseline that does not exist is bad input (exit 2).
     base = parse_base(args.baseline, args.results or _spec_results(args)) if args.baseline else None
+    extra = load_expect(args)
     if args.resume:
         results = Path(args.results or "results")
         spec, text = load_resume(results, args.resume)
@@ -56,8 +66,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, judge(base, result.path, result.path.parent, args))
-    elif args.junit:
-        write_junit(Path(args.junit), result.path)
+    else:
+        expected = judge_expectations(result.path, extra)
+        print_expectations(expected)
+        code = max(code, expected.exit_code if expected is not None else 0)
+        if args.junit:
+            write_junit(Path(args.junit), result.path, expectations=expected)
     return code
 
 
@@ -77,20 +91,24 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     path = resolve_run_path(args.run, args.results)
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
+    extra = load_expect(args)
     as_json = args.output == "json"
     with text_to_stderr(as_json):
         result = diagnose_run(str(path), str(path.parent), progress=not args.no_progress,
                               backend=backend_for(spec, args))
         print(f"# {result.faults} verdict(s) stored in {path / 'diagnosis.json'}")
+        expected = judge_expectations(path, extra)
+        print_expectations(expected)
         if args.junit:
-            write_junit(Path(args.junit), path)
-    code = result.exit_code()
+            write_junit(Path(args.junit), path, expectations=expected)
+    code = max(result.exit_code(), expected.exit_code if expected is not None else 0)
     if as_json:
         from ..diagnosis import load_diagnosis
 
         found = load_diagnosis(path)
         print_json({"run_id": path.name, "path": str(path), "exit_code": code,
-                    "diagnosis": found.to_json() if found else None})
+                    "diagnosis": found.to_json() if found else None,
+                    "expectations": expected.to_dict() if expected is not None else None})
     return code
 
 
@@ -131,6 +149,7 @@ def add_sweep_commands(sub: Any) -> None:
     dg.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     dg.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE: a failing "
                     "testcase per verdict, a passing one per node judged fine")
+    expect_arg(dg)
     output_arg(dg)
     cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)

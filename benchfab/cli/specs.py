@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..units import format_duration, format_size
 from .common import OFFLINE_HELP, backend_for, cluster, cluster_args, command, output_arg, print_json
 
+if TYPE_CHECKING:
+    from ..placement import NodeInfo
+    from ..spec import SweepSpec
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..backends.registry import load_spec
@@ -37,8 +41,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from ..backends.kubernetes.render import find_nodes, plan_on
 
         found = find_nodes(spec, args.nodes, cluster(args))
-        plan = plan_on(spec, found)
         notes, where = list(found.notes), f", placed {found.where}"
+        if _outline_if_huge(args, spec, found.infos, notes, where):
+            return 0
+        plan = plan_on(spec, found)
     elif args.nodes:
         raise UsageError(f"--nodes is for backend: kubernetes specs; {args.spec} uses backend {spec.backend}",
                          hint="leave --nodes out: the local backend runs every rank on this host")
@@ -66,6 +72,47 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"{rnd.index:>5}  {t.test_id:<40} {s.workload:<15} {s.ranks:>5} {sizes:<22} {iters:>8} "
                   f"{place:<9} {format_duration(t.estimate_s):>9} {format_duration(t.timeout_s):>8}")
     return 0
+
+
+# Above this many tests `plan` counts the plan instead of listing it (a 16,384-node all-pairs
+# plan holds 134 M tests): per combination its rounds and tests, then the first rounds.
+LIST_LIMIT = 20_000
+FIRST_ROUNDS = 3
+
+
+def _outline_if_huge(args: argparse.Namespace, spec: SweepSpec, nodes: Sequence[NodeInfo], notes: list[str],
+                     where: str) -> bool:
+    """Print the plan's shape when it is too large to list (and say True), else nothing."""
+    from ..costs import pod_costs
+    from ..planshape import first_rounds, plan_shape
+
+    shapes = plan_shape(spec, nodes, pod_costs())
+    total = sum(s.tests for s in shapes)
+    if total <= LIST_LIMIT:
+        return False
+    rounds = sum(s.rounds for s in shapes)
+    estimate = sum(s.estimate_s for s in shapes)
+    first = first_rounds(spec, nodes, FIRST_ROUNDS, pod_costs())
+    if args.output == "json":
+        print_json({"spec": args.spec, "backend": spec.backend, "estimate_s": estimate, "notes": notes, "listed": False,
+                    "tests_total": total, "rounds_total": rounds,
+                    "combinations": [{"test_id": s.test_id, "profile": s.profile, "pattern": s.pattern, "rounds": s.rounds,
+                                      "tests": s.tests, "estimate_s": s.estimate_s} for s in shapes],
+                    "tests": [_planned_json(rnd.index, t) for rnd in first for t in rnd.tests]})
+        return True
+    print(f"# plan for {args.spec}: {total:,} test(s) in {rounds:,} round(s), estimated {format_duration(estimate)} "
+          f"on backend {spec.backend}{where}")
+    print(f"# over {LIST_LIMIT:,} tests: counted, not listed; a sweep places each round as it reaches it")
+    for note in notes:
+        print(f"# note: {note}")
+    print(f"{'combination':<40} {'profile':<12} {'pattern':<10} {'rounds':>8} {'tests':>12} {'estimate':>9}")
+    for s in shapes:
+        print(f"{s.test_id:<40} {s.profile:<12} {s.pattern:<10} {s.rounds:>8,} {s.tests:>12,} "
+              f"{format_duration(s.estimate_s):>9}")
+    for rnd in first:
+        ids = [t.test_id for t in rnd.tests]
+        print(f"round {rnd.index}: {len(ids):,} test(s): {', '.join(ids[:3])}" + (", ..." if len(ids) > 3 else ""))
+    return True
 
 
 def _planned_json(round_index: int, t: Any) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_tables(tests: Any, chunks: Any) -> None:
+    from ..counter_evidence import show_lines
     from ..tables import missing, shown
     from ..untrusted import for_terminal
     from ..workloads.rows import format_results
@@ -74,6 +75,8 @@ def _show_tables(tests: Any, chunks: Any) -> None:
     for chunk in chunks:
         first = chunk.rows.iloc[0]
         title = f"{first['test_id']}: {first['workload']}, {first['ranks']} ranks, {shown(first['transport'])}"
+        if isinstance(first.get("env"), str) and first["env"]:  # the test's own NCCL settings, and NCCL's verdict on them
+            title += f", {first['env']} ({shown(first.get('env_check'))})"
         if missing(first["transport"]):  # its ranks were stopped (an interrupt, a timeout) before they said
             title += (" (-: its ranks were stopped before they reported the transport; the test is "
                       f"{status_of.get(first['test_id'], 'not ok')})")
@@ -88,6 +91,9 @@ def _show_tables(tests: Any, chunks: Any) -> None:
     bad = tests[tests["status"] != "ok"] if not tests.empty else tests
     for _, t in bad.sort_values("test_id").iterrows():
         print(for_terminal(f"# {t['test_id']}: {t['status']}: {t['reason']}"))
+    rows = tests.sort_values("test_id").to_dict("records") if "counters" in tests.columns else []
+    for line in show_lines(rows):
+        print(for_terminal(line))
 
 
 def _show_json(path: Path, chunks: Any) -> None:

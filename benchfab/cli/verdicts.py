@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import COMPARE_EXIT_CODES, UsageError
+from ..errors import COMPARE_EXIT_CODES, StoreError, UsageError
 from .common import RESULTS_HELP, RUN_HELP, command, output_arg, positive, print_json
 
 
@@ -26,6 +26,12 @@ def judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int:
 
     comparison = run_comparison(base, new, results, Method(factor=args.factor, z=args.noise_z),
                                 Scope(any_host=args.any_host, any_spec=args.any_spec))
+    try:
+        comparison.expectations = judge_expectations(new, getattr(args, "expect_file", None),
+                                                     save=getattr(args, "save", True))
+    except StoreError as exc:  # NEW's tables cannot be read: damaged, as the comparison says of either side
+        if str(exc) not in comparison.damaged:
+            comparison.damaged.append(str(exc))
     fmt = getattr(args, "output", None) or "table"
     text = RENDERERS[fmt](comparison)
     # Keys hold names from specs and imported reports: no control character reaches the terminal raw.
@@ -38,16 +44,47 @@ def judge(base: Any, new: Path, results: Path, args: argparse.Namespace) -> int:
     return comparison.exit_code
 
 
-def write_junit(path: Path, run_path: Path, comparison: Any = None) -> None:
-    """--junit FILE: the comparison's testsuite and, when the run had a second pass, its
-    verdicts' testsuite, in one file written atomically (nothing without either)."""
-    from ..compare.outputs import junit_suite as comparison_suite
+def load_expect(args: argparse.Namespace) -> Any:
+    """--expect FILE read and validated before anything runs (bad input: exit 2); None without it."""
+    from ..spec.expect_file import load_expect_file
+
+    args.expect_file = load_expect_file(args.expect) if getattr(args, "expect", None) else None
+    return args.expect_file
+
+
+def judge_expectations(run_path: Path, extra: Any, save: bool = True) -> Any:
+    """The run judged against its spec's expectations and ``extra`` (--expect FILE), saved as
+    expectations.json beside it (``save``); None when there are none."""
+    from ..compare.expectations import judge_run, save_expectations
+
+    result = judge_run(run_path, extra)
+    if result is not None and save:
+        print(f"# wrote {save_expectations(result, run_path)}", file=sys.stderr)
+    return result
+
+
+def print_expectations(result: Any) -> None:
+    from ..compare.expectations import render_lines
+    from ..untrusted import for_terminal
+
+    if result is not None:
+        print("\n".join(for_terminal(line) for line in render_lines(result)))
+
+
+def write_junit(path: Path, run_path: Path, comparison: Any = None, expectations: Any = None) -> None:
+    """--junit FILE: the comparison's testsuite (and its expectations'), or the expectations'
+    alone, and, when the run had a second pass, its verdicts' testsuite, in one file written
+    atomically (nothing without any)."""
+    from ..compare.expectations import junit_suite as expectations_suite
+    from ..compare.outputs import suites as comparison_suites
     from ..diagnosis import junit_suite as diagnosis_suite
     from ..diagnosis import load_diagnosis
     from ..junit import document
     from ..store import atomic_write_bytes
 
-    suites = [] if comparison is None else [comparison_suite(comparison)]
+    suites = [] if comparison is None else comparison_suites(comparison)
+    if comparison is None and expectations is not None:
+        suites.append(expectations_suite(expectations))
     if (diagnosis := load_diagnosis(run_path)) is not None:
         suites.append(diagnosis_suite(diagnosis))
     if suites:
@@ -70,6 +107,13 @@ def judging_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--any-spec", action="store_true",
                    help="history: also use earlier runs of another text of the spec of the same name")
     g.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE")
+    expect_arg(g)
+
+
+def expect_arg(p: Any) -> None:
+    p.add_argument("--expect", metavar="FILE",
+                   help="also judge the run against the expectations in FILE (shared by specs; docs/SPEC.md, "
+                        "Expectations): a figure below them is a below-expectation verdict, exit 1")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -87,6 +131,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..store import resolve_run_path
 
     base = parse_base(base_text, args.results)
+    load_expect(args)
     return judge(base, resolve_run_path(new_text, results), results, args)
 
 

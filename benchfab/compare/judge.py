@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK
 from ..verdicts import VERDICTS_SCHEMA, Verdict
+from .expectations import ExpectationResult
 from .keys import Key, KeyData, RunData, key_dict, key_id
 from .noise import MIN_SPREAD_KEYS, NOISE_Z, band, beyond_noise, combined, pair_spreads, standard_error
 
@@ -57,6 +58,11 @@ class Comparison:
     # pooled over the keys; None: not measured), and stored files that could not be read.
     spread: float | None = None
     damaged: list[str] = field(default_factory=list)
+    # The new run judged against absolute expectations too (compare.expectations), when any apply.
+    expectations: ExpectationResult | None = None
+    # A base of another spec (a named baseline used across specs): the keys each side has
+    # that the other lacks, listed rather than left to the new/removed verdicts alone.
+    unmatched: dict[str, list[str]] | None = None
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -70,7 +76,8 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_TESTS_NOT_OK if self.regressions or self.damaged else EXIT_ALL_OK
+        below = self.expectations is not None and bool(self.expectations.below)
+        return EXIT_TESTS_NOT_OK if self.regressions or self.damaged or below else EXIT_ALL_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +90,8 @@ class Comparison:
             "damaged": list(self.damaged),
             "incomplete": list(self.incomplete),
             "notes": list(self.notes),
+            **({"unmatched": self.unmatched} if self.unmatched is not None else {}),
+            **({"expectations": self.expectations.to_dict()} if self.expectations is not None else {}),
         }
 
 

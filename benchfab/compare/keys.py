@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..records import MEASUREMENT_KEY
+from ..runlock import holder
 from ..store import atomic_write_bytes, read_columns, read_meta
 from ..units import format_size
+from ..untrusted import regular_file_problem
 from ..workloads import family_of
 from .noise import log_units, log_values
 
@@ -28,7 +31,7 @@ Key = tuple[Any, ...]  # the MEASUREMENT_KEY values of one measurement, in that 
 # Per-row figures a comparison reads besides the key: the judged metrics of every
 # family, the data check, and the point-to-point test's device settings.
 SUMMARY_READ = ("test_id", "test_name", "status", "reason", "busbw_Bps", "bw_avg_Bps", "lat_median_s", "wrong", "wrong_bytes",
-                "rdma_device", "gid_index", "link_layer", "mtu")
+                "rdma_device", "gid_index", "link_layer", "mtu", "env_check")
 _INTEGER_KEYS = {"ranks", "nodes", "size_bytes"}
 
 
@@ -37,12 +40,15 @@ def key_dict(key: Key) -> dict[str, Any]:
 
 
 def key_id(key: Key) -> str:
-    """A short, stable, readable id, e.g. allreduce/ib-shared[ib:shared]/nccl/cuda/float32.sum/8MiB/2r2n/out/a,b.
-    Every key column is in it, so two keys never share an id."""
+    """A short, stable, readable id, e.g. allreduce/ib-shared[ib:shared]/nccl/cuda/float32.sum/8MiB/2r2n/out/a,b
+    (a test's settings appended: .../a,b/env:NCCL_ALGO=Ring NCCL_PROTO=LL). Every key column is in
+    it, so two keys never share an id; a key without settings keeps the id it had before them."""
     k = key_dict(key)
     place = "in" if k["in_place"] else "out"
+    env = f"/env:{k['env']}" if k.get("env") else ""
     return (f"{k['workload']}/{k['profile']}[{k['fabric']}:{k['mode']}]/{k['transport']}.{k['engine']}/{k['memory']}/"
-            f"{k['dtype']}.{k['redop']}/{format_size(k['size_bytes'])}/{k['ranks']}r{k['nodes']}n/{place}/{k['hosts']}")
+            f"{k['dtype']}.{k['redop']}/{format_size(k['size_bytes'])}/{k['ranks']}r{k['nodes']}n/{place}/{k['hosts']}"
+            f"{env}")
 
 
 def incomplete_mask(summary: pd.DataFrame) -> pd.Series:
@@ -141,22 +147,26 @@ MEDIANS_CACHE = ".benchfab-medians.parquet"
 def _stamp(path: Path) -> str:
     """What a run's medians were computed from: each summary/ and tests/ part's name, size
     and change time (a part rewritten, cut short or removed, or a resume's new part, makes
-    the cache stale), hashed."""
+    the cache stale), hashed. One scandir per folder: a history stamps 100 runs of 100 parts."""
     digest = hashlib.sha256()
     for table in ("summary", "tests"):
-        folder = path / table
         try:
-            for part in sorted(folder.glob("*.parquet")):
-                info = part.stat()
-                digest.update(f"{table}/{part.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+            with os.scandir(path / table) as entries:
+                parts = sorted((e.name, e.stat()) for e in entries if e.name.endswith(".parquet"))
         except OSError:
             digest.update(f"{table}:-;".encode())
+            continue
+        for name, info in parts:
+            digest.update(f"{table}/{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
 def _cached_medians(path: Path, stamp: str) -> pd.Series | None:
+    cache = path / MEDIANS_CACHE
+    if regular_file_problem(cache) is not None:  # missing, or a FIFO planted there (an open would block)
+        return None
     try:
-        table = pq.read_table(path / MEDIANS_CACHE)
+        table = pq.read_table(cache)
     except (OSError, pa.ArrowException):
         return None
     if (table.schema.metadata or {}).get(b"stamp", b"").decode() != stamp or table.column_names != ["key_id", "median"]:
@@ -174,10 +184,12 @@ def _write_medians(path: Path, stamp: str, medians: pd.Series) -> None:
         pass  # a read-only results directory: no cache, the next history computes it again
 
 
-def load_medians(path: Path) -> tuple[str, pd.Series]:
+def load_medians(path: Path, owned: bool = False) -> tuple[str, pd.Series]:
     """(run id, key id -> median of its judged metric) over the keys measured without fault:
     what a history needs of each earlier run (its tests/ table is not read). Complete runs
-    keep the result in a stamped cache file beside their tables."""
+    keep the result in a stamped file beside their tables: the sweep that holds the run
+    (``owned``) writes it when it ends; a run without it (older, imported, diagnosed since)
+    gets it from the first history that reads it, unless a controller holds the run."""
     meta = read_meta(path)
     stamp = _stamp(path)
     complete = meta.get("status") == "complete"
@@ -186,7 +198,8 @@ def load_medians(path: Path) -> tuple[str, pd.Series]:
     g = _group(path, None)
     clean = g.ok & (g.wrong == 0) & ~np.isnan(g.median)
     medians = pd.Series(g.median[clean], index=pd.Index([key_id(k) for k, c in zip(g.keys, clean) if c]), dtype=np.float64)
-    if complete:
+    # A run a controller holds (a diagnose adding retests) is left to it: it writes the file when it ends.
+    if complete and (owned or holder(path) is None):
         _write_medians(path, stamp, medians)
     return g.run_id, medians
 
@@ -201,7 +214,7 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
     bad_rows = g.rows[g.rows["status"] != "ok"].drop_duplicates("key_index").set_index("key_index")
     # columns as lists: a row-wise to_dict of Arrow-backed strings is ten times slower
     first = {c: g.first[c].tolist() for c in ("workload", "test_id", "test_name", "rdma_device", "gid_index", "link_layer",
-                                              "mtu")}
+                                              "mtu", "env_check")}
     metrics = {w: family_of(str(w)).judged_metric(str(w)) for w in set(first["workload"])}
     for i, key in enumerate(g.keys):
         metric = metrics[first["workload"][i]]
@@ -216,7 +229,7 @@ def load_keys(path: Path, with_samples: bool = True) -> RunData:
                               else (test.get("status"), test.get("reason")))
             data.reason = f"{status}: {reason}" if reason else str(status)
         for column, label in (("rdma_device", "RDMA device"), ("gid_index", "GID index"), ("link_layer", "link layer"),
-                              ("mtu", "MTU")):
+                              ("mtu", "MTU"), ("env_check", "NCCL settings")):
             value = first[column][i]
             if value is not None and value == value:
                 data.measured.setdefault(label, int(value) if column in ("gid_index", "mtu") else str(value))
@@ -285,7 +298,7 @@ def _attach_blocks(path: Path, summary: pd.DataFrame, keys: dict[Key, KeyData]) 
 
 def _rank_facts(used: Any) -> dict[str, Any]:
     """What rank 0 reported using (tests/ row ``used``): NCCL's network, HCAs, link layers,
-    GPUDirect, the device, and a fall-back warning."""
+    RoCE GID index, GPUDirect, the device, and a fall-back warning."""
     try:
         ranks = json.loads(used).get("ranks") or [] if isinstance(used, str) else []
     except (json.JSONDecodeError, AttributeError):
@@ -302,6 +315,8 @@ def _rank_facts(used: Any) -> dict[str, Any]:
         facts["HCA"] = ",".join(str(h) for h in nccl["hcas"])
     if nccl.get("link_layers"):
         facts["link layer"] = "/".join(sorted(str(x) for x in nccl["link_layers"]))
+    if nccl.get("gid_index") is not None:
+        facts["NCCL GID index"] = int(nccl["gid_index"])
     if nccl.get("gdr") is not None:
         facts["GPUDirect RDMA"] = "on" if nccl["gdr"] else "off"
     if env0.get("device"):

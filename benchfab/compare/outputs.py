@@ -16,6 +16,8 @@ from .. import junit
 from ..store import atomic_write_bytes
 from ..units import figure
 from ..verdicts import VERDICTS_FILE, Verdict, noise_text
+from .expectations import junit_suite as expectations_suite
+from .expectations import render_lines as expectation_lines
 from .judge import Comparison
 
 JUNIT_FILE = "verdicts.junit.xml"
@@ -41,6 +43,11 @@ def summary_line(c: Comparison) -> str:
 
 def _notes(c: Comparison) -> list[str]:
     out = [f"damaged: {d}" for d in c.damaged] + [f"note: {n}" for n in c.notes]
+    for side, what in (("base_only", "only the base has"), ("new_only", "only the new run has")):
+        keys = (c.unmatched or {}).get(side) or []
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more (-o json lists them)" if len(keys) > 5 else "")
+            out.append(f"unmatched: {len(keys)} key(s) {what}: {shown}")
     if c.incomplete:
         first = c.incomplete[0]
         out.append(f"note: {len(c.incomplete)} row(s) left out, key incomplete (e.g. run {first['run']} test "
@@ -61,6 +68,8 @@ def render_table(c: Comparison) -> str:
     if rows:
         lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  cause")
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + ("  " + r[-1] if r[-1] else "") for r in rows]
+    if c.expectations is not None:
+        lines += expectation_lines(c.expectations)
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -76,6 +85,8 @@ def render_markdown(c: Comparison) -> str:
         verdict = f"**{v.verdict}**" if v.regression else _label(c, v)
         lines.append(f"| {verdict} | `{cell(v.key_id)}` | {v.metric} | {figure(v.metric, v.base_median)} | "
                      f"{figure(v.metric, v.new_median)} | {_ratio(v)} | {noise_text(v.noise)} | {cell(v.cause or '')} |")
+    if c.expectations is not None:
+        lines += [""] + [f"- {cell(line.lstrip('# '))}" for line in expectation_lines(c.expectations)]
     return "\n".join(lines)
 
 
@@ -100,8 +111,13 @@ def junit_suite(c: Comparison) -> ET.Element:
     return junit.suite(f"benchfab compare {c.base_label} -> {c.new}", cases)
 
 
+def suites(c: Comparison) -> list[ET.Element]:
+    """The comparison's testsuite, and the expectations' when the new run was judged on any."""
+    return [junit_suite(c)] + ([expectations_suite(c.expectations)] if c.expectations is not None else [])
+
+
 def render_junit(c: Comparison) -> str:
-    return junit.document([junit_suite(c)])
+    return junit.document(suites(c))
 
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json, "junit": render_junit}

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from ..store import list_runs, read_meta_quiet, resolve_run_path
 from .baselines import baseline_run, spec_hash
 from .history import History, compare_history
 from .judge import Comparison, Method, compare_runs, damaged_comparison
-from .keys import load_keys, load_medians
+from .keys import Key, KeyData, key_id, load_keys, load_medians
 from .noise import MIN_HISTORY
 from .planned import spec_plans
 
@@ -128,13 +128,33 @@ def run_comparison(base: Base | str, new: Path | str, results_dir: Path | str = 
 def _against_run(base: Path, new: Path, method: Method, label: str, note: str | None = None) -> Comparison:
     new_data = load_keys(new)
     base_data = load_keys(base)
-    result = compare_runs(base_data, new_data, method, label, planned=spec_plans(new_data.meta))
+    names = [(data.meta.get("spec") or {}).get("name") for data in (base_data, new_data)]
+    # A base of another spec (a named baseline shared by specs): its test entries mean nothing
+    # to the new spec, so a key only the base has is unmatched ("removed"), never "missing".
+    # A new run without a spec (imported) plans nothing: what it lacks stays "missing".
+    across = names[0] != names[1] and isinstance(new_data.meta.get("spec_text"), str)
+    planned = _never_planned if across else spec_plans(new_data.meta)
+    result = compare_runs(base_data, new_data, method, label, planned=planned)
+    if across:
+        result.verdicts = [replace(v, cause=f"unmatched: no such key in the new run (base spec {names[0]!r})")
+                           if v.verdict == "removed" else v for v in result.verdicts]
     if note:
         result.notes.insert(0, note)
     if spec_hash(base_data.meta) != spec_hash(new_data.meta):
-        result.notes.append("the two runs were started from different spec texts: keys only the new one has are new, "
-                            "keys its spec no longer plans are removed")
+        result.unmatched = {"base_only": [key_id(k) for k in base_data.keys if k not in new_data.keys],
+                            "new_only": [key_id(k) for k in new_data.keys if k not in base_data.keys]}
+        matched = sum(1 for k in new_data.keys if k in base_data.keys)
+        lost = "unmatched (removed)" if across else "missing where the new spec still plans them, else removed"
+        result.notes.append(
+            (f"the base is of spec {names[0]!r}, the new run of {names[1]!r}" if across else
+             "the two runs were started from different spec texts")
+            + f": {matched} key(s) matched and were judged; {len(result.unmatched['base_only'])} only in the base "
+              f"({lost}), {len(result.unmatched['new_only'])} only in the new run (new)")
     return result
+
+
+def _never_planned(key: Key, data: KeyData) -> bool:
+    return False
 
 
 def _against_history(earlier: Earlier, n: int, new: Path, method: Method, label: str, results_dir: Path) -> Comparison:

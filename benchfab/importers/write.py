@@ -155,6 +155,7 @@ def _summary_frame(base: dict[str, Any], test: ParsedTest, hosts: Sequence[str],
         "memory": test.memory,
         "root": test.root, "count": None, "algbw_Bps": None, "busbw_Bps": None, "wrong": None,
         "hosts": ",".join(hosts),
+        "env": "",  # a report says nothing of the NCCL settings it ran with
     }
     for column, value in shared.items():
         if column not in frame.columns:

@@ -14,31 +14,15 @@ import platform
 import socket
 from typing import Any, cast
 
+from ..counters import CounterWatch, read_tcp, sources_for
 from ..errors import WorkloadError
 from ..records import P2PResult
 from ..task import Task
 from ..workloads.base import RankContext
 from ..workloads.catalog import is_gpu_memory
+from ..workloads.collective_worker import visible_gpu_addresses
 from ..workloads.p2p_workloads import p2p_workload
-from ..workloads.rendezvous import listen_socket
-
-
-def _visible_gpu_addresses() -> list[str]:
-    """The PCI address of each GPU this rank sees, by CUDA index (empty without CUDA)."""
-    try:
-        import torch
-
-        out = []
-        for i in range(int(torch.cuda.device_count())):
-            p = torch.cuda.get_device_properties(i)
-            # Older torch builds lack the PCI fields: then the pairing falls back to local rank order.
-            parts = [getattr(p, f, None) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
-            if any(x is None for x in parts):
-                return []
-            out.append(f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.0")
-        return out
-    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
-        return []
+from ..workloads.rendezvous import listen_socket, own_address_towards
 
 
 def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] | None]:
@@ -47,7 +31,7 @@ def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] 
     local index over them; and that pairing's locality (None where unknown)."""
     from ..pcitopo import nearest_visible_gpu, read_topology
 
-    visible = _visible_gpu_addresses()
+    visible = visible_gpu_addresses()
     topo = read_topology()
     gpu, _ = nearest_visible_gpu(topo, hca, visible, local_rank)
     return gpu, _locality(topo, visible, gpu, hca)
@@ -107,7 +91,7 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
     # In a pod the test network is the secondary interface (BENCHFAB_NET_IP, set by the
     # Kubernetes backend from Multus' network-status), not the pod IP the rendezvous uses.
     net_ip = os.environ.get("BENCHFAB_NET_IP") or None
-    announced = (net_ip or _own_address_towards(addr, port)) if rank == 1 else None
+    announced = (net_ip or own_address_towards(addr, port)) if rank == 1 else None
     hello = exchange("worker-hello", {"host": announced} if rank == 1 else {})
     peer_host = os.environ.get("BENCHFAB_PEER_HOST") or (hello.get("host") if rank == 0 else None) or addr
     params = _engine_params(task, ctx, timeout, peer_host, net_ip)
@@ -124,6 +108,7 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         ctx.log(f"WARNING: GPU {locality['gpu']} and {locality['hca']} are SYS apart (across NUMA nodes): "
                 "GPUDirect RDMA over SYS is known to halve bandwidth; set rdma.cuda_device to a nearer GPU")
     ctx.log(f"{role}: {task.workload} over {task.transport} ({task.engine}), {len(task.sizes)} size(s)")
+    watch = _counter_watch(task, params, peer_host, port).start()  # outside the timed loops, once per test
     before = tcp_counters() if task.transport == "tcp" else None
     try:
         records = run_rdma_pair(role, params, exchange)
@@ -131,6 +116,7 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         close = getattr(exchange, "close", None)
         if close is not None:
             close()
+    ctx.emit(watch.record(task.test_id, rank))
     if rank == 0:
         after = tcp_counters() if before is not None else None
         if before is not None and after is not None:
@@ -146,13 +132,25 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
 def tcp_counters() -> tuple[int, int] | None:
     """(segments sent, segments retransmitted) by TCP in this network namespace, from
     /proc/net/snmp (a pod's own namespace in a pod; None where it cannot be read)."""
+    tcp = read_tcp()
+    return (tcp["OutSegs"], tcp["RetransSegs"]) if "OutSegs" in tcp and "RetransSegs" in tcp else None
+
+
+def _counter_watch(task: Task, params: dict[str, Any], peer_host: str, port: int) -> CounterWatch:
+    """The counters this rank reads around its test: over tcp, the interface carrying its
+    address towards the peer and TCP; over verbs, the RDMA port the engine will pick."""
+    if task.transport == "tcp":
+        local = params.get("listen_host") or params.get("prefer_ip") or own_address_towards(peer_host, port)
+        return CounterWatch(sources_for(address=str(local), tcp=True))
+    from .discovery import select_port
+    from .params import RdmaParams
+
     try:
-        with open("/proc/net/snmp", encoding="ascii") as f:
-            lines = [line.split() for line in f if line.startswith("Tcp:")]
-        fields = dict(zip(lines[0][1:], lines[1][1:]))
-        return int(fields["OutSegs"]), int(fields["RetransSegs"])
-    except (OSError, IndexError, KeyError, ValueError):
-        return None
+        p = RdmaParams.from_mapping(params)
+        choice = select_port(p.device, p.port if p.device else None, p.gid_index, p.prefer_ip)  # as the engines do
+    except WorkloadError:
+        return CounterWatch([])  # the engine fails on the same and says why
+    return CounterWatch(sources_for(rdma=[(choice.device, choice.port)]))
 
 
 def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
@@ -183,7 +181,7 @@ def _engine_params(task: Task, ctx: RankContext, timeout: float, peer_host: str,
         if params.get("cuda_device") is None:
             params["cuda_device"], params["locality"] = _default_gpu(ctx.local_rank, params.get("device"))
         else:
-            params["locality"] = _locality(read_topology(), _visible_gpu_addresses(), int(params["cuda_device"]),
+            params["locality"] = _locality(read_topology(), visible_gpu_addresses(), int(params["cuda_device"]),
                                            params.get("device"))
     return params
 
@@ -208,16 +206,6 @@ def _emit_results(task: Task, records: list[dict[str, Any]], ctx: RankContext) -
                                   "in_place": False, "per_iter_s": samples, **_clean(rec)})
         ctx.emit(result)
     ctx.emit({"type": "done", "test_id": task.test_id})
-
-
-def _own_address_towards(addr: str, port: int) -> str:
-    """The local IP the kernel would use to reach addr (a UDP connect sends nothing)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect((addr, port))
-            return str(probe.getsockname()[0])
-    except OSError:
-        return socket.gethostbyname(socket.gethostname())
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..compare.judge import VERDICT_ORDER
+from ..counter_evidence import markdown_lines
 from ..diagnosis import load_diagnosis, verdict_markdown
 from ..runfacts import run_facts
 from ..store import Run
@@ -57,7 +58,28 @@ def markdown_report(data: ReportInput, images: list[str], maps: Sequence[PairMap
         lines += family.report_section(summary)
     for run in data.runs:
         lines += locality_lines(run.run_id, run.tests)
+        lines += settings_lines(run)
+        if "counters" in run.tests.columns:
+            lines += markdown_lines(run.run_id, run.tests.sort_values("test_id").to_dict("records"))
     return "\n".join(lines) + "\n"
+
+
+def settings_lines(run: Run) -> list[str]:
+    """The report's NCCL settings section: each test that set some (env:, a sweep_env
+    variant), what NCCL chose (its TUNING lines) and whether that honoured them; nothing
+    for a run without settings."""
+    s = run.summary
+    if s.empty or "env" not in s.columns or not (s["env"].fillna("") != "").any():
+        return []
+    rows = s[s["env"].fillna("") != ""].drop_duplicates("test_id").sort_values("test_id")
+    lines = ["", f"## NCCL settings of `{markdown_code(run.run_id)}` (changed: NCCL's log shows it did otherwise)", "",
+             "| test | settings | NCCL chose | check |", "|---|---|---|---|"]
+    for _, r in rows.iterrows():
+        chose = "/".join(str(r.get(c)) for c in ("nccl_algorithms", "nccl_protocols") if isinstance(r.get(c), str))
+        check = str(r.get("env_check") or "")
+        lines.append(f"| {md_cell(r['test_id'])} | {md_cell(r['env'])} | {md_cell(chose or '-')} "
+                     f"| {'**changed**' if check == 'changed' else md_cell(check)} |")
+    return lines
 
 
 def worst_first(verdicts: Sequence[Verdict]) -> list[Verdict]:

@@ -136,6 +136,74 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
 # Extra environment variables for ranks (a profile's env, a backend's): names checked against RESERVED_ENV.
 EnvVars = Annotated[dict[str, str], AfterValidator(_env_names)]
 
+# A test's own settings (env:, sweep_env:): the communication libraries' variables only, so a
+# test cannot change what benchfab itself relies on (PATH, LD_PRELOAD, PYTHON*...). Values
+# reach the ranks as environment entries of the process or pod, never through a shell.
+TEST_ENV_PREFIXES = ("NCCL_", "UCX_")
+TEST_ENV_ALLOWED = frozenset({"CUDA_DEVICE_MAX_CONNECTIONS", "OMP_NUM_THREADS", "TORCH_NCCL_AVOID_RECORD_STREAMS",
+                              "TORCH_NCCL_HIGH_PRIORITY"})
+# NCCL must keep writing its INFO log where benchfab reads it (the rank's output).
+TEST_ENV_REFUSED = frozenset({"NCCL_DEBUG_FILE"})
+MAX_ENV_VARIANTS = 64  # combinations one sweep_env may expand a test into
+
+
+def _env_value(name: str, value: object) -> str:
+    """A variable's value as text: text, or a whole number (NCCL_MIN_NCHANNELS: 4)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Invalid(f"{name}: a value is text or a whole number, not {_show(value)}",
+                       f"quote it, e.g. {name}: \"1\"")
+    text = str(value)
+    if any(c in text for c in "\n\r\0"):
+        raise _Invalid(f"{name}: the value holds a line break or NUL", "write the value on one line")
+    return text
+
+
+def _test_env_name(name: object) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise _Invalid(f"{_show(name)} is not a valid environment variable name",
+                       "use letters, digits and '_', not starting with a digit")
+    if name in TEST_ENV_REFUSED:
+        raise _Invalid(f"{name} would move NCCL's log away from where benchfab reads it (the rank's output)",
+                       f"remove {name}")
+    if not name.startswith(TEST_ENV_PREFIXES) and name not in TEST_ENV_ALLOWED:
+        raise _Invalid(f"{name} is not a setting a test may change: env and sweep_env take NCCL_* and UCX_* "
+                       f"variables and {', '.join(sorted(TEST_ENV_ALLOWED))}",
+                       "set other variables in a profile's env or kubernetes.env")
+    return name
+
+
+def _test_env(value: object) -> object:
+    if not isinstance(value, dict):
+        raise _Invalid(f"env is a mapping of variable to value, got {_kind(value)}", "write env: {NCCL_ALGO: Ring}")
+    return {_test_env_name(k): _env_value(str(k), v) for k, v in value.items()}
+
+
+def _sweep_env(value: object) -> object:
+    if not isinstance(value, dict) or not value:
+        raise _Invalid(f"sweep_env is a mapping of variable to a list of values, got {_kind(value)}",
+                       "write sweep_env: {NCCL_ALGO: [Ring, Tree]}")
+    out: dict[str, list[str]] = {}
+    combinations = 1
+    for name, values in value.items():
+        name = _test_env_name(name)
+        listed = values if isinstance(values, list) else [values]
+        texts = [_env_value(name, v) for v in listed]
+        if not texts:
+            raise _Invalid(f"sweep_env.{name} lists no value", f"give at least one, e.g. {name}: [Ring, Tree]")
+        if len(set(texts)) != len(texts):
+            raise _Invalid(f"sweep_env.{name} repeats {_show(next(t for i, t in enumerate(texts) if t in texts[:i]))}",
+                           "list each value once")
+        out[name] = texts
+        combinations *= len(texts)
+    if combinations > MAX_ENV_VARIANTS:
+        raise _Invalid(f"sweep_env expands into {combinations} variants; at most {MAX_ENV_VARIANTS} per test",
+                       "split the values over several tests")
+    return out
+
+
+TestEnv = Annotated[dict[str, str], BeforeValidator(_test_env)]
+SweepEnv = Annotated[dict[str, list[str]], BeforeValidator(_sweep_env)]
+
 
 # Names that become parts of file names (rank logs, Parquet parts) and of Kubernetes
 # labels: no '/', no spaces, nothing a path or a label would misread.

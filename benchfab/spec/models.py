@@ -25,6 +25,7 @@ from pydantic import (
 from ..units import format_size
 from ..workloads import family_of
 from ..workloads.catalog import Memory, Transport
+from .expect import ExpectFields
 from .fields import (
     MAX_SIZES_PER_TEST,
     NAME_PATTERN,
@@ -40,6 +41,8 @@ from .fields import (
     RedOp,
     Seconds,
     Size,
+    SweepEnv,
+    TestEnv,
     Workload,
     _in_place,
     _Invalid,
@@ -47,6 +50,7 @@ from .fields import (
     _show,
     _sizes,
 )
+from .variants import env_variants
 
 _EXAMPLE_NUMBERS = {"ranks": 2, "iterations": 20, "warmup": 5, "timeout": 600, "duration": 10, "port": 1}
 
@@ -219,7 +223,20 @@ class RdmaOptions(_Model):
 class NodeSelection(_Model):
     selector: str | None = None
     topology_key: str | None = None
+    # A multi-level topology, outermost first (e.g. [block, leaf]): a node's leaf is its
+    # values of all of them, so leaf "l1" of block "b1" and of block "b2" differ.
+    topology_keys: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> NodeSelection:
+        if self.topology_key and self.topology_keys:
+            raise _Invalid("topology_key and topology_keys are both given", "keep topology_keys (with K first)")
+        return self
+
+    def leaf_keys(self) -> list[str]:
+        """The node labels that make a node's leaf, outermost first (empty: no topology)."""
+        return [self.topology_key] if self.topology_key else list(self.topology_keys)
 
 
 def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
@@ -231,7 +248,7 @@ def _profile_names(value: dict[str, Profile]) -> dict[str, Profile]:
     return value
 
 
-class TestFields(_Model):
+class TestFields(_Model, ExpectFields):
     """Fields a test may set; ``defaults`` accepts the same ones."""
 
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
@@ -256,6 +273,10 @@ class TestFields(_Model):
     engine: Engine | None = None
     memory: Memory | None = None
     rdma: RdmaOptions | None = None
+    # NCCL_* / UCX_* settings for the test's ranks (over the profile's env), part of the measurement
+    # key; sweep_env: one variant of the test per combination of its values (docs/SPEC.md).
+    env: TestEnv | None = None
+    sweep_env: SweepEnv | None = None
 
     @field_validator("sizes")
     @classmethod
@@ -311,10 +332,12 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "engine": "native",
     "memory": "host",
     "rdma": RdmaOptions(),
+    "env": {},
+    "expect": None, "expect_by_node": [],  # benchfab.spec.expect.ExpectFields
 }
 
 
-class TestSpec(_Model):
+class TestSpec(_Model, ExpectFields):
     """One fully resolved test entry (defaults applied)."""
 
     index: int
@@ -340,6 +363,7 @@ class TestSpec(_Model):
     engine: Engine = "native"
     memory: Memory = "host"
     rdma: RdmaOptions = Field(default_factory=RdmaOptions)
+    env: dict[str, str] = Field(default_factory=dict)  # the defaults', the test's, then its sweep_env variant's
 
 
 class SweepSpec(_Model):
@@ -371,7 +395,14 @@ class SweepSpec(_Model):
 
     def resolved_tests(self) -> list[TestSpec]:
         """Apply defaults; the spec loader has already checked the combination is valid."""
-        return [_resolve(self, i, t) for i, t in enumerate(self.tests)]
+        return [variant for i, t in enumerate(self.tests) for variant in _variants(self, _resolve(self, i, t), t)]
+
+
+def _variants(spec: SweepSpec, resolved: TestSpec, test: TestFields) -> list[TestSpec]:
+    """The test once per combination of its sweep_env (the test's own, else the defaults')."""
+    sweep = test.sweep_env if test.sweep_env is not None else spec.defaults.sweep_env
+    return [resolved.model_copy(update={"name": name, "env": {**resolved.env, **combo}})
+            for name, combo in env_variants(resolved.name, sweep or {})]
 
 
 def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
@@ -404,6 +435,7 @@ def _resolve(spec: SweepSpec, index: int, test: TestFields) -> TestSpec:
     if pl.gpus_per_node and pl.pattern in ("group", "local"):
         # A job of `nodes` nodes with gpus_per_node ranks each (torchrun's nnodes x nproc_per_node).
         merged["ranks"] = pl.nodes * pl.gpus_per_node
+    merged["env"] = {**(spec.defaults.env or {}), **(test.env or {})}  # a test's env adds to the defaults'
     by_name = {k: merged[k] for k in TestSpec.model_fields if k in merged}
     return TestSpec(**{**by_name, "index": index, "name": name, "sizes": size_list, "profiles": profiles})
 

@@ -47,6 +47,9 @@ def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = SweepSpec) -> type[B
         if model is root and part == "profiles":
             model, i = Profile, i + 2
             continue
+        if isinstance(part, int):  # an item of a list of models (an expectations file's entries)
+            i += 1
+            continue
         field = model.model_fields.get(str(part))
         kinds = (field.annotation, *get_args(field.annotation)) if field is not None else ()
         model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)

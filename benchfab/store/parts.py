@@ -178,6 +178,8 @@ def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical
         raise DamagedRun(f"{folder}: a row without a test id", hint="a part was edited or written by another tool; "
                          + _MOVE_PART)
     frame: pd.DataFrame = scanned.to_pandas()
+    if table == "summary":
+        frame = fill_env(frame)
     filled = [c for c in ("profile", "hosts") if c in columns]
     if table == "summary" and filled and frame[filled].isna().any().any():  # parts older than those columns
         frame = fill_from_tests(frame, read_columns(run_path, "tests", ["test_id", "profile", "used"]))
@@ -232,10 +234,19 @@ def summary_chunks(run_path: Path, tests: pd.DataFrame, chunk_rows: int = 10_000
             start = end
 
 
+def fill_env(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary parts written before the ``env`` key column existed ran with no test settings:
+    their env is "" (records.env_label of none), so they group with newer runs' rows."""
+    if "env" in summary.columns and summary["env"].isna().any():
+        summary["env"] = summary["env"].astype(object).where(summary["env"].notna(), "")
+    return summary
+
+
 def fill_from_tests(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
     """Summary parts written before the profile and hosts columns existed: their test's
     row has both (profile, and the hosts in ``used``), so such runs still group by
-    records.MEASUREMENT_KEY with newer ones."""
+    records.MEASUREMENT_KEY with newer ones (and ``fill_env``)."""
+    summary = fill_env(summary)
     if summary.empty or tests.empty:
         return summary
     by_test = tests.drop_duplicates("test_id").set_index("test_id")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ..records import SCHEMA_VERSION
+from ..records import SCHEMA_VERSION, env_label
 from .catalog import is_gpu_memory
 
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ class TestView(Protocol):
     def memory(self) -> str: ...
     @property
     def rdma(self) -> RdmaView: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
 
 
 class ProfileView(Protocol):
@@ -335,4 +337,5 @@ def row_base(run_id: str, test: PlannedView, rec: Mapping[str, Any], backend: st
         "reason": rec.get("reason", ""),
         "profile": test.profile_name,
         "hosts": ",".join(test.hosts),
+        "env": env_label(test.spec.env),
     }

@@ -13,11 +13,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from ..counters import CounterWatch, nccl_hcas, sources_for
 from ..errors import WorkloadError
 from ..records import CollectiveResult
 from ..task import HOST_RANK_ENV, HOST_RANKS_ENV, Task
 from .base import RankContext
-from .rendezvous import listen_socket
+from .rendezvous import listen_socket, own_address_towards
 
 
 def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any, str]:
@@ -42,6 +43,45 @@ def pick_device(requested: str, local_rank: int, local_world: int) -> tuple[Any,
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank), "nccl"
     return torch.device("cpu"), "gloo"
+
+
+def visible_gpu_addresses() -> list[str]:
+    """The PCI address of each GPU this rank sees, by CUDA index (empty without CUDA): what pairs
+    a rank's GPU with its NIC in the PCIe tree (benchfab.pcitopo), for collective and point-to-point ranks."""
+    try:
+        import torch
+
+        out = []
+        for i in range(int(torch.cuda.device_count())):
+            p = torch.cuda.get_device_properties(i)
+            # Older torch builds lack the PCI fields: then the pairing falls back to local rank order.
+            parts = [getattr(p, f, None) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
+            if any(x is None for x in parts):
+                return []
+            out.append(f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.0")
+        return out
+    except Exception:  # noqa: BLE001 - no torch/CUDA: cuda_memory reports the real cause
+        return []
+
+
+def nic_locality(device: Any, local_rank: int) -> dict[str, Any] | None:
+    """Which NIC a collective rank's GPU goes through, with their PCIe distance: the HCA nearest
+    the GPU among those NCCL_IB_HCA lets NCCL use (benchfab.pcitopo.nearest_hca), not rail i by
+    index; None without a GPU or an HCA. A SYS pairing is flagged (``sys_distance``)."""
+    from ..pcitopo import hca_names, nearest_hca, read_topology
+
+    topo = read_topology()
+    visible = visible_gpu_addresses()
+    index = device.index if device.index is not None else 0
+    if device.type != "cuda" or not 0 <= index < len(visible) or not topo.hcas:
+        return None
+    hcas = hca_names(os.environ.get("NCCL_IB_HCA"), [h.name for h in topo.hcas])
+    hca, _ = nearest_hca(topo, visible[index], hcas, local_rank)
+    host_gpu = next((i for i, g in enumerate(topo.gpus) if g.address == visible[index].lower()), None)
+    pairing = topo.pairing(host_gpu, hca) if hca is not None and host_gpu is not None else None
+    if pairing is not None:
+        pairing["gpu"] = index
+    return pairing
 
 
 def describe_env(device: Any, backend: str) -> dict[str, Any]:
@@ -79,6 +119,11 @@ def run_collective(task: Task, ctx: RankContext) -> None:
         return
     device, backend = pick_device(task.device, ctx.local_rank, ctx.local_world)
     env = describe_env(device, backend)
+    if device.type == "cuda":
+        env["locality"] = nic_locality(device, ctx.local_rank)
+        if (env["locality"] or {}).get("sys_distance"):
+            ctx.log(f"WARNING: GPU {env['locality']['gpu']} and its nearest allowed HCA {env['locality']['hca']} are "
+                    "SYS apart (across NUMA nodes): NCCL's traffic crosses the CPU interconnect")
     ctx.log(f"joining {backend} process group of {world} at {ctx.addr}:{ctx.port} ({device})")
     timeout = timedelta(seconds=task.rendezvous_timeout)
     dist.init_process_group(backend, store=_rendezvous_store(ctx, timeout), rank=rank, world_size=world,
@@ -90,7 +135,9 @@ def run_collective(task: Task, ctx: RankContext) -> None:
             # Test hook: this rank never reaches its first collective, like the
             # classic NCCL hang; the others block in it until the watchdog acts.
             time.sleep(10_000)
+        watch = counter_watch(ctx, nccl=backend == "nccl").start()  # outside the timed loops, once per test
         _measure(task, ctx, device)
+        ctx.emit(watch.record(task.test_id, rank))
     finally:
         dist.destroy_process_group()
 
@@ -119,6 +166,7 @@ def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
               "engine": "nccl-tests", "transport": "nccl", "device": "cuda"})
     if ctx.rank != 0:
         return  # rank 0's binary drives this rank's GPU too (-g)
+    watch = counter_watch(ctx, nccl=True).start()
     for run in run_nccl_tests(task, ctx.world, ctx.local_world, max(60.0, task.rendezvous_timeout)):
         for row in run.rows:
             ok = row.time_s is not None
@@ -130,7 +178,17 @@ def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
                 "reason": "" if ok else "nccl-tests printed N/A", "per_iter_s": [],
             }
             ctx.emit(result)
+    ctx.emit(watch.record(task.test_id, ctx.rank))
     ctx.emit({"type": "done", "test_id": task.test_id})
+
+
+def counter_watch(ctx: RankContext, nccl: bool) -> CounterWatch:
+    """The counters a collective rank reads around its test: NCCL's RDMA devices (NCCL_IB_HCA,
+    else every device of the host), the interface carrying its address towards rank 0, and
+    TCP where the data goes over sockets (gloo)."""
+    hcas = nccl_hcas(os.environ.get("NCCL_IB_HCA")) if nccl else []
+    address = ctx.addr if ctx.rank == 0 else own_address_towards(ctx.addr, ctx.port)
+    return CounterWatch(sources_for(rdma=[(h, None) for h in hcas], address=address, tcp=not nccl))
 
 
 def _measure(task: Task, ctx: RankContext, device: Any) -> None:

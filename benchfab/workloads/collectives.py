@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ..nccllog import summary_columns
+from ..nccllog import setting_check, summary_columns
 from ..records import SummaryRow
 from ..tables import md_cell, shown
 from ..units import BUS_BANDWIDTH, TIME
@@ -46,11 +46,16 @@ def collective_rows(run_id: str, test: PlannedView, outcome: TestOutcome, backen
     env0 = next((e for e in outcome.env if e.get("rank") == 0), outcome.env[0] if outcome.env else {})
     device = str(env0.get("device", ""))
     collective = COLLECTIVES[test.spec.workload]
-    nccl = summary_columns(env0.get("nccl"))
+    found = env0.get("nccl")
+    nccl = summary_columns(found)
+    # describe_env records torch's NCCL version as text here until the log's parse replaces it
+    env_check, why = setting_check(test.spec.env, found if isinstance(found, dict) else None)
+    changed = f"NCCL ignored a setting: {why}" if env_check == "changed" else ""
     return [
         cast(SummaryRow, {
             **row_base(run_id, test, rec, backend),
             **nccl,
+            "env_check": env_check,
             "collective": collective.nccl_name,
             "engine": "nccl-tests" if test.spec.engine == "nccl-tests" else "torch",
             "transport": env0.get("transport"),
@@ -65,6 +70,7 @@ def collective_rows(run_id: str, test: PlannedView, outcome: TestOutcome, backen
             "algbw_Bps": rec.get("algbw_Bps"),
             "busbw_Bps": rec.get("busbw_Bps"),
             "wrong": rec.get("wrong"),
+            **({"reason": "; ".join(x for x in (rec.get("reason"), changed) if x)} if changed else {}),
         })
         for rec in outcome.results
     ]

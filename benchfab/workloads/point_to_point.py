@@ -80,6 +80,7 @@ def p2p_row(run_id: str, test: PlannedView, rec: Mapping[str, Any], backend: str
     return cast(SummaryRow, {
         **row_base(run_id, test, rec, backend),
         **summary_columns(None),  # no NCCL in a verbs / tcp pair: the nccl_* columns are null
+        "env_check": None,  # nor NCCL settings to check
         "collective": workload.perftest_binary,
         "engine": rec.get("engine", test.spec.engine),
         "transport": transport,

@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..records import RawRow, SummaryRow, TestRow
+from ..counters import stored_entries
+from ..records import RawRow, SummaryRow, TestRow, env_label
 from . import family_of
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def test_row(run_id: str, test: PlannedView, outcome: TestOutcome) -> TestRow:
         "ended": outcome.ended,
         "duration_s": outcome.ended - outcome.started,
         "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env, **_rail_of(test)}, default=str),
+        "counters": _counters_json(test, outcome),
     }
 
 
@@ -61,10 +63,16 @@ def _rail_of(test: PlannedView) -> dict[str, Any]:
     return {} if test.rail is None else {"rail": test.rail, "rail_device": test.rail_device}
 
 
+def _counters_json(test: PlannedView, outcome: TestOutcome) -> str | None:
+    entries = stored_entries(outcome.counters, list(test.hosts), test.spec.ranks)
+    return None if entries is None else json.dumps(entries)
+
+
 def test_title(test: PlannedView, outcome: TestOutcome) -> str:
     env0 = outcome.env[0] if outcome.env else {}
     used = f"{env0.get('transport', '?')} on {env0.get('device', '?')}" if env0 else "no rank started"
-    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}, "
+    settings = f", {env_label(test.spec.env)}" if test.spec.env else ""
+    return (f"{test.test_id}: {test.spec.workload}, {test.spec.ranks} ranks, {used}{settings}, "
             f"profile {test.profile_name} ({test.profile.fabric}/{test.profile.mode}) -> {outcome.status}")
 
 

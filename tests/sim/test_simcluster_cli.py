@@ -61,9 +61,15 @@ def test_up_sweep_diagnose_down(tmp_path: Path) -> None:
         (failed,) = [c for c in suite.iter("testcase") if c.find("failure") is not None]
         assert failed.get("name") == "sim-node-1" and "kubectl cordon sim-node-1" in (failed.findtext("failure") or "")
         # -o json: the same verdict as one document on stdout (diagnosis.json's shape), the text on stderr
-        as_json = run_cli("diagnose", "pass1", "--results", res, "--no-progress", "-o", "json", *kube)
+        # ... and --expect FILE judged on the run too: a bound no tcp pair reaches, every pass pair below it
+        expect = tmp_path / "expect.yaml"
+        expect.write_text("version: 1\nexpectations:\n  - {test: bw, expect: {bandwidth: '>= 100 Tb/s'}}\n")
+        as_json = run_cli("diagnose", "pass1", "--results", res, "--no-progress", "-o", "json", "--expect", str(expect),
+                          *kube)
         assert as_json.returncode == 1, as_json.stderr  # exit codes as in text mode
         doc = json.loads(as_json.stdout)
+        assert doc["expectations"]["counts"] == {"below-expectation": 10}  # the 10 pairs of 5 nodes
+        assert as_json.stderr.count("below-expectation  bw ") == 10, as_json.stderr
         assert (doc["run_id"], doc["exit_code"]) == ("pass1", 1) and doc["path"].endswith("pass1")
         assert [(v["kind"], v["nodes"]) for v in doc["diagnosis"]["verdicts"]] == [("bad-node", ["sim-node-1"])]
         assert doc["diagnosis"] == json.loads((tmp_path / "res" / "pass1" / "diagnosis.json").read_text())

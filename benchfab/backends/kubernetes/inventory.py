@@ -9,6 +9,7 @@ into the planner's NodeInfo (slots per profile); the snapshot goes to run.json.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...placement import NodeInfo
@@ -86,6 +87,14 @@ def node_health(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> list
     return problems
 
 
+def leaf_of(labels: Mapping[str, str], keys: Sequence[str]) -> str | None:
+    """A node's leaf: its values of the topology labels (nodes.topology_key or topology_keys,
+    outermost first) joined by '/', so leaf l1 of block b1 and of block b2 differ; None
+    without keys, or when the node lacks one of the labels."""
+    values = [labels.get(k) for k in keys]
+    return "/".join(v for v in values if v is not None) if values and None not in values else None
+
+
 def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
     """One dict per node matching nodes.selector, with health and free capacity."""
     nodes = kube.list_nodes(spec.nodes.selector).get("items", [])
@@ -115,7 +124,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
         out.append({
             "name": name,
             "hostname": labels.get(k8s.hostname_label, name),
-            "leaf": labels.get(spec.nodes.topology_key) if spec.nodes.topology_key else None,
+            "leaf": leaf_of(labels, spec.nodes.leaf_keys()),
             "ready": "NotReady" not in problems,
             "cordoned": "cordoned" in problems,
             "taints": untolerated_taints(node, k8s.tolerations),
@@ -125,6 +134,7 @@ def read_inventory(kube: Kube, spec: SweepSpec) -> list[dict[str, Any]]:
             "rdma": rdma,
             "mofed_wait": labels.get(MOFED_WAIT),
             "kernel": (status.get("nodeInfo") or {}).get("kernelVersion"),
+            "labels": dict(labels),  # for expect_by_node / --expect match: (benchfab.compare.expectations)
         })
     return out
 

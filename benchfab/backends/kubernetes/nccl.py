@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...fabrics import fabric_of, rank_env
-from ...nccllog import NcclTransport, parse_nccl_log
+from ...nccllog import NcclTransport, parse_nccl_log, settings_env
 from ...spec import Profile, Rail
 from .options import KubeOptions
 
@@ -119,7 +119,7 @@ def nccl_env(profile: Profile, entries: Sequence[dict[str, Any]], kube: KubeOpti
 
 
 __all__ = ["NcclTransport", "attachments", "fallback_problem", "missing_attachments", "nccl_env",
-           "net_env", "parse_nccl_log", "pod_hcas", "rdma_devices"]
+           "net_env", "parse_nccl_log", "pod_hcas", "rdma_devices", "settings_env"]
 
 
 def fallback_problem(profile: Profile, nccl: NcclTransport | dict[str, Any] | None, memory: str = "host") -> str | None:

@@ -115,6 +115,7 @@ class PodPool:
         self._service = False
         self._granted: set[str] = set()  # pod names the run's agent Role names
         self._bound = False
+        self._members_of: tuple[Plan | None, dict[tuple[str, frozenset[int]], frozenset[Slot]]] = (None, {})
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The pod as the watch cache last saw it (None: gone, or no cache yet)."""
@@ -153,10 +154,20 @@ class PodPool:
             # Start the whole profile's pool at once: one gang start for all its rounds. Only
             # pods of this round's shapes: a node's one-GPU pods and its all-GPU pod hold the
             # same devices, so the other shape is started when its round comes.
-            shapes = {t.local_ranks for t in tests}
-            members |= {key for t in self.plan.tests if t.profile_name == profile and t.local_ranks in shapes
-                        for key in pod_keys(t)}
+            members |= self._plan_members(self.plan, profile, frozenset(t.local_ranks for t in tests))
         return sorted(m for m in members if m not in self.broken)
+
+    def _plan_members(self, plan: Plan, profile: str, shapes: frozenset[int]) -> frozenset[Slot]:
+        """Every slot the plan's tests of ``profile`` and these shapes use, found once per plan:
+        a scan of a 1,024-node all-pairs plan (523,776 tests) takes 0.43 s of CPU, which every
+        one of its 1,023 rounds paid before (7 minutes of a sweep)."""
+        if self._members_of[0] is not plan:
+            self._members_of = (plan, {})
+        found = self._members_of[1]
+        if (profile, shapes) not in found:
+            found[(profile, shapes)] = frozenset(key for t in plan.tests if t.profile_name == profile
+                                                 and t.local_ranks in shapes for key in pod_keys(t))
+        return found[(profile, shapes)]
 
     def missing(self, test: PlannedTest) -> str | None:
         """Why one of the test's slots has no started pod (its reason for failing), or None."""

@@ -98,7 +98,7 @@ def _named_in_spec(spec: SweepSpec) -> list[str]:
 def offline_nodes(spec: SweepSpec, wanted: int | list[str]) -> list[NodeInfo]:
     """Made-up nodes with room for everything (MAX_SLOTS slots per profile).
 
-    A count gives ``node-0`` ...; with ``nodes.topology_key`` in the spec they are split
+    A count gives ``node-0`` ...; with ``nodes.topology_key(s)`` in the spec they are split
     into two leaves (``leaf-0``, ``leaf-1``) so same-leaf and cross-leaf tests place too.
     Named nodes have no leaf.
     """
@@ -110,7 +110,7 @@ def offline_nodes(spec: SweepSpec, wanted: int | list[str]) -> list[NodeInfo]:
             if f"{SYNTHETIC_PREFIX}{i}" not in names:
                 names.append(f"{SYNTHETIC_PREFIX}{i}")
             i += 1
-        two_leaves = bool(spec.nodes.topology_key) and wanted >= 2
+        two_leaves = bool(spec.nodes.leaf_keys()) and wanted >= 2
         leaves = [f"leaf-{i * 2 // wanted}" if two_leaves else None for i in range(wanted)]
     else:
         names, leaves = list(wanted), [None] * len(wanted)

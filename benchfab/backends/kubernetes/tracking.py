@@ -21,7 +21,7 @@ from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
 from . import manifests as mf
-from .nccl import attachments, fallback_problem, nccl_env, net_env
+from .nccl import attachments, fallback_problem, nccl_env, net_env, settings_env
 from .options import kube_options
 from .pods import PodPool, PodState, death, pod_keys
 
@@ -98,6 +98,7 @@ class TestTracker:
                 "WORLD_SIZE": str(len(states) * local), "LOCAL_WORLD_SIZE": str(local), "GROUP_RANK": str(index),
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 **nccl_env(test.profile, entries, kube_options(self.spec), rails),
+                **settings_env(test.spec.env),
                 SECRET_ENV: secret,
             }
             # Per local rank: its rank, and its rail's address and HCA (rank i uses rail i).

@@ -1,0 +1,90 @@
+"""Reading ``--expect FILE``: expectations shared by specs, validated as a spec is (every
+problem one ``file:line: field: what (fix: how)`` line, all of them at once, exit 2).
+
+    version: 1
+    expectations:
+      - workload: allreduce                       # which tests: test, workload, profile, match
+        match: {nvidia.com/gpu.product: H100}     # node labels (every node of the test)
+        expect: {bandwidth: ">= 45 GB/s", at: ">= 64M"}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import SpecError, SpecErrors
+from ..untrusted import control_characters, read_regular
+from ..yamlpos import YamlPositionError, load_with_lines
+from .expect import ExpectFile
+from .fields import _kind
+from .wording import _format_loc, _validation_problems
+
+MAX_EXPECT_BYTES = 1 << 20
+_START = "start from the example in docs/SPEC.md (Expectations)"
+
+
+def load_expect_file(path: str | Path) -> ExpectFile:
+    """The expectations file at ``path``, validated; SpecError (one problem) or SpecErrors."""
+    source = str(path)
+
+    def unreadable(message: str, hint: str) -> SpecError:
+        return SpecError(message.removeprefix(f"{source}: "), source=source, hint=hint)
+
+    try:
+        data = read_regular(Path(path), MAX_EXPECT_BYTES, error=unreadable, fix="give the path of a YAML file")
+    except FileNotFoundError:
+        raise SpecError("no such file", source=source, field="--expect", hint="check the path of the expectations file") \
+            from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not a text file: byte {exc.start} is not UTF-8", source=source,
+                        line=data.count(b"\n", 0, exc.start) + 1, hint="save it as UTF-8 YAML") from None
+    return load_expect_text(text, source=source)
+
+
+def load_expect_text(text: str, *, source: str = "<expect>") -> ExpectFile:
+    """Validate the text of an expectations file (``load_expect_file`` and tests)."""
+    duplicates: list[YamlPositionError] = []
+
+    def yaml_problem(exc: YamlPositionError) -> SpecError:
+        field = _format_loc(exc.path) if exc.path else None
+        return SpecError(str(exc), source=source, line=exc.line, field=field, hint=exc.hint or "fix the YAML syntax")
+
+    try:
+        raw, lines = load_with_lines(text, problems=duplicates)
+    except YamlPositionError as exc:
+        raise _all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", source=source, hint=_START) from None
+    problems = list(map(yaml_problem, duplicates))
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {_kind(raw)}"
+        raise _all([*problems, SpecError(f"the file is {kind}, expected a mapping with an 'expectations' list",
+                                         source=source, line=1, hint=_START)])
+    problems += [SpecError(f"{text!r} holds control characters", source=source, line=lines.get(where),
+                         field=_format_loc(where), hint="remove them: names are shown on terminals and in reports")
+                 for where, text in _texts(raw, ()) if control_characters(text)]
+    try:
+        found = ExpectFile.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        problems += _validation_problems(exc, raw, lines, source, ExpectFile)[0]
+        raise _all(problems) from None
+    if problems:
+        raise _all(problems)
+    return found
+
+
+def _texts(value: object, path: tuple[object, ...]) -> list[tuple[tuple[object, ...], str]]:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    found: list[tuple[tuple[object, ...], str]] = []
+    for key, child in items:
+        found += [(path + (key,), t) for t in (key, child) if isinstance(t, str)]
+        found += _texts(child, path + (key,))
+    return found
+
+
+def _all(problems: list[SpecError]) -> SpecError:
+    return problems[0] if len(problems) == 1 else SpecErrors(problems)

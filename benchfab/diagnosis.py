@@ -3,9 +3,10 @@ verdict table with what to do, the report's markdown section, the JUnit testsuit
 
 ``triage.py`` judges (suspects from the pass, verdicts from the retests), ``faults.py``
 says what each kind of verdict means and what to do about it, ``secondpass.py`` drives the
-retests. Schema 2: a verdict has ``kind``, ``subject`` (node or link), ``nodes``, ``ports``,
-``fabric``, ``why``, ``evidence`` and ``actions``; schema 1 files (one ``lossy`` kind for nodes
-and links, ``kubectl`` instead of ``actions``) still load.
+retests. Schema 3: a verdict has ``kind``, ``subject`` (node, link or nic), ``nodes``, ``ports``,
+``fabric``, ``rail`` and ``device`` (a per-rail pass), ``why``, ``evidence``, ``evidence_lines``
+and ``actions``; schema 2 (no rails, no nic kinds) and schema 1 files (one ``lossy`` kind for
+nodes and links, ``kubectl`` instead of ``actions``) still load.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .faults import FAULTS, Finding
 from .store import atomic_write_bytes
 
 DIAGNOSIS_FILE = "diagnosis.json"
-DIAGNOSIS_SCHEMA = 2
+DIAGNOSIS_SCHEMA = 3
 
 
 @dataclass
@@ -95,7 +96,9 @@ def verdict_table(diagnosis: Diagnosis) -> str:
     width = max(len(f.where) for f in diagnosis.verdicts)
     lines = [f"# diagnosis of {diagnosis.run_id}: {len(diagnosis.verdicts)} verdict(s)",
              f"{'verdict':<{kind_w}} {'where':<{width}}  evidence"]
-    lines += [f"{f.kind:<{kind_w}} {f.where:<{width}}  {f.why}" for f in diagnosis.verdicts]
+    for f in diagnosis.verdicts:
+        lines.append(f"{f.kind:<{kind_w}} {f.where:<{width}}  {f.why}")
+        lines += [f"{'':<{kind_w}} {'':<{width}}  evidence: {e}" for e in f.evidence_lines]
     lines += cleared
     if diagnosis.unresolved:
         lines.append("# unresolved suspect pairs (a retest is missing): "
@@ -115,7 +118,8 @@ def verdict_markdown(diagnosis: Diagnosis) -> list[str]:
     for f in diagnosis.verdicts:
         # An action line that starts with '#' is advice, not a command: plain text, not code.
         todo = "<br>".join(c.lstrip("# ") if c.startswith("#") else f"`{c}`" for c in f.actions())
-        lines.append(f"| {f.kind} | {f.where} | {_cell(f.why)} | {_cell(todo)} |")
+        why = "<br>".join([f.why, *(f"evidence: {e}" for e in f.evidence_lines)])
+        lines.append(f"| {f.kind} | {f.where} | {_cell(why)} | {_cell(todo)} |")
     return lines + ([""] + warnings if warnings else [])
 
 
@@ -136,9 +140,11 @@ def junit_suite(diagnosis: Diagnosis) -> ET.Element:
     unresolved = [p for p in diagnosis.unresolved if p not in judged]
     cases += [junit.Case(*where(p), "skipped", "unresolved suspect pair: a retest is missing") for p in unresolved]
     # The ends of a bad link are fine as nodes; a bad node, or an end of an unresolved pair, is not.
-    not_fine = {f.nodes[0] for f in diagnosis.verdicts if not f.is_link} | {n for p in unresolved for n in p}
+    # (A per-rail pass names ports "gpu-07 rail 5": a NIC verdict is its rail's, a node verdict all of them.)
+    not_fine = {f.nodes[0] if f.rail is None or f.fault.subject == "node" else f"{f.nodes[0]} rail {f.rail}"
+                for f in diagnosis.verdicts if not f.is_link} | {n for p in unresolved for n in p}
     for node in dict.fromkeys(diagnosis.suspects + diagnosis.good):
-        if node in not_fine:
+        if node in not_fine or node.split(" rail ")[0] in not_fine:
             continue
         if node not in diagnosis.suspects:
             cases.append(junit.Case(*where((node,)), "passed", "fine in the pass (a known-good partner)"))

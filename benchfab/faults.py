@@ -10,13 +10,19 @@ never an ``if`` on its name elsewhere:
   names its port's error counters to read);
 - a link kind (``bad-link``, ``lossy-link``) cordons and labels nothing: both ends are fine
   with other partners, so it names the two ports to inspect and the error counters to read
-  there (and the switch ports between them).
+  there (and the switch ports between them);
+- a NIC kind (``bad-nic``, ``lossy-nic``: one rail of a node, found by a per-rail pass, the
+  node's other rails fine) cordons nothing either: it labels the node with the rail, so a
+  scheduler or a person can keep rail-hungry jobs off it, and names that NIC's counters.
+
+In a per-rail pass every verdict carries its ``rail``, and a node verdict there means every
+rail of the node was bad (retests.rail_verdicts decides which).
 
 An action that starts with ``#`` is advice for a person; the others are commands.
 
-A new kind (say a bad NIC on one rail of a node) is a new ``Fault`` in ``FAULTS``; a
-subject's ends can grow a rail and a device without changing what reads them.
-Pure: no I/O.
+``evidence_lines`` are one-line facts that back a verdict besides its tests (error-counter
+deltas on its ports, "port_rcv_errors +1,204 on gpu-07 mlx5_3 during 3 tests"): printed under
+it, stored with it. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 VERDICT_LABEL = "benchfab.io/verdict"
+RAIL_VERDICT_LABEL = "benchfab.io/verdict-rail"  # + the rail's index: benchfab.io/verdict-rail5=bad-nic
 
 # The error counters of a port, per fabric, and where to read them (fleet-health practice:
 # ibqueryerrors / NVSentinel's list for IB and RoCE ports, the netdev statistics for Ethernet).
@@ -49,6 +56,8 @@ class Finding:
     # (an RDMA device such as mlx5_0, or the test network's address); and the profile's fabric.
     ports: tuple[str | None, ...] = ()
     fabric: str | None = None
+    rail: int | None = None  # a per-rail pass: the rail the verdict is about (None: every rail / not per rail)
+    evidence_lines: tuple[str, ...] = ()  # facts beyond the tests that back it (error-counter deltas)
 
     @property
     def fault(self) -> Fault:
@@ -60,7 +69,16 @@ class Finding:
 
     @property
     def where(self) -> str:
-        return " - ".join(self.nodes)
+        """``gpu-07``, ``gpu-03 - gpu-07``; on a rail: ``gpu-07 rail 5 mlx5_5``, ``gpu-03 - gpu-07 rail 5``."""
+        if self.rail is None:
+            return " - ".join(self.nodes)
+        device = f" {self.device}" if self.device and len(self.nodes) == 1 else ""
+        return f"{' - '.join(self.nodes)} rail {self.rail}{device}"
+
+    @property
+    def device(self) -> str | None:
+        """The NIC of a one-node verdict, where its tests recorded it."""
+        return self.ports[0] if len(self.nodes) == 1 and self.ports else None
 
     def actions(self) -> list[str]:
         """What a user would do (printed, never run by benchfab)."""
@@ -73,6 +91,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "subject": self.fault.subject, "nodes": list(self.nodes), "why": self.why,
                 "evidence": list(self.evidence), "ports": list(self.ports), "fabric": self.fabric,
+                "rail": self.rail, "device": self.device, "evidence_lines": list(self.evidence_lines),
                 "actions": self.actions()}
 
     @classmethod
@@ -82,8 +101,10 @@ class Finding:
             kind = "lossy-link" if len(nodes) == 2 else "lossy-node"
         if kind not in FAULTS:
             raise KeyError(f"unknown verdict kind {kind!r}")
+        rail = data.get("rail")
         return cls(kind, nodes, str(data["why"]), tuple(data.get("evidence") or ()),
-                   tuple(data.get("ports") or ()), data.get("fabric"))
+                   tuple(data.get("ports") or ()), data.get("fabric"), int(rail) if rail is not None else None,
+                   tuple(str(x) for x in data.get("evidence_lines") or ()))
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,18 @@ class LinkFault(Fault):
                 f"{_counters(finding)}"]
 
 
+@dataclass(frozen=True)
+class NicFault(Fault):
+    """One rail of a node is at fault, its other rails are fine: cordoning the node would take
+    its healthy rails out too. Label the node with the rail, inspect that NIC."""
+
+    def actions(self, finding: Finding) -> list[str]:
+        node, rail = finding.nodes[0], finding.rail
+        return [f"kubectl label node {node} {RAIL_VERDICT_LABEL}{rail}={self.name} --overwrite",
+                f"# rail {rail} only: the node's other rails are fine (cordon it only if its jobs need every rail)",
+                f"# then inspect {_port(finding, node)} and its switch port: {_counters(finding)}"]
+
+
 def _port(finding: Finding, node: str) -> str:
     port = finding.port_of(node)
     if not port:
@@ -145,4 +178,6 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     NodeFault("lossy-node", "node", "loses packets with several partners, known-good ones too"),
     LinkFault("bad-link", "link", "slow or failing only between these two nodes, again when retested"),
     LinkFault("lossy-link", "link", "loses packets only between these two nodes, again when retested"),
+    NicFault("bad-nic", "nic", "slow or failing on one rail of a node, with known-good partners on that rail too"),
+    NicFault("lossy-nic", "nic", "loses packets on one rail of a node, with known-good partners on that rail too"),
 )}

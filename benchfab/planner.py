@@ -37,6 +37,7 @@ from .placement import (
     ring_rounds,
     topology_pairs,
 )
+from .rails import rail_retest_rounds, rail_rounds
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
 from .units import format_duration
@@ -60,6 +61,10 @@ class PlannedTest:
     # Ranks per member (pod on Kubernetes, simulated node locally), torchrun's
     # LOCAL_WORLD_SIZE: rank = member index * local_ranks + LOCAL_RANK.
     local_ranks: int = 1
+    # Per-rail placement (placement.rails): the rail every member uses (its slot), and that
+    # rail's device as the profile names it (its HCA, else its network); None otherwise.
+    rail: int | None = None
+    rail_device: str | None = None
 
     def task(self) -> Task:
         task = Task.for_test(
@@ -256,7 +261,7 @@ def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None
     elif p.pattern == "retest":
         sus = {y for pair in p.suspects for y in pair}
         good = list(p.good) or [x for x in names if x not in sus]
-        rounds = retest_rounds(p.suspects, good)
+        rounds = rail_retest_rounds(p.suspects, good) if p.rails else retest_rounds(p.suspects, good)
     else:
         raise PlacementError(f"pattern {p.pattern!r} is for the local backend",
                              hint="use all-pairs, ring, k-groups, topology, group or retest")
@@ -372,6 +377,9 @@ def _place_combo(spec: SweepSpec, combo: Combo, nodes: Sequence[NodeInfo], skip_
         # Per-rail groups: the same nodes, one group per rail, all rails at once
         # (rail-isolated, like NCCL_TESTS_SPLIT_MASK); slot r is rail r.
         placed = [[tuple((x, r) for x in list(groups)[0][0]) for r in range(p.rails)]]
+    elif p.rails:
+        # Per-rail pairs: the pattern's pair rounds on every rail at once, round by round (rails.py).
+        placed = rail_rounds(groups, p.rails)
     elif p.allow_sharing:  # later rounds are pulled forward: every round is needed first
         placed, more = assign_slots(list(groups), slots, per_node, True)
         notes.extend(f"{test.name}/{pname}: {m}" for m in more)
@@ -420,9 +428,19 @@ def _placed_test(combo: Combo, profile: Profile, members: tuple[Member, ...], co
     test, p = combo.test, combo.test.placement
     hosts = tuple(dict.fromkeys([m[0] for m in members]))
     sized, est = (sized_tests or _SizedTests(test, costs))(len(members))
+    rail = members[0][1] if p.rails else None
     if p.pattern == "group":
-        suffix = f"rail{members[0][1]}" if p.rails else f"{len(hosts)}n"
+        suffix = f"rail{rail}" if p.rails else f"{len(hosts)}n"
     else:
-        suffix = "+".join(hosts)
+        suffix = "+".join(hosts) + (f"-rail{rail}" if rail is not None else "")
     return PlannedTest(f"{combo.base_id}-{suffix}", sized, combo.profile, profile, combo.dtype, combo.op, combo.repeat,
-                       hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod)
+                       hosts, est, timeout_for(test, est), pods_of(members, per_pod), per_pod,
+                       rail, rail_device_of(profile, rail))
+
+
+def rail_device_of(profile: Profile, rail: int | None) -> str | None:
+    """Rail ``rail``'s device as the profile names it: its HCA, else its network (NAD)."""
+    if rail is None or not profile.rails:
+        return None
+    r = profile.rails[rail % len(profile.rails)]
+    return r.hca or r.network or profile.hca or profile.network

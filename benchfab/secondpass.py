@@ -25,9 +25,11 @@ from .counter_evidence import cite, errors_without_slowdown
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
+from .rails import node_of, port_label
+from .retests import classify, rail_verdicts
 from .spec import SECOND_PASS_PATTERNS, Placement, SweepSpec, TestSpec
 from .store import load_run
-from .triage import Judged, Suspects, classify, find_suspects, judge, retest_name
+from .triage import Judged, Suspects, find_suspects, judge, retest_name
 
 RunPlan = Callable[[Plan], None]  # runs a plan's rounds on the backend, storing each test in the run
 
@@ -57,8 +59,9 @@ def retest_spec(spec: SweepSpec, entries: list[TestSpec], suspects: Suspects, ro
     for i, fields in enumerate(spec.tests):
         if i not in by_index:
             continue
+        # A per-rail entry retests ports (rails.py): each on its rail, against that rail's good ports.
         placement = Placement(pattern="retest", suspects=pairs, good=rotated,
-                              gpus_per_node=by_index[i].placement.gpus_per_node)
+                              gpus_per_node=by_index[i].placement.gpus_per_node, rails=by_index[i].placement.rails)
         tests.append(fields.model_copy(update={"name": retest_name(by_index[i].name, round_no), "placement": placement}))
     return spec.model_copy(update={"tests": tests})
 
@@ -89,7 +92,7 @@ def plan_second_pass(spec: SweepSpec, run_path: Path, nodes: list[NodeInfo], cos
     passed = judge(run.summary, run.raw, run.tests, rules, names, names)
     suspects = find_suspects(passed, [n.name for n in nodes], rules)
     # Only the nodes the retests use: a node dead in the pass is not waited for again.
-    usable = [n for n in nodes if n.name in {*suspects.retested, *suspects.good}]
+    usable = [n for n in nodes if n.name in {node_of(x) for x in (*suspects.retested, *suspects.good)}]
     rounds = [plan(retest_spec(spec, entries, suspects, k), usable, skip_unplaceable=True, costs=costs)
               for k in range(1, rules.retests + 1)] if suspects.retested and suspects.good else []
     return SecondPass(names, passed, suspects, rounds)
@@ -99,11 +102,11 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
     """Run the planned retests, judge them and store the verdicts (diagnosis.json)."""
     rules, suspects = spec.second_pass, second.suspects
     run = load_run(run_path)
-    diagnosis = Diagnosis(run.run_id, rules.model_dump(mode="json"), suspects=list(suspects.retested),
-                          good=list(suspects.good))
+    diagnosis = Diagnosis(run.run_id, rules.model_dump(mode="json"), suspects=[port_label(x) for x in suspects.retested],
+                          good=[port_label(x) for x in suspects.good])
     retests: list[Judged] = []
     if second.rounds:
-        print(f"# second pass: {len(suspects.retested)} suspect node(s) ({', '.join(suspects.retested)})"
+        print(f"# second pass: {len(suspects.retested)} suspect node(s) ({', '.join(map(port_label, suspects.retested))})"
               + (f" and {len(suspects.links)} suspect link(s), rerun" if suspects.links else "")
               + f" against {len(suspects.good)} known-good, {len(second.rounds)} round(s)", file=out, flush=True)
         retest_names: set[str] = set()
@@ -117,10 +120,12 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
         print("# second pass: no known-good node left to retest the suspects against", file=out)
     triage = classify(suspects, retests, second.passed, rules)
     rows = run.tests.to_dict("records")  # the counters each test stored: evidence for the verdicts
-    diagnosis.verdicts = [cite(f, rows) for f in triage.verdicts]
-    diagnosis.unresolved, diagnosis.cleared = triage.unresolved, triage.cleared
-    diagnosis.warnings = errors_without_slowdown({j.test_id: j.hosts for j in second.passed + retests
-                                                  if not j.suspect}, rows)
+    # A per-rail pass's verdicts are on ports: named for their NIC, node or link first (rails.py).
+    diagnosis.verdicts = [cite(f, rows) for f in rail_verdicts(triage.verdicts, second.passed + retests)]
+    diagnosis.unresolved = [(port_label(a), port_label(b)) for a, b in triage.unresolved]
+    diagnosis.cleared = [(port_label(a), port_label(b), why) for a, b, why in triage.cleared]
+    diagnosis.warnings = errors_without_slowdown({j.test_id: tuple(node_of(h) for h in j.hosts)
+                                                  for j in second.passed + retests if not j.suspect}, rows)
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

@@ -1,8 +1,8 @@
-"""The second pass's judgement: suspects from a pass, verdicts from the retests.
+"""The second pass's judgement of tests: each test against its pass, and the suspects.
 
-Pure functions over a stored run's frames (``store.Run``); ``secondpass.py`` drives them
-(judge the pass, retest the suspects on the backend, judge again) and ``diagnosis.py``
-stores the result. The rules (``spec.SecondPassRules``; docs/DIAGNOSIS.md):
+Pure functions over a stored run's frames (``store.Run``); ``retests.py`` turns the
+suspects and their retests into verdicts, ``secondpass.py`` drives them (judge the pass,
+retest the suspects on the backend, judge again) and ``diagnosis.py`` stores the result. The rules (``spec.SecondPassRules``; docs/DIAGNOSIS.md):
 
 - Every measurement (summary row) is compared with the same measurement of the pass's other
   tests (``COMPARABLE``): bandwidth below ``below_median`` x their median (or ClusterKit's
@@ -29,13 +29,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .errors import NOT_STARTED_RE
-from .faults import Finding
+from .rails import node_of, port_name, split_port
 from .spec import SecondPassRules
 
 RETEST_RE = re.compile(r"-retest\d+$")
@@ -70,6 +70,9 @@ class Judged:
     bw: float | None = None  # its bandwidth at its largest size / the median (the node rule's figure)
     fabric: str | None = None
     ports: tuple[str | None, ...] = ()  # per host: the RDMA device or test-network address its rank used
+    # A per-rail test's rail device as the plan named it (the rail's HCA, else its network);
+    # its hosts are then ports (rails.port_name: "gpu-07#5"), each rail judged on its own.
+    rail_device: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -148,21 +151,31 @@ def _baseline(rows: pd.DataFrame) -> pd.DataFrame:
         spread_median=("spread", "median")).reset_index()
 
 
-def _used(used: Any) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
-    """The nodes a test ran on and, per node, the port its rank used (an RDMA device where the
-    test named one, else its test-network address), from its tests/ row's ``used`` JSON."""
+class _Used(NamedTuple):
+    hosts: tuple[str, ...]
+    ports: tuple[str | None, ...]
+    rail_device: str | None = None
+
+
+def _used(used: Any) -> _Used:
+    """The nodes a test ran on (for a per-rail test, the ports: each node's rail) and, per
+    node, the port its rank used (an RDMA device where the test named one, else its
+    test-network address), from its tests/ row's ``used`` JSON."""
     try:
         data = json.loads(used) if isinstance(used, str) and used else {}
     except ValueError:
-        return (), ()
+        return _Used((), ())
     hosts = data.get("hosts") if isinstance(data, dict) else None
     if not isinstance(hosts, list):
-        return (), ()
+        return _Used((), ())
     ranks = sorted((r for r in data.get("ranks") or [] if isinstance(r, dict)), key=_rank)
     # One rank per host (a pair test): its port; a pod of several ranks names no single port.
     ports = tuple(str(r.get("rdma_device") or r.get("net_ip") or "") or None for r in ranks) \
         if len(ranks) == len(hosts) else ()
-    return tuple(str(h) for h in hosts), ports
+    rail, device = data.get("rail"), data.get("rail_device")
+    if isinstance(rail, int) and not isinstance(rail, bool):
+        return _Used(tuple(port_name(str(h), rail) for h in hosts), ports, str(device) if device else None)
+    return _Used(tuple(str(h) for h in hosts), ports)
 
 
 def _rank(env: dict[str, Any]) -> int:
@@ -210,7 +223,7 @@ def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: 
     out = []
     for t in tests[tests["test_name"].isin(judge_names)].itertuples():
         g = by_test.get(str(t.test_id))
-        hosts, ports = _used(t.used)
+        hosts, ports, rail_device = _used(t.used)
         perf_v = float(g["perf"].min()) if g is not None and g["perf"].notna().any() else None
         spread_v = float(g["spread_x"].max()) if g is not None and g["spread_x"].notna().any() else None
         retrans_v = float(g["retrans"].max()) if g is not None and g["retrans"].notna().any() else None
@@ -218,7 +231,7 @@ def judge(summary: pd.DataFrame, raw: pd.DataFrame, tests: pd.DataFrame, rules: 
         out.append(Judged(str(t.test_id), entry_of(str(t.test_name)), hosts, str(t.status), str(t.reason or ""),
                           perf_v, spread_v, retrans_v, bool(g is not None and g["slow"].any()),
                           bool(g is not None and g["lossy"].any()), bw_of.get(str(t.test_id)),
-                          str(fabric) if isinstance(fabric, str) else None, ports))
+                          str(fabric) if isinstance(fabric, str) else None, ports, rail_device))
     return out
 
 
@@ -231,7 +244,7 @@ def find_suspects(judged: list[Judged], nodes: list[str], rules: SecondPassRules
     for j in judged:
         if j.failed and (m := NOT_STARTED_RE.search(j.reason)):
             dead.setdefault(m.group("node"), j.reason)
-    live = [j for j in judged if not dead.keys() & set(j.hosts)]
+    live = [j for j in judged if not dead.keys() & {node_of(x) for x in j.hosts}]
     total: dict[str, int] = defaultdict(int)
     bad: dict[str, int] = defaultdict(int)
     bws: dict[str, list[float]] = defaultdict(list)
@@ -256,79 +269,11 @@ def find_suspects(judged: list[Judged], nodes: list[str], rules: SecondPassRules
                           and (j in unexplained or not any((x, j.entry) in clearly_bad for x in j.hosts))}))
     ends = tuple(sorted({x for j in unexplained if len(j.hosts) > 2 for x in j.hosts}))
     retested = node_suspects | set(ends) | {x for p in links for x in p}
-    good = [x for x in nodes if x in total and x not in retested and x not in dead]
+    # Known-good partners in the inventory's order (a node's ports rail by rail).
+    order = {x: i for i, x in enumerate(nodes)}
+    good = sorted((x for x in total if node_of(x) in order and x not in retested and node_of(x) not in dead),
+                  key=lambda x: (order[node_of(x)], split_port(x)[1] or 0))
     return Suspects(dead, tuple(sorted(node_suspects)), links, ends, tuple(good), tuple(suspect_tests), node_bw)
-
-
-# -- verdicts -------------------------------------------------------------------------------------
-
-
-def _x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f} x"
-
-
-def _losses(tests: list[Judged], most: int = 4) -> str:
-    parts = [f"{100 * j.retrans:.1f} % retransmitted" if j.retrans is not None else f"spread {_x(j.spread_x)}"
-             for j in tests if j.lossy]
-    return ", ".join(parts[:most]) + (f" and {len(parts) - most} more" if len(parts) > most else "") or "no loss seen"
-
-
-def _figures(tests: list[Judged]) -> str:
-    """Each test's figure / the median, entry by entry ('bw 0.24 x, 0.25 x; lat 1.01 x')."""
-    return "; ".join(f"{g[0].entry} " + ", ".join(_x(j.bw if j.bw is not None else j.perf) for j in g)
-                     for g in _by_entry(tests))
-
-
-def _suspicion(j: Judged | None) -> str:
-    """What made a pass test suspect, in its figures."""
-    if j is None:
-        return "n/a"
-    if j.failed:
-        return j.status
-    return _losses([j]) if j.lossy else f"{_x(j.perf)} of the median"
-
-
-def _port(tests: list[Judged], node: str) -> str | None:
-    return next((j.ports[j.hosts.index(node)] for j in tests if node in j.hosts and len(j.ports) == len(j.hosts)
-                 and j.ports[j.hosts.index(node)]), None)
-
-
-def _fabric(tests: list[Judged]) -> str | None:
-    return next((j.fabric for j in tests if j.fabric), None)
-
-
-@dataclass(frozen=True)
-class Triage:
-    """What the retests decided: the verdicts, the suspect links that were noise, the
-    suspect pairs no retest could decide."""
-
-    verdicts: list[Finding]
-    cleared: list[tuple[str, str, str]]  # (a, b, why): a suspect link whose rerun was fine
-    unresolved: list[Pair]
-
-
-def _by_entry(tests: list[Judged]) -> list[list[Judged]]:
-    """Tests grouped by their test entry: each entry is its own measurement (a latency entry
-    says nothing of a throttled link, whose bandwidth entry does)."""
-    groups: dict[str, list[Judged]] = defaultdict(list)
-    for j in tests:
-        groups[j.entry].append(j)
-    return list(groups.values())
-
-
-def _mostly_slow(tests: list[Judged]) -> bool:
-    """Most tests of one of the entries are slow or failed (one dip can be noise)."""
-    return any(2 * sum(j.failed or j.slow for j in g) > len(g) for g in _by_entry(tests))
-
-
-def _node_is_bad(rs: list[Judged], rules: SecondPassRules) -> bool:
-    """Slow or failing with known-good partners: most of those retests of an entry are, or
-    their median bandwidth is below the node rule (the figure that made a node at 80 % a suspect)."""
-    if _mostly_slow(rs):
-        return True
-    limit = rules.node_below_median
-    return limit is not None and any(bool(bws) and median(bws) < limit
-                                     for g in _by_entry(rs) if (bws := [r.bw for r in g if r.bw is not None]))
 
 
 def _flagged_with_nearly_all(live: list[Judged]) -> set[tuple[str, str]]:
@@ -342,109 +287,3 @@ def _flagged_with_nearly_all(live: list[Judged]) -> set[tuple[str, str]]:
                 total[(x, j.entry)] += 1
                 flagged[(x, j.entry)] += j.suspect
     return {k for k, n in total.items() if flagged[k] >= max(2, n - 1)}
-
-
-def classify(suspects: Suspects, retests: list[Judged], pass_tests: list[Judged],
-             rules: SecondPassRules) -> Triage:
-    """Verdicts from the pass's suspects and their retests (docs/DIAGNOSIS.md, "Retests and verdicts")."""
-    found: list[Finding] = []
-    for node, why in sorted(suspects.dead.items()):
-        ev = tuple(j.evidence() for j in pass_tests if node in j.hosts and j.failed)
-        found.append(Finding("dead", (node,), f"its pods never started, {len(ev)} test(s) could not run: {why[:160]}", ev))
-    retested = set(suspects.retested)
-    with_good: dict[str, list[Judged]] = defaultdict(list)  # suspect -> its retests with a known-good partner
-    rerun: dict[Pair, list[Judged]] = defaultdict(list)  # suspect link -> its own reruns
-    for r in retests:
-        inside = [x for x in r.hosts if x in retested]
-        if len(inside) == 1:
-            with_good[inside[0]].append(r)
-        elif len(r.hosts) == 2 and len(inside) == 2:
-            rerun[(min(r.hosts), max(r.hosts))].append(r)
-    bad: dict[str, Finding] = {}
-    unresolved: list[Pair] = []
-    for node in sorted(retested):
-        rs = with_good.get(node, [])
-        if not rs and node in suspects.nodes:  # never retested (no known-good partner placed)
-            unresolved += [(min(j.hosts), max(j.hosts)) for j in suspects.tests if node in j.hosts and len(j.hosts) == 2]
-            continue
-        lossy = any(r.lossy for r in rs)
-        if not lossy and not _node_is_bad(rs, rules):
-            continue
-        mine = [j for j in pass_tests if node in j.hosts]
-        flagged = [j for j in mine if j.suspect]
-        partners = ", ".join(dict.fromkeys(p for r in rs if (p := r.partner(node))))
-        if lossy:
-            line = (f"loses packets with known-good {partners} too (retests: {_losses(rs)}); "
-                    f"{len(flagged)}/{len(mine)} of its pass tests suspect")
-        else:
-            line = (f"slow or failing with {len(flagged)}/{len(mine)} partners in the pass (median "
-                    f"{_x(suspects.node_bw.get(node))}) and with known-good {partners} in the retests "
-                    f"({_figures(rs)})")
-        bad[node] = Finding("lossy-node" if lossy else "bad-node", (node,), line,
-                            tuple(j.evidence() for j in flagged + rs), (_port(mine + rs, node),), _fabric(rs))
-    bad.update(_lossy_with_several(sorted(retested - bad.keys()), pass_tests + retests))
-    links: list[_Link] = []
-    cleared: list[tuple[str, str, str]] = []
-    for a, b in suspects.links:
-        if a in bad or b in bad:
-            continue  # the bad node explains its pair
-        first = [j for j in suspects.tests if set(j.hosts) == {a, b}]
-        again, ends = rerun.get((a, b), []), with_good.get(a, []) + with_good.get(b, [])
-        if not again or not with_good.get(a) or not with_good.get(b):
-            unresolved.append((a, b))
-            continue
-        figures = _figures(again)
-        # Loss on a clean path does not happen (0 retransmissions on every clean simulated run):
-        # one lossy rerun confirms it; slowness needs most reruns of an entry, one dip can be noise.
-        if not any(j.lossy for j in again) and not _mostly_slow(again):
-            cleared.append((a, b, f"{_suspicion(first[0] if first else None)} in the pass, fine when rerun ({figures})"))
-            continue
-        lossy = any(j.lossy for j in first + again)
-        what = _losses(first + again) if lossy else _suspicion(first[0] if first else None)
-        links.append(_Link(a, b, lossy, f"{a}-{b} at {what} in the pass and again when rerun ({figures})",
-                           f"both ends fine with known-good partners ({_figures(ends)})",
-                           first + again, ends))
-    found += list(bad.values()) + [link.finding() for link in links]
-    return Triage(found, cleared, list(dict.fromkeys(unresolved)))
-
-
-def _lossy_with_several(nodes: list[str], tests: list[Judged]) -> dict[str, Finding]:
-    """Nodes that lost packets with two or more partners (in the pass or the retests), each of
-    which lost none with anyone else: that node's loss, however intermittent (a 1 % loss shows
-    in some 256 KiB tests and not in others). Loss is not noise: no clean simulated run showed
-    a retransmission above max_retrans, so two partners are not a coincidence."""
-    with_whom: dict[str, set[str]] = defaultdict(set)
-    for j in tests:
-        if j.lossy and len(j.hosts) == 2:
-            a, b = j.hosts
-            with_whom[a].add(b)
-            with_whom[b].add(a)
-    found = {}
-    for node in nodes:
-        partners = sorted(p for p in with_whom[node] if with_whom[p] <= {node})
-        if len(partners) < 2:
-            continue
-        mine = [j for j in tests if node in j.hosts and j.lossy]
-        found[node] = Finding("lossy-node", (node,), f"loses packets with {len(partners)} partners "
-                              f"({', '.join(partners)}), each of which loses none with any other node "
-                              f"({_losses(mine)})", tuple(j.evidence() for j in mine), (_port(mine, node),),
-                              _fabric(mine))
-    return found
-
-
-@dataclass(frozen=True)
-class _Link:
-    """A suspect link the reruns confirmed."""
-
-    a: str
-    b: str
-    lossy: bool
-    seen: str  # what the pass and the reruns measured
-    ends: str  # how its two ends did with known-good partners
-    tests: list[Judged]  # the pass's test and the reruns
-    end_tests: list[Judged]
-
-    def finding(self) -> Finding:
-        return Finding("lossy-link" if self.lossy else "bad-link", (self.a, self.b), f"{self.seen}; {self.ends}",
-                       tuple(j.evidence() for j in self.tests + self.end_tests),
-                       (_port(self.tests, self.a), _port(self.tests, self.b)), _fabric(self.tests))

@@ -17,8 +17,9 @@ from benchfab.diagnosis import Diagnosis, junit_suite, load_diagnosis, verdict_t
 from benchfab.errors import SpecError, pod_not_started
 from benchfab.faults import Finding
 from benchfab.junit import document
+from benchfab.retests import Triage, classify
 from benchfab.spec import SecondPassRules, load_spec_text
-from benchfab.triage import Judged, Suspects, Triage, classify, find_suspects, judge
+from benchfab.triage import Judged, Suspects, find_suspects, judge
 from tests.helpers import ROOT
 from tests.verdict_faults import copy_run
 

@@ -119,7 +119,8 @@ def _planned_json(round_index: int, t: Any) -> dict[str, Any]:
     s = t.spec
     return {"round": round_index, "test_id": t.test_id, "name": s.name, "workload": s.workload, "profile": t.profile_name,
             "ranks": s.ranks, "hosts": list(t.hosts), "sizes": list(s.sizes), "in_place": list(s.in_place),
-            "dtype": t.dtype, "redop": t.op, "estimate_s": t.estimate_s, "timeout_s": t.timeout_s}
+            "dtype": t.dtype, "redop": t.op, "estimate_s": t.estimate_s, "timeout_s": t.timeout_s,
+            "rail": t.rail, "device": t.rail_device}
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -37,6 +37,19 @@ def _default_gpu(local_rank: int, hca: str | None) -> tuple[int, dict[str, Any] 
     return gpu, _locality(topo, visible, gpu, hca)
 
 
+def _nearest_gpu(hca: str | None) -> int | None:
+    """The host's GPU nearest this rank's HCA in the PCIe tree (per rail: the GPU that rail
+    serves); None where there is no HCA or GPU, or the tree cannot be read."""
+    if not hca:
+        return None
+    from ..pcitopo import read_topology
+
+    try:
+        return read_topology().nearest_gpu(hca)
+    except OSError:
+        return None
+
+
 def _locality(topo: Any, visible: list[str], gpu: int, hca: str | None) -> dict[str, Any] | None:
     """(GPU, HCA) pairing of a rank with its distance class; a SYS pairing is flagged."""
     if not hca or not 0 <= gpu < len(visible):
@@ -90,7 +103,7 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
               "memory": task.memory, "role": role, "device": "cuda" if is_gpu_memory(task.memory) else "host",
               "rdma_device": task.rdma.get("device"), "cuda_device": params.get("cuda_device"),
               "peer_host": peer_host if rank == 0 else None, "net_ip": net_ip,
-              "locality": locality})
+              "locality": locality, "nearest_gpu": _nearest_gpu(params.get("device"))})
     if locality and locality.get("sys_distance"):
         ctx.log(f"WARNING: GPU {locality['gpu']} and {locality['hca']} are SYS apart (across NUMA nodes): "
                 "GPUDirect RDMA over SYS is known to halve bandwidth; set rdma.cuda_device to a nearer GPU")
@@ -108,9 +121,11 @@ def run_point_to_point(task: Task, ctx: RankContext) -> None:
         after = tcp_counters() if before is not None else None
         if before is not None and after is not None:
             # Per test (every size ran on the one connection): what this rank's network
-            # namespace sent and retransmitted meanwhile. Loss on the path shows here.
+            # namespace sent and retransmitted meanwhile, where the connection's own counts
+            # (tcp_transport.connection_counters) are missing. Loss on the path shows here.
             for rec in records:
-                rec["tcp_segments"], rec["tcp_retrans"] = after[0] - before[0], after[1] - before[1]
+                if rec.get("tcp_segments") is None:
+                    rec["tcp_segments"], rec["tcp_retrans"] = after[0] - before[0], after[1] - before[1]
         _emit_results(task, records, ctx)
 
 

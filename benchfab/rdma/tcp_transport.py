@@ -100,9 +100,32 @@ def run_pair(role: str, p: RdmaParams, exchange: Exchange) -> list[dict[str, Any
                                            device=None, port=None, gid_index=None,
                                            link_layer=None, link_rate_bps=None, mtu=None, cq_mod=1,
                                            tx_depth=1))
+        counts = connection_counters(sock) if role == "client" else None
+        if counts is not None:
+            for rec in records:
+                rec["tcp_segments"], rec["tcp_retrans"] = counts
     finally:
         sock.close()
     return records
+
+
+# struct tcp_info (linux/tcp.h): u32 tcpi_total_retrans at byte 100, u32 tcpi_segs_out at 136.
+_TCP_INFO_BYTES = 144
+_TOTAL_RETRANS_AT, _SEGS_OUT_AT = 100, 136
+
+
+def connection_counters(sock: socket.socket) -> tuple[int, int] | None:
+    """(segments sent, segments retransmitted) on this connection alone (TCP_INFO): a test's
+    loss, not its namespace's, whose other tests run beside it (the rails of a per-rail pass
+    share a node's namespace). None where the kernel does not say (not Linux, before 4.2)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < _TCP_INFO_BYTES:
+        return None
+    return (int.from_bytes(info[_SEGS_OUT_AT:_SEGS_OUT_AT + 4], "little"),
+            int.from_bytes(info[_TOTAL_RETRANS_AT:_TOTAL_RETRANS_AT + 4], "little"))
 
 
 def _bw(role: str, p: RdmaParams, sock: socket.socket, size: int,

@@ -293,6 +293,31 @@ def _gone(broken: Collection[tuple[Any, ...]]) -> tuple[set[str], dict[int, set[
     return gone_everywhere, gone
 
 
+def _rail_problems(test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
+    """placement.rails on a pair pattern: point-to-point tests only, on profiles that list the rails."""
+    p = test.placement
+    if p.rails and p.pattern == "local":
+        return [Problem("placement", f"rails: {p.rails} with pattern local: one host's ranks have no rails to "
+                        "measure apart", "use backend: kubernetes with pattern all-pairs / ring / k-groups (pairs per "
+                        "rail) or group (collectives per rail), or drop rails")]
+    if not p.rails or p.pattern == "group":
+        return []
+    if not family_of(test.workload).point_to_point:
+        return [Problem("placement", f"rails: {p.rails} with pattern {p.pattern} measures one pair per rail, "
+                        f"{test.workload} is a collective", "use pattern: group with rails for per-rail collectives, "
+                        "or a point-to-point workload (rdma_write_bw, ...) for per-rail pairs", ("workload",))]
+    found = []
+    for name in test.profiles:
+        have = len(profiles[name].rails) if name in profiles else p.rails
+        if have < p.rails:
+            found.append(Problem("placement", f"rails: {p.rails} but profile {name!r} lists {have} rail(s)",
+                                 f"list {p.rails} rails under profiles.{name}.rails (each rail's hca, or resource "
+                                 f"and network), or set rails: {have or 1}" if have else
+                                 f"list the node's rails under profiles.{name}.rails (each rail's hca, or "
+                                 "resource and network)", ("profiles",)))
+    return found
+
+
 def _entry_problems(test: TestSpec, profiles: dict[str, Profile]) -> list[Problem]:
     """What is wrong with one resolved test: its family's rules, then the rest (the backend's: ``rules``)."""
     found = family_of(test.workload).problems(test)
@@ -309,6 +334,7 @@ def _entry_problems(test: TestSpec, profiles: dict[str, Profile]) -> list[Proble
             found.append(Problem("placement", f"gpus_per_node {per_pod} needs one rail per GPU and profile {p!r} "
                                  f"lists {len(rails)}", f"list {per_pod} rails under profiles.{p}.rails, or leave "
                                  "rails out (every rank then uses the profile's resource and network)", ("profiles",)))
+    found += _rail_problems(test, profiles)
     if test.cuda_graph and test.device == "cpu":
         found.append(Problem("cuda_graph", "CUDA graphs need device: cuda or auto", "set cuda_graph: 0 for CPU tests",
                              ("device",)))

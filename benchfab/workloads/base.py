@@ -127,6 +127,10 @@ class PlannedView(Protocol):
     def dtype(self) -> str: ...
     @property
     def op(self) -> str: ...
+    @property
+    def rail(self) -> int | None: ...
+    @property
+    def rail_device(self) -> str | None: ...
 
 
 class HostView(Protocol):
@@ -222,6 +226,8 @@ class WorkloadFamily(ABC):
     figures: tuple[FigureSpec, ...]
     #: workloads whose rows only `benchfab import` stores (a spec cannot run them)
     imported: tuple[str, ...] = ()
+    #: pair tests of one rank per node (per-rail pairwise placement measures them rail by rail)
+    point_to_point: bool = False
 
     def owns(self, workload: str) -> bool:
         return workload in self.workloads

@@ -236,6 +236,7 @@ def locality_lines(run_id: str, tests: pd.DataFrame) -> list[str]:
 
 
 class PointToPoint(WorkloadFamily):
+    point_to_point = True
     workloads = p2p_names(runs=True)
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)

@@ -53,9 +53,14 @@ def test_row(run_id: str, test: PlannedView, outcome: TestOutcome) -> TestRow:
         "started": outcome.started,
         "ended": outcome.ended,
         "duration_s": outcome.ended - outcome.started,
-        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env}, default=str),
+        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env, **_rail_of(test)}, default=str),
         "counters": _counters_json(test, outcome),
     }
+
+
+def _rail_of(test: PlannedView) -> dict[str, Any]:
+    """A per-rail test's rail and that rail's device (what the second pass names in a verdict)."""
+    return {} if test.rail is None else {"rail": test.rail, "rail_device": test.rail_device}
 
 
 def _counters_json(test: PlannedView, outcome: TestOutcome) -> str | None:

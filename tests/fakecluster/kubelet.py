@@ -59,6 +59,9 @@ class Kubelet:
         self.creating: dict[tuple[str, str], float] = {}  # pods in ContainerCreating: since (monotonic)
         # node name -> (network namespace, its address): that node's pods run in it (netsim.py).
         self.node_netns: dict[str, tuple[str, str]] = {}
+        # node name -> NAD name -> (interface, address) in that node's namespace: a multi-rail
+        # simulated node attaches rail r's network through its eth<r> (netsim.py rails).
+        self.node_networks: dict[str, dict[str, tuple[str, str]]] = {}
         self.stuck_nodes: set[str] = set()  # pods bound here stay Pending: never started
 
     # -- deletion -----------------------------------------------------------------------
@@ -201,7 +204,9 @@ class Kubelet:
             # test that connects to a pod's net1 address really gets there; in a node's
             # namespace the attachment is that namespace's one interface and address.
             ip = self.secondary_ip or (pod_ip if netns else f"127.77.{i}.{len(self.procs) % 250 + 2}")
-            entry: dict[str, Any] = {"name": f"{nad_ns}/{nad}", "interface": "eth0" if netns else f"net{i + 1}",
+            iface = "eth0" if netns else f"net{i + 1}"
+            iface, ip = self.node_networks.get(spec["nodeName"], {}).get(nad, (iface, ip))
+            entry: dict[str, Any] = {"name": f"{nad_ns}/{nad}", "interface": iface,
                                      "ips": [ip], "mac": "02:00:00:00:00:01", "dns": {}}
             res = (obj["metadata"].get("annotations") or {}).get("k8s.v1.cni.cncf.io/resourceName", "")
             if "sriov" in res:

@@ -16,6 +16,12 @@ shared/reference/netns-simulation.md):
 - a lossy node: an nftables ``numgen random`` drop rule in its namespace on the packets it
   sends to other nodes (the table lives and dies with the namespace).
 
+With ``rails`` R > 1 every node has R NICs, as on a rail-optimized fabric: ``eth<r>`` in its
+namespace on rail r's own bridge and /24 (rail 0's holds the gateway), so rail r of one node
+reaches only rail r of the others. A fault can then sit on one rail of one node (``slow_nic``,
+``lossy_nic``), on one link of one rail (``slow_link(..., rail=r)``), or on every rail of a node
+(``slow_node``, ``lossy_node``).
+
 Rates are tens to a few hundred Mbit/s so that two cores fill them: the CPU is never what a
 measurement sees. ``down()`` stops what runs in each namespace (by pid: a process inside keeps
 a namespace and its veth alive), then deletes the namespaces (their veths and qdiscs go with
@@ -70,7 +76,9 @@ class NodeNet:
     index: int
     netns: str
     host_veth: str  # the bridge-side end, in the host namespace
-    address: str
+    address: str  # rail 0's
+    addresses: list[str] = field(default_factory=list)  # per rail: eth<r>'s address
+    host_veths: list[str] = field(default_factory=list)  # per rail: the bridge-side end of eth<r>
 
 
 @dataclass
@@ -82,10 +90,14 @@ class NetSim:
     tag: str = field(default_factory=lambda: secrets.token_hex(2))
     subnet: str = ""  # "10.213.B"; picked free in up() when empty
     nodes: list[NodeNet] = field(default_factory=list)
+    rails: int = 1  # NICs per node, each on its own bridge and subnet
+    subnets: list[str] = field(default_factory=list)  # per rail (rail 0's is ``subnet``)
     # What shaping is applied, for the tests and the person reading simcluster's state.
     slow_nodes: dict[int, float] = field(default_factory=dict)
-    slow_links: dict[tuple[int, int], float] = field(default_factory=dict)
+    slow_links: dict[tuple[int, int, int], float] = field(default_factory=dict)  # (a, b, rail)
     lossy_nodes: dict[int, float] = field(default_factory=dict)
+    slow_nics: dict[tuple[int, int], float] = field(default_factory=dict)  # (node, rail)
+    lossy_nics: dict[tuple[int, int], float] = field(default_factory=dict)  # (node, rail)
 
     @property
     def prefix(self) -> str:
@@ -95,6 +107,9 @@ class NetSim:
     def bridge(self) -> str:
         return f"{self.prefix}br"
 
+    def rail_bridge(self, rail: int) -> str:
+        return self.bridge if rail == 0 else f"{self.prefix}br{rail}"
+
     @property
     def gateway(self) -> str:
         """The host namespace's address on the bridge (where the fake API server listens)."""
@@ -103,16 +118,23 @@ class NetSim:
     def up(self) -> NetSim:
         if not 2 <= self.count <= 250:
             raise ValueError(f"a simulated cluster has 2..250 nodes, got {self.count}")
-        if not self.subnet:
-            used = _used_subnets()
+        if not 1 <= self.rails <= 8:
+            raise ValueError(f"a simulated node has 1..8 rails, got {self.rails}")
+        if not self.subnet or len(self.subnets) < self.rails:
+            used = _used_subnets() | set(self.subnets)
             free = [f"{BASE_NET}.{b}" for b in range(256) if f"{BASE_NET}.{b}" not in used]
-            if not free:
-                raise RuntimeError(f"no free /24 left in {BASE_NET}.0.0/16")
-            self.subnet = free[int(self.tag, 16) % len(free)]
+            if len(free) < self.rails:
+                raise RuntimeError(f"no {self.rails} free /24 left in {BASE_NET}.0.0/16")
+            start = int(self.tag, 16) % len(free)
+            picked = [free[(start + k) % len(free)] for k in range(self.rails)]
+            self.subnet = self.subnet or picked[0]
+            self.subnets = [self.subnet] + [x for x in picked if x != self.subnet][: self.rails - 1]
         try:
-            _run([IP, "link", "add", self.bridge, "type", "bridge"])
-            _run([IP, "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
-            _run([IP, "link", "set", self.bridge, "up"])
+            for r in range(self.rails):
+                _run([IP, "link", "add", self.rail_bridge(r), "type", "bridge"])
+                if r == 0:
+                    _run([IP, "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
+                _run([IP, "link", "set", self.rail_bridge(r), "up"])
             for i in range(self.count):
                 self._add_node(i)
         except BaseException:
@@ -121,24 +143,32 @@ class NetSim:
         return self
 
     def _add_node(self, i: int) -> None:
-        node = NodeNet(i, f"{self.prefix}-n{i}", f"{self.prefix}h{i}", f"{self.subnet}.{i + 2}")
+        veths = [f"{self.prefix}h{i}" + (f"r{r}" if r else "") for r in range(self.rails)]
+        addresses = [f"{self.subnets[r]}.{i + 2}" for r in range(self.rails)]
+        node = NodeNet(i, f"{self.prefix}-n{i}", veths[0], addresses[0], addresses, veths)
         self.nodes.append(node)
         _run([IP, "netns", "add", node.netns])
-        _run([IP, "link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
-        _run([IP, "link", "set", node.host_veth, "master", self.bridge, "up"])
         inside = [IP, "-n", node.netns]
-        _run([*inside, "addr", "add", f"{node.address}/24", "dev", "eth0"])
-        _run([*inside, "link", "set", "eth0", "up"])
+        for r in range(self.rails):
+            _run([IP, "link", "add", veths[r], "type", "veth", "peer", "name", f"eth{r}", "netns", node.netns])
+            _run([IP, "link", "set", veths[r], "master", self.rail_bridge(r), "up"])
+            _run([*inside, "addr", "add", f"{addresses[r]}/24", "dev", f"eth{r}"])
+            _run([*inside, "link", "set", f"eth{r}", "up"])
         _run([*inside, "link", "set", "lo", "up"])
         self._shape(node)
 
     # -- shaping ----------------------------------------------------------------------------
     def _shape(self, node: NodeNet) -> None:
-        """(Re)build both ends' htb trees: the NIC's rate, and one class per slow link."""
-        rate = self.slow_nodes.get(node.index, self.rate_mbit)
-        links = [(b if a == node.index else a, mbit) for (a, b), mbit in sorted(self.slow_links.items())
-                 if node.index in (a, b)]
-        for ns, dev, direction in ((node.netns, "eth0", "dst"), (None, node.host_veth, "src")):
+        """(Re)build both ends' htb trees of every NIC of the node."""
+        for r in range(self.rails):
+            self._shape_nic(node, r)
+
+    def _shape_nic(self, node: NodeNet, rail: int) -> None:
+        """(Re)build both ends' htb trees of one NIC: its rate, and one class per slow link."""
+        rate = min(self.slow_nodes.get(node.index, self.rate_mbit), self.slow_nics.get((node.index, rail), self.rate_mbit))
+        links = [(b if a == node.index else a, mbit) for (a, b, r), mbit in sorted(self.slow_links.items())
+                 if node.index in (a, b) and r == rail]
+        for ns, dev, direction in ((node.netns, f"eth{rail}", "dst"), (None, node.host_veths[rail], "src")):
             tc = [TC, *(["-n", ns] if ns else [])]
             _run([*tc, "qdisc", "del", "dev", dev, "root"], check=False)
             _run([*tc, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
@@ -153,18 +183,29 @@ class NetSim:
                 _run([*tc, "class", "add", "dev", dev, "parent", "1:1", "classid", cls, "htb",
                       "rate", f"{min(mbit, rate)}mbit", "ceil", f"{min(mbit, rate)}mbit"])
                 _run([*tc, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-                      "match", "ip", direction, f"{self.nodes[peer].address}/32", "flowid", cls])
+                      "match", "ip", direction, f"{self.nodes[peer].addresses[rail]}/32", "flowid", cls])
 
     def slow_node(self, i: int, mbit: float) -> None:
         """Node i's NIC runs at ``mbit`` both ways (every pair with it is slow)."""
         self.slow_nodes[i] = mbit
         self._shape(self.nodes[i])
 
-    def slow_link(self, a: int, b: int, mbit: float) -> None:
-        """Only the link between nodes a and b runs at ``mbit`` (both ends fine with others)."""
-        self.slow_links[(min(a, b), max(a, b))] = mbit
-        self._shape(self.nodes[a])
-        self._shape(self.nodes[b])
+    def slow_link(self, a: int, b: int, mbit: float, rail: int = 0) -> None:
+        """Only the link between nodes a and b (on ``rail``) runs at ``mbit`` (both ends fine with others)."""
+        self.slow_links[(min(a, b), max(a, b), rail)] = mbit
+        self._shape_nic(self.nodes[a], rail)
+        self._shape_nic(self.nodes[b], rail)
+
+    def slow_nic(self, i: int, rail: int, mbit: float) -> None:
+        """Node i's NIC on ``rail`` runs at ``mbit`` both ways (its other rails are fine)."""
+        self.slow_nics[(i, rail)] = mbit
+        self._shape_nic(self.nodes[i], rail)
+
+    def lossy_nic(self, i: int, rail: int, percent: float) -> None:
+        """Node i's NIC on ``rail`` loses ``percent`` % of its packets both ways (as ``lossy_node``)."""
+        self.lossy_nics[(i, rail)] = percent
+        for node in self.nodes:
+            self._apply_loss(node)
 
     def lossy_node(self, i: int, percent: float) -> None:
         """Node i loses ``percent`` % of the packets it sends to and receives from other nodes.
@@ -179,10 +220,13 @@ class NetSim:
 
     def _apply_loss(self, node: NodeNet) -> None:
         rules = []
-        for j, percent in sorted(self.lossy_nodes.items()):
+        every = range(self.rails)
+        faults = [(j, every, pct) for j, pct in sorted(self.lossy_nodes.items())]
+        faults += [(j, range(r, r + 1), pct) for (j, r), pct in sorted(self.lossy_nics.items())]
+        for j, rails, percent in faults:
             # The agent's API connection (from the gateway) is never dropped: only node-to-node traffic.
-            senders = [n.address for n in self.nodes if n.index != node.index] if j == node.index else (
-                [self.nodes[j].address] if j != node.index else [])
+            senders = [n.addresses[r] for n in self.nodes if n.index != node.index for r in rails] \
+                if j == node.index else [self.nodes[j].addresses[r] for r in rails]
             if senders:
                 rules.append(f"    ip saddr {{ {', '.join(senders)} }} numgen random mod 1000 < {round(percent * 10)} drop")
         _run([IP, "netns", "exec", node.netns, NFT, "delete", "table", "inet", NFT_TABLE], check=False)
@@ -210,7 +254,8 @@ class NetSim:
                 while self.pids(node) and time.monotonic() < deadline:
                     time.sleep(0.05)
             _run([IP, "netns", "del", node.netns], check=False)
-        _run([IP, "link", "del", self.bridge], check=False)
+        for r in range(max(self.rails, 1)):
+            _run([IP, "link", "del", self.rail_bridge(r)], check=False)
         # A deleted namespace's veth goes a moment later: wait, so the next up() can reuse names.
         deadline = time.monotonic() + 10
         while self.leftovers() and time.monotonic() < deadline:

@@ -6,13 +6,19 @@ with that node's address and the NAD ``sim-net``, and tells the kubelet to run e
 pods in the node's namespace. Faults are set by node name: ``slow_node``, ``slow_link``,
 ``lossy_node``, ``dead_node`` (its pods never start). ``stop()`` removes everything.
 
+``rails=R`` gives every node R NICs, one bridge and subnet per rail, and a NAD per rail
+(``sim-rail<r>``, attached through the node's ``eth<r>``); ``rails_spec_head(R)`` is a spec head
+whose profile lists them, for ``placement: {pattern: all-pairs, rails: R}``. Faults on one
+rail: ``slow_nic``, ``lossy_nic``, ``slow_link(..., rail=r)``.
+
 Also a command for a person (``scripts/simcluster.sh`` calls it):
 
-    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [faults]  # until SIGTERM / down
+    python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [--rails R] [faults]  # until SIGTERM / down
     python -m tests.fakecluster.simcluster down [--dir DIR]
 
-faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE
-(each may repeat; NODE is a name such as sim-node-3).
+faults: --slow-node NODE:MBIT, --slow-link NODE,NODE:MBIT, --lossy NODE:PERCENT, --dead NODE,
+and on one rail --slow-nic NODE:RAIL:MBIT, --lossy-nic NODE:RAIL:PERCENT (each may repeat;
+NODE is a name such as sim-node-3).
 """
 
 from __future__ import annotations
@@ -50,6 +56,23 @@ profiles:
 SPEC_HEAD = spec_head()
 
 
+def rail_network(rail: int) -> str:
+    return f"sim-rail{rail}"
+
+
+def rails_spec_head(rails: int, rate_mbit: float = 200.0) -> str:
+    """A spec head whose tcp profile lists the simulated nodes' ``rails`` rails (each rail's
+    network: the NAD that attaches it), at each NIC's rate."""
+    listed = ", ".join(f"{{network: {rail_network(r)}}}" for r in range(rails))
+    return f"""\
+backend: kubernetes
+namespace: {NAMESPACE}
+image: registry.example.com/benchfab-worker:sim
+profiles:
+  tcp: {{fabric: tcp, mode: none, network: {NETWORK}, line_rate: {rate_mbit:g}Mbit, rails: [{listed}]}}
+"""
+
+
 @dataclass
 class SimCluster:
     net: NetSim
@@ -57,11 +80,11 @@ class SimCluster:
     names: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, count: int, workdir: Path, rate_mbit: float = 200.0) -> SimCluster:
+    def start(cls, count: int, workdir: Path, rate_mbit: float = 200.0, rails: int = 1) -> SimCluster:
         why = why_unavailable()
         if why:
             raise RuntimeError(why)
-        net = NetSim(count, rate_mbit=rate_mbit).up()
+        net = NetSim(count, rate_mbit=rate_mbit, rails=rails).up()
         try:
             cluster = FakeCluster(workdir, host=net.gateway)
             cluster.store.put("namespaces", {"metadata": {"name": NAMESPACE}})
@@ -70,8 +93,13 @@ class SimCluster:
                 name = f"{NODE_PREFIX}{node.index}"
                 cluster.add_node(name, address=node.address)
                 cluster.kubelet.node_netns[name] = (node.netns, node.address)
+                if rails > 1:
+                    cluster.kubelet.node_networks[name] = {rail_network(r): (f"eth{r}", node.addresses[r])
+                                                           for r in range(rails)}
                 names.append(name)
             cluster.add_nad(NAMESPACE, NETWORK, None)
+            for r in range(rails if rails > 1 else 0):
+                cluster.add_nad(NAMESPACE, rail_network(r), None)
             cluster.start()
         except BaseException:
             net.down()
@@ -91,8 +119,14 @@ class SimCluster:
     def slow_node(self, name: str, mbit: float) -> None:
         self.net.slow_node(self.index(name), mbit)
 
-    def slow_link(self, a: str, b: str, mbit: float) -> None:
-        self.net.slow_link(self.index(a), self.index(b), mbit)
+    def slow_link(self, a: str, b: str, mbit: float, rail: int = 0) -> None:
+        self.net.slow_link(self.index(a), self.index(b), mbit, rail)
+
+    def slow_nic(self, name: str, rail: int, mbit: float) -> None:
+        self.net.slow_nic(self.index(name), rail, mbit)
+
+    def lossy_nic(self, name: str, rail: int, percent: float) -> None:
+        self.net.lossy_nic(self.index(name), rail, percent)
 
     def lossy_node(self, name: str, percent: float) -> None:
         self.net.lossy_node(self.index(name), percent)
@@ -110,7 +144,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"simcluster: {state} already holds a running simulation (run: down --dir {state})", file=sys.stderr)
         return 1
     state.mkdir(parents=True, exist_ok=True)
-    sim = SimCluster.start(args.nodes, state / "cluster", args.rate)
+    sim = SimCluster.start(args.nodes, state / "cluster", args.rate, rails=args.rails)
     try:
         _seed(sim, args)
     except (ValueError, IndexError) as exc:
@@ -124,10 +158,11 @@ def _up(args: argparse.Namespace) -> int:
     try:
         kubeconfig = state / "kubeconfig"
         kubeconfig.write_text(sim.cluster.kubeconfig.read_text())
-        (state / "spec-head.yaml").write_text(spec_head(args.rate))
+        (state / "spec-head.yaml").write_text(rails_spec_head(args.rails, args.rate) if args.rails > 1
+                                              else spec_head(args.rate))
         (state / "state.json").write_text(json.dumps({
             "pid": os.getpid(), "nodes": sim.names, "tag": sim.net.tag, "bridge": sim.net.bridge,
-            "gateway": sim.net.gateway, "api": sim.cluster.url, "rate_mbit": args.rate,
+            "gateway": sim.net.gateway, "api": sim.cluster.url, "rate_mbit": args.rate, "rails": sim.net.rails,
             "netns": [n.netns for n in sim.net.nodes]}, indent=2))
         print(f"simcluster: {len(sim.names)} nodes on {sim.net.subnet}.0/24, API server {sim.cluster.url}; "
               f"KUBECONFIG={kubeconfig}", flush=True)
@@ -151,6 +186,12 @@ def _seed(sim: SimCluster, args: argparse.Namespace) -> None:
     for spec in args.lossy:
         node, _, percent = spec.partition(":")
         sim.lossy_node(node, float(percent))
+    for spec in args.slow_nic:
+        node, rail, mbit = spec.split(":")
+        sim.slow_nic(node, int(rail), float(mbit))
+    for spec in args.lossy_nic:
+        node, rail, percent = spec.split(":")
+        sim.lossy_nic(node, int(rail), float(percent))
     for node in args.dead:
         sim.index(node)
         sim.dead_node(node)
@@ -166,7 +207,8 @@ def _down(args: argparse.Namespace) -> int:
         os.kill(int(state["pid"]), signal.SIGTERM)
     except ProcessLookupError:
         # Its owner died without cleaning up: remove what it made, by the names it recorded.
-        net = NetSim(len(state["nodes"]), tag=state["tag"], subnet=state["gateway"].rsplit(".", 1)[0])
+        net = NetSim(len(state["nodes"]), tag=state["tag"], subnet=state["gateway"].rsplit(".", 1)[0],
+                     rails=int(state.get("rails", 1)))
         net.nodes = [NodeNet(i, ns, "", "") for i, ns in enumerate(state["netns"])]
         net.down()
         state_file.unlink(missing_ok=True)
@@ -183,11 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start N simulated nodes and the API server (runs until SIGTERM / down)")
     up.add_argument("nodes", type=int)
     up.add_argument("--rate", type=float, default=200.0, help="every NIC's rate, Mbit/s (default 200)")
+    up.add_argument("--rails", type=int, default=1, help="NICs per node, one bridge and subnet per rail (default 1)")
     up.add_argument("--dir", default=str(STATE_DIR))
     up.add_argument("--slow-node", action="append", default=[], metavar="NODE:MBIT", help="throttle a node's NIC both ways")
     up.add_argument("--slow-link", action="append", default=[], metavar="A,B:MBIT", help="throttle the link between two nodes")
     up.add_argument("--lossy", action="append", default=[], metavar="NODE:PERCENT", help="drop packets to and from a node")
     up.add_argument("--dead", action="append", default=[], metavar="NODE", help="a node whose pods never start")
+    up.add_argument("--slow-nic", action="append", default=[], metavar="NODE:RAIL:MBIT", help="throttle one NIC")
+    up.add_argument("--lossy-nic", action="append", default=[], metavar="NODE:RAIL:PERCENT",
+                    help="drop packets to and from one NIC")
     down = sub.add_parser("down", help="stop the simulation and remove its namespaces, veths and bridge")
     down.add_argument("--dir", default=str(STATE_DIR))
     args = p.parse_args(argv)

@@ -16,7 +16,7 @@ from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
 from benchfab.spec import load_spec_text
 from benchfab.sweep import SweepResult, run_sweep
-from tests.fakecluster.simcluster import SimCluster, spec_head
+from tests.fakecluster.simcluster import SimCluster, rails_spec_head, spec_head
 
 RATE_MBIT = 200.0
 # The bandwidth test the second-pass tests use: a 256 KiB message 20 times (about 0.2 s a pair
@@ -27,6 +27,15 @@ defaults: {timeout: 60s}
 tests:
   - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
      placement: {pattern: all-pairs, second_pass: true}}
+"""
+# The per-rail pass: every pair on every rail (rails run side by side in a round), a smaller
+# message so that R tests a round stay well inside what two shared cores move.
+RAILS_BW_TEST = """\
+kubernetes: {start_timeout: 30s}
+defaults: {timeout: 60s}
+tests:
+  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
+     placement: {pattern: all-pairs, rails: RAILS, second_pass: true}}
 """
 Verdicts = set[tuple[str, tuple[str, ...]]]
 
@@ -69,6 +78,35 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class RailScenario:
+    """One fault on one rail of one node (or none) where a seed puts it: that NIC throttled to
+    ``fraction`` of its peers' rate, or losing ``loss_pct`` % of its packets; ``every_rail``:
+    the same on all the node's rails (a bad node, not a NIC)."""
+
+    name: str
+    rails: int
+    fraction: float | None = None
+    loss_pct: float | None = None
+    every_rail: bool = False
+
+    def seed(self, sim: SimCluster, seed: int) -> Verdicts:
+        rng = random.Random(seed)
+        node, rail = rng.choice(sim.names), rng.randrange(self.rails)
+        if self.fraction is not None:
+            for r in range(self.rails) if self.every_rail else [rail]:
+                sim.slow_nic(node, r, RATE_MBIT * self.fraction)
+            return {("bad-node", (node,))} if self.every_rail else {("bad-nic", (node, f"rail {rail}"))}
+        if self.loss_pct is not None:
+            sim.lossy_nic(node, rail, self.loss_pct)
+            return {("lossy-nic", (node, f"rail {rail}"))}
+        return set()
+
+    @property
+    def tests(self) -> str:
+        return RAILS_BW_TEST.replace("RAILS", str(self.rails))
+
+
+@dataclass(frozen=True)
 class Outcome:
     scenario: str
     seed: int
@@ -88,14 +126,19 @@ class Outcome:
         return self.found - self.expected
 
 
-def run_scenario(scenario: Scenario, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
+def run_scenario(scenario: Scenario | RailScenario, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
                  progress: bool = False) -> Outcome:
-    """A fresh simulated cluster of ``nodes``, the scenario's fault, one sweep with its second pass
-    (``progress``: with its progress lines on stderr, captured with their times)."""
-    sim = SimCluster.start(nodes, workdir / f"cluster-{scenario.name}-{seed}", RATE_MBIT)
+    """A fresh simulated cluster of ``nodes`` (with the scenario's rails), the scenario's fault, one
+    sweep with its second pass (``progress``: with its progress lines on stderr, captured with
+    their times). A verdict on a rail is found as (kind, (node..., "rail R"))."""
+    rails = scenario.rails if isinstance(scenario, RailScenario) else 1
+    sim = SimCluster.start(nodes, workdir / f"cluster-{scenario.name}-{seed}", RATE_MBIT, rails=rails)
     try:
         expected = scenario.seed(sim, seed)
-        text = spec_head(RATE_MBIT) + tests
+        if isinstance(scenario, RailScenario):
+            text = rails_spec_head(rails, RATE_MBIT) + scenario.tests
+        else:
+            text = spec_head(RATE_MBIT) + tests
         spec = load_spec_text(text)
         backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(sim.cluster.kubeconfig)))
         lines = TimedLines()
@@ -107,5 +150,6 @@ def run_scenario(scenario: Scenario, seed: int, nodes: int, workdir: Path, tests
     finally:
         sim.stop()
     found = load_diagnosis(result.path)
-    named = {(f.kind, tuple(sorted(f.nodes))) for f in (found.verdicts if found else [])}
+    named = {(f.kind, (*sorted(f.nodes), *([f"rail {f.rail}"] if f.rail is not None else [])))
+             for f in (found.verdicts if found else [])}
     return Outcome(scenario.name, seed, expected, named, wall, result, t0, lines.times)

@@ -126,6 +126,22 @@ class LinkFault(Fault):
                 f"{_counters(finding)}"]
 
 
+@dataclass(frozen=True)
+class GpuFault(NodeFault):
+    """One GPU of the node failed its health checks (DCGM: an XID, a row-remap failure or
+    pending remap, ``dcgmi diag``): take the node out, then check that GPU and its nearest NIC."""
+
+    def actions(self, finding: Finding) -> list[str]:
+        node = finding.nodes[0]
+        gpus = [e for e in finding.evidence if isinstance(e, dict) and "gpu" in e]
+        out = super().actions(finding)
+        for e in gpus:
+            nic = f", nearest NIC {e['nic']}" if e.get("nic") else ""
+            out.append(f"# then on {node}: dcgmi diag -r 3 -i {e['gpu']} (GPU {e['gpu']}{nic}); "
+                       "nvidia-smi -q -d ROW_REMAPPER,ECC; a pending remap needs a GPU reset, a failed one an RMA")
+        return out
+
+
 def _port(finding: Finding, node: str) -> str:
     port = finding.port_of(node)
     if not port:
@@ -143,6 +159,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     NodeFault("dead", "node", "its pods never started", inspect_port=False),
     NodeFault("bad-node", "node", "slow or failing with every partner, known-good ones too"),
     NodeFault("lossy-node", "node", "loses packets with several partners, known-good ones too"),
+    GpuFault("bad-gpu", "node", "a GPU failed its DCGM health checks (XID, row remapping, dcgmi diag)",
+             inspect_port=False),
     LinkFault("bad-link", "link", "slow or failing only between these two nodes, again when retested"),
     LinkFault("lossy-link", "link", "loses packets only between these two nodes, again when retested"),
 )}

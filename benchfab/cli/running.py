@@ -19,6 +19,7 @@ from .common import (
     text_to_stderr,
     with_run_document,
 )
+from .marks import apply_args, apply_run, check_appliable
 from .verdicts import judge, judging_args, parse_base, write_junit
 
 
@@ -37,6 +38,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             if given != text:
                 raise UsageError(f"{args.spec} differs from the spec run {args.resume!r} was started with",
                                  hint="resume without SPEC to use the stored spec, or start a new run")
+        _check_sweep_apply(spec, args)
         result = run_sweep(spec, text, results_dir=str(results), run_id=args.resume, resume=True,
                            progress=not args.no_progress, backend=backend_for(spec, args))
     else:
@@ -44,6 +46,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError("benchfab sweep needs a SPEC or --resume RUN_ID", hint="e.g. benchfab sweep jobs/local.yaml")
         spec = load_spec(args.spec)
         text = Path(args.spec).read_text(encoding="utf-8")
+        _check_sweep_apply(spec, args)
         result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress,
                            backend=backend_for(spec, args))
     args.run_path = result.path  # -o json prints its document (jsonout.with_run_document)
@@ -53,12 +56,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if result.not_ok and args.allow_failures:
         print(f"# {result.not_ok} test(s) not ok; " + ("--allow-failures accepts them, not the second pass's "
               "verdicts: exit 1" if result.faults else "exit 0 because of --allow-failures"), file=sys.stderr)
+    if args.apply_verdicts:
+        apply_run(result.path, args, sys.stdout)
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, judge(base, result.path, result.path.parent, args))
     elif args.junit:
         write_junit(Path(args.junit), result.path)
     return code
+
+
+def _check_sweep_apply(spec: Any, args: argparse.Namespace) -> None:
+    """--apply-verdicts: refused before anything runs unless the sweep has a second pass on Kubernetes."""
+    if not args.apply_verdicts:
+        return
+    from ..secondpass import second_pass_entries
+
+    check_appliable(spec, "--apply-verdicts")
+    if not second_pass_entries(spec):
+        raise UsageError("--apply-verdicts applies the second pass's verdicts, and no test of this spec has "
+                         "placement: {second_pass: true}",
+                         hint="add second_pass: true to an all-pairs test's placement, or drop --apply-verdicts")
 
 
 def _spec_results(args: argparse.Namespace) -> str:
@@ -77,11 +95,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     path = resolve_run_path(args.run, args.results)
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
+    if args.apply_verdicts:
+        check_appliable(spec, "--apply")
     as_json = args.output == "json"
     with text_to_stderr(as_json):
         result = diagnose_run(str(path), str(path.parent), progress=not args.no_progress,
                               backend=backend_for(spec, args))
         print(f"# {result.faults} verdict(s) stored in {path / 'diagnosis.json'}")
+        if args.apply_verdicts:
+            apply_run(path, args, sys.stdout)
         if args.junit:
             write_junit(Path(args.junit), path)
     code = result.exit_code()
@@ -117,6 +139,9 @@ def add_sweep_commands(sub: Any) -> None:
                    help="text (default: tables on stdout) or json: one document of the run on stdout, "
                         "the tables on stderr")
     judging_args(s)
+    apply_args(s, "--apply-verdicts", "after the second pass, write its verdicts onto the nodes: label "
+               "benchfab.io/verdict, a NoSchedule taint for node-level faults, ok on nodes measured clean "
+               "(needs the benchfab-verdicts ClusterRole: render --apply-verdicts)")
     cluster_args(s)
     s.set_defaults(func=with_run_document(cmd_sweep))
 
@@ -132,6 +157,9 @@ def add_sweep_commands(sub: Any) -> None:
     dg.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML to FILE: a failing "
                     "testcase per verdict, a passing one per node judged fine")
     output_arg(dg)
+    apply_args(dg, "--apply", "write the verdicts onto the nodes: label benchfab.io/verdict, a NoSchedule taint for "
+               "node-level faults, ok on nodes measured clean; never a cordon or drain (needs the benchfab-verdicts "
+               "ClusterRole: render --apply-verdicts)")
     cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)
 

@@ -22,6 +22,7 @@ from typing import TextIO
 
 from .costs import CostModel
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
+from .gpuhealth import gpu_verdicts, health_by_node
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
 from .spec import SECOND_PASS_PATTERNS, Placement, SweepSpec, TestSpec
@@ -116,6 +117,10 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
         print("# second pass: no known-good node left to retest the suspects against", file=out)
     triage = classify(suspects, retests, second.passed, rules)
     diagnosis.verdicts, diagnosis.unresolved, diagnosis.cleared = triage.verdicts, triage.unresolved, triage.cleared
+    # GPU health beside the fabric: what the ranks of the pass and the retests recorded per node.
+    gpus = health_by_node(run.tests["used"] if "used" in run.tests else [])
+    diagnosis.gpu_health = {node: health.to_json() for node, health in gpus.items()}
+    diagnosis.verdicts += gpu_verdicts(gpus)
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

@@ -32,6 +32,8 @@ class RankRecords:
         kind = rec.get("type")
         if kind == "env":
             self.outcome.env.append({**rec, **env_extra} if env_extra else rec)
+        elif kind == "gpu_health":  # a node's local rank 0, before its workload (benchfab.gpuhealth)
+            self.outcome.gpu_health.append({**rec, **env_extra} if env_extra else rec)
         elif kind == "error":
             self.errors.setdefault(rank, str(rec.get("message", "")))
         elif kind == "result" and rank == 0:

@@ -4,7 +4,7 @@ fail (a ``bad-gpu`` verdict naming the GPU index and its nearest NIC).
 Two sources, either or both, found on the node where a rank runs:
 
 - the DCGM exporter's metrics endpoint (``http://$HOST_IP:9400/metrics``: the node's address,
-  or the URL in ``$BENCHFAB_DCGM_EXPORTER``): Prometheus text, one sample per GPU (label ``gpu``) of
+  or the URL in ``$DCGM_EXPORTER_URL``): Prometheus text, one sample per GPU (label ``gpu``) of
   ``DCGM_FI_DEV_XID_ERRORS`` (the last XID seen), the row-remap fields
   (``DCGM_FI_DEV_ROW_REMAP_FAILURE``, ``..._ROW_REMAP_PENDING``,
   ``..._UNCORRECTABLE_REMAPPED_ROWS``), retired pages (``DCGM_FI_DEV_RETIRED_PENDING``) and
@@ -42,7 +42,7 @@ from .pcitopo import read_topology
 # {host_ip}: the node's address ($HOST_IP, which the agent pods get from the downward API:
 # a pod has its own network namespace, so 127.0.0.1 would be the pod's), else 127.0.0.1.
 EXPORTER_URL = "http://{host_ip}:9400/metrics"
-EXPORTER_ENV = "BENCHFAB_DCGM_EXPORTER"  # another URL (it may hold {host_ip}), or "off"
+EXPORTER_ENV = "DCGM_EXPORTER_URL"  # (not BENCHFAB_*: those are benchfab's own) another URL (it may hold {host_ip}), or "off"
 DIAG_COMMAND = ("dcgmi", "diag", "-r", "1", "-j")
 DIAG_TIMEOUT_S = 180.0
 DIAG_CACHE_S = 3600.0  # one quick diagnostic per node per hour, not per test
@@ -186,7 +186,7 @@ def collect(sysfs: Path = Path("/sys"), exporter_url: str | None = None, run_dia
     """This node's GPU health from whichever DCGM source is here (bounded: the exporter read
     times out in 3 s, the diagnostic in DIAG_TIMEOUT_S), each GPU with its nearest NIC.
     ``cache``: where the diagnostic's output is kept for DIAG_CACHE_S, so the ranks of later
-    tests on the node read it instead of running it again. ``$BENCHFAB_DCGM_EXPORTER=off``
+    tests on the node read it instead of running it again. ``$DCGM_EXPORTER_URL=off``
     skips the exporter."""
     health = NodeHealth()
     why: list[str] = []

@@ -66,6 +66,7 @@ def test_an_applied_bad_node_verdict_taints_exactly_the_seeded_node(sim: SimClus
     slow = random.Random(seed).choice(sim.names)
     sim.slow_node(slow, SLOW)
     code, out = sweep_and_apply(sim, tmp_path)
+    print("\n".join(line for line in out.splitlines() if line.startswith(("# applied", "# cleared", "bad-", "# diag"))))
     assert code == 1, out  # a verdict names a fault
     taint = [{"key": "benchfab.io/verdict", "value": "bad-node", "effect": "NoSchedule"}]
     assert marks(sim) == {n: ("bad-node", taint) if n == slow else ("ok", []) for n in sim.names}, out

@@ -45,14 +45,18 @@ def check_appliable(spec: Any, flag: str) -> None:
                          hint=f"drop {flag}, or run the spec with backend: kubernetes")
 
 
-def apply_run(path: Path, args: argparse.Namespace, out: TextIO) -> dict[str, list[str]]:
-    """Apply the verdicts stored with the run at ``path`` to its cluster's nodes; print each change."""
+def apply_run(path: Path, args: argparse.Namespace, out: TextIO, after_sweep: bool = False) -> dict[str, list[str]]:
+    """Apply the verdicts stored with the run at ``path`` to its cluster's nodes; print each change.
+    ``after_sweep``: a run whose second pass stored nothing (no test got that far) is a note, not bad input."""
     from ..backends.kubernetes.apply_verdicts import apply_diagnosis
     from ..backends.kubernetes.client import connect
     from ..diagnosis import load_diagnosis
     from ..runmeta import load_resume
 
     diagnosis = load_diagnosis(path)
+    if diagnosis is None and after_sweep:
+        print(f"# --apply-verdicts: run {path.name} stored no second-pass verdicts: nothing applied", file=out)
+        return {"applied": [], "cleared": [], "missing": []}
     if diagnosis is None:
         raise UsageError(f"run {path.name} has no second-pass verdicts to apply (no diagnosis.json)",
                          hint=f"benchfab diagnose {path.name} --apply")

@@ -57,7 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"# {result.not_ok} test(s) not ok; " + ("--allow-failures accepts them, not the second pass's "
               "verdicts: exit 1" if result.faults else "exit 0 because of --allow-failures"), file=sys.stderr)
     if args.apply_verdicts:
-        apply_run(result.path, args, sys.stdout)
+        apply_run(result.path, args, sys.stdout, after_sweep=True)
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, judge(base, result.path, result.path.parent, args))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
+from benchfab.backends.kubernetes.client import ClusterOptions, connect
+from benchfab.backends.kubernetes.preflight import checks
 from benchfab.diagnosis import load_diagnosis
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
@@ -83,3 +84,16 @@ def test_a_failing_gpu_is_a_bad_gpu_verdict_on_its_node_only(cluster: FakeCluste
     assert sorted(found.gpu_health) == sorted(nodes)
     assert "# GPU health checked on 3 node(s) (dcgm-exporter)" in out.getvalue()
     assert result.exit_code() == 1  # a verdict names a fault
+
+
+def test_preflight_says_where_gpu_health_can_be_checked(cluster: FakeCluster) -> None:
+    nodes = seed_nodes(cluster, 3)
+    cluster.store.put("namespaces", {"metadata": {"name": "gpu-operator"}})
+    cluster.add_static_pod("gpu-operator", "nvidia-dcgm-exporter-x1", nodes[0], {"app": "nvidia-dcgm-exporter"})
+    cluster.add_static_pod("gpu-operator", "nvidia-dcgm-exporter-x2", nodes[1], {"app": "nvidia-dcgm-exporter"},
+                           ready=False)
+    found = {c.scope: c for c in checks(connect(ClusterOptions(kubeconfig=str(cluster.kubeconfig))), None)
+             if c.name == "GPU health (DCGM)"}
+    assert {n: c.status for n, c in found.items()} == {nodes[0]: "pass", nodes[1]: "warn", nodes[2]: "warn"}
+    assert "nvidia-dcgm-exporter-x2 not Ready" in found[nodes[1]].detail
+    assert found[nodes[2]].detail.startswith("no DCGM exporter pod: GPU health not checked here")

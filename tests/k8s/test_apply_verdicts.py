@@ -87,6 +87,7 @@ def test_label_values_fit_the_label_rules() -> None:
     assert until_text(when) == "20261205T190131Z" and parse_until(until_text(when)) == when
 
 
+@pytest.mark.slow
 def test_apply_then_clear_touches_only_benchfabs_marks(six: FakeCluster, tmp_path: Path, cli: Cli) -> None:
     results = tmp_path / "res"
     stored_run(results, "r1", diagnosis())
@@ -130,6 +131,7 @@ def test_an_expired_mark_is_cleared_by_the_next_apply(six: FakeCluster) -> None:
     assert labels(six, "n4")["benchfab.io/verdict-run"] == labels(six, "n5")["benchfab.io/verdict-run"] == "new"
 
 
+@pytest.mark.slow
 def test_rbac_refuses_without_the_verdicts_role_and_allows_with_it(six: FakeCluster, tmp_path: Path, cli: Cli,
                                                                    write_spec: Callable[[str], Path]) -> None:
     controller = shipped_rbac(six)

@@ -146,7 +146,7 @@ def add_sweep_commands(sub: Any) -> None:
     s.set_defaults(func=with_run_document(cmd_sweep))
 
     dg = command(sub, "diagnose", "second pass for a stored run: find suspect nodes and links, retest them against "
-                 "known-good nodes and rerun the links, print and store verdicts (dead, bad-node, lossy-node, "
+                 "known-good nodes and rerun the links, print and store verdicts (dead, bad-node, lossy-node, bad-gpu, "
                  "bad-link, lossy-link) with what to do (printed, never run); exit 1 when a verdict names a "
                  "fault or a retest is not ok, as sweep",
                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config",

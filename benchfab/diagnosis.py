@@ -21,6 +21,7 @@ from . import junit
 from .counter_evidence import CounterWarning
 from .errors import StoreError
 from .faults import FAULTS, Finding
+from .gpuhealth import NodeHealth, health_summary
 from .store import atomic_write_bytes
 
 DIAGNOSIS_FILE = "diagnosis.json"
@@ -38,6 +39,11 @@ class Diagnosis:
     unresolved: list[tuple[str, str]] = field(default_factory=list)
     cleared: list[tuple[str, str, str]] = field(default_factory=list)  # suspect links whose rerun was fine: (a, b, why)
     warnings: list[CounterWarning] = field(default_factory=list)  # fine tests whose error counters moved
+    gpu_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> DCGM's view (benchfab.gpuhealth)
+
+    def gpu_line(self) -> str:
+        """Where GPU health was checked, or "GPU health not checked" (never silence)."""
+        return health_summary({n: NodeHealth.from_json(h) for n, h in self.gpu_health.items()})
 
     @property
     def has_faults(self) -> bool:
@@ -54,7 +60,8 @@ class Diagnosis:
         return {"schema": DIAGNOSIS_SCHEMA, "run_id": self.run_id, "rules": self.rules,
                 "suspects": self.suspects, "good": self.good, "retest_tests": self.retest_tests,
                 "unresolved": [list(p) for p in self.unresolved], "cleared": [list(c) for c in self.cleared],
-                "verdicts": [f.to_json() for f in self.verdicts], "warnings": [w.to_json() for w in self.warnings]}
+                "verdicts": [f.to_json() for f in self.verdicts], "warnings": [w.to_json() for w in self.warnings],
+                "gpu_health": self.gpu_health}
 
 
 # -- the stored diagnosis --------------------------------------------------------------------------
@@ -79,7 +86,8 @@ def load_diagnosis(run_path: str | Path) -> Diagnosis | None:
                          [(p[0], p[1]) for p in data.get("unresolved") or []],
                          [(c[0], c[1], c[2]) for c in data.get("cleared") or []],
                          [CounterWarning(str(w["test_id"]), tuple(w.get("hosts") or ()), str(w["why"]))
-                          for w in data.get("warnings") or []])
+                          for w in data.get("warnings") or []],
+                         {str(n): dict(h) for n, h in (data.get("gpu_health") or {}).items()})
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise StoreError(f"{path} is damaged ({type(exc).__name__}: {exc})",
                          hint="rerun the second pass: benchfab diagnose RUN") from None
@@ -91,7 +99,7 @@ def verdict_table(diagnosis: Diagnosis) -> str:
     cleared += [f"# WARNING {w.test_id} ({'-'.join(w.hosts)}): {w.why}" for w in diagnosis.warnings]
     if not diagnosis.verdicts:
         return "\n".join([f"# diagnosis of {diagnosis.run_id}: no verdicts (every node and link looked fine)",
-                          *cleared]) + "\n"
+                          *cleared, f"# {diagnosis.gpu_line()}"]) + "\n"
     kind_w = max(len(kind) for kind in FAULTS)  # the same columns whatever the verdicts are
     width = max(len(f.where) for f in diagnosis.verdicts)
     lines = [f"# diagnosis of {diagnosis.run_id}: {len(diagnosis.verdicts)} verdict(s)",
@@ -100,6 +108,7 @@ def verdict_table(diagnosis: Diagnosis) -> str:
         lines.append(f"{f.kind:<{kind_w}} {f.where:<{width}}  {f.why}")
         lines += [f"{'':<{kind_w}} {'':<{width}}  evidence: {e}" for e in f.evidence_lines]
     lines += cleared
+    lines.append(f"# {diagnosis.gpu_line()}")
     if diagnosis.unresolved:
         lines.append("# unresolved suspect pairs (a retest is missing): "
                      + ", ".join(f"{a}-{b}" for a, b in diagnosis.unresolved))
@@ -110,7 +119,7 @@ def verdict_table(diagnosis: Diagnosis) -> str:
 
 def verdict_markdown(diagnosis: Diagnosis) -> list[str]:
     """The verdicts as a markdown section (the run's report)."""
-    lines = ["", "## Second pass verdicts", ""]
+    lines = ["", "## Second pass verdicts", "", f"{diagnosis.gpu_line()}.", ""]
     warnings = [f"- **warning** {w.test_id} ({'-'.join(w.hosts)}): {_cell(w.why)}" for w in diagnosis.warnings]
     if not diagnosis.verdicts:
         return [*lines, "No verdicts: every node and link looked fine.", *([""] + warnings if warnings else [])]

@@ -59,9 +59,9 @@ COMPARE_EXIT_CODES = exit_codes_help({
 })
 DIAGNOSE_EXIT_CODES = exit_codes_help({
     0: "no fault: every suspect retested fine (or nothing was suspect)",
-    1: "a verdict names a fault (dead, bad-node, lossy-node, bad-link, lossy-link; stored in diagnosis.json "
-       "with what to do), a retest was not ok, or a figure is below its expectation (expect:, --expect FILE); "
-       "or the cluster or a backend failed",
+    1: "a verdict names a fault (dead, bad-node, lossy-node, bad-gpu, bad-nic, lossy-nic, bad-link, lossy-link; "
+       "stored in diagnosis.json with what to do), a retest was not ok, or a figure is below its expectation "
+       "(expect:, --expect FILE); or the cluster or a backend failed",
     2: "bad input: an unknown run id, a run diagnose cannot judge (imported, or no all-pairs / ring / "
        "k-groups / topology test), a flag",
     130: INTERRUPTED + ": the retests so far are stored",

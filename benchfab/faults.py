@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 VERDICT_LABEL = "benchfab.io/verdict"
-RAIL_VERDICT_LABEL = "benchfab.io/verdict-rail"  # + the rail's index: benchfab.io/verdict-rail5=bad-nic
+RAILS_LABEL = "benchfab.io/bad-rails"  # the rails a NIC verdict names (5, or 1.5): what --apply writes too
 
 # The error counters of a port, per fabric, and where to read them (fleet-health practice:
 # ibqueryerrors / NVSentinel's list for IB and RoCE ports, the netdev statistics for Ethernet).
@@ -114,6 +114,13 @@ class Fault(ABC):
     name: str
     subject: str  # "node" or "link"
     means: str
+    # The value of the benchfab.io/verdict label for this kind, printed in the actions and
+    # written by --apply (node_marks.py): coarser than the kind (dead -> bad-node, lossy).
+    label: str = ""
+
+    @property
+    def label_value(self) -> str:
+        return self.label or self.name
 
     @abstractmethod
     def actions(self, finding: Finding) -> list[str]:
@@ -129,7 +136,7 @@ class NodeFault(Fault):
 
     def actions(self, finding: Finding) -> list[str]:
         node = finding.nodes[0]
-        out = [f"kubectl cordon {node}", f"kubectl label node {node} {VERDICT_LABEL}={self.name} --overwrite"]
+        out = [f"kubectl cordon {node}", f"kubectl label node {node} {VERDICT_LABEL}={self.label_value} --overwrite"]
         if self.inspect_port:
             out.append(f"# then inspect {_port(finding, node)} and its switch port: {_counters(finding)}")
         return out
@@ -154,9 +161,23 @@ class NicFault(Fault):
 
     def actions(self, finding: Finding) -> list[str]:
         node, rail = finding.nodes[0], finding.rail
-        return [f"kubectl label node {node} {RAIL_VERDICT_LABEL}{rail}={self.name} --overwrite",
+        # the same labels `diagnose --apply` writes (backends/kubernetes/node_marks.py)
+        return [f"kubectl label node {node} {VERDICT_LABEL}={self.label_value} {RAILS_LABEL}={rail} --overwrite",
                 f"# rail {rail} only: the node's other rails are fine (cordon it only if its jobs need every rail)",
                 f"# then inspect {_port(finding, node)} and its switch port: {_counters(finding)}"]
+class GpuFault(NodeFault):
+    """One GPU of the node failed its health checks (DCGM: an XID, a row-remap failure or
+    pending remap, ``dcgmi diag``): take the node out, then check that GPU and its nearest NIC."""
+
+    def actions(self, finding: Finding) -> list[str]:
+        node = finding.nodes[0]
+        gpus = [e for e in finding.evidence if isinstance(e, dict) and "gpu" in e]
+        out = super().actions(finding)
+        for e in gpus:
+            nic = f", nearest NIC {e['nic']}" if e.get("nic") else ""
+            out.append(f"# then on {node}: dcgmi diag -r 3 -i {e['gpu']} (GPU {e['gpu']}{nic}); "
+                       "nvidia-smi -q -d ROW_REMAPPER,ECC; a pending remap needs a GPU reset, a failed one an RMA")
+        return out
 
 
 def _port(finding: Finding, node: str) -> str:
@@ -173,11 +194,14 @@ def _counters(finding: Finding) -> str:
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (
-    NodeFault("dead", "node", "its pods never started", inspect_port=False),
+    NodeFault("dead", "node", "its pods never started", label="bad-node", inspect_port=False),
     NodeFault("bad-node", "node", "slow or failing with every partner, known-good ones too"),
-    NodeFault("lossy-node", "node", "loses packets with several partners, known-good ones too"),
+    NodeFault("lossy-node", "node", "loses packets with several partners, known-good ones too", label="lossy"),
+    GpuFault("bad-gpu", "node", "a GPU failed its DCGM health checks (XID, row remapping, dcgmi diag)",
+             inspect_port=False),
     LinkFault("bad-link", "link", "slow or failing only between these two nodes, again when retested"),
     LinkFault("lossy-link", "link", "loses packets only between these two nodes, again when retested"),
     NicFault("bad-nic", "nic", "slow or failing on one rail of a node, with known-good partners on that rail too"),
-    NicFault("lossy-nic", "nic", "loses packets on one rail of a node, with known-good partners on that rail too"),
+    NicFault("lossy-nic", "nic", "loses packets on one rail of a node, with known-good partners on that rail too",
+             label="lossy"),
 )}

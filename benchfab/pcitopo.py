@@ -97,6 +97,12 @@ class Topology:
         best = min(range(len(self.gpus)), key=lambda i: DISTANCES.index(distance(self.gpus[i], nic)))
         return best
 
+    def nearest_hca(self, gpu: int) -> str | None:
+        """The name of the HCA nearest to GPU ``gpu`` (the first of the nearest, in name order), None if unknown."""
+        if not 0 <= gpu < len(self.gpus) or not self.hcas:
+            return None
+        return min(self.hcas, key=lambda h: DISTANCES.index(distance(self.gpus[gpu], h))).name
+
     def pairing(self, gpu: int, hca: str) -> dict[str, object] | None:
         """What a rank on (GPU ``gpu``, ``hca``) records: both devices and their distance class."""
         nic = self.hca(hca)

@@ -247,6 +247,7 @@ class TestOutcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)  # one per rank: what it really used
     counters: list[dict[str, Any]] = field(default_factory=list)  # the ranks' ``counters`` records
+    gpu_health: list[dict[str, Any]] = field(default_factory=list)  # per node: DCGM's view (benchfab.gpuhealth)
     log_tail: str = ""
     started: float = 0.0
     ended: float = 0.0

@@ -23,6 +23,7 @@ from typing import TextIO
 from .costs import CostModel
 from .counter_evidence import cite, errors_without_slowdown
 from .diagnosis import Diagnosis, verdict_table, write_diagnosis
+from .gpuhealth import gpu_verdicts, health_by_node
 from .placement import NodeInfo
 from .planner import Plan, Round, plan
 from .rails import node_of, port_label
@@ -126,6 +127,10 @@ def run_second_pass(spec: SweepSpec, run_path: Path, second: SecondPass, run_pla
     diagnosis.cleared = [(port_label(a), port_label(b), why) for a, b, why in triage.cleared]
     diagnosis.warnings = errors_without_slowdown({j.test_id: tuple(node_of(h) for h in j.hosts)
                                                   for j in second.passed + retests if not j.suspect}, rows)
+    # GPU health beside the fabric: what the ranks of the pass and the retests recorded per node.
+    gpus = health_by_node(run.tests["used"] if "used" in run.tests else [])
+    diagnosis.gpu_health = {node: health.to_json() for node, health in gpus.items()}
+    diagnosis.verdicts += gpu_verdicts(gpus)
     write_diagnosis(run_path, diagnosis)
     print(verdict_table(diagnosis), file=out, end="", flush=True)
     return diagnosis

@@ -71,7 +71,22 @@ def run(task: Task, rank: int, world: int, local_rank: int, local_world: int, ad
 
     ctx = RankContext(rank, world, local_rank, local_world, addr, port, emit, lambda message: log(rank, message),
                       run_pair=_run_pair)
+    if task.device != "cpu" and local_rank == 0:
+        _record_gpu_health(rank)
     family_of(task.workload).run_worker(task, ctx)
+
+
+def _record_gpu_health(rank: int) -> None:
+    """What DCGM says about this node's GPUs, once per test from the node's first rank (the
+    quick diagnostic itself runs once an hour per node: benchfab.gpuhealth caches it)."""
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    from .gpuhealth import collect
+
+    health = collect(cache=Path(tempfile.gettempdir()) / "benchfab-dcgm-diag.json")
+    emit({"type": "gpu_health", "rank": rank, "host": socket.gethostname(), "health": health.to_json()})
 
 
 def _run_pair(task: Task, ctx: RankContext) -> None:

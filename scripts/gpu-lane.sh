@@ -6,7 +6,8 @@
 # with gpus_per_node: 1 and NCCL's INFO log of that real run parsed into the nccl_*
 # columns, this host's PCIe topology from sysfs compared with `nvidia-smi topo -m`,
 # engine: nccl-tests next to torch where all_reduce_perf is found, the verbs data check
-# on GPU memory) and the parser and no-GPU error tests, so a GPU host runs them too.
+# on GPU memory, DCGM's view of the GPUs where dcgmi or the exporter is here, else "not
+# checked" and why: tests/gpu/test_gpu_health_lane.py) and the parser and no-GPU error tests, so a GPU host runs them too.
 # Then, where this host has an RDMA NIC that takes GPU memory and a perftest built with
 # CUDA, benchmarks/rdma_vs_perftest.py --memory cuda compares benchfab's native loops
 # with perftest's on GPU memory and prints the ratios (else one line says what is
@@ -75,7 +76,7 @@ PY
   "$py" -c "from benchfab.workloads.nccl_tests_engine import binary_path; print('nccl-tests:', binary_path('allreduce') or 'not found (set BENCHFAB_NCCL_TESTS_DIR)')"
 } 2>&1 | tee "$out/env.txt"
 set +e
-"$py" -m pytest tests/gpu tests/test_cuda_memory.py tests/test_nccl_log.py tests/test_pcitopo.py \
+"$py" -m pytest tests/gpu tests/test_cuda_memory.py tests/test_nccl_log.py tests/test_pcitopo.py tests/test_gpu_health.py \
   tests/test_nccl_tests_output.py tests/test_nccl_tests_engine.py -v -s -rs -p no:cacheprovider \
   --junitxml "$out/junit.xml" 2>&1 | tee "$out/pytest.log"
 rc=${PIPESTATUS[0]}

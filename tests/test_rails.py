@@ -161,7 +161,7 @@ def test_a_bad_nic_is_named_by_node_rail_and_device_and_labelled_not_cordoned() 
     assert [(f.kind, f.nodes, f.rail, f.device) for f in found] == [("bad-nic", ("gpu-05",), 2, "mlx5_2")]
     nic = found[0]
     assert nic.where == "gpu-05 rail 2 mlx5_2"
-    assert nic.actions()[0] == "kubectl label node gpu-05 benchfab.io/verdict-rail2=bad-nic --overwrite"
+    assert nic.actions()[0] == "kubectl label node gpu-05 benchfab.io/verdict=bad-nic benchfab.io/bad-rails=2 --overwrite"
     assert not any(a.startswith("kubectl cordon") for a in nic.actions())
     stored = nic.to_json()
     assert (stored["subject"], stored["rail"], stored["device"]) == ("nic", 2, "mlx5_2")

@@ -60,6 +60,13 @@ EXCLUDED: dict[str, str] = {
                              "cluster (test_simcluster_cli.py)",
     "benchfab sweep SPEC --expect FILE": "a whole sweep again; tests/test_expectations.py runs sweep and compare "
                                          "with --expect FILE (met, below, and bad files)",
+    # Applying verdicts writes onto a cluster's nodes: test_apply_verdicts.py (fake API server),
+    # tests/sim/test_apply_on_sim.py (sweep --apply-verdicts on the simulated cluster).
+    **dict.fromkeys(("benchfab verdicts apply RUN", "benchfab verdicts clear [--run RUN] [--node N]",
+                     "benchfab verdicts clear [--run RUN] [--node NODE]",
+                     "benchfab diagnose RUN --apply [--valid-for 24h]",
+                     "benchfab sweep SPEC --apply-verdicts [--valid-for 24h]"),
+                    CLUSTER + " (test_apply_verdicts.py, tests/sim/test_apply_on_sim.py)"),
     "benchfab sweep jobs/local-rdma.yaml": "needs an RDMA device; tests/rdma run it in the soft-RoCE VM "
                                            "(tests/rdma/run_in_vm.sh)",
     "benchfab import TOOL FILE --profile NAME": "its run would become `latest` for the commands after it; "

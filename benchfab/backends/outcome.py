@@ -34,6 +34,8 @@ class RankRecords:
             self.outcome.env.append({**rec, **env_extra} if env_extra else rec)
         elif kind == "counters":  # every rank's: each reads its own NIC
             self.outcome.counters.append({**rec, "rank": rank})
+        elif kind == "gpu_health":  # a node's local rank 0, before its workload (benchfab.gpuhealth)
+            self.outcome.gpu_health.append({**rec, **env_extra} if env_extra else rec)
         elif kind == "error":
             self.errors.setdefault(rank, str(rec.get("message", "")))
         elif kind == "result" and rank == 0:

@@ -23,6 +23,7 @@ from typing import Any
 from .. import __version__
 from ..errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, BenchfabError, host_error
 from .devices import add_device_commands
+from .marks import add_mark_commands
 from .running import add_sweep_commands
 from .specs import add_spec_commands
 from .stored import add_report_commands, add_results_commands
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_commands(sub)
     add_report_commands(sub)
     add_verdict_commands(sub)
+    add_mark_commands(sub)
     return p
 
 

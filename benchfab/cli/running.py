@@ -19,6 +19,7 @@ from .common import (
     text_to_stderr,
     with_run_document,
 )
+from .marks import apply_args, apply_run, check_appliable
 from .verdicts import (
     expect_arg,
     judge,
@@ -47,6 +48,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             if given != text:
                 raise UsageError(f"{args.spec} differs from the spec run {args.resume!r} was started with",
                                  hint="resume without SPEC to use the stored spec, or start a new run")
+        _check_sweep_apply(spec, args)
         result = run_sweep(spec, text, results_dir=str(results), run_id=args.resume, resume=True,
                            progress=not args.no_progress, backend=backend_for(spec, args))
     else:
@@ -54,6 +56,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError("benchfab sweep needs a SPEC or --resume RUN_ID", hint="e.g. benchfab sweep jobs/local.yaml")
         spec = load_spec(args.spec)
         text = Path(args.spec).read_text(encoding="utf-8")
+        _check_sweep_apply(spec, args)
         result = run_sweep(spec, text, results_dir=args.results, run_id=args.run_id, progress=not args.no_progress,
                            backend=backend_for(spec, args))
     args.run_path = result.path  # -o json prints its document (jsonout.with_run_document)
@@ -63,6 +66,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if result.not_ok and args.allow_failures:
         print(f"# {result.not_ok} test(s) not ok; " + ("--allow-failures accepts them, not the second pass's "
               "verdicts: exit 1" if result.faults else "exit 0 because of --allow-failures"), file=sys.stderr)
+    if args.apply_verdicts:
+        apply_run(result.path, args, sys.stdout, after_sweep=True)
     code = result.exit_code(args.allow_failures)
     if base is not None:
         code = max(code, judge(base, result.path, result.path.parent, args))
@@ -73,6 +78,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.junit:
             write_junit(Path(args.junit), result.path, expectations=expected)
     return code
+
+
+def _check_sweep_apply(spec: Any, args: argparse.Namespace) -> None:
+    """--apply-verdicts: refused before anything runs unless the sweep has a second pass on Kubernetes."""
+    if not args.apply_verdicts:
+        return
+    from ..secondpass import second_pass_entries
+
+    check_appliable(spec, "--apply-verdicts")
+    if not second_pass_entries(spec):
+        raise UsageError("--apply-verdicts applies the second pass's verdicts, and no test of this spec has "
+                         "placement: {second_pass: true}",
+                         hint="add second_pass: true to an all-pairs test's placement, or drop --apply-verdicts")
 
 
 def _spec_results(args: argparse.Namespace) -> str:
@@ -92,6 +110,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     path = resolve_run_path(args.run, args.results)
     spec, _text = load_resume(path.parent, path.name, purpose="diagnose")
     extra = load_expect(args)
+    if args.apply_verdicts:
+        check_appliable(spec, "--apply")
     as_json = args.output == "json"
     with text_to_stderr(as_json):
         result = diagnose_run(str(path), str(path.parent), progress=not args.no_progress,
@@ -99,6 +119,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         print(f"# {result.faults} verdict(s) stored in {path / 'diagnosis.json'}")
         expected = judge_expectations(path, extra)
         print_expectations(expected)
+        if args.apply_verdicts:
+            apply_run(path, args, sys.stdout)
         if args.junit:
             write_junit(Path(args.junit), path, expectations=expected)
     code = max(result.exit_code(), expected.exit_code if expected is not None else 0)
@@ -135,11 +157,14 @@ def add_sweep_commands(sub: Any) -> None:
                    help="text (default: tables on stdout) or json: one document of the run on stdout, "
                         "the tables on stderr")
     judging_args(s)
+    apply_args(s, "--apply-verdicts", "after the second pass, write its verdicts onto the nodes: label "
+               "benchfab.io/verdict, a NoSchedule taint for node-level faults, ok on nodes measured clean "
+               "(needs the benchfab-verdicts ClusterRole: render --apply-verdicts)")
     cluster_args(s)
     s.set_defaults(func=with_run_document(cmd_sweep))
 
     dg = command(sub, "diagnose", "second pass for a stored run: find suspect nodes and links, retest them against "
-                 "known-good nodes and rerun the links, print and store verdicts (dead, bad-node, lossy-node, "
+                 "known-good nodes and rerun the links, print and store verdicts (dead, bad-node, lossy-node, bad-gpu, "
                  "bad-link, lossy-link) with what to do (printed, never run); exit 1 when a verdict names a "
                  "fault or a retest is not ok, as sweep",
                  "benchfab diagnose latest", "benchfab diagnose 20261201-0312 --kubeconfig ~/.kube/config",
@@ -151,6 +176,9 @@ def add_sweep_commands(sub: Any) -> None:
                     "testcase per verdict, a passing one per node judged fine")
     expect_arg(dg)
     output_arg(dg)
+    apply_args(dg, "--apply", "write the verdicts onto the nodes: label benchfab.io/verdict, a NoSchedule taint for "
+               "node-level faults, ok on nodes measured clean; never a cordon or drain (needs the benchfab-verdicts "
+               "ClusterRole: render --apply-verdicts)")
     cluster_args(dg)
     dg.set_defaults(func=cmd_diagnose)
 

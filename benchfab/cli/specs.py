@@ -133,6 +133,13 @@ def cmd_render(args: argparse.Namespace) -> int:
                          hint="set backend: kubernetes in the spec")
     text, notes = render(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
                          profile=args.profile, source=args.spec)
+    if args.apply_verdicts:
+        from ..backends.kubernetes.manifests import to_yaml
+        from ..backends.kubernetes.node_marks import verdicts_rbac
+
+        namespace = args.namespace or spec.namespace or "default"
+        text += ("# ---- applying verdicts (diagnose --apply, sweep --apply-verdicts): the controller account "
+                 f"{namespace}/benchfab-controller may get, list and patch nodes\n" + to_yaml(verdicts_rbac(namespace)))
     for note in notes:  # stdout stays pure YAML for kubectl apply -f -
         print(f"benchfab: note: {note}", file=sys.stderr)
     sys.stdout.write(text)
@@ -174,6 +181,9 @@ def add_spec_commands(sub: Any) -> None:
     rd.add_argument("--profile", metavar="NAME",
                     help="only this profile's pods (a sweep runs profiles one after another: apply one at a time)")
     rd.add_argument("--run-id", help="run id used in names and labels (default: render-<spec name>)")
+    rd.add_argument("--apply-verdicts", action="store_true",
+                    help="also the ClusterRole benchfab-verdicts (nodes get/list/patch) bound to the controller's "
+                         "account, which diagnose --apply and sweep --apply-verdicts need (nothing else gets it)")
     cluster_args(rd)
     rd.set_defaults(func=cmd_render)
 

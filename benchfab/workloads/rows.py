@@ -53,7 +53,8 @@ def test_row(run_id: str, test: PlannedView, outcome: TestOutcome) -> TestRow:
         "started": outcome.started,
         "ended": outcome.ended,
         "duration_s": outcome.ended - outcome.started,
-        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env, **_rail_of(test)}, default=str),
+        "used": json.dumps({"hosts": list(test.hosts), "ranks": outcome.env, **_rail_of(test),
+                            **({"gpu_health": outcome.gpu_health} if outcome.gpu_health else {})}, default=str),
         "counters": _counters_json(test, outcome),
     }
 

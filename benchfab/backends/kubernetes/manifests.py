@@ -317,6 +317,8 @@ def _agent_env(run_id: str, kube: KubeOptions) -> list[dict[str, Any]]:
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        # The node's address: where its DCGM exporter listens (benchfab.gpuhealth)
+        {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": "BENCHFAB_RUN", "value": run_id},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]

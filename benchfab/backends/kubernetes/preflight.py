@@ -12,8 +12,9 @@ wait for ``mofed.wait=false``, not sent to its logs), RDMA allocatable > 0 for
 each profile's resource (for an SR-IOV profile, when the SR-IOV operator is
 installed, which of its SriovNetworkNodePolicy and the node's
 SriovNetworkNodeState is wrong), a GPUDirect path (nvidia-peermem container Ready, or
-a kernel new enough for DMA-BUF); the profiles' NADs exist and are tied to
-their resource; kernel versions agree across nodes.
+a kernel new enough for DMA-BUF), a DCGM exporter pod (else GPU health is not
+checked there: a warning); the profiles' NADs exist and are tied to their
+resource; kernel versions agree across nodes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ OFED_LABEL = "nvidia.com/ofed-driver"
 SHARED_DP_LABEL = "app=rdma-shared-dp"
 SRIOV_DP_LABELS = ("app=sriovdp", "app=sriov-device-plugin")
 OPERATOR_LABEL = "app.kubernetes.io/name=network-operator"
+# The DCGM exporter's pods: the GPU Operator's DaemonSet, and the dcgm-exporter Helm chart's.
+DCGM_EXPORTER_LABELS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
 RESOURCE_ANN = "k8s.v1.cni.cncf.io/resourceName"
 DMABUF_KERNEL = (5, 12)
 SRIOV_GROUP, SRIOV_VERSION = "sriovnetwork.openshift.io", "v1"
@@ -104,11 +107,13 @@ def checks(kube: Kube, spec: SweepSpec | None) -> list[Check]:
                          "check the GPU Operator, or the spec's nodes.selector"))
     kernels: dict[str, list[str]] = {}
     sriov = _Sriov.read(kube, bool(sriov_resources))
+    exporters = [p for sel in DCGM_EXPORTER_LABELS for p in kube.list_pods(None, label_selector=sel).get("items", [])]
     for node in gpu_nodes:
         kernel = (node.get("status") or {}).get("nodeInfo", {}).get("kernelVersion", "")
         kernels.setdefault(kernel, []).append(node["metadata"]["name"])
         out.append(_schedulable_check(node, tolerations))
         out += _node_checks(node, kernel, pods, resources, sriov_resources, sriov)
+        out.append(_gpu_health_check(node["metadata"]["name"], _on(exporters, node["metadata"]["name"])))
     if len(kernels) > 1:
         out.append(Check("kernel versions", "cluster", "warn",
                          "; ".join(f"{k or '?'} on {len(v)} node(s)" for k, v in sorted(kernels.items())),
@@ -299,6 +304,18 @@ def _mofed_check(name: str, labels: dict[str, str], kernel: str, pods: list[dict
         return Check("MOFED ready", name, "pass", f"{MOFED_WAIT}=false" if wait else "OFED pod Ready")
     return Check("MOFED ready", name, "warn", "no OFED pod and no mofed.wait label (host-installed driver?)",
                  "fine if the host has DOCA-OFED/MOFED; else enable ofedDriver in the NicClusterPolicy")
+
+
+def _gpu_health_check(name: str, exporters: list[dict[str, Any]]) -> Check:
+    """Whether the ranks on this node can record GPU health (benchfab.gpuhealth): a Ready
+    DCGM exporter here (or dcgmi in the worker image, which only a run can see)."""
+    ready = [p["metadata"]["name"] for p in exporters if _ready(p)]
+    if ready:
+        return Check("GPU health (DCGM)", name, "pass", f"DCGM exporter {ready[0]} Ready: GPU tests record XIDs, "
+                     "row remapping and ECC per GPU")
+    what = f"DCGM exporter {exporters[0]['metadata']['name']} not Ready" if exporters else "no DCGM exporter pod"
+    return Check("GPU health (DCGM)", name, "warn", f"{what}: GPU health not checked here unless dcgmi is in the "
+                 "worker image", "enable dcgmExporter in the GPU Operator (or install the dcgm-exporter chart)")
 
 
 def _gpudirect_check(name: str, kernel: str, peer: list[dict[str, Any]]) -> Check:

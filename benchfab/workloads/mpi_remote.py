@@ -10,7 +10,7 @@ would. No sshd, no keys, no MPI Operator.
 
 What ssh would hand to a remote shell arrives here as words (Open MPI quotes them for a
 shell); they are split like a POSIX shell splits words (``shlex``) and run as an argv
-list: a ``;`` or ``$`` in them is a literal character, never shell syntax. Only Open MPI's
+list, never through a shell (``command_words``). Only Open MPI's
 daemons (``ALLOWED_PROGRAMS``) may be started, so even a peer holding the secret cannot
 run anything else through this door.
 
@@ -118,16 +118,36 @@ class Channel:
                 pass
 
 
-def command_words(words: list[str]) -> list[str]:
-    """The argv of what Open MPI asked the remote shell to run: its words split as a POSIX
-    shell splits them, never interpreted; a WorkloadError unless it starts an MPI daemon."""
+def command_words(words: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """What Open MPI asked the remote shell to run, as (argv, environment), never interpreted
+    by a shell: the words split as a POSIX shell splits them; before the command, only
+    ``NAME=VALUE ;`` and ``export NAME ;`` (the PATH and LD_LIBRARY_PATH that mpirun's prefix
+    adds, where ``$NAME`` in VALUE is the variable's value so far); the command must be an
+    MPI daemon. Anything else is a WorkloadError."""
+    import re
     import shlex
 
-    argv = shlex.split(" ".join(words))
+    lexer = shlex.shlex(" ".join(words), posix=True, punctuation_chars=";")
+    lexer.whitespace_split = True
+    segments: list[list[str]] = [[]]
+    for token in lexer:
+        if token == ";":
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    env = dict(environ)
+    *settings, argv = [seg for seg in segments if seg]
+    for seg in settings:
+        assignment = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", seg[0]) if len(seg) == 1 else None
+        if assignment:
+            name, before = assignment[1], environ.get(assignment[1], "")
+            env[name] = re.sub(rf"\$(\{{{name}\}}|{name}\b)", lambda _m, old=before: old, assignment[2])
+        elif not (seg[0] == "export" and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", w) for w in seg[1:])):
+            raise WorkloadError(f"the MPI launch takes only NAME=VALUE and export before the command, not {seg[0]!r}")
     if not argv or os.path.basename(argv[0]) not in ALLOWED_PROGRAMS:
         shown = argv[0] if argv else "nothing"
         raise WorkloadError(f"the MPI launch may start only {', '.join(sorted(ALLOWED_PROGRAMS))}, not {shown!r}")
-    return argv
+    return argv, env
 
 
 def warn(message: str) -> None:
@@ -164,13 +184,14 @@ def _serve_one(conn: socket.socket, peer: Any, secret: bytes, stop: threading.Ev
         channel.close()
         return
     try:
-        argv = command_words([str(w) for w in first.get("words") or []])
+        argv, env = command_words([str(w) for w in first.get("words") or []], dict(os.environ))
     except WorkloadError as exc:
         warn(f"refused a command from {peer[0]}: {exc.message}")
         _finish(channel, {"err": f"benchfab: {exc.message}\n"}, {"exit": 127})
         return
+    warn(f"starting {os.path.basename(argv[0])} for mpirun at {peer[0]}")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            env=env, start_new_session=True)
     lock = threading.Lock()
 
     def kill() -> None:

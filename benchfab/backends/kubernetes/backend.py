@@ -34,6 +34,7 @@ from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from .client import ClusterOptions, Kube, connect
+from .gang import delete_pod_groups
 from .inventory import nodes_for_planner, read_inventory
 from .lease import LeaseLock
 from .logs import LogFollowers
@@ -130,6 +131,8 @@ class KubernetesBackend:
         a CleanupError names what is left and the kubectl line that removes it."""
         try:
             self.pool.close()
+            delete_pod_groups(self.kube, self.pool.pod_groups)
+            self.pool.pod_groups.clear()
         finally:
             if self.lock is not None:
                 self.lock.release()  # after the pods are gone: nothing of this run still runs there

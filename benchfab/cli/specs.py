@@ -83,8 +83,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     if spec.backend != "kubernetes":
         raise UsageError(f"{args.spec} uses backend {spec.backend}; render prints Kubernetes manifests",
                          hint="set backend: kubernetes in the spec")
-    text, notes = render(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
-                         profile=args.profile, source=args.spec)
+    if args.mpijob:
+        from ..backends.kubernetes.render import render_mpijobs
+
+        text, notes = render_mpijobs(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
+                                     source=args.spec)
+    else:
+        text, notes = render(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
+                             profile=args.profile, source=args.spec)
     for note in notes:  # stdout stays pure YAML for kubectl apply -f -
         print(f"benchfab: note: {note}", file=sys.stderr)
     sys.stdout.write(text)
@@ -126,6 +132,8 @@ def add_spec_commands(sub: Any) -> None:
     rd.add_argument("--profile", metavar="NAME",
                     help="only this profile's pods (a sweep runs profiles one after another: apply one at a time)")
     rd.add_argument("--run-id", help="run id used in names and labels (default: render-<spec name>)")
+    rd.add_argument("--mpijob", action="store_true",
+                    help="the nccl-tests tests as MPIJobs (kubeflow.org/v2beta1) for the MPI Operator, not benchfab's pods")
     cluster_args(rd)
     rd.set_defaults(func=cmd_render)
 

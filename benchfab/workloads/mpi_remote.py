@@ -130,13 +130,16 @@ def command_words(words: list[str], environ: dict[str, str]) -> tuple[list[str],
     lexer = shlex.shlex(" ".join(words), posix=True, punctuation_chars=";")
     lexer.whitespace_split = True
     segments: list[list[str]] = [[]]
-    for token in lexer:
-        if token == ";":
-            segments.append([])
-        else:
-            segments[-1].append(token)
+    try:
+        for token in lexer:
+            if token == ";":
+                segments.append([])
+            else:
+                segments[-1].append(token)
+    except ValueError as exc:  # an unbalanced quote
+        raise WorkloadError(f"the MPI launch cannot read the command: {exc}") from None
     env = dict(environ)
-    *settings, argv = [seg for seg in segments if seg]
+    *settings, argv = [seg for seg in segments if seg] or [[]]
     for seg in settings:
         assignment = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", seg[0]) if len(seg) == 1 else None
         if assignment:

@@ -109,3 +109,17 @@ def test_racing_runs_on_overlapping_nodes_never_hold_at_once(cluster: FakeCluste
     # Any two of these node sets share a node (3 nodes, pairs of them): one run at a time.
     assert all(a_end <= b_start for (_, a_end, _), (b_start, _, _) in zip(spans, spans[1:])), spans
     assert cluster.store.list("leases", "bench") == []
+
+
+def test_a_write_whose_answer_is_lost_still_holds_the_lease(cluster: FakeCluster, kube: Kube) -> None:
+    # The create and a renewal are applied but their answers dropped: the retry gets 409 from
+    # our own write, which must read as "ours", not as another run's lock.
+    created = cluster.inject("POST", "/leases", "reset")
+    lock = _lock(kube, "run-a", ["n1"], mode="fail", duration="6s")
+    lock.acquire()
+    assert created.hits == 1 and lock.held is not None
+    renewed = cluster.inject("PUT", "/leases/", "reset")
+    time.sleep(2.6)  # one renewal, its answer lost
+    assert renewed.hits == 1 and lock.lost is None and lock.held is not None
+    lock.release()
+    assert _lease(cluster, ["n1"]) is None

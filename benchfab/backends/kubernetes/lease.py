@@ -133,14 +133,25 @@ class LeaseLock:
                                  self._body(current), ok_conflict=True)
         else:
             return dict(current)
-        if got is None:  # another run created or took it between our read and our write
-            again = self.kube.call(f"get lease {self.name}", self.api.read_namespaced_lease, self.name, ns,
-                                   ok_missing=True)
-            return dict(again) if again is not None else {"metadata": {"name": self.name}, "spec": {}}
+        if got is None:
+            # 409: another run wrote it between our read and our write, or our own write was
+            # applied and its answer lost (the retry then conflicts with it): read whose it is.
+            got = self._read_if_ours()
+            if got is None:
+                again = self.kube.call(f"get lease {self.name}", self.api.read_namespaced_lease, self.name, ns,
+                                       ok_missing=True)
+                return dict(again) if again is not None else {"metadata": {"name": self.name}, "spec": {}}
         self.held = dict(got)
         for other in self._overlapping():
             self._give_back()
             return other
+        return None
+
+    def _read_if_ours(self) -> dict[str, Any] | None:
+        current = self.kube.call(f"get lease {self.name}", self.api.read_namespaced_lease, self.name,
+                                 self.kube.namespace, ok_missing=True)
+        if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.run_id:
+            return dict(current)
         return None
 
     def _overlapping(self) -> list[dict[str, Any]]:
@@ -180,6 +191,8 @@ class LeaseLock:
             except BackendError as exc:  # the API server is away: try again next time, while the Lease lasts
                 self.note(f"lock: could not renew Lease {self.name}: {exc.message}")
                 continue
+            if got is None:
+                got = self._read_if_ours()  # our renewal applied, its answer lost: still ours
             if got is None:
                 self.lost = f"Lease {self.name} was taken or removed by another run while this run held it"
                 self.note(f"lock: {self.lost}")

@@ -72,4 +72,5 @@ tests:
     run = result.path
     log = "\n".join(p.read_text(errors="replace") for p in run.rglob("*.log"))
     assert "2 nodes registered" in log and "launch listener" in log and "starting orted for mpirun" in log and "exit 0" in log, log[-3000:]
-    print(f"\nnccl-tests over MPI on 2 simulated nodes: sweep {elapsed:.1f} s")
+    timings = [line.split("rank 0: ", 1)[-1] for line in log.splitlines() if "registered in" in line or "mpirun " in line]
+    print(f"\nnccl-tests over MPI on 2 simulated nodes: sweep {elapsed:.1f} s; " + "; ".join(timings))

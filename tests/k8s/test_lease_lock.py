@@ -38,14 +38,14 @@ def test_a_second_run_on_the_same_nodes_fails_naming_the_holder_or_waits_for_it(
     first = _lock(kube, "run-a", nodes)
     first.acquire()
     held = _lease(cluster, nodes)
-    assert held is not None and held["spec"]["holderIdentity"] == "run-a"  # type: ignore[index]
+    assert held is not None and held["spec"]["holderIdentity"] == first.identity  # type: ignore[index]
     assert lease_name(["n1", "n2"]) == lease_name(nodes) != lease_name(["n1"])  # sorted names, one per set
-    with pytest.raises(BackendError, match="measured by run run-a \\(Lease benchfab-nodes-.*renewed 0 s ago\\)"):
+    with pytest.raises(BackendError, match="measured by run run-a@[^ ]+:[0-9]+ \\(Lease benchfab-nodes-.*renewed 0 s ago\\)"):
         _lock(kube, "run-b", nodes, mode="fail").acquire()
     notes: list[str] = []
-    with pytest.raises(BackendError, match="still held by run run-a \\(Lease .*\\) after 1 s \\(kubernetes.lock.wait_timeout"):
+    with pytest.raises(BackendError, match="still held by run run-a@[^ ]+ \\(Lease .*\\) after 1 s \\(kubernetes.lock.wait_timeout"):
         _lock(kube, "run-b", nodes, notes, wait_timeout="1s").acquire()
-    assert len(notes) == 1 and notes[0].startswith(f"lock: waiting for run run-a (Lease {lease_name(nodes)}, renewed ")
+    assert len(notes) == 1 and notes[0].startswith(f"lock: waiting for run {first.identity} (Lease {lease_name(nodes)}, renewed ")
     second = _lock(kube, "run-b", nodes, notes)
     waiter = threading.Thread(target=second.acquire)
     waiter.start()
@@ -53,7 +53,7 @@ def test_a_second_run_on_the_same_nodes_fails_naming_the_holder_or_waits_for_it(
     assert second.held is None  # still waiting
     first.release()
     waiter.join(10)
-    assert second.held is not None and _lease(cluster, nodes)["spec"]["holderIdentity"] == "run-b"  # type: ignore[index]
+    assert second.held is not None and _lease(cluster, nodes)["spec"]["holderIdentity"] == second.identity  # type: ignore[index]
     second.release()
     assert _lease(cluster, nodes) is None  # released: deleted
 
@@ -71,7 +71,7 @@ def test_a_holder_that_stops_renewing_loses_the_lease_after_its_duration(cluster
     taker.acquire()
     waited = time.monotonic() - began
     after = _lease(cluster, nodes)["spec"]  # type: ignore[index]
-    assert after["holderIdentity"] == "run-b" and after["leaseTransitions"] == 1, after
+    assert after["holderIdentity"] == taker.identity and after["leaseTransitions"] == 1, after
     assert 2.0 < waited < 8.0, waited  # until renewTime + 6 s, not at once and not forever
     taker.release()
 
@@ -123,3 +123,13 @@ def test_a_write_whose_answer_is_lost_still_holds_the_lease(cluster: FakeCluster
     assert renewed.hits == 1 and lock.lost is None and lock.held is not None
     lock.release()
     assert _lease(cluster, ["n1"]) is None
+
+
+def test_two_controllers_with_the_same_run_id_do_not_share_the_lock(cluster: FakeCluster, kube: Kube) -> None:
+    mine = _lock(kube, "nightly-1204", ["n1"])
+    mine.acquire()
+    theirs = _lock(kube, "nightly-1204", ["n1"], mode="fail")
+    theirs.identity = "nightly-1204@other-controller:7"  # another results directory, the same run id
+    with pytest.raises(BackendError, match=f"measured by run {mine.identity}"):
+        theirs.acquire()
+    mine.release()

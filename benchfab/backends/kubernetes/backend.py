@@ -91,6 +91,8 @@ class KubernetesBackend:
         self.pool.plan = plan
         # Before the first pod: no other run measures these nodes while this one does (lease.py).
         nodes = {node for t in plan.tests for node, _ in t.members}
+        if self.lock is not None:  # started again (diagnose's retests): the new plan's nodes
+            self.lock.release()
         self.lock = LeaseLock(self.kube, kube_options(self.spec).lock, run_id, nodes)
         self.lock.acquire()
 

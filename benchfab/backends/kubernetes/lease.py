@@ -2,7 +2,7 @@
 
 Two sweeps measuring the same nodes at once measure each other. Before its first pod, a
 run takes the Lease named after its node set (``lease_name``: a hash of the sorted node
-names) with ``holderIdentity`` = its run id, renews it every third of
+names) with ``holderIdentity`` = its run id (with the controller's host and pid), renews it every third of
 ``kubernetes.lock.duration`` while it runs and deletes it at the end. A controller that dies
 stops renewing: once ``renewTime + leaseDurationSeconds`` has passed, the next run takes the
 Lease over (a write conditioned on the resourceVersion it read: of two runs taking over at
@@ -22,7 +22,9 @@ list, create, update, delete in the run's namespace (jobs/k8s/rbac.yaml).
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -81,6 +83,9 @@ class LeaseLock:
         from kubernetes import client
 
         self.kube, self.options, self.run_id = kube, options, run_id
+        # The run id names the holder; host and pid keep two controllers that happen to use
+        # the same run id (two results directories) from each taking the other's Lease for its own.
+        self.identity = f"{run_id}@{socket.gethostname()}:{os.getpid()}"
         self.nodes = sorted(set(nodes))
         self.name = lease_name(self.nodes)
         self.api: Any = client.CoordinationV1Api(kube.api_client)
@@ -128,7 +133,7 @@ class LeaseLock:
         if current is None:
             got = self.kube.call(f"create lease {self.name}", self.api.create_namespaced_lease, ns, self._body(None),
                                  ok_conflict=True)
-        elif (current.get("spec") or {}).get("holderIdentity") == self.run_id or expired(current):
+        elif (current.get("spec") or {}).get("holderIdentity") == self.identity or expired(current):
             got = self.kube.call(f"take over lease {self.name}", self.api.replace_namespaced_lease, self.name, ns,
                                  self._body(current), ok_conflict=True)
         else:
@@ -150,7 +155,7 @@ class LeaseLock:
     def _read_if_ours(self) -> dict[str, Any] | None:
         current = self.kube.call(f"get lease {self.name}", self.api.read_namespaced_lease, self.name,
                                  self.kube.namespace, ok_missing=True)
-        if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.run_id:
+        if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.identity:
             return dict(current)
         return None
 
@@ -166,13 +171,13 @@ class LeaseLock:
         now = micro_time()
         meta: dict[str, Any] = {"name": self.name, "namespace": self.kube.namespace, "labels": {LABEL_LOCK: "true"},
                                 "annotations": {ANN_NODES: ",".join(self.nodes)}}
-        spec: dict[str, Any] = {"holderIdentity": self.run_id,
+        spec: dict[str, Any] = {"holderIdentity": self.identity,
                                 "leaseDurationSeconds": int(self.options.duration),
                                 "acquireTime": now, "renewTime": now, "leaseTransitions": 0}
         if current is not None:
             meta["resourceVersion"] = current["metadata"].get("resourceVersion")
             old = current.get("spec") or {}
-            if old.get("holderIdentity") == self.run_id:
+            if old.get("holderIdentity") == self.identity:
                 spec["acquireTime"] = old.get("acquireTime") or now
             else:
                 spec["leaseTransitions"] = int(old.get("leaseTransitions") or 0) + 1
@@ -212,6 +217,6 @@ class LeaseLock:
         self.held = None
         current = self.kube.call(f"get lease {self.name}", self.api.read_namespaced_lease, self.name,
                                  self.kube.namespace, ok_missing=True)
-        if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.run_id:
+        if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.identity:
             self.kube.call(f"delete lease {self.name}", self.api.delete_namespaced_lease, self.name,
                            self.kube.namespace, ok_missing=True)

@@ -54,6 +54,7 @@ def test_a_second_run_on_the_same_nodes_fails_naming_the_holder_or_waits_for_it(
     first.release()
     waiter.join(10)
     assert second.held is not None and _lease(cluster, nodes)["spec"]["holderIdentity"] == second.identity  # type: ignore[index]
+    assert notes[-1].startswith("lock: holds 2 node(s)") and "after waiting" in notes[-1], notes
     second.release()
     assert _lease(cluster, nodes) is None  # released: deleted
 

@@ -104,9 +104,9 @@ class LeaseLock:
         while True:
             holder = self._try()
             if holder is None:
-                waited = time.monotonic() - started
-                self.note(f"lock: holds {len(self.nodes)} node(s) (Lease {self.name})"
-                          + (f" after waiting {waited:.0f} s" if waited >= 1 else ""))
+                if shown:  # said nothing when there was no wait
+                    self.note(f"lock: holds {len(self.nodes)} node(s) (Lease {self.name}) after waiting "
+                              f"{time.monotonic() - started:.0f} s")
                 self._renewer = threading.Thread(target=self._renew, name="benchfab-lease", daemon=True)
                 self._renewer.start()
                 return

@@ -5,8 +5,9 @@ List and watch with resourceVersion (a watch from a compacted version gets an ER
 event, like kube-apiserver), label and field selectors, create/get/patch (merge and JSON
 patch)/delete and delete-collection (a PUT naming a stale resourceVersion: 409), pod logs
 (follow streams while the process runs), events, Leases; injected faults answer 429/500/410
-or drop the connection. Every request is authenticated by its bearer token (401 without a known one) and authorized by RBAC
-(``rbac.py``: 403 in kube-apiserver's wording) before anything is looked up.
+or drop the connection. Every request is authenticated by its bearer token (401 without a
+known one) and authorized by RBAC (``rbac.py``: 403 in kube-apiserver's wording) before
+anything is looked up.
 """
 
 from __future__ import annotations

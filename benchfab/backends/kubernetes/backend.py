@@ -133,9 +133,9 @@ class KubernetesBackend:
         a CleanupError names what is left and the kubectl line that removes it."""
         try:
             self.pool.close()
-            delete_pod_groups(self.kube, self.pool.pod_groups)
-            self.pool.pod_groups.clear()
         finally:
+            delete_pod_groups(self.kube, self.pool.pod_groups)  # never raises: names what is left
+            self.pool.pod_groups.clear()
             if self.lock is not None:
                 self.lock.release()  # after the pods are gone: nothing of this run still runs there
                 self.lock = None

@@ -24,8 +24,10 @@ admitted"); ``admitted`` counts a pod that is no longer gated and has been bound
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from ...errors import BackendError
 from .client import Kube
 from .options import Scheduling
 
@@ -107,6 +109,11 @@ def create_pod_group(kube: Kube, body: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def delete_pod_groups(kube: Kube, made: list[tuple[str, str, str]]) -> None:
+    """Delete the run's PodGroups; one that cannot be is named on stderr with its kubectl line."""
     for api_group, version, name in made:
-        kube.call(f"delete podgroup {name}", kube.custom.delete_namespaced_custom_object, api_group, version,
-                  kube.namespace, "podgroups", name, ok_missing=True)
+        try:
+            kube.call(f"delete podgroup {name}", kube.custom.delete_namespaced_custom_object, api_group, version,
+                      kube.namespace, "podgroups", name, ok_missing=True)
+        except BackendError as exc:
+            print(f"benchfab: left behind: podgroup {name} ({exc.message}); remove it with: kubectl delete "
+                  f"podgroups.{api_group} {name} -n {kube.namespace}", file=sys.stderr, flush=True)

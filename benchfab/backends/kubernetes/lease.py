@@ -206,10 +206,15 @@ class LeaseLock:
             self.held = dict(got)
 
     def release(self) -> None:
+        """Give the Lease back; never raises: one that cannot be deleted expires after its duration."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=10)
-        self._give_back()
+        try:
+            self._give_back()
+        except BackendError as exc:
+            self.note(f"lock: could not delete Lease {self.name} ({exc.message}); it expires "
+                      f"{self.options.duration:.0f} s after its last renewal")
 
     def _give_back(self) -> None:
         if self.held is None:

@@ -75,6 +75,11 @@ RECORD_PREFIX = "@@benchfab "
 HOST_RANK_ENV = "BENCHFAB_HOST_RANK"
 HOST_RANKS_ENV = "BENCHFAB_HOST_RANKS"
 
+# The environment variable that carries a test's secret to its ranks (never argv, which every
+# local user can read in /proc): the out-of-band channel (rdma.oob) and the MPI launch
+# (workloads.mpi_remote) authenticate their peers with it.
+TEST_SECRET_ENV = "BENCHFAB_TEST_SECRET"
+
 
 def format_record(record: Mapping[str, Any]) -> str:
     return RECORD_PREFIX + json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)

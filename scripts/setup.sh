@@ -48,8 +48,10 @@ if command -v dpkg >/dev/null; then
   # qperf: the peers benchmarks/tcp_vs_iperf3.py measures against. chromium: the tests
   # open report.html in it headless and check it renders without console errors.
   # iproute2, nftables: the simulated cluster's namespaces, veths, tc shaping and drops (tests/sim).
+  # openmpi-bin, libopenmpi-dev: nccl-tests over mpirun across simulated nodes (an MPI stand-in
+  # for all_reduce_perf is built with mpicc in tests/sim/test_mpi_launch.py).
   apt_install python3 python3-venv python3-dev gcc libibverbs-dev ibverbs-providers rdma-core perftest iperf3 qperf \
-    chromium iproute2 nftables
+    chromium iproute2 nftables openmpi-bin libopenmpi-dev
 fi
 
 unpack_deb() {

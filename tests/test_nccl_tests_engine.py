@@ -39,7 +39,7 @@ def test_missing_binary_and_several_nodes_are_one_line_errors(monkeypatch: pytes
     monkeypatch.delenv("BENCHFAB_NCCL_TESTS_DIR", raising=False)
     with pytest.raises(WorkloadError, match="needs all_reduce_perf, found neither"):
         run_nccl_tests(_task("allreduce"), 2, 2, 60)
-    with pytest.raises(WorkloadError, match="runs on one node; this test has 16 ranks, 8 on this node"):
+    with pytest.raises(WorkloadError, match="runs on one node here; this test has 16 ranks, 8 on this node"):
         run_nccl_tests(_task("allreduce"), 16, 8, 60)
 
 

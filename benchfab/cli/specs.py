@@ -131,8 +131,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     if spec.backend != "kubernetes":
         raise UsageError(f"{args.spec} uses backend {spec.backend}; render prints Kubernetes manifests",
                          hint="set backend: kubernetes in the spec")
-    text, notes = render(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
-                         profile=args.profile, source=args.spec)
+    if args.mpijob:
+        from ..backends.kubernetes.render import render_mpijobs
+
+        text, notes = render_mpijobs(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
+                                     source=args.spec)
+    else:
+        text, notes = render(spec, args.run_id or f"render-{spec.name}", args.nodes, cluster(args),
+                             profile=args.profile, source=args.spec)
     if args.apply_verdicts:
         from ..backends.kubernetes.manifests import to_yaml
         from ..backends.kubernetes.node_marks import verdicts_rbac
@@ -184,6 +190,8 @@ def add_spec_commands(sub: Any) -> None:
     rd.add_argument("--apply-verdicts", action="store_true",
                     help="also the ClusterRole benchfab-verdicts (nodes get/list/patch) bound to the controller's "
                          "account, which diagnose --apply and sweep --apply-verdicts need (nothing else gets it)")
+    rd.add_argument("--mpijob", action="store_true",
+                    help="the nccl-tests tests as MPIJobs (kubeflow.org/v2beta1) for the MPI Operator, not benchfab's pods")
     cluster_args(rd)
     rd.set_defaults(func=cmd_render)
 

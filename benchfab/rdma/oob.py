@@ -37,10 +37,9 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from benchfab.errors import WorkloadError
+from benchfab.task import TEST_SECRET_ENV
 
-# The environment variable that carries a test's secret to its ranks (never argv,
-# which every local user can read in /proc).
-SECRET_ENV = "BENCHFAB_TEST_SECRET"
+SECRET_ENV = TEST_SECRET_ENV  # benchfab.task says why it is an environment variable
 MAX_LINE = 1 << 20  # far above any connection-info message (a few hundred bytes)
 FIRST_MESSAGE_S = 5.0  # how long a new connection may stay silent before it is dropped
 

@@ -158,16 +158,25 @@ def _rendezvous_store(ctx: RankContext, timeout: timedelta) -> Any:
 
 
 def _run_nccl_tests(task: Task, ctx: RankContext) -> None:
-    """engine: nccl-tests: rank 0 runs the binary for the node's ranks and emits its rows."""
+    """engine: nccl-tests: rank 0 runs the binary for the node's ranks (-g) or, over several
+    nodes, under mpirun for every rank (the other nodes' first ranks serve its launcher),
+    and emits its rows."""
     from .nccl_tests_engine import run_nccl_tests
+    from .nccl_tests_mpi import run_nccl_tests_over_mpi, serve_node
 
+    over_mpi = ctx.world != ctx.local_world
     ctx.emit({"type": "env", "rank": ctx.rank, "local_rank": ctx.local_rank, "local_world": ctx.local_world,
               "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
-              "engine": "nccl-tests", "transport": "nccl", "device": "cuda"})
+              "engine": "nccl-tests", "transport": "nccl", "device": "cuda", "launch": "mpirun" if over_mpi else "-g"})
+    timeout_s = max(60.0, task.rendezvous_timeout)
     if ctx.rank != 0:
-        return  # rank 0's binary drives this rank's GPU too (-g)
+        if over_mpi and ctx.local_rank == 0:
+            serve_node(ctx, time.monotonic() + task.rendezvous_timeout)
+        return  # rank 0's binary (-g) or its mpirun drives this rank's GPU too
     watch = counter_watch(ctx, nccl=True).start()
-    for run in run_nccl_tests(task, ctx.world, ctx.local_world, max(60.0, task.rendezvous_timeout)):
+    runs = (run_nccl_tests_over_mpi(task, ctx, timeout_s) if over_mpi
+            else run_nccl_tests(task, ctx.world, ctx.local_world, timeout_s))
+    for run in runs:
         for row in run.rows:
             ok = row.time_s is not None
             result: CollectiveResult = {

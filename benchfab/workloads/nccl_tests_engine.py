@@ -6,8 +6,9 @@ check, in-place both ways), run by the binary the worker image builds
 same rows, so one spec can run both engines side by side (``engine`` is part of
 the measurement key). Without MPI, nccl-tests drives all GPUs of one node from
 one process (``-g N``): rank 0 of the test runs it for every rank of the node,
-the other ranks only report where they ran; a test over several nodes is refused
-(nccl-tests needs its own MPI launch for that).
+the other ranks only report where they ran. Over several nodes rank 0 runs it under
+``mpirun``, one MPI rank per GPU, launched through benchfab's own agent instead of
+sshd (workloads.nccl_tests_mpi).
 
 Flags are nccl-tests' (src/common.cu), the vocabulary of ``benchfab run``
 (benchfab.oneoff.nccl_tests).
@@ -49,17 +50,23 @@ def nccl_tests_argv(binary: str, task: Task, size: int, gpus: int) -> list[str]:
     return argv
 
 
-def run_nccl_tests(task: Task, world: int, local_world: int, timeout_s: float) -> list[NcclTestsRun]:
-    """Every size of ``task`` through the binary, on this node's ``world`` GPUs."""
-    if world != local_world:
-        raise WorkloadError(f"engine: nccl-tests runs on one node; this test has {world} ranks, "
-                            f"{local_world} on this node",
-                            hint="use engine: native (torch) across nodes; nccl-tests across nodes needs its MPI build")
+def require_binary(task: Task) -> str:
+    """The binary of ``task``'s collective; a WorkloadError saying where it was looked for."""
     binary = binary_path(task.workload)
     if binary is None:
         raise WorkloadError(f"engine: nccl-tests needs {COLLECTIVES[task.workload].nccl_name}, found neither in "
                             f"${BIN_DIR_ENV} nor on PATH",
                             hint="use the worker image (docker/, which builds nccl-tests) or set BENCHFAB_NCCL_TESTS_DIR")
+    return binary
+
+
+def run_nccl_tests(task: Task, world: int, local_world: int, timeout_s: float) -> list[NcclTestsRun]:
+    """Every size of ``task`` through the binary, on this node's ``world`` GPUs."""
+    if world != local_world:
+        raise WorkloadError(f"engine: nccl-tests runs on one node here; this test has {world} ranks, "
+                            f"{local_world} on this node",
+                            hint="over several nodes rank 0 runs it under mpirun (workloads.nccl_tests_mpi)")
+    binary = require_binary(task)
     runs = []
     for size in task.sizes:
         argv = nccl_tests_argv(binary, task, size, world)
@@ -70,10 +77,15 @@ def run_nccl_tests(task: Task, world: int, local_world: int, timeout_s: float) -
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise WorkloadError(f"{Path(binary).name} exited with code {done.returncode}: {last[0][:300]}")
-        try:
-            runs.append(parse_nccl_tests(done.stdout, binary=Path(binary).name))
-        except ToolOutputError as exc:  # the line is of this size's output, which the worker does not keep
-            where = f" line {exc.line}" if exc.line is not None else ""
-            raise ToolOutputError(f"{Path(binary).name} size {size} B, output{where}: {exc.message}",
-                                  line=exc.line, hint=exc.hint) from None
+        runs.append(parse_size_output(binary, size, done.stdout))
     return runs
+
+
+def parse_size_output(binary: str, size: int, text: str) -> NcclTestsRun:
+    """One size's output as a run; a parse error names the size and the line."""
+    try:
+        return parse_nccl_tests(text, binary=Path(binary).name)
+    except ToolOutputError as exc:  # the line is of this size's output, which the worker does not keep
+        where = f" line {exc.line}" if exc.line is not None else ""
+        raise ToolOutputError(f"{Path(binary).name} size {size} B, output{where}: {exc.message}",
+                              line=exc.line, hint=exc.hint) from None

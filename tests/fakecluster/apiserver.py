@@ -3,10 +3,11 @@ benchfab uses, over the cluster's store.
 
 List and watch with resourceVersion (a watch from a compacted version gets an ERROR 410
 event, like kube-apiserver), label and field selectors, create/get/patch (merge and JSON
-patch)/delete and delete-collection, pod logs (follow streams while the process runs),
-events; injected faults answer 429/500/410 or drop the connection. Every request is
-authenticated by its bearer token (401 without a known one) and authorized by RBAC
-(``rbac.py``: 403 in kube-apiserver's wording) before anything is looked up.
+patch)/delete and delete-collection (a PUT naming a stale resourceVersion: 409), pod logs
+(follow streams while the process runs), events, Leases; injected faults answer 429/500/410
+or drop the connection. Every request is authenticated by its bearer token (401 without a
+known one) and authorized by RBAC (``rbac.py``: 403 in kube-apiserver's wording) before
+anything is looked up.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ if TYPE_CHECKING:
 KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
          "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
          "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding",
-         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding", "networkpolicies": "NetworkPolicy"}
+         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding", "networkpolicies": "NetworkPolicy",
+         "leases": "Lease"}
 NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "serviceaccounts", "roles",
-              "rolebindings", "networkpolicies", "sriovnetworknodepolicies", "sriovnetworknodestates"}
+              "rolebindings", "networkpolicies", "sriovnetworknodepolicies", "sriovnetworknodestates", "leases"}
 # Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
 # kube-apiserver answers for a resource type it does not know.
 CUSTOM = {"network-attachment-definitions": "k8s.cni.cncf.io", "nicclusterpolicies": "mellanox.com",
@@ -328,6 +330,14 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if plural in NAMESPACED:
                 body.setdefault("metadata", {})["namespace"] = ns
+            # Optimistic concurrency: a replace that names a resourceVersion is refused once the
+            # object has moved on (what Leases and every read-modify-write rely on).
+            asked, current = body["metadata"].get("resourceVersion"), store.get(plural, key_ns, name)
+            if asked and current is not None and str(asked) != current["metadata"].get("resourceVersion"):
+                self._send(409, _status(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": '
+                                        "the object has been modified; please apply your changes to the latest "
+                                        "version and try again"))
+                return
 
             def replace(obj: dict[str, Any]) -> dict[str, Any]:
                 return {**body, "metadata": {**obj["metadata"], **body["metadata"]}}

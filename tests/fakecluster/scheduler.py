@@ -39,8 +39,9 @@ class Scheduler:
         return used
 
     def schedule(self) -> None:
-        pending = [p for p in self.store.list("pods")
-                   if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")]
+        # A pod with schedulingGates waits for whoever put them there (Kueue) to remove them.
+        pending = [p for p in self.store.list("pods") if not p["spec"].get("nodeName")
+                   and not p["metadata"].get("deletionTimestamp") and not p["spec"].get("schedulingGates")]
         if not pending:
             return
         nodes = self.store.list("nodes")

@@ -34,7 +34,9 @@ from ...planner import Plan, PlannedTest
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from .client import ClusterOptions, Kube, connect
+from .gang import delete_pod_groups
 from .inventory import nodes_for_planner, read_inventory
+from .lease import LeaseLock
 from .logs import LogFollowers
 from .options import kube_options
 from .pods import PodPool, PodState, Slot
@@ -54,6 +56,7 @@ class KubernetesBackend:
         self.pool = PodPool(self.kube, spec, self._hostnames, lambda state: self.logs.follow(state))
         self.logs = LogFollowers(self.pool)
         self.tests = TestTracker(self.pool, spec)
+        self.lock: LeaseLock | None = None
 
     # What callers and tests look at, kept where it always was.
     @property
@@ -86,6 +89,12 @@ class KubernetesBackend:
     def start(self, run_id: str, plan: Plan) -> None:
         self.pool.run_id = run_id
         self.pool.plan = plan
+        # Before the first pod: no other run measures these nodes while this one does (lease.py).
+        nodes = {node for t in plan.tests for node, _ in t.members}
+        if self.lock is not None:  # started again (diagnose's retests): the new plan's nodes
+            self.lock.release()
+        self.lock = LeaseLock(self.kube, kube_options(self.spec).lock, run_id, nodes)
+        self.lock.acquire()
 
     def unavailable(self, test: PlannedTest) -> str | None:
         # Placement already left out the nodes without the test's GPUs and RDMA resources.
@@ -122,7 +131,14 @@ class KubernetesBackend:
     def close(self) -> None:
         """Delete every object of this run (label selected) and wait until its pods are gone;
         a CleanupError names what is left and the kubectl line that removes it."""
-        self.pool.close()
+        try:
+            self.pool.close()
+        finally:
+            delete_pod_groups(self.kube, self.pool.pod_groups)  # never raises: names what is left
+            self.pool.pod_groups.clear()
+            if self.lock is not None:
+                self.lock.release()  # after the pods are gone: nothing of this run still runs there
+                self.lock = None
 
     # -- one round ---------------------------------------------------------------------------
     def _run_round(self, tests: list[PlannedTest], on_record: RoundRecordCallback) -> list[TestOutcome]:

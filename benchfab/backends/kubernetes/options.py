@@ -17,6 +17,29 @@ from ...spec import EnvVars, Seconds, SpecSection, SweepSpec
 SECTION = "kubernetes"
 
 
+class Scheduling(SpecSection):
+    """How the run's pods enter the cluster's queueing (benchfab.backends.kubernetes.gang):
+    every pod a gang start creates is admitted with the others or not at all."""
+
+    # spec.schedulerName of every agent pod (volcano, kai-scheduler, a scheduler-plugins build...).
+    scheduler_name: str | None = Field(default=None, min_length=1, max_length=253)
+    # A Kueue LocalQueue: the pods carry kueue.x-k8s.io/queue-name and Kueue's pod-group labels,
+    # and start gated (schedulingGates) until Kueue admits the whole group.
+    queue: str | None = Field(default=None, min_length=1, max_length=63)
+    # A PodGroup of the gang's size next to the pods: Volcano's (scheduling.volcano.sh) or the
+    # scheduler-plugins coscheduling one (scheduling.x-k8s.io), which KAI also reads.
+    pod_group: Literal["volcano", "coscheduling"] | None = None
+
+
+class NodeLock(SpecSection):
+    """The cluster-wide lock on the run's nodes (benchfab.backends.kubernetes.lease)."""
+
+    # wait: until the nodes are free (with progress); fail: at once, naming the holder; off: no lock.
+    mode: Literal["wait", "fail", "off"] = "wait"
+    duration: Seconds = Field(default=60.0, ge=5)  # a holder that stops renewing loses it after this
+    wait_timeout: Seconds | None = Field(default=None, gt=0)  # mode wait: give up after this (None: never)
+
+
 class KubeOptions(SpecSection):
     """How the Kubernetes backend makes and runs pods (all optional)."""
 
@@ -40,6 +63,8 @@ class KubeOptions(SpecSection):
     # /dev/shm (a memory emptyDir) of a pod with several ranks, for NCCL's SHM transport between
     # them (a container's default 64 MiB is too small); None: 1Gi per rank of the pod.
     shm_size: str | None = None
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    lock: NodeLock = Field(default_factory=NodeLock)
 
 
 def kube_options(spec: SweepSpec) -> KubeOptions:

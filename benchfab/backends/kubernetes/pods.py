@@ -9,6 +9,7 @@ stage, and only the tests that need that slot fail.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from . import manifests as mf
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
 from .client import Kube
 from .events import explain
+from .gang import apply_gang, create_pod_group, gated_reason, group_name, queue_note
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import missing_attachments
 from .options import kube_options
@@ -114,6 +116,9 @@ class PodPool:
         self._follow = follow  # starts reading a pod's log once it runs
         self._service = False
         self._granted: set[str] = set()  # pod names the run's agent Role names
+        self.gangs = 0  # gang starts so far (each names its pod group)
+        self.pod_groups: list[tuple[str, str, str]] = []  # (group, version, name) of PodGroups made
+        self.note: Callable[[str], None] = lambda line: print(f"benchfab: {line}", file=sys.stderr, flush=True)
         self._bound = False
         self._members_of: tuple[Plan | None, dict[tuple[str, frozenset[int]], frozenset[Slot]]] = (None, {})
 
@@ -197,9 +202,14 @@ class PodPool:
         self.delete([k for k in self.pods if k[0] == profile and any(k[1] == n and k[3] != r for n, r in shapes)])
         deadline = mf.pod_deadline_s(kube_options(self.spec), self.plan.estimate_s if self.plan is not None else 3600.0)
         self._grant_agents(new)
-        for key in new:
-            body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
-                                   kube_options(self.spec), deadline)
+        bodies = [mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
+                                  kube_options(self.spec), deadline) for key in new]
+        if new:  # one gang: admitted together or not at all (gang.py)
+            self.gangs += 1
+            for group in apply_gang(bodies, kube_options(self.spec).scheduling,
+                                    group_name(self.run_id, profile, self.gangs)):
+                self.pod_groups.append(create_pod_group(self.kube, group))
+        for key, body in zip(new, bodies, strict=True):
             self.kube.create("Pod", body)
             self.pods[key] = PodState(key, body["metadata"]["name"])
         if new:
@@ -238,8 +248,13 @@ class PodPool:
         plans = {k: self.pod_plan(k) for k in new}  # once: each look checks every rail's attachment
         end = time.monotonic() + kube_options(self.spec).start_timeout
         failed: list[Slot] = []
+        shown: str | None = None
         while pending:
             now = time.monotonic()
+            note = queue_note([self.get(self.pods[k].name) for k in new], kube_options(self.spec).scheduling)
+            if note is not None and note != shown:
+                self.note(note)
+            shown = note
             for name, key in list(pending.items()):
                 why, settled = self._start_step(self.pods[key], plans[key], now)
                 if why is not None:
@@ -276,7 +291,8 @@ class PodPool:
         if state.follower is None:
             pod = self.get(state.name)
             unattached = attachment_problem(pod, self.pod_plan(state.key), state.name, self.namespace)
-            return unattached or explain(pod, self.kube.events_for(state.name))
+            gated = gated_reason(pod, kube_options(self.spec).scheduling)
+            return gated or unattached or explain(pod, self.kube.events_for(state.name))
         with state.lock:
             stage, wall = state.stage, state.stage_wall
         return (f"the agent in pod {state.name} was still at stage '{stage}' (since {clock(wall)}) "

@@ -34,6 +34,7 @@ from ...planner import Plan
 from ...spec import SweepSpec
 from . import manifests as mf
 from .client import ClusterOptions, cluster_configured, connect
+from .gang import apply_gang, group_name
 from .inventory import MAX_SLOTS, gpus_per_rank, hugepages_mib_per_rank, nodes_for_planner, read_inventory
 from .options import kube_options
 from .pods import pod_keys
@@ -195,9 +196,10 @@ def _render_groups(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | 
                              hugepages_mib_per_rank(spec, pname), ranks)
             pods.append(mf.pod_manifest(run_id, found.namespace, str(spec.image), pod, kube_options(spec), deadline))
         if pods:
-            groups.append((pname, pods))
+            # A profile's pods start as one gang (kubernetes.scheduling), its PodGroup first.
+            groups.append((pname, apply_gang(pods, kube_options(spec).scheduling, group_name(run_id, pname, 1)) + pods))
     # The agents' access to their own pods (the run's Role names exactly these pods).
-    names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs]
+    names = [pod["metadata"]["name"] for _, objs in groups[1:] for pod in objs if pod["kind"] == "Pod"]
     groups[0][1].extend(mf.agent_access(run_id, found.namespace, names, kube_options(spec)))
     return groups, found, plan
 
@@ -238,13 +240,29 @@ def render(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = N
         if pname is not None:
             pr = profiles[pname]
             per_node: dict[str, int] = {}
-            for o in objs:
+            pods = [o for o in objs if o["kind"] == "Pod"]  # not the PodGroup (kubernetes.scheduling)
+            for o in pods:
                 node = o["metadata"]["labels"][mf.LABEL_NODE]
                 per_node[node] = per_node.get(node, 0) + 1
             parts.append(
                 f"# ---- profile {pname} ({pr.fabric}/{pr.mode}, resource {pr.resource or '-'}, network "
-                f"{pr.network or '-'}): {len(objs)} pod(s) on {len(per_node)} node(s), up to "
-                f"{max(per_node.values())} per node; {_shapes(objs, kube_options(spec).gpu_resource)}; "
+                f"{pr.network or '-'}): {len(pods)} pod(s) on {len(per_node)} node(s), up to "
+                f"{max(per_node.values())} per node; {_shapes(pods, kube_options(spec).gpu_resource)}; "
                 f"label {mf.LABEL_PROFILE}={pname}\n")
         parts.append(mf.to_yaml(objs))
     return "".join(parts), notes
+
+
+def render_mpijobs(spec: SweepSpec, run_id: str, nodes: str | int | list[str] | None = None,
+                   options: ClusterOptions | None = None, source: str = "SPEC") -> tuple[str, list[str]]:
+    """``render --mpijob``: the spec's nccl-tests tests as MPIJobs (mpijob.py), and notes for stderr."""
+    from .mpijob import mpijobs
+
+    found = find_nodes(spec, nodes, options)
+    plan = plan_on(spec, found)
+    hostnames = {n.name: n.labels.get("hostname", n.name) for n in found.infos}
+    jobs, notes = mpijobs(spec, run_id, found.namespace, plan, hostnames)
+    head = (f"# benchfab render {source} --mpijob: run {run_id}, namespace {found.namespace}, placed {found.where}\n"
+            "# One MPIJob (kubeflow.org/v2beta1) per nccl-tests test, for the MPI Operator; store the launcher's log\n"
+            "# with: kubectl logs job/NAME-launcher > out.txt; benchfab import nccl-tests out.txt\n")
+    return head + mf.to_yaml(jobs), list(found.notes) + list(plan.notes) + notes

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,8 +36,9 @@ tests:
 """
 
 
-def _night(cluster: FakeCluster, script: str, spec: Path, results: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "BENCHFAB_NIGHTLY_SPEC": str(spec),
+def _night(cluster: FakeCluster, script: str, spec: Path, results: Path,
+           extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(extra_env or {}), "KUBECONFIG": str(cluster.kubeconfig), "BENCHFAB_NIGHTLY_SPEC": str(spec),
            "BENCHFAB_RESULTS": str(results), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
@@ -84,3 +86,48 @@ def test_second_night_slower_fails_the_job_and_junit_names_the_key(cluster: Fake
     (night2,) = [p for p in results.iterdir() if (p / "run.json").exists() and p.name != night1]
     assert (night2 / "report" / "report.html").exists()
     assert "benchfab" in (results / "benchfab.prom").read_text()
+
+
+def _nodes_marks(cluster: FakeCluster) -> dict[str, tuple[dict[str, str], list[Any]]]:
+    return {o["metadata"]["name"]: ({k: v for k, v in (o["metadata"].get("labels") or {}).items()
+                                     if k.startswith("benchfab.io/")}, list(o["spec"].get("taints") or []))
+            for o in cluster.store.list("nodes", None)}
+
+
+def test_nightly_applies_verdicts_only_when_asked(cluster: FakeCluster, tmp_path: Path) -> None:
+    """BENCHFAB_APPLY_VERDICTS: unset, the Job changes no node; "1", the same script runs the
+    sweep with --apply-verdicts and a clean fake cluster gets `ok` on every measured node,
+    no taint (the seeded-fault side is tests/sim/test_apply_on_sim.py)."""
+    from benchfab.native import HAVE_NATIVE
+
+    if not HAVE_NATIVE:
+        pytest.skip("benchfab._native is not built")
+    (cron,) = [d for d in yaml.safe_load_all((ROOT / "jobs/k8s/cronjob.yaml").read_text()) if d]
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "BENCHFAB_APPLY_VERDICTS", "value": "0"} in container["env"]  # shipped off
+    script = container["args"][0]
+    names = seed_nodes(cluster, 3)
+    spec = tmp_path / "nightly.yaml"
+    spec.write_text(NIGHTLY.replace("placement: {pattern: all-pairs}", "placement: {pattern: all-pairs, second_pass: true}"))
+    results = tmp_path / "results"
+
+    off = _night(cluster, script, spec, results)
+    assert off.returncode == 0, off.stdout[-3000:] + off.stderr[-3000:]
+    assert all(marks == ({}, []) for marks in _nodes_marks(cluster).values()), _nodes_marks(cluster)
+    assert "# applied" not in off.stdout
+
+    on = _night(cluster, script, spec, results, {"BENCHFAB_APPLY_VERDICTS": "1"})
+    # Its history is the first night, minutes earlier on a shared host: a key may be judged
+    # worse (exit 1, see the test above); every test ran, and applying does not change the code.
+    assert on.returncode in (0, 1) and ": 3 ok." in on.stdout, on.stdout[-3000:] + on.stderr[-3000:]
+    marks = _nodes_marks(cluster)
+    assert {n: (m[0].get("benchfab.io/verdict"), m[1]) for n, m in marks.items()} == {n: ("ok", []) for n in names}
+    assert all("benchfab.io/verdict-until" in m[0] for m in marks.values())
+    assert on.stdout.count("# applied: node ") == 3, on.stdout[-3000:]
+
+
+def test_the_apply_verdicts_role_file_is_what_render_prints() -> None:
+    from benchfab.backends.kubernetes.node_marks import verdicts_rbac
+
+    shipped = [d for d in yaml.safe_load_all((ROOT / "jobs/k8s/rbac-apply-verdicts.yaml").read_text()) if d]
+    assert shipped == verdicts_rbac("gpu-bench")

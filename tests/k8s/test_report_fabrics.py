@@ -291,10 +291,12 @@ def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> No
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
     assert sorted(i["alt"] for i in facts["images"]) == pngs
     assert all(i["data"] and i["complete"] and i["width"] > 300 for i in facts["images"]), facts["images"]
-    # tests, point-to-point, verdicts and a slowest-pairs table per heatmap; no collective ran,
+    # tests, point-to-point, verdicts, the fabric counters that moved (every tcp test moves its
+    # interface's packet counters) and a slowest-pairs table per heatmap; no collective ran,
     # so there is no (empty) collectives' bandwidth table
     pairs = len([p for p in pngs if p.startswith("pairs-")])
-    assert len(facts["tables"]) == 3 + pairs
+    assert len(facts["tables"]) == 4 + pairs
+    assert any(h.startswith("Fabric counters of") for h in facts["headings"]), facts["headings"]
     assert all(rows > 1 for rows in facts["tables"]), facts["tables"]
     assert any(h.startswith("Verdicts of pairs") for h in facts["headings"])
     # Figures first (curves, then each heatmap with its slowest pairs), the verdicts after,

@@ -22,6 +22,7 @@ from . import manifests as mf
 from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
 from .client import Kube
 from .events import explain
+from .handout import ANN_RUN_SECRET, new_run_secret
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import missing_attachments
 from .options import kube_options
@@ -101,6 +102,7 @@ class PodPool:
         self.spec = spec
         self.namespace = kube.namespace
         self.run_id = f"adhoc-{int(time.time())}"
+        self.run_secret = new_run_secret()  # its tests' secrets derive from it (handout.test_secret)
         self.plan: Plan | None = None
         self.pods: dict[Slot, PodState] = {}
         self.broken: dict[Slot, str] = {}  # slots whose pod could not start: reason
@@ -200,6 +202,7 @@ class PodPool:
         for key in new:
             body = mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
                                    kube_options(self.spec), deadline)
+            body["metadata"].setdefault("annotations", {})[ANN_RUN_SECRET] = self.run_secret
             self.kube.create("Pod", body)
             self.pods[key] = PodState(key, body["metadata"]["name"])
         if new:

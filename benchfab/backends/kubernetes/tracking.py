@@ -86,9 +86,10 @@ class TestTracker:
                 for running, _ in started:
                     if by_test.get(running.seq) == i:
                         running.outcome.reason = why
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         for running, _ in started:  # the clock starts when the round is out, not while it is written
             running.started, running.deadline = now, now + running.test.timeout_s
+            running.outcome.started = wall
         return [running for running, _ in started]
 
     def end_round(self) -> None:

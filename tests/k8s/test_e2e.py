@@ -52,6 +52,7 @@ def sweep(c: FakeCluster, text: str, tmp: Path, before: Any = None) -> tuple[Any
 
 def assert_clean(c: FakeCluster) -> None:
     assert c.objects("pods", "app.kubernetes.io/name=benchfab") == []
+    assert c.objects("configmaps", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("networkpolicies", "app.kubernetes.io/name=benchfab") == []
     assert c.objects("roles", "app.kubernetes.io/name=benchfab") == []
@@ -142,13 +143,13 @@ def test_pod_killed_mid_test_fails_that_test_and_is_replaced(cluster: FakeCluste
 
     def killer() -> None:
         while not killed:
-            for pod in cluster.objects("pods", "app.kubernetes.io/name=benchfab"):
-                ann = pod["metadata"].get("annotations") or {}
-                if "benchfab.io/task" in ann and '"seq":1' in ann["benchfab.io/task"]:
-                    time.sleep(2.5)  # the worker is inside its timed loop
-                    cluster.kill_pod_process("bench", pod["metadata"]["name"])
-                    killed.append(pod["metadata"]["name"])
-                    return
+            for cm in cluster.objects("configmaps", "benchfab.io/round=1"):
+                # the first round's first pod (its entry names its test: seq 1)
+                pod = next(k for k, v in sorted(cm["data"].items()) if '"seq":1,' in v)
+                time.sleep(2.5)  # the worker is inside its timed loop
+                cluster.kill_pod_process("bench", pod)
+                killed.append(pod)
+                return
             time.sleep(0.05)
 
     t = threading.Thread(target=killer, daemon=True)
@@ -168,7 +169,7 @@ def test_api_errors_are_retried_and_watches_resume(cluster: FakeCluster, tmp_pat
     faults = [
         cluster.inject("POST", r"/namespaces/bench/pods$", "reset", times=2),  # created, answer lost
         cluster.inject("POST", r"/namespaces/bench/pods$", 429, times=2, retry_after=0.1),
-        cluster.inject("PATCH", r"/pods/", 500, times=3),
+        cluster.inject("POST", r"/configmaps$", 500, times=3),  # a round's hand-out, retried
         cluster.inject("GET", r"/log\?", "reset", times=2),  # log streams reconnect
         cluster.inject("GET", r"/api/v1/nodes", 503, times=1),
     ]
@@ -200,7 +201,8 @@ def test_ctrl_c_deletes_everything(cluster: FakeCluster, tmp_path: Path) -> None
     deadline = time.time() + 60
     while time.time() < deadline:
         pods = cluster.objects("pods", "app.kubernetes.io/name=benchfab")
-        if pods and all("benchfab.io/task" in (p["metadata"].get("annotations") or {}) for p in pods):
+        handed = {k for cm in cluster.objects("configmaps", "benchfab.io/run=cc") for k in cm["data"]}
+        if pods and all(p["metadata"]["name"] in handed for p in pods):
             break
         time.sleep(0.1)
     else:

@@ -37,8 +37,10 @@ def test_render_output_validates_and_is_least_privilege(cli) -> None:  # type: i
     svc, policy, account, role, binding = docs[:5]
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
     pods = docs[5:]
-    # The agents may read their run's pods by name, nothing else, and only through this Role.
-    (rule,) = role["rules"]
+    # The agents may read their run's pods by name and the namespace's ConfigMaps (where the rounds'
+    # tasks arrive: they carry no secret), nothing else, and only through this Role.
+    rule, tasks = role["rules"]
+    assert tasks == {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
     assert rule["verbs"] == ["get", "list", "watch"] and rule["resources"] == ["pods"]
     assert rule["resourceNames"] == sorted(p["metadata"]["name"] for p in pods)
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -175,13 +177,6 @@ def test_net_env_names_the_secondary_interface_and_its_hca() -> None:
     assert net_env(Profile(fabric="ib", hca="=mlx5_2,mlx5_3"), [sriov])["BENCHFAB_NET_HCA"] == "mlx5_2"
     assert net_env(Profile(fabric="tcp"), [sriov]) == {"BENCHFAB_NET_IP": "10.20.0.7"}
     assert net_env(Profile(fabric="roce"), []) == {}
-
-
-def test_task_annotation_round_trips() -> None:
-    text = mf.task_annotation(3, '{"a":1}', {"RANK": "0"})
-    assert json.loads(text) == {"seq": 3, "task": '{"a":1}', "env": {"RANK": "0"}}
-    two = json.loads(mf.task_annotation(4, "{}", {"WORLD_SIZE": "4"}, [{"LOCAL_RANK": "0"}, {"LOCAL_RANK": "1"}]))
-    assert two["local_env"] == [{"LOCAL_RANK": "0"}, {"LOCAL_RANK": "1"}]
 
 
 def _vf(i: int) -> dict:  # type: ignore[type-arg]

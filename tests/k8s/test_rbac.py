@@ -273,9 +273,14 @@ def test_the_shipped_rbac_is_all_preflight_plan_render_and_a_sweep_need(cluster:
     users = {who for who, _, _ in cluster.identities[admin_requests:]}
     # The agents ran as the run's own account, which the controller made and removed.
     assert users == {user("benchfab-controller"), user(mf.agent_role_name("r"))}
-    # Each agent read its own pod with its own account's token, by name.
+    # Each agent read its own pod with its own account's token, by name, and its run's round
+    # ConfigMaps by the run's label; nothing else.
     agent = [path for who, _, path in cluster.identities if who == user(mf.agent_role_name("r"))]
-    assert agent and all("fieldSelector=metadata.name%3Dbf-" in p for p in agent), agent[:5]
+    pods_read = [p for p in agent if p.startswith("/api/v1/namespaces/bench/pods?")]
+    rounds_read = [p for p in agent if p.startswith("/api/v1/namespaces/bench/configmaps?")]
+    assert pods_read and all("fieldSelector=metadata.name%3Dbf-" in p for p in pods_read), pods_read[:5]
+    assert rounds_read and all("labelSelector=benchfab.io/run%3Dr" in p for p in rounds_read), rounds_read[:5]
+    assert len(pods_read) + len(rounds_read) == len(agent), agent
 
 
 def test_an_agent_token_reads_only_its_runs_pods(pods: FakeCluster) -> None:

@@ -2,10 +2,11 @@
 
 One agent pod lives on each (node, slot) for a profile's whole sweep, so a
 sweep pays the pod start-up (scheduling, image, CNI, device plugin) once, not
-once per round. The controller hands it a test by writing the annotation
-``benchfab.io/task`` = {seq, task, env} on the agent's own pod; the agent
-watches its pod (plain list + watch: works with any API server, needs only
-get/list/watch on pods), starts ``python -m benchfab.worker`` with the test's
+once per round. The controller hands out a whole round with one write: the
+round's ConfigMap(s) (handout.py) hold each test's task once and each pod's
+entry {seq, task, env, local_env} under the pod's name. The agent watches its own
+pod (plain list + watch by name) and its run's ConfigMaps (by label), picks its
+entry, and starts ``python -m benchfab.worker`` with the test's
 env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), once per local rank when the pod
 holds a node's GPUs (``local_env``: RANK and LOCAL_RANK of each), and prints the worker's records
 to its own stdout (the pod log) tagged with ``seq`` and a running counter
@@ -24,7 +25,6 @@ Only light modules are imported before the first stage record.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -45,7 +45,7 @@ STAGE_PROCESS = "starting the agent process"
 STAGE_IMPORTS = "importing benchfab modules"  # pydantic, yaml, benchfab.spec: slow on loaded or emulated CPUs
 STAGE_CONNECT = "connecting to the API server"  # imports the kubernetes client, loads the service account
 STAGE_DEVICES = "checking RDMA devices"  # loads benchfab._native, reads /sys/class/infiniband
-STAGE_WATCH = "watching its pod"  # list + watch of its own pod: the channel tasks arrive on
+STAGE_WATCH = "watching its pod"  # list + watch of its own pod and its run's ConfigMaps: the task channel
 
 _out = threading.Lock()
 _counter = 0
@@ -140,8 +140,10 @@ def main() -> int:
               file=sys.stderr)
         return 2
     stage(STAGE_IMPORTS, pid=os.getpid(), python=sys.version.split()[0])
+    from ...rdma.oob import SECRET_ENV  # noqa: F401 - for _serve: loaded now, in STAGE_IMPORTS
     from .client import ClusterOptions, connect
-    from .manifests import ANN_CANCEL, ANN_TASK  # noqa: F401 - for _serve: loaded now, in STAGE_IMPORTS
+    from .handout import pick  # noqa: F401
+    from .manifests import ANN_CANCEL, LABEL_RUN  # noqa: F401 - for _serve: loaded now
     from .nccl import parse_nccl_log  # noqa: F401 - imported now so the first test does not pay for it
     from .watch import Cache
 
@@ -159,27 +161,43 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    cache = Cache(kube, namespace, field_selector=f"metadata.name={pod}")
+    cond = threading.Condition()  # one for both watches: the agent wakes on either
+    cache = Cache(kube, namespace, field_selector=f"metadata.name={pod}", cond=cond)
     cache.start()
-    # Ready means the task channel works: the first list of our own pod answered.
-    # Until then, repeat the stage with the latest error (the controller shows it;
-    # the same stage name does not count as progress).
+    tasks: Cache | None = None
+    # Ready means the task channel works: the first list of our own pod answered, then the
+    # first list of our run's ConfigMaps (selected by our pod's run label). Until then,
+    # repeat the stage with the latest error (the controller shows it; the same stage
+    # name does not count as progress).
     reported: str | None = None
-    while not cache.synced.wait(0.5):
-        if stop.is_set():
+    while tasks is None or not tasks.synced.is_set():
+        if tasks is None and cache.synced.is_set():
+            me = cache.get(pod)
+            if me is None:
+                cache.stop()
+                return 0  # our pod is gone already
+            run = (me.get("metadata", {}).get("labels") or {}).get(LABEL_RUN, "")
+            tasks = Cache(kube, namespace, label_selector=f"{LABEL_RUN}={run}", resource="configmaps", cond=cond)
+            tasks.start()
+        if stop.wait(0.2):
             cache.stop()
+            if tasks is not None:
+                tasks.stop()
             return 0
-        if cache.error and cache.error != reported:
-            reported = cache.error
-            stage(STAGE_WATCH, detail=f"last error: {cache.error}")
+        error = cache.error or (tasks.error if tasks is not None else None)
+        if error and error != reported:
+            reported = error
+            stage(STAGE_WATCH, detail=f"last error: {error}")
     emit({"type": "agent", "event": "ready", "pod": pod, **found})
-    _serve(cache, pod, stop)
+    _serve(cache, tasks, pod, stop)
     return 0
 
 
-def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
-    """Run each new test written on our pod's annotation, until our pod is gone or we are stopped."""
-    from .manifests import ANN_CANCEL, ANN_TASK
+def _serve(cache: Cache, tasks: Cache, pod: str, stop: threading.Event) -> None:
+    """Run each new test of ours in the round ConfigMaps, until our pod is gone or we are stopped."""
+    from ...rdma.oob import SECRET_ENV
+    from .handout import ANN_RUN_SECRET, pick, test_secret
+    from .manifests import ANN_CANCEL
 
     workers: list[Worker] = []  # the current test's local ranks
     last_seq = 0
@@ -192,8 +210,8 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
 
     try:
         while not stop.is_set():
-            cache.wait(lambda: cache.version != seen, 0.5)  # noqa: B023 - called before `seen` changes
-            seen = cache.version
+            cache.wait(lambda: cache.version + tasks.version != seen, 0.5)  # noqa: B023 - before `seen` changes
+            seen = cache.version + tasks.version
             if not cache.synced.is_set():
                 continue
             obj = cache.get(pod)
@@ -204,27 +222,30 @@ def _serve(cache: Cache, pod: str, stop: threading.Event) -> None:
             if any(w.running() for w in workers) and workers[0].seq <= cancel:
                 say(f"benchfab agent: test {workers[0].seq} cancelled by the controller")
                 stop_workers()
-            raw = ann.get(ANN_TASK)
-            if not raw:
-                continue
+            with tasks.cond:
+                rounds = list(tasks.objects.values())
             try:
-                job = json.loads(raw)
-                seq = int(job["seq"])
+                found = pick(rounds, pod, max(last_seq, cancel))
             except (ValueError, KeyError, TypeError):
-                say("benchfab agent: unreadable task annotation ignored")
+                say("benchfab agent: unreadable round ConfigMap entry ignored")
                 continue
-            if seq <= last_seq or seq <= cancel:
+            if found is None:
                 continue
+            job, task_json = found
+            seq = int(job["seq"])
             stop_workers()  # a newer test replaces a stale one
             last_seq = seq
             env = {str(k): str(v) for k, v in dict(job.get("env") or {}).items()}
+            if ann.get(ANN_RUN_SECRET):  # without it the worker says that it has no secret
+                env[SECRET_ENV] = test_secret(ann[ANN_RUN_SECRET], seq)
             per_rank = [dict(x) for x in job.get("local_env") or [{}]]
             # One worker per local rank (torchrun's nproc_per_node): the pod's env plus its own.
-            workers = [Worker(seq, str(job["task"]), {**env, **{str(k): str(v) for k, v in extra.items()}}, i,
+            workers = [Worker(seq, task_json, {**env, **{str(k): str(v) for k, v in extra.items()}}, i,
                               len(per_rank)) for i, extra in enumerate(per_rank)]
     finally:
         stop_workers()
         cache.stop()
+        tasks.stop()
 
 
 if __name__ == "__main__":

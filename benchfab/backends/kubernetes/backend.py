@@ -160,6 +160,8 @@ class KubernetesBackend:
                 outcomes[test.test_id] = TestOutcome(test.test_id, "failed", reason=why, started=now, ended=now)
             running: list[Running] = self.tests.assign_all(ready)
             self.tests.wait(running, on_record)
+            if running:
+                self.tests.end_round()
             for r in running:
                 outcomes[r.test.test_id] = r.outcome
             if not kube_options(self.spec).reuse_pods:

@@ -9,7 +9,6 @@ taints and explains a shortage in a FailedScheduling event.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ LABEL_PROFILE = "benchfab.io/profile"
 LABEL_NODE = "benchfab.io/node"
 LABEL_SLOT = "benchfab.io/slot"
 LABEL_RANKS = "benchfab.io/ranks"  # local ranks in the pod (a node's GPUs), when more than one
-ANN_TASK = "benchfab.io/task"  # the agent's next test: JSON {seq, task, env}
 ANN_CANCEL = "benchfab.io/cancel"  # "<seq>": stop the worker of that test (timeout)
 ANN_NETWORKS = "k8s.v1.cni.cncf.io/networks"
 ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
@@ -106,10 +104,12 @@ def agent_account(run_id: str, kube: KubeOptions) -> str:
 
 def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], kube: KubeOptions) -> list[dict[str, Any]]:
     """The run's ServiceAccount (unless the spec names one), Role and RoleBinding: the agent
-    in each rank pod may read and watch its run's pods by name, and nothing else (RBAC
-    cannot say "its own pod", and a static Role would let every agent watch every pod of
-    the namespace). ``list``/``watch`` with ``fieldSelector=metadata.name=POD`` are
-    authorized against ``resourceNames``. An account of the run's own keeps concurrent
+    in each rank pod may read and watch its run's pods by name (RBAC cannot say "its own
+    pod", and a static Role would let every agent watch every pod of the namespace;
+    ``list``/``watch`` with ``fieldSelector=metadata.name=POD`` are authorized against
+    ``resourceNames``), and read and watch the namespace's ConfigMaps, where each round's
+    tasks arrive (handout.py; their names change every round and RBAC cannot select by
+    label, so this rule names none), and nothing else. An account of the run's own keeps concurrent
     runs apart: bound to both runs' Roles, a shared one reads both runs' pods."""
     name = agent_role_name(run_id)
     labels = {**run_labels(run_id), "app.kubernetes.io/component": "agent-access"}
@@ -118,7 +118,8 @@ def agent_access(run_id: str, namespace: str, pod_names: Iterable[str], kube: Ku
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"],
-                   "resourceNames": sorted(set(pod_names))}],
+                   "resourceNames": sorted(set(pod_names))},
+                  {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
     }
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -329,12 +330,3 @@ def _agent_env(run_id: str, kube: KubeOptions) -> list[dict[str, Any]]:
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
     """Multi-document YAML that ``kubectl apply -f -`` accepts."""
     return "".join("---\n" + plain_yaml(o, sort_keys=False, default_flow_style=False) for o in objects)
-
-
-def task_annotation(seq: int, task_json: str, env: dict[str, str], local_env: list[dict[str, str]] | None = None) -> str:
-    """The agent's next test: the pod's env, and per local rank what differs (RANK, LOCAL_RANK...):
-    the agent starts one worker per entry of ``local_env`` (one when it is absent)."""
-    body: dict[str, Any] = {"seq": seq, "task": task_json, "env": env}
-    if local_env:
-        body["local_env"] = local_env
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)

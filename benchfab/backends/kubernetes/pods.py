@@ -24,6 +24,7 @@ from .agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, S
 from .client import Kube
 from .events import explain
 from .gang import apply_gang, create_pod_group, gated_reason, group_name, queue_note
+from .handout import ANN_RUN_SECRET, new_run_secret
 from .inventory import gpus_per_rank, hugepages_mib_per_rank
 from .nccl import missing_attachments
 from .options import kube_options
@@ -103,10 +104,10 @@ class PodPool:
         self.spec = spec
         self.namespace = kube.namespace
         self.run_id = f"adhoc-{int(time.time())}"
+        self.run_secret = new_run_secret()  # its tests' secrets derive from it (handout.test_secret)
         self.plan: Plan | None = None
         self.pods: dict[Slot, PodState] = {}
         self.broken: dict[Slot, str] = {}  # slots whose pod could not start: reason
-        self.lost: dict[Slot, str] = {}  # started pods the API server would not hand a test to: replaced
         self.profile: str | None = None
         self.cache: Cache | None = None
         self.closed = False
@@ -177,8 +178,6 @@ class PodPool:
     def missing(self, test: PlannedTest) -> str | None:
         """Why one of the test's slots has no started pod (its reason for failing), or None."""
         for key in pod_keys(test):
-            if key in self.lost:
-                return self.lost[key]
             if key in self.broken or key not in self.pods:
                 return pod_not_started(key[1], key[2], self.broken.get(key, "no pod"))
         return None
@@ -192,10 +191,8 @@ class PodPool:
     def ensure(self, profile: str, wanted: list[Slot]) -> None:
         """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""
         assert self.cache is not None
-        # Pods that ended (crash, deadline) or could not be handed a test are replaced: delete
-        # them first (names are reused).
-        self.delete([k for k in wanted if k in self.pods and (self.ended(self.pods[k]) or k in self.lost)])
-        self.lost.clear()
+        # Pods that ended (crash, deadline) are replaced: delete them first (names are reused).
+        self.delete([k for k in wanted if k in self.pods and self.ended(self.pods[k])])
         new = [k for k in wanted if k not in self.pods]
         # A node's pods of another shape hold the GPUs and rails the new ones need: free them first.
         shapes = {(k[1], k[3]) for k in new}
@@ -204,6 +201,8 @@ class PodPool:
         self._grant_agents(new)
         bodies = [mf.pod_manifest(self.run_id, self.namespace, str(self.spec.image), self.pod_plan(key),
                                   kube_options(self.spec), deadline) for key in new]
+        for body in bodies:  # the run secret each agent derives its tests' secrets from (handout.py)
+            body["metadata"].setdefault("annotations", {})[ANN_RUN_SECRET] = self.run_secret
         if new:  # one gang: admitted together or not at all (gang.py)
             self.gangs += 1
             for group in apply_gang(bodies, kube_options(self.spec).scheduling,

@@ -1,7 +1,7 @@
 """Tests on agent pods: hand each its pods, watch its records, decide how it ended.
 
-A test is handed to its pods by patching the task annotation (a new ``seq`` per
-test). It ends when every rank's worker exited, one failed (plus a grace period
+A round's tests are handed to their pods with one write: the round's ConfigMap(s)
+(handout.py; a new ``seq`` per test), deleted once the round is over. A test ends when every rank's worker exited, one failed (plus a grace period
 for the others to report), its pod died, or the timeout (then the agents are
 told to cancel it). One bad node fails its own tests only.
 """
@@ -9,24 +9,22 @@ told to cancel it). One bad node fails its own tests only.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import BackendError
 from ...planner import PlannedTest
-from ...rdma.oob import SECRET_ENV, new_test_secret
 from ...spec import SweepSpec
 from ..base import RoundRecordCallback, TestOutcome
 from ..outcome import LOG_TAIL_LINES, RankRecords, log_tail
 from . import manifests as mf
+from .handout import TASK_PREFIX, RoundTest, assignment, round_configmaps, round_selector
 from .nccl import attachments, fallback_problem, nccl_env, net_env, settings_env
 from .options import kube_options
 from .pods import PodPool, PodState, death, pod_keys
 
 GRACE_S = 5.0
-HANDOUT_THREADS = 32  # a round's tests handed out at once (the client's pool holds 256 connections)
 POLL_S = 0.02
 
 
@@ -63,29 +61,53 @@ class TestTracker:
         self.pool = pool
         self.spec = spec
         self.seq = 0
+        self.round = 0  # rounds handed out (names the round's ConfigMaps)
         self.overheads: list[float] = []  # per test: wall time not spent in the worker (seconds)
         self.log_dir: Path | None = None
 
     def assign_all(self, tests: list[PlannedTest]) -> list[Running]:
-        """Hand out a round's tests at once: their pod PATCHes go in parallel (one after
-        another, a round of 512 pairs waited 1,024 API round trips: 90 ms a test measured on
-        the simulated cluster, benchmarks/second_pass_makespan.py)."""
-        seqs = list(range(self.seq + 1, self.seq + 1 + len(tests)))
+        """Hand out a round's tests with one write (a ConfigMap per ``SHARD_BYTES`` of entries),
+        whatever the number of pairs: one PATCH per pod cost 4.6 ms a test at 512 pairs a round
+        (benchmarks/second_pass_makespan.py). A write that keeps failing (after Kube.call's
+        retries) fails the tests it carried; the sweep goes on with the next round."""
+        if not tests:
+            return []
+        self.round += 1
+        started = [self._prepare(t, self.seq + 1 + i) for i, t in enumerate(tests)]
         self.seq += len(tests)
-        if len(tests) <= 1:
-            return [self._assign(t, s) for t, s in zip(tests, seqs)]
-        with ThreadPoolExecutor(max_workers=min(HANDOUT_THREADS, len(tests)), thread_name_prefix="handout") as ex:
-            return list(ex.map(self._assign, tests, seqs))
+        pool = self.pool
+        cms = round_configmaps(pool.run_id, pool.namespace, self.round, (rt for _, rt in started))
+        by_test = {seq: i for i, cm in enumerate(cms) for seq in _seqs(cm)}
+        for i, cm in enumerate(cms):
+            try:
+                pool.kube.create("ConfigMap", cm)
+            except BackendError as exc:
+                why = f"could not hand the round's tests to their pods (configmap {cm['metadata']['name']}): {exc.message}"
+                for running, _ in started:
+                    if by_test.get(running.seq) == i:
+                        running.outcome.reason = why
+        now, wall = time.monotonic(), time.time()
+        for running, _ in started:  # the clock starts when the round is out, not while it is written
+            running.started, running.deadline = now, now + running.test.timeout_s
+            running.outcome.started = wall
+        return [running for running, _ in started]
 
-    def _assign(self, test: PlannedTest, seq: int) -> Running:
-        """Write the test's task (and each rank's env) on its pods' annotations."""
+    def end_round(self) -> None:
+        """Delete the round's ConfigMaps (one call). Best effort: close() deletes what is left of
+        the run by label and names what it could not."""
+        try:
+            self.pool.kube.delete_configmaps(round_selector(self.pool.run_id, self.round))
+        except BackendError:
+            pass
+
+    def _prepare(self, test: PlannedTest, seq: int) -> tuple[Running, RoundTest]:
+        """The test's task and each of its pods' env, for the round's ConfigMap."""
         pool = self.pool
         states = [pool.pods[key] for key in pod_keys(test)]
         rank0 = pool.get(states[0].name) or {}
         master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
         port = mf.master_port(kube_options(self.spec), seq)
-        task_json = test.task().to_json()
-        secret = new_test_secret()  # one per test: its ranks accept only each other
+        entry = RoundTest(seq, test.task().to_json())
         outcome = TestOutcome(test.test_id, "failed", started=time.time())
         local = test.local_ranks
         for index, state in enumerate(states):
@@ -99,23 +121,14 @@ class TestTracker:
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 **nccl_env(test.profile, entries, kube_options(self.spec), rails),
                 **settings_env(test.spec.env),
-                SECRET_ENV: secret,
             }
+            # The test's secret is not here: its agents derive it (handout.test_secret).
             # Per local rank: its rank, and its rail's address and HCA (rank i uses rail i).
             local_env = [{"RANK": str(index * local + i), "LOCAL_RANK": str(i), **net_env(test.profile, entries, rails, i)}
                          for i in range(local)]
-            ann = mf.task_annotation(seq, task_json, env, local_env)
-            try:
-                if pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_TASK: ann}}}) is None:
-                    outcome.reason = f"pod {state.name} vanished before the test started"
-            except BackendError as exc:
-                # The API server kept refusing (after Kube.call's retries): this test fails, the
-                # pod is replaced before its next test, the sweep goes on.
-                outcome.reason = f"could not hand the test to pod {state.name} ({state.key[1]}): {exc.message}"
-                pool.lost[state.key] = outcome.reason
-                self._cancel(seq, states[:index])  # its peers got it: they must not wait for this rank
-                break
-        return Running(test, seq, states, time.monotonic(), time.monotonic() + test.timeout_s, RankRecords(outcome))
+            entry.pods[state.name] = assignment(seq, env, local_env)
+        now = time.monotonic()
+        return Running(test, seq, states, now, now + test.timeout_s, RankRecords(outcome)), entry
 
     def wait(self, running: list[Running], on_record: RoundRecordCallback) -> None:
         """Until every test of the round ended (a test that could not be handed out already has)."""
@@ -170,8 +183,9 @@ class TestTracker:
         return False
 
     def _cancel(self, seq: int, pods: list[PodState]) -> None:
-        """Tell the agents to stop test ``seq``. Best effort: an agent that misses it stops the
-        test when its next one arrives, and close() ends it with its pod."""
+        """Tell the agents to stop test ``seq`` (on each pod's annotation, which its agent
+        watches). Best effort: an agent that misses it stops the test when its next one
+        arrives, and close() ends it with its pod."""
         for state in pods:
             try:
                 self.pool.kube.patch_pod(state.name, {"metadata": {"annotations": {mf.ANN_CANCEL: str(seq)}}})
@@ -224,3 +238,8 @@ class TestTracker:
             ranks = f"{index * local}" if local == 1 else f"{index * local}-{index * local + local - 1}"
             path = self.log_dir / f"{r.test.test_id}.rank{ranks}.log"
             path.write_text(f"# pod {state.name} on {state.key[1]}\n" + "\n".join(lines) + "\n")
+
+
+def _seqs(configmap: dict[str, Any]) -> list[int]:
+    """The tests a round ConfigMap carries."""
+    return [int(k[len(TASK_PREFIX):]) for k in configmap["data"] if k.startswith(TASK_PREFIX)]

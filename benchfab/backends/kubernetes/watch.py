@@ -1,7 +1,8 @@
-"""A watch cache: list + watch of the run's pods, resumed after 410 Gone.
+"""A watch cache: list + watch of the run's pods (or ConfigMaps), resumed after 410 Gone.
 
 The controller asks "is this pod Running / gone?" many times a second; one
 list + watch per run answers that from memory instead of one API call each.
+Agents watch their own pod and their run's round ConfigMaps (handout.py) the same way.
 """
 
 from __future__ import annotations
@@ -22,19 +23,29 @@ GONE_BACKOFF_S = 0.2
 GONE_BACKOFF_MAX_S = 5.0
 
 
+# resource -> CoreV1Api's (namespaced, all namespaces) list function
+LISTS = {"pods": ("list_namespaced_pod", "list_pod_for_all_namespaces"),
+         "configmaps": ("list_namespaced_config_map", "list_config_map_for_all_namespaces")}
+
+
 class Cache(threading.Thread):
-    """List + watch of pods (or nodes) matching selectors; resumes on 410 Gone."""
+    """List + watch of pods (or ConfigMaps) matching selectors; resumes on 410 Gone.
+
+    Caches given the same ``cond`` wake the same waiters (the agent waits on its pod and its
+    run's ConfigMaps at once)."""
 
     def __init__(self, kube: Kube, namespace: str | None, label_selector: str | None = None,
-                 field_selector: str | None = None, watch_timeout_s: int = 30) -> None:
-        super().__init__(daemon=True, name="benchfab-pod-cache")
+                 field_selector: str | None = None, watch_timeout_s: int = 30, resource: str = "pods",
+                 cond: threading.Condition | None = None) -> None:
+        super().__init__(daemon=True, name=f"benchfab-{resource}-cache")
         self.kube = kube
+        self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.watch_timeout_s = watch_timeout_s
         self.objects: dict[str, dict[str, Any]] = {}
-        self.cond = threading.Condition()
+        self.cond = cond if cond is not None else threading.Condition()
         self.version = 0  # bumps on every change; waiters compare
         self.relists = 0
         self.synced = threading.Event()
@@ -50,8 +61,15 @@ class Cache(threading.Thread):
             kw["field_selector"] = self.field_selector
         return kw
 
+    def _list_fn(self) -> tuple[Any, tuple[str, ...]]:
+        namespaced, everywhere = LISTS[self.resource]
+        if self.namespace:
+            return getattr(self.kube.core, namespaced), (self.namespace,)
+        return getattr(self.kube.core, everywhere), ()
+
     def _list(self) -> str:
-        got = self.kube.list_pods(self.namespace, **self._kw())
+        fn, args = self._list_fn()
+        got = self.kube.call(f"list {self.resource}", fn, *args, **self._kw())
         with self.cond:
             self.objects = {o["metadata"]["name"]: o for o in got.get("items", [])}
             self.version += 1
@@ -74,9 +92,8 @@ class Cache(threading.Thread):
                         self._stop.wait(min(GONE_BACKOFF_S * 2 ** (gone - 1), GONE_BACKOFF_MAX_S))
                     rv = self._list()
                     self.relists += 1
-                fn = self.kube.core.list_namespaced_pod if self.namespace else self.kube.core.list_pod_for_all_namespaces
-                args = (self.namespace,) if self.namespace else ()
-                self._resp = self.kube.stream("watch pods", fn, *args, watch=True, resource_version=rv,
+                fn, args = self._list_fn()
+                self._resp = self.kube.stream(f"watch {self.resource}", fn, *args, watch=True, resource_version=rv,
                                               allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_s,
                                               _request_timeout=(10, self.watch_timeout_s + 30), **self._kw())
                 for line in iter_lines(self._resp):

@@ -134,3 +134,20 @@ def test_two_controllers_with_the_same_run_id_do_not_share_the_lock(cluster: Fak
     with pytest.raises(BackendError, match=f"measured by run {mine.identity}"):
         theirs.acquire()
     mine.release()
+
+
+def test_an_account_without_the_lease_rights_gets_one_line_naming_the_fix(cluster: FakeCluster,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A controller account whose RBAC predates the lock (no leases rule): the real API
+    server's 403, with what to apply or how to turn the lock off, never a traceback."""
+    from benchfab.backends.kubernetes.api_errors import Forbidden
+
+    monkeypatch.setattr(lease_mod, "POLL_S", 0.1)
+    unbound = connect(ClusterOptions(kubeconfig=str(cluster.kubeconfig_for("bench", "no-leases"))), "bench")
+    with pytest.raises(Forbidden) as refused:
+        _lock(unbound, "run-a", ["n1", "n2"]).acquire()
+    text = str(refused.value)
+    assert text.startswith("kubernetes.lock: get lease benchfab-nodes-") and "403" in text, text
+    assert "kubectl apply -f jobs/k8s/rbac.yaml" in text and "kubernetes.lock.mode: off" in text, text
+    assert "\n" not in text
+    assert _lease(cluster, ["n1", "n2"]) is None

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ...errors import BackendError
+from .api_errors import Forbidden
 from .client import Kube
 from .options import NodeLock
 
@@ -102,7 +103,13 @@ class LeaseLock:
         started = time.monotonic()
         shown = ""
         while True:
-            holder = self._try()
+            try:
+                holder = self._try()
+            except Forbidden as exc:  # e.g. an RBAC applied before the lock existed
+                raise Forbidden(f"kubernetes.lock: {exc.message}", status=exc.status,
+                                hint="the lock needs leases get, list, create, update and delete in the "
+                                     "namespace: kubectl apply -f jobs/k8s/rbac.yaml (or set kubernetes.lock.mode: "
+                                     "off, and keep other runs off these nodes yourself)") from None
             if holder is None:
                 if shown:  # said nothing when there was no wait
                     self.note(f"lock: holds {len(self.nodes)} node(s) (Lease {self.name}) after waiting "

@@ -124,6 +124,11 @@ def test_expect_file_errors_name_the_file_line_and_field() -> None:
     assert all("(fix: " in line and "\n" not in line for line in lines)
     with pytest.raises(SpecError, match=r"e.yaml:1: the file is a list"):
         load_expect_text("- 1\n", source="e.yaml")
+    # an escape in a quoted name is refused as in a spec (names reach terminals and reports)
+    with pytest.raises(SpecError, match=r"e.yaml:3: expectations\[0\].workload: the value 'all\\x1breduce' "
+                                        r"holds control characters \(\\x1b\)"):
+        load_expect_text('version: 1\nexpectations:\n  - workload: "all\\x1breduce"\n    expect: {bandwidth: ">= 1 GB/s"}\n',
+                         source="e.yaml")
 
 
 def test_a_bad_expect_file_stops_the_sweep_before_it_runs(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import SpecError, SpecErrors
-from ..untrusted import control_characters, read_regular
+from ..errors import SpecError
+from ..untrusted import read_regular
 from ..yamlpos import YamlPositionError, load_with_lines
 from .expect import ExpectFile
 from .fields import _kind
-from .wording import _format_loc, _validation_problems
+from .wording import _control_problems, _format_loc, _raise_all, _validation_problems
 
 MAX_EXPECT_BYTES = 1 << 20
 _START = "start from the example in docs/SPEC.md (Expectations)"
@@ -56,35 +56,20 @@ def load_expect_text(text: str, *, source: str = "<expect>") -> ExpectFile:
     try:
         raw, lines = load_with_lines(text, problems=duplicates)
     except YamlPositionError as exc:
-        raise _all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
+        raise _raise_all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
     except RecursionError:
         raise SpecError("YAML nested too deeply", source=source, hint=_START) from None
     problems = list(map(yaml_problem, duplicates))
     if not isinstance(raw, dict):
         kind = "empty" if raw is None else f"a {_kind(raw)}"
-        raise _all([*problems, SpecError(f"the file is {kind}, expected a mapping with an 'expectations' list",
+        raise _raise_all([*problems, SpecError(f"the file is {kind}, expected a mapping with an 'expectations' list",
                                          source=source, line=1, hint=_START)])
-    problems += [SpecError(f"{text!r} holds control characters", source=source, line=lines.get(where),
-                         field=_format_loc(where), hint="remove them: names are shown on terminals and in reports")
-                 for where, text in _texts(raw, ()) if control_characters(text)]
+    problems += _control_problems(raw, (), lines, source)
     try:
         found = ExpectFile.model_validate({**raw, "source": source})
     except ValidationError as exc:
         problems += _validation_problems(exc, raw, lines, source, ExpectFile)[0]
-        raise _all(problems) from None
+        raise _raise_all(problems) from None
     if problems:
-        raise _all(problems)
+        raise _raise_all(problems)
     return found
-
-
-def _texts(value: object, path: tuple[object, ...]) -> list[tuple[tuple[object, ...], str]]:
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    found: list[tuple[tuple[object, ...], str]] = []
-    for key, child in items:
-        found += [(path + (key,), t) for t in (key, child) if isinstance(t, str)]
-        found += _texts(child, path + (key,))
-    return found
-
-
-def _all(problems: list[SpecError]) -> SpecError:
-    return problems[0] if len(problems) == 1 else SpecErrors(problems)

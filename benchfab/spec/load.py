@@ -25,18 +25,16 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from ..errors import SpecError, SpecErrors
-from ..untrusted import control_characters, read_regular
+from ..errors import SpecError
+from ..untrusted import read_regular
 from ..workloads import Problem, family_of
 from ..yamlpos import Path as YPath
 from ..yamlpos import YamlPositionError, load_with_lines
 from .fields import _kind, _show
 from .models import Profile, SweepSpec, TestSpec, _resolve
-from .wording import _format_loc, _get, _line_for, _validation_problems
+from .wording import _control_problems, _format_loc, _get, _line_for, _raise_all, _validation_problems
 
 MAX_SPEC_BYTES = 4 << 20  # a spec of a thousand tests is ~100 KB
-# Text fields that may span lines (a YAML block scalar): newlines and tabs are fine there.
-_MULTILINE_FIELDS = {("description",)}
 
 
 class BackendRules(Protocol):
@@ -168,31 +166,6 @@ def load_spec_text(text: str, *, source: str = "<spec>", backends: Sequence[Back
         raise _raise_all(problems)
     assert spec is not None
     return spec
-
-
-def _control_problems(value: Any, path: YPath, lines: dict[YPath, int], source: str) -> list[SpecError]:
-    """Control characters (escapes such as "\\x1b" or "\\n" in a quoted string) in any key or
-    value: names and values are shown on terminals and in Markdown, JUnit and HTML, where they
-    would recolour, forge or break lines. Only the description may hold newlines and tabs."""
-    found: list[SpecError] = []
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in items:
-        here = path + (key,)
-        for text, what in ((key, "key"), (child, "value")):
-            if not isinstance(text, str):
-                continue
-            bad = [c for c in control_characters(text) if not (here in _MULTILINE_FIELDS and c in ("\\n", "\\t"))]
-            if bad:
-                found.append(SpecError(f"the {what} {_show(text)} holds control characters ({', '.join(bad)})",
-                                       source=source, line=lines.get(here, lines.get(path)), field=_format_loc(here),
-                                       hint="remove them: names and values are shown on terminals and in reports"))
-        found += _control_problems(child, here, lines, source)
-    return found
-
-
-def _raise_all(problems: list[SpecError]) -> SpecError:
-    """One problem as itself; several as one SpecErrors (one line each, sorted by line)."""
-    return problems[0] if len(problems) == 1 else SpecErrors(problems)
 
 
 def _without(raw: dict[str, Any], broken: list[tuple[Any, ...]], source: str, model: type[SweepSpec]) -> SweepSpec | None:

@@ -15,7 +15,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError
+from ..errors import SpecError, SpecErrors
+from ..untrusted import control_characters
 from ..workloads.collective_kinds import COLLECTIVES
 from ..yamlpos import Path as YPath
 from .fields import _kind, _show
@@ -380,3 +381,34 @@ def _get(raw: Any, loc: tuple[Any, ...]) -> Any:
         except (KeyError, IndexError, TypeError):
             return _MISSING
     return cur
+
+
+# -- shared by the spec's and the --expect file's loaders ---------------------------------------
+
+# Text fields that may span lines (a YAML block scalar): newlines and tabs are fine there.
+_MULTILINE_FIELDS = {("description",)}
+
+
+def _control_problems(value: Any, path: YPath, lines: dict[YPath, int], source: str) -> list[SpecError]:
+    """Control characters (escapes such as "\\x1b" or "\\n" in a quoted string) in any key or
+    value: names and values are shown on terminals and in Markdown, JUnit and HTML, where they
+    would recolour, forge or break lines. Only the description may hold newlines and tabs."""
+    found: list[SpecError] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        here = path + (key,)
+        for text, what in ((key, "key"), (child, "value")):
+            if not isinstance(text, str):
+                continue
+            bad = [c for c in control_characters(text) if not (here in _MULTILINE_FIELDS and c in ("\\n", "\\t"))]
+            if bad:
+                found.append(SpecError(f"the {what} {_show(text)} holds control characters ({', '.join(bad)})",
+                                       source=source, line=lines.get(here, lines.get(path)), field=_format_loc(here),
+                                       hint="remove them: names and values are shown on terminals and in reports"))
+        found += _control_problems(child, here, lines, source)
+    return found
+
+
+def _raise_all(problems: list[SpecError]) -> SpecError:
+    """One problem as itself; several as one SpecErrors (one line each, sorted by line)."""
+    return problems[0] if len(problems) == 1 else SpecErrors(problems)

@@ -28,6 +28,7 @@ PAGE_FACTS = """JSON.stringify({
   images: [...document.images].map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth,
                                           data: i.src.startsWith('data:image/png;base64,')})),
   headings: [...document.querySelectorAll('h1, h2')].map(h => h.textContent),
+  text: document.body.innerText,
   order: [...document.body.children].map(e => e.tagName.toLowerCase()),
   details: [...document.querySelectorAll('details')].map(d => {
     // Collapsible as the browser lays it out: the block's height and whether its table shows,

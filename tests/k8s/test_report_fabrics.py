@@ -32,6 +32,7 @@ from benchfab.analysis import (
 )
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
+from benchfab.counter_evidence import moved
 from benchfab.errors import StoreError
 from benchfab.export import openmetrics_text
 from benchfab.report import (
@@ -265,7 +266,7 @@ def test_report_writes_comparisons_heatmaps_and_verdicts(report_dir: Path) -> No
     assert md.count("Marked in red (second pass: suspects): nodes gpu-node-2; pairs gpu-node-0-gpu-node-3.") == 4
 
 
-def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> None:
+def test_report_html_renders_in_chromium(pairs_run: benchfab.Run, report_dir: Path, tmp_path: Path) -> None:
     """The one-file report in a real headless Chromium: no console error, every table and
     every image there and decoded, figures before the verdicts. A screenshot is kept under
     build/report-screenshot.png."""
@@ -291,11 +292,16 @@ def test_report_html_renders_in_chromium(report_dir: Path, tmp_path: Path) -> No
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
     assert sorted(i["alt"] for i in facts["images"]) == pngs
     assert all(i["data"] and i["complete"] and i["width"] > 300 for i in facts["images"]), facts["images"]
-    # tests, point-to-point, verdicts, the fabric counters that moved (every tcp test moves its
-    # interface's packet counters) and a slowest-pairs table per heatmap; no collective ran,
-    # so there is no (empty) collectives' bandwidth table
+    # tests, point-to-point, verdicts and a slowest-pairs table per heatmap; no collective ran,
+    # so there is no (empty) collectives' bandwidth table. The fabric counters section always
+    # shows; it is a table only when an error or congestion counter moved (on loopback TCP only
+    # RetransSegs can, and only some runs retransmit), else one sentence saying none did.
     pairs = len([p for p in pngs if p.startswith("pairs-")])
-    assert len(facts["tables"]) == 4 + pairs
+    rows = pairs_run.tests.sort_values("test_id").to_dict("records")
+    counter_tables = 1 if moved(rows) else 0
+    assert len(facts["tables"]) == 3 + pairs + counter_tables, (facts["headings"], moved(rows))
+    if not counter_tables:
+        assert "No error or congestion counter moved during any test." in facts["text"]
     assert any(h.startswith("Fabric counters of") for h in facts["headings"]), facts["headings"]
     assert all(rows > 1 for rows in facts["tables"]), facts["tables"]
     assert any(h.startswith("Verdicts of pairs") for h in facts["headings"])

@@ -224,6 +224,9 @@ class WorkloadFamily(ABC):
     aliases: Mapping[str, str]
     #: report figures over this family's rows
     figures: tuple[FigureSpec, ...]
+    #: what a waiting rank worker imports ahead (``benchfab.worker --serve --preload``), so a
+    #: test pays neither for them nor for the process start (torch takes seconds)
+    worker_modules: tuple[str, ...] = ()
     #: workloads whose rows only `benchfab import` stores (a spec cannot run them)
     imported: tuple[str, ...] = ()
     #: pair tests of one rank per node (per-rail pairwise placement measures them rail by rail)

@@ -190,6 +190,7 @@ def _aliases() -> dict[str, str]:
 class Collectives(WorkloadFamily):
     workloads = tuple(COLLECTIVES)
     aliases = _aliases()
+    worker_modules = ("torch", "torch.distributed", "benchfab.workloads.collective_worker")
     figures = (
         FigureSpec("busbw.png", "busbw_Bps", BUS_BANDWIDTH.per_si, f"bus bandwidth ({BUS_BANDWIDTH.name})",
                    "Bus bandwidth vs message size", tuple(COLLECTIVES), bits_per_unit=8.0, pair_at="largest",

@@ -240,6 +240,9 @@ class PointToPoint(WorkloadFamily):
     workloads = p2p_names(runs=True)
     aliases = {**{name: name for name in workloads}, **{P2P_WORKLOADS[name].perftest_binary: name for name in workloads}}
     imported = p2p_names(runs=False)
+    # the engines above this layer, by name (numpy and the native extension come with them)
+    worker_modules = ("benchfab.rdma.rank", "benchfab.rdma.tcp_transport", "benchfab.rdma.verbs_transport",
+                      "benchfab.counters")
     figures = (
         FigureSpec(BANDWIDTH_FIGURE, "bw_avg_Bps", LINK_BANDWIDTH.per_si, f"average bandwidth ({LINK_BANDWIDTH.name})",
                    "Bandwidth vs message size (perftest semantics)", p2p_names(figure=BANDWIDTH_FIGURE),

@@ -6,9 +6,11 @@ once per round. The controller hands out a whole round with one write: the
 round's ConfigMap(s) (handout.py) hold each test's task once and each pod's
 entry {seq, task, env, local_env} under the pod's name. The agent watches its own
 pod (plain list + watch by name) and its run's ConfigMaps (by label), picks its
-entry, and starts ``python -m benchfab.worker`` with the test's
-env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), once per local rank when the pod
-holds a node's GPUs (``local_env``: RANK and LOCAL_RANK of each), and prints the worker's records
+entry, and hands the test to its rank worker with the test's
+env (RANK, WORLD_SIZE, MASTER_ADDR, NCCL_*...), one per local rank when the pod
+holds a node's GPUs (``local_env``: RANK and LOCAL_RANK of each). The rank workers
+(``python -m benchfab.worker --serve``) stay alive across the run's tests as long as
+that is safe (rank_workers.py says when it is not). The agent prints the workers' records
 to its own stdout (the pod log) tagged with ``seq`` and a running counter
 ``n`` (so a reconnecting log reader can drop lines it already saw). Other
 output lines pass through unchanged as the test's log; NCCL INFO lines are
@@ -27,13 +29,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
-from ...task import format_record, parse_record  # json only: cheap before the first stage record
+from ...task import format_record  # json only: cheap before the first stage record
 
 if TYPE_CHECKING:
     from .watch import Cache
@@ -83,56 +83,6 @@ def devices() -> dict[str, Any]:
     return info
 
 
-class Worker:
-    """One local rank's worker process of a test, and the thread that relays its output.
-    Its records and its exit carry ``local_rank``, from which the controller knows its rank."""
-
-    def __init__(self, seq: int, task_json: str, env: dict[str, str], local_rank: int = 0, of: int = 1) -> None:
-        self.seq = seq
-        self.local_rank = local_rank
-        # Several ranks share the pod log: tag their plain lines (a one-rank pod's stay as they are).
-        self.prefix = f"[local rank {local_rank}] " if of > 1 else ""
-        self.started = time.monotonic()
-        full = dict(os.environ)
-        full.update(env)
-        full["BENCHFAB_PARENT_PID"] = str(os.getpid())  # the worker dies with us (PR_SET_PDEATHSIG)
-        emit({"type": "agent", "event": "start", "seq": seq, "local_rank": local_rank})
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchfab.worker", "--task", task_json],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=full, start_new_session=True)
-        self.thread = threading.Thread(target=self._relay, daemon=True)
-        self.thread.start()
-
-    def _relay(self) -> None:
-        nccl_lines: list[str] = []
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            rec = parse_record(line)
-            if rec is not None:
-                emit({**rec, "seq": self.seq, "local_rank": self.local_rank})
-                continue
-            if "NCCL" in line:
-                nccl_lines.append(line)
-            say(self.prefix + line)
-        code = self.proc.wait()
-        from .nccl import parse_nccl_log  # loaded at start-up already (STAGE_IMPORTS)
-
-        nccl = parse_nccl_log(nccl_lines)
-        emit({"type": "agent", "event": "exit", "seq": self.seq, "local_rank": self.local_rank, "code": code,
-              "elapsed_s": time.monotonic() - self.started, "nccl": nccl.to_dict() if nccl.lines else None})
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.thread.join(timeout=5)
-
-
 def main() -> int:
     pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
     if not pod or not namespace:
@@ -145,6 +95,7 @@ def main() -> int:
     from .handout import pick  # noqa: F401
     from .manifests import ANN_CANCEL, LABEL_RUN  # noqa: F401 - for _serve: loaded now
     from .nccl import parse_nccl_log  # noqa: F401 - imported now so the first test does not pay for it
+    from .rank_workers import RankWorkers  # noqa: F401 - for _serve
     from .watch import Cache
 
     stage(STAGE_CONNECT)
@@ -198,16 +149,11 @@ def _serve(cache: Cache, tasks: Cache, pod: str, stop: threading.Event) -> None:
     from ...rdma.oob import SECRET_ENV
     from .handout import ANN_RUN_SECRET, pick, test_secret
     from .manifests import ANN_CANCEL
+    from .rank_workers import RankWorkers
 
-    workers: list[Worker] = []  # the current test's local ranks
+    workers = RankWorkers(emit, say)
     last_seq = 0
     seen = -1
-
-    def stop_workers() -> None:
-        for w in workers:
-            if w.running():
-                w.kill()
-
     try:
         while not stop.is_set():
             cache.wait(lambda: cache.version + tasks.version != seen, 0.5)  # noqa: B023 - before `seen` changes
@@ -219,9 +165,10 @@ def _serve(cache: Cache, tasks: Cache, pod: str, stop: threading.Event) -> None:
                 break  # our pod is gone: nothing left to do
             ann = obj.get("metadata", {}).get("annotations") or {}
             cancel = int(ann.get(ANN_CANCEL) or 0)
-            if any(w.running() for w in workers) and workers[0].seq <= cancel:
-                say(f"benchfab agent: test {workers[0].seq} cancelled by the controller")
-                stop_workers()
+            running = workers.running_seq()
+            if running and running <= cancel:
+                say(f"benchfab agent: test {running} cancelled by the controller")
+                workers.stop_running()
             with tasks.cond:
                 rounds = list(tasks.objects.values())
             try:
@@ -233,19 +180,28 @@ def _serve(cache: Cache, tasks: Cache, pod: str, stop: threading.Event) -> None:
                 continue
             job, task_json = found
             seq = int(job["seq"])
-            stop_workers()  # a newer test replaces a stale one
+            workers.stop_running()  # a newer test replaces a stale one
             last_seq = seq
             env = {str(k): str(v) for k, v in dict(job.get("env") or {}).items()}
             if ann.get(ANN_RUN_SECRET):  # without it the worker says that it has no secret
                 env[SECRET_ENV] = test_secret(ann[ANN_RUN_SECRET], seq)
-            per_rank = [dict(x) for x in job.get("local_env") or [{}]]
-            # One worker per local rank (torchrun's nproc_per_node): the pod's env plus its own.
-            workers = [Worker(seq, task_json, {**env, **{str(k): str(v) for k, v in extra.items()}}, i,
-                              len(per_rank)) for i, extra in enumerate(per_rank)]
+            per_rank = [{str(k): str(v) for k, v in dict(x).items()} for x in job.get("local_env") or [{}]]
+            workers.run(seq, task_json, _workload(task_json), env, per_rank)
     finally:
-        stop_workers()
+        workers.close()
         cache.stop()
         tasks.stop()
+
+
+def _workload(task_json: str) -> str:
+    """The task's workload, for what its worker imports ahead ("" if it cannot be read: the
+    worker then reports the bad task)."""
+    import json
+
+    try:
+        return str(json.loads(task_json).get("workload") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 if __name__ == "__main__":

@@ -81,7 +81,11 @@ class ExchangeError(WorkloadError):
 
 Proof = TypeVar("Proof")
 MAX_VETTING = 64  # connections proved at once; one more is closed at once (a flood cannot pile up threads)
-_POLL_S = 0.05  # how often the accepting loop looks for a connection that proved itself
+# How often the accepting loop looks for a connection that proved itself, and how soon a
+# client tries again after a refusal: both are paid by every test's rendezvous (the ranks
+# of a round start within milliseconds of each other, in any order), and both are cheap.
+_POLL_S = 0.01
+_RETRY_S = 0.02
 
 
 def accept_proven(listener: socket.socket, deadline: float, prove: Callable[[socket.socket], Proof],
@@ -245,7 +249,7 @@ class SocketExchange:
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise ExchangeError(f"out-of-band: cannot connect to {self.host}:{self.port}: {exc}") from exc
-                time.sleep(0.1)
+                time.sleep(_RETRY_S)
                 continue
             sock.settimeout(max(0.1, deadline - time.monotonic()))
             rfile = sock.makefile("rb")
@@ -260,7 +264,7 @@ class SocketExchange:
                 # Closed unread: the server is checking as many strays as it takes at once
                 # (a flood); their deadlines free its slots, so try again.
                 sock.close()
-                time.sleep(0.1)
+                time.sleep(_RETRY_S)
                 continue
             break
         if not isinstance(hello, dict) or not isinstance(hello.get("nonce"), str):

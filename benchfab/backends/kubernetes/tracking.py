@@ -60,6 +60,7 @@ class TestTracker:
     def __init__(self, pool: PodPool, spec: SweepSpec) -> None:
         self.pool = pool
         self.spec = spec
+        self.options = kube_options(spec)  # validated once: _prepare runs for every test of every round
         self.seq = 0
         self.round = 0  # rounds handed out (names the round's ConfigMaps)
         self.overheads: list[float] = []  # per test: wall time not spent in the worker (seconds)
@@ -106,7 +107,7 @@ class TestTracker:
         states = [pool.pods[key] for key in pod_keys(test)]
         rank0 = pool.get(states[0].name) or {}
         master = (rank0.get("status") or {}).get("podIP") or f"{states[0].name}.{mf.service_name(pool.run_id)}"
-        port = mf.master_port(kube_options(self.spec), seq)
+        port = mf.master_port(self.options, seq)
         entry = RoundTest(seq, test.task().to_json())
         outcome = TestOutcome(test.test_id, "failed", started=time.time())
         local = test.local_ranks
@@ -119,7 +120,7 @@ class TestTracker:
                 # torchrun's names: the pod is one node of G = LOCAL_WORLD_SIZE ranks.
                 "WORLD_SIZE": str(len(states) * local), "LOCAL_WORLD_SIZE": str(local), "GROUP_RANK": str(index),
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
-                **nccl_env(test.profile, entries, kube_options(self.spec), rails),
+                **nccl_env(test.profile, entries, self.options, rails),
                 **settings_env(test.spec.env),
             }
             # The test's secret is not here: its agents derive it (handout.test_secret).

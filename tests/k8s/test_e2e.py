@@ -81,6 +81,12 @@ def test_pairs_and_group_sweep(cluster: FakeCluster, tmp_path: Path) -> None:
         nodes = [r["node"] for r in sorted(used["ranks"], key=lambda r: r["rank"])]
         assert nodes == used["hosts"], test_id
         assert {r["transport"] for r in used["ranks"]} == {"gloo"}
+    # each pod's rank worker served all of its tests (4 rounds, one process per pod)
+    pids: dict[str, set[int]] = {}
+    for row in tests["used"]:
+        for r in json.loads(row)["ranks"]:
+            pids.setdefault(r["node"], set()).add(r["pid"])
+    assert len(pids) == 4 and all(len(p) == 1 for p in pids.values()), pids
     # a round's two pairs ran side by side
     starts = sorted(tests.loc[pairs, "started"])
     assert starts[1] - starts[0] < 2.0

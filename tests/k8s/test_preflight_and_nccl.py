@@ -127,29 +127,32 @@ def test_roce_profile_on_ib_hcas_is_flagged() -> None:
 
 
 def test_agent_reports_nccl_transport(tmp_path: Path) -> None:
-    """The agent's relay parses what the worker prints (here: a canned NCCL log)."""
+    """The agent's relay parses what its rank worker prints during a test (here: a canned NCCL
+    log from a stand-in worker that answers one order as ``benchfab.worker --serve`` does)."""
+    import json
+    import sys
+    import threading
+
     from benchfab.backends.kubernetes import agent
+    from benchfab.backends.kubernetes.rank_workers import RankWorker
 
     lines: list[str] = []
     agent.print = lambda *a, **k: lines.append(str(a[0]))  # type: ignore[attr-defined]
+    gone = threading.Event()
+    script = ("import json, sys; order = json.loads(sys.stdin.readline()); sys.stdout.write(sys.argv[1]); "
+              "print('@@benchfab {\"type\": \"done\"}'); "
+              "print('@@benchfab ' + json.dumps({'type': 'worker', 'event': 'finished', 'seq': order['seq'], "
+              "'code': 0, 'reusable': False}), flush=True)")
     try:
-        import sys
-
-        w = agent.Worker.__new__(agent.Worker)
-        import subprocess
-        import time
-
-        w.seq, w.started, w.local_rank, w.prefix = 5, time.monotonic(), 0, ""
-        script = "import sys; sys.stdout.write(sys.argv[1]); sys.stdout.write('@@benchfab {\"type\": \"done\"}\\n')"
-        w.proc = subprocess.Popen([sys.executable, "-c", script, NCCL_SOCKET], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT)
-        w._relay()
+        w = RankWorker({}, 0, 1, "", agent.emit, agent.say, lambda _: gone.set(),
+                       argv=[sys.executable, "-c", script, NCCL_SOCKET])
+        w.give(5, "{}", {})
+        assert gone.wait(30)
     finally:
         del agent.print  # type: ignore[attr-defined]
-    import json
-
     records = [json.loads(x[len("@@benchfab "):]) for x in lines if x.startswith("@@benchfab ")]
-    assert records[0]["type"] == "done" and records[0]["seq"] == 5 and records[0]["local_rank"] == 0
+    assert [r.get("event") or r["type"] for r in records] == ["start", "done", "exit"]
+    assert records[1]["seq"] == 5 and records[1]["local_rank"] == 0
     exit_rec = records[-1]
     assert exit_rec["event"] == "exit" and exit_rec["code"] == 0 and exit_rec["nccl"]["network"] == "Socket"
     assert [r["n"] for r in records] == sorted(r["n"] for r in records)

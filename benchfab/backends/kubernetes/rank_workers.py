@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...task import parse_record
@@ -46,7 +46,7 @@ class RankWorker:
     Its records and its exit carry the test's ``seq`` and ``local_rank``."""
 
     def __init__(self, fixed_env: dict[str, str], local_rank: int, of: int, preload: str, emit: Emit, say: Say,
-                 on_gone: Callable[[RankWorker], None]) -> None:
+                 on_gone: Callable[[RankWorker], None], argv: Sequence[str] | None = None) -> None:
         self.fixed_env = fixed_env
         self.local_rank = local_rank
         self.of = of
@@ -63,7 +63,8 @@ class RankWorker:
         self.started = 0.0
         self.nccl_lines: list[str] = []
         full = {**os.environ, **fixed_env, "BENCHFAB_PARENT_PID": str(os.getpid())}  # it dies with us
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchfab.worker", "--serve", "--preload", preload],
+        argv = argv or [sys.executable, "-m", "benchfab.worker", "--serve", "--preload", preload]
+        self.proc = subprocess.Popen(list(argv),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=full, start_new_session=True)
         self.thread = threading.Thread(target=self._relay, daemon=True, name=f"rank-worker-{local_rank}")

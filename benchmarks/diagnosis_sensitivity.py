@@ -17,7 +17,6 @@ seeds 1-2 in CI); docs/DIAGNOSIS.md quotes its figures.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,15 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fakecluster.netsim import why_unavailable
-from tests.sim.scenarios import Outcome, Scenario, run_scenario
-
-
-def seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
+from tests.sim.scenarios import Scenario, run_seeds
 
 
 def main() -> int:
@@ -49,25 +40,8 @@ def main() -> int:
     scenarios = [Scenario("clean"), Scenario(f"slow{args.fraction:g}", fraction=args.fraction)]
     if args.loss:
         scenarios.append(Scenario(f"lossy{args.loss:g}", loss_pct=args.loss))
-    loads = [os.getloadavg()[0]]
-    outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="sensitivity-") as tmp:
-        for seed in seeds(args.seeds):
-            for scenario in scenarios:
-                o = run_scenario(scenario, seed, args.nodes, Path(tmp))
-                loads.append(os.getloadavg()[0])
-                outcomes.append(o)
-                print(f"seed {seed:>2} {o.scenario:<10} {'caught' if o.caught else 'MISSED'} "
-                      f"false={sorted(o.false_verdicts) or '-'} found={sorted(o.found) or '-'} "
-                      f"({o.wall_s:.0f} s, load {loads[-1]:.1f})", flush=True)
-    for scenario in scenarios[1:]:
-        mine = [o for o in outcomes if o.scenario == scenario.name]
-        print(f"{scenario.name}: caught {sum(o.caught for o in mine)}/{len(mine)}")
-    false = sum(len(o.false_verdicts) for o in outcomes)
-    clean = [o for o in outcomes if o.scenario == "clean"]
-    print(f"false verdicts: {false} over {len(outcomes)} runs ({sum(len(o.found) for o in clean)} on the "
-          f"{len(clean)} clean runs); {args.nodes} nodes, seeds {args.seeds}; 1-min load average "
-          f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores")
+        run_seeds(scenarios, args.seeds, args.nodes, Path(tmp), cluster=f"{args.nodes} nodes")
     return 0
 
 

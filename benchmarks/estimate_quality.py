@@ -31,17 +31,15 @@ import numpy as np
 
 import benchfab
 from tests.fakecluster.netsim import why_unavailable
+from tests.fakecluster.simcluster import all_pairs_tests
 from tests.sim.scenarios import Scenario, run_scenario
 
-TESTS = """\
-kubernetes: {start_timeout: 60s}
-defaults: {timeout: 120s}
-tests:
-  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
-     placement: {pattern: all-pairs}}
+AR_TEST = """\
   - {name: ar, workload: allreduce, device: cpu, sizes: [1M], iterations: 10, warmup: 2, in_place: false,
      placement: {pattern: all-pairs}}
 """
+BW_ONLY = all_pairs_tests(start_timeout="60s", timeout="120s")
+TESTS = all_pairs_tests(start_timeout="60s", timeout="120s", more=AR_TEST)
 ETA = re.compile(r"^\[(\d+)/(\d+)\] \S+: \w+ in \S+; elapsed \S+, ETA (\S+)$")
 
 
@@ -84,7 +82,7 @@ def main() -> int:
     p.add_argument("--seeds", default="1-3")
     p.add_argument("--bw-only", action="store_true", help="only the rdma_write_bw entry")
     args = p.parse_args()
-    tests = TESTS.split("  - {name: ar")[0] if args.bw_only else TESTS
+    tests = BW_ONLY if args.bw_only else TESTS
     if why := why_unavailable():
         print(f"estimate_quality: {why}", file=sys.stderr)
         return 2

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,15 +30,7 @@ from benchfab.planner import plan
 from benchfab.spec import load_spec_text
 from benchfab.store import load_run
 from tests.fakecluster.netsim import why_unavailable
-from tests.sim.scenarios import Outcome, RailScenario, run_scenario
-
-
-def seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
+from tests.sim.scenarios import Outcome, RailScenario, run_seeds
 
 
 def cost(o: Outcome, nodes: int) -> str:
@@ -72,25 +63,9 @@ def main() -> int:
         if args.node_fault:
             scenarios.append(RailScenario(f"node{args.fraction:g}", args.rails, fraction=args.fraction,
                                           every_rail=True))
-    loads = [os.getloadavg()[0]]
-    outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="rails-") as tmp:
-        for seed in seeds(args.seeds):
-            for scenario in scenarios:
-                o = run_scenario(scenario, seed, args.nodes, Path(tmp))
-                loads.append(os.getloadavg()[0])
-                outcomes.append(o)
-                print(f"seed {seed:>2} {o.scenario:<12} {'caught' if o.caught else 'MISSED'} "
-                      f"false={sorted(o.false_verdicts) or '-'} found={sorted(o.found) or '-'}; {cost(o, args.nodes)}; "
-                      f"{o.wall_s:.0f} s, load {loads[-1]:.1f}", flush=True)
-    for scenario in scenarios[1:]:
-        mine = [o for o in outcomes if o.scenario == scenario.name]
-        print(f"{scenario.name}: caught {sum(o.caught for o in mine)}/{len(mine)}")
-    false = sum(len(o.false_verdicts) for o in outcomes)
-    clean = [o for o in outcomes if o.scenario == "clean"]
-    print(f"false verdicts: {false} over {len(outcomes)} runs ({sum(len(o.found) for o in clean)} on the "
-          f"{len(clean)} clean runs); {args.nodes} nodes x {args.rails} rails, seeds {args.seeds}; "
-          f"1-min load average {min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores")
+        run_seeds(scenarios, args.seeds, args.nodes, Path(tmp), cluster=f"{args.nodes} nodes x {args.rails} rails",
+                  cost=lambda o: cost(o, args.nodes))
     return 0
 
 

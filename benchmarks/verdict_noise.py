@@ -39,14 +39,6 @@ from benchfab.verdicts import noise_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 100.0  # Mbit/s, every simulated NIC
-# 256 KiB at 100 Mbit/s is about 21 ms: the shaper, not the CPU, sets each iteration's time.
-SIM_SPEC = """\
-kubernetes: {start_timeout: 60s}
-defaults: {timeout: 120s}
-tests:
-  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 60, warmup: 5,
-     placement: {pattern: all-pairs}}
-"""
 
 
 def load() -> str:
@@ -101,9 +93,11 @@ def _sweep(sim: object, results: Path, run_id: str) -> Path:
     from benchfab.backends.kubernetes.client import ClusterOptions
     from benchfab.spec import load_spec_text
     from benchfab.sweep import run_sweep
-    from tests.fakecluster.simcluster import SPEC_HEAD
+    from tests.fakecluster.simcluster import all_pairs_spec
 
-    text = SPEC_HEAD + SIM_SPEC
+    # all pairs, 256 KiB x 60: at 100 Mbit/s about 21 ms an iteration, so the shaper, not the CPU,
+    # sets each iteration's time
+    text = all_pairs_spec(iterations=60, warmup=5, start_timeout="60s", timeout="120s")
     spec = load_spec_text(text)
     backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(sim.cluster.kubeconfig)))  # type: ignore[attr-defined]
     result = run_sweep(spec, text, results_dir=str(results), run_id=run_id, out=io.StringIO(), progress=False,

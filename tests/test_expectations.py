@@ -20,7 +20,7 @@ from benchfab.bounds import BoundError, parse_bandwidth, parse_bound
 from benchfab.compare.expectations import BELOW, counter_deltas, judge_counters, judge_run, selected_sizes
 from benchfab.errors import SpecError
 from benchfab.spec import load_spec_text
-from benchfab.spec.expect_file import load_expect_text
+from benchfab.spec.expect_file import load_expect_file, load_expect_text
 from tests.conftest import run_cli
 from tests.verdict_faults import copy_run
 
@@ -129,6 +129,21 @@ def test_expect_file_errors_name_the_file_line_and_field() -> None:
                                         r"holds control characters \(\\x1b\)"):
         load_expect_text('version: 1\nexpectations:\n  - workload: "all\\x1breduce"\n    expect: {bandwidth: ">= 1 GB/s"}\n',
                          source="e.yaml")
+
+
+def test_an_expect_file_is_read_as_a_spec_is(tmp_path: Path) -> None:
+    """The file and YAML steps are the spec's (spec/yamldoc.py): the same words for the same problem."""
+    path = tmp_path / "e.yaml"
+    path.write_bytes(b"version: 1\nexpectations: caf\xe9\n")
+    with pytest.raises(SpecError) as err:
+        load_expect_file(path)
+    assert str(err.value) == f"{path}:2: not a text file: byte 0xe9 at line 2 is not UTF-8 (fix: save the file as UTF-8 YAML)"
+    with pytest.raises(SpecError, match=r"e.yaml:1: the file is plain text, expected a mapping with an 'expectations' list"):
+        load_expect_text("hello\n", source="e.yaml")
+    with pytest.raises(SpecError, match=r"e.yaml:1: the spec is plain text, expected a mapping with a 'tests' list"):
+        load_spec_text("hello\n", source="e.yaml")
+    with pytest.raises(SpecError, match=r"a directory, not a regular file \(fix: give the path of a YAML file\)"):
+        load_expect_file(tmp_path)
 
 
 def test_a_bad_expect_file_stops_the_sweep_before_it_runs(tmp_path: Path) -> None:

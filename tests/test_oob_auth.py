@@ -204,3 +204,14 @@ def test_ranks_without_a_secret_refuse_to_start() -> None:
     with pytest.raises(WorkloadError, match=SECRET_ENV):
         secret_from_env({})
     assert secret_from_env({SECRET_ENV: "a" * 64}) == b"a" * 64
+
+
+def test_both_channels_read_the_secret_by_one_rule() -> None:
+    """The out-of-band channel and the MPI launch share one reader: same variable, same length
+    rule (a value shorter than the controller's secrets is refused), each naming its channel."""
+    from benchfab.workloads.mpi_remote import test_secret
+
+    for reader, channel in ((secret_from_env, "out-of-band channel"), (test_secret, "MPI launch")):
+        with pytest.raises(WorkloadError, match=f"{SECRET_ENV} is not set: the {channel}"):
+            reader({SECRET_ENV: "a" * 31})
+        assert reader({SECRET_ENV: "b" * 32}) == b"b" * 32

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import queue
 import secrets
 import socket
@@ -38,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 from benchfab.errors import WorkloadError
 from benchfab.task import TEST_SECRET_ENV
+from benchfab.testsecret import read_test_secret
 
 SECRET_ENV = TEST_SECRET_ENV  # benchfab.task says why it is an environment variable
 MAX_LINE = 1 << 20  # far above any connection-info message (a few hundred bytes)
@@ -51,11 +51,7 @@ def new_test_secret() -> str:
 
 def secret_from_env(environ: dict[str, str] | None = None) -> bytes:
     """The test's secret as handed to this rank; a clear error when the controller gave none."""
-    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
-    if len(value) < 32:
-        raise WorkloadError(f"{SECRET_ENV} is not set: the out-of-band channel has no secret to authenticate the peer",
-                            hint="start ranks through benchfab (sweep, run or the Kubernetes agent), which sets it per test")
-    return value.encode()
+    return read_test_secret("the out-of-band channel has no secret to authenticate the peer", environ)
 
 
 def _mac(secret: bytes, nonce: str, role: str, seq: int, key: str, payload: Any) -> str:

@@ -14,57 +14,25 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
-from ..untrusted import read_regular
-from ..yamlpos import YamlPositionError, load_with_lines
 from .expect import ExpectFile
-from .fields import _kind
-from .wording import _control_problems, _format_loc, _raise_all, _validation_problems
+from .wording import _raise_all, _validation_problems
+from .yamldoc import DocumentKind, parse_document, read_document
 
 MAX_EXPECT_BYTES = 1 << 20
 _START = "start from the example in docs/SPEC.md (Expectations)"
+EXPECT_FILE = DocumentKind(noun="the file", expected="a mapping with an 'expectations' list", max_bytes=MAX_EXPECT_BYTES,
+                           start_hint=_START, nested_hint=_START, path_fix="give the path of a YAML file",
+                           missing_hint="check the path of the expectations file", flag="--expect")
 
 
 def load_expect_file(path: str | Path) -> ExpectFile:
     """The expectations file at ``path``, validated; SpecError (one problem) or SpecErrors."""
-    source = str(path)
-
-    def unreadable(message: str, hint: str) -> SpecError:
-        return SpecError(message.removeprefix(f"{source}: "), source=source, hint=hint)
-
-    try:
-        data = read_regular(Path(path), MAX_EXPECT_BYTES, error=unreadable, fix="give the path of a YAML file")
-    except FileNotFoundError:
-        raise SpecError("no such file", source=source, field="--expect", hint="check the path of the expectations file") \
-            from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"not a text file: byte {exc.start} is not UTF-8", source=source,
-                        line=data.count(b"\n", 0, exc.start) + 1, hint="save it as UTF-8 YAML") from None
-    return load_expect_text(text, source=source)
+    return load_expect_text(read_document(path, EXPECT_FILE), source=str(path))
 
 
 def load_expect_text(text: str, *, source: str = "<expect>") -> ExpectFile:
     """Validate the text of an expectations file (``load_expect_file`` and tests)."""
-    duplicates: list[YamlPositionError] = []
-
-    def yaml_problem(exc: YamlPositionError) -> SpecError:
-        field = _format_loc(exc.path) if exc.path else None
-        return SpecError(str(exc), source=source, line=exc.line, field=field, hint=exc.hint or "fix the YAML syntax")
-
-    try:
-        raw, lines = load_with_lines(text, problems=duplicates)
-    except YamlPositionError as exc:
-        raise _raise_all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
-    except RecursionError:
-        raise SpecError("YAML nested too deeply", source=source, hint=_START) from None
-    problems = list(map(yaml_problem, duplicates))
-    if not isinstance(raw, dict):
-        kind = "empty" if raw is None else f"a {_kind(raw)}"
-        raise _raise_all([*problems, SpecError(f"the file is {kind}, expected a mapping with an 'expectations' list",
-                                         source=source, line=1, hint=_START)])
-    problems += _control_problems(raw, (), lines, source)
+    raw, lines, problems = parse_document(text, source, EXPECT_FILE)
     try:
         found = ExpectFile.model_validate({**raw, "source": source})
     except ValidationError as exc:

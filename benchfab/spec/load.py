@@ -26,15 +26,18 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ..errors import SpecError
-from ..untrusted import read_regular
 from ..workloads import Problem, family_of
 from ..yamlpos import Path as YPath
-from ..yamlpos import YamlPositionError, load_with_lines
-from .fields import _kind, _show
+from .fields import _show
 from .models import Profile, SweepSpec, TestSpec, _resolve
-from .wording import _control_problems, _format_loc, _get, _line_for, _raise_all, _validation_problems
+from .wording import _get, _line_for, _raise_all, _validation_problems
+from .yamldoc import DocumentKind, parse_document, read_document
 
 MAX_SPEC_BYTES = 4 << 20  # a spec of a thousand tests is ~100 KB
+SPEC_FILE = DocumentKind(noun="the spec", expected="a mapping with a 'tests' list", max_bytes=MAX_SPEC_BYTES,
+                         start_hint="start from jobs/local.yaml", nested_hint="flatten the spec",
+                         path_fix="give the path of a .yaml spec file",
+                         missing_hint="check the path; specs usually live in jobs/")
 
 
 class BackendRules(Protocol):
@@ -87,29 +90,7 @@ def _model_as_written(name: str) -> type[SweepSpec]:
 
 def load_spec(path: str | Path, *, backends: Sequence[BackendRules] | None = None) -> SweepSpec:
     """Read and validate a spec file. Raises SpecError: one problem, or SpecErrors: several."""
-    source = str(path)
-
-    def unreadable(message: str, hint: str) -> SpecError:
-        return SpecError(message.removeprefix(f"{source}: "), source=source, hint=hint)
-
-    try:
-        # A regular file of bounded size, opened without blocking: a FIFO or /dev/zero given
-        # as the spec used to hang validate or exhaust memory.
-        data = read_regular(Path(path), MAX_SPEC_BYTES, error=unreadable, fix="give the path of a .yaml spec file")
-    except FileNotFoundError:
-        raise SpecError("no such file", source=source, hint="check the path; specs usually live in jobs/") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        utf16 = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        raise SpecError(
-            f"not a text file: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8{utf16}",
-            source=source,
-            line=line,
-            hint="save the spec as UTF-8 YAML",
-        ) from None
-    return load_spec_text(text, source=source, backends=backends)
+    return load_spec_text(read_document(path, SPEC_FILE), source=str(path), backends=backends)
 
 
 def load_spec_text(text: str, *, source: str = "<spec>", backends: Sequence[BackendRules] | None = None) -> SweepSpec:
@@ -118,30 +99,7 @@ def load_spec_text(text: str, *, source: str = "<spec>", backends: Sequence[Back
     Raises SpecError when there is one problem, SpecErrors (a SpecError) when there
     are several; ``exc.problems`` lists them either way.
     """
-    problems: list[SpecError] = []
-    duplicates: list[YamlPositionError] = []
-
-    def yaml_problem(exc: YamlPositionError) -> SpecError:
-        field = _format_loc(exc.path) if exc.path else None
-        return SpecError(str(exc), source=source, line=exc.line, field=field, hint=exc.hint or "fix the YAML syntax")
-
-    try:
-        raw, lines = load_with_lines(text, problems=duplicates)
-    except YamlPositionError as exc:
-        raise _raise_all([*map(yaml_problem, duplicates), yaml_problem(exc)]) from None
-    except RecursionError:
-        raise SpecError("YAML nested too deeply", source=source, hint="flatten the spec") from None
-    problems.extend(map(yaml_problem, duplicates))
-    if not isinstance(raw, dict):
-        kind = "empty" if raw is None else "plain text" if isinstance(raw, str) else f"a {_kind(raw)}"
-        problems.append(SpecError(
-            f"the spec is {kind}, expected a mapping with a 'tests' list",
-            source=source,
-            line=1,
-            hint="start from jobs/local.yaml",
-        ))
-        raise _raise_all(problems)
-    problems.extend(_control_problems(raw, (), lines, source))
+    raw, lines, problems = parse_document(text, source, SPEC_FILE)
     for key in [k for k in raw if not isinstance(k, str)]:
         problems.append(SpecError(f"a key must be a word, got {_show(key)}", source=source,
                                   line=lines.get((key,), 1), hint="quote the key, or remove it"))

@@ -36,7 +36,7 @@ import threading
 from typing import IO, Any
 
 from ..errors import WorkloadError
-from ..task import TEST_SECRET_ENV
+from ..testsecret import read_test_secret
 
 ALLOWED_PROGRAMS = frozenset({"orted", "prted"})  # Open MPI 4's and 5's daemons
 MAX_LINE = 1 << 22  # a command line or one chunk of output is far smaller
@@ -45,11 +45,7 @@ FIRST_LINE_S = 5.0  # how long a new connection may stay silent before it is dro
 
 def test_secret(environ: dict[str, str] | None = None) -> bytes:
     """The test's secret as the controller handed it; a clear error when none was."""
-    value = (os.environ if environ is None else environ).get(TEST_SECRET_ENV, "")
-    if len(value) < 32:
-        raise WorkloadError(f"{TEST_SECRET_ENV} is not set: the MPI launch has no secret to authenticate its peers",
-                            hint="start ranks through benchfab (sweep, run or the Kubernetes agent), which sets it per test")
-    return value.encode()
+    return read_test_secret("the MPI launch has no secret to authenticate its peers", environ)
 
 
 class ChannelError(WorkloadError):

@@ -27,6 +27,8 @@ One module per role, wired together by :class:`FakeCluster` (``cluster.py``):
   ``insecure_kubeconfig()``: a second port where a request without credentials is the
   admin, like kube-apiserver's old localhost --insecure-port.
 - ``store.py``: the objects, their resourceVersions and the watch history.
+- ``resources.py``: the resource types served (kinds, namespaced, custom, field selectors)
+  and the documents besides objects: Status, discovery, kubectl's pod table.
 - ``scheduler.py``: binds pending pods to nodes that are Ready, not cordoned, match
   the nodeSelector, tolerate the taints and have the requested extended
   resources left (allocatable minus the requests of bound, unfinished pods);
@@ -36,7 +38,7 @@ One module per role, wired together by :class:`FakeCluster` (``cluster.py``):
   tied to a VF resource), then runs the container's command as a real local
   process with the pod's env (fieldRef values resolved), serves its output
   as the pod log, and reports the exit; activeDeadlineSeconds is enforced.
-- Faults: ``inject(method, path_regex, status | "reset", times)`` answers
+- Faults (``faults.py``): ``inject(method, path_regex, status | "reset", times)`` answers
   requests with 429/500/410 or drops the connection; ``compact()`` forgets
   watch history so resumes get 410 Gone.
 
@@ -62,10 +64,12 @@ Tests import it as a package: ``from tests.fakecluster import FakeCluster, seed_
 
 from __future__ import annotations
 
-from .apiserver import KINDS, NAMESPACED, APIServer, Fault, Handler
+from .apiserver import APIServer, Handler
 from .cluster import SHARED, SRIOV, FakeCluster, seed_nodes
+from .faults import Fault
 from .kubelet import ROOT, STATIC, Kubelet
 from .patch import json_patch, merge_patch
+from .resources import KINDS, NAMESPACED
 from .scheduler import Scheduler, quantity
 from .selectors import match_fields, match_labels
 from .store import Store, now_iso

@@ -7,14 +7,13 @@ patch)/delete and delete-collection (a PUT naming a stale resourceVersion: 409),
 (follow streams while the process runs), events, Leases; injected faults answer 429/500/410
 or drop the connection. Every request is authenticated by its bearer token (401 without a
 known one) and authorized by RBAC (``rbac.py``: 403 in kube-apiserver's wording) before
-anything is looked up.
+anything is looked up. The resource types and the documents besides objects: ``resources.py``.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,55 +21,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from .patch import json_patch, merge_patch
-from .rbac import Attributes, Identity, allowed, forbidden_message, refused_grant
+from .rbac import Attributes, Identity, allowed, forbidden_message, missing_service_account, refused_grant
+from .resources import CUSTOM, FIELD_LABELS, KINDS, NAMESPACED, discovery, pod_table, status_body, unsupported_field
 from .selectors import match_fields, match_labels, query_true
 
 if TYPE_CHECKING:
     from .cluster import FakeCluster
-
-KINDS = {"pods": "Pod", "nodes": "Node", "services": "Service", "events": "Event", "namespaces": "Namespace",
-         "network-attachment-definitions": "NetworkAttachmentDefinition", "nicclusterpolicies": "NicClusterPolicy",
-         "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding",
-         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding", "networkpolicies": "NetworkPolicy",
-         "leases": "Lease"}
-NAMESPACED = {"pods", "services", "events", "network-attachment-definitions", "configmaps", "serviceaccounts", "roles",
-              "rolebindings", "networkpolicies", "sriovnetworknodepolicies", "sriovnetworknodestates", "leases"}
-# Custom resources: served only while their CRD is installed (FakeCluster.crds), else 404 as
-# kube-apiserver answers for a resource type it does not know.
-CUSTOM = {"network-attachment-definitions": "k8s.cni.cncf.io", "nicclusterpolicies": "mellanox.com",
-          "sriovnetworknodepolicies": "sriovnetwork.openshift.io", "sriovnetworknodestates": "sriovnetwork.openshift.io"}
-KINDS.update({"sriovnetworknodepolicies": "SriovNetworkNodePolicy", "sriovnetworknodestates": "SriovNetworkNodeState"})
-# The field selectors kube-apiserver accepts per resource (every resource: metadata.name and
-# metadata.namespace); anything else is 400 "field label not supported".
-FIELD_LABELS = {
-    "pods": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-             "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"},
-    "events": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-               "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-               "reason", "reportingComponent", "source", "type"},
-    "nodes": {"spec.unschedulable"},
-}
-
-
-class Fault:
-    """One injected misbehaviour for requests matching (method, path regex), ``times`` times.
-
-    ``action``: an HTTP status (429, 500, 410, ...) answered instead; "reset": the connection
-    dropped (a POST/PATCH/PUT is applied first, its answer lost); "slow": answered normally
-    after ``delay_s``; "cut": a watch or log stream dropped mid-stream after ``after`` chunks
-    (no terminating chunk, as when a load balancer or the API server goes away).
-    """
-
-    def __init__(self, method: str, path: str, action: int | str, times: int, retry_after: float | None,
-                 delay_s: float = 0.0, after: int = 0) -> None:
-        self.method, self.path, self.action, self.left, self.retry_after = method, re.compile(path), action, times, retry_after
-        self.delay_s, self.after = delay_s, after
-        self.hits = 0
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -154,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
                 code = int(f.action)
                 headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
                 self._body()
-                self._send(code, _status(code, {429: "TooManyRequests", 410: "Gone"}.get(code, "InternalError"),
+                self._send(code, status_body(code, {429: "TooManyRequests", 410: "Gone"}.get(code, "InternalError"),
                                          f"injected {code}"), headers)
                 return True
         return False
@@ -205,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[:1] == ["apis"] and len(parts) >= 4:
             group, rest = parts[1], parts[3:]
         else:
-            self._send(404, _status(404, "NotFound", f"no route {url.path}"))
+            self._send(404, status_body(404, "NotFound", f"no route {url.path}"))
             return
         ns: str | None = None
         if rest[:1] == ["namespaces"] and len(rest) >= 3:
@@ -244,7 +200,7 @@ class Handler(BaseHTTPRequestHandler):
         if apply_only:  # the connection is about to be dropped: nothing is applied, nothing answered
             return
         self._body()
-        status = _status(code, reason, message)
+        status = status_body(code, reason, message)
         if details is not None:
             status["details"] = {k: v for k, v in details.items() if v}
         self._send(code, status)
@@ -255,19 +211,19 @@ class Handler(BaseHTTPRequestHandler):
         store = cluster.store
         key_ns = ns if plural in NAMESPACED else ""
         if name is None and (bad := unsupported_field(plural, q.get("fieldSelector"))):
-            self._send(400, _status(400, "BadRequest", f'"{bad}" is not a known field selector: only '
+            self._send(400, status_body(400, "BadRequest", f'"{bad}" is not a known field selector: only '
                                     f'"metadata.name", "metadata.namespace"'
                                     + "".join(f', "{f}"' for f in sorted(FIELD_LABELS.get(plural, ())))))
             return
         if self.command == "POST" and ns is not None and plural in NAMESPACED and plural != "events" \
                 and store.get("namespaces", "", ns) is None:
-            self._send(404, _status(404, "NotFound", f'namespaces "{ns}" not found'))
+            self._send(404, status_body(404, "NotFound", f'namespaces "{ns}" not found'))
             return
         if self.command in ("POST", "PUT") and isinstance(body, dict) \
                 and (why := refused_grant(store, self._who, plural, key_ns or "", body)) is not None:
             cluster.denied.append((self._who.user, why))
             if not apply_only:
-                self._send(403, _status(403, "Forbidden", why))
+                self._send(403, status_body(403, "Forbidden", why))
             return
         if self.command == "GET" and name is None:
             if query_true(q, "watch"):
@@ -286,22 +242,22 @@ class Handler(BaseHTTPRequestHandler):
         elif self.command == "GET":
             obj = store.get(plural, key_ns, name or "")
             if obj is None:
-                self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                self._send(404, status_body(404, "NotFound", f'{plural} "{name}" not found'))
             else:
                 self._send(200, obj)
         elif self.command == "POST":
             if body is None:
-                self._send(400, _status(400, "BadRequest", "no body"))
+                self._send(400, status_body(400, "BadRequest", "no body"))
                 return
             meta = body.setdefault("metadata", {})
             if plural in NAMESPACED:
                 meta["namespace"] = ns
             if store.get(plural, key_ns, meta.get("name", "")) is not None:
-                self._send(409, _status(409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists'))
+                self._send(409, status_body(409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists'))
                 return
-            if plural == "pods" and (missing := _missing_account(store, ns or "", body)):
+            if plural == "pods" and (missing := missing_service_account(store, ns or "", body)):
                 # The ServiceAccount admission plugin: a pod names an account that exists.
-                self._send(403, _status(403, "Forbidden", f'pods "{meta.get("name")}" is forbidden: error looking up '
+                self._send(403, status_body(403, "Forbidden", f'pods "{meta.get("name")}" is forbidden: error looking up '
                                         f'service account {ns}/{missing}: serviceaccount "{missing}" not found'))
                 return
             if plural == "pods":
@@ -321,12 +277,12 @@ class Handler(BaseHTTPRequestHandler):
             if apply_only:
                 return
             if got is None:
-                self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                self._send(404, status_body(404, "NotFound", f'{plural} "{name}" not found'))
             else:
                 self._send(200, got)
         elif self.command == "PUT":
             if body is None or name is None:
-                self._send(400, _status(400, "BadRequest", "PUT needs a name and a body"))
+                self._send(400, status_body(400, "BadRequest", "PUT needs a name and a body"))
                 return
             if plural in NAMESPACED:
                 body.setdefault("metadata", {})["namespace"] = ns
@@ -334,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             # object has moved on (what Leases and every read-modify-write rely on).
             asked, current = body["metadata"].get("resourceVersion"), store.get(plural, key_ns, name)
             if asked and current is not None and str(asked) != current["metadata"].get("resourceVersion"):
-                self._send(409, _status(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": '
+                self._send(409, status_body(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": '
                                         "the object has been modified; please apply your changes to the latest "
                                         "version and try again"))
                 return
@@ -346,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
             if got is not None:
                 cluster.written.append((plural, got))
             if got is None:
-                self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                self._send(404, status_body(404, "NotFound", f'{plural} "{name}" not found'))
             else:
                 self._send(200, got)
         elif self.command == "DELETE":
@@ -361,11 +317,11 @@ class Handler(BaseHTTPRequestHandler):
                 return
             obj = cluster.delete(plural, key_ns, name, _grace(q))
             if obj is None:
-                self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+                self._send(404, status_body(404, "NotFound", f'{plural} "{name}" not found'))
             else:
                 self._send(200, obj)
         else:
-            self._send(405, _status(405, "MethodNotAllowed", self.command))
+            self._send(405, status_body(405, "MethodNotAllowed", self.command))
 
     def _watch(self, plural: str, ns: str | None, q: dict[str, str]) -> None:
         store = self.server.cluster.store
@@ -389,7 +345,7 @@ class Handler(BaseHTTPRequestHandler):
                 since = int(rv_text)
                 initial = []
                 if since < store.oldest:
-                    self._chunk(json.dumps({"type": "ERROR", "object": _status(
+                    self._chunk(json.dumps({"type": "ERROR", "object": status_body(
                         410, "Expired", f"too old resource version: {since} ({store.oldest})")}).encode() + b"\n")
                     self._end_stream()
                     return
@@ -420,7 +376,7 @@ class Handler(BaseHTTPRequestHandler):
                                 return
                         continue
             if gone:
-                self._chunk(json.dumps({"type": "ERROR", "object": _status(410, "Expired", "too old resource version")}).encode() + b"\n")
+                self._chunk(json.dumps({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")}).encode() + b"\n")
                 break
             for rv, kind, p, obj in events:
                 since = rv
@@ -441,10 +397,10 @@ class Handler(BaseHTTPRequestHandler):
         pod = cluster.store.get("pods", ns, name)
         path = cluster.log_path(ns, name)
         if pod is None:
-            self._send(404, _status(404, "NotFound", f'pods "{name}" not found'))
+            self._send(404, status_body(404, "NotFound", f'pods "{name}" not found'))
             return
         if not path.exists():
-            self._send(400, _status(400, "BadRequest", f'container "rank" in pod "{name}" is waiting to start'))
+            self._send(400, status_body(400, "BadRequest", f'container "rank" in pod "{name}" is waiting to start'))
             return
         if not query_true(q, "follow"):
             data = path.read_bytes()
@@ -471,102 +427,10 @@ class Handler(BaseHTTPRequestHandler):
         self._end_stream()
 
 
-def _missing_account(store: Any, namespace: str, pod: dict[str, Any]) -> str | None:
-    """The pod's service account when it does not exist ("default" always does, as the
-    namespace's service-account controller makes it)."""
-    account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
-    if account == "default" or store.get("serviceaccounts", namespace, account) is not None:
-        return None
-    return account
-
-
-def pod_status(pod: dict[str, Any]) -> str:
-    """The STATUS column of ``kubectl get pods``: a waiting or terminated container's reason, else the phase."""
-    status = pod.get("status") or {}
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    for cs in status.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        reason = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
-        if reason:
-            return str(reason)
-    return str(status.get("phase") or "Pending")
-
-
-def pod_table(pods: list[dict[str, Any]], rv: str) -> dict[str, Any]:
-    """A meta.k8s.io/v1 Table of pods (server-side printing, as kubectl asks for it)."""
-    columns = [("Name", "string", "name"), ("Ready", "string", ""), ("Status", "string", ""),
-               ("Restarts", "integer", ""), ("Node", "string", "")]
-    rows = []
-    for pod in pods:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        ready = f"{sum(1 for c in statuses if c.get('ready'))}/{len((pod.get('spec') or {}).get('containers') or [])}"
-        rows.append({"cells": [pod["metadata"]["name"], ready, pod_status(pod), 0,
-                               (pod.get("spec") or {}).get("nodeName") or "<none>"],
-                     "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                                "metadata": pod["metadata"]}})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-            "columnDefinitions": [{"name": n, "type": t, "format": f, "description": "", "priority": 0}
-                                  for n, t, f in columns], "rows": rows}
-
-
 def _grace(q: dict[str, str]) -> int | None:
     """A DELETE's gracePeriodSeconds (None: the pod's terminationGracePeriodSeconds)."""
     value = q.get("gracePeriodSeconds")
     return int(value) if value not in (None, "") else None
-
-
-def unsupported_field(plural: str, selector: str | None) -> str | None:
-    """The first field of ``selector`` kube-apiserver would refuse for this resource, or None."""
-    for term in (selector or "").split(","):
-        field = re.split(r"!=|==|=", term, maxsplit=1)[0].strip()
-        if field and field not in {"metadata.name", "metadata.namespace", *FIELD_LABELS.get(plural, ())}:
-            return field
-    return None
-
-
-# Discovery, as kubectl asks for it before it reads or writes anything.
-_CORE = [("pods", "Pod", True), ("services", "Service", True), ("events", "Event", True),
-         ("namespaces", "Namespace", False), ("nodes", "Node", False), ("configmaps", "ConfigMap", True),
-         ("serviceaccounts", "ServiceAccount", True)]
-_GROUPS: dict[str, list[tuple[str, str, bool]]] = {
-    "rbac.authorization.k8s.io": [("roles", "Role", True), ("rolebindings", "RoleBinding", True),
-                                  ("clusterroles", "ClusterRole", False),
-                                  ("clusterrolebindings", "ClusterRoleBinding", False)],
-    "networking.k8s.io": [("networkpolicies", "NetworkPolicy", True)],  # stored, not enforced (every pod is on this host)
-}
-
-
-def discovery(parts: list[str], crds: set[str]) -> dict[str, Any] | None:
-    """The /api, /api/v1, /apis and /apis/GROUP/VERSION documents (None: not a discovery path)."""
-    groups = dict(_GROUPS)
-    for plural, group in CUSTOM.items():
-        if plural in crds:
-            groups.setdefault(group, []).append((plural, KINDS[plural], plural in NAMESPACED))
-
-    def resources(version: str, items: list[tuple[str, str, bool]]) -> dict[str, Any]:
-        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": version,
-                "resources": [{"name": p, "singularName": "", "namespaced": ns, "kind": k, "verbs": verbs}
-                              for p, k, ns in items]}
-
-    if parts == ["api"]:
-        return {"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
-    if parts == ["api", "v1"]:
-        return resources("v1", _CORE)
-    if parts == ["apis"]:
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-            {"name": g, "versions": [{"groupVersion": f"{g}/{_version(g)}", "version": _version(g)}],
-             "preferredVersion": {"groupVersion": f"{g}/{_version(g)}", "version": _version(g)}}
-            for g in sorted(groups)]}
-    if len(parts) == 3 and parts[0] == "apis" and parts[1] in groups and parts[2] == _version(parts[1]):
-        return resources(f"{parts[1]}/{parts[2]}", groups[parts[1]])
-    return None
-
-
-def _version(group: str) -> str:
-    return "v1alpha1" if group == "mellanox.com" else "v1"
 
 
 class APIServer(ThreadingHTTPServer):

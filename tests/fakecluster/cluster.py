@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
-from .apiserver import KINDS, NAMESPACED, APIServer, Fault, Handler
+from .apiserver import APIServer, Handler
+from .faults import Fault
 from .kubelet import STATIC, Kubelet
 from .patch import merge_patch
 from .rbac import ADMIN_TOKEN, Users
+from .resources import KINDS, NAMESPACED
 from .scheduler import Scheduler
 from .selectors import match_labels
 from .store import Store

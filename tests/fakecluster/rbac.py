@@ -17,6 +17,7 @@ authorizer decide them, over the Roles, ClusterRoles and their bindings in the s
 - ``not_held``: escalation prevention, the rules of a Role being written (or of the role a
   binding refers to) that the writer does not hold itself.
 - ``forbidden_message``: the 403 Status message in kube-apiserver's wording.
+- ``missing_service_account``: a pod naming an account that does not exist (admission, 403).
 """
 
 from __future__ import annotations
@@ -256,3 +257,12 @@ def refused_grant(store: Store, who: Identity, plural: str, namespace: str, body
     if not missing:
         return None
     return f'{plural}.{RBAC_GROUP} "{name}" is forbidden: {escalation_message(who, missing)}'
+
+
+def missing_service_account(store: Any, namespace: str, pod: dict[str, Any]) -> str | None:
+    """The ServiceAccount admission plugin's check: the pod's service account when it does not
+    exist ("default" always does, as the namespace's service-account controller makes it)."""
+    account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+    if account == "default" or store.get("serviceaccounts", namespace, account) is not None:
+        return None
+    return account

@@ -11,6 +11,9 @@ pods in the node's namespace. Faults are set by node name: ``slow_node``, ``slow
 whose profile lists them, for ``placement: {pattern: all-pairs, rails: R}``. Faults on one
 rail: ``slow_nic``, ``lossy_nic``, ``slow_link(..., rail=r)``.
 
+``all_pairs_spec(...)`` (head and tests) and ``all_pairs_tests(...)`` (the tests part) are the
+all-pairs tcp bandwidth sweep the simulations and benchmarks run, sized by their arguments.
+
 Also a command for a person (``scripts/simcluster.sh`` calls it):
 
     python -m tests.fakecluster.simcluster up N [--dir DIR] [--rate MBIT] [--rails R] [faults]  # until SIGTERM / down
@@ -32,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .cluster import FakeCluster
 from .netsim import NetSim, NodeNet, why_unavailable
@@ -71,6 +75,29 @@ image: registry.example.com/benchfab-worker:sim
 profiles:
   tcp: {{fabric: tcp, mode: none, network: {NETWORK}, line_rate: {rate_mbit:g}Mbit, rails: [{listed}]}}
 """
+
+
+def all_pairs_tests(*, sizes: str = "256K", iterations: int = 20, warmup: int = 3, second_pass: bool = False,
+                    rails: int = 1, start_timeout: str = "30s", timeout: str = "60s", more: str = "") -> str:
+    """The tests part of the simulated cluster's usual spec: one all-pairs ``rdma_write_bw`` over tcp
+    named ``bw`` (a 256 KiB message 20 times is about 0.2 s a pair at 200 Mbit/s), per rail when
+    ``rails`` > 1, with the second pass's default rules when ``second_pass``; ``more``: further
+    entries of the tests list (lines starting ``  - ``)."""
+    placement = "pattern: all-pairs" + (f", rails: {rails}" if rails > 1 else "") + (", second_pass: true" if second_pass else "")
+    return f"""\
+kubernetes: {{start_timeout: {start_timeout}}}
+defaults: {{timeout: {timeout}}}
+tests:
+  - {{name: bw, workload: rdma_write_bw, transport: tcp, sizes: [{sizes}], iterations: {iterations}, warmup: {warmup},
+     placement: {{{placement}}}}}
+""" + more
+
+
+def all_pairs_spec(rate_mbit: float = 200.0, *, rails: int = 1, **tests: Any) -> str:
+    """A whole spec for the simulated cluster: the head for its nodes' rate (and ``rails``) and
+    ``all_pairs_tests(rails=rails, **tests)``."""
+    head = rails_spec_head(rails, rate_mbit) if rails > 1 else spec_head(rate_mbit)
+    return head + all_pairs_tests(rails=rails, **tests)
 
 
 @dataclass

@@ -8,7 +8,6 @@ starts) and the API server refusing the agent's list of its own pod (403).
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 import time
@@ -20,12 +19,9 @@ import pytest
 import benchfab
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.agent import STAGE_CONNECT, STAGE_DEVICES, STAGE_IMPORTS, STAGE_PROCESS, STAGE_WATCH
-from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
-from benchfab.spec import load_spec_text
-from benchfab.sweep import run_sweep
 from benchfab.task import parse_record
 from tests.fakecluster import FakeCluster, seed_nodes
+from tests.k8s.helpers import sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -56,13 +52,8 @@ def _own_list(node: str) -> str:
 
 
 def _sweep(cluster: FakeCluster, tmp_path: Path, limits: dict[str, float]) -> tuple[Any, str]:
-    spec = load_spec_text(SPEC)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
-    backend.stage_limits_s.update(limits)
-    out = io.StringIO()
-    result = run_sweep(spec, SPEC, results_dir=str(tmp_path / "res"), run_id="r", out=out, progress=False,
-                       backend=backend)
-    return result, out.getvalue()
+    result, _, out = sweep(cluster, SPEC, tmp_path / "res", before=lambda backend: backend.stage_limits_s.update(limits))
+    return result, out
 
 
 def _assert_clean(cluster: FakeCluster) -> None:

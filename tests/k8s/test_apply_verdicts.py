@@ -23,7 +23,7 @@ from benchfab.backends.kubernetes.node_marks import label_value, marks_for, pars
 from benchfab.diagnosis import Diagnosis, write_diagnosis
 from benchfab.faults import Finding
 from tests.fakecluster import FakeCluster
-from tests.k8s.test_e2e import PAIRS, SPEC
+from tests.k8s.helpers import PAIRS, SPEC
 from tests.k8s.test_rbac import shipped_rbac
 
 pytestmark = [pytest.mark.k8s]

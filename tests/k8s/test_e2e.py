@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import subprocess
@@ -10,63 +9,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import benchfab
 from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
-from benchfab.spec import load_spec_text
-from benchfab.sweep import run_sweep
 from tests.fakecluster import SHARED, FakeCluster, seed_nodes
 from tests.helpers import ROOT
+from tests.k8s.helpers import GROUP, PAIRS, SPEC, assert_clean, sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
-
-SPEC = """\
-name: k8s-e2e
-backend: kubernetes
-namespace: bench
-image: registry.example.com/benchfab-worker:test
-profiles:
-  ib-shared: {fabric: ib, mode: shared, resource: rdma/rdma_shared_device_a, network: rdma-net}
-nodes: {topology_key: example.com/leaf}
-defaults: {sizes: [8, 4K], iterations: 3, warmup: 1, device: cpu, timeout: 60s}
-kubernetes: {start_timeout: 20s}
-tests:
-"""
-PAIRS = "  - name: pairs\n    placement: {pattern: all-pairs}\n"
-GROUP = "  - name: ar3\n    placement: {pattern: group, nodes: 3}\n"
-
-
-def sweep(c: FakeCluster, text: str, tmp: Path, before: Any = None) -> tuple[Any, KubernetesBackend, str]:
-    spec = load_spec_text(text)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(c.kubeconfig)))
-    if before is not None:
-        before(backend)
-    out = io.StringIO()
-    result = run_sweep(spec, text, results_dir=str(tmp / "res"), run_id="r", out=out, progress=False, backend=backend)
-    return result, backend, out.getvalue()
-
-
-def assert_clean(c: FakeCluster) -> None:
-    assert c.objects("pods", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("configmaps", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("services", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("networkpolicies", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("roles", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("rolebindings", "app.kubernetes.io/name=benchfab") == []
-    assert c.objects("serviceaccounts", "app.kubernetes.io/name=benchfab") == []
-    deadline = time.time() + 5
-    while c.live_processes() and time.time() < deadline:
-        time.sleep(0.1)
-    assert c.live_processes() == 0
 
 
 def test_pairs_and_group_sweep(cluster: FakeCluster, tmp_path: Path) -> None:
     seed_nodes(cluster, 4)
-    result, backend, out = sweep(cluster, SPEC + PAIRS + GROUP, tmp_path)
+    result, backend, out = sweep(cluster, SPEC + PAIRS + GROUP, tmp_path / "res")
     assert result.counts == {"ok": 7}, out
     run = benchfab.load_run("r", tmp_path / "res")
     tests = run.tests.set_index("test_id")
@@ -117,7 +74,7 @@ def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeClust
         cluster.patch_node(nodes[3], {"status": {"allocatable": {SHARED: "0"}}})  # device plugin lost its devices
         cluster.patch_node(nodes[2], {"spec": {"taints": [{"key": "maintenance", "value": "true", "effect": "NoSchedule"}]}})
 
-    result, _, out = sweep(cluster, text, tmp_path, before=break_nodes)
+    result, _, out = sweep(cluster, text, tmp_path / "res", before=break_nodes)
     run = benchfab.load_run("r", tmp_path / "res")
     reasons = dict(zip(run.tests["test_id"], run.tests["reason"]))
     statuses = dict(zip(run.tests["test_id"], run.tests["status"]))
@@ -135,7 +92,7 @@ def test_pending_pods_are_explained_and_only_their_tests_fail(cluster: FakeClust
 def test_missing_nad_is_explained(cluster: FakeCluster, tmp_path: Path) -> None:
     seed_nodes(cluster, 2)
     text = (SPEC + PAIRS).replace("network: rdma-net", "network: no-such-net").replace("start_timeout: 20s", "start_timeout: 3s")
-    result, _, _ = sweep(cluster, text, tmp_path)
+    result, _, _ = sweep(cluster, text, tmp_path / "res")
     run = benchfab.load_run("r", tmp_path / "res")
     assert result.counts == {"failed": 1}
     assert "NetworkAttachmentDefinition no-such-net does not exist in namespace bench" in run.tests["reason"][0]
@@ -160,7 +117,7 @@ def test_pod_killed_mid_test_fails_that_test_and_is_replaced(cluster: FakeCluste
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    result, _, _ = sweep(cluster, text, tmp_path)
+    result, _, _ = sweep(cluster, text, tmp_path / "res")
     run = benchfab.load_run("r", tmp_path / "res")
     rows = run.tests.set_index("test_id")
     first = rows.loc["000-long-rep0-gpu-node-0+gpu-node-1"]
@@ -186,7 +143,7 @@ def test_api_errors_are_retried_and_watches_resume(cluster: FakeCluster, tmp_pat
             cluster.compact()  # every watch now gets 410 Gone and must relist
         threading.Thread(target=run, daemon=True).start()
 
-    result, backend, out = sweep(cluster, SPEC + PAIRS, tmp_path, before=compact_later)
+    result, backend, out = sweep(cluster, SPEC + PAIRS, tmp_path / "res", before=compact_later)
     assert result.counts == {"ok": 6}, out
     assert all(f.left == 0 for f in faults)  # every injected error was met...
     assert backend.kube.retries >= 6  # ...and the API calls among them were retried
@@ -247,7 +204,7 @@ def test_point_to_point_pairs_over_tcp(cluster: FakeCluster, tmp_path: Path) -> 
         "  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [64K], iterations: 200, placement: {pattern: all-pairs}}\n"
         "  - {name: lat, workload: rdma_write_lat, transport: tcp, sizes: [8], iterations: 100, placement: {pattern: ring}}\n"
     )
-    result, _backend, out = sweep(cluster, text, tmp_path)
+    result, _backend, out = sweep(cluster, text, tmp_path / "res")
     assert set(result.counts) == {"ok"}, out
     run = benchfab.load_run("r", tmp_path / "res")
     s = run.summary
@@ -287,7 +244,7 @@ def test_compaction_on_an_idle_cluster_does_not_storm_relists(cluster: FakeClust
 def test_a_test_the_cluster_cannot_hold_is_skipped_and_the_rest_runs(cluster: FakeCluster, tmp_path: Path) -> None:
     seed_nodes(cluster, 4)
     text = SPEC + PAIRS + "  - name: ar8\n    placement: {pattern: group, nodes: 8}\n"
-    result, _, out = sweep(cluster, text, tmp_path)
+    result, _, out = sweep(cluster, text, tmp_path / "res")
     assert result.counts == {"ok": 6, "skipped": 1}, out
     assert result.exit_code() == 1  # a skip is not a pass (--allow-failures accepts it)
     tests = benchfab.load_run("r", tmp_path / "res").tests.set_index("test_id")
@@ -304,7 +261,7 @@ def test_one_pod_per_node_runs_its_gpus_per_node_ranks(cluster: FakeCluster, tmp
     two-rank pod, and the 4 gloo ranks get RANK = pod index x 2 + LOCAL_RANK."""
     seed_nodes(cluster, 2)
     text = SPEC + PAIRS + "  - name: ar2x2\n    placement: {pattern: group, nodes: 2, gpus_per_node: 2}\n"
-    result, backend, out = sweep(cluster, text, tmp_path)
+    result, backend, out = sweep(cluster, text, tmp_path / "res")
     assert result.counts == {"ok": 2}, out
     run = benchfab.load_run("r", tmp_path / "res")
     tests = run.tests.set_index("test_id")

@@ -11,7 +11,7 @@ import pytest
 
 import benchfab
 from tests.fakecluster import FakeCluster, seed_nodes
-from tests.k8s.test_e2e import SPEC, assert_clean, sweep
+from tests.k8s.helpers import SPEC, assert_clean, sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ def test_each_variant_reaches_its_pods(cluster: FakeCluster, tmp_path: Path) -> 
     seed_nodes(cluster, 2)
     text = SPEC + ("  - name: ar\n    placement: {pattern: group, nodes: 2}\n"
                    "    sweep_env: {NCCL_ALGO: [Ring, Tree]}\n    env: {NCCL_PROTO: '$(touch /tmp/benchfab-x)'}\n")
-    result, _, out = sweep(cluster, text, tmp_path)
+    result, _, out = sweep(cluster, text, tmp_path / "res")
     assert result.counts == {"ok": 2}, out
     run = benchfab.load_run("r", tmp_path / "res")
     for test_id, used in zip(run.tests["test_id"], run.tests["used"]):

@@ -4,7 +4,6 @@ whitelist, 404s for a missing CRD or namespace, image-pull failures, graceful de
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import time
@@ -25,16 +24,13 @@ from benchfab.backends.kubernetes.api_errors import (
     Unauthorized,
     Unreachable,
 )
-from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, Kube, connect
 from benchfab.backends.kubernetes.watch import Cache
 from benchfab.errors import BackendError
-from benchfab.spec import load_spec_text
-from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.helpers import ROOT
+from tests.k8s.helpers import PAIRS, SPEC, assert_clean, sweep
 from tests.k8s.kubectl import DEBIAN_KUBECTL, kubectl
-from tests.k8s.test_e2e import PAIRS, SPEC, assert_clean
 
 pytestmark = pytest.mark.k8s
 
@@ -83,10 +79,7 @@ def test_image_pull_failure_reaches_the_user_as_such(cluster: FakeCluster, tmp_p
     seed_nodes(cluster, 2)
     cluster.fail_pulls(IMAGE)
     text = (SPEC + PAIRS).replace("start_timeout: 20s", "start_timeout: 3s")
-    spec = load_spec_text(text)
-    out = io.StringIO()
-    result = run_sweep(spec, text, results_dir=str(tmp_path), run_id="r", out=out, progress=False,
-                       backend=KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig))))
+    result, _, _ = sweep(cluster, text, tmp_path)
     assert result.counts == {"failed": 1}
     reason = benchfab.load_run("r", tmp_path).tests["reason"][0]
     assert "the worker image cannot be pulled (ImagePullBackOff)" in reason or "(ErrImagePull)" in reason, reason

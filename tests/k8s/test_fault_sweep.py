@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 
 import benchfab
-from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.errors import CleanupError
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from tests.fakecluster import SHARED, FakeCluster, seed_nodes
+from tests.k8s.helpers import PAIRS, SPEC, assert_clean, backend_for, sweep
 from tests.k8s.kubectl import debian_kubectl, kubectl
-from tests.k8s.test_e2e import PAIRS, SPEC, assert_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -37,16 +35,12 @@ def test_transient_faults_every_test_ok_nothing_left(cluster: FakeCluster, tmp_p
         cluster.inject("POST", r"/configmaps$", 500, times=3),  # a round's hand-out, retried
         cluster.inject("DELETE", r"/pods", 500, times=2),
     ]
-    spec = load_spec_text(SPEC + PAIRS)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
-    out = io.StringIO()
-    result = run_sweep(spec, SPEC + PAIRS, results_dir=str(tmp_path), run_id="r", out=out, progress=False,
-                       backend=backend)
-    assert result.counts == {"ok": 3}, out.getvalue()
+    result, _, out = sweep(cluster, SPEC + PAIRS, tmp_path)
+    assert result.counts == {"ok": 3}, out
     assert all(f.hits for f in faults), [(f.action, f.hits) for f in faults]
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "complete"
-    assert "left behind" not in out.getvalue()
-    assert "# node drained left out: cordoned\n" in out.getvalue()
+    assert "left behind" not in out
+    assert "# node drained left out: cordoned\n" in out
     assert_clean(cluster)
 
 
@@ -55,7 +49,7 @@ def test_persistent_faults_fail_truthfully_and_print_what_is_left(cluster: FakeC
     # The first round can never be handed out (every retry refused); at the end no DELETE goes through at all.
     cluster.inject("POST", r"/configmaps$", 500, times=6)  # Kube.call's 6 tries
     spec = load_spec_text(SPEC + PAIRS)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
+    backend = backend_for(cluster, spec)
     backend.kube.backoff_s = 0.05  # the retries, quicker: the same count, shorter waits
     original_close = backend.pool.close
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.fakecluster.kueue import GATE, GROUP, QUEUE, TOTAL, FakeKueue
-from tests.k8s.test_e2e import SPEC, sweep
+from tests.k8s.helpers import SPEC, sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def test_a_queued_gang_is_admitted_whole_and_its_wait_is_shown(cluster: FakeClus
     kueue = FakeKueue(cluster.store, quota_pods=3).start()
     notes: list[str] = []
     try:
-        result, _backend, out = sweep(cluster, QUEUED, tmp_path, before=lambda b: setattr(b.pool, "note", notes.append))
+        result, _backend, out = sweep(cluster, QUEUED, tmp_path / "res", before=lambda b: setattr(b.pool, "note", notes.append))
     finally:
         kueue.stop()
     assert result.counts == {"ok": 1}, out
@@ -48,7 +48,7 @@ def test_a_gang_the_quota_cannot_hold_never_starts_a_single_pod(cluster: FakeClu
     kueue = FakeKueue(cluster.store, quota_pods=2).start()  # room for 2 of the 3 pods: none may start
     text = QUEUED.replace("start_timeout: 20s", "start_timeout: 4s")
     try:
-        result, _backend, out = sweep(cluster, text, tmp_path, before=lambda b: setattr(b.pool, "note", lambda _l: None))
+        result, _backend, out = sweep(cluster, text, tmp_path / "res", before=lambda b: setattr(b.pool, "note", lambda _l: None))
     finally:
         kueue.stop()
     assert result.counts == {"failed": 1}, out

@@ -7,21 +7,17 @@ HTTP servers answering with the hand-written fixtures of tests/data/dcgm/."""
 from __future__ import annotations
 
 import http.server
-import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, connect
 from benchfab.backends.kubernetes.preflight import checks
 from benchfab.diagnosis import load_diagnosis
-from benchfab.spec import load_spec_text
-from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
-from tests.k8s.test_e2e import SPEC
+from tests.k8s.helpers import SPEC, sweep
 from tests.test_gpu_health import fixture
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -72,17 +68,13 @@ def test_a_failing_gpu_is_a_bad_gpu_verdict_on_its_node_only(cluster: FakeCluste
         "kubernetes: {start_timeout: 20s, env: {DCGM_EXPORTER_URL: 'http://{host_ip}:" + str(exporters) + "/metrics'}}")
         .replace("tests:\n", FABRIC_RULES_OFF + "tests:\n")
         + "  - name: pairs\n    placement: {pattern: all-pairs, second_pass: true}\n")
-    spec = load_spec_text(text)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
-    out = io.StringIO()
-    result = run_sweep(spec, text, results_dir=str(tmp_path / "res"), run_id="r", out=out, progress=False,
-                       backend=backend)
+    result, _, out = sweep(cluster, text, tmp_path / "res")
     found = load_diagnosis(result.path)
-    assert found is not None, out.getvalue()
-    assert [(f.kind, f.nodes) for f in found.verdicts] == [("bad-gpu", (nodes[1],))], out.getvalue()
+    assert found is not None, out
+    assert [(f.kind, f.nodes) for f in found.verdicts] == [("bad-gpu", (nodes[1],))], out
     assert found.verdicts[0].why.startswith("GPU 3: XID 79; GPU 5: row remapping failed"), found.verdicts[0].why
     assert sorted(found.gpu_health) == sorted(nodes)
-    assert "# GPU health checked on 3 node(s) (dcgm-exporter)" in out.getvalue()
+    assert "# GPU health checked on 3 node(s) (dcgm-exporter)" in out
     assert result.exit_code() == 1  # a verdict names a fault
 
 

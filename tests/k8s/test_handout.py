@@ -13,13 +13,12 @@ import pytest
 import benchfab
 from benchfab.backends.kubernetes import manifests as mf
 from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.backends.kubernetes.handout import LABEL_ROUND, RoundTest, assignment, pick, round_configmaps, round_selector
 from benchfab.errors import CleanupError
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
-from tests.k8s.test_e2e import PAIRS, SPEC, assert_clean
+from tests.k8s.helpers import PAIRS, SPEC, assert_clean, backend_for, sweep
 
 pytestmark = pytest.mark.k8s
 
@@ -94,21 +93,21 @@ def test_one_write_per_round_whatever_the_pairs_under_watch_lag(cluster: FakeClu
     cluster.watch_delay_s = (0.05, 0.2)
     text = (SPEC.replace("sizes: [8, 4K], iterations: 3", "sizes: [8], iterations: 1")
             + "  - name: ring\n    placement: {pattern: ring}\n")
-    spec = load_spec_text(text)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
-    out = io.StringIO()
     rounds: list[tuple[int, int]] = []  # (pairs, API writes) of each hand-out
-    original = backend.tests.assign_all
 
-    def counting(tests):  # type: ignore[no-untyped-def]
-        before = len(_writes(cluster))
-        running = original(tests)
-        rounds.append((len(tests), len(_writes(cluster)) - before))
-        return running
+    def count_writes(backend: KubernetesBackend) -> None:
+        original = backend.tests.assign_all
 
-    backend.tests.assign_all = counting  # type: ignore[method-assign]
-    result = run_sweep(spec, text, results_dir=str(tmp_path), run_id="r", out=out, progress=False, backend=backend)
-    assert result.counts == {"ok": nodes}, out.getvalue()
+        def counting(tests):  # type: ignore[no-untyped-def]
+            before = len(_writes(cluster))
+            running = original(tests)
+            rounds.append((len(tests), len(_writes(cluster)) - before))
+            return running
+
+        backend.tests.assign_all = counting  # type: ignore[method-assign]
+
+    result, _, out = sweep(cluster, text, tmp_path, before=count_writes)
+    assert result.counts == {"ok": nodes}, out
     assert rounds == [(nodes // 2, 1), (nodes // 2, 1)]  # one write a round, for 2 pairs as for 4
     posts = [p for m, p in cluster.requests if m == "POST" and p.endswith("/configmaps")]
     assert len(posts) == len(rounds)
@@ -123,7 +122,7 @@ def test_a_round_configmap_that_cannot_be_deleted_is_reported_left_behind(cluste
                                                                         tmp_path: Path) -> None:
     seed_nodes(cluster, 2)
     spec = load_spec_text(SPEC + PAIRS)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
+    backend = backend_for(cluster, spec)
     backend.kube.backoff_s = 0.05
     cluster.inject("DELETE", r"/configmaps", 500, times=10_000)  # the round's and close()'s deletes
     out = io.StringIO()

@@ -11,6 +11,7 @@ from subprocess import CompletedProcess
 import pytest
 
 from tests.fakecluster import SHARED, SRIOV, FakeCluster, seed_nodes
+from tests.k8s.helpers import backend_for
 from tests.k8s.test_preflight_and_nccl import seed_operator
 
 pytestmark = pytest.mark.k8s
@@ -149,8 +150,6 @@ def test_vf_less_node_names_the_sriov_object_that_is_wrong(cluster: FakeCluster,
 
 
 def test_run_json_stores_the_nodes_left_out(cluster: FakeCluster, tmp_path: Path) -> None:
-    from benchfab.backends.kubernetes.backend import KubernetesBackend
-    from benchfab.backends.kubernetes.client import ClusterOptions
     from benchfab.runmeta import start_meta
     from benchfab.spec import load_spec_text
     from benchfab.store import RunStore
@@ -158,7 +157,7 @@ def test_run_json_stores_the_nodes_left_out(cluster: FakeCluster, tmp_path: Path
 
     seed_troubled(cluster)
     spec = load_spec_text(SPEC)
-    backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
+    backend = backend_for(cluster, spec)
     placed = make_plan(spec, backend)
     store = RunStore(tmp_path, "r")
     start_meta(store, spec, SPEC, backend, placed, resume=False)
@@ -184,8 +183,6 @@ def test_a_rails_profile_counts_each_rails_resource(cluster: FakeCluster) -> Non
     """A profile with rails and no resource of its own: a node without one rail's VFs, or with
     them all held, is left out naming that rail, and no pod goes there (both nodes sort first,
     so a plan that counted only GPUs would pick them)."""
-    from benchfab.backends.kubernetes.backend import KubernetesBackend
-    from benchfab.backends.kubernetes.client import ClusterOptions
     from benchfab.spec import load_spec_text
     from benchfab.sweep import make_plan
 
@@ -195,7 +192,7 @@ def test_a_rails_profile_counts_each_rails_resource(cluster: FakeCluster) -> Non
     for name in ("c-full", "d-full"):
         cluster.add_node(name, allocatable={**{r: 1 for r in RAIL_VFS}, "nvidia.com/gpu": 8})
     spec = load_spec_text(RAILS_SPEC)
-    placed = make_plan(spec, KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig))))
+    placed = make_plan(spec, backend_for(cluster, spec))
     assert dict(placed.left_out) == {
         "a-no-rail2": f"0 allocatable {RAIL_VFS[2]} (profile rails, rail 2)",
         "b-rail3-held": f"all 1 {RAIL_VFS[3]} held by other pods (profile rails, rail 3)"}

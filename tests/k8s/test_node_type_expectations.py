@@ -12,7 +12,7 @@ import pytest
 from benchfab.compare.expectations import BELOW, judge_run
 from benchfab.native import HAVE_NATIVE
 from tests.fakecluster import SHARED, SRIOV, FakeCluster
-from tests.k8s.test_e2e import SPEC, sweep
+from tests.k8s.helpers import SPEC, sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow,
               pytest.mark.skipif(not HAVE_NATIVE, reason="benchfab._native is not built (the tcp engine)")]
@@ -38,7 +38,7 @@ def test_expect_by_node_judges_the_pairs_of_that_node_type(cluster: FakeCluster,
                          allocatable={SHARED: 63, SRIOV: 4, "nvidia.com/gpu": 8})
     cluster.add_nad("bench", "rdma-net", SHARED)
     # agents start slowly on a loaded 2-core box: more start time than test_e2e's 20 s
-    result, _backend, out = sweep(cluster, SPEC.replace("start_timeout: 20s", "start_timeout: 120s") + TESTS, tmp_path)
+    result, _backend, out = sweep(cluster, SPEC.replace("start_timeout: 20s", "start_timeout: 120s") + TESTS, tmp_path / "res")
     assert set(result.counts) == {"ok"}, out
     run = tmp_path / "res" / "r"
     nodes = json.loads((run / "run.json").read_text())["inventory"]["nodes"]

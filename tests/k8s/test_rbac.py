@@ -5,7 +5,6 @@ agent pod's own token reads only its run's pods."""
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.error
 import urllib.request
@@ -19,14 +18,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from benchfab.backends.kubernetes import manifests as mf
-from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions, connect
 from benchfab.backends.kubernetes.options import KubeOptions
-from benchfab.spec import load_spec_text
-from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
 from tests.helpers import ROOT
-from tests.k8s.test_e2e import PAIRS, SPEC, assert_clean
+from tests.k8s.helpers import PAIRS, SPEC, assert_clean, sweep
 from tests.k8s.test_preflight_and_nccl import PREFLIGHT_SPEC, seed_operator
 
 pytestmark = [pytest.mark.k8s]
@@ -263,11 +259,8 @@ def test_the_shipped_rbac_is_all_preflight_plan_render_and_a_sweep_need(cluster:
         proc = cli(command, str(write_spec(text, "sweep.yaml")), "--kubeconfig", str(controller))
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert cluster.denied == []
-    spec = load_spec_text(text)
-    out = io.StringIO()
-    result = run_sweep(spec, text, results_dir=str(tmp_path / "res"), run_id="r", out=out, progress=False,
-                       backend=KubernetesBackend(spec, ClusterOptions(kubeconfig=str(controller))))
-    assert result.counts == {"ok": 3}, out.getvalue()
+    result, _, out = sweep(cluster, text, tmp_path / "res", kubeconfig=controller)
+    assert result.counts == {"ok": 3}, out
     assert cluster.denied == []  # not even a refusal the backend got past
     assert_clean(cluster)
     users = {who for who, _, _ in cluster.identities[admin_requests:]}

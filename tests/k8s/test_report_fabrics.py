@@ -10,7 +10,6 @@ report draws; the numbers are never made up.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,6 @@ from benchfab.analysis import (
     topology_order,
     y_scale,
 )
-from benchfab.backends.kubernetes.backend import KubernetesBackend
-from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.counter_evidence import moved
 from benchfab.errors import StoreError
 from benchfab.export import openmetrics_text
@@ -45,10 +42,9 @@ from benchfab.report import (
     pair_maps,
     write_report,
 )
-from benchfab.spec import load_spec_text
 from benchfab.store import RunStore
-from benchfab.sweep import run_sweep
 from tests.fakecluster import FakeCluster, seed_nodes
+from tests.k8s.helpers import sweep
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -85,12 +81,8 @@ def pairs_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[benchfab.Run
     try:
         cluster.store.put("namespaces", {"metadata": {"name": "bench"}})
         seed_nodes(cluster, NODES)
-        spec = load_spec_text(SPEC)
-        backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(cluster.kubeconfig)))
-        out = io.StringIO()
-        result = run_sweep(spec, SPEC, results_dir=str(tmp / "res"), run_id="pairs", out=out, progress=False,
-                           backend=backend)
-        assert set(result.counts) == {"ok"}, out.getvalue()
+        result, _, out = sweep(cluster, SPEC, tmp / "res", run_id="pairs")
+        assert set(result.counts) == {"ok"}, out
     finally:
         cluster.stop()
     yield benchfab.load_run("pairs", tmp / "res")

@@ -1,12 +1,15 @@
 """Seeded faults on the simulated cluster and a sweep with its second pass over them: what
 the sensitivity tests (tests/sim/test_sensitivity.py) and the benchmark that measures the
-second pass over many seeds (benchmarks/diagnosis_sensitivity.py) share."""
+second pass over many seeds (benchmarks/diagnosis_sensitivity.py, rails_sensitivity.py) share,
+down to the loop over seeds and its totals (``run_seeds``)."""
 
 from __future__ import annotations
 
 import io
+import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,27 +19,12 @@ from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
 from benchfab.spec import load_spec_text
 from benchfab.sweep import SweepResult, run_sweep
-from tests.fakecluster.simcluster import SimCluster, rails_spec_head, spec_head
+from tests.fakecluster.simcluster import SimCluster, all_pairs_tests, rails_spec_head, spec_head
 
 RATE_MBIT = 200.0
-# The bandwidth test the second-pass tests use: a 256 KiB message 20 times (about 0.2 s a pair
-# at 200 Mbit/s), all pairs, with the second pass's default rules.
-BW_TEST = """\
-kubernetes: {start_timeout: 30s}
-defaults: {timeout: 60s}
-tests:
-  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
-     placement: {pattern: all-pairs, second_pass: true}}
-"""
-# The per-rail pass: every pair on every rail (rails run side by side in a round), a smaller
-# message so that R tests a round stay well inside what two shared cores move.
-RAILS_BW_TEST = """\
-kubernetes: {start_timeout: 30s}
-defaults: {timeout: 60s}
-tests:
-  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
-     placement: {pattern: all-pairs, rails: RAILS, second_pass: true}}
-"""
+# The bandwidth test the second-pass tests use: all pairs (per rail on a RailScenario), with the
+# second pass's default rules (simcluster.all_pairs_tests says its size).
+BW_TEST = all_pairs_tests(second_pass=True)
 Verdicts = set[tuple[str, tuple[str, ...]]]
 
 
@@ -103,7 +91,8 @@ class RailScenario:
 
     @property
     def tests(self) -> str:
-        return RAILS_BW_TEST.replace("RAILS", str(self.rails))
+        """Every pair on every rail (rails run side by side in a round)."""
+        return all_pairs_tests(second_pass=True, rails=self.rails)
 
 
 @dataclass(frozen=True)
@@ -153,3 +142,40 @@ def run_scenario(scenario: Scenario | RailScenario, seed: int, nodes: int, workd
     named = {(f.kind, (*sorted(f.nodes), *([f"rail {f.rail}"] if f.rail is not None else [])))
              for f in (found.verdicts if found else [])}
     return Outcome(scenario.name, seed, expected, named, wall, result, t0, lines.times)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-5``, ``3``, ``1,4-6``: the seeds a person asked for."""
+    out: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def run_seeds(scenarios: Sequence[Scenario | RailScenario], seeds: str, nodes: int, workdir: Path, *, cluster: str,
+              cost: Callable[[Outcome], str] | None = None) -> list[Outcome]:
+    """Every scenario on every seed (a fresh cluster each), one line per run as it ends (``cost``:
+    what the run cost, added to its line), then per faulty scenario how often it was caught and
+    the false verdicts over all runs, with ``cluster`` (its shape, in words) and the load average."""
+    width = max(len(s.name) for s in scenarios)
+    loads = [os.getloadavg()[0]]
+    outcomes: list[Outcome] = []
+    for seed in parse_seeds(seeds):
+        for scenario in scenarios:
+            o = run_scenario(scenario, seed, nodes, workdir)
+            loads.append(os.getloadavg()[0])
+            outcomes.append(o)
+            spent = f"; {cost(o)}" if cost else ""
+            print(f"seed {seed:>2} {o.scenario:<{width}} {'caught' if o.caught else 'MISSED'} "
+                  f"false={sorted(o.false_verdicts) or '-'} found={sorted(o.found) or '-'}{spent} "
+                  f"({o.wall_s:.0f} s, load {loads[-1]:.1f})", flush=True)
+    for scenario in scenarios[1:]:
+        mine = [o for o in outcomes if o.scenario == scenario.name]
+        print(f"{scenario.name}: caught {sum(o.caught for o in mine)}/{len(mine)}")
+    false = sum(len(o.false_verdicts) for o in outcomes)
+    clean = [o for o in outcomes if o.scenario == "clean"]
+    print(f"false verdicts: {false} over {len(outcomes)} runs ({sum(len(o.found) for o in clean)} on the "
+          f"{len(clean)} clean runs); {cluster}, seeds {seeds}; 1-min load average "
+          f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores")
+    return outcomes

@@ -43,15 +43,8 @@ from benchfab.diagnosis import load_diagnosis
 from benchfab.spec import load_spec_text
 from benchfab.sweep import run_sweep
 from tests.fakecluster.netsim import why_unavailable
-from tests.fakecluster.simcluster import SPEC_HEAD, SimCluster
+from tests.fakecluster.simcluster import SimCluster, all_pairs_spec
 
-TESTS = """\
-kubernetes: {start_timeout: 120s}
-defaults: {timeout: 120s}
-tests:
-  - {name: bw, workload: rdma_write_bw, transport: tcp, sizes: [256K], iterations: 20, warmup: 3,
-     placement: {pattern: all-pairs, second_pass: true}}
-"""
 PROJECTED_SIZES = (1 << 20, 16 << 20, 256 << 20)
 PROJECTED_ITERATIONS = 25  # 20 timed + 5 warm-up
 
@@ -64,7 +57,7 @@ def one(seed: int, nodes: int, workdir: Path) -> dict[str, float]:
         sim.slow_link(a, b, 50)
         sim.lossy_node(lossy, 3)
         seeded = {("bad-node", (slow,)), ("bad-link", tuple(sorted((a, b)))), ("lossy-node", (lossy,))}
-        text = SPEC_HEAD + TESTS
+        text = all_pairs_spec(second_pass=True, start_timeout="120s", timeout="120s")
         spec = load_spec_text(text)
         backend = KubernetesBackend(spec, ClusterOptions(kubeconfig=str(sim.cluster.kubeconfig)))
         handouts: list[tuple[int, float, float]] = []  # per round: (tests, wall s, controller CPU s)

@@ -126,7 +126,7 @@ class Outcome:
         return self.found - self.expected
 
 
-def run_scenario(scenario: Scenario | RailScenario, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
+def run_scenario(scenario: Scenario | RailScenario | Mixed, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
                  progress: bool = False) -> Outcome:
     """A fresh simulated cluster of ``nodes`` (with the scenario's rails), the scenario's fault, one
     sweep with its second pass (``progress``: with its progress lines on stderr, captured with
@@ -153,3 +153,49 @@ def run_scenario(scenario: Scenario | RailScenario, seed: int, nodes: int, workd
     named = {(f.kind, (*sorted(f.nodes), *([f"rail {f.rail}"] if f.rail is not None else [])))
              for f in (found.verdicts if found else [])}
     return Outcome(scenario.name, seed, expected, named, wall, result, t0, lines.times)
+
+
+# The adaptive all-pairs pass (placement.adaptive): a ring screen, then all-pairs among the
+# nodes it flags and ``SAMPLE`` sampled good ones; the second pass judges both.
+ADAPTIVE_BW_TEST = BW_TEST.replace("second_pass: true}", "second_pass: true, adaptive: {screen: SCREEN, sample: SAMPLE}}")
+
+
+def adaptive_test(screen: str = "ring", sample: int = 1) -> str:
+    return ADAPTIVE_BW_TEST.replace("SCREEN", screen).replace("SAMPLE", str(sample))
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """Several faults where a seed puts them (as benchmarks/second_pass_makespan.py seeds them): a
+    node and a link throttled to ``SLOW_MBIT``, a node losing ``LOSS_PCT`` % (each optional).
+    ``ring_link``: the slow link joins two ring neighbours (inventory order) away from the slow
+    node and its neighbours, where a ring screen meets it; else any two other nodes."""
+
+    name: str
+    slow_node: bool = True
+    slow_link: bool = True
+    lossy_node: bool = False
+    ring_link: bool = False
+
+    def seed(self, sim: SimCluster, seed: int) -> Verdicts:
+        names, rng = sim.names, random.Random(seed)
+        expected: Verdicts = set()
+        if self.ring_link:
+            x = rng.randrange(len(names))
+            slow, a, b = names[x], names[(x + 3) % len(names)], names[(x + 4) % len(names)]
+            lossy = names[(x + 6) % len(names)]
+        else:
+            slow, a, b, lossy = rng.sample(names, 4)
+        if self.slow_node:
+            sim.slow_node(slow, SLOW_MBIT)
+            expected.add(("bad-node", (slow,)))
+        if self.slow_link:
+            sim.slow_link(a, b, SLOW_MBIT)
+            expected.add(("bad-link", tuple(sorted((a, b)))))
+        if self.lossy_node:
+            sim.lossy_node(lossy, LOSS_PCT)
+            expected.add(("lossy-node", (lossy,)))
+        return expected
+
+
+SLOW_MBIT, LOSS_PCT = 50.0, 3.0

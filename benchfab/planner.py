@@ -38,7 +38,7 @@ from .placement import (
     topology_pairs,
 )
 from .rails import rail_retest_rounds, rail_rounds
-from .screen import adaptive_notes
+from .screen import adaptive_notes, screen_order
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
 from .units import format_duration
@@ -249,6 +249,7 @@ def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None
     p = test.placement
     cut = p.max_rounds
     pattern = p.adaptive.screen if p.adaptive else p.pattern  # adaptive: the screen (screen.py: the rest)
+    names = screen_order(names, p.adaptive.seed) if p.adaptive else names
     rounds: list[list[Group]]
     if pattern == "all-pairs":
         return ([(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut))

@@ -1,8 +1,8 @@
 """Adaptive all-pairs (``placement.adaptive``): what is known before its screen runs, and how
 the nodes of its focus are chosen after.
 
-An adaptive all-pairs test runs its screen (ring: 2 rounds, k-groups: 1 or 2) as the planned
-pass; the nodes the screen flags by the second pass's suspect rules (``triage``) and
+An adaptive all-pairs test runs its screen (ring: 2 rounds, k-groups: 1 or 2) over the nodes
+in a seeded order (``screen_order``) as the planned pass; the nodes the screen flags by the second pass's suspect rules (``triage``) and
 ``sample`` good nodes drawn with its seed then get all-pairs among them (``focus.py`` plans
 that). So the plan knows the screen's tests, and only bounds for the focus: none when the
 screen flags nothing, all-pairs over every node when it flags them all. ``adaptive_notes``
@@ -52,6 +52,16 @@ def adaptive_notes(spec: SweepSpec, nodes: Sequence[NodeInfo]) -> list[str]:
                      f"round(s) (every node flagged; full all-pairs is {pairs(n)}), then the second pass"
                      + ("" if t.placement.second_pass else " if second_pass: true"))
     return notes
+
+
+def screen_order(nodes: Sequence[str], seed: int) -> list[str]:
+    """The nodes in the order the screen pairs them: shuffled with the entry's seed. In the
+    inventory's order ring neighbours would mostly share a leaf switch and every run would
+    meet the same pairs; shuffled, most screen pairs cross the fabric, and another seed (a
+    nightly run's date, say) meets other pairs."""
+    order = list(nodes)
+    random.Random(seed).shuffle(order)
+    return order
 
 
 def draw_sample(good: Sequence[str], sample: int, seed: int) -> list[str]:

@@ -14,7 +14,7 @@ from benchfab.errors import SpecError
 from benchfab.focus import choose_focus, plan_focus
 from benchfab.placement import NodeInfo
 from benchfab.planner import plan
-from benchfab.screen import draw_sample, focus_bounds
+from benchfab.screen import draw_sample, focus_bounds, screen_order
 from benchfab.spec import SecondPassRules, load_spec_text
 from benchfab.triage import judge
 from tests.test_diagnosis import frames
@@ -63,9 +63,13 @@ def test_adaptive_on_the_local_backend_is_refused(tmp_path: Path, capsys: pytest
 def test_plan_lists_the_screen_and_says_the_rest_depends_on_it() -> None:
     spec = load_spec_text(spec_text())
     placed = plan(spec, [NodeInfo(x, slots={"loopback": 1}) for x in NODES], skip_unplaceable=True)
-    # The ring screen: 8 pairs in 2 rounds, each node with both ring neighbours.
+    # The ring screen: 8 pairs in 2 rounds, each node with both neighbours in the seeded order.
     assert [len(r.tests) for r in placed.rounds] == [4, 4]
-    assert {frozenset(t.hosts) for t in placed.tests} == {frozenset(p) for p in _ring_screen()}
+    order = screen_order(NODES, 3)
+    assert order != NODES and sorted(order) == NODES and order == screen_order(NODES, 3)
+    assert {frozenset(t.hosts) for t in placed.tests} == {frozenset((order[i], order[(i + 1) % 8])) for i in range(8)}
+    other = plan(load_spec_text(spec_text("{screen: ring, seed: 4}")), [NodeInfo(x, slots={"loopback": 1}) for x in NODES])
+    assert {frozenset(t.hosts) for t in other.tests} != {frozenset(t.hosts) for t in placed.tests}  # another seed, other pairs
     note = next(n for n in placed.notes if "adaptive" in n)
     assert "ring screen only" in note and "at most 28 in 7 round(s)" in note and "3 with one flagged" in note
 

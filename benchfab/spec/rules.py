@@ -45,4 +45,4 @@ class Adaptive(_Model):
 
     screen: Literal["ring", "k-groups"] = "ring"
     sample: int = Field(default=4, ge=0)  # good nodes added to the flagged ones (they set the baseline)
-    seed: int = Field(default=0, ge=0)  # the sample's draw: the same seed and screen give the same nodes
+    seed: int = Field(default=0, ge=0)  # the screen's node order and the sample's draw (screen.py)

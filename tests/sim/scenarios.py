@@ -14,6 +14,7 @@ from pathlib import Path
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
+from benchfab.screen import screen_order
 from benchfab.spec import load_spec_text
 from benchfab.sweep import SweepResult, run_sweep
 from tests.fakecluster.simcluster import SimCluster, rails_spec_head, spec_head
@@ -168,8 +169,9 @@ def adaptive_test(screen: str = "ring", sample: int = 1) -> str:
 class Mixed:
     """Several faults where a seed puts them (as benchmarks/second_pass_makespan.py seeds them): a
     node and a link throttled to ``SLOW_MBIT``, a node losing ``LOSS_PCT`` % (each optional).
-    ``ring_link``: the slow link joins two ring neighbours (inventory order) away from the slow
-    node and its neighbours, where a ring screen meets it; else any two other nodes."""
+    ``ring_link``: the slow link joins two neighbours of an adaptive ring screen of seed 0
+    (screen.screen_order) away from the slow node and its neighbours, where that screen meets
+    it; else any two other nodes."""
 
     name: str
     slow_node: bool = True
@@ -178,7 +180,7 @@ class Mixed:
     ring_link: bool = False
 
     def seed(self, sim: SimCluster, seed: int) -> Verdicts:
-        names, rng = sim.names, random.Random(seed)
+        names, rng = screen_order(sim.names, 0) if self.ring_link else sim.names, random.Random(seed)
         expected: Verdicts = set()
         if self.ring_link:
             x = rng.randrange(len(names))

@@ -180,7 +180,8 @@ class Mixed:
     ring_link: bool = False
 
     def seed(self, sim: SimCluster, seed: int) -> Verdicts:
-        names, rng = screen_order(sim.names, 0) if self.ring_link else sim.names, random.Random(seed)
+        # The screen shuffles the inventory, which lists the nodes by name (as the API server does).
+        names, rng = screen_order(sorted(sim.names), 0) if self.ring_link else sim.names, random.Random(seed)
         expected: Verdicts = set()
         if self.ring_link:
             x = rng.randrange(len(names))

@@ -38,6 +38,7 @@ from .placement import (
     topology_pairs,
 )
 from .rails import rail_retest_rounds, rail_rounds
+from .screen import adaptive_notes, screen_order
 from .spec import Profile, SweepSpec, TestSpec
 from .task import Task
 from .units import format_duration
@@ -247,12 +248,14 @@ def _pattern_rounds(test: TestSpec, names: list[str], leaf: dict[str, str | None
     consumed (16,384 nodes hold 134 M pairs), the others' (a few per node) as a list."""
     p = test.placement
     cut = p.max_rounds
+    pattern = p.adaptive.screen if p.adaptive else p.pattern  # adaptive: the screen (screen.py: the rest)
+    names = screen_order(names, p.adaptive.seed) if p.adaptive else names
     rounds: list[list[Group]]
-    if p.pattern == "all-pairs":
+    if pattern == "all-pairs":
         return ([(names[a], names[b]) for a, b in r.tolist()] for r in islice(all_pairs_rounds(len(names)), cut))
-    if p.pattern == "ring":
+    if pattern == "ring":
         rounds = ring_rounds(names)
-    elif p.pattern == "k-groups":
+    elif pattern == "k-groups":
         rounds = k_groups(names, p.k or 2)
     elif p.pattern == "topology":
         rounds = topology_pairs(names, leaf, p.scope)
@@ -317,7 +320,7 @@ def _plan_on_slots(spec: SweepSpec, nodes: Sequence[NodeInfo], skip_unplaceable:
     stream = plan_stream(spec, nodes, skip_unplaceable, costs)
     rounds = list(stream.rounds)
     notes, left_out = stream.notes, stream.left_out
-    notes += over_timeout_notes([t for r in rounds for t in r.tests])
+    notes += over_timeout_notes([t for r in rounds for t in r.tests]) + adaptive_notes(spec, nodes)
     notes = list(dict.fromkeys(notes))  # one note per test and profile, not per dtype/op/repeat
     if not rounds:
         why = f" ({notes[0]}{'; ...' if len(notes) > 1 else ''})" if notes else ""

@@ -44,7 +44,7 @@ def plan_shape(spec: SweepSpec, nodes: Sequence[NodeInfo], costs: CostModel | No
         if first is None:
             continue  # nothing placed: plan's notes say why
         per_round = max(t.estimate_s for t in first) + costs.round_overhead_s(len(first), False)
-        if p.pattern == "all-pairs" and not p.allow_sharing:
+        if p.pattern == "all-pairs" and not p.allow_sharing and p.adaptive is None:  # adaptive: its screen
             n = _usable(combo.profile, nodes, slots_needed(combo.test))
             count = all_pairs_round_count(n)
             count = min(count, p.max_rounds) if p.max_rounds else count
@@ -52,7 +52,7 @@ def plan_shape(spec: SweepSpec, nodes: Sequence[NodeInfo], costs: CostModel | No
         else:
             rest = list(rounds)
             estimate = sum(max(t.estimate_s for t in r) + costs.round_overhead_s(len(r), False) for r in rest)
-            shapes.append(ComboShape(combo.base_id, combo.profile, p.pattern, 1 + len(rest),
+            shapes.append(ComboShape(combo.base_id, combo.profile, "adaptive" if p.adaptive else p.pattern, 1 + len(rest),
                                      len(first) + sum(len(r) for r in rest), per_round + estimate))
     return shapes
 

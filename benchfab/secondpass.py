@@ -28,6 +28,7 @@ from .placement import NodeInfo
 from .planner import Plan, Round, plan
 from .rails import node_of, port_label
 from .retests import classify, rail_verdicts
+from .screen import focus_name
 from .spec import SECOND_PASS_PATTERNS, Placement, SweepSpec, TestSpec
 from .store import load_run
 from .triage import Judged, Suspects, find_suspects, judge, retest_name
@@ -89,6 +90,7 @@ def plan_second_pass(spec: SweepSpec, run_path: Path, nodes: list[NodeInfo], cos
     rules = spec.second_pass
     names = {t.name for t in second_pass_entries(spec, every_pattern)}
     entries = [t for t in spec.resolved_tests() if t.name in names]
+    names |= {focus_name(t.name) for t in entries if t.placement.adaptive}  # judged with their screen
     run = load_run(run_path)
     passed = judge(run.summary, run.raw, run.tests, rules, names, names)
     suspects = find_suspects(passed, [n.name for n in nodes], rules)

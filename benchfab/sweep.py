@@ -21,6 +21,7 @@ from .backends.registry import make_backend
 from .compare.keys import load_medians
 from .diagnosis import DIAGNOSIS_FILE
 from .errors import EXIT_ALL_OK, EXIT_TESTS_NOT_OK, BenchfabError, CapabilityError, CleanupError, UsageError
+from .focus import adaptive_entries, plan_focus
 from .planner import Plan, PlannedTest, Round, plan
 from .progress import Progress
 from .runlock import RunLock, claim_new_run_id
@@ -135,6 +136,8 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     faults = 0
     try:
         _run_rounds(_batches(placed, todo), backend, store, counts, out, progress)
+        if adaptive_entries(spec):
+            _run_focus(spec, store, backend, meta, done, counts, out, progress)
         if second_pass_entries(spec):
             # Same backend, same pods: the retests run before they are deleted.
             second = plan_second_pass(spec, store.path, backend.nodes(), backend.costs)
@@ -160,6 +163,21 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     end_meta(store, meta, "complete", counts)
     _cache_medians(store.path, out)
     return SweepResult(run_id, store.path, counts, faults)
+
+
+def _run_focus(spec: SweepSpec, store: RunStore, backend: Backend, meta: dict[str, Any], done: set[str],
+               counts: dict[str, int], out: TextIO, progress: bool) -> None:
+    """Adaptive all-pairs: the screen ran; all-pairs among the nodes it flagged and the sample
+    (focus.py), the choice in run.json first (a --resume reuses it and skips the tests done)."""
+    focus = plan_focus(spec, store.path, backend.nodes(), backend.costs, meta.get("adaptive"))
+    meta["adaptive"] = focus.record
+    store.write_meta(meta)
+    for entry, chosen in focus.record.items():
+        print(f"# adaptive {entry}: the {chosen['screen']} screen flagged {len(chosen['flagged'])} node(s)"
+              + (f" ({', '.join(chosen['flagged'])}); all-pairs among them and {len(chosen['sampled'])} sampled good "
+                 f"node(s): {chosen['tests']} test(s)" if chosen["flagged"] else "; no further tests"), file=out, flush=True)
+    _run_rounds(_batches(focus.plan, [t for t in focus.plan.tests if t.test_id not in done]), backend, store, counts,
+                out, progress)
 
 
 def _cache_medians(path: Path, out: TextIO) -> None:

@@ -38,7 +38,8 @@ from .errors import NOT_STARTED_RE
 from .rails import node_of, port_name, split_port
 from .spec import SecondPassRules
 
-RETEST_RE = re.compile(r"-retest\d+$")
+# A retest round's tests, and an adaptive entry's focus (screen.focus_name), are judged as their entry.
+RETEST_RE = re.compile(r"-(retest\d+|focus)$")
 # The columns that make two tests' rows the same measurement (the test entry by its pass-1 name).
 COMPARABLE = ["entry", "profile", "workload", "dtype", "redop", "in_place", "size_bytes"]
 Pair = tuple[str, str]

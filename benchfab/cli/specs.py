@@ -52,8 +52,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         plan = make_plan(spec, backend_for(spec, args))
     if args.output == "json":
         print_json({"spec": args.spec, "backend": spec.backend, "estimate_s": plan.estimate_s,
-                    "notes": notes + list(plan.notes), "tests": [_planned_json(rnd.index, t) for rnd in plan.rounds
-                                                                 for t in rnd.tests]})
+                    "notes": notes + list(plan.notes), "estimate_is_lower_bound": _adaptive(spec),
+                    "tests": [_planned_json(rnd.index, t) for rnd in plan.rounds for t in rnd.tests]})
         return 0
     print(f"# plan for {args.spec}: {len(plan.tests)} test(s) in {len(plan.rounds)} round(s), "
           f"estimated {format_duration(plan.estimate_s)} on backend {spec.backend}{where}")
@@ -80,11 +80,17 @@ LIST_LIMIT = 20_000
 FIRST_ROUNDS = 3
 
 
+def _adaptive(spec: SweepSpec) -> bool:
+    """Whether a test's rounds depend on its screen (adaptive all-pairs): the plan lists the screen only."""
+    return any(t.placement.adaptive is not None for t in spec.resolved_tests())
+
+
 def _outline_if_huge(args: argparse.Namespace, spec: SweepSpec, nodes: Sequence[NodeInfo], notes: list[str],
                      where: str) -> bool:
     """Print the plan's shape when it is too large to list (and say True), else nothing."""
     from ..costs import pod_costs
     from ..planshape import first_rounds, plan_shape
+    from ..screen import adaptive_notes
 
     shapes = plan_shape(spec, nodes, pod_costs())
     total = sum(s.tests for s in shapes)
@@ -93,8 +99,10 @@ def _outline_if_huge(args: argparse.Namespace, spec: SweepSpec, nodes: Sequence[
     rounds = sum(s.rounds for s in shapes)
     estimate = sum(s.estimate_s for s in shapes)
     first = first_rounds(spec, nodes, FIRST_ROUNDS, pod_costs())
+    notes = notes + adaptive_notes(spec, nodes)  # the count is its screen's: say what may follow
     if args.output == "json":
         print_json({"spec": args.spec, "backend": spec.backend, "estimate_s": estimate, "notes": notes, "listed": False,
+                    "estimate_is_lower_bound": _adaptive(spec),
                     "tests_total": total, "rounds_total": rounds,
                     "combinations": [{"test_id": s.test_id, "profile": s.profile, "pattern": s.pattern, "rounds": s.rounds,
                                       "tests": s.tests, "estimate_s": s.estimate_s} for s in shapes],

@@ -51,7 +51,6 @@ from .models import (
     Profile,
     Rail,
     RdmaOptions,
-    SecondPassRules,
     SizeRange,
     SpecSection,
     SweepSpec,
@@ -59,8 +58,11 @@ from .models import (
     TestSpec,
     spec_to_dict,
 )
+from .rules import SCREEN_PATTERNS, Adaptive, SecondPassRules
 
 __all__ = [
+    "Adaptive",
+    "SCREEN_PATTERNS",
     "BackendRules",
     "EnvVars",
     "SpecSection",

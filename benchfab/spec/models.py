@@ -8,23 +8,15 @@ BUILTIN_DEFAULTS to each test entry, giving the TestSpecs a sweep runs.
 from __future__ import annotations
 
 import re
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ..units import format_size
 from ..workloads import family_of
 from ..workloads.catalog import Memory, Transport
+from .base import SpecSection as SpecSection  # re-exported: every section's base
+from .base import _Model
 from .expect import ExpectFields
 from .fields import (
     MAX_SIZES_PER_TEST,
@@ -50,38 +42,9 @@ from .fields import (
     _show,
     _sizes,
 )
+from .rules import Adaptive
+from .rules import SecondPassRules as SecondPassRules  # re-exported: SweepSpec.second_pass
 from .variants import env_variants
-
-_EXAMPLE_NUMBERS = {"ranks": 2, "iterations": 20, "warmup": 5, "timeout": 600, "duration": 10, "port": 1}
-
-
-def _numbers_only(annotation: Any) -> bool:
-    """Whether a field holds only numbers (and maybe null): YAML's true/yes must not
-    pass for one, as pydantic's lax mode would let them (ranks: true ran 1 rank)."""
-    if get_origin(annotation) is Annotated:
-        return _numbers_only(get_args(annotation)[0])
-    if get_origin(annotation) in (Union, UnionType):
-        kinds = [a for a in get_args(annotation) if a is not type(None)]
-        return bool(kinds) and all(_numbers_only(a) for a in kinds)
-    return annotation in (int, float)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        name = info.field_name or ""
-        if isinstance(value, bool) and name in cls.model_fields and _numbers_only(cls.model_fields[name].annotation):
-            raise _Invalid(f"{name} is a number, got {str(value).lower()}",
-                           f"write a number, e.g. {name}: {_EXAMPLE_NUMBERS.get(name, 1)}")
-        return value
-
-
-# The base of every model of the spec, and of a backend's section (benchfab.backends: its
-# options model): unknown keys refused, no true/false for a number.
-SpecSection = _Model
 
 
 class SizeRange(_Model):
@@ -133,40 +96,25 @@ class Placement(_Model):
     # all-pairs / ring / k-groups / topology: find suspects after the pass, retest them against
     # known-good nodes and store verdicts (rules: the spec's second_pass; docs/DIAGNOSIS.md).
     second_pass: bool = False
+    # all-pairs: screen first (ring / k-groups), then all-pairs among the nodes it flags and a sample.
+    adaptive: Adaptive | None = None
 
     @model_validator(mode="after")
     def _second_pass_pattern(self) -> Placement:
         if self.second_pass and self.pattern not in SECOND_PASS_PATTERNS:
             raise _Invalid(f"second_pass needs a pattern that tests many node sets, not {self.pattern}",
                            f"use pattern: {' / '.join(SECOND_PASS_PATTERNS)}, or drop second_pass")
+        if self.adaptive is not None and self.pattern != "all-pairs":
+            raise _Invalid(f"adaptive narrows an all-pairs test, the pattern is {self.pattern}",
+                           "use pattern: all-pairs with adaptive, or drop adaptive")
+        if self.adaptive is not None and (self.rails or self.allow_sharing):
+            raise _Invalid(f"adaptive with {'rails' if self.rails else 'allow_sharing'} is not supported (its screen "
+                           "and focus are whole-node pairs)", "drop adaptive, or drop "
+                           + ("rails" if self.rails else "allow_sharing"))
         return self
 
 
 SECOND_PASS_PATTERNS = ("all-pairs", "ring", "k-groups", "topology")
-
-
-class SecondPassRules(_Model):
-    """When a pass's test is a suspect, and how many retest rounds the second pass runs.
-
-    Each figure is relative to the tests of the same measurement (test entry, profile,
-    workload, dtype, op, size) in the pass: its median, or ClusterKit-style its best
-    bandwidth / lowest latency. A rule set to null is off.
-    """
-
-    below_median: float | None = Field(default=0.7, gt=0, lt=1)  # bandwidth < this x the median
-    # A node whose tests' median bandwidth (each at its largest size, / the median) is below this:
-    # one test per partner is noisy, the median over a node's partners is not.
-    node_below_median: float | None = Field(default=0.9, gt=0, lt=1)
-    below_best: float | None = Field(default=None, gt=0, lt=1)  # bandwidth < this x the best (ClusterKit: X %)
-    above_median: float | None = Field(default=3.0, gt=1)  # latency > this x the median latency
-    above_lowest: float | None = Field(default=None, gt=1)  # latency > this x the lowest (ClusterKit: Y x)
-    # Lossy / flaky: more than this fraction of the TCP segments a tcp test sent were retransmitted
-    # (per test, rank 0's network namespace: /proc/net/snmp) ...
-    max_retrans: float | None = Field(default=0.005, gt=0, lt=1)
-    # ... or p99 / median of its timed iterations > this x the median of that ratio (off by
-    # default: on a shared host the scheduler's hiccups spread iteration times as much as loss).
-    spread_factor: float | None = Field(default=None, gt=1)
-    retests: int = Field(default=2, ge=1, le=10)  # rounds, each suspect with another known-good partner
 
 
 class Rail(_Model):

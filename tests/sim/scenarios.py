@@ -17,6 +17,7 @@ from pathlib import Path
 from benchfab.backends.kubernetes.backend import KubernetesBackend
 from benchfab.backends.kubernetes.client import ClusterOptions
 from benchfab.diagnosis import load_diagnosis
+from benchfab.screen import screen_order
 from benchfab.spec import load_spec_text
 from benchfab.sweep import SweepResult, run_sweep
 from tests.fakecluster.simcluster import SimCluster, all_pairs_tests, rails_spec_head, spec_head
@@ -115,7 +116,7 @@ class Outcome:
         return self.found - self.expected
 
 
-def run_scenario(scenario: Scenario | RailScenario, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
+def run_scenario(scenario: Scenario | RailScenario | Mixed, seed: int, nodes: int, workdir: Path, tests: str = BW_TEST,
                  progress: bool = False) -> Outcome:
     """A fresh simulated cluster of ``nodes`` (with the scenario's rails), the scenario's fault, one
     sweep with its second pass (``progress``: with its progress lines on stderr, captured with
@@ -179,3 +180,51 @@ def run_seeds(scenarios: Sequence[Scenario | RailScenario], seeds: str, nodes: i
           f"{len(clean)} clean runs); {cluster}, seeds {seeds}; 1-min load average "
           f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores")
     return outcomes
+
+
+# The adaptive all-pairs pass (placement.adaptive): a ring screen, then all-pairs among the
+# nodes it flags and ``SAMPLE`` sampled good ones; the second pass judges both.
+ADAPTIVE_BW_TEST = BW_TEST.replace("second_pass: true}", "second_pass: true, adaptive: {screen: SCREEN, sample: SAMPLE}}")
+
+
+def adaptive_test(screen: str = "ring", sample: int = 1) -> str:
+    return ADAPTIVE_BW_TEST.replace("SCREEN", screen).replace("SAMPLE", str(sample))
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """Several faults where a seed puts them (as benchmarks/second_pass_makespan.py seeds them): a
+    node and a link throttled to ``SLOW_MBIT``, a node losing ``LOSS_PCT`` % (each optional).
+    ``ring_link``: the slow link joins two neighbours of an adaptive ring screen of seed 0
+    (screen.screen_order) away from the slow node and its neighbours, where that screen meets
+    it; else any two other nodes."""
+
+    name: str
+    slow_node: bool = True
+    slow_link: bool = True
+    lossy_node: bool = False
+    ring_link: bool = False
+
+    def seed(self, sim: SimCluster, seed: int) -> Verdicts:
+        # The screen shuffles the inventory, which lists the nodes by name (as the API server does).
+        names, rng = screen_order(sorted(sim.names), 0) if self.ring_link else sim.names, random.Random(seed)
+        expected: Verdicts = set()
+        if self.ring_link:
+            x = rng.randrange(len(names))
+            slow, a, b = names[x], names[(x + 3) % len(names)], names[(x + 4) % len(names)]
+            lossy = names[(x + 6) % len(names)]
+        else:
+            slow, a, b, lossy = rng.sample(names, 4)
+        if self.slow_node:
+            sim.slow_node(slow, SLOW_MBIT)
+            expected.add(("bad-node", (slow,)))
+        if self.slow_link:
+            sim.slow_link(a, b, SLOW_MBIT)
+            expected.add(("bad-link", tuple(sorted((a, b)))))
+        if self.lossy_node:
+            sim.lossy_node(lossy, LOSS_PCT)
+            expected.add(("lossy-node", (lossy,)))
+        return expected
+
+
+SLOW_MBIT, LOSS_PCT = 50.0, 3.0

@@ -58,11 +58,11 @@ from .runs import (
     read_meta_quiet,
     resolve_run_path,
 )
-from .writer import RunStore
+from .writer import RunStore, StoredTest
 
 __all__ = [
     "FILE_MODE", "MAX_JSON_BYTES", "RAW_COLUMNS", "RUN_ID_RE", "SUMMARY_COLUMNS", "TABLE_TYPES", "TEST_COLUMNS",
-    "TEST_ID_RE", "DamagedRunWarning", "Run", "RunStore", "SummaryChunk", "atomic_write_bytes", "atomic_write_parquet",
+    "TEST_ID_RE", "DamagedRunWarning", "Run", "RunStore", "StoredTest", "SummaryChunk", "atomic_write_bytes", "atomic_write_parquet",
     "check_column_types", "check_parts", "check_run", "list_runs", "load_run", "load_runs", "missing_parts",
     "read_columns", "read_meta", "read_meta_quiet", "read_table", "resolve_run_path", "rewrite_in_place",
     "summary_chunks",

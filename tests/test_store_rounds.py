@@ -161,3 +161,16 @@ def test_a_run_stored_one_part_per_test_reads_as_one_stored_in_rounds(tmp_path: 
 
 def _values(column: Any) -> list[Any]:
     return [None if v is None or v != v else v for v in column.astype(object).tolist()]
+
+
+def test_a_value_of_another_type_than_the_records_say_is_stored_as_it_is(tmp_path: Path) -> None:
+    """The round's tables are built straight in Arrow: a fraction in an integer column is never
+    cut to a whole number (it is stored as a float, as pandas stored it)."""
+    store = _store(tmp_path)
+    test, summary, raw = _rows("000-a")
+    summary[0]["iterations"] = 2.5
+    summary[1]["iterations"] = 3
+    store.write_tests([(test, summary, raw), _rows("001-b")])
+    stored = benchfab.load_run(store.path).summary
+    assert stored.loc[stored["test_id"] == "000-a", "iterations"].tolist()[:2] == [2.5, 3.0]
+    assert str(benchfab.load_run(store.path).raw["iteration"].dtype) == "int64"  # whole numbers stay integers

@@ -195,6 +195,13 @@ TABLE_TYPES: dict[str, dict[str, pa.DataType]] = {
     name: {col: _arrow_type(str(getattr(ann, "__forward_arg__", ann))) for col, ann in row.__annotations__.items()}
     for name, row in (("summary", SummaryRow), ("raw", RawRow), ("tests", TestRow))
 }
+# The schema a part is written with: as read, but an integer column stays int64 (nulls and all),
+# which pandas reads back as it wrote it (int64, or float64 once a null is among them).
+WRITE_SCHEMAS: dict[str, pa.Schema] = {
+    name: pa.schema([(col, pa.int64() if str(getattr(ann, "__forward_arg__", ann)).removeprefix("NotRequired[")
+                      .startswith("int") else types[col]) for col, ann in row.__annotations__.items()])
+    for (name, row), types in zip((("summary", SummaryRow), ("raw", RawRow), ("tests", TestRow)), TABLE_TYPES.values())
+}
 
 
 def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical: Sequence[str] = ()) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from ..errors import DamagedRun, StoreError
 from ..records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow
 from .files import RUN_ID_RE, TEST_ID_RE, atomic_write_bytes, atomic_write_parquet, rewrite_in_place
 from .layout import list_parts, next_round_number, round_part_name
-from .parts import RAW_COLUMNS, SUMMARY_COLUMNS, TEST_COLUMNS, read_parts
+from .parts import RAW_COLUMNS, SUMMARY_COLUMNS, TEST_COLUMNS, WRITE_SCHEMAS, read_parts
 from .runs import read_meta
 
 # One stored test: its tests/ row, its summary rows and its raw rows.
@@ -45,16 +45,18 @@ class RunStore:
         """The path of one file of the run: every file this class writes goes through here.
         A name that is not one plain path component, or a path that resolves outside the
         run directory (a symlinked folder, a test id from an imported report), is refused."""
-        stem = name.removesuffix(".parquet")
-        if not TEST_ID_RE.match(stem):
-            raise StoreError(f"{name!r} is not a file name benchfab writes into run {self.run_id}",
-                             hint="test ids hold letters, digits, '-', '_', '.' and '+' only; nothing was written")
+        self._check_name(name)
         path = self.path / folder / name if folder else self.path / name
         root = self.path.resolve()
         if not path.resolve().is_relative_to(root):
             raise StoreError(f"{path} resolves to {path.resolve()}, outside the run directory {root}",
                              hint=f"remove the symlink in {self.path}; a run writes only inside its own directory")
         return path
+
+    def _check_name(self, name: str) -> None:
+        if not TEST_ID_RE.match(name.removesuffix(".parquet")):
+            raise StoreError(f"{name!r} is not a file name benchfab writes into run {self.run_id}",
+                             hint="test ids hold letters, digits, '-', '_', '.' and '+' only; nothing was written")
 
     def exists(self) -> bool:
         return (self.path / "run.json").exists()
@@ -80,8 +82,8 @@ class RunStore:
         summary and raw first, tests/ last, as a test counts as stored only once its tests/ row
         exists. A test stored before (measured again) is then taken out of its older part."""
         if batch:
-            self._write_part([t for t, _, _ in batch], _table([r for _, s, _ in batch for r in s], SUMMARY_COLUMNS),
-                             _table([r for _, _, rows in batch for r in rows], RAW_COLUMNS))
+            self._write_part([t for t, _, _ in batch], _table([r for _, s, _ in batch for r in s], "summary"),
+                             _table([r for _, _, rows in batch for r in rows], "raw"))
 
     def write_test(self, test_row: TestRow, summary_rows: Sequence[SummaryRow], raw_rows: Sequence[RawRow]) -> None:
         """Store one test (a part of its own): write_tests of one."""
@@ -93,14 +95,14 @@ class RunStore:
         self._write_part([test_row], _conform(summary, SUMMARY_COLUMNS), _conform(raw, RAW_COLUMNS))
 
     def _write_part(self, tests: list[TestRow], summary: pd.DataFrame | pa.Table, raw: pd.DataFrame | pa.Table) -> None:
-        for test in tests:  # a test id becomes a log file's name, and an error must name the test
-            self.file("tests", f"{test['test_id']}.parquet")
+        for test in tests:  # a test id names its log files (and parts of runs stored before round parts)
+            self._check_name(test["test_id"])
         stored = self._stored_tests()
         name = self._claim_part_name()
         paths = [self.file(table, name) for table in _TABLES]
         atomic_write_parquet(paths[0], summary)
         atomic_write_parquet(paths[1], raw)
-        atomic_write_parquet(paths[2], _table(tests, TEST_COLUMNS))
+        atomic_write_parquet(paths[2], _table(tests, "tests"))
         older: dict[str, set[str]] = {}
         for test in tests:
             tid = test["test_id"]
@@ -165,9 +167,27 @@ class RunStore:
         return set(tests.loc[tests["status"] == "ok", "test_id"])
 
 
-def _table(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
-    """The rows of one table (records.py dicts) as one frame: built once per part."""
-    return _conform(pd.DataFrame(list(rows)), columns)
+def _table(rows: Sequence[Any], table: str) -> pa.Table | pd.DataFrame:
+    """The rows of one table (records.py dicts) as one Arrow table of the table's columns,
+    built once per part straight from the dicts (a third cheaper than through pandas:
+    benchmarks/store_write.py). Integer columns go through float64 and are cast back only if
+    every value is whole (Arrow would cut 1.5 to 1 silently), as pandas typed them before; a
+    value of another kind than records.py says (a number where text belongs) is stored as
+    pandas makes of it, as every part was before round parts: never lost."""
+    schema = WRITE_SCHEMAS[table]
+    loose = pa.schema([(f.name, pa.float64() if pa.types.is_integer(f.type) else f.type) for f in schema])
+    try:
+        built = pa.Table.from_pylist(list(rows), schema=loose)
+    except (pa.ArrowException, TypeError, ValueError):
+        columns = {"summary": SUMMARY_COLUMNS, "raw": RAW_COLUMNS, "tests": TEST_COLUMNS}[table]
+        return _conform(pd.DataFrame(list(rows)), columns)
+    for i, field in enumerate(schema):
+        if pa.types.is_integer(field.type):
+            try:
+                built = built.set_column(i, field, built.column(i).cast(field.type))  # a safe cast: whole values only
+            except pa.ArrowInvalid:
+                pass  # a fractional value: the column stays float64
+    return built
 
 
 def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

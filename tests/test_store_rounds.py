@@ -5,6 +5,7 @@ storing the new part and cleaning the old; runs stored one part per test still r
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 import benchfab
 from benchfab.compare.keys import load_keys, load_medians
+from benchfab.errors import DamagedRun
 from benchfab.store import RunStore, read_columns, read_table, summary_chunks
 from tests.store_layouts import TABLES, to_rounds, write_per_test
 
@@ -174,3 +176,16 @@ def test_a_value_of_another_type_than_the_records_say_is_stored_as_it_is(tmp_pat
     stored = benchfab.load_run(store.path).summary
     assert stored.loc[stored["test_id"] == "000-a", "iterations"].tolist()[:2] == [2.5, 3.0]
     assert str(benchfab.load_run(store.path).raw["iteration"].dtype) == "int64"  # whole numbers stay integers
+
+
+def test_a_fifo_where_the_older_part_was_is_named_never_opened(tmp_path: Path) -> None:
+    """A hostile user of a shared results directory plants a FIFO where the part to clean is:
+    the writer names it (an open would block the sweep forever); the new part is stored."""
+    store = _store(tmp_path)
+    store.write_tests([_rows("000-a"), _rows("001-b", "failed")])
+    part = store.path / "summary" / "round-000001.parquet"
+    part.unlink()
+    os.mkfifo(part)
+    with pytest.raises(DamagedRun, match=f"{part}: a FIFO"):
+        RunStore(tmp_path, "r").write_tests([_rows("001-b")])
+    assert (store.path / "tests" / "round-000002.parquet").exists()

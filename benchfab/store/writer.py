@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DamagedRun, StoreError
 from ..records import SCHEMA_VERSION, RawRow, SummaryRow, TestRow
+from ..untrusted import regular_file_problem
 from .files import RUN_ID_RE, TEST_ID_RE, atomic_write_bytes, atomic_write_parquet, rewrite_in_place
 from .layout import list_parts, next_round_number, round_part_name
 from .parts import RAW_COLUMNS, SUMMARY_COLUMNS, TEST_COLUMNS, WRITE_SCHEMAS, read_parts
@@ -127,6 +128,8 @@ class RunStore:
         if self._stored is None:
             self._stored = {}
             for part in list_parts(self.path / "tests"):  # oldest first: the newest part wins
+                if regular_file_problem(part) is not None:  # a FIFO would block the open: readers name it
+                    continue
                 try:
                     ids = pq.read_table(part, columns=["test_id"]).column("test_id").to_pylist()
                 except (OSError, pa.ArrowException, KeyError):
@@ -143,6 +146,8 @@ class RunStore:
         tables: dict[str, pa.Table] = {}
         for table in _TABLES:
             path = self.file(table, name)
+            if path.exists() and (problem := regular_file_problem(path)) is not None:  # never open a FIFO
+                raise DamagedRun(f"{path}: {problem}", hint="move it away; the new measurement is stored and counts")
             try:
                 whole = pq.read_table(path)
                 tables[table] = whole.filter(pc.invert(pc.is_in(whole.column("test_id"), value_set=gone)))

@@ -1,8 +1,8 @@
 """How a run's tables are cut into Parquet parts, and which part's rows of a test count.
 
 A sweep stores each round's tests together: one part per table, ``round-<NNNNNN>.parquet``, the
-same name in summary/, raw/ and tests/ (three files a round, whatever its size; skipped tests
-and each imported test are a part of their own the same way). Runs stored before that hold one
+same name in summary/, raw/ and tests/ (three files a round, whatever its size; a sweep's
+skipped tests, an interrupted round's tests and each imported test get a part the same way). Runs stored before that hold one
 part per test, ``<test_id>.parquet``; both read alike, and a run may hold both (an old run
 resumed). A test id never starts with "round-" (the planner's and the importers' ids start
 with the test's 3-digit index), so the two kinds of name never meet.

@@ -103,7 +103,7 @@ class P2PResult(P2PFigures):
 
 
 class SummaryRow(TypedDict):
-    """One row of summary/<test_id>.parquet: one measurement."""
+    """One row of the summary/ table: one measurement."""
 
     schema_version: int
     run_id: str
@@ -181,7 +181,7 @@ class SummaryRow(TypedDict):
 
 
 class RawRow(TypedDict):
-    """One row of raw/<test_id>.parquet: one timed iteration (max over ranks)."""
+    """One row of the raw/ table: one timed iteration (max over ranks)."""
 
     run_id: str
     test_id: str
@@ -192,7 +192,7 @@ class RawRow(TypedDict):
 
 
 class TestRow(TypedDict):
-    """The row of tests/<test_id>.parquet: how one test ended and what it used."""
+    """A test's row of the tests/ table: how it ended and what it used."""
 
     run_id: str
     test_id: str

@@ -1,7 +1,8 @@
 """The sweep loop: plan -> backend -> store, with progress and tables.
 
 ``run_sweep`` is what ``benchfab sweep`` calls. It writes run.json first (runmeta.py, so an
-interrupted run is still a run), stores every test as soon as it ends, and on
+interrupted run is still a run), stores every round's tests as soon as the round ends (one
+part per table: benchfab.store.layout), and on
 Ctrl-C / SIGTERM stores what the interrupted test had measured, marks the run
 ``interrupted`` and re-raises so the CLI can exit 130. The backend's own
 ``finally`` has already killed the ranks by then.
@@ -28,7 +29,7 @@ from .runlock import RunLock, claim_new_run_id
 from .runmeta import end_meta, load_resume, record_left_behind, start_meta
 from .secondpass import plan_second_pass, run_second_pass, second_pass_entries
 from .spec import SECOND_PASS_PATTERNS, SweepSpec
-from .store import RunStore, resolve_run_path
+from .store import RunStore, StoredTest, resolve_run_path
 from .workloads.rows import fail_on_wrong_data, print_outcome, raw_rows, summary_rows, test_row
 
 
@@ -126,12 +127,13 @@ def _run_owned(spec: SweepSpec, spec_text: str, store: RunStore, backend: Backen
     # A resumed run counts every test: those already ok, then what the rest do now.
     counts: dict[str, int] = {"ok": len(done)} if done else {}
     skips = [(t, cannot[t.test_id]) for t in todo if t.test_id in cannot]
-    for test, why in skips + [(t, why) for t, why in placed.unplaced if t.test_id not in done]:
-        now = time.time()
-        skipped = TestOutcome(test.test_id, "skipped", reason=why, started=now, ended=now)
-        store.write_test(test_row(run_id, test, skipped), [], [])
+    now = time.time()
+    skipped = [(t, TestOutcome(t.test_id, "skipped", reason=why, started=now, ended=now))
+               for t, why in skips + [(t, why) for t, why in placed.unplaced if t.test_id not in done]]
+    store.write_tests([(test_row(run_id, test, outcome), [], []) for test, outcome in skipped])  # one part for all
+    for test, outcome in skipped:
         counts["skipped"] = counts.get("skipped", 0) + 1
-        print_outcome(test, skipped, out)
+        print_outcome(test, outcome, out)
     todo = [t for t in todo if t.test_id not in cannot]
     faults = 0
     try:
@@ -275,9 +277,11 @@ def _run_rounds(batches: list[Round], backend: Backend, store: RunStore, counts:
             outcomes = list(backend.run_round(current, str(store.log_dir), on_record))
             tests, current = current, ()
             bar.end_round()  # first: the lines of its tests already carry the ETA this round corrected
-            for test, outcome in zip(tests, outcomes):
+            for outcome in outcomes:
                 fail_on_wrong_data(outcome)
-                store.write_test(test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend.name), raw_rows(run_id, test, outcome))
+            # The whole round in one part per table (three files, not three per test: issue #27).
+            store.write_tests([_stored(run_id, t, o, backend.name) for t, o in zip(tests, outcomes)])
+            for test, outcome in zip(tests, outcomes):
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 bar.test_done(test.test_id, outcome.status, outcome.ended - outcome.started)
                 bar.clear()
@@ -285,9 +289,13 @@ def _run_rounds(batches: list[Round], backend: Backend, store: RunStore, counts:
     except KeyboardInterrupt:
         bar.clear()
         for test in current:
-            partial = partials[test.test_id]
-            partial.ended = time.time()
-            partial.reason = "interrupted by the user; rerun with --resume"
-            store.write_test(test_row(run_id, test, partial), summary_rows(run_id, test, partial, backend.name), raw_rows(run_id, test, partial))
+            partials[test.test_id].ended = time.time()
+            partials[test.test_id].reason = "interrupted by the user; rerun with --resume"
+        store.write_tests([_stored(run_id, t, partials[t.test_id], backend.name) for t in current])
         raise
     bar.clear()
+
+
+def _stored(run_id: str, test: PlannedTest, outcome: TestOutcome, backend: str) -> StoredTest:
+    """What the store keeps of one test (RunStore.write_tests)."""
+    return test_row(run_id, test, outcome), summary_rows(run_id, test, outcome, backend), raw_rows(run_id, test, outcome)

@@ -104,7 +104,7 @@ def test_sweep_baseline_fails_on_a_damaged_base_or_lost_data(two_runs: TwoRuns, 
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     copy_run(results, "a", "cut")
-    part = results / "cut" / "summary" / "000-ar.parquet"
+    part = sorted((results / "cut" / "summary").glob("round-*.parquet"))[0]  # the first round's: 000-ar's rows
     part.write_bytes(part.read_bytes()[:100])
     damaged = run_cli("sweep", str(spec), "--results", str(results), "--run-id", "d", "--no-progress", "--baseline", "cut")
     assert damaged.returncode == 1, damaged.stderr

@@ -1,6 +1,8 @@
 """A results directory with damaged runs: one bad file must not break the others.
 
-Each case copies the real example run (results/example) three times, damages one copy
+Each case copies the real example run (results/example, stored one Parquet part per test as
+runs were before round parts; and again stored as rounds of 3 tests, one part per table a round,
+as a sweep stores them now: tests/store_layouts.py) three times, damages one copy
 the way a crash, a full disk, a stray tool or a hostile user of a shared directory would,
 and checks what a user sees: ``benchfab runs`` lists the damaged run as such (when the
 damage is in what it reads: run.json and which parts exist) and every other run as
@@ -28,17 +30,29 @@ import benchfab
 from benchfab.errors import StoreError
 from benchfab.store import DamagedRunWarning, load_runs
 from tests.helpers import ROOT
+from tests.store_layouts import to_rounds
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "results" / "example"
 
 
-def _copy(root: Path, run_id: str, started: str) -> Path:
+def _copy(root: Path, run_id: str, started: str, layout: str = "per-test") -> Path:
     dest = root / run_id
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("report"))
     meta = json.loads((dest / "run.json").read_text())
     meta.update(run_id=run_id, started=started)
     (dest / "run.json").write_text(json.dumps(meta))
+    if layout == "rounds":
+        to_rounds(dest, 3)  # 8 tests: rounds of 3, 3 and 2
     return dest
+
+
+def _what_to_do(part: Path) -> str:
+    """The fix a damaged part's error names: a round part holds several tests (how many, its
+    tests/ part says, unless that is the damaged one)."""
+    if part.name.startswith("round-"):
+        tests = "its tests" if part.parent.name == "tests" else "its 3 tests"
+        return f"move it and the other tables' {part.name} (summary/, raw/, tests/) away ({tests} then count as not run"
+    return "move it away (that test then counts as not run"
 
 
 def _first_part(run: Path, table: str) -> Path:
@@ -72,7 +86,7 @@ def _cut_meta(run: Path) -> str:
 def _truncated_parquet(run: Path) -> str:
     part = _first_part(run, "summary")
     part.write_bytes(part.read_bytes()[:100])
-    return f"{part.name}: not a readable Parquet file"
+    return f"{part.name}: not a readable Parquet file"  # the fix is checked by test_a_damaged_part_names_what_to_do
 
 
 def _foreign_parquet(run: Path) -> str:
@@ -110,8 +124,10 @@ def _devzero_meta(run: Path) -> str:
 
 
 def _summary_deleted(run: Path) -> str:
+    parts = sorted(p.name for p in (run / "tests").glob("*.parquet"))
     shutil.rmtree(run / "summary")  # tests/ still says every test is ok
-    return "summary/000-allreduce-2r.parquet: missing (and 7 more), though tests/000-allreduce-2r.parquet says"
+    said = "its 3 tests were stored" if parts[0].startswith("round-") else "that test was stored"
+    return f"summary/{parts[0]}: missing (and {len(parts) - 1} more), though tests/{parts[0]} says {said}"
 
 
 def _fifo_part(run: Path) -> str:
@@ -144,15 +160,22 @@ READERS = {"show": ["show", "{bad}"], "show-json": ["show", "{bad}", "-o", "json
            "compare-history": ["compare", "--history", "3", "{bad}"]}
 
 
+# The damage that is in a Parquet part, for the runs stored as rounds (in the CLI test).
+IN_PARTS = ["foreign-parquet", "fifo-part", "summary-deleted", "text-in-numbers", "truncated-parquet"]
+
+
 @pytest.fixture
-def two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+def two_runs(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, Path]:
+    """Three copies of the example run, in the layout the test asks for (default: one part per test)."""
+    layout = getattr(request, "param", "per-test")
     root = tmp_path / "results"
-    _copy(root, "20261201-000000-older", "2026-12-01T00:00:00Z")  # history for compare --history
-    good = _copy(root, "20261201-000001-good", "2026-12-01T00:00:01Z")
-    bad = _copy(root, "20261201-000002-bad", "2026-12-01T00:00:02Z")
+    _copy(root, "20261201-000000-older", "2026-12-01T00:00:00Z", layout)  # history for compare --history
+    good = _copy(root, "20261201-000001-good", "2026-12-01T00:00:01Z", layout)
+    bad = _copy(root, "20261201-000002-bad", "2026-12-01T00:00:02Z", layout)
     return root, good, bad
 
 
+@pytest.mark.parametrize("two_runs", ["per-test", "rounds"], indirect=True)
 @pytest.mark.parametrize("case", sorted(DAMAGE), ids=sorted(DAMAGE))
 def test_load_runs_skips_and_names_the_damaged_run(two_runs: tuple[Path, Path, Path], case: str) -> None:
     root, good, bad = two_runs
@@ -182,8 +205,23 @@ def _run_all(commands: dict[str, list[str]], root: Path, timeout: float = 60) ->
     return done
 
 
+@pytest.mark.parametrize("two_runs", ["per-test", "rounds"], indirect=True)
+@pytest.mark.parametrize("table", ["summary", "raw", "tests"])
+def test_a_damaged_part_names_what_to_do(two_runs: tuple[Path, Path, Path], table: str) -> None:
+    """A part cut short names itself and how to go on: move it (a round part: with the other
+    tables' part of that name, its tests) away, and --resume measures its tests again."""
+    _root, _good, bad = two_runs
+    part = _first_part(bad, table)
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(StoreError) as caught:
+        benchfab.load_run(bad).raw  # noqa: B018 - raw is read on first use
+    assert f"{part}: not a readable Parquet file" in str(caught.value)
+    assert _what_to_do(part) + ": benchfab sweep --resume rerun" in str(caught.value)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(DAMAGE), ids=sorted(DAMAGE))
+@pytest.mark.parametrize(("two_runs", "case"), [("per-test", c) for c in sorted(DAMAGE)] + [("rounds", c) for c in IN_PARTS],
+                         ids=[*sorted(DAMAGE), *(f"rounds-{c}" for c in IN_PARTS)], indirect=["two_runs"])
 def test_cli_lists_the_others_and_names_the_file(two_runs: tuple[Path, Path, Path], case: str) -> None:
     root, good, bad = two_runs
     words = DAMAGE[case](bad)

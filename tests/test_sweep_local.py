@@ -185,7 +185,7 @@ def test_interrupt_kills_every_rank_keeps_results_and_resumes(write_spec, tmp_pa
     marker = f"BENCHFAB_PARENT_PID={proc.pid}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if (results / "i1" / "tests" / "000-first.parquet").exists() and len(worker_pids_of(marker)) == 2:
+        if list((results / "i1" / "tests").glob("*.parquet")) and len(worker_pids_of(marker)) == 2:  # 000-first stored
             break
         time.sleep(0.2)
     else:
@@ -226,6 +226,9 @@ def test_interrupt_kills_every_rank_keeps_results_and_resumes(write_spec, tmp_pa
     assert tests.loc["000-first", "ended"] == first_ended  # not rerun
     assert run.meta["status"] == "complete" and len(run.meta["resumes"]) == 1
     assert sorted(run.summary["test_id"].unique()) == ["000-first", "001-long", "002-last"]
+    # The interrupted attempt's rows went with it: the long test's 3 sizes once, from the resume.
+    assert len(run.tests) == 3 and len(run.summary[run.summary["test_id"] == "001-long"]) == 3
+    assert (run.summary["time_s"] > 0).all() and len(run.raw.groupby(["test_id", "size_bytes", "in_place", "iteration"])) == len(run.raw)
 
 
 def test_resume_refuses_a_different_spec(cli, write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 # \Z, not $: "$" also matches before a final newline, and a name with one would pass.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
@@ -53,11 +55,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+def atomic_write_parquet(path: Path, frame: pd.DataFrame | pa.Table) -> None:
     fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        if isinstance(frame, pa.Table):
+            pq.write_table(frame, tmp)
+        else:
+            frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)

@@ -1,7 +1,8 @@
-"""Reading a run's Parquet tables (summary/, raw/, tests/: one part per test), checked: a part
-that is not a regular file, not Parquet, or holds another kind of value than benchfab writes
-in a column it knows, and a part that tests/ promises but is missing, are DamagedRun errors
-naming the file; show's chunks and the comparisons' column scans read through here."""
+"""Reading a run's Parquet tables (summary/, raw/, tests/: one part per round or per test, see
+layout), checked: a part that is not a regular file, not Parquet, or holds another kind of value
+than benchfab writes in a column it knows, and a part that tests/ promises but is missing, are
+DamagedRun errors naming the file; show's chunks and the comparisons' column scans read through
+here, each test's rows from the one part that counts (layout.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pa_dataset
 import pyarrow.parquet as pq
 
@@ -20,6 +22,7 @@ from .. import records
 from ..errors import DamagedRun
 from ..records import RawRow, SummaryRow, TestRow
 from ..untrusted import regular_file_problem
+from .layout import list_parts, round_number
 
 # The columns of each table, from the record schema (benchfab.records).
 SUMMARY_COLUMNS = list(records.SUMMARY_COLUMNS)
@@ -28,9 +31,12 @@ TEST_COLUMNS = list(records.TEST_COLUMNS)
 
 
 def read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
-    """Every part of one table, concatenated. A damaged part is an error naming the
-    file: a table with a test silently missing would be a wrong result."""
-    frames = [f for f in (_read_part(p) for p in _parts(folder)) if not f.empty]
+    """Every part of one table, concatenated (oldest part first), each test's rows from the
+    part that counts (layout.py). A damaged part is an error naming the file: a table with a
+    test silently missing would be a wrong result."""
+    found = _parts(folder)
+    owner = counted_parts(folder.parent, found)
+    frames = [f for f in (_counted(_read_part(p), p.name, owner) for p in found) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
     frame = pd.concat(frames, ignore_index=True)
@@ -41,29 +47,66 @@ def read_parts(folder: Path, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _parts(folder: Path) -> list[Path]:
-    """The Parquet parts of one table folder, in test id order (none: no folder yet)."""
-    if not folder.exists():
-        return []
-    if not folder.is_dir():
-        raise DamagedRun(f"{folder}: not a directory (a benchfab run keeps one Parquet file per test there)",
-                         hint=f"move {folder} away; the run's other tables are unaffected")
-    return sorted(folder.glob("*.parquet"))
+_parts = list_parts
 
 
-_MOVE_PART = "move it away (that test then counts as not run: benchfab sweep --resume reruns it)"
+def counted_parts(run_path: Path, table_parts: Sequence[Path]) -> dict[str, str] | None:
+    """test id -> the file name of the one part whose rows of that test count, when some rows
+    of the table whose parts are ``table_parts`` may not (a test measured again, and a crash
+    before its older part was cleaned: layout.py); None when every row counts, which the reader
+    learns from the part names and tests/' test ids alone (the common case, read at full speed)."""
+    tests_parts = _parts(Path(run_path) / "tests")
+    if all(round_number(p.name) is None for p in tests_parts):
+        return None  # one part per test (stored before round parts): a test is in its own part only
+    ids = _scan(tests_parts, pa.schema([("test_id", pa.string())]), ["test_id", "__filename"])
+    names = {p.name for p in tests_parts}
+    if all(p.name in names for p in table_parts) and ids.num_rows == pc.count_distinct(ids.column("test_id")).as_py():
+        return None
+    age = {str(p): i for i, p in enumerate(tests_parts)}  # oldest first
+    frame = pd.DataFrame({"test_id": ids.column("test_id").to_pylist(), "file": ids.column("__filename").to_pylist()})
+    frame["age"] = frame["file"].map(age)
+    newest = frame.sort_values("age", kind="stable").drop_duplicates("test_id", keep="last")
+    return {str(t): Path(f).name for t, f in zip(newest["test_id"], newest["file"])}
+
+
+def _counted(frame: pd.DataFrame, part: str, owner: dict[str, str] | None) -> pd.DataFrame:
+    """The rows of one part (file name ``part``) that count (counted_parts)."""
+    if owner is None or frame.empty or "test_id" not in frame.columns:
+        return frame
+    keep = frame["test_id"].astype(object).map(owner).fillna(part) == part  # a test with no tests/ row: its rows
+    return frame if keep.all() else frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def _move_part(part: Path) -> str:
+    """What to do with a damaged part: take its tests out of the run, for --resume to measure again."""
+    if round_number(part.name) is None:
+        return "move it away (that test then counts as not run: benchfab sweep --resume reruns it)"
+    tests = _test_count(part.parent.parent / "tests" / part.name)
+    return (f"move it and the other tables' {part.name} (summary/, raw/, tests/) away ({tests} then count as not "
+            "run: benchfab sweep --resume reruns them)")
+
+
+def _test_count(tests_part: Path) -> str:
+    """"its N tests", from the footer of a round's tests/ part ("its tests" if that is unreadable too)."""
+    try:
+        if regular_file_problem(tests_part) is None:
+            rows = pq.read_metadata(tests_part).num_rows
+            return f"its {rows} test{'s' if rows != 1 else ''}"
+    except Exception:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        pass
+    return "its tests"
 
 
 def _read_part(part: Path) -> pd.DataFrame:
     problem = regular_file_problem(part)
     if problem is not None:  # a FIFO would block the read forever, a device never end
-        raise DamagedRun(f"{part}: {problem}", hint=_MOVE_PART)
+        raise DamagedRun(f"{part}: {problem}", hint=_move_part(part))
     try:
         schema = pq.read_schema(part)
         frame = pd.read_parquet(part)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise DamagedRun(f"{part}: not a readable Parquet file ({first})", hint=_MOVE_PART) from None
+        raise DamagedRun(f"{part}: not a readable Parquet file ({first})", hint=_move_part(part)) from None
     missing = [c for c in ("run_id", "test_id") if c not in frame.columns]  # every table has both
     if missing:
         raise DamagedRun(f"{part}: not a benchfab table (no {', '.join(missing)} column)",
@@ -83,7 +126,7 @@ def check_column_types(part: Path, schema: pa.Schema, frame: pd.DataFrame) -> No
         if expected is None or _compatible(column.type, expected) or frame[column.name].isna().all():
             continue
         raise DamagedRun(f"{part}: column {column.name!r} holds {_kind(column.type)}, benchfab writes {_kind(expected)} "
-                         "there", hint="the file was edited or written by another tool; " + _MOVE_PART)
+                         "there", hint="the file was edited or written by another tool; " + _move_part(part))
 
 
 def _kind(arrow_type: pa.DataType) -> str:
@@ -127,9 +170,15 @@ def check_parts(run_path: Path) -> None:
     if missing:
         first = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DamagedRun(f"{first}: missing{more}, though tests/{first.name} says that test was stored: the run "
-                         "is damaged", hint=f"restore the file from a backup, or move tests/{first.name} away so "
-                         f"that benchfab sweep --resume {Path(run_path).name} measures the test again")
+        run = Path(run_path).name
+        if round_number(first.name) is None:
+            raise DamagedRun(f"{first}: missing{more}, though tests/{first.name} says that test was stored: the run "
+                             "is damaged", hint=f"restore the file from a backup, or move tests/{first.name} away so "
+                             f"that benchfab sweep --resume {run} measures the test again")
+        tests = _test_count(Path(run_path) / "tests" / first.name)
+        raise DamagedRun(f"{first}: missing{more}, though tests/{first.name} says {tests} were stored: the run is "
+                         "damaged", hint=f"restore the file from a backup, or move the run's other {first.name} parts "
+                         f"(tests/, summary/, raw/) away so that benchfab sweep --resume {run} measures {tests} again")
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
@@ -146,6 +195,13 @@ TABLE_TYPES: dict[str, dict[str, pa.DataType]] = {
     name: {col: _arrow_type(str(getattr(ann, "__forward_arg__", ann))) for col, ann in row.__annotations__.items()}
     for name, row in (("summary", SummaryRow), ("raw", RawRow), ("tests", TestRow))
 }
+# The schema a part is written with: as read, but an integer column stays int64 (nulls and all),
+# which pandas reads back as it wrote it (int64, or float64 once a null is among them).
+WRITE_SCHEMAS: dict[str, pa.Schema] = {
+    name: pa.schema([(col, pa.int64() if str(getattr(ann, "__forward_arg__", ann)).removeprefix("NotRequired[")
+                      .startswith("int") else types[col]) for col, ann in row.__annotations__.items()])
+    for (name, row), types in zip((("summary", SummaryRow), ("raw", RawRow), ("tests", TestRow)), TABLE_TYPES.values())
+}
 
 
 def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical: Sequence[str] = ()) -> pd.DataFrame:
@@ -160,23 +216,24 @@ def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical
     schema = pa.schema([(c, pa.dictionary(pa.int32(), types[c]) if c in categorical else types[c]) for c in columns])
     check_parts(run_path)
     found = _parts(folder)
-    for part in found:
-        if (problem := regular_file_problem(part)) is not None:  # before any open: a FIFO blocks it
-            raise DamagedRun(f"{part}: {problem}", hint=_MOVE_PART)
-    parts = [str(p) for p in found]
-    if not parts:
+    if not found:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    try:
-        scanned = pa_dataset.dataset(parts, format="parquet", schema=schema).to_table()
-    except (pa.ArrowException, OSError) as exc:
-        read_parts(folder, list(columns))  # raises the StoreError naming the damaged part
-        raise _unconvertible(found, schema, exc) from None
-    if "test_id" in columns and scanned.column("test_id").null_count:
+    owner = counted_parts(run_path, found)
+    if owner is not None and "test_id" not in columns:
+        schema = schema.append(pa.field("test_id", pa.string()))
+    scanned = _scan(found, schema, [*schema.names, *(["__filename"] if owner is not None else [])])
+    if "test_id" in schema.names and scanned.column("test_id").null_count:
         # A part without the column (another tool's table) scans as nulls: name it, never
         # read it as tests that lack their rows. Free to check: a stored row always has its id.
-        read_parts(folder, list(columns))
+        for part in found:
+            _read_part(part)
         raise DamagedRun(f"{folder}: a row without a test id", hint="a part was edited or written by another tool; "
-                         + _MOVE_PART)
+                         + _move_part(found[0]))
+    if owner is not None:
+        test_ids = scanned.column("test_id").to_pandas().astype(object)
+        files = scanned.column("__filename").to_pandas().map(lambda f: Path(f).name)
+        keep = test_ids.map(owner).fillna(files) == files
+        scanned = scanned.filter(pa.array(keep.to_numpy())).select(list(columns))
     frame: pd.DataFrame = scanned.to_pandas()
     if table == "summary":
         frame = fill_env(frame)
@@ -184,6 +241,20 @@ def read_columns(run_path: Path, table: str, columns: Sequence[str], categorical
     if table == "summary" and filled and frame[filled].isna().any().any():  # parts older than those columns
         frame = fill_from_tests(frame, read_columns(run_path, "tests", ["test_id", "profile", "used"]))
     return frame
+
+
+def _scan(found: Sequence[Path], schema: pa.Schema, columns: list[str]) -> pa.Table:
+    """``columns`` of every part in one Arrow scan (``__filename``: the part each row is from);
+    a damaged part is the DamagedRun naming it."""
+    for part in found:
+        if (problem := regular_file_problem(part)) is not None:  # before any open: a FIFO blocks it
+            raise DamagedRun(f"{part}: {problem}", hint=_move_part(part))
+    try:
+        return pa_dataset.dataset([str(p) for p in found], format="parquet", schema=schema).to_table(columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        for part in found:
+            _read_part(part)  # raises the StoreError naming the damaged part
+        raise _unconvertible(found, schema, exc) from None
 
 
 def _unconvertible(parts: Sequence[Path], schema: pa.Schema, exc: BaseException) -> DamagedRun:
@@ -195,9 +266,10 @@ def _unconvertible(parts: Sequence[Path], schema: pa.Schema, exc: BaseException)
         except (pa.ArrowException, OSError) as one:
             first = (str(one).splitlines() or [type(one).__name__])[0][:160]
             return DamagedRun(f"{part}: a value benchfab cannot read ({first})",
-                              hint="the file was edited or written by another tool; " + _MOVE_PART)
+                              hint="the file was edited or written by another tool; " + _move_part(part))
     first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-    return DamagedRun(f"{parts[0].parent}: the parts cannot be read together ({first})", hint=_MOVE_PART)
+    return DamagedRun(f"{parts[0].parent}: the parts cannot be read together ({first})",
+                      hint="move away the parts benchfab did not write")
 
 
 @dataclass(frozen=True)
@@ -215,23 +287,31 @@ def read_table(run_path: Path, table: str) -> pd.DataFrame:
 
 
 def summary_chunks(run_path: Path, tests: pd.DataFrame, chunk_rows: int = 10_000) -> Iterator[SummaryChunk]:
-    """A checked run's summary rows a test at a time (test id order), each test in chunks of at
-    most about ``chunk_rows`` rows sorted by size (a size never split): ``benchfab show`` of an
-    imported million-row report then holds one chunk's records, not the run's."""
-    for part in _parts(Path(run_path) / "summary"):
-        frame = _read_part(part)
+    """A checked run's summary rows a test at a time (in the order they were stored: part by part,
+    test id order within a part), each test in chunks of at most about ``chunk_rows`` rows sorted
+    by size (a size never split): ``benchfab show`` of an imported million-row report then holds
+    one part's rows and one chunk's records, never the run's."""
+    found = _parts(Path(run_path) / "summary")
+    owner = counted_parts(run_path, found)
+    for part in found:
+        frame = _counted(_read_part(part), part.name, owner)
         if frame.empty:
             continue
         frame = fill_from_tests(frame.reindex(columns=list(dict.fromkeys([*frame.columns, *SUMMARY_COLUMNS]))), tests)
-        frame = frame.sort_values("size_bytes", kind="stable", ignore_index=True)
-        sizes = frame["size_bytes"].to_numpy()
-        start = 0
-        while start < len(frame):
-            end = min(start + chunk_rows, len(frame))
-            while end < len(frame) and sizes[end] == sizes[end - 1]:
-                end += 1  # keep a size's out-of-place and in-place rows together
-            yield SummaryChunk(frame.iloc[start:end], first=start == 0, last=end == len(frame))
-            start = end
+        for _test_id, rows in frame.groupby("test_id", sort=True, observed=True, dropna=False):
+            yield from _size_chunks(rows.sort_values("size_bytes", kind="stable", ignore_index=True), chunk_rows)
+
+
+def _size_chunks(frame: pd.DataFrame, chunk_rows: int) -> Iterator[SummaryChunk]:
+    """One test's rows (sorted by size) in chunks of about ``chunk_rows``."""
+    sizes = frame["size_bytes"].to_numpy()
+    start = 0
+    while start < len(frame):
+        end = min(start + chunk_rows, len(frame))
+        while end < len(frame) and sizes[end] == sizes[end - 1]:
+            end += 1  # keep a size's out-of-place and in-place rows together
+        yield SummaryChunk(frame.iloc[start:end], first=start == 0, last=end == len(frame))
+        start = end
 
 
 def fill_env(summary: pd.DataFrame) -> pd.DataFrame:

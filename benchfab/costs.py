@@ -30,14 +30,17 @@ FABRIC_P2P_LATENCY_S = {"tcp": 30e-6, "verbs": 5e-6}
 GPU_OP_LATENCY_S = 50e-6  # NCCL, a small collective across nodes
 CPU_OP_LATENCY_S = LOCAL_OP_LATENCY_S  # gloo on the CPU, whatever carries it
 
-# Agent pods (reuse_pods), measured on the simulated cluster (benchmarks/estimate_quality.py,
-# 8 nodes, 2 cores at load 9-20): a test's worker start, rendezvous and records back (1.4-1.9 s);
-# the controller's hand-out of each further test of a round (1.4-2.9 ms); a profile's pods
-# starting (7-11 s; a real cluster adds image pulls). A collective's worker also imports torch
-# and builds a process group: 12-17 s more on the simulated cluster's 2 busy cores (load 15-18),
-# a few seconds on an idle host, and NCCL's communicator set-up adds seconds on GPU nodes. The
-# progress ETA corrects all of them by the measured pace once a round of the entry ended.
-POD_TEST_START_S = 1.5
+# Agent pods (reuse_pods), measured on the simulated cluster (benchmarks/second_pass_makespan.py
+# and estimate_quality.py, 8 nodes, 2 cores at load 9-20): a test's hand-out, rendezvous and
+# records back, its rank workers kept from the test before (0.1-0.25 s; 1.4-1.9 s when every
+# test started its workers); the controller's hand-out of each further test of a round
+# (1.4-2.9 ms); a profile's pods starting (7-11 s; a real cluster adds image pulls). A
+# collective's first test on a pod also imports torch and builds a process group: 12-17 s more
+# on the simulated cluster's 2 busy cores (load 15-18), a few seconds on an idle host, and
+# NCCL's communicator set-up adds seconds on GPU nodes (a GPU test's worker is not reused, its
+# replacement imports torch ahead). Counted for every test of a torch family: the progress ETA
+# corrects all of them by the measured pace once a round of the entry ended.
+POD_TEST_START_S = 0.3
 POD_TORCH_START_S = 5.0
 POD_HANDOUT_S = 0.003
 POD_PROFILE_START_S = 8.0

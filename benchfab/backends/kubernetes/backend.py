@@ -139,6 +139,7 @@ class KubernetesBackend:
             if self.lock is not None:
                 self.lock.release()  # after the pods are gone: nothing of this run still runs there
                 self.lock = None
+            self.tests.flush_logs()  # every ended test's log is on disk when the sweep goes on
 
     # -- one round ---------------------------------------------------------------------------
     def _run_round(self, tests: list[PlannedTest], on_record: RoundRecordCallback) -> list[TestOutcome]:

@@ -129,13 +129,14 @@ def _run_pair(task: Task, ctx: RankContext) -> None:
     run_point_to_point(task, ctx)
 
 
-def run_one(task_json: str, args: argparse.Namespace) -> int:
-    """One test, as ``main`` runs it: 0 ok, 1 the workload failed (one error record), 2 bad task."""
+def run_one(task_json: str, args: argparse.Namespace) -> tuple[int, Task | None]:
+    """One test, as ``main`` runs it, and the task as read (None: unreadable). The code:
+    0 ok, 1 the workload failed (one error record), 2 bad task."""
     try:
         task = Task.from_json(task_json)
     except (ValueError, TypeError) as exc:
         print(f"benchfab.worker: bad --task: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     try:
         run(task, args.rank, args.world_size, args.local_rank, args.local_world_size, args.master_addr, args.master_port)
     except Exception as exc:  # noqa: BLE001 - any failure becomes one record the controller can show
@@ -145,8 +146,8 @@ def run_one(task_json: str, args: argparse.Namespace) -> int:
             print(f"benchfab.worker: rank {args.rank}: {exc}", file=sys.stderr)
         else:
             traceback.print_exc()
-        return 1
-    return 0
+        return 1, task
+    return 0, task
 
 
 def preload(workload: str) -> None:
@@ -165,13 +166,13 @@ def preload(workload: str) -> None:
             pass
 
 
-def reusable_after(task_json: str, code: int) -> bool:
-    """Whether this process may run another test: it passed and touched no GPU."""
-    if code != 0:
+def reusable_after(task: Task | None, code: int) -> bool:
+    """Whether this process may run another test: ``task`` passed and touched no GPU."""
+    if code != 0 or task is None:
         return False
     from .workloads.catalog import is_gpu_memory
 
-    if is_gpu_memory(Task.from_json(task_json).memory):
+    if is_gpu_memory(task.memory):
         return False
     torch = sys.modules.get("torch")
     return not (torch is not None and torch.cuda.is_initialized())
@@ -194,8 +195,8 @@ def serve(args: argparse.Namespace) -> int:
         for key in TEST_ENV_KEYS:  # the last test's values go; what this test sets comes in
             os.environ.pop(key, None)
         os.environ.update({str(k): str(v) for k, v in test_env.items() if k in TEST_ENV_KEYS})
-        code = run_one(task_json, _args(["--task", task_json]))
-        reusable = reusable_after(task_json, code)
+        code, task = run_one(task_json, _args(["--task", task_json]))
+        reusable = reusable_after(task, code)
         emit({"type": "worker", "event": "finished", "seq": seq, "code": code, "reusable": reusable})
         if not reusable:
             break
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     if args.serve:
         return serve(args)
-    return run_one(args.task, args)
+    return run_one(args.task, args)[0]
 
 
 if __name__ == "__main__":

@@ -75,9 +75,9 @@ def _run(a: Pod, b: Pod, seq: int, task_json: str | None = None, env: dict[str, 
     task_json = task_json or _task(f"t{seq}")
     base = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
             TEST_SECRET_ENV: secrets.token_hex(32), **(env or {})}
-    a.workers.run(seq, task_json, "rdma_write_bw", {**base, "GROUP_RANK": "0"}, [{"RANK": "0", "LOCAL_RANK": "0"}])
+    a.workers.run(seq, task_json, {**base, "GROUP_RANK": "0"}, [{"RANK": "0", "LOCAL_RANK": "0"}])
     if not only_rank0:
-        b.workers.run(seq, task_json, "rdma_write_bw", {**base, "GROUP_RANK": "1"}, [{"RANK": "1", "LOCAL_RANK": "0"}])
+        b.workers.run(seq, task_json, {**base, "GROUP_RANK": "1"}, [{"RANK": "1", "LOCAL_RANK": "0"}])
 
 
 def test_a_worker_serves_one_test_after_another(pods: tuple[Pod, Pod]) -> None:
@@ -98,7 +98,7 @@ def test_a_failed_test_loses_its_worker_and_the_next_test_runs(pods: tuple[Pod, 
     assert a.exit_of(1)["code"] == 0
     first = a.pid(1)
     # A task the worker cannot read: exit code 2, and the worker leaves (what it left is unknown).
-    a.workers.run(2, '{"test_id": "broken"}', "rdma_write_bw", {"WORLD_SIZE": "2"}, [{"RANK": "0"}])
+    a.workers.run(2, '{"test_id": "broken"}', {"WORLD_SIZE": "2"}, [{"RANK": "0"}])
     assert a.exit_of(2)["code"] == 2
     _run(a, b, 3)
     assert a.exit_of(3)["code"] == 0 and b.exit_of(3)["code"] == 0

@@ -186,22 +186,11 @@ def _serve(cache: Cache, tasks: Cache, pod: str, stop: threading.Event) -> None:
             if ann.get(ANN_RUN_SECRET):  # without it the worker says that it has no secret
                 env[SECRET_ENV] = test_secret(ann[ANN_RUN_SECRET], seq)
             per_rank = [{str(k): str(v) for k, v in dict(x).items()} for x in job.get("local_env") or [{}]]
-            workers.run(seq, task_json, _workload(task_json), env, per_rank)
+            workers.run(seq, task_json, env, per_rank)
     finally:
         workers.close()
         cache.stop()
         tasks.stop()
-
-
-def _workload(task_json: str) -> str:
-    """The task's workload, for what its worker imports ahead ("" if it cannot be read: the
-    worker then reports the bad task)."""
-    import json
-
-    try:
-        return str(json.loads(task_json).get("workload") or "")
-    except (ValueError, AttributeError):
-        return ""
 
 
 if __name__ == "__main__":

@@ -147,8 +147,7 @@ class RankWorkers:
         self.closed = False
         self.started = 0  # worker processes started (the pod's tests minus the reuses)
 
-    def run(self, seq: int, task_json: str, preload: str, env: dict[str, str],
-            per_rank: list[dict[str, str]]) -> None:
+    def run(self, seq: int, task_json: str, env: dict[str, str], per_rank: list[dict[str, str]]) -> None:
         """Start test ``seq`` on one worker per entry of ``per_rank`` (torchrun's nproc_per_node),
         each with the pod's ``env`` plus its own entry; a worker that cannot take it is replaced."""
         of = len(per_rank)
@@ -163,7 +162,7 @@ class RankWorkers:
                     self.slots[i] = None  # detached first: its end must not start a replacement
                     if worker is not None:
                         worker.kill()
-                    worker = self.slots[i] = self._start(fixed, i, of, preload)
+                    worker = self.slots[i] = self._start(fixed, i, of, _workload(task_json))
             worker.give(seq, task_json, {k: v for k, v in full.items() if k in TEST_ENV_KEYS})
         with self.lock:  # a pod that ran more local ranks before keeps only what this test uses
             extra_slots, self.slots = self.slots[of:], self.slots[:of]
@@ -205,3 +204,12 @@ class RankWorkers:
             w.kill()
         for w in workers:
             w.thread.join(timeout=5)
+
+
+def _workload(task_json: str) -> str:
+    """The task's workload, for what a new worker imports ahead ("" if it cannot be read: the
+    worker then reports the bad task). Read only when a worker starts, not for every test."""
+    try:
+        return str(json.loads(task_json).get("workload") or "")
+    except (ValueError, AttributeError):
+        return ""

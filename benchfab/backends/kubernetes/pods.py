@@ -122,6 +122,7 @@ class PodPool:
         self.note: Callable[[str], None] = lambda line: print(f"benchfab: {line}", file=sys.stderr, flush=True)
         self._bound = False
         self._members_of: tuple[Plan | None, dict[tuple[str, frozenset[int]], frozenset[Slot]]] = (None, {})
+        self._plans: dict[Slot, mf.PodPlan] = {}
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The pod as the watch cache last saw it (None: gone, or no cache yet)."""
@@ -183,10 +184,13 @@ class PodPool:
         return None
 
     def pod_plan(self, key: Slot) -> mf.PodPlan:
-        profile, node, slot, ranks = key
-        prof = self.spec.resolved_profiles()[profile]
-        return mf.PodPlan(profile, prof, node, self._hostnames().get(node, node), slot,
-                          gpus_per_rank(self.spec, profile), hugepages_mib_per_rank(self.spec, profile), ranks)
+        """The slot's pod, fixed for the run: built once (the hand-out asks for it every test)."""
+        if key not in self._plans:
+            profile, node, slot, ranks = key
+            self._plans[key] = mf.PodPlan(profile, self.spec.resolved_profiles()[profile], node,
+                                          self._hostnames().get(node, node), slot, gpus_per_rank(self.spec, profile),
+                                          hugepages_mib_per_rank(self.spec, profile), ranks)
+        return self._plans[key]
 
     def ensure(self, profile: str, wanted: list[Slot]) -> None:
         """Every wanted slot has a started pod, or is in ``broken`` with the reason it has none."""

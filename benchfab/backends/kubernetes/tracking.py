@@ -23,7 +23,7 @@ from . import manifests as mf
 from .handout import TASK_PREFIX, RoundTest, assignment, round_configmaps, round_selector
 from .nccl import attachments, fallback_problem, nccl_env, net_env, settings_env
 from .options import kube_options
-from .pods import PodPool, PodState, Slot, death, pod_keys
+from .pods import PodPool, PodState, death, pod_keys
 
 GRACE_S = 5.0
 POLL_S = 0.02
@@ -68,7 +68,6 @@ class TestTracker:
         self.log_dir: Path | None = None
         self._log_writer: ThreadPoolExecutor | None = None
         self._log_writes: list[Future[None]] = []
-        self._pod_plans: dict[Slot, mf.PodPlan] = {}  # per slot, fixed for the run: built once
 
     def assign_all(self, tests: list[PlannedTest]) -> list[Running]:
         """Hand out a round's tests with one write (a ConfigMap per ``SHARD_BYTES`` of entries),
@@ -119,10 +118,7 @@ class TestTracker:
             pod = pool.get(state.name) or {}
             status = ((pod.get("metadata") or {}).get("annotations") or {}).get(mf.ANN_NETWORK_STATUS)
             rails = mf.pod_rails(test.profile, state.key[2], local)
-            plan = self._pod_plans.get(state.key)
-            if plan is None:
-                plan = self._pod_plans[state.key] = pool.pod_plan(state.key)
-            entries = attachments(status, mf.pod_networks(plan), pool.namespace)
+            entries = attachments(status, mf.pod_networks(pool.pod_plan(state.key)), pool.namespace)
             env = {
                 # torchrun's names: the pod is one node of G = LOCAL_WORLD_SIZE ranks.
                 "WORLD_SIZE": str(len(states) * local), "LOCAL_WORLD_SIZE": str(local), "GROUP_RANK": str(index),
